@@ -1,0 +1,111 @@
+/* Strata: workers. A worker is one node of the machine hierarchy with the same life
+ * at every level: create, init, any number of runs, close, destroy.
+ *
+ *   NEW --init--> INITIALIZING --> READY <--run--> RUNNING
+ *   any --close--> CLOSED;  a hung task (L2) --> FAILED --close--> CLOSED
+ *
+ * This version builds level 2: one simulated chip in the calling process. One
+ * thread drives a worker at a time; different workers may be driven from
+ * different threads. */
+#ifndef STRATA_WORKER_H
+#define STRATA_WORKER_H
+
+#include <stdint.h>
+
+#include "strata/chip.h"
+#include "strata/export.h"
+#include "strata/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct strata_worker strata_worker;
+typedef uint32_t strata_handle;              /* a registered callable */
+#define STRATA_HANDLE_INVALID 0u             /* never returned by a register call */
+
+typedef enum strata_death_policy { STRATA_ON_DEATH_RESTART, STRATA_ON_DEATH_FAIL } strata_death_policy;
+
+typedef enum strata_state {
+    STRATA_STATE_NEW, STRATA_STATE_INITIALIZING, STRATA_STATE_READY,
+    STRATA_STATE_RUNNING, STRATA_STATE_FAILED, STRATA_STATE_CLOSED
+} strata_state;
+
+typedef struct strata_worker_config {
+    int                 level;               /* 2 in this version (3..6 come later) */
+    const char         *platform;            /* "sim"; copied at create */
+    const char         *runtime;             /* "tensormap_and_ringbuffer"; copied */
+    int                 device_id;           /* L2: the chip's device id, >= 0 */
+    const int          *device_ids;          /* L3: one chip child per id; copied */
+    uint32_t            ndevices;
+    uint32_t            num_sub_workers;     /* L3+: SUB child processes */
+    strata_death_policy on_child_death;      /* L3+; default RESTART */
+    uint32_t            task_timeout_ms;     /* default 0 = none */
+    uint32_t            init_timeout_ms;     /* default 10000 */
+    uint32_t            close_grace_ms;      /* default 1000 */
+    uint64_t            shared_heap_bytes;   /* L3+; default 256 MiB */
+    uint64_t            device_memory_bytes; /* sim chip memory per chip; default 1 GiB */
+    uint32_t            aic_cores;           /* L2 sim: AIC core threads; default 1, 1..64 */
+    uint32_t            aiv_cores;           /* L2 sim: AIV core threads; default 1, 1..64 */
+} strata_worker_config;
+
+/* Fill *cfg with the defaults of `level`. Any thread. */
+STRATA_API void strata_worker_config_init(strata_worker_config *cfg, int level);
+
+/* Make a worker in state NEW. cfg: copied (strings and device_ids too). Reads
+   PTO2_RING_TASK_WINDOW, PTO2_RING_HEAP and PTO2_RING_DEP_POOL now; a bad value
+   is STRATA_EINVAL naming the variable and what is allowed. *out: returned,
+   release with strata_worker_destroy. Any thread. */
+STRATA_API int strata_worker_create(const strata_worker_config *cfg, strata_worker **out);
+
+/* Start the worker: chip memory, rings and core threads. Transactional: on failure
+   nothing is left behind and the worker stays NEW. NEW only. */
+STRATA_API int strata_worker_init(strata_worker *w);
+
+/* Stop every thread and release every mapping. Bounded, idempotent, allowed after
+   any failure; returns STRATA_OK whenever everything was released. A core thread
+   stuck in a timed-out kernel is abandoned, not joined (docs/lifecycle.md).
+   Not from inside a kernel or orchestration function of this worker. */
+STRATA_API int strata_worker_close(strata_worker *w);
+
+/* Close if needed, then free the worker. NULL is fine. */
+STRATA_API void strata_worker_destroy(strata_worker *w);
+
+/* The worker's state; w: borrowed. */
+STRATA_API strata_state strata_worker_state(const strata_worker *w);
+
+/* Register a chip callable, before or after init. c: copied (name and kernel
+   table too). *out: a handle for strata_worker_run_chip, never
+   STRATA_HANDLE_INVALID. A kernel table with a negative or repeated func_id, or
+   a NULL function, is STRATA_EINVAL. */
+STRATA_API int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
+                                           strata_handle *out);
+
+/* Run a registered chip callable once (L2): its orchestration function runs on
+   this thread, and the call returns when every task it submitted is finished.
+   args: borrowed for the call (passed to the orchestration function); cfg: may
+   be NULL (defaults), copied. Returns the first failure of the run; the worker
+   stays READY (a timed-out task leaves it FAILED). READY only. */
+STRATA_API int strata_worker_run_chip(strata_worker *w, strata_handle chip,
+                                      const strata_task_args *args,
+                                      const strata_call_config *cfg);
+
+typedef struct strata_ring_stats { uint64_t size, high_water; } strata_ring_stats;
+
+typedef struct strata_run_stats {
+    uint64_t          tasks_completed, tasks_failed, tasks_canceled; /* since create */
+    strata_ring_stats task_window;   /* slots, of the last run */
+    strata_ring_stats heap;          /* bytes, of the last run */
+    strata_ring_stats dep_pool;      /* edge records, of the last run */
+    uint64_t          child_restarts; /* L3+: children replaced so far */
+} strata_run_stats;
+
+/* Counters and the ring high-water marks of the last run. Any state but RUNNING
+   (and from the driving thread only). */
+STRATA_API int strata_worker_stats(const strata_worker *w, strata_run_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the build in $1 into a scratch prefix and build the example against the
+# installed tree twice: through pkg-config and through find_package(strata).
+set -euo pipefail
+build=${1:-build}
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(find "$prefix" -name strata.pc -printf '%h\n' | head -1)
+PKG_CONFIG_PATH=$libdir cc -std=c11 -Wall -Wextra -Werror examples/l2_vector_add/main.c \
+  $(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs strata) -Wl,-rpath,"$prefix/lib" -o "$prefix/via_pkgconfig"
+"$prefix/via_pkgconfig" >/dev/null
+mkdir -p "$prefix/consumer"
+cat > "$prefix/consumer/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.16)
+project(consumer C)
+find_package(strata REQUIRED)
+add_executable(via_cmake $PWD/examples/l2_vector_add/main.c)
+target_link_libraries(via_cmake PRIVATE strata::strata)
+CM
+cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/consumer/build" >/dev/null
+"$prefix/consumer/build/via_cmake" >/dev/null
+echo "check-install: the installed headers, library, pkg-config file and CMake package work"

@@ -1,0 +1,197 @@
+/* The chip engine (L2, runtime tensormap_and_ringbuffer): one simulated chip.
+ *
+ * Threads: the orchestrator (the thread that calls strata__chip_run, running the
+ * callable's orchestration function) and one lane per simulated core. There is no
+ * scheduler thread: the orchestrator pushes tasks that are ready at submit, and a
+ * lane that completes a task pushes the successors it made ready.
+ *
+ * A task lives in one slot of the task window from submit to retirement. Its
+ * life, and who moves it:
+ *   submit (orchestrator): fill args, pending = 1 guard, link an edge into every
+ *     producer's fanout list (each adds 1 to pending), drop the guard.
+ *   ready (whoever brings pending to 0): push the slot on its core type's queue.
+ *   run (a lane): call the kernel, or skip it when poisoned or the run failed.
+ *   complete (that lane): status, close fanout (exchange to CLOSED), decrement
+ *     every successor, set done (release).
+ *   retire (orchestrator, in id order): free the slot and the edges the task
+ *     owned; heap buffers whose scope ended and whose users retired recycle.
+ *
+ *   word         writer                 reader             ordering
+ *   pending      orchestrator, lanes    same (RMW)         acq_rel: last decrement sees all
+ *   fanout       orchestrator (CAS push) lanes (exchange)  release push / acq_rel close
+ *   poisoned     lanes (before decrement) lane that runs it  ordered by pending's RMW chain
+ *   done         the completing lane    orchestrator       release / acquire
+ * An edge belongs to its successor and lives until the successor retires, so a
+ * completer reads an edge's `next` before the decrement that may let the
+ * successor finish. */
+#ifndef STRATA_CHIP_ENGINE_H
+#define STRATA_CHIP_ENGINE_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chip/kernel.h"
+#include "chip/sched.h"
+#include "core/atomic.h"
+#include "core/ring.h"
+#include "core/status.h"
+#include "core/tensormap.h"
+#include "core/wait.h"
+#include "platform/platform.h"
+#include "strata/worker.h"
+
+/* Ring limits (docs/design.md, "Rings"). */
+#define STRATA__WINDOW_MIN      1u
+#define STRATA__WINDOW_MAX      65536u
+#define STRATA__DEP_POOL_MIN    1u
+#define STRATA__DEP_POOL_MAX    (1u << 30)
+#define STRATA__HEAP_MIN        64u
+#define STRATA__DEFAULT_WINDOW   1024u
+#define STRATA__DEFAULT_HEAP     (64ull << 20)
+#define STRATA__DEFAULT_DEP_POOL 16384u
+#define STRATA__MAX_CORES        64u
+
+#define STRATA__EDGE_EMPTY  UINT32_MAX          /* fanout list: no successor yet */
+#define STRATA__EDGE_CLOSED (UINT32_MAX - 1)    /* fanout list: producer completed */
+
+typedef struct strata__ring_sizes {
+    uint64_t task_window, heap, dep_pool;
+} strata__ring_sizes;
+
+/* Hot per-task state, one cache line per slot so lanes do not false-share. */
+typedef struct strata__task {
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t pending;
+    _Atomic uint32_t fanout;     /* head edge index, EMPTY or CLOSED */
+    _Atomic uint32_t done;
+    _Atomic uint32_t poisoned;
+    int32_t          status;     /* written by the completer before closing fanout */
+    uint64_t         id;
+    uint64_t         last_succ;  /* orchestrator only: dedupes edges to one successor */
+    uint64_t         dep_end;    /* orchestrator only: dep_pool head after its edges */
+} strata__task;
+
+/* The task's arguments as the kernel sees them; written by the orchestrator at
+   submit, read by the lane after the ready queue's acquire. */
+typedef struct strata__task_body {
+    strata_task_args view;
+    strata_kernel_fn fn;
+    int              func_id;
+    strata_core_type core;
+    strata_tensor    tensors[STRATA_MAX_CORE_TENSORS];
+    strata_tag       tags[STRATA_MAX_CORE_TENSORS];
+    uint64_t         scalars[STRATA_MAX_CORE_SCALARS];
+} strata__task_body;
+
+typedef struct strata__edge {
+    uint32_t succ_slot;
+    uint32_t next;
+} strata__edge;
+
+/* A heap ring allocation, in allocation order. */
+typedef struct strata__heap_record {
+    uint32_t buffer;     /* TensorMap buffer index */
+    bool     closed;     /* its scope has ended */
+    uint64_t offset, nbytes, charged;
+} strata__heap_record;
+
+typedef struct strata__chip strata__chip;
+
+typedef struct strata__lane {
+    strata__chip    *chip;
+    strata_core_type core;
+    uint32_t         index;        /* among lanes of its core type */
+    pthread_t        thread;
+    bool             started;
+    /* Read by the orchestrator's timeout check while the run is live. */
+    _Atomic uint64_t running_id;   /* 0 = no task */
+    _Atomic uint64_t started_ns;
+    /* Written by the lane, read by the orchestrator after `done` (acquire). */
+    uint64_t completed, failed, canceled;
+} strata__lane;
+
+struct strata__chip {
+    const strata__platform *platform;
+    strata__device         *dev;
+    int                     device_id;
+    uint32_t                ncores[2];     /* AIC, AIV */
+    strata__ring_sizes      defaults;      /* environment or built-in */
+    strata__ring_sizes      sizes;         /* of the current allocation */
+    uint32_t                task_timeout_ms;
+
+    /* rings */
+    uint64_t            mask;              /* task_window - 1 */
+    strata__task       *tasks;
+    strata__task_body  *bodies;
+    strata__edge       *edges;
+    uint64_t            heap_addr;         /* device address of the heap ring */
+    strata__heap_ring   heap;
+
+    /* orchestrator state (one thread) */
+    const strata__callable *callable;      /* of the run in progress */
+    uint64_t            next_id, retire_next;
+    uint64_t            dep_head, dep_tail;
+    strata__tensormap   tmap;
+    strata__heap_record *hrec;             /* FIFO, capacity hrec_cap (power of two) */
+    uint64_t            hrec_cap, hrec_head, hrec_next;
+    uint64_t           *scopes;            /* hrec_next at each open scope_begin */
+    uint32_t            nscopes, scopes_cap;
+    uint64_t            run_timeout_ms;
+    uint64_t            high_window, high_dep;
+    bool                hung;              /* a task passed its timeout: lanes abandoned */
+
+    strata__failure     failure;           /* first failure of the run */
+
+    /* shared with lanes */
+    strata__ready_queue queues[2];
+    strata__event       ready_event[2];
+    strata__event       orch_event;        /* a task completed */
+    _Atomic uint32_t    stop;
+    strata__lane       *lanes;
+    uint32_t            nlanes;
+
+    uint64_t            stat_completed, stat_failed, stat_canceled;
+};
+
+/* The opaque handle an orchestration function gets. */
+struct strata_chip_orch {
+    strata__chip *chip;
+};
+
+/* Open the device, allocate rings of `defaults`, start lanes. On failure nothing
+   is left. Must be called by the thread that will drive the chip. */
+int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes,
+                       uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
+                       uint32_t task_timeout_ms, strata__chip **out);
+/* Stop and join lanes, release everything. A chip whose task hung is abandoned
+   instead (see lane.c); returns true when it was released. */
+bool strata__chip_close(strata__chip *chip);
+
+/* One run of callable c. */
+int  strata__chip_run(strata__chip *chip, const strata__callable *c, const strata_task_args *args,
+                      const strata_call_config *cfg);
+
+/* Chip memory for strata_worker_malloc and friends. */
+int  strata__chip_malloc(strata__chip *chip, uint64_t nbytes, uint64_t *addr);
+int  strata__chip_free(strata__chip *chip, uint64_t addr);
+int  strata__chip_copy(strata__chip *chip, uint64_t addr, uint64_t offset, void *host, uint64_t nbytes,
+                       bool to_device);
+void strata__chip_stats(const strata__chip *chip, strata_run_stats *out);
+
+/* Engine internals shared by engine.c, orch.c and lane.c. */
+void strata__chip_make_ready(strata__chip *chip, uint32_t slot);
+void strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status);
+void strata__chip_retire(strata__chip *chip);
+/* Wait until the oldest unretired task completes (or the timeout check fires).
+   Returns 0, or STRATA_ETIMEDOUT once a task passed its timeout. */
+int  strata__chip_wait_progress(strata__chip *chip);
+int  strata__lanes_start(strata__chip *chip);
+void strata__lanes_stop(strata__chip *chip);
+/* Whether the calling thread is one of chip's lanes (a kernel is calling). */
+bool strata__on_lane_of(const strata__chip *chip);
+
+enum { STRATA__BUFFER_USER = 1, STRATA__BUFFER_HEAP = 2 };
+
+#endif

@@ -1,0 +1,123 @@
+/* Lanes: the threads that play the chip's cores. Each pops ready tasks of its
+ * core type, runs the kernel (or cancels the task when a producer failed or the
+ * run already failed), completes it, and sleeps on its type's event when there is
+ * nothing to do (core/wait.h: spin briefly, then futex).
+ *
+ * A lane stuck in a kernel past the run's timeout cannot be stopped: close then
+ * detaches it instead of joining (docs/lifecycle.md). */
+#include "chip/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sys.h"
+
+/* The lane a thread is, so close() called from inside a kernel can refuse to join
+   its own thread. */
+static _Thread_local strata__lane *current_lane;
+
+static void run_task(strata__lane *lane, uint32_t slot)
+{
+    strata__chip *chip = lane->chip;
+    strata__task *t = &chip->tasks[slot];
+    strata__task_body *body = &chip->bodies[slot];
+    int32_t status = STRATA_OK;
+    if (strata__load_relaxed(&t->poisoned) || strata__failure_status(&chip->failure) != 0) {
+        status = STRATA_ECANCELED;
+    } else {
+        bool timed = chip->run_timeout_ms != 0;
+        if (timed) {
+            strata__store_relaxed(&lane->started_ns, strata__now_ns());
+            /* release: started_ns is visible to the acquire in check_timeouts() */
+            strata__store_release(&lane->running_id, t->id);
+        }
+        int rc = body->fn(&body->view);
+        if (timed)
+            strata__store_release(&lane->running_id, 0);
+        if (rc != 0) {
+            status = STRATA_ETASK;
+            strata__failure_set(&chip->failure, STRATA_ETASK,
+                                "kernel func_id %d (%s) of chip callable '%s' returned %d in task %llu "
+                                "on %s core %u of chip %d; its dependent tasks were cancelled",
+                                body->func_id, strata__core_name(body->core), chip->callable->name, rc,
+                                (unsigned long long)t->id, strata__core_name(lane->core), lane->index,
+                                chip->device_id);
+        }
+    }
+    strata__chip_complete(chip, lane, slot, status);
+}
+
+static bool work_or_stop(void *arg)
+{
+    strata__lane *lane = arg;
+    strata__chip *chip = lane->chip;
+    return strata__ready_nonempty(&chip->queues[lane->core]) || strata__load_acquire(&chip->stop);
+}
+
+static void *lane_main(void *arg)
+{
+    strata__lane *lane = arg;
+    strata__chip *chip = lane->chip;
+    strata__ready_queue *q = &chip->queues[lane->core];
+    current_lane = lane;
+    for (;;) {
+        uint32_t slot;
+        if (strata__ready_pop(q, &slot)) {
+            run_task(lane, slot);
+            continue;
+        }
+        /* acquire: pairs with the release in strata__lanes_stop() */
+        if (strata__load_acquire(&chip->stop))
+            break;
+        strata__event_wait(&chip->ready_event[lane->core], work_or_stop, lane, 0);
+    }
+    return NULL;
+}
+
+bool strata__on_lane_of(const strata__chip *chip)
+{
+    return current_lane && current_lane->chip == chip;
+}
+
+int strata__lanes_start(strata__chip *chip)
+{
+    uint32_t n = chip->ncores[STRATA_AIC] + chip->ncores[STRATA_AIV];
+    chip->lanes = calloc(n, sizeof chip->lanes[0]);
+    if (!chip->lanes)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for %u core threads of chip %d", n, chip->device_id);
+    for (uint32_t i = 0; i < n; i++) {
+        strata__lane *l = &chip->lanes[i];
+        l->chip = chip;
+        l->core = i < chip->ncores[STRATA_AIC] ? STRATA_AIC : STRATA_AIV;
+        l->index = l->core == STRATA_AIC ? i : i - chip->ncores[STRATA_AIC];
+        int err = pthread_create(&l->thread, NULL, lane_main, l);
+        if (err)
+            return strata__fail_sys(err, "pthread_create for %s core %u of chip %d",
+                                    strata__core_name(l->core), l->index, chip->device_id);
+        l->started = true;
+        chip->nlanes = i + 1;
+    }
+    return STRATA_OK;
+}
+
+void strata__lanes_stop(strata__chip *chip)
+{
+    if (!chip->lanes)
+        return;
+    /* release: pairs with the acquire in lane_main(); the notify wakes sleepers */
+    strata__store_release(&chip->stop, 1);
+    for (int t = 0; t < 2; t++)
+        strata__event_notify(&chip->ready_event[t]);
+    for (uint32_t i = 0; i < chip->nlanes; i++) {
+        strata__lane *l = &chip->lanes[i];
+        if (!l->started)
+            continue;
+        if (chip->hung && strata__load_acquire(&l->running_id) != 0)
+            pthread_detach(l->thread);   /* stuck in a kernel: abandoned (see top of file) */
+        else
+            pthread_join(l->thread, NULL);
+        l->started = false;
+    }
+}

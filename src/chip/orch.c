@@ -1,0 +1,351 @@
+/* What a chip orchestration function calls: submit, scopes, intermediate
+ * buffers. Everything here runs on the orchestrator thread and owns the
+ * orchestrator state of the chip (TensorMap, rings' heads, scope stack). */
+#include "chip/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tensor.h"
+
+/* Every failure inside an orchestration function also fails the run. */
+static int orch_fail(strata__chip *chip, int status)
+{
+    strata__failure_set_from_error(&chip->failure, status);
+    return status;
+}
+
+static int check_orch(strata_chip_orch *o, const char *call)
+{
+    if (o == NULL || o->chip == NULL || o->chip->callable == NULL)
+        return strata__fail(STRATA_EINVAL, "%s: o is not the handle of a running orchestration function", call);
+    strata__chip *chip = o->chip;
+    if (chip->hung)
+        return strata__fail(STRATA_ETIMEDOUT, "%s: a task of this run passed its timeout; return from the "
+                            "orchestration function", call);
+    if (strata__failure_status(&chip->failure) != 0)
+        return strata__fail(STRATA_ECANCELED, "%s: not done because this run already failed (%s); the run "
+                            "returns that first failure", call,
+                            strata_status_name(strata__failure_status(&chip->failure)));
+    return STRATA_OK;
+}
+
+/* ---- dependencies ---- */
+
+typedef struct submit_ctx {
+    strata__chip *chip;
+    uint64_t      id;
+    uint32_t      slot;
+    int           func_id;
+} submit_ctx;
+
+static bool dep_pool_full(const strata__chip *chip)
+{
+    return chip->dep_head - chip->dep_tail >= chip->sizes.dep_pool;
+}
+
+/* Make task ctx->id follow `producer`: one edge in the producer's fanout list. */
+static int add_dep(void *arg, uint64_t producer)
+{
+    submit_ctx *ctx = arg;
+    strata__chip *chip = ctx->chip;
+    if (producer < chip->retire_next)
+        return STRATA_OK;                       /* retired: finished and ordered already */
+    strata__task *p = &chip->tasks[producer & chip->mask];
+    if (p->last_succ == ctx->id)
+        return STRATA_OK;                       /* one edge per producer is enough */
+    p->last_succ = ctx->id;
+
+    while (dep_pool_full(chip)) {
+        strata__chip_retire(chip);
+        if (!dep_pool_full(chip))
+            break;
+        if (chip->retire_next == ctx->id)
+            return strata__fail(STRATA_ERING,
+                                "dep_pool ring is %llu edges (PTO2_RING_DEP_POOL) and task %llu (func_id %d) "
+                                "alone needs more: it follows more than %llu earlier tasks; set "
+                                "PTO2_RING_DEP_POOL (or call_config.ring_dep_pool) higher",
+                                (unsigned long long)chip->sizes.dep_pool, (unsigned long long)ctx->id,
+                                ctx->func_id, (unsigned long long)chip->sizes.dep_pool);
+        int rc = strata__chip_wait_progress(chip);
+        if (rc)
+            return strata__fail(rc, "a task of this run passed its timeout");
+    }
+
+    uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
+    strata__task *t = &chip->tasks[ctx->slot];
+    chip->edges[e].succ_slot = ctx->slot;
+    /* relaxed: the guard (pending >= 1) keeps the count above zero, and the CAS
+       below (release) orders it before the producer's decrement. */
+    strata__fetch_add_relaxed(&t->pending, 1);
+    /* acquire: if we see CLOSED, the producer's status is visible */
+    uint32_t head = strata__load_acquire(&p->fanout);
+    for (;;) {
+        if (head == STRATA__EDGE_CLOSED) {
+            atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
+            if (p->status != STRATA_OK)
+                strata__store_relaxed(&t->poisoned, 1);  /* read by the lane after our release */
+            return STRATA_OK;
+        }
+        chip->edges[e].next = head;
+        /* release: publishes the edge and our pending increment; pairs with the
+           acquire of the exchange in strata__chip_complete() */
+        if (atomic_compare_exchange_weak_explicit(&p->fanout, &head, e, memory_order_release,
+                                                  memory_order_acquire))
+            break;
+    }
+    chip->dep_head++;
+    uint64_t used = chip->dep_head - chip->dep_tail;
+    if (used > chip->high_dep)
+        chip->high_dep = used;
+    return STRATA_OK;
+}
+
+/* Fail the task being built (slot taken, edges maybe linked) so the window can
+   retire it. Only called when nothing before it can still complete into it. */
+static void abandon_task(strata__chip *chip, uint32_t slot, int status)
+{
+    strata__task *t = &chip->tasks[slot];
+    t->dep_end = chip->dep_head;
+    t->status = status;
+    strata__store_relaxed(&t->fanout, STRATA__EDGE_CLOSED);
+    strata__store_release(&t->done, 1);
+    chip->stat_failed++;
+}
+
+int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
+{
+    strata__clear_error();
+    int rc = check_orch(o, "strata_chip_submit");
+    if (rc)
+        return rc;
+    strata__chip *chip = o->chip;
+    static const strata_task_args none;
+    if (args == NULL)
+        args = &none;
+
+    const strata_kernel_entry *k = strata__callable_kernel(chip->callable, func_id);
+    if (k == NULL)
+        return orch_fail(chip, strata__fail(STRATA_ENOENT, "strata_chip_submit: chip callable '%s' has no kernel "
+                                            "with func_id %d (%u kernels registered)", chip->callable->name,
+                                            func_id, chip->callable->nkernels));
+    strata__extent ext[STRATA_MAX_CORE_TENSORS];
+    rc = strata__task_args_check(args, STRATA_MAX_CORE_TENSORS, STRATA_MAX_CORE_SCALARS, ext);
+    if (rc)
+        return orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));
+    uint32_t buf[STRATA_MAX_CORE_TENSORS];
+    for (uint32_t i = 0; i < args->ntensors; i++) {
+        const strata_tensor *t = &args->tensors[i];
+        buf[i] = strata__tmap_buffer_find(&chip->tmap, t->addr);
+        if (buf[i] == STRATA__NONE)
+            return orch_fail(chip, strata__fail(STRATA_EINVAL,
+                                 "strata_chip_submit(func_id %d): tensor %u: addr 0x%llx is not the base of a live "
+                                 "buffer of chip %d; pass a buffer from strata_worker_malloc or strata_chip_alloc "
+                                 "as addr and select the view with offset, shape and strides",
+                                 func_id, i, (unsigned long long)t->addr, chip->device_id));
+        const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
+        if (t->nbytes > b->nbytes)
+            return orch_fail(chip, strata__fail(STRATA_EINVAL,
+                                 "strata_chip_submit(func_id %d): tensor %u says its buffer at 0x%llx holds %llu "
+                                 "bytes, but it holds %llu", func_id, i, (unsigned long long)t->addr,
+                                 (unsigned long long)t->nbytes, (unsigned long long)b->nbytes));
+    }
+
+    /* A slot in the task window: back-pressure until the oldest task retires. */
+    while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
+        strata__chip_retire(chip);
+        if (chip->next_id - chip->retire_next < chip->sizes.task_window)
+            break;
+        rc = strata__chip_wait_progress(chip);
+        if (rc)
+            return strata__fail(rc, "strata_chip_submit(func_id %d): a task of this run passed its timeout; "
+                                "return from the orchestration function", func_id);
+    }
+    uint64_t id = chip->next_id++;
+    uint32_t slot = (uint32_t)(id & chip->mask);
+    uint64_t inflight = chip->next_id - chip->retire_next;
+    if (inflight > chip->high_window)
+        chip->high_window = inflight;
+
+    strata__task_body *body = &chip->bodies[slot];
+    body->fn = k->fn;
+    body->func_id = func_id;
+    body->core = k->core;
+    if (args->ntensors) {
+        memcpy(body->tensors, args->tensors, args->ntensors * sizeof body->tensors[0]);
+        memcpy(body->tags, args->tags, args->ntensors * sizeof body->tags[0]);
+    }
+    if (args->nscalars)
+        memcpy(body->scalars, args->scalars, args->nscalars * sizeof body->scalars[0]);
+    body->view = (strata_task_args){.tensors = body->tensors, .tags = body->tags, .ntensors = args->ntensors,
+                                    .scalars = body->scalars, .nscalars = args->nscalars};
+
+    strata__task *t = &chip->tasks[slot];
+    t->id = id;
+    t->status = STRATA_OK;
+    t->last_succ = 0;
+    strata__store_relaxed(&t->pending, 1);                       /* the submit guard */
+    strata__store_relaxed(&t->poisoned, 0);
+    strata__store_relaxed(&t->done, 0);
+    strata__store_relaxed(&t->fanout, STRATA__EDGE_EMPTY);
+
+    submit_ctx ctx = {.chip = chip, .id = id, .slot = slot, .func_id = func_id};
+    for (uint32_t i = 0; i < args->ntensors; i++) {
+        strata_tag tag = body->tags[i];
+        strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
+        b->last_user = id;
+        if (tag == STRATA_NO_DEP)
+            continue;
+        rc = strata__tmap_access(&chip->tmap, buf[i], id, &body->tensors[i], &ext[i], strata__tag_reads(tag),
+                                 strata__tag_writes(tag), chip->retire_next, add_dep, &ctx);
+        if (rc) {
+            orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));
+            if (rc == STRATA_ERING || rc == STRATA_ENOMEM) {
+                /* Edges already linked belong to producers that have all
+                   completed (ERING waits for that) or will complete normally. */
+                while (strata__load_relaxed(&t->pending) != 1 && !chip->hung)
+                    if (strata__chip_wait_progress(chip))
+                        break;
+            }
+            if (!chip->hung)
+                abandon_task(chip, slot, rc);
+            return rc;
+        }
+    }
+    t->dep_end = chip->dep_head;
+    /* acq_rel: drops the guard; the thread that brings pending to zero sees the
+       body and every edge (see chip/engine.h) */
+    if (strata__fetch_sub_acq_rel(&t->pending, 1) == 1)
+        strata__chip_make_ready(chip, slot);
+    return STRATA_OK;
+}
+
+/* ---- scopes and intermediate buffers ---- */
+
+int strata_chip_scope_begin(strata_chip_orch *o)
+{
+    strata__clear_error();
+    int rc = check_orch(o, "strata_chip_scope_begin");
+    if (rc)
+        return rc;
+    strata__chip *chip = o->chip;
+    if (chip->nscopes == chip->scopes_cap) {
+        uint64_t *p = realloc(chip->scopes, 2 * chip->scopes_cap * sizeof p[0]);
+        if (!p)
+            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_scope_begin: out of host memory for "
+                                                "%u nested scopes", 2 * chip->scopes_cap));
+        chip->scopes = p;
+        chip->scopes_cap *= 2;
+    }
+    chip->scopes[chip->nscopes++] = chip->hrec_next;
+    return STRATA_OK;
+}
+
+int strata_chip_scope_end(strata_chip_orch *o)
+{
+    strata__clear_error();
+    if (o == NULL || o->chip == NULL || o->chip->callable == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_chip_scope_end: o is not the handle of a running "
+                            "orchestration function");
+    strata__chip *chip = o->chip;
+    if (chip->nscopes == 0)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_scope_end without a matching "
+                                            "strata_chip_scope_begin"));
+    uint64_t first = chip->scopes[--chip->nscopes];
+    if (first < chip->hrec_head)
+        first = chip->hrec_head;
+    for (uint64_t s = first; s < chip->hrec_next; s++)
+        chip->hrec[s & (chip->hrec_cap - 1)].closed = true;
+    strata__chip_retire(chip);   /* never blocks: recycles what is free already */
+    return STRATA_OK;
+}
+
+static int heap_stuck(strata__chip *chip, uint64_t n)
+{
+    uint64_t open = 0, open_bytes = 0;
+    for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++) {
+        const strata__heap_record *r = &chip->hrec[s & (chip->hrec_cap - 1)];
+        if (!r->closed) {
+            open++;
+            open_bytes += r->nbytes;
+        }
+    }
+    return strata__fail(STRATA_ERING,
+                        "heap ring is %llu bytes (PTO2_RING_HEAP) and a %llu-byte buffer does not fit: "
+                        "%llu bytes are held, %llu of them by %llu buffers whose scope has not ended, and "
+                        "nothing running can free the space; end scopes sooner with strata_chip_scope_end, or "
+                        "set PTO2_RING_HEAP (or call_config.ring_heap) to at least %llu",
+                        (unsigned long long)chip->heap.size, (unsigned long long)n,
+                        (unsigned long long)chip->heap.used, (unsigned long long)open_bytes,
+                        (unsigned long long)open, (unsigned long long)(chip->heap.used + n));
+}
+
+int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, const uint64_t *shape,
+                      strata_tensor *out)
+{
+    strata__clear_error();
+    int rc = check_orch(o, "strata_chip_alloc");
+    if (rc)
+        return rc;
+    strata__chip *chip = o->chip;
+    if (out == NULL || shape == NULL)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_alloc: %s is NULL",
+                                            out == NULL ? "out" : "shape"));
+    strata_tensor t = strata_tensor_make((const void *)(uintptr_t)1, dtype, ndims, shape);
+    if (t.ndims == 0)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_alloc: dtype %d with %u dims is not a "
+                                            "valid shape (dtype must be a strata_dtype, ndims 1..%d)",
+                                            (int)dtype, ndims, STRATA_MAX_DIMS));
+    for (uint32_t i = 0; i < ndims; i++)
+        if (shape[i] == 0)
+            return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_alloc: shape[%u] is 0", i));
+    uint64_t n = (t.nbytes + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+    if (t.nbytes == UINT64_MAX || n > chip->heap.size)
+        return orch_fail(chip, strata__fail(STRATA_ERING,
+                                            "heap ring is %llu bytes (PTO2_RING_HEAP); a %llu-byte buffer can "
+                                            "never fit; set PTO2_RING_HEAP (or call_config.ring_heap) to at "
+                                            "least %llu", (unsigned long long)chip->heap.size,
+                                            (unsigned long long)t.nbytes, (unsigned long long)n));
+    if (chip->hrec_next - chip->hrec_head == chip->hrec_cap) {
+        strata__heap_record *p = malloc(2 * chip->hrec_cap * sizeof p[0]);
+        if (!p)
+            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_alloc: out of host memory"));
+        for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++)
+            p[s & (2 * chip->hrec_cap - 1)] = chip->hrec[s & (chip->hrec_cap - 1)];
+        free(chip->hrec);
+        chip->hrec = p;
+        chip->hrec_cap *= 2;
+    }
+    uint64_t offset, charged;
+    strata__heap_ring before = chip->heap;
+    while (!strata__heap_ring_alloc(&chip->heap, n, &offset, &charged)) {
+        strata__chip_retire(chip);
+        before = chip->heap;
+        if (strata__heap_ring_alloc(&chip->heap, n, &offset, &charged))
+            break;
+        /* Waiting helps only if the oldest buffer's scope has ended: the ring
+           frees in order, so its users retiring is the only way forward. */
+        bool oldest_closed = chip->hrec_head < chip->hrec_next &&
+                             chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)].closed;
+        if (!oldest_closed || chip->retire_next == chip->next_id)
+            return orch_fail(chip, heap_stuck(chip, n));
+        rc = strata__chip_wait_progress(chip);
+        if (rc)
+            return strata__fail(rc, "strata_chip_alloc: a task of this run passed its timeout");
+    }
+    uint64_t addr = chip->heap_addr + offset;
+    uint32_t index;
+    rc = strata__tmap_buffer_add(&chip->tmap, addr, n, STRATA__BUFFER_HEAP, &index);
+    if (rc) {
+        /* give the bytes back: this allocation is the newest, so undo it */
+        before.high_water = chip->heap.high_water;
+        chip->heap = before;
+        return orch_fail(chip, rc);
+    }
+    chip->hrec[chip->hrec_next++ & (chip->hrec_cap - 1)] =
+        (strata__heap_record){.buffer = index, .closed = false, .offset = offset, .nbytes = n, .charged = charged};
+    t.addr = addr;
+    t.nbytes = n;
+    *out = t;
+    return STRATA_OK;
+}

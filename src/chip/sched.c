@@ -1,0 +1,88 @@
+/* Ready queues: see chip/sched.h for the protocol. */
+#include "chip/sched.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+#include "core/status.h"
+
+int strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity)
+{
+    q->cells = malloc(capacity * sizeof q->cells[0]);
+    if (!q->cells)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for a ready queue of %llu entries",
+                            (unsigned long long)capacity);
+    for (uint64_t i = 0; i < capacity; i++)
+        atomic_init(&q->cells[i].seq, i);
+    q->mask = capacity - 1;
+    atomic_init(&q->enqueue, 0);
+    atomic_init(&q->dequeue, 0);
+    return STRATA_OK;
+}
+
+void strata__ready_queue_destroy(strata__ready_queue *q)
+{
+    free(q->cells);
+    q->cells = NULL;
+}
+
+void strata__ready_push(strata__ready_queue *q, uint32_t slot)
+{
+    /* relaxed: the position is only a ticket; the cell's seq carries the ordering. */
+    uint64_t pos = strata__load_relaxed(&q->enqueue);
+    for (unsigned spins = 0;; spins++) {
+        strata__ready_cell *c = &q->cells[pos & q->mask];
+        /* acquire: pairs with the popper's release of this cell (it is free again) */
+        uint64_t seq = strata__load_acquire(&c->seq);
+        int64_t diff = (int64_t)(seq - pos);
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q->enqueue, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                c->slot = slot;
+                /* release: publishes slot and the task's arguments; pairs with the
+                   acquire in strata__ready_pop() */
+                strata__store_release(&c->seq, pos + 1);
+                return;
+            }
+        } else if (diff < 0) {
+            /* A popper has claimed this cell and not yet freed it (see header). */
+            if (spins > 64)
+                sched_yield();
+            else
+                strata__cpu_relax();
+            pos = strata__load_relaxed(&q->enqueue);
+        } else {
+            pos = strata__load_relaxed(&q->enqueue);
+        }
+    }
+}
+
+bool strata__ready_pop(strata__ready_queue *q, uint32_t *slot)
+{
+    uint64_t pos = strata__load_relaxed(&q->dequeue);
+    for (;;) {
+        strata__ready_cell *c = &q->cells[pos & q->mask];
+        /* acquire: pairs with the pusher's release; makes slot visible */
+        uint64_t seq = strata__load_acquire(&c->seq);
+        int64_t diff = (int64_t)(seq - (pos + 1));
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q->dequeue, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                *slot = c->slot;
+                /* release: the cell is free for the pusher one lap later */
+                strata__store_release(&c->seq, pos + q->mask + 1);
+                return true;
+            }
+        } else if (diff < 0) {
+            return false;
+        } else {
+            pos = strata__load_relaxed(&q->dequeue);
+        }
+    }
+}
+
+bool strata__ready_nonempty(strata__ready_queue *q)
+{
+    uint64_t pos = strata__load_relaxed(&q->dequeue);
+    return strata__load_acquire(&q->cells[pos & q->mask].seq) == pos + 1;
+}

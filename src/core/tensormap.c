@@ -1,0 +1,203 @@
+/* The TensorMap and buffer registry: see core/tensormap.h. */
+#include "core/tensormap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+
+static uint32_t hash_addr(uint64_t addr, uint32_t nslots)
+{
+    /* Buffers are 64-byte aligned: drop the low bits, then Fibonacci hashing. */
+    uint64_t h = (addr >> 6) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 32) & (nslots - 1);
+}
+
+int strata__tmap_init(strata__tensormap *m)
+{
+    memset(m, 0, sizeof *m);
+    m->nslots = 64;
+    m->slots = malloc(m->nslots * sizeof m->slots[0]);
+    m->scratch = malloc(sizeof *m->scratch);
+    if (!m->slots || !m->scratch) {
+        free(m->slots);
+        free(m->scratch);
+        return strata__fail(STRATA_ENOMEM, "out of host memory for the TensorMap");
+    }
+    memset(m->slots, 0xff, m->nslots * sizeof m->slots[0]);
+    m->free_buffer = STRATA__NONE;
+    m->free_access = STRATA__NONE;
+    return STRATA_OK;
+}
+
+void strata__tmap_destroy(strata__tensormap *m)
+{
+    free(m->slots);
+    free(m->buffers);
+    free(m->accesses);
+    free(m->scratch);
+    memset(m, 0, sizeof *m);
+}
+
+static int grow_slots(strata__tensormap *m)
+{
+    uint32_t n = m->nslots * 2;
+    uint32_t *s = malloc(n * sizeof s[0]);
+    if (!s)
+        return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u slots", n);
+    memset(s, 0xff, n * sizeof s[0]);
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        uint32_t b = m->slots[i];
+        if (b == STRATA__NONE)
+            continue;
+        uint32_t h = hash_addr(m->buffers[b].addr, n);
+        while (s[h] != STRATA__NONE)
+            h = (h + 1) & (n - 1);
+        s[h] = b;
+    }
+    free(m->slots);
+    m->slots = s;
+    m->nslots = n;
+    return STRATA_OK;
+}
+
+uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr)
+{
+    for (uint32_t h = hash_addr(addr, m->nslots);; h = (h + 1) & (m->nslots - 1)) {
+        uint32_t b = m->slots[h];
+        if (b == STRATA__NONE || m->buffers[b].addr == addr)
+            return b;
+    }
+}
+
+int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes, uint32_t kind,
+                            uint32_t *index)
+{
+    if ((m->nused + 1) * 2 > m->nslots) {
+        int rc = grow_slots(m);
+        if (rc)
+            return rc;
+    }
+    if (m->free_buffer == STRATA__NONE) {
+        uint32_t n = m->nbuffers ? m->nbuffers * 2 : 64;
+        strata__buffer *b = realloc(m->buffers, n * sizeof b[0]);
+        if (!b)
+            return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u buffers", n);
+        for (uint32_t i = m->nbuffers; i < n; i++)
+            b[i].accesses = i + 1 < n ? i + 1 : m->free_buffer;  /* free list threads through `accesses` */
+        m->free_buffer = m->nbuffers;
+        m->buffers = b;
+        m->nbuffers = n;
+    }
+    uint32_t i = m->free_buffer;
+    m->free_buffer = m->buffers[i].accesses;
+    m->buffers[i] = (strata__buffer){.addr = addr, .nbytes = nbytes, .accesses = STRATA__NONE, .kind = kind};
+    uint32_t h = hash_addr(addr, m->nslots);
+    while (m->slots[h] != STRATA__NONE)
+        h = (h + 1) & (m->nslots - 1);
+    m->slots[h] = i;
+    m->nused++;
+    *index = i;
+    return STRATA_OK;
+}
+
+static void free_access(strata__tensormap *m, uint32_t a)
+{
+    m->accesses[a].next = m->free_access;
+    m->free_access = a;
+    m->live_accesses--;
+}
+
+void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
+{
+    strata__buffer *b = &m->buffers[index];
+    for (uint32_t a = b->accesses; a != STRATA__NONE;) {
+        uint32_t next = m->accesses[a].next;
+        free_access(m, a);
+        a = next;
+    }
+    /* Delete from the open-addressing table with backward shift, so no tombstones
+       accumulate over thousands of runs. */
+    uint32_t mask = m->nslots - 1, h = hash_addr(b->addr, m->nslots);
+    while (m->slots[h] != index)
+        h = (h + 1) & mask;
+    for (uint32_t j = (h + 1) & mask; m->slots[j] != STRATA__NONE; j = (j + 1) & mask) {
+        uint32_t home = hash_addr(m->buffers[m->slots[j]].addr, m->nslots);
+        /* move slot j into hole h if its home is not in (h, j] cyclically */
+        bool between = h <= j ? (h < home && home <= j) : (h < home || home <= j);
+        if (!between) {
+            m->slots[h] = m->slots[j];
+            h = j;
+        }
+    }
+    m->slots[h] = STRATA__NONE;
+    m->nused--;
+    b->accesses = m->free_buffer;
+    m->free_buffer = index;
+}
+
+static int alloc_access(strata__tensormap *m, uint32_t *out)
+{
+    if (m->free_access == STRATA__NONE) {
+        uint32_t n = m->naccesses ? m->naccesses * 2 : 256;
+        strata__access *a = realloc(m->accesses, n * sizeof a[0]);
+        if (!a)
+            return strata__fail(STRATA_ENOMEM, "out of host memory growing the TensorMap to %u entries", n);
+        for (uint32_t i = m->naccesses; i < n; i++)
+            a[i].next = i + 1 < n ? i + 1 : STRATA__NONE;
+        m->free_access = m->naccesses;
+        m->accesses = a;
+        m->naccesses = n;
+    }
+    *out = m->free_access;
+    m->free_access = m->accesses[*out].next;
+    if (++m->live_accesses > m->high_accesses)
+        m->high_accesses = m->live_accesses;
+    return STRATA_OK;
+}
+
+int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
+                        const strata_tensor *view, const strata__extent *ext, bool reads,
+                        bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx)
+{
+    uint32_t fresh = STRATA__NONE;
+    int rc = alloc_access(m, &fresh);   /* first: the pool may move */
+    if (rc)
+        return rc;
+    strata__buffer *b = &m->buffers[index];
+    uint32_t *link = &b->accesses;
+    while (*link != STRATA__NONE) {
+        uint32_t ai = *link;
+        strata__access *a = &m->accesses[ai];
+        if (a->task < retired_below) {          /* stale: its task retired */
+            *link = a->next;
+            free_access(m, ai);
+            continue;
+        }
+        bool must_follow = a->task != task && (writes || (reads && a->writes)) &&
+                           strata__views_overlap(view, ext, a->view, &a->ext, m->scratch);
+        if (must_follow) {
+            rc = dep(ctx, a->task);
+            if (rc) {
+                free_access(m, fresh);
+                return rc;
+            }
+        }
+        /* A writer that covers an earlier access makes it redundant: anything
+           that later overlaps those bytes overlaps this writer and follows it. */
+        if (writes && (must_follow || a->task == task) && strata__view_covers(ext, &a->ext)) {
+            *link = a->next;
+            free_access(m, ai);
+            continue;
+        }
+        link = &a->next;
+    }
+    strata__access *a = &m->accesses[fresh];
+    a->task = task;
+    a->view = view;
+    a->ext = *ext;
+    a->writes = writes;
+    a->next = b->accesses;
+    b->accesses = fresh;
+    return STRATA_OK;
+}

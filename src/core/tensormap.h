@@ -1,0 +1,82 @@
+/* The TensorMap: which tasks last wrote, and have since read, the bytes of each
+ * buffer; and the registry of live buffers it is keyed by.
+ *
+ * Every tensor names its buffer's base as addr. Buffers never overlap, so the base
+ * is a canonical key: one hash lookup per tensor finds the buffer (which also
+ * proves the tensor lies in memory the engine knows) and its list of accesses.
+ * Overlap between views of one buffer is decided exactly, strided views included
+ * (core/tensor.h).
+ *
+ * Invariants:
+ * - An access whose task has retired is stale; stale entries are dropped lazily,
+ *   when a later lookup walks past them. Nothing else ever removes a live entry
+ *   except a writer that covers it, which is ordered after it already.
+ * - No cap: a buffer may have any number of readers and writers; the entry pool
+ *   grows. Once warm, lookups allocate nothing.
+ * Not thread-safe: owned by one orchestrator thread. */
+#ifndef STRATA_CORE_TENSORMAP_H
+#define STRATA_CORE_TENSORMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+
+#define STRATA__NONE UINT32_MAX
+
+typedef struct strata__access {
+    uint64_t             task;     /* id of the task that made the access */
+    const strata_tensor *view;     /* that task's copy of the tensor; valid until it retires */
+    strata__extent       ext;
+    uint32_t             next;     /* next access of the same buffer, or STRATA__NONE */
+    uint32_t             writes;   /* 1: wrote (and maybe read); 0: read only */
+} strata__access;
+
+typedef struct strata__buffer {
+    uint64_t addr, nbytes;         /* the registered range */
+    uint64_t last_user;            /* last task id that named it; 0 = none */
+    uint32_t accesses;             /* head of its access list, newest first */
+    uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ... */
+    uint64_t owner_data;           /* owner's use (the heap record of a heap buffer) */
+} strata__buffer;
+
+typedef struct strata__tensormap {
+    uint32_t       *slots;         /* hash: addr -> buffer index; STRATA__NONE = empty */
+    uint32_t        nslots;        /* power of two */
+    uint32_t        nused;
+    strata__buffer *buffers;       /* pool; indices are stable */
+    uint32_t        nbuffers, free_buffer;
+    strata__access *accesses;      /* pool; indices are stable */
+    uint32_t        naccesses, free_access;
+    uint64_t        live_accesses, high_accesses;
+    strata__overlap_scratch *scratch;
+} strata__tensormap;
+
+int  strata__tmap_init(strata__tensormap *m);
+void strata__tmap_destroy(strata__tensormap *m);
+
+/* Register [addr, addr + nbytes) as a buffer; *index receives its handle. */
+int  strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes, uint32_t kind,
+                             uint32_t *index);
+/* The buffer whose base is addr, or STRATA__NONE. */
+uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr);
+/* Forget a buffer and its accesses. */
+void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index);
+static inline strata__buffer *strata__tmap_buffer(strata__tensormap *m, uint32_t index)
+{
+    return &m->buffers[index];
+}
+
+/* Called for each earlier task the new access must follow; returns 0 or a status
+   that stops the walk. */
+typedef int (*strata__dep_fn)(void *ctx, uint64_t producer);
+
+/* Record that task `task` accesses `view` (extent `ext`) of buffer `index`,
+   reading and/or writing. First reports every earlier live access it must follow
+   (RAW, WAR, WAW) through dep(); entries of tasks below `retired_below` are stale
+   and dropped. Returns 0, a status from dep(), or STRATA_ENOMEM. */
+int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
+                        const strata_tensor *view, const strata__extent *ext, bool reads,
+                        bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx);
+
+#endif

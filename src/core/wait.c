@@ -1,0 +1,58 @@
+/* Spin, then sleep on a futex: see core/wait.h for the protocol. */
+#define _GNU_SOURCE
+#include "core/wait.h"
+
+#include <sched.h>
+
+#include "core/sys.h"
+
+void strata__event_notify(strata__event *e)
+{
+    /* seq_cst fence: orders the caller's publishing store before the load of
+       nwaiters; pairs with the seq_cst increment of nwaiters in the waiter. */
+    strata__full_fence();
+    if (atomic_load_explicit(&e->nwaiters, memory_order_seq_cst) == 0)
+        return;
+    atomic_fetch_add_explicit(&e->seq, 1, memory_order_seq_cst);
+    strata__futex_wake(&e->seq, 0x7fffffff);
+}
+
+bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
+{
+    for (int i = 0; i < STRATA__SPIN_ROUNDS; i++) {
+        if (ready(arg))
+            return true;
+        strata__cpu_relax();
+    }
+    for (int i = 0; i < STRATA__YIELD_ROUNDS; i++) {
+        if (ready(arg))
+            return true;
+        sched_yield();
+    }
+    for (;;) {
+        atomic_fetch_add_explicit(&e->nwaiters, 1, memory_order_seq_cst);
+        /* seq_cst fence: the increment above is ordered before ready()'s loads;
+           pairs with the fence in strata__event_notify(). */
+        strata__full_fence();
+        uint32_t key = atomic_load_explicit(&e->seq, memory_order_seq_cst);
+        if (ready(arg)) {
+            atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
+            return true;
+        }
+        uint64_t timeout = 0;
+        if (deadline_ns) {
+            uint64_t now = strata__now_ns();
+            if (now >= deadline_ns) {
+                atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
+                return false;
+            }
+            timeout = deadline_ns - now;
+        }
+        strata__futex_wait(&e->seq, key, timeout);
+        atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
+        if (ready(arg))
+            return true;
+        if (deadline_ns && strata__now_ns() >= deadline_ns)
+            return false;
+    }
+}

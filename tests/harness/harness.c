@@ -1,0 +1,163 @@
+/* The test harness: see harness.h. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *running_case = "?";
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "FAIL %s (%s:%d): ", running_case, file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    _exit(1);
+}
+
+void test_skip(const char *reason)
+{
+    printf("SKIP %s: %s\n", running_case, reason);
+    fflush(stdout);
+    _exit(77);
+}
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+typedef struct snapshot {
+    int fds, threads, shm;
+} snapshot;
+
+static snapshot take_snapshot(void)
+{
+    snapshot s = {count_dir("/proc/self/fd"), count_dir("/proc/self/task"), count_dir("/dev/shm")};
+    return s;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "FAIL: hard timeout (the case hung); alarm fired\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(2);
+}
+
+int test_run_main(int argc, char **argv, const test_case *cases, size_t ncases)
+{
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < ncases; i++)
+            printf("%s\n", cases[i].name);
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CASE | --list\n", argv[0]);
+        return 2;
+    }
+    for (size_t i = 0; i < ncases; i++) {
+        if (strcmp(argv[1], cases[i].name) != 0)
+            continue;
+        running_case = cases[i].name;
+        /* Backstop behind CTest's TIMEOUT: a hung case dies here with a message. */
+        const char *t = getenv("STRATA_TEST_ALARM_S");
+        signal(SIGALRM, on_alarm);
+        alarm(t ? (unsigned)atoi(t) : 600);
+        snapshot before = take_snapshot();
+        cases[i].fn();
+        alarm(0);
+        snapshot after = take_snapshot();
+        if (after.threads != before.threads)
+            test_fail(__FILE__, __LINE__, "left %d threads running (had %d at the start)", after.threads,
+                      before.threads);
+        if (after.fds != before.fds)
+            test_fail(__FILE__, __LINE__, "left %d file descriptors open (had %d at the start)", after.fds,
+                      before.fds);
+        if (after.shm != before.shm)
+            test_fail(__FILE__, __LINE__, "left %d entries in /dev/shm (had %d at the start)", after.shm,
+                      before.shm);
+        errno = 0;
+        if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+            test_fail(__FILE__, __LINE__, "left a child process behind");
+        printf("PASS %s\n", running_case);
+        return 0;
+    }
+    fprintf(stderr, "%s: no case named '%s' (try --list)\n", argv[0], argv[1]);
+    return 2;
+}
+
+strata_worker *test_worker(uint32_t aic, uint32_t aiv)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aic_cores = aic;
+    cfg.aiv_cores = aiv;
+    cfg.device_memory_bytes = 256ull << 20;
+    strata_worker *w = NULL;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    CHECK_OK(strata_worker_init(w));
+    return w;
+}
+
+strata_buffer test_malloc(strata_worker *w, uint64_t nbytes)
+{
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(w, 0, nbytes, &b));
+    void *zero = calloc(1, nbytes);
+    CHECK(zero != NULL);
+    CHECK_OK(strata_worker_copy_to(w, b, 0, zero, nbytes));
+    free(zero);
+    return b;
+}
+
+strata_tensor test_tensor(strata_buffer b, strata_dtype dtype)
+{
+    uint64_t shape[1] = {b.nbytes / strata_dtype_size(dtype)};
+    return strata_tensor_make((const void *)(uintptr_t)b.addr, dtype, 1, shape);
+}
+
+void test_setenv(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
+uint64_t test_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

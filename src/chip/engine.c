@@ -102,6 +102,10 @@ static int run_sizes(const strata__chip *chip, const strata_call_config *cfg, st
 
 /* ---- open / close ---- */
 
+/* Global state: chips abandoned by close because a kernel hung (see below). */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static strata__chip *abandoned;
+
 int strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes,
                       uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
                       uint32_t task_timeout_ms, strata__chip **out)
@@ -155,7 +159,12 @@ bool strata__chip_close(strata__chip *chip)
     if (chip->hung) {
         /* Deliberate leak: a lane is still inside a kernel that passed its timeout
            and may touch the rings or chip memory at any time; freeing them would
-           turn a hang into memory corruption. The lane thread is detached. */
+           turn a hang into memory corruption. The lane thread is detached, and the
+           chip stays on a list so it is still reachable (and leak checkers agree). */
+        pthread_mutex_lock(&abandoned_lock);
+        chip->next_abandoned = abandoned;
+        abandoned = chip;
+        pthread_mutex_unlock(&abandoned_lock);
         return false;
     }
     for (int t = 0; t < 2; t++)

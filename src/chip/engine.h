@@ -153,6 +153,7 @@ struct strata__chip {
     uint32_t            nlanes;
 
     uint64_t            stat_completed, stat_failed, stat_canceled;
+    strata__chip       *next_abandoned;    /* see strata__chip_close() */
 };
 
 /* The opaque handle an orchestration function gets. */

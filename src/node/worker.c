@@ -220,10 +220,15 @@ int strata_worker_close(strata_worker *w)
                             "after strata_worker_run_chip returns", w->cfg.device_id);
     if (w->chip) {
         strata__chip_stats(w->chip, &w->last_stats);
+        const strata__callable *in_use = w->chip->callable;
         if (!strata__chip_close(w->chip)) {
-            /* Abandoned (hung kernel): the callables stay allocated too, since the
-               stuck core thread may still name its callable in a message. */
-            w->ncallables = 0;
+            /* Abandoned (hung kernel): the callable of the hung run stays
+               allocated, reachable from the abandoned chip, since the stuck core
+               thread may still name it in a message. */
+            for (uint32_t i = 0; i < w->ncallables; i++) {
+                if (w->callables[i] == in_use)
+                    w->callables[i] = w->callables[--w->ncallables];
+            }
         }
         w->chip = NULL;
     }

@@ -1,0 +1,366 @@
+/* chip.failure: a failing kernel fails its task, cancels its dependents and the
+ * run, and the chip stays usable; bad submits and orchestration errors; a hung
+ * kernel is bounded by the task timeout. */
+#include "plan.h"
+
+typedef struct fixture {
+    strata_worker *w;
+    strata_handle  h;
+    strata_buffer  x, y;
+} fixture;
+
+static fixture setup(uint32_t timeout_ms)
+{
+    fixture f;
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 3;
+    cfg.device_memory_bytes = 64 << 20;
+    cfg.task_timeout_ms = timeout_ms;
+    CHECK_OK(strata_worker_create(&cfg, &f.w));
+    CHECK_OK(strata_worker_init(f.w));
+    f.h = plan_register(f.w);
+    f.x = test_malloc(f.w, 4096);
+    f.y = test_malloc(f.w, 4096);
+    plan_reset();
+    return f;
+}
+
+static void teardown(fixture *f)
+{
+    CHECK_OK(strata_worker_free(f->w, f->x));
+    CHECK_OK(strata_worker_free(f->w, f->y));
+    CHECK_OK(strata_worker_close(f->w));
+    strata_worker_destroy(f->w);
+}
+
+static uint32_t task1(int func, strata_tensor t, strata_tag tag, uint64_t us)
+{
+    return plan_add(func, 1, &t, &tag, us, 0);
+}
+
+TEST_CASE(kernel_failure_cancels_dependents)
+{
+    fixture f = setup(0);
+    strata_tensor x = test_tensor(f.x, STRATA_F32), y = test_tensor(f.y, STRATA_F32);
+    uint32_t bad = task1(FAILING, x, STRATA_OUTPUT, 0);
+    uint32_t dep1 = task1(PROBE_AIV, x, STRATA_INPUT, 0);
+    uint32_t dep2 = task1(PROBE_AIV, x, STRATA_INOUT, 0);
+    strata_tensor both[2] = {x, y};
+    strata_tag tags[2] = {STRATA_INPUT, STRATA_OUTPUT};
+    uint32_t dep3 = plan_add(PROBE_AIV, 2, both, tags, 0, 0);   /* y depends on x too */
+    uint32_t dep4 = task1(PROBE_AIV, y, STRATA_INPUT, 0);        /* through dep3 */
+    CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), STRATA_ETASK);
+    CHECK_ERROR_HAS("kernel func_id 3 (AIV) of chip callable 'plan' returned 7");
+    CHECK_ERROR_HAS("chip 0");
+    CHECK(atomic_load(&records[bad].start) != 0);
+    CHECK(atomic_load(&records[dep1].start) == 0);
+    CHECK(atomic_load(&records[dep2].start) == 0);
+    CHECK(atomic_load(&records[dep3].start) == 0);
+    CHECK(atomic_load(&records[dep4].start) == 0);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(f.w, &st));
+    CHECK_EQ_U64(st.tasks_failed, 1);
+    CHECK_EQ_U64(st.tasks_canceled, 4);
+    CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
+
+    /* The next run on the same worker succeeds. */
+    plan_reset();
+    uint32_t ok = task1(PROBE_AIV, x, STRATA_OUTPUT, 0);
+    uint32_t ok2 = task1(PROBE_AIV, x, STRATA_INPUT, 0);
+    CHECK_OK(strata_worker_run_chip(f.w, f.h, NULL, NULL));
+    CHECK(strata_last_error()[0] == '\0');
+    CHECK_AFTER(ok2, ok);
+    CHECK_OK(strata_worker_stats(f.w, &st));
+    CHECK_EQ_U64(st.tasks_failed, 1);
+    teardown(&f);
+}
+
+/* After a failure, later submits of the same run return ECANCELED at once. */
+TEST_CASE(submit_after_failure_is_canceled)
+{
+    fixture f = setup(0);
+    strata_tensor x = test_tensor(f.x, STRATA_F32), y = test_tensor(f.y, STRATA_F32);
+    task1(FAILING, x, STRATA_OUTPUT, 0);
+    /* Long enough for the failure to be recorded before the last submits. */
+    task1(PROBE_AIV, y, STRATA_OUTPUT, 200000);
+    uint32_t rest = plan_n;
+    for (int i = 0; i < 10; i++)
+        task1(PROBE_AIV, x, STRATA_INPUT, 0);
+    /* A window of 1: every submit waits for the task before it to retire. */
+    strata_call_config cfg = {0};
+    cfg.ring_task_window = 1;
+    CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, &cfg), STRATA_ETASK);
+    for (uint32_t i = rest; i < plan_n; i++)
+        CHECK_STATUS(plan_submit_status[i], STRATA_ECANCELED);
+    teardown(&f);
+}
+
+static int bad_status;
+static int returning_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    return bad_status;
+}
+
+TEST_CASE(orchestration_error_returned)
+{
+    fixture f = setup(0);
+    strata_chip_callable c = {"returns", returning_orch, plan_kernels, 3};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
+    bad_status = STRATA_ENOENT;
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, NULL, NULL), STRATA_ENOENT);
+    CHECK_ERROR_HAS("orchestration function of chip callable 'returns' returned -3 (STRATA_ENOENT)");
+    bad_status = 42;
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, NULL, NULL), STRATA_ETASK);
+    CHECK_ERROR_HAS("returned 42; it must return 0 or a negative strata_status");
+    CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
+    bad_status = 0;
+    CHECK_OK(strata_worker_run_chip(f.w, h, NULL, NULL));
+    teardown(&f);
+}
+
+TEST_CASE(unknown_func_id)
+{
+    fixture f = setup(0);
+    task1(99, test_tensor(f.x, STRATA_F32), STRATA_OUTPUT, 0);
+    CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), STRATA_ENOENT);
+    CHECK_ERROR_HAS("chip callable 'plan' has no kernel with func_id 99");
+    CHECK_STATUS(plan_submit_status[0], STRATA_ENOENT);
+    teardown(&f);
+}
+
+/* Tensors must name a live chip buffer's base, and lie inside it. */
+TEST_CASE(bad_tensors_rejected)
+{
+    fixture f = setup(0);
+    static float host[64];
+    uint64_t shape[1] = {64};
+    struct {
+        strata_tensor t;
+        const char *says;
+        int status;
+    } cases[8];
+    int n = 0;
+    cases[n].t = strata_tensor_make(host, STRATA_F32, 1, shape);
+    cases[n].says = "is not the base of a live buffer of chip 0";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.addr += 64;
+    cases[n].t.nbytes -= 64;
+    cases[n].t.shape[0] -= 16;
+    cases[n].says = "is not the base of a live buffer";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.offset = 1;
+    cases[n].says = "beyond its nbytes 4096";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.nbytes = 8192;
+    cases[n].t.shape[0] = 2048;
+    cases[n].says = "holds 4096";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = strata_tensor_make(host, STRATA_F32, 7, shape);
+    cases[n].says = "is not a strata_dtype";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.strides[0] = -1;
+    cases[n].says = "strides must be >= 0";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.addr = 0;
+    cases[n].says = "addr is 0";
+    cases[n++].status = STRATA_EINVAL;
+    cases[n].t = test_tensor(f.x, STRATA_F32);
+    cases[n].t.shape[0] = 0;
+    cases[n].says = "shape[0] is 0";
+    cases[n++].status = STRATA_EINVAL;
+    for (int i = 0; i < n; i++) {
+        plan_reset();
+        task1(PROBE_AIV, cases[i].t, STRATA_INPUT, 0);
+        CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), cases[i].status);
+        CHECK_ERROR_HAS("strata_chip_submit(func_id 1): tensor 0");
+        CHECK_ERROR_HAS(cases[i].says);
+    }
+    /* a freed buffer is no longer a buffer */
+    strata_buffer gone = test_malloc(f.w, 64);
+    CHECK_OK(strata_worker_free(f.w, gone));
+    plan_reset();
+    task1(PROBE_AIV, test_tensor(gone, STRATA_F32), STRATA_INPUT, 0);
+    CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("not the base of a live buffer");
+    teardown(&f);
+}
+
+static uint32_t ntensors_to_submit, nscalars_to_submit;
+static int count_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tensor t[40];
+    strata_tag tags[40];
+    uint64_t s[20] = {0};
+    for (uint32_t i = 0; i < 40; i++) {
+        t[i] = args->tensors[0];
+        tags[i] = STRATA_INPUT;
+    }
+    return strata_chip_submit(o, PROBE_AIV, &(strata_task_args){t, tags, ntensors_to_submit, s, nscalars_to_submit});
+}
+
+TEST_CASE(too_many_args)
+{
+    fixture f = setup(0);
+    strata_chip_callable c = {"count", count_orch, plan_kernels, 3};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
+    strata_tensor x = test_tensor(f.x, STRATA_F32);
+    strata_tag tag = STRATA_INPUT;
+    strata_task_args args = {&x, &tag, 1, NULL, 0};
+    ntensors_to_submit = 33;
+    nscalars_to_submit = 3;
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, &args, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("33 tensors given; a task takes at most 32");
+    ntensors_to_submit = 32;
+    nscalars_to_submit = 17;
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, &args, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("17 scalars given; a task takes at most 16");
+    nscalars_to_submit = 16;
+    CHECK_OK(strata_worker_run_chip(f.w, h, &args, NULL));
+    teardown(&f);
+}
+
+/* ---- a hung kernel ---- */
+
+static _Atomic int release_hung;
+static _Atomic int hung_started;
+static int hanging_kernel(const strata_task_args *a)
+{
+    (void)a;
+    atomic_store(&hung_started, 1);
+    uint64_t deadline = test_now_ns() + 60000000000ull;
+    while (!atomic_load(&release_hung) && test_now_ns() < deadline)
+        sleep_us(1000);
+    return 0;
+}
+
+static int hang_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_OUTPUT;
+    int rc = strata_chip_submit(o, 5, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
+    if (rc)
+        return rc;
+    /* A dependent task: never runs, and submitting it must not block forever. */
+    tag = STRATA_INPUT;
+    return strata_chip_submit(o, 5, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
+}
+
+static int count_threads(void)
+{
+    int n = 0;
+    FILE *p = fopen("/proc/self/status", "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (p)
+        fclose(p);
+    return n;
+}
+
+TEST_CASE(hung_kernel_times_out)
+{
+    int threads_before = count_threads();
+    fixture f = setup(0);
+    static const strata_kernel_entry k[] = {{5, STRATA_AIV, hanging_kernel}};
+    strata_chip_callable c = {"hangs", hang_orch, k, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
+    strata_tensor x = test_tensor(f.x, STRATA_F32);
+    strata_tag tag = STRATA_INOUT;
+    strata_call_config cfg = {0};
+    cfg.timeout_ms = 100;
+    uint64_t t0 = test_now_ns();
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, &(strata_task_args){&x, &tag, 1, NULL, 0}, &cfg), STRATA_ETIMEDOUT);
+    uint64_t took = test_now_ns() - t0;
+    CHECK(took < 10 * 1000000000ull);   /* goal 100 ms; bound 100x for noisy machines */
+    CHECK_ERROR_HAS("timeout of 100 ms");
+    CHECK_ERROR_HAS("func_id 5");
+    CHECK_ERROR_HAS("FAILED");
+    CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_FAILED);
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, NULL, NULL), STRATA_EFAILED);
+    CHECK_ERROR_HAS("is FAILED");
+    strata_buffer b;
+    CHECK_STATUS(strata_worker_malloc(f.w, 0, 64, &b), STRATA_EFAILED);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(f.w, &st));
+    /* close returns at once although a core thread is stuck; it is abandoned */
+    t0 = test_now_ns();
+    CHECK_OK(strata_worker_close(f.w));
+    CHECK(test_now_ns() - t0 < 10 * 1000000000ull);
+    CHECK_OK(strata_worker_close(f.w));   /* idempotent */
+    strata_worker_destroy(f.w);
+    /* Let the kernel return: the abandoned thread then exits by itself. */
+    atomic_store(&release_hung, 1);
+    uint64_t deadline = test_now_ns() + 10000000000ull;
+    while (count_threads() > threads_before && test_now_ns() < deadline)
+        sleep_us(1000);
+    CHECK(count_threads() == threads_before);
+}
+
+/* The worker's task_timeout_ms applies when the run's config says 0. */
+TEST_CASE(worker_default_timeout)
+{
+    atomic_store(&release_hung, 0);
+    int threads_before = count_threads();
+    fixture f = setup(50);
+    static const strata_kernel_entry k[] = {{5, STRATA_AIV, hanging_kernel}};
+    strata_chip_callable c = {"hangs", hang_orch, k, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
+    strata_tensor x = test_tensor(f.x, STRATA_F32);
+    strata_tag tag = STRATA_INOUT;
+    CHECK_STATUS(strata_worker_run_chip(f.w, h, &(strata_task_args){&x, &tag, 1, NULL, 0}, NULL), STRATA_ETIMEDOUT);
+    CHECK_ERROR_HAS("timeout of 50 ms");
+    CHECK_OK(strata_worker_close(f.w));
+    strata_worker_destroy(f.w);
+    atomic_store(&release_hung, 1);
+    uint64_t deadline = test_now_ns() + 10000000000ull;
+    while (count_threads() > threads_before && test_now_ns() < deadline)
+        sleep_us(1000);
+    CHECK(count_threads() == threads_before);
+}
+
+/* close and run called from inside a kernel are refused, not deadlocked. */
+static strata_worker *self_worker;
+static _Atomic int inner_close_status = 1, inner_run_status = 1;
+static int closing_kernel(const strata_task_args *a)
+{
+    (void)a;
+    atomic_store(&inner_close_status, strata_worker_close(self_worker));
+    atomic_store(&inner_run_status, strata_worker_run_chip(self_worker, 1, NULL, NULL));
+    return 0;
+}
+
+TEST_CASE(close_from_kernel_refused)
+{
+    fixture f = setup(0);
+    self_worker = f.w;
+    static const strata_kernel_entry k[] = {{5, STRATA_AIV, closing_kernel}};
+    strata_chip_callable c = {"closes", hang_orch, k, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
+    strata_tensor x = test_tensor(f.x, STRATA_F32);
+    strata_tag tag = STRATA_INOUT;
+    CHECK_OK(strata_worker_run_chip(f.w, h, &(strata_task_args){&x, &tag, 1, NULL, 0}, NULL));
+    CHECK_STATUS(atomic_load(&inner_close_status), STRATA_ESTATE);
+    CHECK_STATUS(atomic_load(&inner_run_status), STRATA_ESTATE);
+    CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
+    teardown(&f);
+}
+
+TEST_MAIN(CASE(kernel_failure_cancels_dependents), CASE(submit_after_failure_is_canceled),
+          CASE(orchestration_error_returned), CASE(unknown_func_id), CASE(bad_tensors_rejected), CASE(too_many_args),
+          CASE(hung_kernel_times_out), CASE(worker_default_timeout), CASE(close_from_kernel_refused))

@@ -1,0 +1,626 @@
+/* l2_overhead: nanoseconds per task of the L2 chip engine for empty kernels.
+ *
+ * Each workload is a DAG from dag.h mapped onto one sim chip:
+ *   - one chip buffer of 64 bytes per datum (data of a dag_group share one
+ *     buffer, a 64-byte slot each, so a task that reads a whole group, the
+ *     fan-in reducer, passes it as one tensor: a task takes at most 32);
+ *   - one chip callable whose orchestration function walks the DAG and submits
+ *     every task with tags INPUT / OUTPUT / INOUT from the access modes and a
+ *     kernel that returns 0.
+ * The tensors and tags of every task are built before timing, so the timed part
+ * is strata_worker_run_chip over the whole DAG: submission, dependency
+ * tracking, scheduling, the kernel calls, completion and retirement.
+ *
+ * One warm-up run, then `reps` timed runs (more for small DAGs, so that every
+ * workload times at least --min-tasks tasks); prints the median and minimum
+ * ns/task and the ring high-water marks of the last run. --verify adds one run
+ * whose kernels log the order they start in and checks it against the DAG's
+ * dependencies. --quick (the CTest smoke test) runs tiny sizes with --verify. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <strata/strata.h>
+
+#include "dag.h"
+
+#define DATUM_BYTES 64u
+
+enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFFSET = 2 };
+
+typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
+
+typedef struct options {
+    uint32_t  reps, warmup;
+    uint64_t  min_tasks;
+    uint32_t  n, width, rounds;
+    uint32_t  tiles[16], ntiles;
+    uint32_t  aic, aiv;
+    placement place;
+    uint64_t  window, dep_pool;
+    bool      verify, quick;
+    const char *only;    /* comma-separated names or prefixes; NULL = all */
+} options;
+
+/* ---- time ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- kernels ---- */
+
+static int kernel_empty(const strata_task_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+/* --verify: each task logs its DAG index (scalar 0) when it starts. */
+static uint32_t        *g_log;
+static _Atomic uint32_t g_logpos;
+
+static int kernel_log(const strata_task_args *a)
+{
+    uint32_t at = atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed);
+    g_log[at] = (uint32_t)a->scalars[0];
+    return 0;
+}
+
+/* ---- the DAG on Strata ---- */
+
+typedef struct plan {
+    const dag     *d;
+    strata_buffer *buffers;    /* one per datum outside groups, one per group */
+    uint32_t       nbuffers;
+    strata_tensor *tensors;    /* all tasks' tensors, packed */
+    strata_tag    *tags;
+    uint32_t      *first;      /* ntasks + 1: task t's tensors are first[t] .. first[t+1]-1 */
+    uint8_t       *func;       /* K_EMPTY_AIV or K_EMPTY_AIC */
+    bool           verify;     /* submit the logging kernels, with the task index */
+    uint64_t       orch_end_ns;
+} plan;
+
+static strata_tag tag_of(dag_mode m)
+{
+    return m == DAG_READ ? STRATA_INPUT : m == DAG_WRITE ? STRATA_OUTPUT : STRATA_INOUT;
+}
+
+static int orchestrate(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)args;
+    plan *p = (plan *)(uintptr_t)cfg->user[0];
+    const uint32_t ntasks = p->d->ntasks;
+    if (!p->verify) {
+        for (uint32_t t = 0; t < ntasks; t++) {
+            uint32_t f = p->first[t];
+            strata_task_args a = {p->tensors + f, p->tags + f, p->first[t + 1] - f, NULL, 0};
+            int rc = strata_chip_submit(o, p->func[t], &a);
+            if (rc)
+                return rc;
+        }
+    } else {
+        for (uint32_t t = 0; t < ntasks; t++) {
+            uint32_t f = p->first[t];
+            uint64_t index = t;
+            strata_task_args a = {p->tensors + f, p->tags + f, p->first[t + 1] - f, &index, 1};
+            int rc = strata_chip_submit(o, p->func[t] + K_LOG_OFFSET, &a);
+            if (rc)
+                return rc;
+        }
+    }
+    p->orch_end_ns = now_ns();
+    return 0;
+}
+
+static int fail(const char *what, int rc)
+{
+    fprintf(stderr, "l2_overhead: %s failed: %s: %s\n", what, strata_status_name(rc), strata_last_error());
+    return 1;
+}
+
+static void plan_free(plan *p, strata_worker *w)
+{
+    if (p->buffers)
+        for (uint32_t b = 0; b < p->nbuffers; b++)
+            strata_worker_free(w, p->buffers[b]);
+    free(p->buffers);
+    free(p->tensors);
+    free(p->tags);
+    free(p->first);
+    free(p->func);
+    memset(p, 0, sizeof *p);
+}
+
+/* Allocate the buffers and build every task's tensors. */
+static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
+{
+    memset(p, 0, sizeof *p);
+    p->d = d;
+    /* datum -> buffer and byte offset in it */
+    uint32_t *buf_of = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof buf_of[0]);
+    uint32_t *slot_of = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof slot_of[0]);
+    p->buffers = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof p->buffers[0]);
+    p->tensors = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->tensors[0]);
+    p->tags = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->tags[0]);
+    p->first = malloc(((size_t)d->ntasks + 1) * sizeof p->first[0]);
+    p->func = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->func[0]);
+    int rc = 0;
+    if (!buf_of || !slot_of || !p->buffers || !p->tensors || !p->tags || !p->first || !p->func) {
+        fprintf(stderr, "l2_overhead: out of host memory for DAG %s\n", d->name);
+        rc = 1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < d->ndata; i++)
+        buf_of[i] = UINT32_MAX;
+    for (uint32_t g = 0; g < d->ngroups && rc == 0; g++) {
+        const dag_group *gr = &d->groups[g];
+        int s = strata_worker_malloc(w, 0, (uint64_t)gr->count * DATUM_BYTES, &p->buffers[p->nbuffers]);
+        if (s) {
+            rc = fail("strata_worker_malloc", s);
+            break;
+        }
+        for (uint32_t k = 0; k < gr->count; k++) {
+            buf_of[gr->first + k] = p->nbuffers;
+            slot_of[gr->first + k] = k;
+        }
+        p->nbuffers++;
+    }
+    for (uint32_t i = 0; i < d->ndata && rc == 0; i++) {
+        if (buf_of[i] != UINT32_MAX)
+            continue;
+        int s = strata_worker_malloc(w, 0, DATUM_BYTES, &p->buffers[p->nbuffers]);
+        if (s) {
+            rc = fail("strata_worker_malloc", s);
+            break;
+        }
+        buf_of[i] = p->nbuffers++;
+        slot_of[i] = 0;
+    }
+    uint32_t n = 0;
+    for (uint32_t t = 0; t < d->ntasks && rc == 0; t++) {
+        const dag_task *task = &d->tasks[t];
+        p->first[t] = n;
+        p->func[t] = place == PLACE_ALT && (t & 1) ? K_EMPTY_AIC : K_EMPTY_AIV;
+        uint32_t prev_datum = UINT32_MAX;
+        for (uint32_t a = 0; a < task->naccess; a++) {
+            const dag_access *acc = &d->accesses[task->first + a];
+            uint32_t b = buf_of[acc->datum];
+            strata_tag tag = tag_of(acc->mode);
+            /* Coalesce the next slot of the same buffer, same mode, into the
+               previous tensor (only groups have more than one slot). */
+            if (n > p->first[t] && prev_datum != UINT32_MAX && acc->datum == prev_datum + 1 &&
+                buf_of[prev_datum] == b && p->tags[n - 1] == tag) {
+                p->tensors[n - 1].shape[0] += DATUM_BYTES;
+                prev_datum = acc->datum;
+                continue;
+            }
+            uint64_t shape[1] = {DATUM_BYTES};
+            strata_tensor ten = strata_tensor_make((const void *)(uintptr_t)p->buffers[b].addr, STRATA_U8, 1, shape);
+            ten.nbytes = p->buffers[b].nbytes;
+            ten.offset = (uint64_t)slot_of[acc->datum] * DATUM_BYTES;
+            p->tensors[n] = ten;
+            p->tags[n] = tag;
+            n++;
+            prev_datum = acc->datum;
+        }
+        if (n - p->first[t] > STRATA_MAX_CORE_TENSORS) {
+            fprintf(stderr, "l2_overhead: task %u of %s needs %u tensors; a Strata task takes at most %d "
+                    "(group its data in the DAG generator)\n", t, d->name, n - p->first[t],
+                    STRATA_MAX_CORE_TENSORS);
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        p->first[d->ntasks] = n;
+out:
+    free(buf_of);
+    free(slot_of);
+    if (rc)
+        plan_free(p, w);
+    return rc;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static uint64_t median_u64(uint64_t *v, uint32_t n)
+{
+    qsort(v, n, sizeof v[0], cmp_u64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct result {
+    char     name[48];
+    uint32_t ntasks, reps;
+    int64_t  edges, path;
+    double   median_ns, min_ns, submit_ns;   /* per task */
+    strata_run_stats st;
+} result;
+
+/* ---- one workload ---- */
+
+static int run_workload(const dag *d, const options *opt, result *res)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "%s", d->name);
+    res->ntasks = d->ntasks;
+    res->edges = dag_count_edges(d);
+    res->path = dag_critical_path(d);
+
+    strata_worker_config wc;
+    strata_worker_config_init(&wc, 2);
+    wc.aic_cores = opt->aic;
+    wc.aiv_cores = opt->aiv;
+    strata_worker *w;
+    int rc = strata_worker_create(&wc, &w);
+    if (rc)
+        return fail("strata_worker_create", rc);
+    if ((rc = strata_worker_init(w))) {
+        strata_worker_destroy(w);
+        return fail("strata_worker_init", rc);
+    }
+    static const strata_kernel_entry kernels[] = {
+        {K_EMPTY_AIV, STRATA_AIV, kernel_empty},
+        {K_EMPTY_AIC, STRATA_AIC, kernel_empty},
+        {K_LOG_AIV, STRATA_AIV, kernel_log},
+        {K_LOG_AIC, STRATA_AIC, kernel_log},
+    };
+    strata_chip_callable callable = {"l2_overhead", orchestrate, kernels, 4};
+    strata_handle h;
+    plan p;
+    int ret = 1;
+    uint64_t *samples = NULL, *submits = NULL;
+    if ((rc = strata_worker_register_chip(w, &callable, &h))) {
+        fail("strata_worker_register_chip", rc);
+        goto close;
+    }
+    if (plan_build(&p, d, w, opt->place))
+        goto close;
+
+    strata_call_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.ring_task_window = opt->window;
+    cc.ring_dep_pool = opt->dep_pool;
+    cc.user[0] = (uint64_t)(uintptr_t)&p;
+
+    uint32_t reps = opt->reps;
+    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
+        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    res->reps = reps;
+    samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
+    submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
+    if (!samples || !submits) {
+        fprintf(stderr, "l2_overhead: out of host memory\n");
+        goto free_plan;
+    }
+
+    strata_run_stats before, after;
+    strata_worker_stats(w, &before);
+    for (uint32_t r = 0; r < opt->warmup; r++)
+        if ((rc = strata_worker_run_chip(w, h, NULL, &cc))) {
+            fail("strata_worker_run_chip (warm-up)", rc);
+            goto free_plan;
+        }
+    for (uint32_t r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        rc = strata_worker_run_chip(w, h, NULL, &cc);
+        uint64_t t1 = now_ns();
+        if (rc) {
+            fail("strata_worker_run_chip", rc);
+            goto free_plan;
+        }
+        samples[r] = t1 - t0;
+        submits[r] = p.orch_end_ns - t0;
+    }
+    strata_worker_stats(w, &after);
+    res->st = after;
+    uint64_t expect = (uint64_t)d->ntasks * (opt->warmup + reps);
+    if (after.tasks_completed - before.tasks_completed != expect || after.tasks_failed != before.tasks_failed ||
+        after.tasks_canceled != before.tasks_canceled) {
+        fprintf(stderr, "l2_overhead: %s: %" PRIu64 " tasks completed (%" PRIu64 " failed, %" PRIu64
+                " cancelled), expected %" PRIu64 "\n", d->name, after.tasks_completed - before.tasks_completed,
+                after.tasks_failed - before.tasks_failed, after.tasks_canceled - before.tasks_canceled, expect);
+        goto free_plan;
+    }
+    if (reps && d->ntasks) {
+        uint64_t lo = samples[0];
+        for (uint32_t r = 1; r < reps; r++)
+            lo = samples[r] < lo ? samples[r] : lo;
+        res->min_ns = (double)lo / d->ntasks;
+        res->median_ns = (double)median_u64(samples, reps) / d->ntasks;
+        res->submit_ns = (double)median_u64(submits, reps) / d->ntasks;
+    }
+
+    if (opt->verify) {
+        g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
+        if (!g_log) {
+            fprintf(stderr, "l2_overhead: out of host memory\n");
+            goto free_plan;
+        }
+        atomic_store(&g_logpos, 0);
+        p.verify = true;
+        rc = strata_worker_run_chip(w, h, NULL, &cc);
+        p.verify = false;
+        char why[200];
+        uint32_t logged = atomic_load(&g_logpos);
+        bool ok = rc == 0 && dag_check_order(d, g_log, logged, why, sizeof why);
+        free(g_log);
+        g_log = NULL;
+        if (rc) {
+            fail("strata_worker_run_chip (verify)", rc);
+            goto free_plan;
+        }
+        if (!ok) {
+            fprintf(stderr, "l2_overhead: %s: the order tasks ran in breaks a dependency: %s\n", d->name, why);
+            goto free_plan;
+        }
+    }
+    ret = 0;
+free_plan:
+    free(samples);
+    free(submits);
+    plan_free(&p, w);
+close:
+    if ((rc = strata_worker_close(w)) && ret == 0)
+        ret = fail("strata_worker_close", rc);
+    strata_worker_destroy(w);
+    return ret;
+}
+
+static void print_result(const result *r, bool verified)
+{
+    if (r->reps == 0) {
+        printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
+        return;
+    }
+    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %5" PRIu64 "/%-5" PRIu64
+           " %6" PRIu64 "/%-6" PRIu64 "%s\n",
+           r->name, r->ntasks, r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns,
+           r->st.task_window.high_water, r->st.task_window.size, r->st.dep_pool.high_water, r->st.dep_pool.size,
+           verified ? "  order ok" : "");
+    fflush(stdout);
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: l2_overhead [options]\n"
+            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
+            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
+            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
+            "                   at least --min-tasks tasks)\n"
+            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
+            "  --warmup N       untimed runs first (default 1)\n"
+            "  --n N            tasks of independent and chain (default 100000)\n"
+            "  --width N        fan-out width (default 64)\n"
+            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
+            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
+            "  --aiv N, --threads N   AIV core threads (default 1)\n"
+            "  --aic N          AIC core threads (default 1)\n"
+            "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
+            "  --window N       call_config.ring_task_window, power of two (default 16384)\n"
+            "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n"
+            "  --verify         one more run per workload that checks the order tasks ran in\n"
+            "  --quick          tiny sizes, --verify, for the smoke test\n");
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool parse_tiles(const char *s, options *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->ntiles = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !parse_u32(tok, &o->tiles[o->ntiles]))
+            return false;
+        o->ntiles++;
+    }
+    return o->ntiles > 0;
+}
+
+static bool selected(const options *o, const char *name)
+{
+    if (!o->only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->only);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strncmp(name, tok, strlen(tok)) == 0)
+            return true;
+    return false;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    *o = (options){.reps = 5, .warmup = 1, .min_tasks = 200000, .n = 100000, .width = 64, .rounds = 1500,
+                   .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1, .place = PLACE_AIV,
+                   .window = 16384, .dep_pool = 0};
+    /* --quick first, so explicit options after it still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--quick") == 0) {
+            o->quick = o->verify = true;
+            o->reps = 2;
+            o->min_tasks = 0;
+            o->n = 2000;
+            o->rounds = 20;
+            o->tiles[0] = 4;
+            o->tiles[1] = 6;
+            o->ntiles = 2;
+            o->window = 256;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint32_t x = 0;
+        bool ok = true;
+        if (strcmp(a, "--quick") == 0) {
+            continue;
+        } else if (strcmp(a, "--verify") == 0) {
+            o->verify = true;
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "l2_overhead: %s needs a value\n", a);
+            return 1;
+        }
+        i++;
+        if (strcmp(a, "--only") == 0)
+            o->only = v;
+        else if (strcmp(a, "--reps") == 0)
+            ok = parse_u32(v, &o->reps);
+        else if (strcmp(a, "--warmup") == 0)
+            ok = parse_u32(v, &o->warmup);
+        else if (strcmp(a, "--min-tasks") == 0) {
+            ok = parse_u32(v, &x);
+            o->min_tasks = x;
+        }
+        else if (strcmp(a, "--n") == 0)
+            ok = parse_u32(v, &o->n);
+        else if (strcmp(a, "--width") == 0)
+            ok = parse_u32(v, &o->width) && o->width >= 1;
+        else if (strcmp(a, "--rounds") == 0)
+            ok = parse_u32(v, &o->rounds);
+        else if (strcmp(a, "--tiles") == 0)
+            ok = parse_tiles(v, o);
+        else if (strcmp(a, "--aiv") == 0 || strcmp(a, "--threads") == 0)
+            ok = parse_u32(v, &o->aiv) && o->aiv >= 1 && o->aiv <= 64;
+        else if (strcmp(a, "--aic") == 0)
+            ok = parse_u32(v, &o->aic) && o->aic >= 1 && o->aic <= 64;
+        else if (strcmp(a, "--place") == 0) {
+            if (strcmp(v, "aiv") == 0)
+                o->place = PLACE_AIV;
+            else if (strcmp(v, "alt") == 0)
+                o->place = PLACE_ALT;
+            else
+                ok = false;
+        } else if (strcmp(a, "--window") == 0) {
+            ok = parse_u32(v, &x) && x >= 1 && (x & (x - 1)) == 0 && x <= 65536;
+            o->window = x;
+        } else if (strcmp(a, "--dep-pool") == 0) {
+            ok = parse_u32(v, &x) && x >= 1;
+            o->dep_pool = x;
+        } else {
+            fprintf(stderr, "l2_overhead: unknown option %s\n", a);
+            usage(stderr);
+            return 1;
+        }
+        if (!ok) {
+            fprintf(stderr, "l2_overhead: bad value '%s' for %s\n", v, a);
+            return 1;
+        }
+    }
+    if (o->dep_pool == 0)
+        o->dep_pool = 4 * o->window;
+    return 0;
+}
+
+/* ---- machine ---- */
+
+static void print_machine(void)
+{
+    char model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                const char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ' || *c == '\t')
+                        c++;
+                    snprintf(model, sizeof model, "%s", c);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    printf("# strata %s, %ld online CPUs, %s\n", strata_version_string(), sysconf(_SC_NPROCESSORS_ONLN), model);
+}
+
+int main(int argc, char **argv)
+{
+    options opt;
+    if (parse_args(argc, argv, &opt))
+        return 2;
+    print_machine();
+    printf("# lanes: %u AIC + %u AIV, tasks on %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
+           "; warm-up %u, reps %u (min %" PRIu64 " tasks timed)%s\n",
+           opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately", opt.window, opt.dep_pool,
+           opt.warmup, opt.reps, opt.min_tasks, opt.quick ? ", --quick" : "");
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
+           "median", "min", "submit", "window", "dep_pool");
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "", "", "", "", "", "ns/task", "ns/task",
+           "ns/task", "high/size", "high/size");
+
+    int failures = 0, ran = 0;
+    for (int wl = 0; wl < 3 + (int)opt.ntiles; wl++) {
+        dag d;
+        int rc;
+        const char *name = wl == 0 ? "independent" : wl == 1 ? "chain" : wl == 2 ? "fanout_fanin" : "cholesky";
+        char full[48];
+        if (wl < 3)
+            snprintf(full, sizeof full, "%s", name);
+        else
+            snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
+        if (!selected(&opt, full))
+            continue;
+        if (wl == 0)
+            rc = dag_independent(&d, opt.n);
+        else if (wl == 1)
+            rc = dag_chain(&d, opt.n);
+        else if (wl == 2)
+            rc = dag_fanout_fanin(&d, opt.width, opt.rounds);
+        else
+            rc = dag_cholesky(&d, opt.tiles[wl - 3]);
+        if (rc) {
+            fprintf(stderr, "l2_overhead: cannot generate %s (out of memory or size out of range)\n", full);
+            failures++;
+            continue;
+        }
+        result r;
+        ran++;
+        if (run_workload(&d, &opt, &r))
+            failures++;
+        else
+            print_result(&r, opt.verify);
+        dag_free(&d);
+    }
+    if (ran == 0) {
+        fprintf(stderr, "l2_overhead: --only '%s' selects no workload\n", opt.only ? opt.only : "");
+        return 2;
+    }
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,354 @@
+/* chip.worker: the L2 worker's life: states, bad input, the ring variables, chip
+ * memory, and thousands of runs on one worker with flat memory. */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static int empty_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    return 0;
+}
+
+static int touch(const strata_task_args *a)
+{
+    uint64_t *p = (uint64_t *)(uintptr_t)(a->tensors[0].addr);
+    *p += a->scalars[0];
+    return 0;
+}
+
+static int one_task_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    uint64_t one = 1;
+    return strata_chip_submit(o, 0, &(strata_task_args){args->tensors, &tag, 1, &one, 1});
+}
+
+static const strata_kernel_entry touch_kernel[] = {{0, STRATA_AIV, touch}};
+
+TEST_CASE(state_machine)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_NEW);
+    strata_chip_callable c = {"empty", empty_orch, NULL, 0};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));   /* before init is fine */
+    CHECK(h != STRATA_HANDLE_INVALID);
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ESTATE);
+    CHECK_ERROR_HAS("is NEW; call strata_worker_init first");
+    strata_buffer b;
+    CHECK_STATUS(strata_worker_malloc(w, 0, 64, &b), STRATA_ESTATE);
+    CHECK_OK(strata_worker_init(w));
+    CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
+    CHECK_STATUS(strata_worker_init(w), STRATA_ESTATE);
+    CHECK_ERROR_HAS("is READY");
+    CHECK_OK(strata_worker_run_chip(w, h, NULL, NULL));
+    strata_handle h2;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h2));  /* after init too */
+    CHECK(h2 != h);
+    CHECK_OK(strata_worker_run_chip(w, h2, NULL, NULL));
+    CHECK_STATUS(strata_worker_run_chip(w, 77, NULL, NULL), STRATA_ENOENT);
+    CHECK_ERROR_HAS("handle 77 is not a chip callable registered on this worker (2 registered)");
+    CHECK_STATUS(strata_worker_run_chip(w, STRATA_HANDLE_INVALID, NULL, NULL), STRATA_ENOENT);
+    CHECK_OK(strata_worker_close(w));
+    CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_CLOSED);
+    CHECK_OK(strata_worker_close(w));
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ESTATE);
+    CHECK_ERROR_HAS("is CLOSED; the worker is closed");
+    CHECK_STATUS(strata_worker_init(w), STRATA_ESTATE);
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_ESTATE);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));   /* reads answer in every state */
+    strata_worker_destroy(w);
+    strata_worker_destroy(NULL);
+}
+
+/* A worker that was never initialised, or never closed, is released by destroy. */
+TEST_CASE(destroy_closes)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_worker_destroy(w);
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    CHECK_OK(strata_worker_init(w));
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(w, 0, 1 << 20, &b));
+    strata_worker_destroy(w);
+}
+
+TEST_CASE(bad_config)
+{
+    strata_worker_config cfg;
+    strata_worker *w = NULL;
+    strata_worker_config_init(&cfg, 3);
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("level 3 workers are not available");
+    CHECK(w == NULL);
+    strata_worker_config_init(&cfg, 9);
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("level is 9");
+    strata_worker_config_init(&cfg, 2);
+    cfg.platform = "ascend910";
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_ENOENT);
+    CHECK_ERROR_HAS("platform 'ascend910' is not built in; available: sim");
+    strata_worker_config_init(&cfg, 2);
+    cfg.runtime = "host_build_graph";
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_ENOENT);
+    CHECK_ERROR_HAS("runtime 'host_build_graph'");
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 0;
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("aiv_cores is 0");
+    strata_worker_config_init(&cfg, 2);
+    cfg.device_id = -1;
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("device_id is -1");
+    CHECK_STATUS(strata_worker_create(NULL, &w), STRATA_EINVAL);
+    CHECK_STATUS(strata_worker_init(NULL), STRATA_EINVAL);
+    CHECK_STATUS(strata_worker_close(NULL), STRATA_EINVAL);
+    CHECK_EQ_U64(strata_worker_state(NULL), STRATA_STATE_CLOSED);
+}
+
+TEST_CASE(bad_callables)
+{
+    strata_worker *w = test_worker(1, 1);
+    strata_handle h;
+    strata_kernel_entry dup[] = {{1, STRATA_AIV, touch}, {1, STRATA_AIC, touch}};
+    strata_chip_callable c = {"dup", empty_orch, dup, 2};
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_EINVAL);
+    CHECK_ERROR_HAS("chip callable 'dup': func_id 1 appears twice");
+    strata_kernel_entry null_fn[] = {{2, STRATA_AIV, NULL}};
+    c = (strata_chip_callable){"nullfn", empty_orch, null_fn, 1};
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_EINVAL);
+    CHECK_ERROR_HAS("kernels[0] (func_id 2) has a NULL fn");
+    strata_kernel_entry neg[] = {{-4, STRATA_AIV, touch}};
+    c = (strata_chip_callable){"neg", empty_orch, neg, 1};
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_EINVAL);
+    CHECK_ERROR_HAS("func_id -4");
+    strata_kernel_entry badcore[] = {{0, (strata_core_type)7, touch}};
+    c = (strata_chip_callable){"core", empty_orch, badcore, 1};
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_EINVAL);
+    CHECK_ERROR_HAS("core type 7");
+    c = (strata_chip_callable){"noorch", NULL, NULL, 0};
+    CHECK_STATUS(strata_worker_register_chip(w, &c, &h), STRATA_EINVAL);
+    CHECK_ERROR_HAS("orch is NULL");
+    CHECK_STATUS(strata_worker_register_chip(w, NULL, &h), STRATA_EINVAL);
+    /* The callable and its table are copied: the caller's may change after. */
+    strata_kernel_entry table[] = {{0, STRATA_AIV, touch}};
+    char name[] = "copied";
+    c = (strata_chip_callable){name, one_task_orch, table, 1};
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    table[0].func_id = 5;
+    name[0] = 'X';
+    strata_buffer b = test_malloc(w, 64);
+    strata_tensor t = test_tensor(b, STRATA_U64);
+    strata_tag tag = STRATA_INOUT;
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    uint64_t v = 0;
+    CHECK_OK(strata_worker_copy_from(w, &v, b, 0, 8));
+    CHECK_EQ_U64(v, 1);
+    CHECK_OK(strata_worker_free(w, b));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+}
+
+static void check_env_rejected(const char *name, const char *value, const char *says)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    strata_worker *w = NULL;
+    test_setenv(name, value);
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS(name);
+    CHECK_ERROR_HAS(says);
+    CHECK(w == NULL);
+    test_setenv(name, NULL);
+}
+
+TEST_CASE(bad_env_values)
+{
+    check_env_rejected("PTO2_RING_TASK_WINDOW", "1000", "must be a power of two between 1 and 65536");
+    check_env_rejected("PTO2_RING_TASK_WINDOW", "131072", "power of two");
+    check_env_rejected("PTO2_RING_TASK_WINDOW", "abc", "\"abc\"");
+    check_env_rejected("PTO2_RING_TASK_WINDOW", "-4", "\"-4\"");
+    check_env_rejected("PTO2_RING_TASK_WINDOW", "64K", "\"64K\"");
+    check_env_rejected("PTO2_RING_HEAP", "12", "between 64 and");
+    check_env_rejected("PTO2_RING_HEAP", "10Q", "\"10Q\"");
+    check_env_rejected("PTO2_RING_HEAP", "99999999999999999999", "\"99999999999999999999\"");
+    check_env_rejected("PTO2_RING_HEAP", "4G", "between 64 and");   /* more than half the chip memory */
+    check_env_rejected("PTO2_RING_DEP_POOL", "0", "between 1 and");
+    check_env_rejected("PTO2_RING_DEP_POOL", "1.5", "\"1.5\"");
+}
+
+TEST_CASE(env_sizes_the_rings)
+{
+    test_setenv("PTO2_RING_TASK_WINDOW", "64");
+    test_setenv("PTO2_RING_HEAP", "1M");
+    test_setenv("PTO2_RING_DEP_POOL", "300");
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    /* read at create: later changes do not affect this worker */
+    test_setenv("PTO2_RING_TASK_WINDOW", "2");
+    CHECK_OK(strata_worker_init(w));
+    strata_chip_callable c = {"one", one_task_orch, touch_kernel, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    strata_buffer b = test_malloc(w, 64);
+    strata_tensor t = test_tensor(b, STRATA_U64);
+    strata_tag tag = STRATA_INOUT;
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.task_window.size, 64);
+    CHECK_EQ_U64(st.heap.size, 1 << 20);
+    CHECK_EQ_U64(st.dep_pool.size, 300);
+    CHECK_EQ_U64(st.task_window.high_water, 1);
+    /* a run's call_config overrides the environment */
+    strata_call_config cc = {0};
+    cc.ring_task_window = 8;
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, &cc));
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.task_window.size, 8);
+    CHECK_EQ_U64(st.dep_pool.size, 300);
+    test_setenv("PTO2_RING_TASK_WINDOW", NULL);
+    test_setenv("PTO2_RING_HEAP", NULL);
+    test_setenv("PTO2_RING_DEP_POOL", NULL);
+    CHECK_OK(strata_worker_free(w, b));
+    strata_worker_destroy(w);
+}
+
+static bool maps_contain(uint64_t addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f != NULL);
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi;
+        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && addr >= lo && addr < hi)
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+TEST_CASE(chip_memory)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.device_memory_bytes = 8 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    CHECK_OK(strata_worker_init(w));
+    strata_buffer a, b;
+    CHECK_STATUS(strata_worker_malloc(w, 0, 0, &a), STRATA_EINVAL);
+    CHECK_ERROR_HAS("nbytes is 0");
+    CHECK_OK(strata_worker_malloc(w, 0, 1000, &a));
+    CHECK(a.addr % 64 == 0);
+    CHECK_EQ_U64(a.nbytes, 1000);
+    CHECK_STATUS(strata_worker_malloc(w, 0, 64 << 20, &b), STRATA_ENOMEM);
+    CHECK_ERROR_HAS("no block of 67108864 bytes");
+    CHECK_ERROR_HAS("device_memory_bytes");
+    char msg[] = "hello, chip memory";
+    char back[sizeof msg] = {0};
+    CHECK_OK(strata_worker_copy_to(w, a, 100, msg, sizeof msg));
+    CHECK_OK(strata_worker_copy_from(w, back, a, 100, sizeof msg));
+    CHECK(strcmp(back, msg) == 0);
+    CHECK_STATUS(strata_worker_copy_to(w, a, 990, msg, sizeof msg), STRATA_EINVAL);
+    CHECK_ERROR_HAS("bytes [990, 1009) lie outside the 1000-byte buffer");
+    CHECK_STATUS(strata_worker_copy_from(w, back, a, UINT64_MAX, 2), STRATA_EINVAL);
+    strata_buffer fake = a;
+    fake.addr += 64;
+    CHECK_STATUS(strata_worker_free(w, fake), STRATA_ENOENT);
+    CHECK_ERROR_HAS("no live buffer from strata_worker_malloc starts at");
+    CHECK_OK(strata_worker_free(w, a));
+    CHECK_STATUS(strata_worker_free(w, a), STRATA_ENOENT);
+    CHECK_STATUS(strata_worker_copy_to(w, a, 0, msg, 4), STRATA_ENOENT);
+    /* Freed memory is reusable: allocate nearly all of it, many times. */
+    for (int i = 0; i < 100; i++) {
+        CHECK_OK(strata_worker_malloc(w, 0, 2 << 20, &b));
+        CHECK_OK(strata_worker_free(w, b));
+    }
+    CHECK_OK(strata_worker_malloc(w, 0, 64, &b));
+    CHECK(maps_contain(b.addr));
+    CHECK_OK(strata_worker_close(w));
+    CHECK(!maps_contain(b.addr));   /* close unmapped the chip memory */
+    strata_worker_destroy(w);
+}
+
+/* 10,000 runs on one worker: correct every time, memory flat. */
+TEST_CASE(ten_thousand_runs_flat_memory)
+{
+    strata_worker *w = test_worker(1, 1);
+    strata_chip_callable c = {"one", one_task_orch, touch_kernel, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    strata_buffer b = test_malloc(w, 64);
+    strata_tensor t = test_tensor(b, STRATA_U64);
+    strata_tag tag = STRATA_INOUT;
+    strata_task_args args = {&t, &tag, 1, NULL, 0};
+    uint64_t rss_warm = 0;
+    for (int i = 1; i <= 10000; i++) {
+        CHECK_OK(strata_worker_run_chip(w, h, &args, NULL));
+        if (i == 1000)
+            rss_warm = test_rss_bytes();
+    }
+    uint64_t rss_end = test_rss_bytes(), v = 0;
+    CHECK_OK(strata_worker_copy_from(w, &v, b, 0, 8));
+    CHECK_EQ_U64(v, 10000);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.tasks_completed, 10000);
+    /* 9,000 runs after warm-up may not grow the process by more than 1 MiB */
+    if (rss_end > rss_warm + (1 << 20))
+        test_fail(__FILE__, __LINE__, "RSS grew from %llu to %llu bytes over 9000 runs",
+                  (unsigned long long)rss_warm, (unsigned long long)rss_end);
+    CHECK_OK(strata_worker_free(w, b));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+}
+
+/* Two workers driven from two threads at once do not interfere. */
+static void *drive(void *arg)
+{
+    uint64_t *result = arg;
+    strata_worker *w = test_worker(1, 1);
+    strata_chip_callable c = {"one", one_task_orch, touch_kernel, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    strata_buffer b = test_malloc(w, 64);
+    strata_tensor t = test_tensor(b, STRATA_U64);
+    strata_tag tag = STRATA_INOUT;
+    for (int i = 0; i < 500; i++)
+        CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    CHECK_OK(strata_worker_copy_from(w, result, b, 0, 8));
+    strata_worker_destroy(w);
+    return NULL;
+}
+
+TEST_CASE(two_workers_two_threads)
+{
+    pthread_t t1, t2;
+    uint64_t r1 = 0, r2 = 0;
+    CHECK(pthread_create(&t1, NULL, drive, &r1) == 0);
+    CHECK(pthread_create(&t2, NULL, drive, &r2) == 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK_EQ_U64(r1, 500);
+    CHECK_EQ_U64(r2, 500);
+}
+
+TEST_MAIN(CASE(state_machine), CASE(destroy_closes), CASE(bad_config), CASE(bad_callables), CASE(bad_env_values),
+          CASE(env_sizes_the_rings), CASE(chip_memory), CASE(ten_thousand_runs_flat_memory),
+          CASE(two_workers_two_threads))

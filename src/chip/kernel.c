@@ -62,7 +62,8 @@ int strata__callable_copy(const strata_chip_callable *c, strata__callable *out)
     }
     if (c->nkernels)
         memcpy(out->kernels, c->kernels, c->nkernels * sizeof out->kernels[0]);
-    qsort(out->kernels, c->nkernels, sizeof out->kernels[0], cmp_entry);
+    if (c->nkernels > 1)
+        qsort(out->kernels, c->nkernels, sizeof out->kernels[0], cmp_entry);
     for (uint32_t i = 1; i < c->nkernels; i++) {
         if (out->kernels[i].func_id == out->kernels[i - 1].func_id) {
             int id = out->kernels[i].func_id;

@@ -310,8 +310,14 @@ TEST_CASE(ten_thousand_runs_flat_memory)
     strata_run_stats st;
     CHECK_OK(strata_worker_stats(w, &st));
     CHECK_EQ_U64(st.tasks_completed, 10000);
-    /* 9,000 runs after warm-up may not grow the process by more than 1 MiB */
+    /* 9,000 runs after warm-up may not grow the process by more than 1 MiB.
+       (ThreadSanitizer's own history grows with every synchronisation, so its
+       build checks results only.) */
+#ifndef __SANITIZE_THREAD__
     if (rss_end > rss_warm + (1 << 20))
+#else
+    if (0)
+#endif
         test_fail(__FILE__, __LINE__, "RSS grew from %llu to %llu bytes over 9000 runs",
                   (unsigned long long)rss_warm, (unsigned long long)rss_end);
     CHECK_OK(strata_worker_free(w, b));

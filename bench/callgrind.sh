@@ -86,5 +86,6 @@ for n in chain_meas chol_meas; do
     echo
     echo "# top functions, self Ir, $n"
     callgrind_annotate --threshold=95 "$OUT/$n.out" 2>/dev/null |
-        awk '/^-+$/ { sep++; next } sep >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/' | head -n 14
+        grep -E '^ *[0-9,]+ +\( *[0-9.]+%\) ' | grep -v 'PROGRAM TOTALS' |
+        sed -e 's/ \[[^]]*\]$//' -e 's/[^ ]*:\([A-Za-z_0-9.]*\)$/\1/' | head -n 14
 done

@@ -229,11 +229,16 @@ bool strata__views_overlap(const strata_tensor *a, const strata__extent *ea,
 {
     if (ea->hi <= eb->lo || eb->hi <= ea->lo)
         return false;
-    if (ea->dense || eb->dense)
-        return true;   /* one fills its interval, and the intervals meet */
-    uint64_t la, lb;
-    uint64_t na = view_runs(a, scratch->a, &la);
-    uint64_t nb = na ? view_runs(b, scratch->b, &lb) : 0;
+    if (ea->dense && eb->dense)
+        return true;   /* both fill their intervals, and the intervals meet */
+    /* A dense view is one run: its whole interval. */
+    uint64_t la = ea->hi - ea->lo, lb = eb->hi - eb->lo, na = 1, nb = 1;
+    scratch->a[0] = ea->lo;
+    scratch->b[0] = eb->lo;
+    if (!ea->dense)
+        na = view_runs(a, scratch->a, &la);
+    if (na && !eb->dense)
+        nb = view_runs(b, scratch->b, &lb);
     if (na == 0 || nb == 0)
         return true;   /* too many runs to enumerate: order by interval */
     /* Sweep the two lists, sorted by start. All runs of one view have the same

@@ -1,0 +1,135 @@
+/* core.rings: the heap ring allocator and the TensorMap's buffer registry. */
+#include "harness.h"
+
+#include "core/ring.h"
+#include "core/tensormap.h"
+
+TEST_CASE(heap_ring_fifo)
+{
+    strata__heap_ring r;
+    strata__heap_ring_reset(&r, 1000);
+    uint64_t off[4], ch[4];
+    CHECK(strata__heap_ring_alloc(&r, 400, &off[0], &ch[0]));
+    CHECK(strata__heap_ring_alloc(&r, 400, &off[1], &ch[1]));
+    CHECK_EQ_U64(off[0], 0);
+    CHECK_EQ_U64(off[1], 400);
+    CHECK(!strata__heap_ring_alloc(&r, 300, &off[2], &ch[2]));   /* 200 left at the end */
+    strata__heap_ring_release(&r, off[0], 400, ch[0]);
+    CHECK(strata__heap_ring_alloc(&r, 300, &off[2], &ch[2]));     /* wraps, skipping 200 */
+    CHECK_EQ_U64(off[2], 0);
+    CHECK_EQ_U64(ch[2], 500);
+    CHECK_EQ_U64(r.used, 900);
+    CHECK(!strata__heap_ring_alloc(&r, 200, &off[3], &ch[3]));    /* only [300, 400) free */
+    CHECK(strata__heap_ring_alloc(&r, 100, &off[3], &ch[3]));
+    CHECK_EQ_U64(off[3], 300);
+    CHECK_EQ_U64(r.used, 1000);
+    CHECK(!strata__heap_ring_alloc(&r, 1, &off[0], &ch[0]));      /* full */
+    strata__heap_ring_release(&r, off[1], 400, ch[1]);
+    strata__heap_ring_release(&r, off[2], 300, ch[2]);
+    strata__heap_ring_release(&r, off[3], 100, ch[3]);
+    CHECK_EQ_U64(r.used, 0);
+    CHECK_EQ_U64(r.high_water, 1000);
+    CHECK(strata__heap_ring_alloc(&r, 1000, &off[0], &ch[0]));    /* empty starts over at 0 */
+    CHECK_EQ_U64(off[0], 0);
+    CHECK(!strata__heap_ring_alloc(&r, 1001, &off[1], &ch[1]));
+}
+
+/* A random FIFO workload never hands out overlapping bytes. */
+TEST_CASE(heap_ring_random_fifo)
+{
+    strata__heap_ring r;
+    strata__heap_ring_reset(&r, 4096);
+    static uint8_t owner[4096];
+    uint64_t q_off[64], q_n[64], q_ch[64];
+    unsigned head = 0, tail = 0;
+    uint64_t x = 12345;
+    for (int step = 0; step < 200000; step++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t n = 1 + (x >> 33) % 700;
+        uint64_t off, ch;
+        if (tail - head < 64 && strata__heap_ring_alloc(&r, n, &off, &ch)) {
+            CHECK(off + n <= 4096);
+            for (uint64_t i = off; i < off + n; i++) {
+                CHECK(owner[i] == 0);
+                owner[i] = 1;
+            }
+            q_off[tail % 64] = off;
+            q_n[tail % 64] = n;
+            q_ch[tail % 64] = ch;
+            tail++;
+        } else {
+            CHECK(head != tail || n > 4096);
+            unsigned k = head++ % 64;
+            for (uint64_t i = q_off[k]; i < q_off[k] + q_n[k]; i++)
+                owner[i] = 0;
+            strata__heap_ring_release(&r, q_off[k], q_n[k], q_ch[k]);
+        }
+    }
+}
+
+TEST_CASE(buffer_registry)
+{
+    strata__tensormap m;
+    CHECK_OK(strata__tmap_init(&m));
+    uint32_t idx[5000];
+    for (uint32_t i = 0; i < 5000; i++)
+        CHECK_OK(strata__tmap_buffer_add(&m, 0x100000 + (uint64_t)i * 64, 64, 1, &idx[i]));
+    for (uint32_t i = 0; i < 5000; i++)
+        CHECK_EQ_U64(strata__tmap_buffer_find(&m, 0x100000 + (uint64_t)i * 64), idx[i]);
+    CHECK_EQ_U64(strata__tmap_buffer_find(&m, 0x100000 + 32), STRATA__NONE);
+    for (uint32_t i = 0; i < 5000; i += 2)
+        strata__tmap_buffer_remove(&m, idx[i]);
+    for (uint32_t i = 0; i < 5000; i++)
+        CHECK_EQ_U64(strata__tmap_buffer_find(&m, 0x100000 + (uint64_t)i * 64), i % 2 ? idx[i] : STRATA__NONE);
+    for (uint32_t i = 0; i < 5000; i += 2)
+        CHECK_OK(strata__tmap_buffer_add(&m, 0x100000 + (uint64_t)i * 64, 64, 1, &idx[i]));
+    for (uint32_t i = 0; i < 5000; i++)
+        CHECK_EQ_U64(strata__tmap_buffer_find(&m, 0x100000 + (uint64_t)i * 64), idx[i]);
+    strata__tmap_destroy(&m);
+}
+
+typedef struct deps {
+    uint64_t got[16];
+    int n;
+} deps;
+static int collect(void *ctx, uint64_t producer)
+{
+    deps *d = ctx;
+    d->got[d->n++] = producer;
+    return 0;
+}
+
+/* RAW, WAR and WAW follow from the access list; covered entries are dropped and
+   stale ones (retired tasks) never reported. */
+TEST_CASE(access_rules)
+{
+    strata__tensormap m;
+    CHECK_OK(strata__tmap_init(&m));
+    uint32_t b;
+    CHECK_OK(strata__tmap_buffer_add(&m, 0x1000, 256, 1, &b));
+    uint64_t shape[1] = {64};
+    strata_tensor whole = strata_tensor_make((void *)0x1000, STRATA_F32, 1, shape);
+    strata__extent e;
+    CHECK_OK(strata__tensor_check(&whole, 0, &e));
+    deps d = {0};
+    CHECK_OK(strata__tmap_access(&m, b, 1, &whole, &e, false, true, 1, collect, &d));   /* W1 */
+    CHECK_EQ_U64(d.n, 0);
+    CHECK_OK(strata__tmap_access(&m, b, 2, &whole, &e, true, false, 1, collect, &d));   /* R2: RAW on 1 */
+    CHECK_EQ_U64(d.n, 1);
+    CHECK_EQ_U64(d.got[0], 1);
+    d.n = 0;
+    CHECK_OK(strata__tmap_access(&m, b, 3, &whole, &e, true, false, 1, collect, &d));   /* R3: RAW on 1 only */
+    CHECK_EQ_U64(d.n, 1);
+    CHECK_EQ_U64(d.got[0], 1);
+    d.n = 0;
+    CHECK_OK(strata__tmap_access(&m, b, 4, &whole, &e, false, true, 1, collect, &d));   /* W4: WAR 3, 2, WAW 1 */
+    CHECK_EQ_U64(d.n, 3);
+    CHECK_EQ_U64(m.live_accesses, 1);   /* W4 covers all three: they were dropped */
+    d.n = 0;
+    CHECK_OK(strata__tmap_access(&m, b, 5, &whole, &e, true, false, 5, collect, &d));   /* 4 retired: stale */
+    CHECK_EQ_U64(d.n, 0);
+    CHECK_EQ_U64(m.live_accesses, 1);
+    strata__tmap_destroy(&m);
+}
+
+TEST_MAIN(CASE(heap_ring_fifo), CASE(heap_ring_random_fifo), CASE(buffer_registry), CASE(access_rules))

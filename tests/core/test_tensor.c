@@ -1,0 +1,217 @@
+/* core.tensor: tensor views: validation with messages, extents, and the exact
+ * overlap test checked against brute-force byte sets. */
+#include "harness.h"
+
+#include "core/tensor.h"
+
+static strata_tensor view(uint64_t base, uint64_t nbytes, strata_dtype dt, uint64_t offset, uint32_t ndims,
+                          const uint64_t *shape, const int64_t *strides)
+{
+    strata_tensor t;
+    memset(&t, 0, sizeof t);
+    t.addr = base;
+    t.nbytes = nbytes;
+    t.dtype = dt;
+    t.offset = offset;
+    t.ndims = ndims;
+    for (uint32_t i = 0; i < ndims; i++) {
+        t.shape[i] = shape[i];
+        t.strides[i] = strides ? strides[i] : 0;
+    }
+    return t;
+}
+
+TEST_CASE(make_and_sizes)
+{
+    CHECK_EQ_U64(strata_dtype_size(STRATA_U8), 1);
+    CHECK_EQ_U64(strata_dtype_size(STRATA_BF16), 2);
+    CHECK_EQ_U64(strata_dtype_size(STRATA_F32), 4);
+    CHECK_EQ_U64(strata_dtype_size(STRATA_F64), 8);
+    CHECK_EQ_U64(strata_dtype_size((strata_dtype)99), 0);
+    uint64_t shape[3] = {2, 3, 4};
+    strata_tensor t = strata_tensor_make((void *)0x1000, STRATA_F32, 3, shape);
+    CHECK_EQ_U64(t.addr, 0x1000);
+    CHECK_EQ_U64(t.nbytes, 96);
+    CHECK_EQ_U64(t.ndims, 3);
+    CHECK_EQ_U64(t.offset, 0);
+    strata__extent e;
+    CHECK_OK(strata__tensor_check(&t, 0, &e));
+    CHECK_EQ_U64(e.lo, 0x1000);
+    CHECK_EQ_U64(e.hi, 0x1000 + 96);
+    CHECK(e.dense);
+    strata_tensor bad = strata_tensor_make((void *)0x1000, STRATA_F32, 6, shape);
+    CHECK_EQ_U64(bad.ndims, 0);
+    CHECK_STATUS(strata__tensor_check(&bad, 3, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("tensor 3: dtype");
+    bad = strata_tensor_make((void *)0x1000, (strata_dtype)42, 1, shape);
+    CHECK_STATUS(strata__tensor_check(&bad, 0, NULL), STRATA_EINVAL);
+    bad = strata_tensor_make((void *)0x1000, STRATA_F32, 1, NULL);
+    CHECK_STATUS(strata__tensor_check(&bad, 0, NULL), STRATA_EINVAL);
+}
+
+TEST_CASE(check_messages)
+{
+    uint64_t shape[2] = {4, 4};
+    int64_t strides[2] = {8, 1};
+    strata_tensor t = view(0x1000, 256, STRATA_F32, 0, 2, shape, strides);
+    strata__extent e;
+    CHECK_OK(strata__tensor_check(&t, 0, &e));
+    CHECK_EQ_U64(e.hi - e.lo, (3 * 8 + 3 + 1) * 4);
+    CHECK(!e.dense);
+    t.offset = 40;   /* last element 40 + 27 = 67 > 63 */
+    CHECK_STATUS(strata__tensor_check(&t, 2, &e), STRATA_EINVAL);
+    CHECK_ERROR_HAS("tensor 2: the view (offset 40, 2 dims, F32) touches bytes up to 272");
+    CHECK_ERROR_HAS("beyond its nbytes 256");
+    t.offset = 0;
+    t.shape[1] = UINT64_MAX / 2;
+    CHECK_STATUS(strata__tensor_check(&t, 0, &e), STRATA_EINVAL);
+    CHECK_ERROR_HAS("more than");
+    t = view(0x1000, 256, STRATA_F32, 0, 2, shape, strides);
+    t.ndims = 0;
+    CHECK_STATUS(strata__tensor_check(&t, 0, &e), STRATA_EINVAL);
+    CHECK_ERROR_HAS("ndims is 0; it must be 1..5");
+    t.ndims = 2;
+    t.addr = UINT64_MAX - 16;
+    t.nbytes = 256;
+    CHECK_STATUS(strata__tensor_check(&t, 0, &e), STRATA_EINVAL);
+    CHECK_ERROR_HAS("wraps the address space");
+}
+
+TEST_CASE(args_check)
+{
+    uint64_t shape[1] = {4};
+    strata_tensor t = view(0x1000, 16, STRATA_F32, 0, 1, shape, NULL);
+    strata_tag tag = (strata_tag)9;
+    strata_task_args a = {&t, &tag, 1, NULL, 0};
+    CHECK_STATUS(strata__task_args_check(&a, 32, 16, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("tensor 0: tag 9 is not a strata_tag");
+    a = (strata_task_args){NULL, NULL, 2, NULL, 0};
+    CHECK_STATUS(strata__task_args_check(&a, 32, 16, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("ntensors is 2 but the tensors array is NULL");
+    a = (strata_task_args){NULL, NULL, 0, NULL, 3};
+    CHECK_STATUS(strata__task_args_check(&a, 32, 16, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("nscalars is 3 but the scalars array is NULL");
+    CHECK_OK(strata__task_args_check(NULL, 32, 16, NULL));
+    a = (strata_task_args){NULL, NULL, 0, NULL, 0};
+    CHECK_OK(strata__task_args_check(&a, 32, 16, NULL));
+}
+
+/* Every byte a view touches, by enumeration, as a bitmap over [base, base+n). */
+static void touch_bytes(const strata_tensor *t, uint8_t *bits, uint64_t base)
+{
+    uint64_t st[STRATA_MAX_DIMS];
+    bool all_zero = true;
+    for (uint32_t i = 0; i < t->ndims; i++)
+        all_zero &= t->strides[i] == 0;
+    uint64_t s = 1;
+    for (uint32_t i = t->ndims; i-- > 0;) {
+        st[i] = all_zero ? s : (uint64_t)t->strides[i];
+        s *= t->shape[i];
+    }
+    uint64_t idx[STRATA_MAX_DIMS] = {0};
+    size_t es = strata_dtype_size(t->dtype);
+    for (;;) {
+        uint64_t e = t->offset;
+        for (uint32_t i = 0; i < t->ndims; i++)
+            e += idx[i] * st[i];
+        for (size_t b = 0; b < es; b++)
+            bits[t->addr - base + e * es + b] = 1;
+        uint32_t d = t->ndims;
+        while (d-- > 0) {
+            if (++idx[d] < t->shape[d])
+                break;
+            idx[d] = 0;
+        }
+        if (d == UINT32_MAX)
+            break;
+    }
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static strata_tensor random_view(uint64_t base, uint64_t nbytes)
+{
+    static const strata_dtype dts[] = {STRATA_U8, STRATA_U16, STRATA_F32, STRATA_F64};
+    for (;;) {
+        strata_tensor t;
+        memset(&t, 0, sizeof t);
+        t.addr = base;
+        t.nbytes = nbytes;
+        t.dtype = dts[next_rand() % 4];
+        t.ndims = 1 + (uint32_t)(next_rand() % 3);
+        bool contiguous = next_rand() % 3 == 0;
+        for (uint32_t i = 0; i < t.ndims; i++) {
+            t.shape[i] = 1 + next_rand() % 5;
+            if (!contiguous)
+                t.strides[i] = (int64_t)(next_rand() % 9);
+        }
+        t.offset = next_rand() % 16;
+        if (strata__tensor_check(&t, 0, NULL) == STRATA_OK)
+            return t;
+    }
+}
+
+/* The overlap answer equals the brute-force byte-set intersection on 20,000
+   random pairs of views (strided, broadcast, mixed dtypes). */
+TEST_CASE(overlap_matches_brute_force)
+{
+    enum { NB = 512 };
+    const uint64_t base = 0x10000;
+    static strata__overlap_scratch scratch;
+    uint64_t overlapping = 0;
+    for (int trial = 0; trial < 20000; trial++) {
+        strata_tensor a = random_view(base, NB), b = random_view(base, NB);
+        strata__extent ea, eb;
+        CHECK_OK(strata__tensor_check(&a, 0, &ea));
+        CHECK_OK(strata__tensor_check(&b, 0, &eb));
+        uint8_t ba[NB] = {0}, bb[NB] = {0};
+        touch_bytes(&a, ba, base);
+        touch_bytes(&b, bb, base);
+        bool truth = false;
+        for (int i = 0; i < NB; i++)
+            truth |= ba[i] && bb[i];
+        bool got = strata__views_overlap(&a, &ea, &b, &eb, &scratch);
+        if (got != truth) {
+            for (int k = 0; k < 2; k++) {
+                const strata_tensor *v = k ? &b : &a;
+                fprintf(stderr, "%c: dtype %d off %llu ndims %u shape", 'a' + k, (int)v->dtype,
+                        (unsigned long long)v->offset, v->ndims);
+                for (uint32_t i = 0; i < v->ndims; i++)
+                    fprintf(stderr, " %llu/%lld", (unsigned long long)v->shape[i], (long long)v->strides[i]);
+                fprintf(stderr, " dense %d [%llu,%llu)\n", k ? eb.dense : ea.dense,
+                        (unsigned long long)((k ? eb.lo : ea.lo) - base), (unsigned long long)((k ? eb.hi : ea.hi) - base));
+            }
+        }
+        if (got != truth)
+            test_fail(__FILE__, __LINE__, "trial %d: overlap says %d, the bytes say %d", trial, got, truth);
+        overlapping += truth;
+        /* covers: when it says yes, every byte of b is in a */
+        if (strata__view_covers(&ea, &eb))
+            for (int i = 0; i < NB; i++)
+                CHECK(!bb[i] || ba[i]);
+        /* dense: it fills its interval */
+        if (ea.dense)
+            for (uint64_t i = ea.lo; i < ea.hi; i++)
+                CHECK(ba[i - base]);
+    }
+    CHECK(overlapping > 1000 && overlapping < 19000);   /* both answers were exercised */
+}
+
+TEST_CASE(tag_meanings)
+{
+    CHECK(strata__tag_reads(STRATA_INPUT) && !strata__tag_writes(STRATA_INPUT));
+    CHECK(!strata__tag_reads(STRATA_OUTPUT) && strata__tag_writes(STRATA_OUTPUT));
+    CHECK(strata__tag_reads(STRATA_INOUT) && strata__tag_writes(STRATA_INOUT));
+    CHECK(!strata__tag_reads(STRATA_OUTPUT_EXISTING) && strata__tag_writes(STRATA_OUTPUT_EXISTING));
+    CHECK(!strata__tag_reads(STRATA_NO_DEP) && !strata__tag_writes(STRATA_NO_DEP));
+}
+
+TEST_MAIN(CASE(make_and_sizes), CASE(check_messages), CASE(args_check), CASE(overlap_matches_brute_force),
+          CASE(tag_meanings))

@@ -415,7 +415,7 @@ static void usage(FILE *f)
             "  --aiv N, --threads N   AIV core threads (default 1)\n"
             "  --aic N          AIC core threads (default 1)\n"
             "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
-            "  --window N       call_config.ring_task_window, power of two (default 16384)\n"
+            "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
             "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
             "  --quick          tiny sizes, --verify, for the smoke test\n");
@@ -461,7 +461,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.reps = 5, .warmup = 1, .min_tasks = 200000, .n = 100000, .width = 64, .rounds = 1500,
                    .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1, .place = PLACE_AIV,
-                   .window = 16384, .dep_pool = 0};
+                   .window = 4096, .dep_pool = 0};
     /* --quick first, so explicit options after it still win */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {

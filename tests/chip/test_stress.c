@@ -162,10 +162,12 @@ static bool masks_meet(const bytemask *a, const bytemask *b)
 
 /* ---------------------------------------------------------------- the kernel */
 
-/* Kernels running at once (on the chip); the most seen, to show races can happen. */
+/* Kernels running at once; the most seen, and how many kernels started while
+   another was running: evidence that a missed dependency could have raced. */
 static _Atomic int kernels_running, kernels_running_max;
+static _Atomic uint64_t kernels_overlapped;
 
-/* scalars: [0] the task's seed, [1] spin iterations, [2] nonzero: fail. */
+/* scalars: [0] the task's seed, [1] nanoseconds to spin, [2] nonzero: fail. */
 static int kernel_checksum(const strata_task_args *a)
 {
     if (a->nscalars != 3 || a->ntensors > MAX_VIEWS + 1)
@@ -173,6 +175,8 @@ static int kernel_checksum(const strata_task_args *a)
     if (a->scalars[2])
         return 7;   /* an injected failure: nothing written */
     int now = atomic_fetch_add(&kernels_running, 1) + 1;
+    if (now > 1)
+        atomic_fetch_add(&kernels_overlapped, 1);
     for (int seen = atomic_load(&kernels_running_max);
          now > seen && !atomic_compare_exchange_weak(&kernels_running_max, &seen, now);)
         ;
@@ -186,8 +190,11 @@ static int kernel_checksum(const strata_task_args *a)
         for (uint64_t k = 0, n = elem_count(t); k < n; k++)
             h = mix(h, load_elem(t, elem_at(t, st, k)));
     }
-    for (volatile uint64_t spin = 0; spin < a->scalars[1]; spin++)
-        ;
+    if (a->scalars[1]) {   /* hold the core a while: shuffles timing, widens races */
+        uint64_t until = test_now_ns() + a->scalars[1];
+        while (test_now_ns() < until)
+            ;
+    }
     for (uint32_t i = 0; i < a->ntensors; i++) {
         const strata_tensor *t = &a->tensors[i];
         eff_strides(t, st);
@@ -277,9 +284,10 @@ static strata_tensor random_view(rng *r, uint64_t nbytes)
         t.dtype = dtypes[below(r, sizeof dtypes / sizeof dtypes[0])];
         uint64_t n = nbytes / strata_dtype_size(t.dtype);
         uint64_t form = below(r, 100);
-        if (form < 40) {
+        if (form < 45) {
+            uint64_t len = below(r, 100) < 80 ? n / 8 : n;   /* mostly short ranges */
             t.ndims = 1;
-            t.shape[0] = 1 + below(r, n < 64 ? n : 64);
+            t.shape[0] = 1 + below(r, len < 64 ? len : 64);
             t.offset = below(r, n - t.shape[0] + 1);
             return t;
         }
@@ -290,8 +298,8 @@ static strata_tensor random_view(rng *r, uint64_t nbytes)
         }
         if (form < 85) {
             t.ndims = 2;
-            t.shape[0] = 1 + below(r, 8);
-            t.shape[1] = 1 + below(r, 8);
+            t.shape[0] = 1 + below(r, 6);
+            t.shape[1] = 1 + below(r, 6);
             t.strides[1] = below(r, 100) < 70 ? 1 : (int64_t)below(r, 4);
             uint64_t row = t.shape[1] * (t.strides[1] ? (uint64_t)t.strides[1] : 1);
             t.strides[0] = (int64_t)below(r, row + 4);   /* < row: rows overlap */
@@ -316,7 +324,7 @@ static strata_tensor random_view(rng *r, uint64_t nbytes)
 static strata_tag random_tag(rng *r)
 {
     uint64_t x = below(r, 100);
-    return x < 35 ? STRATA_INPUT : x < 55 ? STRATA_OUTPUT : x < 80 ? STRATA_INOUT : STRATA_OUTPUT_EXISTING;
+    return x < 45 ? STRATA_INPUT : x < 65 ? STRATA_OUTPUT : x < 85 ? STRATA_INOUT : STRATA_OUTPUT_EXISTING;
 }
 
 /* Two views of one task conflict when they share a byte and one writes. */
@@ -351,7 +359,8 @@ static op *new_task(program *p, rng *r, const gen_params *g)
     o->task = p->ntasks++;
     o->func = below(r, 100) < g->aiv_percent ? FUNC_AIV : FUNC_AIC;
     o->seed = rng_next(r);
-    o->spin = below(r, 100) < 10 ? below(r, 4000) : below(r, 200);
+    uint64_t x = below(r, 100);
+    o->spin = x < 55 ? 0 : x < 90 ? below(r, 5000) : below(r, 100000);   /* nanoseconds */
     return o;
 }
 
@@ -370,7 +379,8 @@ static bool add_view(op *o, view v)
 static void random_task(program *p, rng *r, const gen_params *g, const uint32_t *active, uint32_t nactive)
 {
     op *o = new_task(p, r, g);
-    uint32_t want = below(r, 100) < 3 ? 0 : 1 + (uint32_t)below(r, MAX_VIEWS);
+    uint64_t x = below(r, 100);
+    uint32_t want = x < 3 ? 0 : x < 40 ? 1 : x < 75 ? 2 : x < 90 ? 3 : MAX_VIEWS;
     for (uint32_t tries = 0; o->nviews < want && tries < 20; tries++) {
         view v = {0};
         v.buf = nactive && below(r, 100) < 40 ? NBUF + active[below(r, nactive)] : (uint32_t)below(r, NBUF);
@@ -573,7 +583,7 @@ static void host_task(host_state *h, const program *p, const op *o)
     strata_tensor ts[MAX_VIEWS + 1];
     strata_tag tags[MAX_VIEWS + 1];
     uint32_t n = build_task(o, base, size, (uint64_t)(uintptr_t)h->log, ts, tags);
-    uint64_t sc[3] = {o->seed, o->spin < 50 ? o->spin : 50, 0};
+    uint64_t sc[3] = {o->seed, 0, 0};
     CHECK(kernel_checksum(&(strata_task_args){ts, tags, n, sc, 3}) == 0);
 }
 
@@ -662,6 +672,7 @@ typedef struct rig {
     strata_buffer  bufs[NBUF], log;
     program       *p;
     host_state    *ref, *got;
+    uint64_t       runs, tasks, t0;   /* for the summary line */
 } rig;
 
 static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
@@ -683,10 +694,15 @@ static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
     CHECK(g->p && g->ref && g->got);
     atomic_store(&kernels_running, 0);
     atomic_store(&kernels_running_max, 0);
+    atomic_store(&kernels_overlapped, 0);
+    g->t0 = test_now_ns();
 }
 
 static void rig_close(rig *g)
 {
+    printf("%llu runs, %llu tasks in %.2f s; %llu kernels started while another ran, at most %d at once\n",
+           (unsigned long long)g->runs, (unsigned long long)g->tasks, (double)(test_now_ns() - g->t0) / 1e9,
+           (unsigned long long)atomic_load(&kernels_overlapped), atomic_load(&kernels_running_max));
     for (int b = 0; b < NBUF; b++)
         CHECK_OK(strata_worker_free(g->w, g->bufs[b]));
     CHECK_OK(strata_worker_free(g->w, g->log));
@@ -791,6 +807,8 @@ static void run_seed(rig *g, uint64_t seed, const gen_params *gp, const strata_c
     strata_call_config cfg = *cc;
     cfg.user[0] = (uint64_t)(uintptr_t)p;
     int rc = strata_worker_run_chip(g->w, g->h, NULL, &cfg);
+    g->runs++;
+    g->tasks += p->ntasks;
     if (rc != STRATA_OK)
         test_fail(__FILE__, __LINE__, "%s, seed %llu: the run returned %s at op %d: %s", what,
                   (unsigned long long)seed, strata_status_name(rc), p->failed_op, strata_last_error());
@@ -961,6 +979,8 @@ TEST_CASE(random_dags_failure_cancels_dependents)
         cc.ring_task_window = seed % 2 ? 0 : 8;
         cc.user[0] = (uint64_t)(uintptr_t)p;
         CHECK_STATUS(strata_worker_run_chip(g.w, g.h, NULL, &cc), STRATA_ETASK);
+        g.runs++;
+        g.tasks += p->submitted;
         CHECK_ERROR_HAS("returned 7");
         CHECK(strata_worker_state(g.w) == STRATA_STATE_READY);
         CHECK_OK(strata_worker_stats(g.w, &after));

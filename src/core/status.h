@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "strata/status.h"
 

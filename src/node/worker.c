@@ -19,6 +19,7 @@
 
 #include "chip/engine.h"
 #include "core/env.h"
+#include "core/log.h"
 #include "core/status.h"
 
 const char *strata_version_string(void)
@@ -155,6 +156,8 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: %s is NULL", cfg == NULL ? "cfg" : "out");
     *out = NULL;
     int rc = check_config(cfg);
+    if (rc == STRATA_OK)
+        rc = strata__log_configure();
     if (rc)
         return rc;
     strata_worker *w = calloc(1, sizeof *w);
@@ -203,6 +206,10 @@ int strata_worker_init(strata_worker *w)
     }
     strata__chip_stats(w->chip, &w->last_stats);
     w->state = STRATA_STATE_READY;
+    strata__log(STRATA__LOG_INFO, "chip %d ready: %u AIC + %u AIV cores, %llu bytes of chip memory, rings "
+                "task_window %llu, heap %llu, dep_pool %llu", w->cfg.device_id, w->cfg.aic_cores, w->cfg.aiv_cores,
+                (unsigned long long)w->cfg.device_memory_bytes, (unsigned long long)w->rings.task_window,
+                (unsigned long long)w->rings.heap, (unsigned long long)w->rings.dep_pool);
     return STRATA_OK;
 }
 
@@ -232,6 +239,8 @@ int strata_worker_close(strata_worker *w)
         }
         w->chip = NULL;
     }
+    if (w->state != STRATA_STATE_CLOSED)
+        strata__log(STRATA__LOG_INFO, "chip %d closed", w->cfg.device_id);
     w->state = STRATA_STATE_CLOSED;
     return STRATA_OK;
 }
@@ -299,6 +308,17 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
     rc = strata__chip_run(w->chip, w->callables[chip - 1], args, cfg);
     w->state = w->chip->hung ? STRATA_STATE_FAILED : STRATA_STATE_READY;
     strata__chip_stats(w->chip, &w->last_stats);
+    if (rc)
+        strata__log(STRATA__LOG_ERROR, "run of chip callable '%s' on chip %d failed (%s): %s",
+                    w->callables[chip - 1]->name, w->cfg.device_id, strata_status_name(rc), strata_last_error());
+    else if (strata__log_enabled(STRATA__LOG_DEBUG))
+        strata__log(STRATA__LOG_DEBUG, "run of '%s' on chip %d: high water task_window %llu/%llu, heap %llu/%llu, "
+                    "dep_pool %llu/%llu", w->callables[chip - 1]->name, w->cfg.device_id,
+                    (unsigned long long)w->last_stats.task_window.high_water,
+                    (unsigned long long)w->last_stats.task_window.size,
+                    (unsigned long long)w->last_stats.heap.high_water, (unsigned long long)w->last_stats.heap.size,
+                    (unsigned long long)w->last_stats.dep_pool.high_water,
+                    (unsigned long long)w->last_stats.dep_pool.size);
     return rc;
 }
 

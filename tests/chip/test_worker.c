@@ -2,7 +2,9 @@
  * memory, and thousands of runs on one worker with flat memory. */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 static int empty_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
@@ -355,6 +357,47 @@ TEST_CASE(two_workers_two_threads)
     CHECK_EQ_U64(r2, 500);
 }
 
-TEST_MAIN(CASE(state_machine), CASE(destroy_closes), CASE(bad_config), CASE(bad_callables), CASE(bad_env_values),
+/* STRATA_LOG: a bad value is refused at create; debug prints lines to stderr;
+   unset prints nothing. */
+TEST_CASE(logging)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    strata_worker *w = NULL;
+    test_setenv("STRATA_LOG", "verbose");
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("STRATA_LOG is \"verbose\"; it must be one of off, error, warn, info, debug");
+    char path[] = "/tmp/strata-log-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    int saved = dup(2);
+    CHECK(saved >= 0 && dup2(fd, 2) == 2);
+    for (int pass = 0; pass < 2; pass++) {
+        test_setenv("STRATA_LOG", pass == 0 ? "debug" : NULL);
+        CHECK_OK(strata_worker_create(&cfg, &w));
+        CHECK_OK(strata_worker_init(w));
+        strata_chip_callable c = {"logged", empty_orch, NULL, 0};
+        strata_handle h;
+        CHECK_OK(strata_worker_register_chip(w, &c, &h));
+        CHECK_OK(strata_worker_run_chip(w, h, NULL, NULL));
+        strata_worker_destroy(w);
+        if (pass == 0)
+            lseek(fd, 0, SEEK_END);
+    }
+    dup2(saved, 2);
+    close(saved);
+    char text[4096] = {0};
+    CHECK(pread(fd, text, sizeof text - 1, 0) > 0);
+    close(fd);
+    unlink(path);
+    CHECK(strstr(text, "debug: run of 'logged' on chip 0: high water") != NULL);
+    CHECK(strstr(text, "info: chip 0 ready: 1 AIC + 1 AIV cores") != NULL);
+    CHECK(strstr(text, "info: chip 0 closed") != NULL);
+    /* the second pass (unset) printed nothing: exactly one "ready" line */
+    CHECK(strstr(strstr(text, "ready"), "ready: 1 AIC") == strstr(text, "ready"));
+    CHECK(strstr(strstr(text, "ready") + 1, "ready") == NULL);
+}
+
+TEST_MAIN(CASE(logging), CASE(state_machine), CASE(destroy_closes), CASE(bad_config), CASE(bad_callables), CASE(bad_env_values),
           CASE(env_sizes_the_rings), CASE(chip_memory), CASE(ten_thousand_runs_flat_memory),
           CASE(two_workers_two_threads))

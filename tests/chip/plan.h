@@ -157,4 +157,37 @@ static inline strata_tensor view1d(strata_buffer b, strata_dtype dt, uint64_t fi
     return t;
 }
 
+/* A worker with the plan callable registered and two 4 KiB buffers. */
+typedef struct fixture {
+    strata_worker *w;
+    strata_handle  h;
+    strata_buffer  x, y;
+} fixture;
+
+static inline fixture plan_setup(uint32_t aic, uint32_t aiv, uint32_t task_timeout_ms)
+{
+    fixture f;
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aic_cores = aic;
+    cfg.aiv_cores = aiv;
+    cfg.device_memory_bytes = 64 << 20;
+    cfg.task_timeout_ms = task_timeout_ms;
+    CHECK_OK(strata_worker_create(&cfg, &f.w));
+    CHECK_OK(strata_worker_init(f.w));
+    f.h = plan_register(f.w);
+    f.x = test_malloc(f.w, 4096);
+    f.y = test_malloc(f.w, 4096);
+    plan_reset();
+    return f;
+}
+
+static inline void plan_teardown(fixture *f)
+{
+    CHECK_OK(strata_worker_free(f->w, f->x));
+    CHECK_OK(strata_worker_free(f->w, f->y));
+    CHECK_OK(strata_worker_close(f->w));
+    strata_worker_destroy(f->w);
+}
+
 #endif

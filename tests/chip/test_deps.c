@@ -6,21 +6,9 @@
 
 enum { SLOW_US = 20000 };
 
-typedef struct fixture {
-    strata_worker *w;
-    strata_handle  h;
-    strata_buffer  x, y;
-} fixture;
-
 static fixture setup(void)
 {
-    fixture f;
-    f.w = test_worker(2, 4);
-    f.h = plan_register(f.w);
-    f.x = test_malloc(f.w, 4096);
-    f.y = test_malloc(f.w, 4096);
-    plan_reset();
-    return f;
+    return plan_setup(2, 4, 0);
 }
 
 static void run_ok(fixture *f)
@@ -28,14 +16,6 @@ static void run_ok(fixture *f)
     CHECK_OK(strata_worker_run_chip(f->w, f->h, NULL, NULL));
     for (uint32_t i = 0; i < plan_n; i++)
         CHECK_OK(plan_submit_status[i]);
-}
-
-static void teardown(fixture *f)
-{
-    CHECK_OK(strata_worker_free(f->w, f->x));
-    CHECK_OK(strata_worker_free(f->w, f->y));
-    CHECK_OK(strata_worker_close(f->w));
-    strata_worker_destroy(f->w);
 }
 
 static uint32_t task1(strata_tensor t, strata_tag tag, uint64_t us, uint32_t rendezvous)
@@ -56,7 +36,7 @@ TEST_CASE(raw_chain)
     CHECK_AFTER(io, p);
     CHECK_AFTER(io, c1);   /* INOUT also writes: after the earlier reader */
     CHECK_AFTER(c2, io);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(war_chain)
@@ -73,7 +53,7 @@ TEST_CASE(war_chain)
     CHECK_AFTER(w1, r2);
     CHECK_AFTER(r3, w1);
     CHECK_AFTER(w2, r3);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(waw_chain)
@@ -86,7 +66,7 @@ TEST_CASE(waw_chain)
     run_ok(&f);
     CHECK_AFTER(b, a);
     CHECK_AFTER(c, b);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* Readers of the same bytes do not order each other. */
@@ -98,7 +78,7 @@ TEST_CASE(readers_run_together)
     task1(x, STRATA_INPUT, 0, 0);
     run_ok(&f);
     CHECK_CONCURRENT(r1);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(partial_overlap)
@@ -111,7 +91,7 @@ TEST_CASE(partial_overlap)
     CHECK_AFTER(overlapping, w);
     CHECK_CONCURRENT(w);
     (void)disjoint;
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* Views of one buffer through different byte offsets of the same base: a u8 view
@@ -125,7 +105,7 @@ TEST_CASE(overlap_across_dtypes)
     uint32_t r = task1(dbl, STRATA_INPUT, 0, 0);
     run_ok(&f);
     CHECK_AFTER(r, w);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* An 8 x 8 matrix: the even columns and the odd columns are interleaved strided
@@ -154,7 +134,7 @@ TEST_CASE(strided_views)
     CHECK_AFTER(r, we);
     CHECK_AFTER(r, wo);
     CHECK_AFTER(c, wo);    /* column 5 is odd */
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* A view with too many runs to enumerate is ordered by its byte interval: an
@@ -176,7 +156,7 @@ TEST_CASE(large_strided_views_stay_ordered)
     CHECK(atomic_load(&records[r].start) != 0);
     (void)w;
     CHECK_OK(strata_worker_free(f.w, big));
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(no_dep_takes_no_part)
@@ -189,7 +169,7 @@ TEST_CASE(no_dep_takes_no_part)
     run_ok(&f);
     CHECK_CONCURRENT(w);
     CHECK_AFTER(r, w);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(different_buffers_independent)
@@ -199,7 +179,7 @@ TEST_CASE(different_buffers_independent)
     task1(test_tensor(f.y, STRATA_F32), STRATA_OUTPUT, 0, 0);
     run_ok(&f);
     CHECK_CONCURRENT(a);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(across_core_types)
@@ -213,7 +193,7 @@ TEST_CASE(across_core_types)
     run_ok(&f);
     CHECK_AFTER(c, p);
     CHECK_AFTER(w, c);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* No cap drops an edge: a writer after 300 readers follows every one of them. */
@@ -231,7 +211,7 @@ TEST_CASE(hundreds_of_readers)
     strata_run_stats st;
     CHECK_OK(strata_worker_stats(f.w, &st));
     CHECK(st.dep_pool.high_water >= 1);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* ... and a reader of a whole buffer follows each of 300 writers of its slices. */
@@ -247,7 +227,7 @@ TEST_CASE(hundreds_of_producers)
     for (uint32_t i = first; i < r; i++)
         CHECK_AFTER(r, i);
     CHECK_OK(strata_worker_free(f.w, big));
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* One task naming the same producer's output three times needs one edge. */
@@ -264,7 +244,7 @@ TEST_CASE(one_edge_per_producer)
     strata_run_stats st;
     CHECK_OK(strata_worker_stats(f.w, &st));
     CHECK_EQ_U64(st.dep_pool.high_water, 1);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* No dependency crosses runs: each run starts with an empty TensorMap. */
@@ -281,7 +261,7 @@ TEST_CASE(runs_do_not_depend_on_each_other)
     CHECK_OK(strata_worker_stats(f.w, &st));
     CHECK_EQ_U64(st.dep_pool.high_water, 0);
     CHECK(atomic_load(&records[r].end) != 0);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_MAIN(CASE(raw_chain), CASE(war_chain), CASE(waw_chain), CASE(readers_run_together), CASE(partial_overlap),

@@ -3,35 +3,9 @@
  * kernel is bounded by the task timeout. */
 #include "plan.h"
 
-typedef struct fixture {
-    strata_worker *w;
-    strata_handle  h;
-    strata_buffer  x, y;
-} fixture;
-
-static fixture setup(uint32_t timeout_ms)
+static fixture setup(uint32_t task_timeout_ms)
 {
-    fixture f;
-    strata_worker_config cfg;
-    strata_worker_config_init(&cfg, 2);
-    cfg.aiv_cores = 3;
-    cfg.device_memory_bytes = 64 << 20;
-    cfg.task_timeout_ms = timeout_ms;
-    CHECK_OK(strata_worker_create(&cfg, &f.w));
-    CHECK_OK(strata_worker_init(f.w));
-    f.h = plan_register(f.w);
-    f.x = test_malloc(f.w, 4096);
-    f.y = test_malloc(f.w, 4096);
-    plan_reset();
-    return f;
-}
-
-static void teardown(fixture *f)
-{
-    CHECK_OK(strata_worker_free(f->w, f->x));
-    CHECK_OK(strata_worker_free(f->w, f->y));
-    CHECK_OK(strata_worker_close(f->w));
-    strata_worker_destroy(f->w);
+    return plan_setup(1, 3, task_timeout_ms);
 }
 
 static uint32_t task1(int func, strata_tensor t, strata_tag tag, uint64_t us)
@@ -80,7 +54,7 @@ TEST_CASE(kernel_failure_cancels_dependents)
     CHECK_AFTER(ok2, ok);
     CHECK_OK(strata_worker_stats(f.w, &st));
     CHECK_EQ_U64(st.tasks_failed, 1);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* After a failure, later submits of the same run return ECANCELED at once. */
@@ -100,7 +74,7 @@ TEST_CASE(submit_after_failure_is_canceled)
     CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, &cfg), STRATA_ETASK);
     for (uint32_t i = rest; i < plan_n; i++)
         CHECK_STATUS(plan_submit_status[i], STRATA_ECANCELED);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 static int bad_status;
@@ -127,7 +101,7 @@ TEST_CASE(orchestration_error_returned)
     CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
     bad_status = 0;
     CHECK_OK(strata_worker_run_chip(f.w, h, NULL, NULL));
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_CASE(unknown_func_id)
@@ -137,7 +111,7 @@ TEST_CASE(unknown_func_id)
     CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), STRATA_ENOENT);
     CHECK_ERROR_HAS("chip callable 'plan' has no kernel with func_id 99");
     CHECK_STATUS(plan_submit_status[0], STRATA_ENOENT);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* Tensors must name a live chip buffer's base, and lie inside it. */
@@ -199,7 +173,7 @@ TEST_CASE(bad_tensors_rejected)
     task1(PROBE_AIV, test_tensor(gone, STRATA_F32), STRATA_INPUT, 0);
     CHECK_STATUS(strata_worker_run_chip(f.w, f.h, NULL, NULL), STRATA_EINVAL);
     CHECK_ERROR_HAS("not the base of a live buffer");
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 static uint32_t ntensors_to_submit, nscalars_to_submit;
@@ -235,7 +209,7 @@ TEST_CASE(too_many_args)
     CHECK_ERROR_HAS("17 scalars given; a task takes at most 16");
     nscalars_to_submit = 16;
     CHECK_OK(strata_worker_run_chip(f.w, h, &args, NULL));
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 /* ---- a hung kernel ---- */
@@ -277,10 +251,13 @@ static int count_threads(void)
     return n;
 }
 
-TEST_CASE(hung_kernel_times_out)
+/* Run the hanging kernel once on a worker whose task_timeout_ms is
+   worker_timeout_ms, with a run timeout of run_timeout_ms; the run must return
+   STRATA_ETIMEDOUT naming `expect_ms`. Returns the worker, now FAILED. */
+static strata_worker *run_until_timeout(uint32_t worker_timeout_ms, uint32_t run_timeout_ms, uint32_t expect_ms)
 {
-    int threads_before = count_threads();
-    fixture f = setup(0);
+    atomic_store(&release_hung, 0);
+    fixture f = setup(worker_timeout_ms);
     static const strata_kernel_entry k[] = {{5, STRATA_AIV, hanging_kernel}};
     strata_chip_callable c = {"hangs", hang_orch, k, 1};
     strata_handle h;
@@ -288,28 +265,26 @@ TEST_CASE(hung_kernel_times_out)
     strata_tensor x = test_tensor(f.x, STRATA_F32);
     strata_tag tag = STRATA_INOUT;
     strata_call_config cfg = {0};
-    cfg.timeout_ms = 100;
+    cfg.timeout_ms = run_timeout_ms;
     uint64_t t0 = test_now_ns();
     CHECK_STATUS(strata_worker_run_chip(f.w, h, &(strata_task_args){&x, &tag, 1, NULL, 0}, &cfg), STRATA_ETIMEDOUT);
-    uint64_t took = test_now_ns() - t0;
-    CHECK(took < 10 * 1000000000ull);   /* goal 100 ms; bound 100x for noisy machines */
-    CHECK_ERROR_HAS("timeout of 100 ms");
+    CHECK(test_now_ns() - t0 < 100ull * expect_ms * 1000000ull);   /* bound: 100x the timeout */
+    char says[64];
+    snprintf(says, sizeof says, "timeout of %u ms", expect_ms);
+    CHECK_ERROR_HAS(says);
     CHECK_ERROR_HAS("func_id 5");
-    CHECK_ERROR_HAS("FAILED");
     CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_FAILED);
-    CHECK_STATUS(strata_worker_run_chip(f.w, h, NULL, NULL), STRATA_EFAILED);
-    CHECK_ERROR_HAS("is FAILED");
-    strata_buffer b;
-    CHECK_STATUS(strata_worker_malloc(f.w, 0, 64, &b), STRATA_EFAILED);
-    strata_run_stats st;
-    CHECK_OK(strata_worker_stats(f.w, &st));
-    /* close returns at once although a core thread is stuck; it is abandoned */
-    t0 = test_now_ns();
-    CHECK_OK(strata_worker_close(f.w));
+    return f.w;
+}
+
+/* Close, destroy, let the kernel return: the abandoned thread exits by itself. */
+static void release_and_wait(strata_worker *w, int threads_before)
+{
+    uint64_t t0 = test_now_ns();
+    CHECK_OK(strata_worker_close(w));   /* at once although a core thread is stuck */
     CHECK(test_now_ns() - t0 < 10 * 1000000000ull);
-    CHECK_OK(strata_worker_close(f.w));   /* idempotent */
-    strata_worker_destroy(f.w);
-    /* Let the kernel return: the abandoned thread then exits by itself. */
+    CHECK_OK(strata_worker_close(w));   /* idempotent */
+    strata_worker_destroy(w);
     atomic_store(&release_hung, 1);
     uint64_t deadline = test_now_ns() + 10000000000ull;
     while (count_threads() > threads_before && test_now_ns() < deadline)
@@ -317,27 +292,25 @@ TEST_CASE(hung_kernel_times_out)
     CHECK(count_threads() == threads_before);
 }
 
+TEST_CASE(hung_kernel_times_out)
+{
+    int threads_before = count_threads();
+    strata_worker *w = run_until_timeout(0, 100, 100);
+    CHECK_ERROR_HAS("FAILED");
+    CHECK_STATUS(strata_worker_run_chip(w, 1, NULL, NULL), STRATA_EFAILED);
+    CHECK_ERROR_HAS("is FAILED");
+    strata_buffer b;
+    CHECK_STATUS(strata_worker_malloc(w, 0, 64, &b), STRATA_EFAILED);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    release_and_wait(w, threads_before);
+}
+
 /* The worker's task_timeout_ms applies when the run's config says 0. */
 TEST_CASE(worker_default_timeout)
 {
-    atomic_store(&release_hung, 0);
     int threads_before = count_threads();
-    fixture f = setup(50);
-    static const strata_kernel_entry k[] = {{5, STRATA_AIV, hanging_kernel}};
-    strata_chip_callable c = {"hangs", hang_orch, k, 1};
-    strata_handle h;
-    CHECK_OK(strata_worker_register_chip(f.w, &c, &h));
-    strata_tensor x = test_tensor(f.x, STRATA_F32);
-    strata_tag tag = STRATA_INOUT;
-    CHECK_STATUS(strata_worker_run_chip(f.w, h, &(strata_task_args){&x, &tag, 1, NULL, 0}, NULL), STRATA_ETIMEDOUT);
-    CHECK_ERROR_HAS("timeout of 50 ms");
-    CHECK_OK(strata_worker_close(f.w));
-    strata_worker_destroy(f.w);
-    atomic_store(&release_hung, 1);
-    uint64_t deadline = test_now_ns() + 10000000000ull;
-    while (count_threads() > threads_before && test_now_ns() < deadline)
-        sleep_us(1000);
-    CHECK(count_threads() == threads_before);
+    release_and_wait(run_until_timeout(50, 0, 50), threads_before);
 }
 
 /* close and run called from inside a kernel are refused, not deadlocked. */
@@ -365,7 +338,7 @@ TEST_CASE(close_from_kernel_refused)
     CHECK_STATUS(atomic_load(&inner_close_status), STRATA_ESTATE);
     CHECK_STATUS(atomic_load(&inner_run_status), STRATA_ESTATE);
     CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
-    teardown(&f);
+    plan_teardown(&f);
 }
 
 TEST_MAIN(CASE(kernel_failure_cancels_dependents), CASE(submit_after_failure_is_canceled),

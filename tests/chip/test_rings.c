@@ -76,12 +76,17 @@ static int loop_orch(strata_chip_orch *o, const strata_task_args *args, const st
     return 0;
 }
 
-static strata_handle register_loop(strata_worker *w)
+static strata_handle register_orch(strata_worker *w, const char *name, strata_chip_orch_fn orch)
 {
-    strata_chip_callable c = {"loop", loop_orch, kernels, 4};
+    strata_chip_callable c = {name, orch, kernels, 4};
     strata_handle h;
     CHECK_OK(strata_worker_register_chip(w, &c, &h));
     return h;
+}
+
+static strata_handle register_loop(strata_worker *w)
+{
+    return register_orch(w, "loop", loop_orch);
 }
 
 static uint64_t run_loop(strata_worker *w, strata_handle h, strata_buffer acc, const strata_call_config *cfg)
@@ -176,10 +181,7 @@ static int alloc_orch(strata_chip_orch *o, const strata_task_args *args, const s
 
 static strata_handle register_alloc(strata_worker *w)
 {
-    strata_chip_callable c = {"alloc", alloc_orch, kernels, 4};
-    strata_handle h;
-    CHECK_OK(strata_worker_register_chip(w, &c, &h));
-    return h;
+    return register_orch(w, "alloc", alloc_orch);
 }
 
 TEST_CASE(buffer_larger_than_heap_fails_fast)
@@ -248,9 +250,7 @@ static int fanin_orch(strata_chip_orch *o, const strata_task_args *args, const s
 TEST_CASE(task_needing_more_edges_than_pool_fails_fast)
 {
     strata_worker *w = test_worker(1, 1);
-    strata_chip_callable c = {"fanin", fanin_orch, kernels, 4};
-    strata_handle h;
-    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    strata_handle h = register_orch(w, "fanin", fanin_orch);
     strata_buffer b[8];
     strata_tensor t[8];
     strata_tag tags[8];

@@ -39,6 +39,11 @@ typedef struct submit_ctx {
     int           func_id;
 } submit_ctx;
 
+static strata__task *t_of(const submit_ctx *ctx)
+{
+    return &ctx->chip->tasks[ctx->slot];
+}
+
 static bool dep_pool_full(const strata__chip *chip)
 {
     return chip->dep_head - chip->dep_tail >= chip->sizes.dep_pool;
@@ -55,6 +60,12 @@ static int add_dep(void *arg, uint64_t producer)
     if (p->last_succ == ctx->id)
         return STRATA_OK;                       /* one edge per producer is enough */
     p->last_succ = ctx->id;
+    /* acquire: if we see CLOSED, the producer's status is visible */
+    if (strata__load_acquire(&p->fanout) == STRATA__EDGE_CLOSED) {
+        if (p->status != STRATA_OK)
+            strata__store_relaxed(&t_of(ctx)->poisoned, 1);  /* read by the lane after our release */
+        return STRATA_OK;                       /* finished: no edge, no atomics */
+    }
 
     while (dep_pool_full(chip)) {
         strata__chip_retire(chip);
@@ -73,12 +84,12 @@ static int add_dep(void *arg, uint64_t producer)
     }
 
     uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
-    strata__task *t = &chip->tasks[ctx->slot];
+    strata__task *t = t_of(ctx);
     chip->edges[e].succ_slot = ctx->slot;
     /* relaxed: the guard (pending >= 1) keeps the count above zero, and the CAS
        below (release) orders it before the producer's decrement. */
     strata__fetch_add_relaxed(&t->pending, 1);
-    /* acquire: if we see CLOSED, the producer's status is visible */
+    /* acquire: as above; the producer may have finished while we waited */
     uint32_t head = strata__load_acquire(&p->fanout);
     for (;;) {
         if (head == STRATA__EDGE_CLOSED) {
@@ -151,7 +162,10 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
                                  (unsigned long long)t->nbytes, (unsigned long long)b->nbytes));
     }
 
-    /* A slot in the task window: back-pressure until the oldest task retires. */
+    /* Retire what has finished, so the TensorMap sees it as stale (cheap when
+       nothing has: one load). Then a slot in the task window: back-pressure
+       until the oldest task retires. */
+    strata__chip_retire(chip);
     while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
         strata__chip_retire(chip);
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)

@@ -57,7 +57,7 @@ run() {
     shift
     rm -f "$OUT/$name.out" "$OUT/$name.out"-*
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$OUT/$name.out" \
-        "$BIN" --min-tasks 0 "$@" >"$OUT/$name.log" 2>&1 ||
+        "$BIN" --min-tasks 0 --warmup 1 "$@" >"$OUT/$name.log" 2>&1 ||
         { echo "callgrind.sh: run $name failed:" >&2; cat "$OUT/$name.log" >&2; exit 1; }
 }
 
@@ -107,6 +107,8 @@ for wl in $WORKLOADS; do
     # shellcheck disable=SC2086
     run "${wl}_meas" $args --reps "$reps"
     tasks=$(awk 'NF >= 10 && $2 ~ /^[0-9]+$/ { print $2; exit }' "$OUT/${wl}_meas.log")
+    echo $((tasks * reps)) >"$OUT/${wl}_tasks"
+    # shellcheck disable=SC2046 # eight numbers, split on purpose
     set -- $(sums "${wl}_base") $(sums "${wl}_meas")
     awk -v wl="$wl" -v n="$tasks" -v r="$reps" -v b1="$1" -v b2="$2" -v b3="$3" -v b4="$4" \
         -v m1="$5" -v m2="$6" -v m3="$7" -v m4="$8" 'BEGIN {
@@ -114,12 +116,22 @@ for wl in $WORKLOADS; do
         printf "%-14s %7d %5d %9.0f %9.0f %9.0f %9.0f\n", wl, n, r, (m1 - b1) / t, (m2 - b2) / t, (m3 - b3) / t, (m4 - b4) / t }'
 done
 
-# Where the instructions go: self Ir per function in the measured runs, all
-# threads together (setup and warm-up included, so small entries may be startup).
-for wl in $WORKLOADS; do
-    echo
-    echo "# top functions, self Ir, ${wl} (warm-up + timed runs, all threads)"
-    callgrind_annotate --threshold=95 "$OUT/${wl}_meas.out"-* 2>/dev/null |
+# Where the instructions go: self Ir per function, measured run minus base run
+# (so setup and warm-up cancel), all threads, per timed task.
+# (callgrind_annotate reads only the first of several files: one call per thread)
+profile() {
+    for f in "$OUT/$1.out"-*; do callgrind_annotate --threshold=100 "$f" 2>/dev/null; done |
         grep -E '^ *[0-9,]+ +\( *[0-9.]+%\) ' | grep -v 'PROGRAM TOTALS' |
-        sed -e 's/ \[[^]]*\]$//' -e 's/[^ ]*:\([A-Za-z_0-9.]*\)$/\1/' | head -n 12
+        sed -e 's/ \[[^]]*\]$//' -e 's/[^ ]*:\([A-Za-z_0-9.]*\)$/\1/' |
+        awk '{ ir = $1; gsub(",", "", ir); print ir, $NF }'
+}
+for wl in $WORKLOADS; do
+    t=$(cat "$OUT/${wl}_tasks")
+    echo
+    echo "# Ir per task by function (self), ${wl}: measured minus base run, all threads"
+    profile "${wl}_base" >"$OUT/${wl}_base.prof"
+    profile "${wl}_meas" >"$OUT/${wl}_meas.prof"
+    awk -v t="$t" 'NR == FNR { base[$2] += $1; next } { meas[$2] += $1 }
+        END { for (f in meas) { d = (meas[f] - base[f]) / t; if (d >= 5) printf "%8.0f  %s\n", d, f } }' \
+        "$OUT/${wl}_base.prof" "$OUT/${wl}_meas.prof" | sort -rn | head -n 16
 done

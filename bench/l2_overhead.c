@@ -11,11 +11,14 @@
  * is strata_worker_run_chip over the whole DAG: submission, dependency
  * tracking, scheduling, the kernel calls, completion and retirement.
  *
- * One warm-up run, then `reps` timed runs (more for small DAGs, so that every
- * workload times at least --min-tasks tasks); prints the median and minimum
- * ns/task and the ring high-water marks of the last run. --verify adds one run
- * whose kernels log the order they start in and checks it against the DAG's
- * dependencies. --quick (the CTest smoke test) runs tiny sizes with --verify. */
+ * Untimed warm-up runs (at least one, and at least 100000 tasks: a fresh worker
+ * runs its first ~10 ms several times slower), then `reps` timed runs (more for
+ * small DAGs, so that every workload times at least --min-tasks tasks); prints
+ * the median and minimum ns/task, the median time until the orchestration
+ * function returned ("submit"), and the ring high-water marks of the last run.
+ * --verify adds one run whose kernels log the order they start in and checks it
+ * against the DAG's dependencies. --quick (the CTest smoke test) runs tiny sizes
+ * with --verify. docs/performance.md records the figures and commands. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -37,14 +40,14 @@ enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFF
 typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
 
 typedef struct options {
-    uint32_t  reps, warmup;
-    uint64_t  min_tasks;
+    uint32_t  reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
+    uint64_t  min_tasks, warmup_tasks;
     uint32_t  n, width, rounds;
     uint32_t  tiles[16], ntiles;
     uint32_t  aic, aiv;
     placement place;
     uint64_t  window, dep_pool;
-    bool      verify, quick;
+    bool      verify, quick, samples;
     const char *only;    /* comma-separated names or prefixes; NULL = all */
 } options;
 
@@ -309,9 +312,18 @@ static int run_workload(const dag *d, const options *opt, result *res)
         goto free_plan;
     }
 
+    /* Warm-up: at least one run and warmup_tasks tasks. The first ~10 ms of a
+       process run several times slower (thread placement, clocks), so one run
+       of a small DAG is not enough. */
+    uint32_t warmup = opt->warmup;
+    if (warmup == 0) {
+        warmup = 1;
+        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
+            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
+    }
     strata_run_stats before, after;
     strata_worker_stats(w, &before);
-    for (uint32_t r = 0; r < opt->warmup; r++)
+    for (uint32_t r = 0; r < warmup; r++)
         if ((rc = strata_worker_run_chip(w, h, NULL, &cc))) {
             fail("strata_worker_run_chip (warm-up)", rc);
             goto free_plan;
@@ -326,10 +338,14 @@ static int run_workload(const dag *d, const options *opt, result *res)
         }
         samples[r] = t1 - t0;
         submits[r] = p.orch_end_ns - t0;
+        if (opt->samples)
+            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
+                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
+                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
     }
     strata_worker_stats(w, &after);
     res->st = after;
-    uint64_t expect = (uint64_t)d->ntasks * (opt->warmup + reps);
+    uint64_t expect = (uint64_t)d->ntasks * (warmup + reps);
     if (after.tasks_completed - before.tasks_completed != expect || after.tasks_failed != before.tasks_failed ||
         after.tasks_canceled != before.tasks_canceled) {
         fprintf(stderr, "l2_overhead: %s: %" PRIu64 " tasks completed (%" PRIu64 " failed, %" PRIu64
@@ -407,7 +423,7 @@ static void usage(FILE *f)
             "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
             "                   at least --min-tasks tasks)\n"
             "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
-            "  --warmup N       untimed runs first (default 1)\n"
+            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
             "  --n N            tasks of independent and chain (default 100000)\n"
             "  --width N        fan-out width (default 64)\n"
             "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
@@ -418,6 +434,7 @@ static void usage(FILE *f)
             "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
             "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
+            "  --samples        print every timed run's ns/task\n"
             "  --quick          tiny sizes, --verify, for the smoke test\n");
 }
 
@@ -459,15 +476,16 @@ static bool selected(const options *o, const char *name)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.reps = 5, .warmup = 1, .min_tasks = 200000, .n = 100000, .width = 64, .rounds = 1500,
-                   .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1, .place = PLACE_AIV,
-                   .window = 4096, .dep_pool = 0};
+    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
+                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1,
+                   .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
     /* --quick first, so explicit options after it still win */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {
             o->quick = o->verify = true;
             o->reps = 2;
             o->min_tasks = 0;
+            o->warmup_tasks = 0;
             o->n = 2000;
             o->rounds = 20;
             o->tiles[0] = 4;
@@ -485,9 +503,23 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--verify") == 0) {
             o->verify = true;
             continue;
+        } else if (strcmp(a, "--samples") == 0) {
+            o->samples = true;
+            continue;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
+        }
+        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
+                                                 "--width", "--rounds", "--tiles", "--aiv", "--threads",
+                                                 "--aic", "--place", "--window", "--dep-pool"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= strcmp(a, with_value[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "l2_overhead: unknown option %s\n", a);
+            usage(stderr);
+            return 1;
         }
         if (!v) {
             fprintf(stderr, "l2_overhead: %s needs a value\n", a);
@@ -499,7 +531,7 @@ static int parse_args(int argc, char **argv, options *o)
         else if (strcmp(a, "--reps") == 0)
             ok = parse_u32(v, &o->reps);
         else if (strcmp(a, "--warmup") == 0)
-            ok = parse_u32(v, &o->warmup);
+            ok = parse_u32(v, &o->warmup) && o->warmup >= 1;
         else if (strcmp(a, "--min-tasks") == 0) {
             ok = parse_u32(v, &x);
             o->min_tasks = x;
@@ -576,10 +608,15 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt))
         return 2;
     print_machine();
+    char warm[64];
+    if (opt.warmup || opt.warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", opt.warmup ? opt.warmup : 1);
+    else
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.warmup_tasks);
     printf("# lanes: %u AIC + %u AIV, tasks on %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
-           "; warm-up %u, reps %u (min %" PRIu64 " tasks timed)%s\n",
+           "; warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
            opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately", opt.window, opt.dep_pool,
-           opt.warmup, opt.reps, opt.min_tasks, opt.quick ? ", --quick" : "");
+           warm, opt.reps, opt.min_tasks, opt.quick ? ", --quick" : "");
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
            "median", "min", "submit", "window", "dep_pool");
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "", "", "", "", "", "ns/task", "ns/task",
@@ -591,7 +628,9 @@ int main(int argc, char **argv)
         int rc;
         const char *name = wl == 0 ? "independent" : wl == 1 ? "chain" : wl == 2 ? "fanout_fanin" : "cholesky";
         char full[48];
-        if (wl < 3)
+        if (wl == 2)
+            snprintf(full, sizeof full, "%s%u", name, opt.width);   /* as the DAG names itself */
+        else if (wl < 3)
             snprintf(full, sizeof full, "%s", name);
         else
             snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);

@@ -51,10 +51,10 @@ typedef struct strata_chip_callable {
 /* Submit one in-core task running kernel func_id of the running callable. args:
    copied before return (at most STRATA_MAX_CORE_TENSORS tensors and
    STRATA_MAX_CORE_SCALARS scalars); every tensor must lie in a chip buffer and
-   name that buffer's base as addr. Blocks while the task window or the dep_pool
-   ring is full; fails with STRATA_ERING at once when the request can never fit.
-   After the run has failed, returns STRATA_ECANCELED at once. A failed submit
-   fails the run. Orchestration function only. */
+   name that buffer's base as addr (an intermediate only while its scope is
+   open). Blocks while the task window or the dep_pool ring is full. After the
+   run has failed, returns STRATA_ECANCELED at once. A failed submit fails the
+   run. Orchestration function only. */
 STRATA_API int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args);
 
 /* Scopes bound the lifetime of buffers from strata_chip_alloc. Every run has an

@@ -63,8 +63,9 @@ STRATA_API int strata_worker_create(const strata_worker_config *cfg, strata_work
 STRATA_API int strata_worker_init(strata_worker *w);
 
 /* Stop every thread and release every mapping. Bounded, idempotent, allowed after
-   any failure; returns STRATA_OK whenever everything was released. A core thread
-   stuck in a timed-out kernel is abandoned, not joined (docs/lifecycle.md).
+   any failure; returns STRATA_OK. A core thread still stuck in a timed-out kernel
+   is abandoned, not joined, and the chip's memory stays mapped for it
+   (docs/lifecycle.md).
    Not from inside a kernel or orchestration function of this worker. */
 STRATA_API int strata_worker_close(strata_worker *w);
 

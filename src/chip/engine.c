@@ -35,9 +35,8 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         if (!chip->tasks || !chip->bodies) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for a task window of %llu slots "
-                                "(%zu bytes each); lower PTO2_RING_TASK_WINDOW",
-                                (unsigned long long)want->task_window,
-                                sizeof chip->tasks[0] + sizeof chip->bodies[0]);
+                                "(%zu bytes each); lower %s", (unsigned long long)want->task_window,
+                                sizeof chip->tasks[0] + sizeof chip->bodies[0], chip->sources.task_window);
         }
         memset(chip->tasks, 0, want->task_window * sizeof chip->tasks[0]);
         chip->sizes.task_window = want->task_window;
@@ -49,7 +48,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         if (!chip->edges) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for a dep_pool ring of %llu edges; "
-                                "lower PTO2_RING_DEP_POOL", (unsigned long long)want->dep_pool);
+                                "lower %s", (unsigned long long)want->dep_pool, chip->sources.dep_pool);
         }
         chip->sizes.dep_pool = want->dep_pool;
     }
@@ -61,8 +60,8 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         int rc = chip->platform->mem_alloc(chip->dev, want->heap, &chip->heap_addr);
         if (rc) {
             chip->heap_addr = 0;
-            return strata__error_prefix(rc, "placing the %llu-byte heap ring (PTO2_RING_HEAP) in chip memory",
-                                        (unsigned long long)want->heap);
+            return strata__error_prefix(rc, "placing the %llu-byte heap ring (%s) in chip memory",
+                                        (unsigned long long)want->heap, chip->sources.heap);
         }
         chip->sizes.heap = want->heap;
     }
@@ -71,9 +70,10 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
 }
 
 /* Ring sizes of one run: call_config, else the chip's defaults. */
-static int run_sizes(const strata__chip *chip, const strata_call_config *cfg, strata__ring_sizes *out)
+static int run_sizes(strata__chip *chip, const strata_call_config *cfg, strata__ring_sizes *out)
 {
     *out = chip->defaults;
+    chip->sources = (strata__ring_sources){"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
     if (cfg->ring_task_window) {
         uint64_t v = cfg->ring_task_window;
         if (v < STRATA__WINDOW_MIN || v > STRATA__WINDOW_MAX || (v & (v - 1)))
@@ -81,6 +81,7 @@ static int run_sizes(const strata__chip *chip, const strata_call_config *cfg, st
                                 "between %u and %u (0 keeps PTO2_RING_TASK_WINDOW or the default)",
                                 (unsigned long long)v, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX);
         out->task_window = v;
+        chip->sources.task_window = "call_config.ring_task_window";
     }
     if (cfg->ring_dep_pool) {
         uint64_t v = cfg->ring_dep_pool;
@@ -89,13 +90,18 @@ static int run_sizes(const strata__chip *chip, const strata_call_config *cfg, st
                                 "edges (0 keeps PTO2_RING_DEP_POOL or the default)",
                                 (unsigned long long)v, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX);
         out->dep_pool = v;
+        chip->sources.dep_pool = "call_config.ring_dep_pool";
     }
     if (cfg->ring_heap) {
         uint64_t v = cfg->ring_heap;
-        if (v < STRATA__HEAP_MIN)
-            return strata__fail(STRATA_EINVAL, "call_config.ring_heap is %llu; it must be at least %u bytes "
-                                "(0 keeps PTO2_RING_HEAP or the default)", (unsigned long long)v, STRATA__HEAP_MIN);
+        uint64_t lo, hi;
+        chip->platform->mem_range(chip->dev, &lo, &hi);
+        if (v < STRATA__HEAP_MIN || v > (hi - lo) / 2)
+            return strata__fail(STRATA_EINVAL, "call_config.ring_heap is %llu; it must be between %u bytes and half "
+                                "the chip memory, %llu bytes (0 keeps PTO2_RING_HEAP or the default)",
+                                (unsigned long long)v, STRATA__HEAP_MIN, (unsigned long long)((hi - lo) / 2));
         out->heap = (v + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+        chip->sources.heap = "call_config.ring_heap";
     }
     return STRATA_OK;
 }
@@ -122,6 +128,7 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     chip->defaults = *defaults;
     chip->task_timeout_ms = task_timeout_ms;
     chip->next_id = chip->retire_next = 1;   /* ids start at 1: 0 means "none" */
+    chip->sources = (strata__ring_sources){"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
 
     int rc = strata__tmap_init(&chip->tmap);
     if (rc) {
@@ -139,7 +146,9 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
         chip->scopes_cap = 16;
         chip->scopes = malloc(chip->scopes_cap * sizeof chip->scopes[0]);
         if (!chip->hrec || !chip->scopes)
-            rc = strata__fail(STRATA_ENOMEM, "out of host memory for the scope stack of chip %d", device_id);
+            rc = strata__fail(STRATA_ENOMEM, "out of host memory for the heap records and scope stack of chip %d "
+                              "(%zu bytes)", device_id,
+                              chip->hrec_cap * sizeof chip->hrec[0] + chip->scopes_cap * sizeof chip->scopes[0]);
     }
     if (rc == STRATA_OK)
         rc = strata__lanes_start(chip);
@@ -156,7 +165,7 @@ bool strata__chip_close(strata__chip *chip)
     if (!chip)
         return true;
     strata__lanes_stop(chip);
-    if (chip->hung) {
+    if (chip->ndetached) {
         /* Deliberate leak: a lane is still inside a kernel that passed its timeout
            and may touch the rings or chip memory at any time; freeing them would
            turn a hang into memory corruption. The lane thread is detached, and the
@@ -361,7 +370,10 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     }
     if (!chip->hung)
         chip->callable = NULL;   /* a hung lane may still name it in a message */
-    return strata__failure_raise(&chip->failure);
+    rc = strata__failure_raise(&chip->failure);
+    if (rc == STRATA_OK)
+        strata__clear_error();   /* a call the orchestration function recovered from */
+    return rc;
 }
 
 /* ---- chip memory ---- */

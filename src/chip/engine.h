@@ -16,11 +16,22 @@
  *   retire (orchestrator, in id order): free the slot and the edges the task
  *     owned; heap buffers whose scope ended and whose users retired recycle.
  *
- *   word         writer                 reader             ordering
- *   pending      orchestrator, lanes    same (RMW)         acq_rel: last decrement sees all
- *   fanout       orchestrator (CAS push) lanes (exchange)  release push / acq_rel close
- *   poisoned     lanes (before decrement) lane that runs it  ordered by pending's RMW chain
- *   done         the completing lane    orchestrator       release / acquire
+ *   word          writer                        reader              ordering
+ *   pending       orchestrator, lanes (RMW)      same                acq_rel: the last decrement sees all
+ *   fanout        orchestrator (CAS push),       both                release push / acq_rel close /
+ *                 completing lane (exchange)                         acquire load before trusting status
+ *   status        completing lane (or the        orchestrator, after plain, published by the fanout
+ *                 orchestrator for a task it     seeing CLOSED       exchange (or by done)
+ *                 abandons at submit)
+ *   poisoned      lanes and orchestrator,        the lane that runs  relaxed, ordered by pending's
+ *                 before their pending RMW       the task            RMW chain and the queue push
+ *   done          completing lane / abandoning   orchestrator        release / acquire
+ *                 orchestrator
+ *   stop          close                          lanes               release / acquire, then notify
+ *   running_id,   the lane (with a timeout)      orchestrator's      release / acquire; a stale pair
+ *   started_ns                                   timeout check       is re-checked, never trusted
+ *   failure       first failing thread (CAS)     everyone (status);  relaxed status; message published
+ *                                                the run's end       by `published` (core/status.h)
  * An edge belongs to its successor and lives until the successor retires, so a
  * completer reads an edge's `next` before the decrement that may let the
  * successor finish. */
@@ -61,13 +72,19 @@ typedef struct strata__ring_sizes {
     uint64_t task_window, heap, dep_pool;
 } strata__ring_sizes;
 
+/* Where each ring's size of the current run came from, for messages: the
+   environment variable (or its default) or the run's call_config field. */
+typedef struct strata__ring_sources {
+    const char *task_window, *heap, *dep_pool;
+} strata__ring_sources;
+
 /* Hot per-task state, one cache line per slot so lanes do not false-share. */
 typedef struct strata__task {
     alignas(STRATA__CACHE_LINE) _Atomic uint32_t pending;
     _Atomic uint32_t fanout;     /* head edge index, EMPTY or CLOSED */
     _Atomic uint32_t done;
     _Atomic uint32_t poisoned;
-    int32_t          status;     /* written by the completer before closing fanout */
+    int32_t          status;     /* see the table above */
     uint64_t         id;
     uint64_t         last_succ;  /* orchestrator only: dedupes edges to one successor */
     uint64_t         dep_end;    /* orchestrator only: dep_pool head after its edges */
@@ -119,6 +136,7 @@ struct strata__chip {
     uint32_t                ncores[2];     /* AIC, AIV */
     strata__ring_sizes      defaults;      /* environment or built-in */
     strata__ring_sizes      sizes;         /* of the current allocation */
+    strata__ring_sources    sources;       /* of the current run's sizes */
     uint32_t                task_timeout_ms;
 
     /* rings */
@@ -151,6 +169,7 @@ struct strata__chip {
     _Atomic uint32_t    stop;
     strata__lane       *lanes;
     uint32_t            nlanes;
+    uint32_t            ndetached;         /* lanes close abandoned in a hung kernel */
 
     uint64_t            stat_completed, stat_failed, stat_canceled;
     strata__chip       *next_abandoned;    /* see strata__chip_close() */

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -258,19 +259,23 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
                           cc, strerror(err));
         goto done;
     }
+    /* Read to the end, whatever happens: a compiler blocked on a full pipe
+       would never exit. Out of memory keeps what was read and drops the rest. */
     for (;;) {
         if (out_len + 4096 + 1 > out_cap) {
             size_t cap = out_cap ? out_cap * 2 : 8192;
             char *p = realloc(out, cap);
-            if (!p)
-                break;   /* keep what we have; the status still tells the truth */
-            out = p;
-            out_cap = cap;
+            if (p) {
+                out = p;
+                out_cap = cap;
+            }
         }
-        ssize_t r = read(fds[0], out + out_len, 4096);
-        if (r > 0)
+        char drain[4096];
+        bool keep = out_len + 4096 + 1 <= out_cap;
+        ssize_t r = read(fds[0], keep ? out + out_len : drain, 4096);
+        if (r > 0 && keep)
             out_len += (size_t)r;
-        else if (r == 0 || errno != EINTR)
+        else if (r == 0 || (r < 0 && errno != EINTR))
             break;
     }
     if (out)

@@ -114,9 +114,10 @@ void strata__lanes_stop(strata__chip *chip)
         strata__lane *l = &chip->lanes[i];
         if (!l->started)
             continue;
-        if (chip->hung && strata__load_acquire(&l->running_id) != 0)
+        if (chip->hung && strata__load_acquire(&l->running_id) != 0) {
             pthread_detach(l->thread);   /* stuck in a kernel: abandoned (see top of file) */
-        else
+            chip->ndetached++;
+        } else
             pthread_join(l->thread, NULL);
         l->started = false;
     }

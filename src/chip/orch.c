@@ -30,6 +30,14 @@ static int check_orch(strata_chip_orch *o, const char *call)
     return STRATA_OK;
 }
 
+/* The error a call returns when a wait found a task past its timeout: the run's
+   first failure says which task, on which core. */
+static int timeout_error(strata__chip *chip, const char *call)
+{
+    int status = strata__failure_raise(&chip->failure);
+    return strata__error_prefix(status ? status : STRATA_ETIMEDOUT, "%s", call);
+}
+
 /* ---- dependencies ---- */
 
 typedef struct submit_ctx {
@@ -49,38 +57,46 @@ static bool dep_pool_full(const strata__chip *chip)
     return chip->dep_head - chip->dep_tail >= chip->sizes.dep_pool;
 }
 
+/* Whether producer has finished, so the new task needs no edge to it; poisons
+   the new task when the producer failed. */
+static bool producer_finished(submit_ctx *ctx, uint64_t producer)
+{
+    strata__chip *chip = ctx->chip;
+    if (producer < chip->retire_next)
+        return true;                            /* retired: finished and ordered already */
+    strata__task *p = &chip->tasks[producer & chip->mask];
+    /* acquire: if we see CLOSED, the producer's status is visible */
+    if (strata__load_acquire(&p->fanout) != STRATA__EDGE_CLOSED)
+        return false;
+    if (p->status != STRATA_OK)
+        strata__store_relaxed(&t_of(ctx)->poisoned, 1);  /* read by the lane after our release */
+    return true;
+}
+
 /* Make task ctx->id follow `producer`: one edge in the producer's fanout list. */
 static int add_dep(void *arg, uint64_t producer)
 {
     submit_ctx *ctx = arg;
     strata__chip *chip = ctx->chip;
-    if (producer < chip->retire_next)
-        return STRATA_OK;                       /* retired: finished and ordered already */
+    if (producer_finished(ctx, producer))
+        return STRATA_OK;                       /* no edge, no atomics */
     strata__task *p = &chip->tasks[producer & chip->mask];
     if (p->last_succ == ctx->id)
         return STRATA_OK;                       /* one edge per producer is enough */
     p->last_succ = ctx->id;
-    /* acquire: if we see CLOSED, the producer's status is visible */
-    if (strata__load_acquire(&p->fanout) == STRATA__EDGE_CLOSED) {
-        if (p->status != STRATA_OK)
-            strata__store_relaxed(&t_of(ctx)->poisoned, 1);  /* read by the lane after our release */
-        return STRATA_OK;                       /* finished: no edge, no atomics */
-    }
 
+    /* A full dep_pool holds edges of tasks in flight, this one's included. The
+       oldest task can always finish and free its edges, and once this producer
+       has finished no edge is needed: so waiting always ends, and a task never
+       needs more edges at once than it has producers still running. */
     while (dep_pool_full(chip)) {
         strata__chip_retire(chip);
         if (!dep_pool_full(chip))
             break;
-        if (chip->retire_next == ctx->id)
-            return strata__fail(STRATA_ERING,
-                                "dep_pool ring is %llu edges (PTO2_RING_DEP_POOL) and task %llu (func_id %d) "
-                                "alone needs more: it follows more than %llu earlier tasks; set "
-                                "PTO2_RING_DEP_POOL (or call_config.ring_dep_pool) higher",
-                                (unsigned long long)chip->sizes.dep_pool, (unsigned long long)ctx->id,
-                                ctx->func_id, (unsigned long long)chip->sizes.dep_pool);
-        int rc = strata__chip_wait_progress(chip);
-        if (rc)
-            return strata__fail(rc, "a task of this run passed its timeout");
+        if (producer_finished(ctx, producer))
+            return STRATA_OK;
+        if (strata__chip_wait_progress(chip))
+            return timeout_error(chip, "waiting for room in the dep_pool ring");
     }
 
     uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
@@ -89,10 +105,11 @@ static int add_dep(void *arg, uint64_t producer)
     /* relaxed: the guard (pending >= 1) keeps the count above zero, and the CAS
        below (release) orders it before the producer's decrement. */
     strata__fetch_add_relaxed(&t->pending, 1);
-    /* acquire: as above; the producer may have finished while we waited */
+    /* acquire: as in producer_finished(); it may have finished meanwhile */
     uint32_t head = strata__load_acquire(&p->fanout);
     for (;;) {
         if (head == STRATA__EDGE_CLOSED) {
+            /* relaxed: undoes our own increment; the guard keeps pending >= 1 */
             atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
             if (p->status != STRATA_OK)
                 strata__store_relaxed(&t->poisoned, 1);  /* read by the lane after our release */
@@ -124,6 +141,35 @@ static void abandon_task(strata__chip *chip, uint32_t slot, int status)
     chip->stat_failed++;
 }
 
+/* Find each tensor's buffer: a live chip buffer whose base is the tensor's addr,
+   at least as large as the tensor says, and, for an intermediate, of a scope
+   that is still open. */
+static int resolve_buffers(strata__chip *chip, int func_id, const strata_task_args *args, uint32_t *buf)
+{
+    for (uint32_t i = 0; i < args->ntensors; i++) {
+        const strata_tensor *t = &args->tensors[i];
+        buf[i] = strata__tmap_buffer_find(&chip->tmap, t->addr);
+        if (buf[i] == STRATA__NONE)
+            return strata__fail(STRATA_EINVAL,
+                                "strata_chip_submit(func_id %d): tensor %u: addr 0x%llx is not the base of a live "
+                                "buffer of chip %d; pass a buffer from strata_worker_malloc or strata_chip_alloc "
+                                "as addr and select the view with offset, shape and strides",
+                                func_id, i, (unsigned long long)t->addr, chip->device_id);
+        const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
+        if (t->nbytes > b->nbytes)
+            return strata__fail(STRATA_EINVAL,
+                                "strata_chip_submit(func_id %d): tensor %u says its buffer at 0x%llx holds %llu "
+                                "bytes, but it holds %llu", func_id, i, (unsigned long long)t->addr,
+                                (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
+        if (b->kind == STRATA__BUFFER_HEAP && chip->hrec[b->owner_data & (chip->hrec_cap - 1)].closed)
+            return strata__fail(STRATA_EINVAL,
+                                "strata_chip_submit(func_id %d): tensor %u: the intermediate buffer at 0x%llx "
+                                "belongs to a scope that has already ended; use it only inside its scope, or "
+                                "allocate it in an outer one", func_id, i, (unsigned long long)t->addr);
+    }
+    return STRATA_OK;
+}
+
 int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
 {
     strata__clear_error();
@@ -144,24 +190,13 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     rc = strata__task_args_check(args, STRATA_MAX_CORE_TENSORS, STRATA_MAX_CORE_SCALARS, ext);
     if (rc)
         return orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));
+    /* The buffers: retiring (below, and while waiting for dep_pool room)
+       recycles only heap buffers whose scope has ended, which are refused here,
+       so the indices stay valid for the whole submit. */
     uint32_t buf[STRATA_MAX_CORE_TENSORS];
-    for (uint32_t i = 0; i < args->ntensors; i++) {
-        const strata_tensor *t = &args->tensors[i];
-        buf[i] = strata__tmap_buffer_find(&chip->tmap, t->addr);
-        if (buf[i] == STRATA__NONE)
-            return orch_fail(chip, strata__fail(STRATA_EINVAL,
-                                 "strata_chip_submit(func_id %d): tensor %u: addr 0x%llx is not the base of a live "
-                                 "buffer of chip %d; pass a buffer from strata_worker_malloc or strata_chip_alloc "
-                                 "as addr and select the view with offset, shape and strides",
-                                 func_id, i, (unsigned long long)t->addr, chip->device_id));
-        const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
-        if (t->nbytes > b->nbytes)
-            return orch_fail(chip, strata__fail(STRATA_EINVAL,
-                                 "strata_chip_submit(func_id %d): tensor %u says its buffer at 0x%llx holds %llu "
-                                 "bytes, but it holds %llu", func_id, i, (unsigned long long)t->addr,
-                                 (unsigned long long)t->nbytes, (unsigned long long)b->nbytes));
-    }
-
+    rc = resolve_buffers(chip, func_id, args, buf);
+    if (rc)
+        return orch_fail(chip, rc);
     /* Retire what has finished, so the TensorMap sees it as stale (cheap when
        nothing has: one load). Then a slot in the task window: back-pressure
        until the oldest task retires. */
@@ -170,10 +205,8 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         strata__chip_retire(chip);
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)
             break;
-        rc = strata__chip_wait_progress(chip);
-        if (rc)
-            return strata__fail(rc, "strata_chip_submit(func_id %d): a task of this run passed its timeout; "
-                                "return from the orchestration function", func_id);
+        if (strata__chip_wait_progress(chip))
+            return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
     }
     uint64_t id = chip->next_id++;
     uint32_t slot = (uint32_t)(id & chip->mask);
@@ -203,24 +236,26 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     strata__store_relaxed(&t->done, 0);
     strata__store_relaxed(&t->fanout, STRATA__EDGE_EMPTY);
 
+    /* Every buffer is marked used by this task before the first wait inside
+       tmap_access (dep_pool back-pressure): a second line of defence behind the
+       scope check in resolve_buffers(). */
+    for (uint32_t i = 0; i < args->ntensors; i++)
+        strata__tmap_buffer(&chip->tmap, buf[i])->last_user = id;
     submit_ctx ctx = {.chip = chip, .id = id, .slot = slot, .func_id = func_id};
     for (uint32_t i = 0; i < args->ntensors; i++) {
         strata_tag tag = body->tags[i];
-        strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
-        b->last_user = id;
         if (tag == STRATA_NO_DEP)
             continue;
         rc = strata__tmap_access(&chip->tmap, buf[i], id, &body->tensors[i], &ext[i], strata__tag_reads(tag),
                                  strata__tag_writes(tag), chip->retire_next, add_dep, &ctx);
         if (rc) {
             orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));
-            if (rc == STRATA_ERING || rc == STRATA_ENOMEM) {
-                /* Edges already linked belong to producers that have all
-                   completed (ERING waits for that) or will complete normally. */
-                while (strata__load_relaxed(&t->pending) != 1 && !chip->hung)
-                    if (strata__chip_wait_progress(chip))
-                        break;
-            }
+            /* Out of host memory, or a timeout while waiting. Edges already
+               linked belong to producers that will complete normally; once they
+               have, nothing touches the slot and it can be failed in place. */
+            while (strata__load_acquire(&t->pending) != 1 && !chip->hung)
+                if (strata__chip_wait_progress(chip))
+                    break;
             if (!chip->hung)
                 abandon_task(chip, slot, rc);
             return rc;
@@ -264,7 +299,8 @@ int strata_chip_scope_end(strata_chip_orch *o)
     strata__chip *chip = o->chip;
     if (chip->nscopes == 0)
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_scope_end without a matching "
-                                            "strata_chip_scope_begin"));
+                                            "strata_chip_scope_begin in the orchestration function of chip "
+                                            "callable '%s' on chip %d", chip->callable->name, chip->device_id));
     uint64_t first = chip->scopes[--chip->nscopes];
     if (first < chip->hrec_head)
         first = chip->hrec_head;
@@ -285,13 +321,13 @@ static int heap_stuck(strata__chip *chip, uint64_t n)
         }
     }
     return strata__fail(STRATA_ERING,
-                        "heap ring is %llu bytes (PTO2_RING_HEAP) and a %llu-byte buffer does not fit: "
+                        "heap ring is %llu bytes (%s) and a %llu-byte buffer does not fit: "
                         "%llu bytes are held, %llu of them by %llu buffers whose scope has not ended, and "
                         "nothing running can free the space; end scopes sooner with strata_chip_scope_end, or "
-                        "set PTO2_RING_HEAP (or call_config.ring_heap) to at least %llu",
-                        (unsigned long long)chip->heap.size, (unsigned long long)n,
+                        "set %s to at least %llu",
+                        (unsigned long long)chip->heap.size, chip->sources.heap, (unsigned long long)n,
                         (unsigned long long)chip->heap.used, (unsigned long long)open_bytes,
-                        (unsigned long long)open, (unsigned long long)(chip->heap.used + n));
+                        (unsigned long long)open, chip->sources.heap, (unsigned long long)(chip->heap.used + n));
 }
 
 int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, const uint64_t *shape,
@@ -314,16 +350,18 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         if (shape[i] == 0)
             return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_alloc: shape[%u] is 0", i));
     uint64_t n = (t.nbytes + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-    if (t.nbytes == UINT64_MAX || n > chip->heap.size)
+    if (n < t.nbytes || n > chip->heap.size)
         return orch_fail(chip, strata__fail(STRATA_ERING,
-                                            "heap ring is %llu bytes (PTO2_RING_HEAP); a %llu-byte buffer can "
-                                            "never fit; set PTO2_RING_HEAP (or call_config.ring_heap) to at "
-                                            "least %llu", (unsigned long long)chip->heap.size,
-                                            (unsigned long long)t.nbytes, (unsigned long long)n));
+                                            "heap ring is %llu bytes (%s); a %llu-byte buffer can never fit; "
+                                            "set %s to at least %llu", (unsigned long long)chip->heap.size,
+                                            chip->sources.heap, (unsigned long long)t.nbytes, chip->sources.heap,
+                                            (unsigned long long)n));
     if (chip->hrec_next - chip->hrec_head == chip->hrec_cap) {
         strata__heap_record *p = malloc(2 * chip->hrec_cap * sizeof p[0]);
         if (!p)
-            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_alloc: out of host memory"));
+            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_alloc: out of host memory growing the "
+                                                "heap records to %llu entries",
+                                                (unsigned long long)(2 * chip->hrec_cap)));
         for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++)
             p[s & (2 * chip->hrec_cap - 1)] = chip->hrec[s & (chip->hrec_cap - 1)];
         free(chip->hrec);
@@ -331,10 +369,10 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         chip->hrec_cap *= 2;
     }
     uint64_t offset, charged;
-    strata__heap_ring before = chip->heap;
-    while (!strata__heap_ring_alloc(&chip->heap, n, &offset, &charged)) {
+    strata__heap_ring before;
+    for (;;) {
         strata__chip_retire(chip);
-        before = chip->heap;
+        before = chip->heap;   /* the state to restore if registering fails */
         if (strata__heap_ring_alloc(&chip->heap, n, &offset, &charged))
             break;
         /* Waiting helps only if the oldest buffer's scope has ended: the ring
@@ -343,9 +381,8 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
                              chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)].closed;
         if (!oldest_closed || chip->retire_next == chip->next_id)
             return orch_fail(chip, heap_stuck(chip, n));
-        rc = strata__chip_wait_progress(chip);
-        if (rc)
-            return strata__fail(rc, "strata_chip_alloc: a task of this run passed its timeout");
+        if (strata__chip_wait_progress(chip))
+            return timeout_error(chip, "strata_chip_alloc: waiting for room in the heap ring");
     }
     uint64_t addr = chip->heap_addr + offset;
     uint32_t index;
@@ -356,6 +393,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         chip->heap = before;
         return orch_fail(chip, rc);
     }
+    strata__tmap_buffer(&chip->tmap, index)->owner_data = chip->hrec_next;
     chip->hrec[chip->hrec_next++ & (chip->hrec_cap - 1)] =
         (strata__heap_record){.buffer = index, .closed = false, .offset = offset, .nbytes = n, .charged = charged};
     t.addr = addr;

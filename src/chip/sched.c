@@ -45,7 +45,10 @@ void strata__ready_push(strata__ready_queue *q, uint32_t slot)
                 return;
             }
         } else if (diff < 0) {
-            /* A popper has claimed this cell and not yet freed it (see header). */
+            /* A popper has claimed this cell and not yet freed it (see header).
+               The one spin outside core/wait.c: it cannot be bounded (the push
+               must land), it needs a popper stalled for a whole lap of 2 x the
+               largest window, and it yields after 64 rounds so that popper runs. */
             if (spins > 64)
                 sched_yield();
             else

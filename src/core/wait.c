@@ -49,6 +49,8 @@ bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint
             timeout = deadline_ns - now;
         }
         strata__futex_wait(&e->seq, key, timeout);
+        /* relaxed (here and above): leaving only makes a notifier's futex_wake
+           possibly unnecessary, never missing; the count publishes nothing. */
         atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
         if (ready(arg))
             return true;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -12,6 +13,12 @@
 #include <unistd.h>
 
 static const char *running_case = "?";
+static int allowed_mappings;
+
+void test_allow_mappings(int n)
+{
+    allowed_mappings = n;
+}
 
 void test_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -45,13 +52,46 @@ static int count_dir(const char *path)
     return n;
 }
 
+/* Large anonymous writable mappings (16 MiB or more): chip memory and shared
+   heaps are such mappings, and malloc's own arenas stay below the size. Under a
+   sanitizer or valgrind the runtime makes large mappings of its own, so the count
+   is not taken there (-1). */
+static int count_large_mappings(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return -1;
+#else
+    if (getenv("STRATA_TEST_NO_MAPS_CHECK"))
+        return -1;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off;
+        char perms[8], dev[16];
+        unsigned long inode;
+        int path_at = 0;
+        if (sscanf(line, "%llx-%llx %7s %llx %15s %lu %n", &lo, &hi, perms, &off, dev, &inode, &path_at) < 6)
+            continue;
+        bool anonymous = inode == 0 && (path_at == 0 || line[path_at] == '\n' || line[path_at] == '\0');
+        if (anonymous && perms[0] == 'r' && perms[1] == 'w' && hi - lo >= (16ull << 20))
+            n++;
+    }
+    fclose(f);
+    return n;
+#endif
+}
+
 typedef struct snapshot {
-    int fds, threads, shm;
+    int fds, threads, shm, maps;
 } snapshot;
 
 static snapshot take_snapshot(void)
 {
-    snapshot s = {count_dir("/proc/self/fd"), count_dir("/proc/self/task"), count_dir("/dev/shm")};
+    snapshot s = {count_dir("/proc/self/fd"), count_dir("/proc/self/task"), count_dir("/dev/shm"),
+                  count_large_mappings()};
     return s;
 }
 
@@ -111,6 +151,10 @@ int test_run_main(int argc, char **argv, const test_case *cases, size_t ncases)
         if (after.shm != before.shm)
             test_fail(__FILE__, __LINE__, "left %d entries in /dev/shm (had %d at the start)", after.shm,
                       before.shm);
+        if (after.maps != before.maps + allowed_mappings)
+            test_fail(__FILE__, __LINE__, "left %d large anonymous mappings (had %d at the start, %d allowed to "
+                      "stay): chip memory or a shared heap was not unmapped", after.maps, before.maps,
+                      allowed_mappings);
         errno = 0;
         if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
             test_fail(__FILE__, __LINE__, "left a child process behind");

@@ -36,6 +36,9 @@ typedef struct test_case {
 int test_run_main(int argc, char **argv, const test_case *cases, size_t ncases);
 
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+/* The running case leaves n large mappings behind on purpose (a chip abandoned
+   to a hung kernel keeps its memory). */
+void test_allow_mappings(int n);
 /* Skip the running case (exit 77) with a reason. */
 void test_skip(const char *reason) __attribute__((noreturn));
 

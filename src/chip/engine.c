@@ -112,7 +112,7 @@ static int run_sizes(strata__chip *chip, const strata_call_config *cfg, strata__
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static strata__chip *abandoned;
 
-int strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes,
+int strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes, void *memory,
                       uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
                       uint32_t task_timeout_ms, strata__chip **out)
 {
@@ -135,7 +135,7 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
         free(chip);
         return rc;
     }
-    rc = platform->open(device_id, memory_bytes, &chip->dev);
+    rc = platform->open(device_id, memory_bytes, memory, &chip->dev);
     if (rc == STRATA_OK)
         rc = size_rings(chip, defaults);
     for (int t = 0; rc == STRATA_OK && t < 2; t++)

@@ -180,9 +180,10 @@ struct strata_chip_orch {
     strata__chip *chip;
 };
 
-/* Open the device, allocate rings of `defaults`, start lanes. On failure nothing
-   is left. Must be called by the thread that will drive the chip. */
-int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes,
+/* Open the device (over `memory` when not NULL, see platform.h), allocate rings
+   of `defaults`, start lanes. On failure nothing is left. Must be called by the
+   thread that will drive the chip. */
+int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes, void *memory,
                        uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
                        uint32_t task_timeout_ms, strata__chip **out);
 /* Stop and join lanes, release everything. A chip whose task hung is abandoned

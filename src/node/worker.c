@@ -197,7 +197,7 @@ int strata_worker_init(strata_worker *w)
     if (w->state != STRATA_STATE_NEW)
         return state_error(w, "strata_worker_init");
     w->state = STRATA_STATE_INITIALIZING;
-    int rc = strata__chip_open(w->platform, w->cfg.device_id, w->cfg.device_memory_bytes, w->cfg.aic_cores,
+    int rc = strata__chip_open(w->platform, w->cfg.device_id, w->cfg.device_memory_bytes, NULL, w->cfg.aic_cores,
                                w->cfg.aiv_cores, &w->rings, w->cfg.task_timeout_ms, &w->chip);
     if (rc) {
         w->state = STRATA_STATE_NEW;

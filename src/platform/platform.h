@@ -13,8 +13,10 @@ typedef struct strata__device strata__device;
 
 typedef struct strata__platform {
     const char *name;
-    /* Open device `device_id` with `memory_bytes` of device memory. */
-    int  (*open)(int device_id, uint64_t memory_bytes, strata__device **out);
+    /* Open device `device_id` with `memory_bytes` of device memory: mapped by the
+       platform when `memory` is NULL, else the caller's range [memory, memory +
+       memory_bytes), which stays the caller's to unmap. */
+    int  (*open)(int device_id, uint64_t memory_bytes, void *memory, strata__device **out);
     void (*close)(strata__device *dev);
     /* Device memory, 64-byte aligned; nbytes > 0. free takes the size alloc got. */
     int  (*mem_alloc)(strata__device *dev, uint64_t nbytes, uint64_t *addr);

@@ -1,147 +1,85 @@
-/* The sim platform: a chip whose device memory is one anonymous mapping of this
- * process, carved by a first-fit allocator.
+/* The sim platform: a chip whose device memory is one mapping of this process,
+ * carved by the first-fit allocator of core/arena.h.
  *
- * Invariant: the free list is sorted by address and no two free blocks touch
- * (they are merged on free). The mapping is MAP_NORESERVE: untouched device memory
- * costs no host memory. Not thread-safe: the chip calls it from the thread that
- * drives the worker. */
+ * The memory is either mapped here (MAP_NORESERVE: untouched device memory costs
+ * no host memory) or handed in by the caller (a node worker gives each chip child
+ * a range it reserved before the child started, so addresses never collide
+ * between processes); only memory mapped here is unmapped at close. Not
+ * thread-safe: the chip calls it from the thread that drives the worker. */
 #define _GNU_SOURCE
 #include "platform/platform.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/arena.h"
 #include "core/status.h"
 
-typedef struct free_block {
-    uint64_t addr, nbytes;
-    struct free_block *next;
-} free_block;
-
 struct strata__device {
-    int         device_id;
-    uint8_t    *base;
-    uint64_t    size;
-    free_block *free_list;   /* sorted by addr, coalesced */
+    int           device_id;
+    uint8_t      *base;
+    uint64_t      size;
+    bool          owned;     /* mapped here, unmapped at close */
+    strata__arena arena;
+    char          name[32];  /* "sim chip 3", for messages */
 };
 
 static void sim_close(strata__device *dev)
 {
     if (!dev)
         return;
-    while (dev->free_list) {
-        free_block *b = dev->free_list;
-        dev->free_list = b->next;
-        free(b);
-    }
-    if (dev->base)
+    strata__arena_destroy(&dev->arena);
+    if (dev->base && dev->owned)
         munmap(dev->base, dev->size);
     free(dev);
 }
 
-static int sim_open(int device_id, uint64_t memory_bytes, strata__device **out)
+static int sim_open(int device_id, uint64_t memory_bytes, void *memory, strata__device **out)
 {
     strata__device *dev = calloc(1, sizeof *dev);
-    free_block *all = malloc(sizeof *all);
-    if (!dev || !all) {
-        free(dev);
-        free(all);
+    if (!dev)
         return strata__fail(STRATA_ENOMEM, "out of host memory opening sim chip %d", device_id);
-    }
     dev->device_id = device_id;
-    dev->size = (memory_bytes + 4095) & ~(uint64_t)4095;
-    void *p = mmap(NULL, dev->size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        int err = errno;
-        free(all);
-        free(dev);
-        return strata__fail_sys(err, "mmap of %llu bytes of device memory for sim chip %d",
-                                (unsigned long long)memory_bytes, device_id);
+    snprintf(dev->name, sizeof dev->name, "sim chip %d", device_id);
+    if (memory) {
+        dev->base = memory;
+        dev->size = memory_bytes;
+    } else {
+        dev->size = (memory_bytes + 4095) & ~(uint64_t)4095;
+        void *p = mmap(NULL, dev->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            free(dev);
+            return strata__fail_sys(err, "mmap of %llu bytes of device memory for sim chip %d",
+                                    (unsigned long long)memory_bytes, device_id);
+        }
+        dev->base = p;
+        dev->owned = true;
     }
-    dev->base = p;
-    all->addr = (uint64_t)(uintptr_t)p;
-    all->nbytes = dev->size;
-    all->next = NULL;
-    dev->free_list = all;
+    uint64_t lo = (uint64_t)(uintptr_t)dev->base;
+    int rc = strata__arena_init(&dev->arena, lo, lo + dev->size, STRATA__DEVICE_ALIGN, dev->name);
+    if (rc) {
+        if (dev->owned)
+            munmap(dev->base, dev->size);
+        free(dev);
+        return rc;
+    }
     *out = dev;
     return STRATA_OK;
 }
 
-static uint64_t round_up(uint64_t n)
-{
-    return (n + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-}
-
 static int sim_mem_alloc(strata__device *dev, uint64_t nbytes, uint64_t *addr)
 {
-    uint64_t n = round_up(nbytes);
-    if (n < nbytes)
-        n = UINT64_MAX;
-    for (free_block **link = &dev->free_list; *link; link = &(*link)->next) {
-        free_block *b = *link;
-        if (b->nbytes < n)
-            continue;
-        *addr = b->addr;
-        b->addr += n;
-        b->nbytes -= n;
-        if (b->nbytes == 0) {
-            *link = b->next;
-            free(b);
-        }
-        return STRATA_OK;
-    }
-    uint64_t free_bytes = 0, largest = 0;
-    for (free_block *b = dev->free_list; b; b = b->next) {
-        free_bytes += b->nbytes;
-        largest = b->nbytes > largest ? b->nbytes : largest;
-    }
-    return strata__fail(STRATA_ENOMEM,
-                        "sim chip %d: no block of %llu bytes left in its %llu-byte device memory "
-                        "(%llu bytes free, largest free block %llu); free buffers or raise "
-                        "device_memory_bytes", dev->device_id, (unsigned long long)n,
-                        (unsigned long long)dev->size, (unsigned long long)free_bytes,
-                        (unsigned long long)largest);
+    return strata__arena_alloc(&dev->arena, nbytes, addr, dev->name, "device_memory_bytes");
 }
 
 static void sim_mem_free(strata__device *dev, uint64_t addr, uint64_t nbytes)
 {
-    uint64_t n = round_up(nbytes);
-    free_block *prev = NULL, *next = dev->free_list;
-    while (next && next->addr < addr) {
-        prev = next;
-        next = next->next;
-    }
-    bool join_prev = prev && prev->addr + prev->nbytes == addr;
-    bool join_next = next && addr + n == next->addr;
-    if (join_prev && join_next) {
-        prev->nbytes += n + next->nbytes;
-        prev->next = next->next;
-        free(next);
-    } else if (join_prev) {
-        prev->nbytes += n;
-    } else if (join_next) {
-        next->addr = addr;
-        next->nbytes += n;
-    } else {
-        free_block *b = malloc(sizeof *b);
-        if (!b) {
-            /* Deliberate leak of device memory, not of host memory: without a node
-               the block cannot be listed. Harmless beyond the lost bytes, and only
-               under host memory exhaustion. */
-            return;
-        }
-        b->addr = addr;
-        b->nbytes = n;
-        b->next = next;
-        if (prev)
-            prev->next = b;
-        else
-            dev->free_list = b;
-    }
+    strata__arena_free(&dev->arena, addr, nbytes);
 }
 
 static void sim_copy_to(strata__device *dev, uint64_t dst, const void *src, uint64_t nbytes)
@@ -164,11 +102,7 @@ static void sim_mem_range(const strata__device *dev, uint64_t *lo, uint64_t *hi)
 
 static void sim_mem_free_bytes(const strata__device *dev, uint64_t *free_bytes, uint64_t *largest)
 {
-    *free_bytes = *largest = 0;
-    for (const free_block *b = dev->free_list; b; b = b->next) {
-        *free_bytes += b->nbytes;
-        *largest = b->nbytes > *largest ? b->nbytes : *largest;
-    }
+    strata__arena_usage(&dev->arena, free_bytes, largest);
 }
 
 const strata__platform strata__platform_sim = {

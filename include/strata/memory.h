@@ -1,6 +1,8 @@
-/* Strata: chip memory. At L2 a worker's chip owns one contiguous arena of
- * device_memory_bytes; buffers allocated here live until freed or until close,
- * across any number of runs (weights uploaded once). */
+/* Strata: chip memory and shared host memory. At L2 a worker's chip owns one
+ * contiguous arena of device_memory_bytes; at L3 each chip child has its own
+ * range. Buffers allocated here live until freed or until close, across any
+ * number of runs (weights uploaded once); at L3 a chip buffer is lost when its
+ * chip child dies. */
 #ifndef STRATA_MEMORY_H
 #define STRATA_MEMORY_H
 
@@ -19,8 +21,8 @@ typedef struct strata_buffer {
     int      worker;   /* the chip that owns it (0 at L2) */
 } strata_buffer;
 
-/* Allocate nbytes (> 0) of chip memory, 64-byte aligned. `worker` is ignored at
-   L2 (pass 0). READY only. */
+/* Allocate nbytes (> 0) of chip memory, 64-byte aligned. `worker`: the chip
+   worker at L3 (0..ndevices-1); ignored at L2 (pass 0). READY only. */
 STRATA_API int strata_worker_malloc(strata_worker *w, int worker, uint64_t nbytes,
                                     strata_buffer *out);
 
@@ -35,6 +37,12 @@ STRATA_API int strata_worker_copy_to(strata_worker *w, strata_buffer dst, uint64
                                      const void *src, uint64_t nbytes);
 STRATA_API int strata_worker_copy_from(strata_worker *w, void *dst, strata_buffer src,
                                        uint64_t offset, uint64_t nbytes);
+
+/* L3: host memory every child sees at the same address (an anonymous shared
+   mapping made at create, before any child exists). From create until close.
+   *out: returned, release with strata_worker_host_free. */
+STRATA_API int strata_worker_host_alloc(strata_worker *w, uint64_t nbytes, void **out);
+STRATA_API int strata_worker_host_free(strata_worker *w, void *p);
 
 #ifdef __cplusplus
 }

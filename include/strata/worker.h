@@ -4,13 +4,15 @@
  *   NEW --init--> INITIALIZING --> READY <--run--> RUNNING
  *   any --close--> CLOSED;  a hung task (L2) --> FAILED --close--> CLOSED
  *
- * This version builds level 2: one simulated chip in the calling process. One
- * thread drives a worker at a time; different workers may be driven from
- * different threads. */
+ * Level 2 is one simulated chip in the calling process; level 3 is a node whose
+ * chips and SUB workers are child processes (docs/lifecycle.md). One thread
+ * drives a worker at a time; different workers may be driven from different
+ * threads. */
 #ifndef STRATA_WORKER_H
 #define STRATA_WORKER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "strata/chip.h"
 #include "strata/export.h"
@@ -32,7 +34,7 @@ typedef enum strata_state {
 } strata_state;
 
 typedef struct strata_worker_config {
-    int                 level;               /* 2 in this version (3..6 come later) */
+    int                 level;               /* 2 or 3 in this version (4..6 come later) */
     const char         *platform;            /* "sim"; copied at create */
     const char         *runtime;             /* "tensormap_and_ringbuffer"; copied */
     int                 device_id;           /* L2: the chip's device id, >= 0 */
@@ -75,12 +77,62 @@ STRATA_API void strata_worker_destroy(strata_worker *w);
 /* The worker's state; w: borrowed. */
 STRATA_API strata_state strata_worker_state(const strata_worker *w);
 
-/* Register a chip callable, before or after init. c: copied (name and kernel
-   table too). *out: a handle for strata_worker_run_chip, never
-   STRATA_HANDLE_INVALID. A kernel table with a negative or repeated func_id, or
-   a NULL function, is STRATA_EINVAL. */
+/* Register a chip callable. c: copied (name and kernel table too). *out: a
+   handle for strata_worker_run_chip (L2) or strata_submit_next_level (L3),
+   never STRATA_HANDLE_INVALID. A kernel table with a negative or repeated
+   func_id, or a NULL function, is STRATA_EINVAL. L2: before or after init. L3:
+   before init (children are forked at init and resolve the functions at the
+   same addresses). */
 STRATA_API int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
                                            strata_handle *out);
+
+/* ---- the node level (L3): children, SUB functions, orchestration ---- */
+
+/* Runs in a SUB child process. args: borrowed for the call; tensors point into
+   the shared host heap. ctx: the pointer given at register, as the child saw it
+   when it started. Return 0, or nonzero to fail the task. */
+typedef int (*strata_sub_fn)(const strata_task_args *args, void *ctx);
+
+/* Given to an orchestration function (L3); valid only during that call. */
+typedef struct strata_orch strata_orch;
+
+/* Runs on the thread that called strata_worker_run. args, cfg: borrowed for the
+   call. Returns 0 or a negative strata_status; other nonzero values become
+   STRATA_ETASK. */
+typedef int (*strata_orch_fn)(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                              void *ctx);
+
+/* Register a host function run by SUB children (L3), before init: children are
+   forked at init and find fn at the same address. fn: kept; ctx: passed as is. */
+STRATA_API int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out);
+
+/* Run orch once on this thread (L3): it submits tasks to the children, and the
+   call returns when every task is finished, with the first failure. A child that
+   died since the last run makes this run return STRATA_ECHILD at once, naming
+   it; under STRATA_ON_DEATH_RESTART it is replaced and the next run works.
+   args: borrowed for the call; cfg: may be NULL, copied; its timeout_ms is the
+   default of every task. READY only; the thread driving the worker. */
+STRATA_API int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ctx, const strata_task_args *args,
+                                 const strata_call_config *cfg);
+
+/* Inside an orchestration function (L3): run chip callable h on chip worker
+   `worker` (0..ndevices-1). args: copied before return; every tensor must lie in
+   the shared host heap (strata_worker_host_alloc) or in that chip's memory
+   (strata_worker_malloc). cfg: may be NULL (the run's); copied. Dependencies on
+   earlier tasks of the run follow from the tags. */
+STRATA_API int strata_submit_next_level(strata_orch *o, strata_handle h, const strata_task_args *args,
+                                        const strata_call_config *cfg, int worker);
+/* Inside an orchestration function (L3): run SUB function h on any idle SUB
+   worker. args: copied; tensors in the shared host heap. */
+STRATA_API int strata_submit_sub(strata_orch *o, strata_handle h, const strata_task_args *args);
+/* Scopes of an orchestration function (L3): nest like chip scopes; an unmatched
+   end is STRATA_EINVAL. */
+STRATA_API int strata_orch_scope_begin(strata_orch *o);
+STRATA_API int strata_orch_scope_end(strata_orch *o);
+
+/* The pid of child `worker` (chips 0..ndevices-1, then SUB workers), L3. A child
+   that died and was not replaced yet answers STRATA_ECHILD. */
+STRATA_API int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out);
 
 /* Run a registered chip callable once (L2): its orchestration function runs on
    this thread, and the call returns when every task it submitted is finished.

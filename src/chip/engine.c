@@ -187,6 +187,7 @@ bool strata__chip_close(strata__chip *chip)
     free(chip->hrec);
     free(chip->scopes);
     free(chip->lanes);
+    free(chip->attached);
     free(chip);
     return true;
 }
@@ -374,6 +375,43 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     if (rc == STRATA_OK)
         strata__clear_error();   /* a call the orchestration function recovered from */
     return rc;
+}
+
+/* ---- buffers of a node task ---- */
+
+int strata__chip_attach_args(strata__chip *chip, const strata_task_args *args)
+{
+    for (uint32_t i = 0; args && i < args->ntensors; i++) {
+        const strata_tensor *t = &args->tensors[i];
+        uint32_t index = strata__tmap_buffer_find(&chip->tmap, t->addr);
+        if (index != STRATA__NONE) {
+            strata__buffer *b = strata__tmap_buffer(&chip->tmap, index);
+            if (b->kind == STRATA__BUFFER_EXTERNAL && t->nbytes > b->nbytes)
+                b->nbytes = t->nbytes;
+            continue;
+        }
+        if (chip->nattached == chip->attached_cap) {
+            uint32_t cap = chip->attached_cap ? 2 * chip->attached_cap : 16;
+            uint32_t *p = realloc(chip->attached, cap * sizeof p[0]);
+            if (!p)
+                return strata__fail(STRATA_ENOMEM, "chip %d: out of host memory attaching %u buffers",
+                                    chip->device_id, cap);
+            chip->attached = p;
+            chip->attached_cap = cap;
+        }
+        int rc = strata__tmap_buffer_add(&chip->tmap, t->addr, t->nbytes, STRATA__BUFFER_EXTERNAL, &index);
+        if (rc)
+            return rc;
+        chip->attached[chip->nattached++] = index;
+    }
+    return STRATA_OK;
+}
+
+void strata__chip_detach_all(strata__chip *chip)
+{
+    for (uint32_t i = 0; i < chip->nattached; i++)
+        strata__tmap_buffer_remove(&chip->tmap, chip->attached[i]);
+    chip->nattached = 0;
 }
 
 /* ---- chip memory ---- */

@@ -173,6 +173,8 @@ struct strata__chip {
 
     uint64_t            stat_completed, stat_failed, stat_canceled;
     strata__chip       *next_abandoned;    /* see strata__chip_close() */
+    uint32_t           *attached;          /* TensorMap indexes of external buffers */
+    uint32_t            nattached, attached_cap;
 };
 
 /* The opaque handle an orchestration function gets. */
@@ -213,6 +215,12 @@ void strata__lanes_stop(strata__chip *chip);
 /* Whether the calling thread is one of chip's lanes (a kernel is calling). */
 bool strata__on_lane_of(const strata__chip *chip);
 
-enum { STRATA__BUFFER_USER = 1, STRATA__BUFFER_HEAP = 2 };
+/* Buffers a chip sees only for one run: the host and chip buffers a node task
+   names (they live in memory the node worker owns). Attached before the run,
+   detached after it. */
+int  strata__chip_attach_args(strata__chip *chip, const strata_task_args *args);
+void strata__chip_detach_all(strata__chip *chip);
+
+enum { STRATA__BUFFER_USER = 1, STRATA__BUFFER_HEAP = 2, STRATA__BUFFER_EXTERNAL = 5 };
 
 #endif

@@ -15,7 +15,7 @@ uint64_t strata__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+static int futex_wait_op(_Atomic uint32_t *word, int op, uint32_t expected, uint64_t timeout_ns)
 {
     struct timespec ts, *tsp = NULL;
     if (timeout_ns) {
@@ -23,8 +23,7 @@ int strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeo
         ts.tv_nsec = (long)(timeout_ns % 1000000000u);
         tsp = &ts;
     }
-    /* Process-private: the words live in one process (FUTEX_PRIVATE_FLAG). */
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, tsp, NULL, 0);
     if (r == 0)
         return 0;
     if (errno == EAGAIN)
@@ -32,7 +31,24 @@ int strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeo
     return errno;
 }
 
+/* Process-private words (FUTEX_PRIVATE_FLAG) live in one process; shared ones
+   in a MAP_SHARED mapping that several processes see. */
+int strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+{
+    return futex_wait_op(word, FUTEX_WAIT_PRIVATE, expected, timeout_ns);
+}
+
+int strata__futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+{
+    return futex_wait_op(word, FUTEX_WAIT, expected, timeout_ns);
+}
+
 void strata__futex_wake(_Atomic uint32_t *word, int nwaiters)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, nwaiters, NULL, NULL, 0);
+}
+
+void strata__futex_wake_shared(_Atomic uint32_t *word, int nwaiters)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, nwaiters, NULL, NULL, 0);
 }

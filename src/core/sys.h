@@ -12,5 +12,8 @@ uint64_t strata__now_ns(void);
    woken or the word differed, ETIMEDOUT after the limit, EINTR on a signal. */
 int  strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void strata__futex_wake(_Atomic uint32_t *word, int nwaiters);
+/* The same on a word in memory shared between processes. */
+int  strata__futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
+void strata__futex_wake_shared(_Atomic uint32_t *word, int nwaiters);
 
 #endif

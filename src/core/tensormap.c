@@ -83,8 +83,10 @@ int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes
         strata__buffer *b = realloc(m->buffers, n * sizeof b[0]);
         if (!b)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u buffers", n);
-        for (uint32_t i = m->nbuffers; i < n; i++)
+        for (uint32_t i = m->nbuffers; i < n; i++) {
             b[i].accesses = i + 1 < n ? i + 1 : m->free_buffer;  /* free list threads through `accesses` */
+            b[i].kind = 0;
+        }
         m->free_buffer = m->nbuffers;
         m->buffers = b;
         m->nbuffers = n;
@@ -132,6 +134,7 @@ void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
     }
     m->slots[h] = STRATA__NONE;
     m->nused--;
+    b->kind = 0;   /* free: iterations over the pool skip it */
     b->accesses = m->free_buffer;
     m->free_buffer = index;
 }

@@ -36,7 +36,7 @@ typedef struct strata__buffer {
     uint64_t addr, nbytes;         /* the registered range */
     uint64_t last_user;            /* last task id that named it; 0 = none */
     uint32_t accesses;             /* head of its access list, newest first */
-    uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ... */
+    uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ...; 0 = a free record */
     uint64_t owner_data;           /* owner's use (the heap record of a heap buffer) */
 } strata__buffer;
 

@@ -1,7 +1,8 @@
 /* Workers: the state machine and the public entry points.
  *
- * This version builds level 2: the worker drives one chip engine in this process
- * (chip/engine.h). The node engine (L3+) will sit behind the same entry points.
+ * Level 2 drives one chip engine in this process (chip/engine.h); level 3 drives
+ * the node engine, whose chips and SUB workers are child processes
+ * (node/node.h). The state machine is the same for both.
  *
  *   state         create  init          run_chip         close   destroy
  *   NEW           -       INITIALIZING  ESTATE           CLOSED  free
@@ -21,6 +22,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "node/node.h"
 
 const char *strata_version_string(void)
 {
@@ -37,7 +39,8 @@ struct strata_worker {
     strata_state         state;
     strata__callable   **callables;    /* handle h is callables[h - 1]; each owned */
     uint32_t             ncallables, callables_cap;
-    strata__chip        *chip;         /* READY, RUNNING, FAILED */
+    strata__chip        *chip;         /* L2: READY, RUNNING, FAILED */
+    strata__node        *node;         /* L3: from create to destroy */
     strata_run_stats     last_stats;   /* kept across close */
 };
 
@@ -63,7 +66,7 @@ static int state_error(const strata_worker *w, const char *call)
     const char *hint = w->state == STRATA_STATE_NEW      ? "call strata_worker_init first"
                        : w->state == STRATA_STATE_CLOSED  ? "the worker is closed; create a new one"
                        : w->state == STRATA_STATE_RUNNING ? "a run is in progress on this worker; call it after "
-                                                             "strata_worker_run_chip returns"
+                                                             "the run returns"
                                                            : "wait for init to finish";
     return strata__fail(STRATA_ESTATE, "%s: level-%d worker (chip %d) is %s; %s", call, w->cfg.level,
                         w->cfg.device_id, state_name(w->state), hint);
@@ -90,9 +93,10 @@ static int check_config(const strata_worker_config *cfg)
 {
     if (cfg->level < 2 || cfg->level > 6)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: level is %d; it must be 2 (chip) to 6", cfg->level);
-    if (cfg->level != 2)
+    if (cfg->level > 3)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: level %d workers are not available in this "
-                            "version of Strata; level 2 (one chip in this process) is", cfg->level);
+                            "version of Strata; levels 2 (one chip in this process) and 3 (a node of chip and SUB "
+                            "child processes) are", cfg->level);
     if (cfg->platform == NULL || strata__platform_find(cfg->platform) == NULL)
         return strata__fail(STRATA_ENOENT, "strata_worker_create: platform '%s' is not built in; available: sim",
                             cfg->platform ? cfg->platform : "(null)");
@@ -112,21 +116,37 @@ static int check_config(const strata_worker_config *cfg)
     if (cfg->ndevices && cfg->device_ids == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: ndevices is %u but device_ids is NULL",
                             cfg->ndevices);
+    if (cfg->level >= 3) {
+        if (cfg->ndevices + (uint64_t)cfg->num_sub_workers == 0)
+            return strata__fail(STRATA_EINVAL, "strata_worker_create: a level-%d worker needs children: ndevices and "
+                                "num_sub_workers are both 0", cfg->level);
+        if (cfg->ndevices + (uint64_t)cfg->num_sub_workers > 255)
+            return strata__fail(STRATA_EINVAL, "strata_worker_create: %u chips and %u SUB workers; a level-%d worker "
+                                "has at most 255 children", cfg->ndevices, cfg->num_sub_workers, cfg->level);
+        for (uint32_t i = 0; i < cfg->ndevices; i++)
+            if (cfg->device_ids[i] < 0)
+                return strata__fail(STRATA_EINVAL, "strata_worker_create: device_ids[%u] is %d; it must be >= 0", i,
+                                    cfg->device_ids[i]);
+        if (cfg->shared_heap_bytes < 4096)
+            return strata__fail(STRATA_EINVAL, "strata_worker_create: shared_heap_bytes is %llu; it must be at least "
+                                "4096", (unsigned long long)cfg->shared_heap_bytes);
+        if (cfg->init_timeout_ms == 0)
+            return strata__fail(STRATA_EINVAL, "strata_worker_create: init_timeout_ms is 0; it must be at least 1");
+    }
     return STRATA_OK;
 }
 
 /* Ring sizes: built-in defaults, then PTO2_RING_* from the environment. */
-static int read_ring_env(const strata_worker_config *cfg, strata__ring_sizes *r)
+static int read_ring_env(uint64_t memory_bytes, strata__ring_sizes *r)
 {
     r->task_window = STRATA__DEFAULT_WINDOW;
     r->dep_pool = STRATA__DEFAULT_DEP_POOL;
-    r->heap = STRATA__DEFAULT_HEAP < cfg->device_memory_bytes / 2 ? STRATA__DEFAULT_HEAP
-                                                                   : cfg->device_memory_bytes / 2;
+    r->heap = STRATA__DEFAULT_HEAP < memory_bytes / 2 ? STRATA__DEFAULT_HEAP : memory_bytes / 2;
     r->heap &= ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
     int rc = strata__env_u64("PTO2_RING_TASK_WINDOW", STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true, false,
                              &r->task_window);
     if (rc == STRATA_OK)
-        rc = strata__env_u64("PTO2_RING_HEAP", STRATA__HEAP_MIN, cfg->device_memory_bytes / 2, false, true, &r->heap);
+        rc = strata__env_u64("PTO2_RING_HEAP", STRATA__HEAP_MIN, memory_bytes / 2, false, true, &r->heap);
     if (rc == STRATA_OK)
         rc = strata__env_u64("PTO2_RING_DEP_POOL", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false, true,
                              &r->dep_pool);
@@ -138,6 +158,7 @@ static int read_ring_env(const strata_worker_config *cfg, strata__ring_sizes *r)
 
 static void free_worker(strata_worker *w)
 {
+    strata__node_destroy(w->node);
     for (uint32_t i = 0; i < w->ncallables; i++) {
         strata__callable_free(w->callables[i]);
         free(w->callables[i]);
@@ -179,7 +200,13 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
     w->cfg.runtime = w->runtime_name;
     w->cfg.device_ids = w->device_ids;
     w->platform = strata__platform_find(w->platform_name);
-    rc = read_ring_env(&w->cfg, &w->rings);
+    /* A chip child's L2 chip has the lower half of its chip memory (node/node.h). */
+    rc = read_ring_env(w->cfg.level == 2 ? w->cfg.device_memory_bytes : w->cfg.device_memory_bytes / 2, &w->rings);
+    if (rc == STRATA_OK && w->cfg.level >= 3) {
+        rc = strata__node_create(&w->cfg, &w->node);
+        if (rc == STRATA_OK)
+            w->node->chip_rings = w->rings;
+    }
     if (rc) {
         free_worker(w);
         return rc;
@@ -197,6 +224,11 @@ int strata_worker_init(strata_worker *w)
     if (w->state != STRATA_STATE_NEW)
         return state_error(w, "strata_worker_init");
     w->state = STRATA_STATE_INITIALIZING;
+    if (w->node) {
+        int rc = strata__node_init(w->node);
+        w->state = rc ? STRATA_STATE_NEW : STRATA_STATE_READY;
+        return rc ? strata__error_prefix(rc, "strata_worker_init of a level-%d worker", w->cfg.level) : STRATA_OK;
+    }
     int rc = strata__chip_open(w->platform, w->cfg.device_id, w->cfg.device_memory_bytes, NULL, w->cfg.aic_cores,
                                w->cfg.aiv_cores, &w->rings, w->cfg.task_timeout_ms, &w->chip);
     if (rc) {
@@ -225,6 +257,11 @@ int strata_worker_close(strata_worker *w)
     if (w->state == STRATA_STATE_RUNNING)
         return strata__fail(STRATA_ESTATE, "strata_worker_close: called from inside a run of chip %d; call it "
                             "after strata_worker_run_chip returns", w->cfg.device_id);
+    if (w->node) {
+        if (w->state != STRATA_STATE_CLOSED)
+            strata__node_close(w->node);
+        w->last_stats.child_restarts = w->node->restarts;
+    }
     if (w->chip) {
         strata__chip_stats(w->chip, &w->last_stats);
         const strata__callable *in_use = w->chip->callable;
@@ -261,6 +298,48 @@ strata_state strata_worker_state(const strata_worker *w)
     return w ? w->state : STRATA_STATE_CLOSED;
 }
 
+/* L3 registrations happen before init: children are forked at init and find
+   every registered function at the same address. */
+static int check_node_register(strata_worker *w, const char *call)
+{
+    if (w->state != STRATA_STATE_NEW)
+        return strata__fail(STRATA_ESTATE, "%s: a level-%d worker takes registrations before init (its children "
+                            "are forked at init with every registration); it is %s. Registering with live children "
+                            "is not available in this version", call, w->cfg.level, state_name(w->state));
+    return STRATA_OK;
+}
+
+static int add_registration(strata__node *n, const strata__registration *r, strata_handle *out)
+{
+    if (n->nregs == n->regs_cap) {
+        uint32_t cap = n->regs_cap ? 2 * n->regs_cap : 8;
+        strata__registration *p = realloc(n->regs, cap * sizeof p[0]);
+        if (!p)
+            return strata__fail(STRATA_ENOMEM, "out of host memory for %u registrations", cap);
+        n->regs = p;
+        n->regs_cap = cap;
+    }
+    n->regs[n->nregs++] = *r;
+    *out = n->nregs;
+    return STRATA_OK;
+}
+
+int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out)
+{
+    strata__clear_error();
+    if (w == NULL || fn == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_sub: %s is NULL",
+                            w == NULL ? "w" : fn == NULL ? "fn" : "out");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_sub: a level-%d worker has no SUB workers; SUB "
+                            "functions run at level 3 and up", w->cfg.level);
+    int rc = check_node_register(w, "strata_worker_register_sub");
+    if (rc)
+        return rc;
+    strata__registration r = {.kind = STRATA__REG_SUB, .fn = fn, .ctx = ctx};
+    return add_registration(w->node, &r, out);
+}
+
 int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c, strata_handle *out)
 {
     strata__clear_error();
@@ -269,6 +348,15 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
                             w == NULL ? "w" : c == NULL ? "c" : "out");
     if (w->state != STRATA_STATE_NEW && w->state != STRATA_STATE_READY)
         return state_error(w, "strata_worker_register_chip");
+    if (w->node) {
+        strata__registration r = {.kind = STRATA__REG_CHIP};
+        int rc = check_node_register(w, "strata_worker_register_chip");
+        if (rc == STRATA_OK)
+            rc = strata__callable_copy(c, &r.chip);
+        if (rc == STRATA_OK && (rc = add_registration(w->node, &r, out)) != STRATA_OK)
+            strata__callable_free(&r.chip);
+        return rc ? strata__error_prefix(rc, "strata_worker_register_chip") : STRATA_OK;
+    }
     if (w->ncallables == w->callables_cap) {
         uint32_t cap = w->callables_cap ? 2 * w->callables_cap : 8;
         strata__callable **p = realloc(w->callables, cap * sizeof p[0]);
@@ -296,6 +384,10 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
     strata__clear_error();
     if (w == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_run_chip: w is NULL");
+    if (w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_run_chip runs a chip callable on a level-2 worker; this "
+                            "one is level %d: use strata_worker_run with an orchestration function that calls "
+                            "strata_submit_next_level", w->cfg.level);
     if (w->state != STRATA_STATE_READY)
         return state_error(w, "strata_worker_run_chip");
     if (chip == STRATA_HANDLE_INVALID || chip > w->ncallables)
@@ -322,13 +414,88 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
     return rc;
 }
 
+int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ctx, const strata_task_args *args,
+                      const strata_call_config *cfg)
+{
+    strata__clear_error();
+    if (w == NULL || orch == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_run: %s is NULL", w == NULL ? "w" : "orch");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_run drives a level-3 (or higher) worker; this one is level "
+                            "2: use strata_worker_run_chip");
+    if (w->state != STRATA_STATE_READY)
+        return state_error(w, "strata_worker_run");
+    int rc = strata__task_args_check(args, STRATA_MAX_TASK_TENSORS, STRATA_MAX_TASK_SCALARS, NULL);
+    if (rc)
+        return strata__error_prefix(rc, "strata_worker_run: args");
+    w->state = STRATA_STATE_RUNNING;
+    rc = strata__node_run(w->node, w, orch, ctx, args, cfg);
+    w->state = w->node->failed ? STRATA_STATE_FAILED : STRATA_STATE_READY;
+    if (rc)
+        strata__log(STRATA__LOG_ERROR, "run of level-%d worker failed (%s): %s", w->cfg.level,
+                    strata_status_name(rc), strata_last_error());
+    return rc;
+}
+
 int strata_worker_stats(const strata_worker *w, strata_run_stats *out)
 {
     strata__clear_error();
     if (w == NULL || out == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_stats: %s is NULL", w == NULL ? "w" : "out");
     *out = w->last_stats;
+    if (w->node) {
+        out->tasks_completed = w->node->stat_completed;
+        out->tasks_failed = w->node->stat_failed;
+        out->tasks_canceled = w->node->stat_canceled;
+        out->child_restarts = w->node->restarts;
+    }
     return STRATA_OK;
+}
+
+int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out)
+{
+    strata__clear_error();
+    if (w == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_child_pid: %s is NULL", w == NULL ? "w" : "out");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_child_pid: a level-2 worker has no child processes");
+    if (w->state != STRATA_STATE_READY && w->state != STRATA_STATE_RUNNING && w->state != STRATA_STATE_FAILED)
+        return state_error(w, "strata_worker_child_pid");
+    if (worker < 0 || (uint32_t)worker >= w->node->nchildren)
+        return strata__fail(STRATA_ENOENT, "strata_worker_child_pid: worker %d does not exist (this worker has %u "
+                            "children: chips 0..%d, then SUB workers)", worker, w->node->nchildren,
+                            (int)w->node->nchips - 1);
+    const strata__child *c = &w->node->children[worker];
+    if (c->dead || c->pid <= 0)
+        return strata__fail(STRATA_ECHILD, "strata_worker_child_pid: %s", c->death_message ? c->death_message
+                                                                                            : "the child is dead");
+    *out = c->pid;
+    return STRATA_OK;
+}
+
+int strata_worker_host_alloc(strata_worker *w, uint64_t nbytes, void **out)
+{
+    strata__clear_error();
+    if (w == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_alloc: %s is NULL", w == NULL ? "w" : "out");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_alloc: a level-2 worker has no shared host heap; "
+                            "use strata_worker_malloc for chip memory");
+    if (w->state == STRATA_STATE_CLOSED)
+        return state_error(w, "strata_worker_host_alloc");
+    return strata__node_host_alloc(w->node, nbytes, out);
+}
+
+int strata_worker_host_free(strata_worker *w, void *p)
+{
+    strata__clear_error();
+    if (w == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_free: w is NULL");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_free: a level-2 worker has no shared host heap");
+    if (w->state == STRATA_STATE_CLOSED)
+        return state_error(w, "strata_worker_host_free");
+    return strata__node_host_free(w->node, p);
 }
 
 /* ---- chip memory ---- */
@@ -350,6 +517,8 @@ int strata_worker_malloc(strata_worker *w, int worker, uint64_t nbytes, strata_b
         return rc;
     if (out == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_malloc: out is NULL");
+    if (w->node)
+        return strata__node_malloc(w->node, worker, nbytes, out);
     (void)worker;   /* L2: the worker's own chip */
     uint64_t addr;
     rc = strata__chip_malloc(w->chip, nbytes, &addr);
@@ -363,6 +532,8 @@ int strata_worker_free(strata_worker *w, strata_buffer buf)
 {
     strata__clear_error();
     int rc = memory_call(w, "strata_worker_free");
+    if (rc == STRATA_OK && w->node)
+        return strata__node_free(w->node, buf);
     return rc ? rc : strata__chip_free(w->chip, buf.addr);
 }
 
@@ -370,6 +541,8 @@ int strata_worker_copy_to(strata_worker *w, strata_buffer dst, uint64_t offset, 
 {
     strata__clear_error();
     int rc = memory_call(w, "strata_worker_copy_to");
+    if (rc == STRATA_OK && w->node)
+        return strata__node_copy(w->node, dst, offset, (void *)src, nbytes, true);
     return rc ? rc : strata__chip_copy(w->chip, dst.addr, offset, (void *)src, nbytes, true);
 }
 
@@ -377,5 +550,7 @@ int strata_worker_copy_from(strata_worker *w, void *dst, strata_buffer src, uint
 {
     strata__clear_error();
     int rc = memory_call(w, "strata_worker_copy_from");
+    if (rc == STRATA_OK && w->node)
+        return strata__node_copy(w->node, src, offset, dst, nbytes, false);
     return rc ? rc : strata__chip_copy(w->chip, src.addr, offset, dst, nbytes, false);
 }

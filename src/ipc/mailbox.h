@@ -1,0 +1,83 @@
+/* Mailboxes: one fixed-size frame in shared memory per child process, through
+ * which the parent posts one request at a time and the child answers it.
+ *
+ *   word            writer   reader   ordering   meaning
+ *   request         parent   child    release /  sequence number of the latest request; the
+ *                                     acquire    frame (kind, handle, cfg, args) is complete
+ *   child_sleeping  child    parent   seq_cst    the child is (about to be) in futex_wait
+ *   reply           child    parent   release /  sequence number of the latest request the
+ *                                     acquire    child finished; status and message are complete
+ *   ready           child    parent   release    the child's main loop runs (init handshake)
+ *   parent_sleeping parent   children seq_cst    the parent is (about to be) in poll(); a child
+ *   (in the header)                              that replies writes the wake eventfd
+ *
+ * No wakeup is lost: each side sets its "sleeping" word, issues a full fence and
+ * checks again before it sleeps; each poster publishes, issues a full fence and
+ * then reads the other side's "sleeping" word (the store-buffering pattern, as
+ * in core/wait.h). The parent's sleep is a poll() on the wake eventfd and on the
+ * children's pidfds, so a child that dies instead of answering wakes it too.
+ *
+ * The mapping is anonymous and made before the child is forked: it has no name,
+ * and nothing is left anywhere when every process is killed. */
+#ifndef STRATA_IPC_MAILBOX_H
+#define STRATA_IPC_MAILBOX_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/atomic.h"
+#include "strata/tensor.h"
+
+#define STRATA__MAILBOX_ARGS    (64u * 1024u)   /* encoded task args (ipc/wire.h) */
+#define STRATA__MAILBOX_MESSAGE (32u * 1024u)   /* a child's error message */
+
+typedef enum strata__request_kind {
+    STRATA__REQ_TASK = 1,   /* run handle with args and cfg */
+    STRATA__REQ_EXIT = 2    /* leave the main loop and _exit(0) */
+} strata__request_kind;
+
+typedef struct strata__mailbox {
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t request;
+    _Atomic uint32_t child_sleeping;
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t reply;
+    _Atomic uint32_t ready;
+    alignas(STRATA__CACHE_LINE) uint32_t kind;   /* strata__request_kind */
+    uint32_t           handle;
+    uint64_t           task;                     /* the parent's task id, for messages */
+    strata_call_config cfg;
+    uint32_t           args_len;
+    int32_t            status;                   /* reply: 0 or a strata_status */
+    uint32_t           message_len;              /* reply: bytes in message, no NUL */
+    char               message[STRATA__MAILBOX_MESSAGE];
+    alignas(8) uint8_t args[STRATA__MAILBOX_ARGS];
+} strata__mailbox;
+
+/* The shared header before the mailboxes. */
+typedef struct strata__mailbox_header {
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t parent_sleeping;
+    int wake_fd;   /* eventfd a replying child writes when the parent sleeps */
+} strata__mailbox_header;
+
+/* ---- parent side ---- */
+
+/* Post the request already written into the frame under sequence number seq,
+   and wake the child if it sleeps. */
+void strata__mailbox_post(strata__mailbox *mb, uint32_t seq);
+/* Whether the child has answered request seq (acquire: its reply is visible). */
+bool strata__mailbox_answered(strata__mailbox *mb, uint32_t seq);
+
+/* ---- child side ---- */
+
+/* Wait for a request newer than `seen`: spin briefly, then sleep on the futex,
+   waking every `check_ms` to call still_wanted() (the parent-death check); when
+   it returns false, the child exits without answering. Returns the new seq. */
+uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint32_t check_ms, bool (*still_wanted)(void));
+/* Publish the answer to request seq (status and message already written) and
+   wake the parent if it sleeps. */
+void strata__mailbox_answer(strata__mailbox_header *hdr, strata__mailbox *mb, uint32_t seq);
+/* Write status and message (cut at STRATA__MAILBOX_MESSAGE bytes, saying so). */
+void strata__mailbox_set_result(strata__mailbox *mb, int status, const char *message);
+
+#endif

@@ -1,0 +1,139 @@
+/* The main loop of a child process: a chip child runs chip callables on an L2
+ * chip of its own, a SUB child runs SUB functions.
+ *
+ * A child leaves only through _exit: it inherited the parent's whole state, and
+ * must run none of the parent's exit handlers or flush its stdio buffers. It
+ * exits when the parent asks, and by itself when the parent is gone: the kernel
+ * kills it (PR_SET_PDEATHSIG) when the thread that forked it ends, and it checks
+ * its parent pid whenever it wakes, at least every STRATA__PARENT_CHECK_MS. */
+#define _GNU_SOURCE
+#include "node/node.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "chip/engine.h"
+#include "ipc/wire.h"
+
+#define STRATA__PARENT_CHECK_MS 100
+
+static pid_t parent_pid;
+
+static bool parent_alive(void)
+{
+    return getppid() == parent_pid;
+}
+
+/* Tell the parent the child runs (the init handshake). */
+static void report_ready(strata__node *n, strata__child *c)
+{
+    /* release: everything the child set up is done; pairs with the acquire in
+       await_ready() */
+    strata__store_release(&c->mb->ready, 1);
+    strata__mailbox_answer(n->header, c->mb, 0);
+}
+
+static void fail_start(strata__node *n, strata__child *c, const char *message)
+{
+    strata__mailbox_set_result(c->mb, STRATA_ECHILD, message);
+    (void)n;
+    _exit(3);
+}
+
+static int run_chip_task(strata__node *n, strata__chip *chip, const strata__mailbox *mb,
+                         const strata_task_args *args)
+{
+    const strata__registration *r = &n->regs[mb->handle - 1];
+    int rc = strata__chip_attach_args(chip, args);
+    if (rc == STRATA_OK)
+        rc = strata__chip_run(chip, &r->chip, args, &mb->cfg);
+    strata__chip_detach_all(chip);
+    return rc;
+}
+
+static int run_sub_task(strata__node *n, const strata__mailbox *mb, const strata_task_args *args)
+{
+    const strata__registration *r = &n->regs[mb->handle - 1];
+    strata__clear_error();
+    int rc = r->fn(args, r->ctx);
+    if (rc != 0 && strata_last_error()[0] == '\0')
+        strata__fail(STRATA_ETASK, "SUB function (handle %u) returned %d in task %llu", mb->handle, rc,
+                     (unsigned long long)mb->task);
+    else if (rc != 0)
+        strata__error_prefix(STRATA_ETASK, "SUB function (handle %u) returned %d in task %llu", mb->handle, rc,
+                             (unsigned long long)mb->task);
+    return rc == 0 ? STRATA_OK : STRATA_ETASK;
+}
+
+/* Fault hook for tests of the init transaction: STRATA_FAULT_CHILD_START set to
+   exit, kill or hang (optionally ":<worker>" for one child) makes a starting
+   child do that before it reports ready. Unset, it costs one getenv per child
+   start. docs/testing.md lists the hooks. */
+static void fault_at_start(const strata__child *c)
+{
+    const char *f = getenv("STRATA_FAULT_CHILD_START");
+    if (f == NULL || f[0] == '\0')
+        return;
+    const char *colon = strchr(f, ':');
+    if (colon && atoi(colon + 1) != c->worker)
+        return;
+    size_t len = colon ? (size_t)(colon - f) : strlen(f);
+    if (len == 4 && strncmp(f, "exit", 4) == 0)
+        _exit(7);
+    if (len == 4 && strncmp(f, "kill", 4) == 0)
+        kill(getpid(), SIGKILL);
+    if (len == 4 && strncmp(f, "hang", 4) == 0)
+        for (;;)
+            pause();
+}
+
+void strata__child_main(strata__node *n, strata__child *c)
+{
+    parent_pid = n->parent_pid;
+    /* Die with the parent: set first, then check, so a parent that died before
+       the prctl is noticed too. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent_pid)
+        _exit(1);
+    /* Signals the parent may have blocked or caught are the child's default. */
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+
+    fault_at_start(c);
+    strata__chip *chip = NULL;
+    if (c->kind == STRATA__CHILD_CHIP) {
+        int rc = strata__chip_open(strata__platform_find(n->cfg.platform), c->device_id, c->memory_bytes / 2,
+                                   c->memory, n->cfg.aic_cores, n->cfg.aiv_cores, &n->chip_rings,
+                                   n->cfg.task_timeout_ms, &chip);
+        if (rc)
+            fail_start(n, c, strata_last_error());
+    }
+    report_ready(n, c);
+
+    uint32_t seen = 0;
+    for (;;) {
+        seen = strata__mailbox_wait(c->mb, seen, STRATA__PARENT_CHECK_MS, parent_alive);
+        strata__mailbox *mb = c->mb;
+        if (mb->kind == STRATA__REQ_EXIT)
+            _exit(0);
+        strata_task_args args;
+        int rc = strata__wire_decode(mb->args, mb->args_len, &args);
+        if (rc == STRATA_OK) {
+            if (mb->handle == 0 || mb->handle > n->nregs)
+                rc = strata__fail(STRATA_ENOENT, "handle %u is not registered in this child", mb->handle);
+            else if (c->kind == STRATA__CHILD_CHIP)
+                rc = run_chip_task(n, chip, mb, &args);
+            else
+                rc = run_sub_task(n, mb, &args);
+        }
+        strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
+        strata__mailbox_answer(n->header, mb, seen);
+    }
+}

@@ -1,0 +1,579 @@
+/* A run of a node worker: the orchestration function's submits, dependencies
+ * through the TensorMap, posting ready tasks to idle children, collecting their
+ * answers, and noticing deaths and timeouts. All on the thread that called
+ * strata_worker_run (see node/node.h).
+ *
+ * A task's life: submitted (pending = running producers) -> ready (pending 0,
+ * in the ready list) -> posted to a child's mailbox -> answered (or its child
+ * died, or it passed its timeout and its child was killed) -> done. A failure
+ * makes the run fail: its dependents are cancelled, tasks already posted finish,
+ * and later submits return STRATA_ECANCELED. */
+#define _GNU_SOURCE
+#include "node/node.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sys.h"
+#include "core/wait.h"
+#include "ipc/wire.h"
+
+struct strata_orch {
+    strata__node             *node;
+    const strata_call_config *run_cfg;
+};
+
+/* ---- waiting ---- */
+
+static bool any_answer(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->busy && !c->dead && strata__mailbox_answered(c->mb, c->seq))
+            return true;
+    }
+    return false;
+}
+
+void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
+{
+    for (int i = 0; i < STRATA__SPIN_ROUNDS; i++) {
+        if (any_answer(n))
+            return;
+        strata__cpu_relax();
+    }
+    struct pollfd fds[1 + 256];
+    nfds_t nfds = 0;
+    fds[nfds++] = (struct pollfd){.fd = n->wake_fd, .events = POLLIN};
+    bool blind = false;   /* a child without a pidfd: wake up often to reap */
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->pid <= 0 || c->dead)
+            continue;
+        if (c->pidfd >= 0 && nfds < sizeof fds / sizeof fds[0])
+            fds[nfds++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+        else
+            blind = true;
+    }
+    if (blind && (timeout_ms == 0 || timeout_ms > 10))
+        timeout_ms = 10;
+    strata__store_relaxed(&n->header->parent_sleeping, 1);
+    /* seq_cst fence: parent_sleeping before the re-check; pairs with the fence in
+       strata__mailbox_answer(). */
+    strata__full_fence();
+    if (!any_answer(n))
+        poll(fds, nfds, timeout_ms ? (int)timeout_ms : -1);
+    strata__store_relaxed(&n->header->parent_sleeping, 0);
+    uint64_t drained;
+    while (read(n->wake_fd, &drained, sizeof drained) > 0)
+        ;
+}
+
+/* ---- tasks ---- */
+
+static void run_fail(strata__node *n, int status, const char *msg)
+{
+    strata__failure_set(&n->failure, status, "%s", msg);
+}
+
+static void push_ready(strata__node *n, uint32_t t)
+{
+    if (n->ready_tail == n->ready_cap) {
+        /* compact, then grow */
+        uint32_t live = n->ready_tail - n->ready_head;
+        memmove(n->ready, n->ready + n->ready_head, live * sizeof n->ready[0]);
+        n->ready_head = 0;
+        n->ready_tail = live;
+        if (live == n->ready_cap) {
+            uint32_t cap = n->ready_cap ? 2 * n->ready_cap : 64;
+            uint32_t *p = realloc(n->ready, cap * sizeof p[0]);
+            if (!p)
+                abort();   /* bounded by ntasks, which we could allocate: never in practice */
+            n->ready = p;
+            n->ready_cap = cap;
+        }
+    }
+    n->ready[n->ready_tail++] = t;
+    n->tasks[t].ready_queued = true;
+}
+
+static void complete(strata__node *n, uint32_t t, int status, const char *msg)
+{
+    strata__node_task *task = &n->tasks[t];
+    task->done = true;
+    task->status = status;
+    n->done_count++;
+    if (status == STRATA_OK)
+        n->stat_completed++;
+    else if (status == STRATA_ECANCELED)
+        n->stat_canceled++;
+    else
+        n->stat_failed++;
+    if (status != STRATA_OK && status != STRATA_ECANCELED)
+        run_fail(n, status, msg);
+    for (uint32_t e = task->succ; e != STRATA__NONE; e = n->edges[e].next) {
+        strata__node_task *s = &n->tasks[n->edges[e].succ];
+        if (status != STRATA_OK)
+            s->poisoned = true;
+        if (--s->pending == 0)
+            push_ready(n, n->edges[e].succ);
+    }
+    while (n->done_watermark < n->ntasks && n->tasks[n->done_watermark].done)
+        n->done_watermark++;
+}
+
+static const char *reg_name(const strata__node *n, uint32_t handle)
+{
+    const strata__registration *r = &n->regs[handle - 1];
+    return r->kind == STRATA__REG_CHIP ? r->chip.name : "SUB function";
+}
+
+/* Post task t to child c. */
+static void post(strata__node *n, strata__child *c, uint32_t t)
+{
+    strata__node_task *task = &n->tasks[t];
+    strata__mailbox *mb = c->mb;
+    strata_task_args a = {task->tensors, task->tags, task->ntensors, task->scalars, task->nscalars};
+    size_t len = 0;
+    /* fits: checked at submit */
+    (void)strata__wire_encode(&a, mb->args, sizeof mb->args, &len);
+    mb->kind = STRATA__REQ_TASK;
+    mb->handle = task->handle;
+    mb->task = (uint64_t)t + 1;
+    mb->cfg = task->cfg;
+    mb->args_len = (uint32_t)len;
+    c->busy = true;
+    c->task = (uint64_t)t + 1;
+    c->started_ns = strata__now_ns();
+    c->timeout_ms = task->cfg.timeout_ms;
+    strata__mailbox_post(mb, ++c->seq);
+}
+
+/* Post what is ready to idle children; cancel what cannot run. */
+static void dispatch(strata__node *n)
+{
+    uint32_t keep = n->ready_head;
+    for (uint32_t i = n->ready_head; i < n->ready_tail; i++) {
+        uint32_t t = n->ready[i];
+        strata__node_task *task = &n->tasks[t];
+        if (task->poisoned || strata__failure_status(&n->failure) != 0) {
+            complete(n, t, STRATA_ECANCELED, NULL);
+            continue;
+        }
+        strata__child *target = NULL;
+        bool any_alive = false;
+        if (task->target >= 0) {
+            strata__child *c = &n->children[task->target];
+            any_alive = !c->dead;
+            if (!c->dead && !c->busy)
+                target = c;
+        } else {
+            for (uint32_t k = n->nchips; k < n->nchildren; k++) {
+                strata__child *c = &n->children[k];
+                any_alive |= !c->dead;
+                if (!c->dead && !c->busy) {
+                    target = c;
+                    break;
+                }
+            }
+        }
+        if (target) {
+            post(n, target, t);
+            continue;
+        }
+        if (!any_alive) {
+            char *msg = strata__format("task %u (%s) not run: %s", t + 1, reg_name(n, task->handle),
+                                       task->target >= 0 ? "its chip child is dead" : "no SUB child is alive");
+            complete(n, t, STRATA_ECHILD, msg ? msg : "task not run: its child is dead");
+            free(msg);
+            continue;
+        }
+        n->ready[keep++] = t;   /* wait for its child */
+    }
+    n->ready_tail = keep;
+}
+
+/* Deal with children that died: the task each held fails with its death. */
+static void handle_deaths(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (!c->dead || c->death_reported)
+            continue;
+        c->death_reported = true;
+        char *msg;
+        if (c->task) {
+            uint32_t t = (uint32_t)(c->task - 1);
+            msg = strata__format("%s while running task %u (%s)", c->death_message ? c->death_message : "a child died",
+                                 t + 1, reg_name(n, n->tasks[t].handle));
+            c->task = 0;
+            complete(n, t, c->death_status, msg ? msg : "a child died while running a task");
+        } else {
+            msg = strata__format("%s while idle", c->death_message ? c->death_message : "a child died");
+            run_fail(n, STRATA_ECHILD, msg ? msg : "a child died while idle");
+        }
+        free(msg);
+    }
+}
+
+/* Kill children whose task passed its timeout. */
+static void check_timeouts(strata__node *n)
+{
+    uint64_t now = strata__now_ns();
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (!c->busy || c->dead || !c->timeout_ms || now - c->started_ns <= (uint64_t)c->timeout_ms * 1000000u)
+            continue;
+        char name[96];
+        strata__child_name(c, name, sizeof name);
+        char *why = strata__format("%s was killed by Strata: its task ran past its timeout of %u ms", name,
+                                   c->timeout_ms);
+        strata__node_kill(n, c, why ? why : "a child was killed: its task passed its timeout");
+        free(why);
+    }
+}
+
+/* Collect answers, deaths and timeouts; post what became ready. When nothing
+   happened and `block`, sleep until something does. */
+static void pump(strata__node *n, bool block)
+{
+    bool progress = false;
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (!c->busy || c->dead || !strata__mailbox_answered(c->mb, c->seq))
+            continue;
+        uint32_t t = (uint32_t)(c->task - 1);
+        c->busy = false;
+        c->task = 0;
+        strata__mailbox *mb = c->mb;
+        char *msg = NULL;
+        if (mb->status != STRATA_OK) {
+            char name[96];
+            msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name), (int)mb->message_len,
+                                 mb->message);
+        }
+        complete(n, t, mb->status, msg ? msg : "a task failed in a child");
+        free(msg);
+        progress = true;
+    }
+    if (strata__node_reap(n)) {
+        handle_deaths(n);
+        progress = true;
+    }
+    check_timeouts(n);
+    handle_deaths(n);
+    dispatch(n);
+    if (progress || !block)
+        return;
+    uint32_t timeout_ms = 1000;
+    uint64_t now = strata__now_ns();
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (!c->busy || c->dead || !c->timeout_ms)
+            continue;
+        uint64_t end = c->started_ns + (uint64_t)c->timeout_ms * 1000000u;
+        uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
+        timeout_ms = left < timeout_ms ? left : timeout_ms;
+    }
+    strata__node_sleep(n, timeout_ms);
+}
+
+/* ---- submit ---- */
+
+typedef struct link_ctx {
+    strata__node *n;
+    uint32_t      t;
+} link_ctx;
+
+static int link_dep(void *arg, uint64_t producer)
+{
+    link_ctx *ctx = arg;
+    strata__node *n = ctx->n;
+    strata__node_task *p = &n->tasks[producer - 1], *t = &n->tasks[ctx->t];
+    if (p->done) {
+        if (p->status != STRATA_OK)
+            t->poisoned = true;
+        return STRATA_OK;
+    }
+    if (p->last_succ == ctx->t + 1)
+        return STRATA_OK;   /* already linked through another tensor */
+    p->last_succ = ctx->t + 1;
+    if (n->nedges == n->edges_cap) {
+        uint32_t cap = n->edges_cap ? 2 * n->edges_cap : 256;
+        strata__node_edge *e = realloc(n->edges, cap * sizeof e[0]);
+        if (!e)
+            return strata__fail(STRATA_ENOMEM, "out of host memory for %u dependency edges", cap);
+        n->edges = e;
+        n->edges_cap = cap;
+    }
+    n->edges[n->nedges] = (strata__node_edge){.succ = ctx->t, .next = p->succ};
+    p->succ = n->nedges++;
+    t->pending++;
+    return STRATA_OK;
+}
+
+static int check_submit(strata_orch *o, const char *call)
+{
+    if (o == NULL || o->node == NULL || !o->node->running)
+        return strata__fail(STRATA_EINVAL, "%s: o is not the handle of a running orchestration function", call);
+    if (strata__failure_status(&o->node->failure) != 0)
+        return strata__fail(STRATA_ECANCELED, "%s: not done because this run already failed (%s); the run returns "
+                            "that first failure", call, strata_status_name(strata__failure_status(&o->node->failure)));
+    return STRATA_OK;
+}
+
+/* A failure inside the orchestration function fails the run. */
+static int orch_fail(strata__node *n, int status)
+{
+    strata__failure_set_from_error(&n->failure, status);
+    return status;
+}
+
+static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strata_handle h,
+                  const strata_task_args *args, const strata_call_config *cfg, int worker)
+{
+    strata__clear_error();
+    int rc = check_submit(o, call);
+    if (rc)
+        return rc;
+    strata__node *n = o->node;
+    if (h == STRATA_HANDLE_INVALID || h > n->nregs || n->regs[h - 1].kind != kind)
+        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: handle %u is not a %s registered on this worker", call,
+                                         h, kind == STRATA__REG_CHIP ? "chip callable" : "SUB function"));
+    if (kind == STRATA__REG_CHIP && (worker < 0 || (uint32_t)worker >= n->nchips))
+        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: worker %d is not a chip of this level-%d worker "
+                                         "(%u chips: 0..%d)", call, worker, n->level, n->nchips,
+                                         (int)n->nchips - 1));
+    if (kind == STRATA__REG_SUB && n->nchildren == n->nchips)
+        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: this worker has no SUB workers (num_sub_workers is 0)",
+                                         call));
+    strata__extent *ext = NULL;
+    uint32_t nt = args ? args->ntensors : 0;
+    if (nt && nt <= STRATA_MAX_TASK_TENSORS) {
+        ext = malloc(nt * sizeof ext[0]);
+        if (!ext)
+            return orch_fail(n, strata__fail(STRATA_ENOMEM, "%s: out of host memory", call));
+    }
+    rc = strata__task_args_check(args, STRATA_MAX_TASK_TENSORS, STRATA_MAX_TASK_SCALARS, ext);
+    if (rc) {
+        free(ext);
+        return orch_fail(n, strata__error_prefix(rc, "%s", call));
+    }
+    /* Every tensor must lie in memory its child sees. */
+    uint32_t *buf = nt ? malloc(nt * sizeof buf[0]) : NULL;
+    if (nt && !buf)
+        rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory", call);
+    for (uint32_t i = 0; rc == 0 && i < nt; i++) {
+        const strata_tensor *t = &args->tensors[i];
+        buf[i] = strata__tmap_buffer_find(&n->buffers, t->addr);
+        strata__buffer *b = buf[i] == STRATA__NONE ? NULL : strata__tmap_buffer(&n->buffers, buf[i]);
+        if (!b)
+            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u: addr 0x%llx is not the base of a buffer the children can "
+                              "see; use memory from strata_worker_host_alloc (shared host heap) or "
+                              "strata_worker_malloc (chip memory)", call, i, (unsigned long long)t->addr);
+        else if (t->nbytes > b->nbytes)
+            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it holds "
+                              "%llu", call, i, (unsigned long long)t->addr, (unsigned long long)t->nbytes,
+                              (unsigned long long)b->nbytes);
+        else if (b->kind == STRATA__BUFFER_CHIP && (kind != STRATA__REG_CHIP || (int)b->owner_data != worker))
+            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u lies in the memory of chip worker %d, which %s cannot see",
+                              call, i, (int)b->owner_data,
+                              kind == STRATA__REG_CHIP ? "the target chip" : "a SUB worker");
+    }
+    if (rc == STRATA_OK && strata__wire_size(args) > STRATA__MAILBOX_ARGS)
+        rc = strata__fail(STRATA_EINVAL, "%s: the arguments take %zu bytes encoded; a mailbox holds %u", call,
+                          strata__wire_size(args), STRATA__MAILBOX_ARGS);
+    if (rc == STRATA_OK && n->ntasks == n->tasks_cap) {
+        uint32_t cap = n->tasks_cap ? 2 * n->tasks_cap : 64;
+        strata__node_task *p = realloc(n->tasks, cap * sizeof p[0]);
+        if (!p)
+            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory for %u tasks", call, cap);
+        else {
+            n->tasks = p;
+            n->tasks_cap = cap;
+        }
+    }
+    uint32_t t = n->ntasks;
+    strata__node_task *task = rc ? NULL : &n->tasks[t];
+    if (task) {
+        memset(task, 0, sizeof *task);
+        task->kind = kind;
+        task->handle = h;
+        task->target = kind == STRATA__REG_CHIP ? worker : -1;
+        task->cfg = cfg ? *cfg : *o->run_cfg;
+        if (cfg && cfg->timeout_ms == 0)
+            task->cfg.timeout_ms = o->run_cfg->timeout_ms;
+        task->succ = STRATA__NONE;
+        task->ntensors = nt;
+        task->nscalars = args ? args->nscalars : 0;
+        task->tensors = nt ? malloc(nt * sizeof task->tensors[0]) : NULL;
+        task->tags = nt ? malloc(nt * sizeof task->tags[0]) : NULL;
+        task->scalars = task->nscalars ? malloc(task->nscalars * sizeof task->scalars[0]) : NULL;
+        if ((nt && (!task->tensors || !task->tags)) || (task->nscalars && !task->scalars)) {
+            free(task->tensors);
+            free(task->tags);
+            free(task->scalars);
+            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory copying the arguments", call);
+        } else {
+            if (nt) {
+                memcpy(task->tensors, args->tensors, nt * sizeof task->tensors[0]);
+                memcpy(task->tags, args->tags, nt * sizeof task->tags[0]);
+            }
+            if (task->nscalars)
+                memcpy(task->scalars, args->scalars, task->nscalars * sizeof task->scalars[0]);
+            n->ntasks++;
+        }
+    }
+    link_ctx lc = {n, t};
+    for (uint32_t i = 0; rc == STRATA_OK && i < nt; i++) {
+        strata_tag tag = task->tags[i];
+        if (tag == STRATA_NO_DEP)
+            continue;
+        rc = strata__tmap_access(&n->buffers, buf[i], (uint64_t)t + 1, &task->tensors[i], &ext[i],
+                                 strata__tag_reads(tag), strata__tag_writes(tag), (uint64_t)n->done_watermark + 1,
+                                 link_dep, &lc);
+    }
+    free(ext);
+    free(buf);
+    if (rc) {
+        if (task && n->ntasks == t + 1) {
+            /* linked to producers that are still running: it must wait for them
+               to keep the counts right, then it is failed without running */
+            task->poisoned = true;
+            if (task->pending == 0)
+                push_ready(n, t);
+        }
+        return orch_fail(n, rc);
+    }
+    if (task->pending == 0)
+        push_ready(n, t);
+    pump(n, false);
+    return STRATA_OK;
+}
+
+int strata_submit_next_level(strata_orch *o, strata_handle h, const strata_task_args *args,
+                             const strata_call_config *cfg, int worker)
+{
+    return submit(o, "strata_submit_next_level", STRATA__REG_CHIP, h, args, cfg, worker);
+}
+
+int strata_submit_sub(strata_orch *o, strata_handle h, const strata_task_args *args)
+{
+    return submit(o, "strata_submit_sub", STRATA__REG_SUB, h, args, NULL, -1);
+}
+
+int strata_orch_scope_begin(strata_orch *o)
+{
+    strata__clear_error();
+    if (o == NULL || o->node == NULL || !o->node->running)
+        return strata__fail(STRATA_EINVAL, "strata_orch_scope_begin: o is not the handle of a running "
+                            "orchestration function");
+    o->node->nscopes++;
+    return STRATA_OK;
+}
+
+int strata_orch_scope_end(strata_orch *o)
+{
+    strata__clear_error();
+    if (o == NULL || o->node == NULL || !o->node->running)
+        return strata__fail(STRATA_EINVAL, "strata_orch_scope_end: o is not the handle of a running "
+                            "orchestration function");
+    if (o->node->nscopes == 0)
+        return orch_fail(o->node, strata__fail(STRATA_EINVAL, "strata_orch_scope_end without a matching "
+                                               "strata_orch_scope_begin"));
+    o->node->nscopes--;
+    return STRATA_OK;
+}
+
+/* ---- runs ---- */
+
+static void reset_run(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->ntasks; i++) {
+        free(n->tasks[i].tensors);
+        free(n->tasks[i].tags);
+        free(n->tasks[i].scalars);
+    }
+    /* Every access of this run is stale for the next one: no dependency crosses
+       runs. Entries are dropped lazily (task ids restart at 1, so drop them now). */
+    for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
+        strata__buffer *b = &n->buffers.buffers[i];
+        if (b->kind == 0)
+            continue;
+        while (b->accesses != STRATA__NONE) {
+            uint32_t a = b->accesses;
+            b->accesses = n->buffers.accesses[a].next;
+            n->buffers.accesses[a].next = n->buffers.free_access;
+            n->buffers.free_access = a;
+            n->buffers.live_accesses--;
+        }
+    }
+    n->ntasks = n->nedges = 0;
+    n->ready_head = n->ready_tail = 0;
+    n->done_count = n->done_watermark = 0;
+    n->nscopes = 0;
+}
+
+int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
+                     const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)w;
+    static const strata_call_config zero_cfg;
+    strata__failure_reset(&n->failure);
+    /* A child that died between runs: this run reports it and starts nothing. */
+    strata__node_reap(n);
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->dead && !c->death_reported) {
+            c->death_reported = true;
+            int status = c->death_status ? c->death_status : STRATA_ECHILD;
+            int rc = strata__fail(status, "%s between runs; %s", c->death_message ? c->death_message : "a child died",
+                                  n->cfg.on_child_death == STRATA_ON_DEATH_RESTART
+                                      ? "it is replaced now and the next run will use the new child"
+                                      : "the worker is FAILED (policy STRATA_ON_DEATH_FAIL); close it");
+            char *saved = strata__format("%s", strata_last_error());
+            strata__node_recover(n);
+            if (saved) {
+                strata__fail(status, "%s", saved);
+                free(saved);
+            }
+            return rc;
+        }
+    }
+    n->running = true;
+    strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
+    int orc = orch(&o, args, o.run_cfg, ctx);
+    if (orc != 0) {
+        if (orc < 0 && orc >= STRATA_ESYS)
+            strata__failure_set(&n->failure, orc, "the orchestration function returned %d (%s)", orc,
+                                strata_status_name(orc));
+        else
+            strata__failure_set(&n->failure, STRATA_ETASK, "the orchestration function returned %d; it must return "
+                                "0 or a negative strata_status", orc);
+    }
+    while (n->done_count < n->ntasks)
+        pump(n, true);
+    n->running = false;
+    reset_run(n);
+    int rc = strata__failure_raise(&n->failure);
+    if (rc == STRATA_OK)
+        strata__clear_error();
+    /* Children that died during the run were reported by it: replace them now,
+       so the next run works (or mark the worker FAILED). */
+    bool any_dead = false;
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        any_dead |= n->children[i].dead;
+    if (any_dead) {
+        char *saved = rc ? strata__format("%s", strata_last_error()) : NULL;
+        strata__node_recover(n);
+        if (saved) {
+            strata__fail(rc, "%s", saved);
+            free(saved);
+        }
+    }
+    return rc;
+}

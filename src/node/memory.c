@@ -1,0 +1,136 @@
+/* Memory of a node worker: the shared host heap (strata_worker_host_alloc) and
+ * chip memory (strata_worker_malloc at L3).
+ *
+ * Both are allocated by the parent. The host heap is one shared mapping made at
+ * create; each chip child's memory is a shared mapping made at init, whose lower
+ * half is the child's own L2 chip memory (its heap ring) and whose upper half
+ * holds the buffers allocated here. Since every child inherits these mappings,
+ * copies are plain memcpy by the parent and addresses mean the same everywhere.
+ * Every buffer is registered in the node's TensorMap, which is how a submit
+ * checks that a tensor lies in memory its target can see. */
+#include "node/node.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static strata__buffer *find_kind(strata__node *n, uint64_t addr, uint32_t kind)
+{
+    uint32_t i = strata__tmap_buffer_find(&n->buffers, addr);
+    if (i == STRATA__NONE)
+        return NULL;
+    strata__buffer *b = strata__tmap_buffer(&n->buffers, i);
+    return b->kind == kind ? b : NULL;
+}
+
+int strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out)
+{
+    if (nbytes == 0)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_alloc: nbytes is 0; ask for at least 1 byte");
+    uint64_t addr;
+    int rc = strata__arena_alloc(&n->heap_arena, nbytes, &addr, "the shared host heap", "shared_heap_bytes");
+    if (rc)
+        return strata__error_prefix(rc, "strata_worker_host_alloc");
+    uint32_t index;
+    rc = strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_HOST, &index);
+    if (rc) {
+        strata__arena_free(&n->heap_arena, addr, nbytes);
+        return rc;
+    }
+    *out = (void *)(uintptr_t)addr;
+    return STRATA_OK;
+}
+
+int strata__node_host_free(strata__node *n, void *p)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)p;
+    strata__buffer *b = find_kind(n, addr, STRATA__BUFFER_HOST);
+    if (!b)
+        return strata__fail(STRATA_ENOENT, "strata_worker_host_free: no live buffer from strata_worker_host_alloc "
+                            "starts at %p (already freed, or not the base address?)", p);
+    strata__arena_free(&n->heap_arena, addr, b->nbytes);
+    strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, addr));
+    return STRATA_OK;
+}
+
+int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out)
+{
+    if (worker < 0 || (uint32_t)worker >= n->nchips)
+        return strata__fail(STRATA_ENOENT, "strata_worker_malloc: worker %d is not a chip of this level-%d worker "
+                            "(chips are 0..%d)", worker, n->level, (int)n->nchips - 1);
+    if (nbytes == 0)
+        return strata__fail(STRATA_EINVAL, "strata_worker_malloc: nbytes is 0; ask for at least 1 byte");
+    strata__child *c = &n->children[worker];
+    char what[64];
+    snprintf(what, sizeof what, "chip %d (worker %d)", c->device_id, worker);
+    uint64_t addr;
+    int rc = strata__arena_alloc(&c->buffers, nbytes, &addr, what, "device_memory_bytes");
+    if (rc)
+        return strata__error_prefix(rc, "strata_worker_malloc");
+    uint32_t index;
+    rc = strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_CHIP, &index);
+    if (rc) {
+        strata__arena_free(&c->buffers, addr, nbytes);
+        return rc;
+    }
+    strata__tmap_buffer(&n->buffers, index)->owner_data = (uint64_t)worker;
+    *out = (strata_buffer){.addr = addr, .nbytes = nbytes, .worker = worker};
+    return STRATA_OK;
+}
+
+/* The error for an address that is no live chip buffer, saying when the chip
+   child that held it died. */
+static int no_chip_buffer(strata__node *n, const char *call, uint64_t addr)
+{
+    for (uint32_t i = 0; i < n->nchips; i++) {
+        strata__child *c = &n->children[i];
+        uint64_t lo = (uint64_t)(uintptr_t)c->memory;
+        if (addr >= lo && addr < lo + c->memory_bytes && n->restarts)
+            return strata__fail(STRATA_ENOENT, "%s: no live chip buffer starts at 0x%llx; it lay in the memory of "
+                                "chip worker %d, and chip buffers are lost when their chip child dies (it has been "
+                                "replaced since); allocate and upload it again", call, (unsigned long long)addr,
+                                c->worker);
+    }
+    return strata__fail(STRATA_ENOENT, "%s: no live chip buffer from strata_worker_malloc starts at 0x%llx "
+                        "(already freed, or not the base address?)", call, (unsigned long long)addr);
+}
+
+int strata__node_free(strata__node *n, strata_buffer buf)
+{
+    strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
+    if (!b)
+        return no_chip_buffer(n, "strata_worker_free", buf.addr);
+    strata__arena_free(&n->children[b->owner_data].buffers, buf.addr, b->nbytes);
+    strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, buf.addr));
+    return STRATA_OK;
+}
+
+int strata__node_copy(strata__node *n, strata_buffer buf, uint64_t offset, void *host, uint64_t nbytes, bool to)
+{
+    const char *call = to ? "strata_worker_copy_to" : "strata_worker_copy_from";
+    strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
+    if (!b)
+        return no_chip_buffer(n, call, buf.addr);
+    if (nbytes && host == NULL)
+        return strata__fail(STRATA_EINVAL, "%s: the host pointer is NULL", call);
+    if (offset > b->nbytes || nbytes > b->nbytes - offset)
+        return strata__fail(STRATA_EINVAL, "%s: bytes [%llu, %llu) lie outside the %llu-byte buffer at 0x%llx", call,
+                            (unsigned long long)offset, (unsigned long long)(offset + nbytes),
+                            (unsigned long long)b->nbytes, (unsigned long long)buf.addr);
+    void *dev = (void *)(uintptr_t)(buf.addr + offset);
+    if (to)
+        memcpy(dev, host, nbytes);
+    else
+        memcpy(host, dev, nbytes);
+    return STRATA_OK;
+}
+
+void strata__node_drop_chip_buffers(strata__node *n, strata__child *c)
+{
+    for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
+        strata__buffer *b = &n->buffers.buffers[i];
+        if (b->kind == STRATA__BUFFER_CHIP && b->owner_data == (uint64_t)c->worker) {
+            strata__arena_free(&c->buffers, b->addr, b->nbytes);
+            strata__tmap_buffer_remove(&n->buffers, i);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+/* The node engine (L3): a worker whose chips and SUB workers are child processes.
+ *
+ * One process, one thread: the node engine runs entirely on the thread that
+ * drives the worker (init, run, close). It has no thread of its own, so children
+ * are always forked from a process in which Strata holds no lock and runs no
+ * other thread: at init and, for restarts, between runs. During a run the
+ * orchestration function submits tasks on that thread; the engine links their
+ * dependencies through a TensorMap, posts ready tasks to idle children through
+ * their mailboxes (ipc/mailbox.h), and, whenever it must wait, sleeps in poll()
+ * on one eventfd (a child answered) and every child's pidfd (a child died).
+ *
+ * Children: chips are workers 0..ndevices-1 in device_ids order; SUB workers
+ * follow them. A chip child hosts an L2 chip engine over a range of chip memory
+ * the parent mapped shared before forking it, so buffers from
+ * strata_worker_malloc are allocated and copied by the parent directly and are
+ * at the same address in every process. */
+#ifndef STRATA_NODE_NODE_H
+#define STRATA_NODE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "chip/engine.h"
+#include "chip/kernel.h"
+#include "core/arena.h"
+#include "core/status.h"
+#include "core/tensormap.h"
+#include "ipc/mailbox.h"
+#include "strata/strata.h"
+
+typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB } strata__child_kind;
+
+typedef struct strata__child {
+    strata__child_kind kind;
+    int                worker;        /* worker id: chips first, then SUB workers */
+    int                device_id;     /* chips */
+    pid_t              pid;           /* 0 when none */
+    int                pidfd;         /* -1 when none or not available */
+    strata__mailbox   *mb;
+    uint32_t           seq;           /* last request posted */
+    bool               busy;          /* a request is outstanding */
+    uint64_t           task;          /* the task it runs (index + 1), 0 when idle */
+    uint64_t           started_ns;    /* when that task was posted */
+    uint32_t           timeout_ms;    /* that task's timeout, 0 = none */
+    bool               dead;          /* exited or killed, reaped, not replaced yet */
+    bool               death_reported;
+    int                death_status;  /* STRATA_ECHILD, or STRATA_ETIMEDOUT when Strata killed it */
+    char              *death_message; /* owned */
+    /* chips: the range of chip memory reserved for it (shared mapping) */
+    uint8_t           *memory;
+    uint64_t           memory_bytes;
+    strata__arena      buffers;       /* the parent's allocator over the upper half */
+} strata__child;
+
+typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB } strata__reg_kind;
+
+typedef struct strata__registration {
+    strata__reg_kind  kind;
+    strata__callable  chip;    /* STRATA__REG_CHIP */
+    strata_sub_fn     fn;      /* STRATA__REG_SUB */
+    void             *ctx;
+} strata__registration;
+
+/* One task of a run. */
+typedef struct strata__node_task {
+    strata__reg_kind   kind;
+    uint32_t           handle;
+    int                target;      /* chip worker id; -1 for any SUB worker */
+    strata_call_config cfg;
+    strata_tensor     *tensors;     /* owned copy (views for the TensorMap) */
+    strata_tag        *tags;
+    uint64_t          *scalars;
+    uint32_t           ntensors, nscalars;
+    uint32_t           pending;     /* producers not finished */
+    uint32_t           last_succ;   /* last successor linked (index + 1): one edge per pair */
+    uint32_t           succ;        /* first edge, or STRATA__NONE */
+    int                status;
+    bool               ready_queued, done, poisoned;
+} strata__node_task;
+
+typedef struct strata__node_edge {
+    uint32_t succ, next;
+} strata__node_edge;
+
+typedef struct strata__node {
+    strata_worker_config   cfg;          /* the worker's copy */
+    int                    level;
+    strata__ring_sizes     chip_rings;   /* ring defaults of every chip child */
+    /* shared host heap: mapped at create, valid until close */
+    uint8_t               *heap;
+    uint64_t               heap_bytes;
+    strata__arena          heap_arena;
+    strata__tensormap      buffers;      /* host and chip buffers; the run's TensorMap */
+    /* children */
+    strata__child         *children;
+    uint32_t               nchildren, nchips;
+    void                  *mail;         /* header + mailboxes, shared */
+    uint64_t               mail_bytes;
+    strata__mailbox_header *header;
+    int                    wake_fd;
+    pid_t                  parent_pid;
+    uint64_t               restarts;
+    bool                   failed;       /* policy FAIL after a death */
+    /* registrations: handle h is regs[h - 1] */
+    strata__registration  *regs;
+    uint32_t               nregs, regs_cap;
+    /* the run in progress */
+    strata__node_task     *tasks;
+    uint32_t               ntasks, tasks_cap;
+    strata__node_edge     *edges;
+    uint32_t               nedges, edges_cap;
+    uint32_t              *ready;        /* FIFO of task indexes ready to post */
+    uint32_t               ready_head, ready_tail, ready_cap;
+    uint32_t               done_count, done_watermark;
+    uint32_t               nscopes;
+    bool                   running;
+    strata__failure        failure;
+    uint64_t               stat_completed, stat_failed, stat_canceled;
+} strata__node;
+
+/* lifecycle.c */
+int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
+int  strata__node_init(strata__node *n);
+void strata__node_close(strata__node *n);
+void strata__node_destroy(strata__node *n);
+/* Fork child c (its mailbox reset) and wait until it reports ready or dies. */
+int  strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns);
+/* Replace every dead child (policy RESTART) or mark the worker failed. */
+int  strata__node_recover(strata__node *n);
+const char *strata__child_name(const strata__child *c, char *buf, size_t cap);
+
+/* reaper.c */
+/* Reap children that have exited; each becomes dead with its death message.
+   Returns the number found. */
+int  strata__node_reap(strata__node *n);
+/* Kill child c with SIGKILL and reap it (a timeout or close). */
+void strata__node_kill(strata__node *n, strata__child *c, const char *why);
+
+/* child.c: the main loop of a child process; never returns. */
+void strata__child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
+
+/* dispatch.c */
+int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
+                      const strata_task_args *args, const strata_call_config *cfg);
+/* Sleep until a child answers or dies, or timeout_ms passes (0 = poll only). */
+void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
+
+/* memory.c */
+int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);
+int  strata__node_host_free(strata__node *n, void *p);
+int  strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out);
+int  strata__node_free(strata__node *n, strata_buffer buf);
+int  strata__node_copy(strata__node *n, strata_buffer b, uint64_t offset, void *host, uint64_t nbytes, bool to);
+/* Forget every chip buffer of chip child c (it died). */
+void strata__node_drop_chip_buffers(strata__node *n, strata__child *c);
+
+enum { STRATA__BUFFER_HOST = 3, STRATA__BUFFER_CHIP = 4 };
+
+#endif

@@ -1,0 +1,134 @@
+/* Test support for node (L3) tests: a worker with chips and SUB children, a chip
+ * callable that adds one to every element of a U64 tensor, SUB functions, and
+ * checks of the process table. */
+#ifndef STRATA_TEST_NODE_UTIL_H
+#define STRATA_TEST_NODE_UTIL_H
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static inline uint64_t *u64_of(const strata_tensor *t)
+{
+    return (uint64_t *)(uintptr_t)(t->addr + t->offset * strata_dtype_size(t->dtype));
+}
+
+/* in-core kernel: t[i] += scalars[0] */
+static inline int add_kernel(const strata_task_args *a)
+{
+    uint64_t *p = u64_of(&a->tensors[0]);
+    for (uint64_t i = 0; i < a->tensors[0].shape[0]; i++)
+        p[i] += a->scalars[0];
+    return 0;
+}
+
+/* chip orchestration: one in-core task adding scalars[0] (default 1) */
+static inline int add_chip_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    uint64_t k = args->nscalars ? args->scalars[0] : 1;
+    return strata_chip_submit(o, 0, &(strata_task_args){args->tensors, &tag, 1, &k, 1});
+}
+
+static const strata_kernel_entry add_kernels[] = {{0, STRATA_AIV, add_kernel}};
+
+/* A level-3 worker with nchips chips (device ids 10, 11, ...) and nsubs SUB
+   children, the add callable registered as *chip_h. Not yet initialised. */
+static inline strata_worker *node_worker(uint32_t nchips, uint32_t nsubs, strata_death_policy policy,
+                                         strata_handle *chip_h)
+{
+    static int ids[8] = {10, 11, 12, 13, 14, 15, 16, 17};
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 3);
+    cfg.device_ids = ids;
+    cfg.ndevices = nchips;
+    cfg.num_sub_workers = nsubs;
+    cfg.on_child_death = policy;
+    cfg.device_memory_bytes = 64 << 20;
+    cfg.shared_heap_bytes = 16 << 20;
+    cfg.close_grace_ms = 500;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"add", add_chip_orch, add_kernels, 1};
+    if (chip_h)
+        CHECK_OK(strata_worker_register_chip(w, &c, chip_h));
+    return w;
+}
+
+/* A 1-D U64 tensor over n elements of shared host memory. */
+static inline strata_tensor host_u64(strata_worker *w, uint64_t n, uint64_t **data)
+{
+    void *p;
+    CHECK_OK(strata_worker_host_alloc(w, n * 8, &p));
+    memset(p, 0, n * 8);
+    *data = p;
+    uint64_t shape[1] = {n};
+    return strata_tensor_make(p, STRATA_U64, 1, shape);
+}
+
+/* The number of this process's children in state Z (zombies). */
+static inline int zombie_children(void)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    pid_t me = getpid();
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *rp = strrchr(buf, ')');
+        char state;
+        int ppid;
+        if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == me && state == 'Z')
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Whether process pid exists (and is not a zombie). */
+static inline bool process_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static inline void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Wait (up to 10 s) until pid is gone. */
+static inline bool wait_gone(pid_t pid)
+{
+    uint64_t deadline = test_now_ns() + 10000000000ull;
+    while (process_alive(pid) && test_now_ns() < deadline)
+        sleep_ms(2);
+    return !process_alive(pid);
+}
+
+#endif

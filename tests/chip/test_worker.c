@@ -119,9 +119,12 @@ TEST_CASE(bad_config)
 {
     strata_worker_config cfg;
     strata_worker *w = NULL;
+    strata_worker_config_init(&cfg, 4);
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("level 4 workers are not available");
     strata_worker_config_init(&cfg, 3);
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
-    CHECK_ERROR_HAS("level 3 workers are not available");
+    CHECK_ERROR_HAS("a level-3 worker needs children: ndevices and num_sub_workers are both 0");
     CHECK(w == NULL);
     strata_worker_config_init(&cfg, 9);
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);

@@ -85,7 +85,8 @@ static void push_ready(strata__node *n, uint32_t t)
     if (n->ready_tail == n->ready_cap) {
         /* compact, then grow */
         uint32_t live = n->ready_tail - n->ready_head;
-        memmove(n->ready, n->ready + n->ready_head, live * sizeof n->ready[0]);
+        if (live)
+            memmove(n->ready, n->ready + n->ready_head, live * sizeof n->ready[0]);
         n->ready_head = 0;
         n->ready_tail = live;
         if (live == n->ready_cap) {

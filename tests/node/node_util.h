@@ -4,7 +4,13 @@
 #ifndef STRATA_TEST_NODE_UTIL_H
 #define STRATA_TEST_NODE_UTIL_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* syscall(SYS_pidfd_open) */
+#endif
+
 #include <dirent.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -122,13 +128,22 @@ static inline void sleep_ms(long ms)
         ;
 }
 
-/* Wait (up to 10 s) until pid is gone. */
+/* Wait (up to 10 s) until process pid has exited entirely (all its threads:
+   /proc shows a zombie leader earlier, while other threads still exit), which
+   is when its pidfd turns readable. */
 static inline bool wait_gone(pid_t pid)
 {
-    uint64_t deadline = test_now_ns() + 10000000000ull;
-    while (process_alive(pid) && test_now_ns() < deadline)
-        sleep_ms(2);
-    return !process_alive(pid);
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        uint64_t deadline = test_now_ns() + 10000000000ull;
+        while (process_alive(pid) && test_now_ns() < deadline)
+            sleep_ms(2);
+        return !process_alive(pid);
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, 10000);
+    close(fd);
+    return r == 1;
 }
 
 #endif

@@ -1,0 +1,268 @@
+/* node.dispatch: tasks across chip and SUB children: dependencies by tags across
+ * processes, chip-resident memory, many tasks per run, orchestration errors, and
+ * the parent's death. */
+#include "node_util.h"
+
+/* SUB: tensors[last] = sum of tensors[0..last) element 0, or x *= scalars[0]. */
+static int sum_sub(const strata_task_args *a, void *ctx)
+{
+    (void)ctx;
+    uint64_t s = 0;
+    for (uint32_t i = 0; i + 1 < a->ntensors; i++)
+        s += u64_of(&a->tensors[i])[0];
+    u64_of(&a->tensors[a->ntensors - 1])[0] = s;
+    return 0;
+}
+
+static int mul_sub(const strata_task_args *a, void *ctx)
+{
+    (void)ctx;
+    u64_of(&a->tensors[0])[0] *= a->scalars[0];
+    return 0;
+}
+
+typedef struct fixture {
+    strata_worker *w;
+    strata_handle  add, sum, mul;
+} fixture;
+
+static fixture setup(uint32_t nchips, uint32_t nsubs)
+{
+    fixture f;
+    f.w = node_worker(nchips, nsubs, STRATA_ON_DEATH_RESTART, &f.add);
+    CHECK_OK(strata_worker_register_sub(f.w, sum_sub, NULL, &f.sum));
+    CHECK_OK(strata_worker_register_sub(f.w, mul_sub, NULL, &f.mul));
+    CHECK_OK(strata_worker_init(f.w));
+    return f;
+}
+
+typedef struct two_chips {
+    fixture      *f;
+    strata_tensor a, b, out;
+    uint64_t      ka, kb;
+} two_chips;
+
+/* a += ka on chip 0, b += kb on chip 1, then out = a + b on a SUB child. */
+static int two_chips_and_sum(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    two_chips *s = ctx;
+    strata_tag inout = STRATA_INOUT;
+    int rc = strata_submit_next_level(o, s->f->add, &(strata_task_args){&s->a, &inout, 1, &s->ka, 1}, NULL, 0);
+    if (rc == 0)
+        rc = strata_submit_next_level(o, s->f->add, &(strata_task_args){&s->b, &inout, 1, &s->kb, 1}, NULL, 1);
+    strata_tensor t[3] = {s->a, s->b, s->out};
+    strata_tag tags[3] = {STRATA_INPUT, STRATA_INPUT, STRATA_OUTPUT};
+    if (rc == 0)
+        rc = strata_submit_sub(o, s->f->sum, &(strata_task_args){t, tags, 3, NULL, 0});
+    return rc;
+}
+
+TEST_CASE(two_chips_then_sub)
+{
+    fixture f = setup(2, 1);
+    uint64_t *a, *b, *out;
+    two_chips s = {&f, host_u64(f.w, 8, &a), host_u64(f.w, 8, &b), host_u64(f.w, 1, &out), 3, 5};
+    for (int run = 1; run <= 200; run++) {
+        CHECK_OK(strata_worker_run(f.w, two_chips_and_sum, &s, NULL, NULL));
+        CHECK_EQ_U64(out[0], (uint64_t)run * 8);   /* the SUB saw both chips' results */
+    }
+    CHECK_EQ_U64(a[7], 600);
+    CHECK_EQ_U64(b[7], 1000);
+    strata_worker_destroy(f.w);
+}
+
+/* x = ((0 + 1) * 10 + 2) * 10: each step on a different child, ordered only by
+   the INOUT tags on one host tensor. */
+static int chain_across(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    fixture *f = ctx;
+    strata_tag inout = STRATA_INOUT;
+    uint64_t one = 1, two = 2, ten = 10;
+    strata_task_args x1 = {args->tensors, &inout, 1, &one, 1}, x2 = {args->tensors, &inout, 1, &two, 1},
+                     x10 = {args->tensors, &inout, 1, &ten, 1};
+    int rc = strata_submit_next_level(o, f->add, &x1, NULL, 0);
+    if (rc == 0)
+        rc = strata_submit_sub(o, f->mul, &x10);
+    if (rc == 0)
+        rc = strata_submit_next_level(o, f->add, &x2, NULL, 1);
+    if (rc == 0)
+        rc = strata_submit_sub(o, f->mul, &x10);
+    return rc;
+}
+
+TEST_CASE(dependencies_across_processes)
+{
+    fixture f = setup(2, 2);
+    uint64_t *x;
+    strata_tensor t = host_u64(f.w, 1, &x);
+    strata_tag tag = STRATA_INOUT;
+    for (int run = 0; run < 100; run++) {
+        x[0] = 0;
+        CHECK_OK(strata_worker_run(f.w, chain_across, &f, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+        CHECK_EQ_U64(x[0], 120);
+    }
+    strata_worker_destroy(f.w);
+}
+
+/* 256 independent tasks over two chips in one run. */
+static int many_tasks(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    fixture *f = ctx;
+    strata_tag inout = STRATA_INOUT;
+    for (uint32_t i = 0; i < 256; i++) {
+        strata_tensor t = args->tensors[0];
+        t.offset = i;
+        t.shape[0] = 1;
+        uint64_t k = i + 1;
+        int rc = strata_submit_next_level(o, f->add, &(strata_task_args){&t, &inout, 1, &k, 1}, NULL, (int)(i % 2));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+TEST_CASE(many_tasks_two_chips)
+{
+    fixture f = setup(2, 0);
+    uint64_t *x;
+    strata_tensor t = host_u64(f.w, 256, &x);
+    strata_tag tag = STRATA_INOUT;
+    for (int run = 1; run <= 10; run++)
+        CHECK_OK(strata_worker_run(f.w, many_tasks, &f, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    for (uint32_t i = 0; i < 256; i++)
+        CHECK_EQ_U64(x[i], 10 * (i + 1));
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(f.w, &st));
+    CHECK_EQ_U64(st.tasks_completed, 2560);
+    strata_worker_destroy(f.w);
+}
+
+/* Weights uploaded once into chip 1's memory, used in place by many runs. */
+typedef struct resident {
+    fixture      *f;
+    strata_tensor w;
+    int           chip;
+} resident;
+
+static int use_resident(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    resident *r = ctx;
+    strata_tag inout = STRATA_INOUT;
+    return strata_submit_next_level(o, r->f->add, &(strata_task_args){&r->w, &inout, 1, NULL, 0}, NULL, r->chip);
+}
+
+TEST_CASE(chip_resident_memory)
+{
+    fixture f = setup(2, 1);
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(f.w, 1, 64 * 8, &b));
+    CHECK(b.worker == 1);
+    uint64_t weights[64];
+    for (int i = 0; i < 64; i++)
+        weights[i] = (uint64_t)i * 100;
+    CHECK_OK(strata_worker_copy_to(f.w, b, 0, weights, sizeof weights));
+    uint64_t shape[1] = {64};
+    resident r = {&f, strata_tensor_make((void *)(uintptr_t)b.addr, STRATA_U64, 1, shape), 1};
+    for (int run = 0; run < 50; run++)
+        CHECK_OK(strata_worker_run(f.w, use_resident, &r, NULL, NULL));
+    CHECK_OK(strata_worker_copy_from(f.w, weights, b, 0, sizeof weights));
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ_U64(weights[i], (uint64_t)i * 100 + 50);
+    /* another chip cannot see it */
+    r.chip = 0;
+    CHECK_STATUS(strata_worker_run(f.w, use_resident, &r, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("lies in the memory of chip worker 1, which the target chip cannot see");
+    CHECK_STATUS(strata_worker_malloc(f.w, 2, 64, &b), STRATA_ENOENT);   /* worker 2 is the SUB child */
+    CHECK_ERROR_HAS("worker 2 is not a chip");
+    /* when chip 1 dies, its buffers are gone */
+    r.chip = 1;
+    pid_t victim;
+    CHECK_OK(strata_worker_child_pid(f.w, 1, &victim));
+    CHECK(kill(victim, SIGKILL) == 0);
+    CHECK(wait_gone(victim));
+    CHECK_STATUS(strata_worker_run(f.w, use_resident, &r, NULL, NULL), STRATA_ECHILD);
+    CHECK_STATUS(strata_worker_run(f.w, use_resident, &r, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("is not the base of a buffer the children can see");
+    strata_buffer gone = {r.w.addr, 64 * 8, 1};
+    CHECK_STATUS(strata_worker_copy_from(f.w, weights, gone, 0, 8), STRATA_ENOENT);
+    CHECK_ERROR_HAS("chip buffers are lost when their chip child dies");
+    strata_worker_destroy(f.w);
+}
+
+/* An orchestration function that fails after submitting: the run returns its
+   status, and the worker stays usable. */
+static int submit_then_fail(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    fixture *f = ctx;
+    strata_tag inout = STRATA_INOUT;
+    int rc = strata_submit_next_level(o, f->add, &(strata_task_args){args->tensors, &inout, 1, NULL, 0}, NULL, 0);
+    return rc ? rc : STRATA_ENOENT;
+}
+
+TEST_CASE(orchestration_error)
+{
+    fixture f = setup(1, 0);
+    uint64_t *x;
+    strata_tensor t = host_u64(f.w, 1, &x);
+    strata_tag tag = STRATA_INOUT;
+    strata_task_args args = {&t, &tag, 1, NULL, 0};
+    CHECK_STATUS(strata_worker_run(f.w, submit_then_fail, &f, &args, NULL), STRATA_ENOENT);
+    CHECK_ERROR_HAS("the orchestration function returned -3 (STRATA_ENOENT)");
+    CHECK_EQ_U64(strata_worker_state(f.w), STRATA_STATE_READY);
+    CHECK(x[0] <= 1);   /* started or cancelled, never run twice */
+    x[0] = 0;
+    resident r = {&f, t, 0};
+    CHECK_OK(strata_worker_run(f.w, use_resident, &r, NULL, NULL));
+    CHECK_EQ_U64(x[0], 1);
+    strata_worker_destroy(f.w);
+}
+
+/* The parent is SIGKILLed: its children go too, promptly. */
+TEST_CASE(parent_killed_children_exit)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t parent = fork();
+    CHECK(parent >= 0);
+    if (parent == 0) {
+        close(fds[0]);
+        strata_handle h;
+        strata_worker *w = node_worker(2, 2, STRATA_ON_DEATH_RESTART, &h);
+        if (strata_worker_init(w) != STRATA_OK)
+            _exit(1);
+        pid_t pids[4];
+        for (int i = 0; i < 4; i++)
+            if (strata_worker_child_pid(w, i, &pids[i]) != STRATA_OK)
+                _exit(2);
+        if (write(fds[1], pids, sizeof pids) != (ssize_t)sizeof pids)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    pid_t pids[4];
+    ssize_t got = read(fds[0], pids, sizeof pids);
+    close(fds[0]);
+    CHECK(got == (ssize_t)sizeof pids);
+    CHECK(kill(parent, SIGKILL) == 0);
+    int status;
+    CHECK(waitpid(parent, &status, 0) == parent);
+    uint64_t t0 = test_now_ns();
+    for (int i = 0; i < 4; i++) {
+        /* goal: within a second; bound 10 s */
+        uint64_t deadline = t0 + 10000000000ull;
+        while (process_alive(pids[i]) && test_now_ns() < deadline)
+            sleep_ms(2);
+        CHECK(!process_alive(pids[i]));
+    }
+}
+
+TEST_MAIN(CASE(two_chips_then_sub), CASE(dependencies_across_processes), CASE(many_tasks_two_chips),
+          CASE(chip_resident_memory), CASE(orchestration_error), CASE(parent_killed_children_exit))

@@ -122,9 +122,19 @@ STRATA_API int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ct
    earlier tasks of the run follow from the tags. */
 STRATA_API int strata_submit_next_level(strata_orch *o, strata_handle h, const strata_task_args *args,
                                         const strata_call_config *cfg, int worker);
+/* A group: n members of chip callable h, member m with args[m] on chip worker
+   workers[m] (distinct). The group is one node of the dependency graph: it reads
+   and writes the union of its members' tensors, its members start together once
+   every target chip is idle, and it completes when all have (failing with the
+   first member's failure). args, workers: n entries, copied. */
+STRATA_API int strata_submit_next_level_group(strata_orch *o, strata_handle h, const strata_task_args *args,
+                                              uint32_t n, const strata_call_config *cfg, const int *workers);
 /* Inside an orchestration function (L3): run SUB function h on any idle SUB
    worker. args: copied; tensors in the shared host heap. */
 STRATA_API int strata_submit_sub(strata_orch *o, strata_handle h, const strata_task_args *args);
+/* A group of n SUB tasks that start together on n idle SUB workers (n at most
+   num_sub_workers); one node of the dependency graph, as above. */
+STRATA_API int strata_submit_sub_group(strata_orch *o, strata_handle h, const strata_task_args *args, uint32_t n);
 /* Scopes of an orchestration function (L3): nest like chip scopes; an unmatched
    end is STRATA_EINVAL. */
 STRATA_API int strata_orch_scope_begin(strata_orch *o);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,12 +134,14 @@ static const char *reg_name(const strata__node *n, uint32_t handle)
     return r->kind == STRATA__REG_CHIP ? r->chip.name : "SUB function";
 }
 
-/* Post task t to child c. */
-static void post(strata__node *n, strata__child *c, uint32_t t)
+/* Post member m of task t to child c. */
+static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
 {
     strata__node_task *task = &n->tasks[t];
+    const strata__node_member *mem = &task->members[m];
     strata__mailbox *mb = c->mb;
-    strata_task_args a = {task->tensors, task->tags, task->ntensors, task->scalars, task->nscalars};
+    strata_task_args a = {task->tensors + mem->first_tensor, task->tags + mem->first_tensor, mem->ntensors,
+                          task->scalars + mem->first_scalar, mem->nscalars};
     size_t len = 0;
     /* fits: checked at submit */
     (void)strata__wire_encode(&a, mb->args, sizeof mb->args, &len);
@@ -154,10 +157,50 @@ static void post(strata__node *n, strata__child *c, uint32_t t)
     strata__mailbox_post(mb, ++c->seq);
 }
 
+/* One member of task t finished (answered, or its child died): the task
+   completes when its last member has, with the first member's failure. */
+static void member_done(strata__node *n, uint32_t t, int status, const char *msg)
+{
+    strata__node_task *task = &n->tasks[t];
+    if (status != STRATA_OK && task->group_status == STRATA_OK) {
+        task->group_status = status;
+        task->group_message = strata__format("%s", msg ? msg : strata_status_name(status));
+    }
+    if (--task->remaining == 0)
+        complete(n, t, task->group_status, task->group_message);
+}
+
+/* Children that can take task t's members now, one each, into picks[]; false
+   when some target is busy. *dead is set when some target can never take it. */
+static bool pick_children(strata__node *n, const strata__node_task *task, strata__child **picks, bool *dead)
+{
+    *dead = false;
+    if (task->kind == STRATA__REG_CHIP) {
+        bool all = true;
+        for (uint32_t m = 0; m < task->nmembers; m++) {
+            strata__child *c = &n->children[task->members[m].target];
+            *dead |= c->dead;
+            all &= !c->dead && !c->busy;
+            picks[m] = c;
+        }
+        return all && !*dead;
+    }
+    uint32_t found = 0, alive = 0;
+    for (uint32_t k = n->nchips; k < n->nchildren; k++) {
+        strata__child *c = &n->children[k];
+        alive += !c->dead;
+        if (!c->dead && !c->busy && found < task->nmembers)
+            picks[found++] = c;
+    }
+    *dead = alive < task->nmembers;
+    return found == task->nmembers;
+}
+
 /* Post what is ready to idle children; cancel what cannot run. */
 static void dispatch(strata__node *n)
 {
     uint32_t keep = n->ready_head;
+    strata__child *picks[256];
     for (uint32_t i = n->ready_head; i < n->ready_tail; i++) {
         uint32_t t = n->ready[i];
         strata__node_task *task = &n->tasks[t];
@@ -165,40 +208,27 @@ static void dispatch(strata__node *n)
             complete(n, t, STRATA_ECANCELED, NULL);
             continue;
         }
-        strata__child *target = NULL;
-        bool any_alive = false;
-        if (task->target >= 0) {
-            strata__child *c = &n->children[task->target];
-            any_alive = !c->dead;
-            if (!c->dead && !c->busy)
-                target = c;
-        } else {
-            for (uint32_t k = n->nchips; k < n->nchildren; k++) {
-                strata__child *c = &n->children[k];
-                any_alive |= !c->dead;
-                if (!c->dead && !c->busy) {
-                    target = c;
-                    break;
-                }
-            }
-        }
-        if (target) {
-            post(n, target, t);
+        bool dead;
+        if (pick_children(n, task, picks, &dead)) {
+            task->remaining = task->nmembers;
+            for (uint32_t m = 0; m < task->nmembers; m++)
+                post(n, picks[m], t, m);
             continue;
         }
-        if (!any_alive) {
+        if (dead) {
             char *msg = strata__format("task %u (%s) not run: %s", t + 1, reg_name(n, task->handle),
-                                       task->target >= 0 ? "its chip child is dead" : "no SUB child is alive");
+                                       task->kind == STRATA__REG_CHIP ? "a chip child it targets is dead"
+                                                                      : "too few SUB children are alive");
             complete(n, t, STRATA_ECHILD, msg ? msg : "task not run: its child is dead");
             free(msg);
             continue;
         }
-        n->ready[keep++] = t;   /* wait for its child */
+        n->ready[keep++] = t;   /* wait for its children */
     }
     n->ready_tail = keep;
 }
 
-/* Deal with children that died: the task each held fails with its death. */
+/* Deal with children that died: the task member each held fails with its death. */
 static void handle_deaths(strata__node *n)
 {
     for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -212,7 +242,7 @@ static void handle_deaths(strata__node *n)
             msg = strata__format("%s while running task %u (%s)", c->death_message ? c->death_message : "a child died",
                                  t + 1, reg_name(n, n->tasks[t].handle));
             c->task = 0;
-            complete(n, t, c->death_status, msg ? msg : "a child died while running a task");
+            member_done(n, t, c->death_status, msg ? msg : "a child died while running a task");
         } else {
             msg = strata__format("%s while idle", c->death_message ? c->death_message : "a child died");
             run_fail(n, STRATA_ECHILD, msg ? msg : "a child died while idle");
@@ -257,7 +287,7 @@ static void pump(strata__node *n, bool block)
             msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name), (int)mb->message_len,
                                  mb->message);
         }
-        complete(n, t, mb->status, msg ? msg : "a task failed in a child");
+        member_done(n, t, mb->status, msg ? msg : "a task failed in a child");
         free(msg);
         progress = true;
     }
@@ -334,60 +364,110 @@ static int orch_fail(strata__node *n, int status)
     return status;
 }
 
+/* Check member m's arguments and find the buffer of each tensor, which must lie
+   in memory its target sees. */
+static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t nmembers, strata__reg_kind kind,
+                        const strata_task_args *args, int worker, strata__extent *ext, uint32_t *buf)
+{
+    char who[48] = "";
+    if (nmembers > 1)
+        snprintf(who, sizeof who, " member %u", m);
+    int rc = strata__task_args_check(args, STRATA_MAX_TASK_TENSORS, STRATA_MAX_TASK_SCALARS, ext);
+    if (rc)
+        return strata__error_prefix(rc, "%s%s", call, who);
+    for (uint32_t i = 0; args && i < args->ntensors; i++) {
+        const strata_tensor *t = &args->tensors[i];
+        buf[i] = strata__tmap_buffer_find(&n->buffers, t->addr);
+        strata__buffer *b = buf[i] == STRATA__NONE ? NULL : strata__tmap_buffer(&n->buffers, buf[i]);
+        if (!b)
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u: addr 0x%llx is not the base of a buffer the children "
+                                "can see; use memory from strata_worker_host_alloc (shared host heap) or "
+                                "strata_worker_malloc (chip memory)", call, who, i, (unsigned long long)t->addr);
+        if (t->nbytes > b->nbytes)
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it "
+                                "holds %llu", call, who, i, (unsigned long long)t->addr,
+                                (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
+        if (b->kind == STRATA__BUFFER_CHIP && (kind != STRATA__REG_CHIP || (int)b->owner_data != worker))
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of chip worker %d, which %s cannot "
+                                "see", call, who, i, (int)b->owner_data,
+                                kind == STRATA__REG_CHIP ? "the target chip" : "a SUB worker");
+    }
+    if (strata__wire_size(args) > STRATA__MAILBOX_ARGS)
+        return strata__fail(STRATA_EINVAL, "%s%s: the arguments take %zu bytes encoded; a mailbox holds %u", call,
+                            who, strata__wire_size(args), STRATA__MAILBOX_ARGS);
+    return STRATA_OK;
+}
+
+/* Check the targets of a submit: chip workers that exist, distinct within a
+   group; enough SUB workers for a SUB group. */
+static int check_targets(strata__node *n, const char *call, strata__reg_kind kind, uint32_t count,
+                         const int *workers)
+{
+    if (kind == STRATA__REG_SUB) {
+        uint32_t nsubs = n->nchildren - n->nchips;
+        if (nsubs == 0)
+            return strata__fail(STRATA_ENOENT, "%s: this worker has no SUB workers (num_sub_workers is 0)", call);
+        if (count > nsubs)
+            return strata__fail(STRATA_EINVAL, "%s: a group of %u members needs as many SUB workers at once; this "
+                                "worker has %u", call, count, nsubs);
+        return STRATA_OK;
+    }
+    for (uint32_t m = 0; m < count; m++) {
+        int worker = workers[m];
+        if (worker < 0 || (uint32_t)worker >= n->nchips)
+            return strata__fail(STRATA_ENOENT, "%s: worker %d is not a chip of this level-%d worker (%u chips: 0..%d)",
+                                call, worker, n->level, n->nchips, (int)n->nchips - 1);
+        for (uint32_t k = 0; k < m; k++)
+            if (workers[k] == worker)
+                return strata__fail(STRATA_EINVAL, "%s: members %u and %u both target chip worker %d; the members of "
+                                    "a group start together, one per chip", call, k, m, worker);
+    }
+    return STRATA_OK;
+}
+
+/* Submit a task of `count` members (1 for a single task): args[m] and, for
+   chips, workers[m]. */
 static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strata_handle h,
-                  const strata_task_args *args, const strata_call_config *cfg, int worker)
+                  const strata_task_args *args, uint32_t count, const strata_call_config *cfg, const int *workers)
 {
     strata__clear_error();
     int rc = check_submit(o, call);
     if (rc)
         return rc;
     strata__node *n = o->node;
+    if (count == 0 || (count > 1 && args == NULL) || (kind == STRATA__REG_CHIP && workers == NULL))
+        return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: %s", call,
+                                         count == 0 ? "a group needs at least one member"
+                                         : workers == NULL && kind == STRATA__REG_CHIP ? "workers is NULL"
+                                                                                       : "args is NULL"));
+    if (count > 256)
+        return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: a group of %u members; at most 256", call, count));
     if (h == STRATA_HANDLE_INVALID || h > n->nregs || n->regs[h - 1].kind != kind)
         return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: handle %u is not a %s registered on this worker", call,
                                          h, kind == STRATA__REG_CHIP ? "chip callable" : "SUB function"));
-    if (kind == STRATA__REG_CHIP && (worker < 0 || (uint32_t)worker >= n->nchips))
-        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: worker %d is not a chip of this level-%d worker "
-                                         "(%u chips: 0..%d)", call, worker, n->level, n->nchips,
-                                         (int)n->nchips - 1));
-    if (kind == STRATA__REG_SUB && n->nchildren == n->nchips)
-        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: this worker has no SUB workers (num_sub_workers is 0)",
-                                         call));
-    strata__extent *ext = NULL;
-    uint32_t nt = args ? args->ntensors : 0;
-    if (nt && nt <= STRATA_MAX_TASK_TENSORS) {
-        ext = malloc(nt * sizeof ext[0]);
-        if (!ext)
-            return orch_fail(n, strata__fail(STRATA_ENOMEM, "%s: out of host memory", call));
+    rc = check_targets(n, call, kind, count, workers);
+    if (rc)
+        return orch_fail(n, rc);
+
+    /* Members' arrays, concatenated. */
+    uint32_t nt = 0, ns = 0;
+    for (uint32_t m = 0; m < count; m++) {
+        const strata_task_args *a = args ? &args[m] : NULL;
+        if (a && a->ntensors > STRATA_MAX_TASK_TENSORS)
+            return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: %u tensors given; a task takes at most %u", call,
+                                             a->ntensors, STRATA_MAX_TASK_TENSORS));
+        nt += a ? a->ntensors : 0;
+        ns += a ? a->nscalars : 0;
     }
-    rc = strata__task_args_check(args, STRATA_MAX_TASK_TENSORS, STRATA_MAX_TASK_SCALARS, ext);
-    if (rc) {
-        free(ext);
-        return orch_fail(n, strata__error_prefix(rc, "%s", call));
-    }
-    /* Every tensor must lie in memory its child sees. */
+    strata__extent *ext = nt ? malloc(nt * sizeof ext[0]) : NULL;
     uint32_t *buf = nt ? malloc(nt * sizeof buf[0]) : NULL;
-    if (nt && !buf)
+    if (nt && (!ext || !buf))
         rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory", call);
-    for (uint32_t i = 0; rc == 0 && i < nt; i++) {
-        const strata_tensor *t = &args->tensors[i];
-        buf[i] = strata__tmap_buffer_find(&n->buffers, t->addr);
-        strata__buffer *b = buf[i] == STRATA__NONE ? NULL : strata__tmap_buffer(&n->buffers, buf[i]);
-        if (!b)
-            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u: addr 0x%llx is not the base of a buffer the children can "
-                              "see; use memory from strata_worker_host_alloc (shared host heap) or "
-                              "strata_worker_malloc (chip memory)", call, i, (unsigned long long)t->addr);
-        else if (t->nbytes > b->nbytes)
-            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it holds "
-                              "%llu", call, i, (unsigned long long)t->addr, (unsigned long long)t->nbytes,
-                              (unsigned long long)b->nbytes);
-        else if (b->kind == STRATA__BUFFER_CHIP && (kind != STRATA__REG_CHIP || (int)b->owner_data != worker))
-            rc = strata__fail(STRATA_EINVAL, "%s: tensor %u lies in the memory of chip worker %d, which %s cannot see",
-                              call, i, (int)b->owner_data,
-                              kind == STRATA__REG_CHIP ? "the target chip" : "a SUB worker");
+    for (uint32_t m = 0, at = 0; rc == STRATA_OK && m < count; m++) {
+        const strata_task_args *a = args ? &args[m] : NULL;
+        rc = check_member(n, call, m, count, kind, a, workers ? workers[m] : -1, ext + at, buf + at);
+        at += a ? a->ntensors : 0;
     }
-    if (rc == STRATA_OK && strata__wire_size(args) > STRATA__MAILBOX_ARGS)
-        rc = strata__fail(STRATA_EINVAL, "%s: the arguments take %zu bytes encoded; a mailbox holds %u", call,
-                          strata__wire_size(args), STRATA__MAILBOX_ARGS);
     if (rc == STRATA_OK && n->ntasks == n->tasks_cap) {
         uint32_t cap = n->tasks_cap ? 2 * n->tasks_cap : 64;
         strata__node_task *p = realloc(n->tasks, cap * sizeof p[0]);
@@ -399,36 +479,49 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         }
     }
     uint32_t t = n->ntasks;
-    strata__node_task *task = rc ? NULL : &n->tasks[t];
-    if (task) {
+    strata__node_task *task = NULL;
+    if (rc == STRATA_OK) {
+        task = &n->tasks[t];
         memset(task, 0, sizeof *task);
         task->kind = kind;
         task->handle = h;
-        task->target = kind == STRATA__REG_CHIP ? worker : -1;
         task->cfg = cfg ? *cfg : *o->run_cfg;
         if (cfg && cfg->timeout_ms == 0)
             task->cfg.timeout_ms = o->run_cfg->timeout_ms;
         task->succ = STRATA__NONE;
+        task->nmembers = count;
         task->ntensors = nt;
-        task->nscalars = args ? args->nscalars : 0;
+        task->nscalars = ns;
+        task->members = malloc(count * sizeof task->members[0]);
         task->tensors = nt ? malloc(nt * sizeof task->tensors[0]) : NULL;
         task->tags = nt ? malloc(nt * sizeof task->tags[0]) : NULL;
-        task->scalars = task->nscalars ? malloc(task->nscalars * sizeof task->scalars[0]) : NULL;
-        if ((nt && (!task->tensors || !task->tags)) || (task->nscalars && !task->scalars)) {
+        task->scalars = ns ? malloc(ns * sizeof task->scalars[0]) : NULL;
+        if (!task->members || (nt && (!task->tensors || !task->tags)) || (ns && !task->scalars)) {
+            free(task->members);
             free(task->tensors);
             free(task->tags);
             free(task->scalars);
+            task = NULL;
             rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory copying the arguments", call);
         } else {
-            if (nt) {
-                memcpy(task->tensors, args->tensors, nt * sizeof task->tensors[0]);
-                memcpy(task->tags, args->tags, nt * sizeof task->tags[0]);
+            uint32_t ft = 0, fs = 0;
+            for (uint32_t m = 0; m < count; m++) {
+                const strata_task_args *a = args ? &args[m] : NULL;
+                uint32_t mt = a ? a->ntensors : 0, ms = a ? a->nscalars : 0;
+                task->members[m] = (strata__node_member){kind == STRATA__REG_CHIP ? workers[m] : -1, ft, mt, fs, ms};
+                if (mt) {
+                    memcpy(task->tensors + ft, a->tensors, mt * sizeof task->tensors[0]);
+                    memcpy(task->tags + ft, a->tags, mt * sizeof task->tags[0]);
+                }
+                if (ms)
+                    memcpy(task->scalars + fs, a->scalars, ms * sizeof task->scalars[0]);
+                ft += mt;
+                fs += ms;
             }
-            if (task->nscalars)
-                memcpy(task->scalars, args->scalars, task->nscalars * sizeof task->scalars[0]);
             n->ntasks++;
         }
     }
+    /* The task reads and writes the union of its members' tensors. */
     link_ctx lc = {n, t};
     for (uint32_t i = 0; rc == STRATA_OK && i < nt; i++) {
         strata_tag tag = task->tags[i];
@@ -441,9 +534,9 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     free(ext);
     free(buf);
     if (rc) {
-        if (task && n->ntasks == t + 1) {
+        if (task) {
             /* linked to producers that are still running: it must wait for them
-               to keep the counts right, then it is failed without running */
+               to keep the counts right, then it is cancelled without running */
             task->poisoned = true;
             if (task->pending == 0)
                 push_ready(n, t);
@@ -459,12 +552,23 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
 int strata_submit_next_level(strata_orch *o, strata_handle h, const strata_task_args *args,
                              const strata_call_config *cfg, int worker)
 {
-    return submit(o, "strata_submit_next_level", STRATA__REG_CHIP, h, args, cfg, worker);
+    return submit(o, "strata_submit_next_level", STRATA__REG_CHIP, h, args, 1, cfg, &worker);
+}
+
+int strata_submit_next_level_group(strata_orch *o, strata_handle h, const strata_task_args *args, uint32_t n,
+                                   const strata_call_config *cfg, const int *workers)
+{
+    return submit(o, "strata_submit_next_level_group", STRATA__REG_CHIP, h, args, n, cfg, workers);
 }
 
 int strata_submit_sub(strata_orch *o, strata_handle h, const strata_task_args *args)
 {
-    return submit(o, "strata_submit_sub", STRATA__REG_SUB, h, args, NULL, -1);
+    return submit(o, "strata_submit_sub", STRATA__REG_SUB, h, args, 1, NULL, NULL);
+}
+
+int strata_submit_sub_group(strata_orch *o, strata_handle h, const strata_task_args *args, uint32_t n)
+{
+    return submit(o, "strata_submit_sub_group", STRATA__REG_SUB, h, args, n, NULL, NULL);
 }
 
 int strata_orch_scope_begin(strata_orch *o)
@@ -495,6 +599,8 @@ int strata_orch_scope_end(strata_orch *o)
 static void reset_run(strata__node *n)
 {
     for (uint32_t i = 0; i < n->ntasks; i++) {
+        free(n->tasks[i].members);
+        free(n->tasks[i].group_message);
         free(n->tasks[i].tensors);
         free(n->tasks[i].tags);
         free(n->tasks[i].scalars);

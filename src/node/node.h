@@ -62,12 +62,24 @@ typedef struct strata__registration {
     void             *ctx;
 } strata__registration;
 
-/* One task of a run. */
+/* One member of a task: the task itself, or one of a group's. Its tensors and
+   scalars are a slice of the task's arrays. */
+typedef struct strata__node_member {
+    int      target;                /* chip worker id; -1 for any SUB worker */
+    uint32_t first_tensor, ntensors, first_scalar, nscalars;
+} strata__node_member;
+
+/* One task of a run: a single task, or a group (one node of the dependency graph
+   whose members start together and which completes when all of them have). */
 typedef struct strata__node_task {
     strata__reg_kind   kind;
     uint32_t           handle;
-    int                target;      /* chip worker id; -1 for any SUB worker */
     strata_call_config cfg;
+    strata__node_member *members;   /* owned, nmembers >= 1 */
+    uint32_t           nmembers;
+    uint32_t           remaining;   /* members posted and not answered */
+    int                group_status; /* first member failure */
+    char              *group_message; /* owned */
     strata_tensor     *tensors;     /* owned copy (views for the TensorMap) */
     strata_tag        *tags;
     uint64_t          *scalars;

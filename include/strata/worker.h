@@ -80,9 +80,10 @@ STRATA_API strata_state strata_worker_state(const strata_worker *w);
 /* Register a chip callable. c: copied (name and kernel table too). *out: a
    handle for strata_worker_run_chip (L2) or strata_submit_next_level (L3),
    never STRATA_HANDLE_INVALID. A kernel table with a negative or repeated
-   func_id, or a NULL function, is STRATA_EINVAL. L2: before or after init. L3:
-   before init (children are forked at init and resolve the functions at the
-   same addresses). */
+   func_id, or a NULL function, is STRATA_EINVAL. Before or after init; at L3
+   after init every live child takes it before this returns, and a function
+   that lies in an object loaded after the children started is refused with
+   STRATA_EINVAL (use strata_worker_register_chip_symbol for those). */
 STRATA_API int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
                                            strata_handle *out);
 
@@ -102,9 +103,17 @@ typedef struct strata_orch strata_orch;
 typedef int (*strata_orch_fn)(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
                               void *ctx);
 
-/* Register a host function run by SUB children (L3), before init: children are
-   forked at init and find fn at the same address. fn: kept; ctx: passed as is. */
+/* Register a host function run by SUB children (L3), before or after init (as
+   for chip callables). fn: kept; ctx: passed as is; a child sees the memory it
+   points to as it was when the child started. */
 STRATA_API int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out);
+
+/* Register the chip callable exported by shared object so_path as a
+   `const strata_chip_callable` named `symbol` (L3): the parent and every child
+   load the object themselves, so it works after init and across restarts.
+   so_path, symbol: copied. */
+STRATA_API int strata_worker_register_chip_symbol(strata_worker *w, const char *so_path, const char *symbol,
+                                                  strata_handle *out);
 
 /* Run orch once on this thread (L3): it submits tasks to the children, and the
    call returns when every task is finished, with the first failure. A child that

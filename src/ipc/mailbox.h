@@ -35,7 +35,8 @@
 
 typedef enum strata__request_kind {
     STRATA__REQ_TASK = 1,   /* run handle with args and cfg */
-    STRATA__REQ_EXIT = 2    /* leave the main loop and _exit(0) */
+    STRATA__REQ_EXIT = 2,   /* leave the main loop and _exit(0) */
+    STRATA__REQ_REGISTER = 3 /* append a registration (node/registry.c) */
 } strata__request_kind;
 
 typedef struct strata__mailbox {

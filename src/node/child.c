@@ -123,6 +123,12 @@ void strata__child_main(strata__node *n, strata__child *c)
         strata__mailbox *mb = c->mb;
         if (mb->kind == STRATA__REQ_EXIT)
             _exit(0);
+        if (mb->kind == STRATA__REQ_REGISTER) {
+            int rc = strata__child_register(n, mb);
+            strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
+            strata__mailbox_answer(n->header, mb, seen);
+            continue;
+        }
         strata_task_args args;
         int rc = strata__wire_decode(mb->args, mb->args_len, &args);
         if (rc == STRATA_OK) {

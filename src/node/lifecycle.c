@@ -215,6 +215,11 @@ int strata__node_init(strata__node *n)
             }
         }
     }
+    rc = strata__node_snapshot_objects(n);
+    if (rc) {
+        teardown_children(n);
+        return rc;
+    }
     /* Every mapping exists: now the children, one after another. */
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
     for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -317,6 +322,7 @@ void strata__node_destroy(strata__node *n)
         if (n->regs[i].kind == STRATA__REG_CHIP)
             strata__callable_free(&n->regs[i].chip);
     free(n->regs);
+    free(n->objects);
     free(n->tasks);
     free(n->edges);
     free(n->ready);

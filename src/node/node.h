@@ -117,6 +117,8 @@ typedef struct strata__node {
     /* registrations: handle h is regs[h - 1] */
     strata__registration  *regs;
     uint32_t               nregs, regs_cap;
+    uint64_t              *objects;      /* [start, end) pairs: loadable segments mapped at init */
+    uint32_t               nobjects, objects_cap;
     /* the run in progress */
     strata__node_task     *tasks;
     uint32_t               ntasks, tasks_cap;
@@ -157,6 +159,16 @@ int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, vo
                       const strata_task_args *args, const strata_call_config *cfg);
 /* Sleep until a child answers or dies, or timeout_ms passes (0 = poll only). */
 void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
+
+/* registry.c */
+/* Snapshot the loaded objects (at init, before the first fork). */
+int  strata__node_snapshot_objects(strata__node *n);
+/* Register r (given: a chip callable copy is freed on failure) or, with so_path,
+   the chip callable `symbol` of that shared object. live: the children run and must each take it before this returns. */
+int  strata__node_register(strata__node *n, bool live, const strata__registration *r, const char *so_path,
+                           const char *symbol, strata_handle *out);
+/* In a child: apply a registration request. */
+int  strata__child_register(strata__node *n, const strata__mailbox *mb);
 
 /* memory.c */
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);

@@ -298,29 +298,12 @@ strata_state strata_worker_state(const strata_worker *w)
     return w ? w->state : STRATA_STATE_CLOSED;
 }
 
-/* L3 registrations happen before init: children are forked at init and find
-   every registered function at the same address. */
+/* L3 registrations: before init (children inherit them at fork) or when READY
+   (every live child takes it before the call returns). */
 static int check_node_register(strata_worker *w, const char *call)
 {
-    if (w->state != STRATA_STATE_NEW)
-        return strata__fail(STRATA_ESTATE, "%s: a level-%d worker takes registrations before init (its children "
-                            "are forked at init with every registration); it is %s. Registering with live children "
-                            "is not available in this version", call, w->cfg.level, state_name(w->state));
-    return STRATA_OK;
-}
-
-static int add_registration(strata__node *n, const strata__registration *r, strata_handle *out)
-{
-    if (n->nregs == n->regs_cap) {
-        uint32_t cap = n->regs_cap ? 2 * n->regs_cap : 8;
-        strata__registration *p = realloc(n->regs, cap * sizeof p[0]);
-        if (!p)
-            return strata__fail(STRATA_ENOMEM, "out of host memory for %u registrations", cap);
-        n->regs = p;
-        n->regs_cap = cap;
-    }
-    n->regs[n->nregs++] = *r;
-    *out = n->nregs;
+    if (w->state != STRATA_STATE_NEW && w->state != STRATA_STATE_READY)
+        return state_error(w, call);
     return STRATA_OK;
 }
 
@@ -337,7 +320,26 @@ int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, st
     if (rc)
         return rc;
     strata__registration r = {.kind = STRATA__REG_SUB, .fn = fn, .ctx = ctx};
-    return add_registration(w->node, &r, out);
+    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
+    return rc ? strata__error_prefix(rc, "strata_worker_register_sub") : STRATA_OK;
+}
+
+int strata_worker_register_chip_symbol(strata_worker *w, const char *so_path, const char *symbol,
+                                       strata_handle *out)
+{
+    strata__clear_error();
+    if (w == NULL || so_path == NULL || symbol == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_chip_symbol: %s is NULL",
+                            w == NULL ? "w" : so_path == NULL ? "so_path" : symbol == NULL ? "symbol" : "out");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_chip_symbol is for level 3 and up; at level 2 "
+                            "load kernels with strata_kernel_load and register with strata_worker_register_chip");
+    int rc = check_node_register(w, "strata_worker_register_chip_symbol");
+    if (rc)
+        return rc;
+    strata__registration r = {.kind = STRATA__REG_CHIP};
+    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, so_path, symbol, out);
+    return rc ? strata__error_prefix(rc, "strata_worker_register_chip_symbol") : STRATA_OK;
 }
 
 int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c, strata_handle *out)
@@ -350,11 +352,9 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
         return state_error(w, "strata_worker_register_chip");
     if (w->node) {
         strata__registration r = {.kind = STRATA__REG_CHIP};
-        int rc = check_node_register(w, "strata_worker_register_chip");
+        int rc = strata__callable_copy(c, &r.chip);
         if (rc == STRATA_OK)
-            rc = strata__callable_copy(c, &r.chip);
-        if (rc == STRATA_OK && (rc = add_registration(w->node, &r, out)) != STRATA_OK)
-            strata__callable_free(&r.chip);
+            rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
         return rc ? strata__error_prefix(rc, "strata_worker_register_chip") : STRATA_OK;
     }
     if (w->ncallables == w->callables_cap) {

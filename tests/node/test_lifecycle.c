@@ -109,10 +109,6 @@ TEST_CASE(bad_input)
     CHECK_STATUS(strata_worker_run(w, one_chip_task, &h, NULL, NULL), STRATA_ESTATE);
     CHECK_ERROR_HAS("is NEW; call strata_worker_init first");
     CHECK_OK(strata_worker_init(w));
-    strata_chip_callable c = {"late", add_chip_orch, add_kernels, 1};
-    strata_handle late;
-    CHECK_STATUS(strata_worker_register_chip(w, &c, &late), STRATA_ESTATE);
-    CHECK_ERROR_HAS("before init");
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
     CHECK_ERROR_HAS("use strata_worker_run");
     pid_t pid;

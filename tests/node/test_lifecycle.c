@@ -2,6 +2,8 @@
  * runs on one chip child, never a zombie, nothing leaked), close, bad input. */
 #include "node_util.h"
 
+#include <pthread.h>
+
 /* One submit_next_level per run. */
 static int one_chip_task(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
 {
@@ -102,6 +104,37 @@ TEST_CASE(close_kills_a_stopped_child)
     strata_worker_destroy(w);
 }
 
+/* A child killed while the parent is inside close (here: stopped, so close is
+   waiting out its grace period): close reaps it and returns, bounded. */
+static void *kill_later(void *arg)
+{
+    sleep_ms(100);
+    kill(*(pid_t *)arg, SIGKILL);
+    return NULL;
+}
+
+TEST_CASE(child_killed_during_close)
+{
+    strata_handle h;
+    strata_worker *w = node_worker(1, 1, STRATA_ON_DEATH_RESTART, &h);
+    CHECK_OK(strata_worker_init(w));
+    pid_t chip, sub;
+    CHECK_OK(strata_worker_child_pid(w, 0, &chip));
+    CHECK_OK(strata_worker_child_pid(w, 1, &sub));
+    CHECK(kill(chip, SIGSTOP) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, kill_later, &chip) == 0);
+    uint64_t t0 = test_now_ns();
+    CHECK_OK(strata_worker_close(w));
+    uint64_t took = test_now_ns() - t0;
+    pthread_join(t, NULL);
+    CHECK(took < 10 * 2 * 500 * 1000000ull);
+    CHECK(!process_alive(chip));
+    CHECK(!process_alive(sub));
+    CHECK_EQ_U64(zombie_children(), 0);
+    strata_worker_destroy(w);
+}
+
 TEST_CASE(bad_input)
 {
     strata_handle h;
@@ -169,5 +202,5 @@ TEST_CASE(bad_submits)
     strata_worker_destroy(w);
 }
 
-TEST_MAIN(CASE(thousand_runs_one_chip), CASE(close_is_bounded_and_idempotent), CASE(close_kills_a_stopped_child),
+TEST_MAIN(CASE(thousand_runs_one_chip), CASE(close_is_bounded_and_idempotent), CASE(close_kills_a_stopped_child), CASE(child_killed_during_close),
           CASE(bad_input), CASE(bad_submits))

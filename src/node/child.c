@@ -48,9 +48,13 @@ static int run_chip_task(strata__node *n, strata__chip *chip, const strata__mail
                          const strata_task_args *args)
 {
     const strata__registration *r = &n->regs[mb->handle - 1];
+    /* The parent enforces the timeout by killing this child, which (unlike a
+       stuck core thread at L2) always works: the chip itself runs without one. */
+    strata_call_config cfg = mb->cfg;
+    cfg.timeout_ms = 0;
     int rc = strata__chip_attach_args(chip, args);
     if (rc == STRATA_OK)
-        rc = strata__chip_run(chip, &r->chip, args, &mb->cfg);
+        rc = strata__chip_run(chip, &r->chip, args, &cfg);
     strata__chip_detach_all(chip);
     return rc;
 }
@@ -110,8 +114,7 @@ void strata__child_main(strata__node *n, strata__child *c)
     strata__chip *chip = NULL;
     if (c->kind == STRATA__CHILD_CHIP) {
         int rc = strata__chip_open(strata__platform_find(n->cfg.platform), c->device_id, c->memory_bytes / 2,
-                                   c->memory, n->cfg.aic_cores, n->cfg.aiv_cores, &n->chip_rings,
-                                   n->cfg.task_timeout_ms, &chip);
+                                   c->memory, n->cfg.aic_cores, n->cfg.aiv_cores, &n->chip_rings, 0, &chip);
         if (rc)
             fail_start(n, c, strata_last_error());
     }

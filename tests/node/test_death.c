@@ -249,6 +249,40 @@ TEST_CASE(hung_child_times_out)
     strata_worker_destroy(w);
 }
 
+/* A chip kernel that hangs is bounded too: the chip child is killed. */
+static int slow_chip_only(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    return strata_submit_next_level(o, *(strata_handle *)ctx, args, NULL, 0);
+}
+
+TEST_CASE(hung_chip_kernel_times_out)
+{
+    strata_worker *w = node_worker(1, 0, STRATA_ON_DEATH_RESTART, NULL);
+    static const strata_kernel_entry k[] = {{0, STRATA_AIV, slow_kernel}};
+    strata_chip_callable c = {"hangs", slow_chip_orch, k, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    CHECK_OK(strata_worker_init(w));
+    pid_t victim;
+    CHECK_OK(strata_worker_child_pid(w, 0, &victim));
+    uint64_t *data, *flag;
+    strata_tensor t[2] = {host_u64(w, 4, &data), host_u64(w, 1, &flag)};
+    strata_tag tags[2] = {STRATA_INOUT, STRATA_INOUT};
+    strata_call_config cfg = {0};
+    cfg.timeout_ms = 100;
+    uint64_t t0 = test_now_ns();
+    CHECK_STATUS(strata_worker_run(w, slow_chip_only, &h, &(strata_task_args){t, tags, 2, NULL, 0}, &cfg),
+                 STRATA_ETIMEDOUT);
+    CHECK(test_now_ns() - t0 < 100 * 100 * 1000000ull);
+    char text[128];
+    snprintf(text, sizeof text, "chip child 0 (device 10, pid %d) was killed by Strata", (int)victim);
+    CHECK_ERROR_HAS(text);
+    CHECK(!process_alive(victim));
+    CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);   /* replaced */
+    strata_worker_destroy(w);
+}
+
 /* Someone else reaps our child (a stray waitpid(-1)): no hang, the error says so. */
 TEST_CASE(child_reaped_by_someone_else)
 {
@@ -325,5 +359,5 @@ TEST_CASE(child_dies_during_init)
 }
 
 TEST_MAIN(CASE(sub_exits_mid_task_restart), CASE(sub_killed_mid_task_fail_policy), CASE(chip_killed_mid_task_restart),
-          CASE(child_killed_while_idle), CASE(hung_child_times_out), CASE(child_reaped_by_someone_else),
+          CASE(child_killed_while_idle), CASE(hung_child_times_out), CASE(hung_chip_kernel_times_out), CASE(child_reaped_by_someone_else),
           CASE(sub_function_failure), CASE(child_dies_during_init))

@@ -126,6 +126,7 @@ typedef struct bench {
     strata_handle  chip, sub, chip_stamp, sub_stamp;
     strata_tensor  stamp_t;   /* one uint64 in the shared host heap */
     strata_tag     stamp_tag;
+    uint64_t       submit_ns[2];   /* stamped runs: before and after the submit (parent) */
     uint32_t       nchips, nsub;
     pid_t          pids[MAX_CHILDREN];
     uint32_t       ntasks;   /* orch_batch */
@@ -162,18 +163,24 @@ static int orch_stamp_chip(strata_orch *o, const strata_task_args *args, const s
 {
     (void)args;
     (void)cfg;
-    const bench *b = ctx;
+    bench *b = ctx;
     strata_task_args a = {&b->stamp_t, &b->stamp_tag, 1, NULL, 0};
-    return strata_submit_next_level(o, b->chip_stamp, &a, NULL, 0);
+    b->submit_ns[0] = now_ns();
+    int rc = strata_submit_next_level(o, b->chip_stamp, &a, NULL, 0);
+    b->submit_ns[1] = now_ns();
+    return rc;
 }
 
 static int orch_stamp_sub(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
 {
     (void)args;
     (void)cfg;
-    const bench *b = ctx;
+    bench *b = ctx;
     strata_task_args a = {&b->stamp_t, &b->stamp_tag, 1, NULL, 0};
-    return strata_submit_sub(o, b->sub_stamp, &a);
+    b->submit_ns[0] = now_ns();
+    int rc = strata_submit_sub(o, b->sub_stamp, &a);
+    b->submit_ns[1] = now_ns();
+    return rc;
 }
 
 static int orch_batch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
@@ -532,8 +539,11 @@ static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata
             fprintf(stderr, "l3_dispatch: %s: the child's time stamp is outside the run\n", name);
             return 1;
         }
-        printf("%-22s %6u %10.1f %12.1f %12.1f %10.1f\n", name, i, us(t1 - t0), us(ts - t0), us(t1 - ts),
-               us(t2 - t1));
+        /* the child may start before the submit returns: the legs are signed */
+        double enter = us(b->submit_ns[0] - t0), post = us(b->submit_ns[1] - b->submit_ns[0]);
+        double wake = ((double)ts - (double)b->submit_ns[1]) / 1000.0;
+        printf("%-22s %6u %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", name, i, us(t1 - t0), enter, post, wake,
+               us(t1 - ts), us(t2 - t1));
     }
     fflush(stdout);
     return check_completed(b, name, before, 2ull * opt->idle_samples);
@@ -735,7 +745,11 @@ int main(int argc, char **argv)
 
     printf("\n# 3. the first run after the worker was idle 1 s (a stamped task: the child writes the time it "
            "starts), then one more run at once; us\n");
-    printf("%-22s %6s %10s %12s %12s %10s\n", "run", "sample", "total", "to child", "back", "next run");
+    printf("#   enter = run() called -> orchestration function; submit = the submit call, which posts and wakes "
+           "the child;\n#   wake = submit returned -> the child starts the task; back = the child starts -> run() "
+           "returns\n");
+    printf("%-22s %6s %9s %9s %9s %9s %9s %9s\n", "run", "sample", "total", "enter", "submit", "wake", "back",
+           "next run");
     failures += after_idle(&a, "one chip task", orch_stamp_chip, orch_one_chip, &opt);
     failures += after_idle(&a, "one SUB task", orch_stamp_sub, orch_one_sub, &opt);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/env.h"
 #include "core/sys.h"
 
@@ -390,16 +391,10 @@ int strata__chip_attach_args(strata__chip *chip, const strata_task_args *args)
                 b->nbytes = t->nbytes;
             continue;
         }
-        if (chip->nattached == chip->attached_cap) {
-            uint32_t cap = chip->attached_cap ? 2 * chip->attached_cap : 16;
-            uint32_t *p = realloc(chip->attached, cap * sizeof p[0]);
-            if (!p)
-                return strata__fail(STRATA_ENOMEM, "chip %d: out of host memory attaching %u buffers",
-                                    chip->device_id, cap);
-            chip->attached = p;
-            chip->attached_cap = cap;
-        }
-        int rc = strata__tmap_buffer_add(&chip->tmap, t->addr, t->nbytes, STRATA__BUFFER_EXTERNAL, &index);
+        int rc = STRATA__RESERVE(chip->attached, chip->nattached, chip->attached_cap, 16, "a chip's attached buffers");
+        if (rc)
+            return rc;
+        rc = strata__tmap_buffer_add(&chip->tmap, t->addr, t->nbytes, STRATA__BUFFER_EXTERNAL, &index);
         if (rc)
             return rc;
         chip->attached[chip->nattached++] = index;

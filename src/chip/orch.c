@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/array.h"
 #include "core/tensor.h"
 
 /* Every failure inside an orchestration function also fails the run. */
@@ -278,14 +279,9 @@ int strata_chip_scope_begin(strata_chip_orch *o)
     if (rc)
         return rc;
     strata__chip *chip = o->chip;
-    if (chip->nscopes == chip->scopes_cap) {
-        uint64_t *p = realloc(chip->scopes, 2 * chip->scopes_cap * sizeof p[0]);
-        if (!p)
-            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_scope_begin: out of host memory for "
-                                                "%u nested scopes", 2 * chip->scopes_cap));
-        chip->scopes = p;
-        chip->scopes_cap *= 2;
-    }
+    rc = STRATA__RESERVE(chip->scopes, chip->nscopes, chip->scopes_cap, 16, "the scope stack");
+    if (rc)
+        return orch_fail(chip, strata__error_prefix(rc, "strata_chip_scope_begin"));
     chip->scopes[chip->nscopes++] = chip->hrec_next;
     return STRATA_OK;
 }

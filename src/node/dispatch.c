@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/array.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "core/wait.h"
@@ -81,24 +82,10 @@ static void run_fail(strata__node *n, int status, const char *msg)
     strata__failure_set(&n->failure, status, "%s", msg);
 }
 
+/* Room is reserved at submit: a task enters the ready list at most once per
+   run, and the list is compacted in place, so it never holds more than ntasks. */
 static void push_ready(strata__node *n, uint32_t t)
 {
-    if (n->ready_tail == n->ready_cap) {
-        /* compact, then grow */
-        uint32_t live = n->ready_tail - n->ready_head;
-        if (live)
-            memmove(n->ready, n->ready + n->ready_head, live * sizeof n->ready[0]);
-        n->ready_head = 0;
-        n->ready_tail = live;
-        if (live == n->ready_cap) {
-            uint32_t cap = n->ready_cap ? 2 * n->ready_cap : 64;
-            uint32_t *p = realloc(n->ready, cap * sizeof p[0]);
-            if (!p)
-                abort();   /* bounded by ntasks, which we could allocate: never in practice */
-            n->ready = p;
-            n->ready_cap = cap;
-        }
-    }
     n->ready[n->ready_tail++] = t;
     n->tasks[t].ready_queued = true;
 }
@@ -333,14 +320,9 @@ static int link_dep(void *arg, uint64_t producer)
     if (p->last_succ == ctx->t + 1)
         return STRATA_OK;   /* already linked through another tensor */
     p->last_succ = ctx->t + 1;
-    if (n->nedges == n->edges_cap) {
-        uint32_t cap = n->edges_cap ? 2 * n->edges_cap : 256;
-        strata__node_edge *e = realloc(n->edges, cap * sizeof e[0]);
-        if (!e)
-            return strata__fail(STRATA_ENOMEM, "out of host memory for %u dependency edges", cap);
-        n->edges = e;
-        n->edges_cap = cap;
-    }
+    int rc = STRATA__RESERVE(n->edges, n->nedges, n->edges_cap, 256, "the run's dependency edges");
+    if (rc)
+        return rc;
     n->edges[n->nedges] = (strata__node_edge){.succ = ctx->t, .next = p->succ};
     p->succ = n->nedges++;
     t->pending++;
@@ -468,16 +450,10 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         rc = check_member(n, call, m, count, kind, a, workers ? workers[m] : -1, ext + at, buf + at);
         at += a ? a->ntensors : 0;
     }
-    if (rc == STRATA_OK && n->ntasks == n->tasks_cap) {
-        uint32_t cap = n->tasks_cap ? 2 * n->tasks_cap : 64;
-        strata__node_task *p = realloc(n->tasks, cap * sizeof p[0]);
-        if (!p)
-            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory for %u tasks", call, cap);
-        else {
-            n->tasks = p;
-            n->tasks_cap = cap;
-        }
-    }
+    if (rc == STRATA_OK)
+        rc = STRATA__RESERVE(n->tasks, n->ntasks, n->tasks_cap, 64, "the run's tasks");
+    if (rc == STRATA_OK)
+        rc = STRATA__RESERVE(n->ready, n->ntasks, n->ready_cap, 64, "the run's ready list");
     uint32_t t = n->ntasks;
     strata__node_task *task = NULL;
     if (rc == STRATA_OK) {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "chip/kernel.h"
+#include "core/array.h"
 #include "core/sys.h"
 
 /* ---- the snapshot of loaded objects ---- */
@@ -86,14 +87,9 @@ enum { REG_SYMBOL = 7 };
 
 static int append(strata__node *n, const strata__registration *r, strata_handle *out)
 {
-    if (n->nregs == n->regs_cap) {
-        uint32_t cap = n->regs_cap ? 2 * n->regs_cap : 8;
-        strata__registration *p = realloc(n->regs, cap * sizeof p[0]);
-        if (!p)
-            return strata__fail(STRATA_ENOMEM, "out of host memory for %u registrations", cap);
-        n->regs = p;
-        n->regs_cap = cap;
-    }
+    int rc = STRATA__RESERVE(n->regs, n->nregs, n->regs_cap, 8, "the registrations");
+    if (rc)
+        return rc;
     n->regs[n->nregs++] = *r;
     if (out)
         *out = n->nregs;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "chip/engine.h"
+#include "core/array.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -357,18 +358,13 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
             rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
         return rc ? strata__error_prefix(rc, "strata_worker_register_chip") : STRATA_OK;
     }
-    if (w->ncallables == w->callables_cap) {
-        uint32_t cap = w->callables_cap ? 2 * w->callables_cap : 8;
-        strata__callable **p = realloc(w->callables, cap * sizeof p[0]);
-        if (!p)
-            return strata__fail(STRATA_ENOMEM, "strata_worker_register_chip: out of host memory");
-        w->callables = p;
-        w->callables_cap = cap;
-    }
+    int rc = STRATA__RESERVE(w->callables, w->ncallables, w->callables_cap, 8, "the chip callables");
+    if (rc)
+        return strata__error_prefix(rc, "strata_worker_register_chip");
     strata__callable *copy = malloc(sizeof *copy);
     if (!copy)
         return strata__fail(STRATA_ENOMEM, "strata_worker_register_chip: out of host memory");
-    int rc = strata__callable_copy(c, copy);
+    rc = strata__callable_copy(c, copy);
     if (rc) {
         free(copy);
         return strata__error_prefix(rc, "strata_worker_register_chip");

@@ -261,21 +261,6 @@ TEST_CASE(env_sizes_the_rings)
     strata_worker_destroy(w);
 }
 
-static bool maps_contain(uint64_t addr)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    CHECK(f != NULL);
-    char line[512];
-    bool found = false;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long lo, hi;
-        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && addr >= lo && addr < hi)
-            found = true;
-    }
-    fclose(f);
-    return found;
-}
-
 TEST_CASE(chip_memory)
 {
     strata_worker_config cfg;
@@ -314,9 +299,9 @@ TEST_CASE(chip_memory)
         CHECK_OK(strata_worker_free(w, b));
     }
     CHECK_OK(strata_worker_malloc(w, 0, 64, &b));
-    CHECK(maps_contain(b.addr));
+    CHECK(test_is_mapped(b.addr));
     CHECK_OK(strata_worker_close(w));
-    CHECK(!maps_contain(b.addr));   /* close unmapped the chip memory */
+    CHECK(!test_is_mapped(b.addr));   /* close unmapped the chip memory */
     strata_worker_destroy(w);
 }
 

@@ -215,6 +215,22 @@ uint64_t test_rss_bytes(void)
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+bool test_is_mapped(uint64_t addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        test_fail(__FILE__, __LINE__, "cannot read /proc/self/maps");
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi;
+        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && addr >= lo && addr < hi)
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
 uint64_t test_now_ns(void)
 {
     struct timespec ts;

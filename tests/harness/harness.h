@@ -86,6 +86,8 @@ strata_tensor  test_tensor(strata_buffer b, strata_dtype dtype);
 void test_setenv(const char *name, const char *value);
 /* Resident set size of this process, bytes. */
 uint64_t test_rss_bytes(void);
+/* Whether addr lies in a mapping of this process (/proc/self/maps). */
+bool test_is_mapped(uint64_t addr);
 /* Monotonic time in nanoseconds. */
 uint64_t test_now_ns(void);
 

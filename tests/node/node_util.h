@@ -44,6 +44,17 @@ static inline int add_chip_orch(strata_chip_orch *o, const strata_task_args *arg
 
 static const strata_kernel_entry add_kernels[] = {{0, STRATA_AIV, add_kernel}};
 
+/* SUB: tensors[last][0] = sum of tensors[0..last)[0] */
+static inline int sum_sub(const strata_task_args *a, void *ctx)
+{
+    (void)ctx;
+    uint64_t s = 0;
+    for (uint32_t i = 0; i + 1 < a->ntensors; i++)
+        s += u64_of(&a->tensors[i])[0];
+    u64_of(&a->tensors[a->ntensors - 1])[0] = s;
+    return 0;
+}
+
 /* A level-3 worker with nchips chips (device ids 10, 11, ...) and nsubs SUB
    children, the add callable registered as *chip_h. Not yet initialised. */
 static inline strata_worker *node_worker(uint32_t nchips, uint32_t nsubs, strata_death_policy policy,

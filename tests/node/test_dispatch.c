@@ -3,16 +3,6 @@
  * the parent's death. */
 #include "node_util.h"
 
-/* SUB: tensors[last] = sum of tensors[0..last) element 0, or x *= scalars[0]. */
-static int sum_sub(const strata_task_args *a, void *ctx)
-{
-    (void)ctx;
-    uint64_t s = 0;
-    for (uint32_t i = 0; i + 1 < a->ntensors; i++)
-        s += u64_of(&a->tensors[i])[0];
-    u64_of(&a->tensors[a->ntensors - 1])[0] = s;
-    return 0;
-}
 
 static int mul_sub(const strata_task_args *a, void *ctx)
 {

@@ -48,15 +48,6 @@ static int meet_sub(const strata_task_args *a, void *ctx)
     return 0;
 }
 
-static int sum_sub(const strata_task_args *a, void *ctx)
-{
-    (void)ctx;
-    uint64_t s = 0;
-    for (uint32_t i = 0; i + 1 < a->ntensors; i++)
-        s += u64_of(&a->tensors[i])[0];
-    u64_of(&a->tensors[a->ntensors - 1])[0] = s;
-    return 0;
-}
 
 typedef struct rig {
     strata_worker *w;

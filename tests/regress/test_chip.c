@@ -140,21 +140,6 @@ static int one_task(strata_chip_orch *o, const strata_task_args *args, const str
     return strata_chip_submit(o, 0, NULL);
 }
 
-static bool mapped(uint64_t addr)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    CHECK(f != NULL);
-    char line[512];
-    bool found = false;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long lo, hi;
-        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && addr >= lo && addr < hi)
-            found = true;
-    }
-    fclose(f);
-    return found;
-}
-
 TEST_CASE(hung_chip_never_released)
 {
     strata_worker *w = test_worker(1, 1);
@@ -170,9 +155,9 @@ TEST_CASE(hung_chip_never_released)
     while (!atomic_load(&slow_returned) && test_now_ns() < deadline)
         sleep_ms(5);
     CHECK(atomic_load(&slow_returned));
-    CHECK(mapped(probe.addr));
+    CHECK(test_is_mapped(probe.addr));
     CHECK_OK(strata_worker_close(w));   /* every lane joins: the chip is released */
-    CHECK(!mapped(probe.addr));
+    CHECK(!test_is_mapped(probe.addr));
     strata_worker_destroy(w);
 }
 

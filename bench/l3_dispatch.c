@@ -17,7 +17,12 @@
  *      N = 20000), and the same with every task on chip 0: tasks per second and
  *      microseconds per task.
  *   3. the first task after the worker was idle 1 s: sleep, then time one run
- *      (and the run right after it), a few samples.
+ *      (and the run right after it), a few samples. These runs use "stamped"
+ *      tasks that write CLOCK_MONOTONIC into shared host memory when the child
+ *      starts them, and the orchestration function stamps its submit, which
+ *      splits the run into: entering run(), the submit (post + wake), the
+ *      child's wake-up, and the way back. An empty run after 1 s idle is the
+ *      baseline without any process switch.
  *   4. idle CPU: after a few runs the worker is left alone for 1 s and 2 s; the
  *      CPU time the parent (getrusage RUSAGE_SELF) and every child (utime + stime
  *      from /proc/<pid>/stat, clock ticks) consumed meanwhile, as a percentage of
@@ -55,7 +60,20 @@ typedef struct options {
     uint32_t idle_samples;          /* first run after 1 s idle */
     uint32_t idle_secs[2], nidle;   /* idle CPU windows */
     bool     quick, samples;
+    const char *only;               /* comma-separated section names; NULL = all */
 } options;
+
+static bool selected(const options *o, const char *name)
+{
+    if (!o->only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->only);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strcmp(name, tok) == 0)
+            return true;
+    return false;
+}
 
 /* ---- time ---- */
 
@@ -156,6 +174,17 @@ static int orch_one_sub(strata_orch *o, const strata_task_args *args, const stra
     (void)cfg;
     const bench *b = ctx;
     return strata_submit_sub(o, b->sub, &no_args);
+}
+
+static int orch_stamp_none(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                           void *ctx)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    bench *b = ctx;
+    b->submit_ns[0] = b->submit_ns[1] = now_ns();
+    return 0;
 }
 
 static int orch_stamp_chip(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
@@ -520,7 +549,8 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
 
 /* ---- 3. the first run after 1 s idle ---- */
 
-static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata_orch_fn plain, const options *opt)
+static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata_orch_fn plain, uint32_t ntasks,
+                      const options *opt)
 {
     uint64_t before = completed(b);
     volatile uint64_t *word = (volatile uint64_t *)(uintptr_t)b->stamp_t.addr;
@@ -530,7 +560,7 @@ static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata
         uint64_t t0 = now_ns();
         int rc = strata_worker_run(b->w, stamped, b, NULL, NULL);
         uint64_t t1 = now_ns();
-        uint64_t ts = *word;
+        uint64_t ts = ntasks ? *word : t1;
         int rc2 = rc ? rc : strata_worker_run(b->w, plain, b, NULL, NULL);
         uint64_t t2 = now_ns();
         if (rc || rc2)
@@ -542,11 +572,15 @@ static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata
         /* the child may start before the submit returns: the legs are signed */
         double enter = us(b->submit_ns[0] - t0), post = us(b->submit_ns[1] - b->submit_ns[0]);
         double wake = ((double)ts - (double)b->submit_ns[1]) / 1000.0;
-        printf("%-22s %6u %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", name, i, us(t1 - t0), enter, post, wake,
-               us(t1 - ts), us(t2 - t1));
+        if (ntasks)
+            printf("%-22s %6u %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f\n", name, i, us(t1 - t0), enter, post, wake,
+                   us(t1 - ts), us(t2 - t1));
+        else
+            printf("%-22s %6u %9.1f %9.1f %9s %9s %9s %9.1f\n", name, i, us(t1 - t0), enter, "-", "-", "-",
+                   us(t2 - t1));
     }
     fflush(stdout);
-    return check_completed(b, name, before, 2ull * opt->idle_samples);
+    return check_completed(b, name, before, 2ull * ntasks * opt->idle_samples);
 }
 
 /* ---- 4. idle CPU ---- */
@@ -625,6 +659,8 @@ static void usage(FILE *f)
             "  --big N           tasks of the large throughput run (default 20000)\n"
             "  --big-runs N      how many large runs, each printed (default 3)\n"
             "  --idle-samples N  runs timed after 1 s idle (default 5)\n"
+            "  --only LIST       sections to run, comma-separated: roundtrip, after-idle, idle-cpu,\n"
+            "                    throughput (default: all)\n"
             "  --samples         print every round trip\n"
             "  --quick           small counts, 1 s idle only, for the smoke test\n");
 }
@@ -668,6 +704,23 @@ static int parse_args(int argc, char **argv, options *o)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
+        }
+        if (strcmp(a, "--only") == 0) {
+            if (!v) {
+                fprintf(stderr, "l3_dispatch: --only needs a value\n");
+                return 1;
+            }
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+                if (strcmp(tok, "roundtrip") && strcmp(tok, "after-idle") && strcmp(tok, "idle-cpu") &&
+                    strcmp(tok, "throughput")) {
+                    fprintf(stderr, "l3_dispatch: --only: unknown section '%s'\n", tok);
+                    return 1;
+                }
+            o->only = v;
+            i++;
+            continue;
         }
         uint32_t *dst = strcmp(a, "--runs") == 0           ? &o->runs
                         : strcmp(a, "--warmup") == 0       ? &o->warmup
@@ -734,46 +787,58 @@ int main(int argc, char **argv)
     bench a;
     if (bench_open(&a, 1, 1))
         return 1;
-    printf("\n# 1. round trip of one strata_worker_run (1 chip child + 1 SUB child); warm-up %u runs; "
-           "times in us; <=10us = %% of runs that took at most 10 us; csw/run = voluntary context "
-           "switches per run (parent, children)\n", opt.warmup);
-    printf("%-22s %7s %8s %8s %8s %8s %8s %9s %8s %7s   %6s %6s\n", "run", "runs", "min", "median", "p90", "p99",
-           "p99.9", "max", "mean", "<=10us", "parent", "child");
-    failures += round_trip(&a, "empty run (no task)", orch_nothing, 0, &opt);
-    failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
-    failures += round_trip(&a, "one SUB task", orch_one_sub, 1, &opt);
-
-    printf("\n# 3. the first run after the worker was idle 1 s (a stamped task: the child writes the time it "
-           "starts), then one more run at once; us\n");
-    printf("#   enter = run() called -> orchestration function; submit = the submit call, which posts and wakes "
-           "the child;\n#   wake = submit returned -> the child starts the task; back = the child starts -> run() "
-           "returns\n");
-    printf("%-22s %6s %9s %9s %9s %9s %9s %9s\n", "run", "sample", "total", "enter", "submit", "wake", "back",
-           "next run");
-    failures += after_idle(&a, "one chip task", orch_stamp_chip, orch_one_chip, &opt);
-    failures += after_idle(&a, "one SUB task", orch_stamp_sub, orch_one_sub, &opt);
-
-    printf("\n# 4. idle CPU: %% of one core while the worker is left alone\n");
-    for (uint32_t k = 0; k < opt.nidle; k++)
-        failures += idle_cpu(&a, "1 chip + 1 SUB", opt.idle_secs[k]);
+    if (selected(&opt, "roundtrip")) {
+        printf("\n# 1. round trip of one strata_worker_run (1 chip child + 1 SUB child); warm-up %u runs; "
+               "times in us; <=10us = %% of runs that took at most 10 us; csw/run = voluntary context "
+               "switches per run (parent, children)\n", opt.warmup);
+        printf("%-22s %7s %8s %8s %8s %8s %8s %9s %8s %7s   %6s %6s\n", "run", "runs", "min", "median", "p90",
+               "p99", "p99.9", "max", "mean", "<=10us", "parent", "child");
+        failures += round_trip(&a, "empty run (no task)", orch_nothing, 0, &opt);
+        failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
+        failures += round_trip(&a, "one SUB task", orch_one_sub, 1, &opt);
+    }
+    if (selected(&opt, "after-idle")) {
+        printf("\n# 3. the first run after the worker was idle 1 s (a stamped task: the child writes the time it "
+               "starts), then one more run at once; us\n");
+        printf("#   enter = run() called -> orchestration function; submit = the submit call, which posts and "
+               "wakes the child;\n#   wake = submit returned -> the child starts the task; back = the child "
+               "starts -> run() returns\n");
+        printf("%-22s %6s %9s %9s %9s %9s %9s %9s\n", "run", "sample", "total", "enter", "submit", "wake", "back",
+               "next run");
+        failures += after_idle(&a, "empty run (no task)", orch_stamp_none, orch_nothing, 0, &opt);
+        failures += after_idle(&a, "one chip task", orch_stamp_chip, orch_one_chip, 1, &opt);
+        failures += after_idle(&a, "one SUB task", orch_stamp_sub, orch_one_sub, 1, &opt);
+    }
+    if (selected(&opt, "idle-cpu")) {
+        printf("\n# 4. idle CPU: %% of one core while the worker is left alone\n");
+        for (uint32_t k = 0; k < opt.nidle; k++)
+            failures += idle_cpu(&a, "1 chip + 1 SUB", opt.idle_secs[k]);
+    }
     failures += bench_close(&a);
 
     /* Worker B: 2 chip children. */
+    if (!selected(&opt, "throughput") && !selected(&opt, "idle-cpu"))
+        return failures ? 1 : 0;
     bench b;
     if (bench_open(&b, 2, 0))
         return 1;
-    uint32_t bw = opt.quick ? 5 : 100;
-    printf("\n# 2. throughput: independent empty chip tasks, one run each (2 chip children); times in us\n");
-    printf("%-30s %6s %6s %10s %10s %10s %9s %9s %11s\n", "tasks on", "tasks", "runs", "min", "median", "p90",
-           "us/task", "min", "tasks/s");
-    failures += throughput(&b, "chips 0,1 alternating", opt.batch, 2, bw, opt.batch_runs, false);
-    failures += throughput(&b, "chip 0 only", opt.batch, 1, bw, opt.batch_runs, false);
-    failures += throughput(&b, "chips 0,1 alternating", opt.big, 2, 1, opt.big_runs, true);
-    failures += throughput(&b, "chip 0 only", opt.big, 1, 1, opt.big_runs, true);
-
-    printf("\n# 4. idle CPU (continued)\n");
-    for (uint32_t k = 0; k < opt.nidle; k++)
-        failures += idle_cpu(&b, "2 chips", opt.idle_secs[k]);
+    if (selected(&opt, "throughput")) {
+        uint32_t bw = opt.quick ? 5 : 100;
+        printf("\n# 2. throughput: independent empty chip tasks, one run each (2 chip children); times in us\n");
+        printf("%-30s %6s %6s %10s %10s %10s %9s %9s %11s\n", "tasks on", "tasks", "runs", "min", "median", "p90",
+               "us/task", "min", "tasks/s");
+        failures += throughput(&b, "chips 0,1 alternating", opt.batch, 2, bw, opt.batch_runs, false);
+        failures += throughput(&b, "chip 0 only", opt.batch, 1, bw, opt.batch_runs, false);
+        if (opt.big_runs) {
+            failures += throughput(&b, "chips 0,1 alternating", opt.big, 2, 1, opt.big_runs, true);
+            failures += throughput(&b, "chip 0 only", opt.big, 1, 1, opt.big_runs, true);
+        }
+    }
+    if (selected(&opt, "idle-cpu")) {
+        printf("\n# 4. idle CPU (continued)\n");
+        for (uint32_t k = 0; k < opt.nidle; k++)
+            failures += idle_cpu(&b, "2 chips", opt.idle_secs[k]);
+    }
     failures += bench_close(&b);
     return failures ? 1 : 0;
 }

@@ -70,6 +70,7 @@ void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
     if (!any_answer(n))
         poll(fds, nfds, timeout_ms ? (int)timeout_ms : -1);
     strata__store_relaxed(&n->header->parent_sleeping, 0);
+    n->check_deaths = true;
     uint64_t drained;
     while (read(n->wake_fd, &drained, sizeof drained) > 0)
         ;
@@ -186,18 +187,33 @@ static bool pick_children(strata__node *n, const strata__node_task *task, strata
 /* Post what is ready to idle children; cancel what cannot run. */
 static void dispatch(strata__node *n)
 {
+    /* With no idle child nothing can be posted: the scan stops there, so a long
+       backlog is not walked on every answer. Cancelling needs no child, so a
+       failed run scans everything. */
+    uint32_t idle = 0;
+    for (uint32_t k = 0; k < n->nchildren; k++)
+        idle += n->children[k].pid > 0 && !n->children[k].dead && !n->children[k].busy;
+    bool failed = strata__failure_status(&n->failure) != 0;
+    if (idle == 0 && !failed)
+        return;
     uint32_t keep = n->ready_head;
     strata__child *picks[256];
     for (uint32_t i = n->ready_head; i < n->ready_tail; i++) {
         uint32_t t = n->ready[i];
         strata__node_task *task = &n->tasks[t];
-        if (task->poisoned || strata__failure_status(&n->failure) != 0) {
+        if (task->poisoned || failed) {
             complete(n, t, STRATA_ECANCELED, NULL);
+            failed = strata__failure_status(&n->failure) != 0;
+            continue;
+        }
+        if (idle == 0) {
+            n->ready[keep++] = t;
             continue;
         }
         bool dead;
         if (pick_children(n, task, picks, &dead)) {
             task->remaining = task->nmembers;
+            idle -= task->nmembers;
             for (uint32_t m = 0; m < task->nmembers; m++)
                 post(n, picks[m], t, m);
             continue;
@@ -278,9 +294,14 @@ static void pump(strata__node *n, bool block)
         free(msg);
         progress = true;
     }
-    if (strata__node_reap(n)) {
-        handle_deaths(n);
-        progress = true;
+    /* Reaping costs a waitpid per child: only after a sleep (a death wakes the
+       sleep through its pidfd) or when a child has no pidfd. */
+    if (n->check_deaths) {
+        n->check_deaths = false;
+        if (strata__node_reap(n)) {
+            handle_deaths(n);
+            progress = true;
+        }
     }
     check_timeouts(n);
     handle_deaths(n);
@@ -628,6 +649,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
         }
     }
     n->running = true;
+    n->check_deaths = true;
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
     int orc = orch(&o, args, o.run_cfg, ctx);
     if (orc != 0) {

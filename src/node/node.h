@@ -113,6 +113,7 @@ typedef struct strata__node {
     int                    wake_fd;
     pid_t                  parent_pid;
     uint64_t               restarts;
+    bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     bool                   failed;       /* policy FAIL after a death */
     /* registrations: handle h is regs[h - 1] */
     strata__registration  *regs;

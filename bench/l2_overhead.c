@@ -31,6 +31,7 @@
 
 #include <strata/strata.h>
 
+#include "common.h"
 #include "dag.h"
 
 #define DATUM_BYTES 64u
@@ -53,12 +54,6 @@ typedef struct options {
 
 /* ---- time ---- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- kernels ---- */
 
@@ -121,7 +116,7 @@ static int orchestrate(strata_chip_orch *o, const strata_task_args *args, const 
                 return rc;
         }
     }
-    p->orch_end_ns = now_ns();
+    p->orch_end_ns = bench_now_ns();
     return 0;
 }
 
@@ -235,15 +230,10 @@ out:
 
 /* ---- statistics ---- */
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
 
 static uint64_t median_u64(uint64_t *v, uint32_t n)
 {
-    qsort(v, n, sizeof v[0], cmp_u64);
+    qsort(v, n, sizeof v[0], bench_cmp_u64);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -329,9 +319,9 @@ static int run_workload(const dag *d, const options *opt, result *res)
             goto free_plan;
         }
     for (uint32_t r = 0; r < reps; r++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         rc = strata_worker_run_chip(w, h, NULL, &cc);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         if (rc) {
             fail("strata_worker_run_chip", rc);
             goto free_plan;
@@ -438,16 +428,6 @@ static void usage(FILE *f)
             "  --quick          tiny sizes, --verify, for the smoke test\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
 
 static bool parse_tiles(const char *s, options *o)
 {
@@ -455,7 +435,7 @@ static bool parse_tiles(const char *s, options *o)
     snprintf(buf, sizeof buf, "%s", s);
     o->ntiles = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !parse_u32(tok, &o->tiles[o->ntiles]))
+        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !bench_parse_u32(tok, &o->tiles[o->ntiles]))
             return false;
         o->ntiles++;
     }
@@ -529,25 +509,25 @@ static int parse_args(int argc, char **argv, options *o)
         if (strcmp(a, "--only") == 0)
             o->only = v;
         else if (strcmp(a, "--reps") == 0)
-            ok = parse_u32(v, &o->reps);
+            ok = bench_parse_u32(v, &o->reps);
         else if (strcmp(a, "--warmup") == 0)
-            ok = parse_u32(v, &o->warmup) && o->warmup >= 1;
+            ok = bench_parse_u32(v, &o->warmup) && o->warmup >= 1;
         else if (strcmp(a, "--min-tasks") == 0) {
-            ok = parse_u32(v, &x);
+            ok = bench_parse_u32(v, &x);
             o->min_tasks = x;
         }
         else if (strcmp(a, "--n") == 0)
-            ok = parse_u32(v, &o->n);
+            ok = bench_parse_u32(v, &o->n);
         else if (strcmp(a, "--width") == 0)
-            ok = parse_u32(v, &o->width) && o->width >= 1;
+            ok = bench_parse_u32(v, &o->width) && o->width >= 1;
         else if (strcmp(a, "--rounds") == 0)
-            ok = parse_u32(v, &o->rounds);
+            ok = bench_parse_u32(v, &o->rounds);
         else if (strcmp(a, "--tiles") == 0)
             ok = parse_tiles(v, o);
         else if (strcmp(a, "--aiv") == 0 || strcmp(a, "--threads") == 0)
-            ok = parse_u32(v, &o->aiv) && o->aiv >= 1 && o->aiv <= 64;
+            ok = bench_parse_u32(v, &o->aiv) && o->aiv >= 1 && o->aiv <= 64;
         else if (strcmp(a, "--aic") == 0)
-            ok = parse_u32(v, &o->aic) && o->aic >= 1 && o->aic <= 64;
+            ok = bench_parse_u32(v, &o->aic) && o->aic >= 1 && o->aic <= 64;
         else if (strcmp(a, "--place") == 0) {
             if (strcmp(v, "aiv") == 0)
                 o->place = PLACE_AIV;
@@ -556,10 +536,10 @@ static int parse_args(int argc, char **argv, options *o)
             else
                 ok = false;
         } else if (strcmp(a, "--window") == 0) {
-            ok = parse_u32(v, &x) && x >= 1 && (x & (x - 1)) == 0 && x <= 65536;
+            ok = bench_parse_u32(v, &x) && x >= 1 && (x & (x - 1)) == 0 && x <= 65536;
             o->window = x;
         } else if (strcmp(a, "--dep-pool") == 0) {
-            ok = parse_u32(v, &x) && x >= 1;
+            ok = bench_parse_u32(v, &x) && x >= 1;
             o->dep_pool = x;
         } else {
             fprintf(stderr, "l2_overhead: unknown option %s\n", a);
@@ -580,26 +560,7 @@ static int parse_args(int argc, char **argv, options *o)
 
 static void print_machine(void)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                const char *c = strchr(line, ':');
-                if (c) {
-                    c++;
-                    while (*c == ' ' || *c == '\t')
-                        c++;
-                    snprintf(model, sizeof model, "%s", c);
-                    model[strcspn(model, "\n")] = '\0';
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    printf("# strata %s, %ld online CPUs, %s\n", strata_version_string(), sysconf(_SC_NPROCESSORS_ONLN), model);
+    bench_print_machine("");
 }
 
 int main(int argc, char **argv)

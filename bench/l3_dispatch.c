@@ -51,6 +51,8 @@
 
 #include <strata/strata.h>
 
+#include "common.h"
+
 #define MAX_CHILDREN 4
 
 typedef struct options {
@@ -77,12 +79,6 @@ static bool selected(const options *o, const char *name)
 
 /* ---- time ---- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -119,7 +115,7 @@ static int sub_empty(const strata_task_args *args, void *ctx)
    splits a run into parent -> child and child -> parent. */
 static void stamp(const strata_task_args *args)
 {
-    *(volatile uint64_t *)(uintptr_t)args->tensors[0].addr = now_ns();
+    *(volatile uint64_t *)(uintptr_t)args->tensors[0].addr = bench_now_ns();
 }
 
 static int chip_orch_stamp(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
@@ -183,7 +179,7 @@ static int orch_stamp_none(strata_orch *o, const strata_task_args *args, const s
     (void)args;
     (void)cfg;
     bench *b = ctx;
-    b->submit_ns[0] = b->submit_ns[1] = now_ns();
+    b->submit_ns[0] = b->submit_ns[1] = bench_now_ns();
     return 0;
 }
 
@@ -194,9 +190,9 @@ static int orch_stamp_chip(strata_orch *o, const strata_task_args *args, const s
     (void)cfg;
     bench *b = ctx;
     strata_task_args a = {&b->stamp_t, &b->stamp_tag, 1, NULL, 0};
-    b->submit_ns[0] = now_ns();
+    b->submit_ns[0] = bench_now_ns();
     int rc = strata_submit_next_level(o, b->chip_stamp, &a, NULL, 0);
-    b->submit_ns[1] = now_ns();
+    b->submit_ns[1] = bench_now_ns();
     return rc;
 }
 
@@ -206,9 +202,9 @@ static int orch_stamp_sub(strata_orch *o, const strata_task_args *args, const st
     (void)cfg;
     bench *b = ctx;
     strata_task_args a = {&b->stamp_t, &b->stamp_tag, 1, NULL, 0};
-    b->submit_ns[0] = now_ns();
+    b->submit_ns[0] = bench_now_ns();
     int rc = strata_submit_sub(o, b->sub_stamp, &a);
-    b->submit_ns[1] = now_ns();
+    b->submit_ns[1] = bench_now_ns();
     return rc;
 }
 
@@ -420,25 +416,7 @@ static uint64_t rusage_ns(const struct rusage *ru)
 
 /* ---- statistics ---- */
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
 
-/* Nearest-rank percentile of a sorted array. */
-static uint64_t pct(const uint64_t *v, uint32_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    double r = q * n;
-    uint32_t k = (uint32_t)r;
-    if ((double)k < r)
-        k++;
-    if (k == 0)
-        k = 1;
-    return v[k - 1];
-}
 
 static double us(uint64_t ns)
 {
@@ -465,9 +443,9 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t cv0 = children_vcsw(b);
     for (uint32_t r = 0; r < opt->runs; r++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         rc = strata_worker_run(b->w, orch, b, NULL, NULL);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         if (rc) {
             free(s);
             return fail("strata_worker_run", rc);
@@ -484,7 +462,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
         for (uint32_t r = 0; r < opt->runs; r++)
             printf("#   %s run %u: %.2f us\n", name, r, us(s[r]));
     uint32_t n = opt->runs;
-    qsort(s, n, sizeof s[0], cmp_u64);
+    qsort(s, n, sizeof s[0], bench_cmp_u64);
     uint64_t sum = 0;
     for (uint32_t r = 0; r < n; r++)
         sum += s[r];
@@ -493,7 +471,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
         fast++;
     double pv = n ? (double)(ru1.ru_nvcsw - ru0.ru_nvcsw) / n : 0, cv = n ? (double)(cv1 - cv0) / n : 0;
     printf("%-22s %7u %8.2f %8.2f %8.2f %8.2f %8.2f %9.1f %8.2f %7.1f   %6.3f %6.3f\n", name, n, n ? us(s[0]) : 0.0,
-           us(pct(s, n, 0.5)), us(pct(s, n, 0.9)), us(pct(s, n, 0.99)), us(pct(s, n, 0.999)),
+           us(bench_percentile(s, n, 0.5)), us(bench_percentile(s, n, 0.9)), us(bench_percentile(s, n, 0.99)), us(bench_percentile(s, n, 0.999)),
            n ? us(s[n - 1]) : 0.0, n ? us(sum / n) : 0.0, n ? 100.0 * fast / n : 0.0, pv, cv);
     fflush(stdout);
     free(s);
@@ -520,9 +498,9 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
             return fail("strata_worker_run (warm-up)", rc);
         }
     for (uint32_t r = 0; r < runs; r++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         rc = strata_worker_run(b->w, orch_batch, b, NULL, NULL);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         if (rc) {
             free(s);
             return fail("strata_worker_run", rc);
@@ -536,11 +514,11 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
         free(s);
         return 1;
     }
-    qsort(s, runs, sizeof s[0], cmp_u64);
+    qsort(s, runs, sizeof s[0], bench_cmp_u64);
     if (runs) {
-        uint64_t med = pct(s, runs, 0.5);
+        uint64_t med = bench_percentile(s, runs, 0.5);
         printf("%-30s %6u %6u %10.1f %10.1f %10.1f %9.3f %9.3f %11.0f\n", name, ntasks, runs, us(s[0]), us(med),
-               us(pct(s, runs, 0.9)), us(med) / ntasks, us(s[0]) / ntasks, ntasks * 1e9 / (double)med);
+               us(bench_percentile(s, runs, 0.9)), us(med) / ntasks, us(s[0]) / ntasks, ntasks * 1e9 / (double)med);
     }
     fflush(stdout);
     free(s);
@@ -557,12 +535,12 @@ static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata
     for (uint32_t i = 0; i < opt->idle_samples; i++) {
         sleep_ns(1000000000ull);
         *word = 0;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int rc = strata_worker_run(b->w, stamped, b, NULL, NULL);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         uint64_t ts = ntasks ? *word : t1;
         int rc2 = rc ? rc : strata_worker_run(b->w, plain, b, NULL, NULL);
-        uint64_t t2 = now_ns();
+        uint64_t t2 = bench_now_ns();
         if (rc || rc2)
             return fail("strata_worker_run", rc ? rc : rc2);
         if (ts < t0 || ts > t1) {
@@ -606,9 +584,9 @@ static int idle_cpu(bench *b, const char *name, uint32_t secs)
         c0[i] = read_proc_cpu(b->pids[i]);
     p0 = read_proc_cpu(getpid());
     getrusage(RUSAGE_SELF, &ru0);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     sleep_ns((uint64_t)secs * 1000000000ull);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     p1 = read_proc_cpu(getpid());
     for (uint32_t i = 0; i < nc; i++)
@@ -665,16 +643,6 @@ static void usage(FILE *f)
             "  --quick           small counts, 1 s idle only, for the smoke test\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
 
 static int parse_args(int argc, char **argv, options *o)
 {
@@ -740,7 +708,7 @@ static int parse_args(int argc, char **argv, options *o)
             return 1;
         }
         i++;
-        if (!parse_u32(v, dst) || ((dst == &o->batch || dst == &o->big) && *dst == 0)) {
+        if (!bench_parse_u32(v, dst) || ((dst == &o->batch || dst == &o->big) && *dst == 0)) {
             fprintf(stderr, "l3_dispatch: bad value '%s' for %s\n", v, a);
             return 1;
         }
@@ -752,27 +720,9 @@ static int parse_args(int argc, char **argv, options *o)
 
 static void print_machine(void)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                const char *c = strchr(line, ':');
-                if (c) {
-                    c++;
-                    while (*c == ' ' || *c == '\t')
-                        c++;
-                    snprintf(model, sizeof model, "%s", c);
-                    model[strcspn(model, "\n")] = '\0';
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    printf("# strata %s, %ld online CPUs, %s, CLK_TCK %ld\n", strata_version_string(),
-           sysconf(_SC_NPROCESSORS_ONLN), model, sysconf(_SC_CLK_TCK));
+    char extra[64];
+    snprintf(extra, sizeof extra, ", CLK_TCK %ld", sysconf(_SC_CLK_TCK));
+    bench_print_machine(extra);
 }
 
 int main(int argc, char **argv)

@@ -78,6 +78,13 @@ uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint32_t check
 /* Publish the answer to request seq (status and message already written) and
    wake the parent if it sleeps. */
 void strata__mailbox_answer(strata__mailbox_header *hdr, strata__mailbox *mb, uint32_t seq);
+/* The length of the message a child wrote, never more than the area holds (a
+   child's memory is not trusted). */
+static inline uint32_t strata__mailbox_message_len(const strata__mailbox *mb)
+{
+    return mb->message_len < STRATA__MAILBOX_MESSAGE ? mb->message_len : STRATA__MAILBOX_MESSAGE;
+}
+
 /* Write status and message (cut at STRATA__MAILBOX_MESSAGE bytes, saying so). */
 void strata__mailbox_set_result(strata__mailbox *mb, int status, const char *message);
 

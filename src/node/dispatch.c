@@ -287,8 +287,8 @@ static void pump(strata__node *n, bool block)
         char *msg = NULL;
         if (mb->status != STRATA_OK) {
             char name[96];
-            msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name), (int)mb->message_len,
-                                 mb->message);
+            msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name),
+                                 (int)strata__mailbox_message_len(mb), mb->message);
         }
         member_done(n, t, mb->status, msg ? msg : "a task failed in a child");
         free(msg);
@@ -485,6 +485,8 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         task->cfg = cfg ? *cfg : *o->run_cfg;
         if (cfg && cfg->timeout_ms == 0)
             task->cfg.timeout_ms = o->run_cfg->timeout_ms;
+        if (task->cfg.timeout_ms == 0)
+            task->cfg.timeout_ms = n->cfg.task_timeout_ms;   /* the worker's default */
         task->succ = STRATA__NONE;
         task->nmembers = count;
         task->ntensors = nt;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,56 @@
 #include "core/log.h"
 #include "core/sys.h"
 #include "ipc/shm.h"
+
+/* Global state: every node worker between init and close, so a new child can
+   drop the others' descriptors and mappings (a mutex guards the list; a child
+   reads its snapshot without the lock, since it is single-threaded then). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static strata__node *live_nodes;
+
+static void live_add(strata__node *n)
+{
+    pthread_mutex_lock(&live_lock);
+    n->next_live = live_nodes;
+    live_nodes = n;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(strata__node *n)
+{
+    pthread_mutex_lock(&live_lock);
+    for (strata__node **p = &live_nodes; *p; p = &(*p)->next_live)
+        if (*p == n) {
+            *p = n->next_live;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
+void strata__node_forget_others(const strata__node *self)
+{
+    for (strata__node *o = live_nodes; o; o = o->next_live) {
+        if (o == self)
+            continue;
+        for (uint32_t i = 0; i < o->nchildren; i++) {
+            if (o->children[i].pidfd >= 0)
+                close(o->children[i].pidfd);
+            if (o->children[i].memory)
+                strata__shm_unmap(o->children[i].memory, o->children[i].memory_bytes);
+        }
+        if (o->wake_fd >= 0)
+            close(o->wake_fd);
+        for (int k = 0; k < 2; k++)
+            if (o->death_pipe[k] >= 0)
+                close(o->death_pipe[k]);
+        strata__shm_unmap(o->mail, o->mail_bytes);
+        strata__shm_unmap(o->heap, o->heap_bytes);
+    }
+    /* Its own siblings' pidfds are no business of a child either. */
+    for (uint32_t i = 0; i < self->nchildren; i++)
+        if (self->children[i].pidfd >= 0)
+            close(self->children[i].pidfd);
+}
 
 const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
 {
@@ -43,6 +94,7 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     n->cfg = *cfg;
     n->level = cfg->level;
     n->wake_fd = -1;
+    n->death_pipe[0] = n->death_pipe[1] = -1;
     n->heap_bytes = cfg->shared_heap_bytes;
     int rc = strata__shm_map(n->heap_bytes, "the shared host heap (shared_heap_bytes)", (void **)&n->heap);
     if (rc == STRATA_OK) {
@@ -66,34 +118,39 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     return STRATA_OK;
 }
 
-/* Wait until child c reports ready or dies, or the deadline passes. */
+/* Wait until child c reports ready or dies, or the deadline passes. A child
+   started earlier that dies meanwhile fails the wait too: init is all or
+   nothing. Every death found is reaped (or its readable pidfd would make each
+   poll return at once). */
 static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
     char name[96];
     for (;;) {
+        strata__node_reap(n);
+        if (c->dead) {
+            c->death_reported = true;
+            const char *how = c->death_message ? c->death_message : "the child died";
+            if (strata__mailbox_message_len(c->mb))
+                return strata__fail(STRATA_ECHILD, "%s while starting: %.*s", how,
+                                    (int)strata__mailbox_message_len(c->mb), c->mb->message);
+            return strata__fail(STRATA_ECHILD, "%s while starting", how);
+        }
+        for (uint32_t i = 0; i < n->nchildren; i++) {
+            strata__child *o = &n->children[i];
+            if (o != c && o->dead && !o->death_reported) {
+                o->death_reported = true;
+                return strata__fail(STRATA_ECHILD, "%s while %s was starting",
+                                    o->death_message ? o->death_message : "a child died",
+                                    strata__child_name(c, name, sizeof name));
+            }
+        }
         /* acquire: pairs with the release of `ready` in the child */
         if (strata__load_acquire(&c->mb->ready))
             return STRATA_OK;
-        int status;
-        pid_t r = waitpid(c->pid, &status, WNOHANG);
-        if (r == c->pid || (r < 0 && errno == ECHILD)) {
-            strata__child_name(c, name, sizeof name);
-            char why[64];
-            if (r < 0)
-                snprintf(why, sizeof why, "exited (reaped by someone else)");
-            else if (WIFEXITED(status))
-                snprintf(why, sizeof why, "exited with status %d", WEXITSTATUS(status));
-            else
-                snprintf(why, sizeof why, "was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-            c->pid = 0;
-            if (c->mb->message_len)
-                return strata__fail(STRATA_ECHILD, "%s %s while starting: %.*s", name, why, (int)c->mb->message_len,
-                                    c->mb->message);
-            return strata__fail(STRATA_ECHILD, "%s %s while starting", name, why);
-        }
         if (strata__now_ns() >= deadline_ns) {
             strata__child_name(c, name, sizeof name);
             strata__node_kill(n, c, NULL);
+            c->death_reported = true;
             return strata__fail(STRATA_ETIMEDOUT, "%s did not report ready within init_timeout_ms (%u ms) and was "
                                 "killed; raise init_timeout_ms if starting is just slow", name, n->cfg.init_timeout_ms);
         }
@@ -113,6 +170,7 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
     free(c->death_message);
     c->death_message = NULL;
     fflush(NULL);   /* nothing buffered is written twice by the child */
+    strata__forker_tid = (pid_t)syscall(SYS_gettid);
     pid_t pid = fork();
     if (pid < 0) {
         char name[96];
@@ -160,8 +218,13 @@ static void teardown_children(strata__node *n)
     if (n->wake_fd >= 0)
         close(n->wake_fd);
     n->wake_fd = -1;
+    for (int k = 0; k < 2; k++)
+        if (n->death_pipe[k] >= 0)
+            close(n->death_pipe[k]);
+    n->death_pipe[0] = n->death_pipe[1] = -1;
     strata__shm_unmap(n->mail, n->mail_bytes);
     n->mail = NULL;
+    live_remove(n);
 }
 
 int strata__node_init(strata__node *n)
@@ -169,6 +232,7 @@ int strata__node_init(strata__node *n)
     n->nchips = n->cfg.ndevices;
     n->nchildren = n->cfg.ndevices + n->cfg.num_sub_workers;
     n->parent_pid = getpid();
+    n->init_tid = (pid_t)syscall(SYS_gettid);
     n->children = calloc(n->nchildren, sizeof n->children[0]);
     if (!n->children)
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
@@ -189,6 +253,13 @@ int strata__node_init(strata__node *n)
         return rc;
     }
     n->header->wake_fd = n->wake_fd;
+    if (pipe2(n->death_pipe, O_CLOEXEC) != 0) {
+        rc = strata__fail_sys(errno, "pipe2 for the children's parent-death watch");
+        n->death_pipe[0] = n->death_pipe[1] = -1;
+        teardown_children(n);
+        return rc;
+    }
+    live_add(n);
     strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
@@ -282,8 +353,37 @@ static bool all_gone(strata__node *n, uint64_t deadline_ns)
     }
 }
 
+/* In a process that is not the one that started the children (a child running
+   an exit handler, or a fork of the application), close touches no child: it
+   only drops this process's own copies of the mappings and descriptors. */
+static void forget_children(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->pidfd >= 0)
+            close(c->pidfd);
+        free(c->death_message);
+        release_child_memory(c);
+    }
+    free(n->children);
+    n->children = NULL;
+    n->nchildren = 0;
+    if (n->wake_fd >= 0)
+        close(n->wake_fd);
+    n->wake_fd = -1;
+    for (int k = 0; k < 2; k++)
+        if (n->death_pipe[k] >= 0)
+            close(n->death_pipe[k]);
+    n->death_pipe[0] = n->death_pipe[1] = -1;
+    strata__shm_unmap(n->mail, n->mail_bytes);
+    n->mail = NULL;
+    live_remove(n);
+}
+
 void strata__node_close(strata__node *n)
 {
+    if (n->children && n->parent_pid != getpid())
+        forget_children(n);
     if (n->children) {
         /* 1. polite: an exit request to every idle child */
         for (uint32_t i = 0; i < n->nchildren; i++) {

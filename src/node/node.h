@@ -112,6 +112,9 @@ typedef struct strata__node {
     strata__mailbox_header *header;
     int                    wake_fd;
     pid_t                  parent_pid;
+    pid_t                  init_tid;     /* the thread that called init */
+    int                    death_pipe[2]; /* the parent holds [1]; a child's watcher polls [0] for POLLHUP */
+    struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     bool                   failed;       /* policy FAIL after a death */
@@ -135,6 +138,9 @@ typedef struct strata__node {
 } strata__node;
 
 /* lifecycle.c */
+/* In a new child: drop every other node worker's descriptors and mappings that
+   the fork copied, so a child never keeps another worker's resources alive. */
+void strata__node_forget_others(const strata__node *self);
 int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
 int  strata__node_init(strata__node *n);
 void strata__node_close(strata__node *n);
@@ -152,7 +158,9 @@ int  strata__node_reap(strata__node *n);
 /* Kill child c with SIGKILL and reap it (a timeout or close). */
 void strata__node_kill(strata__node *n, strata__child *c, const char *why);
 
-/* child.c: the main loop of a child process; never returns. */
+/* child.c: the thread about to fork (set by the parent), and the main loop of
+   a child process, which never returns. */
+extern pid_t strata__forker_tid;
 void strata__child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
 
 /* dispatch.c */

@@ -140,7 +140,7 @@ static int broadcast(strata__node *n, size_t len)
             if (c->mb->status != STRATA_OK && rc == STRATA_OK) {
                 char name[96];
                 rc = strata__fail(c->mb->status, "%s: %.*s", strata__child_name(c, name, sizeof name),
-                                  (int)c->mb->message_len, c->mb->message);
+                                  (int)strata__mailbox_message_len(c->mb), c->mb->message);
             }
         }
         strata__node_reap(n);   /* a death is reported by the next run; its replacement inherits */

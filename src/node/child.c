@@ -175,6 +175,9 @@ void strata__child_main(strata__node *n, strata__child *c)
         if (rc == STRATA_OK) {
             if (mb->handle == 0 || mb->handle > n->nregs)
                 rc = strata__fail(STRATA_ENOENT, "handle %u is not registered in this child", mb->handle);
+            else if (n->regs[mb->handle - 1].error)
+                rc = strata__fail(STRATA_ENOENT, "handle %u could not be registered in this child: %s", mb->handle,
+                                  n->regs[mb->handle - 1].error);
             else if (c->kind == STRATA__CHILD_CHIP)
                 rc = run_chip_task(n, chip, mb, &args);
             else

@@ -630,25 +630,31 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     (void)w;
     static const strata_call_config zero_cfg;
     strata__failure_reset(&n->failure);
-    /* A child that died between runs: this run reports it and starts nothing. */
+    /* Children that died between runs: this run reports every one of them, in
+       one message, and starts nothing. */
     strata__node_reap(n);
+    char *report = NULL;
+    int status = STRATA_OK;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->dead && !c->death_reported) {
-            c->death_reported = true;
-            int status = c->death_status ? c->death_status : STRATA_ECHILD;
-            int rc = strata__fail(status, "%s between runs; %s", c->death_message ? c->death_message : "a child died",
-                                  n->cfg.on_child_death == STRATA_ON_DEATH_RESTART
-                                      ? "it is replaced now and the next run will use the new child"
-                                      : "the worker is FAILED (policy STRATA_ON_DEATH_FAIL); close it");
-            char *saved = strata__format("%s", strata_last_error());
-            strata__node_recover(n);
-            if (saved) {
-                strata__fail(status, "%s", saved);
-                free(saved);
-            }
-            return rc;
-        }
+        if (!c->dead || c->death_reported)
+            continue;
+        c->death_reported = true;
+        status = status ? status : (c->death_status ? c->death_status : STRATA_ECHILD);
+        char *more = strata__format("%s%s%s", report ? report : "", report ? "; " : "",
+                                    c->death_message ? c->death_message : "a child died");
+        free(report);
+        report = more;
+    }
+    if (status) {
+        bool restart = n->cfg.on_child_death == STRATA_ON_DEATH_RESTART;
+        int rrc = strata__node_recover(n);
+        strata__fail(status, "%s (between runs); %s", report ? report : "a child died",
+                     !restart ? "the worker is FAILED (policy STRATA_ON_DEATH_FAIL); close it"
+                     : rrc ? "it could not be replaced yet; the next run tries again"
+                           : "it was replaced and the next run will use the new child");
+        free(report);
+        return status;
     }
     n->running = true;
     n->check_deaths = true;

@@ -307,6 +307,7 @@ int strata__node_init(strata__node *n)
 
 int strata__node_recover(strata__node *n)
 {
+    int first = STRATA_OK;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         if (!c->dead)
@@ -323,18 +324,20 @@ int strata__node_recover(strata__node *n)
         uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
         int rc = strata__node_spawn(n, c, deadline);
         if (rc) {
-            /* Could not replace it: it stays dead, and the next run says why. */
+            /* Could not replace it: it stays dead, the next run says why and
+               tries again; the other dead children are still replaced. */
             c->dead = true;
             c->death_reported = false;
             free(c->death_message);
-            c->death_message = strata__format("%s", strata_last_error());
+            c->death_message = strata__format("its replacement could not start: %s", strata_last_error());
             c->death_status = rc;
-            return rc;
+            first = first ? first : rc;
+            continue;
         }
         n->restarts++;
         strata__log(STRATA__LOG_INFO, "replaced child %d with pid %d", c->worker, (int)c->pid);
     }
-    return STRATA_OK;
+    return first;
 }
 
 /* Wait until every child has exited or the deadline passes. */
@@ -418,9 +421,11 @@ void strata__node_destroy(strata__node *n)
     if (!n)
         return;
     strata__node_close(n);
-    for (uint32_t i = 0; i < n->nregs; i++)
+    for (uint32_t i = 0; i < n->nregs; i++) {
         if (n->regs[i].kind == STRATA__REG_CHIP)
             strata__callable_free(&n->regs[i].chip);
+        free(n->regs[i].error);
+    }
     free(n->regs);
     free(n->objects);
     free(n->tasks);

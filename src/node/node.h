@@ -60,6 +60,7 @@ typedef struct strata__registration {
     strata__callable  chip;    /* STRATA__REG_CHIP */
     strata_sub_fn     fn;      /* STRATA__REG_SUB */
     void             *ctx;
+    char             *error;   /* in a child that could not take it: why (owned); its tasks fail */
 } strata__registration;
 
 /* One member of a task: the task itself, or one of a group's. Its tensors and

@@ -277,7 +277,13 @@ int strata__child_register(strata__node *n, const strata__mailbox *mb)
         r.fn = (strata_sub_fn)(uintptr_t)f.fn;
         r.ctx = (void *)(uintptr_t)f.ctx;
     }
-    if (rc == STRATA_OK)
-        rc = append(n, &r, NULL);
-    return rc;
+    if (rc != STRATA_OK) {
+        /* Keep the handle numbering of every process the same: a placeholder
+           that makes each task on this handle fail, saying why. */
+        memset(&r, 0, sizeof r);
+        r.kind = f.kind == STRATA__REG_SUB ? STRATA__REG_SUB : STRATA__REG_CHIP;
+        r.error = strata__format("%s", strata_last_error());
+    }
+    int arc = append(n, &r, NULL);
+    return rc ? rc : arc;
 }

@@ -15,6 +15,7 @@
  * stopped). Calls that only read (state, stats) answer in every state. */
 #include "strata/strata.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,19 +59,30 @@ static const char *state_name(strata_state s)
     return "invalid";
 }
 
+/* " (chip 3)" for a chip worker, "" for a node worker. */
+static const char *where(const strata_worker *w)
+{
+    static _Thread_local char buf[32];
+    if (w->node)
+        return "";
+    snprintf(buf, sizeof buf, " (chip %d)", w->cfg.device_id);
+    return buf;
+}
+
 /* The error for a call that needs READY (or `also`) in state w->state. */
 static int state_error(const strata_worker *w, const char *call)
 {
     if (w->state == STRATA_STATE_FAILED)
-        return strata__fail(STRATA_EFAILED, "%s: level-%d worker (chip %d) is FAILED after an earlier failure; "
-                            "close and destroy it, then create a new one", call, w->cfg.level, w->cfg.device_id);
+        return strata__fail(STRATA_EFAILED, "%s: level-%d worker%s is FAILED after an earlier failure (%s); close "
+                            "and destroy it, then create a new one", call, w->cfg.level, where(w),
+                            w->node ? "a child died under policy STRATA_ON_DEATH_FAIL" : "a task passed its timeout");
     const char *hint = w->state == STRATA_STATE_NEW      ? "call strata_worker_init first"
                        : w->state == STRATA_STATE_CLOSED  ? "the worker is closed; create a new one"
                        : w->state == STRATA_STATE_RUNNING ? "a run is in progress on this worker; call it after "
                                                              "the run returns"
                                                            : "wait for init to finish";
-    return strata__fail(STRATA_ESTATE, "%s: level-%d worker (chip %d) is %s; %s", call, w->cfg.level,
-                        w->cfg.device_id, state_name(w->state), hint);
+    return strata__fail(STRATA_ESTATE, "%s: level-%d worker%s is %s; %s", call, w->cfg.level, where(w),
+                        state_name(w->state), hint);
 }
 
 void strata_worker_config_init(strata_worker_config *cfg, int level)
@@ -256,8 +268,8 @@ int strata_worker_close(strata_worker *w)
                             "kernel); a thread cannot join itself: call it from the thread that drives the worker",
                             w->cfg.device_id);
     if (w->state == STRATA_STATE_RUNNING)
-        return strata__fail(STRATA_ESTATE, "strata_worker_close: called from inside a run of chip %d; call it "
-                            "after strata_worker_run_chip returns", w->cfg.device_id);
+        return strata__fail(STRATA_ESTATE, "strata_worker_close: called from inside a run of this level-%d "
+                            "worker; call it after the run returns", w->cfg.level);
     if (w->node) {
         if (w->state != STRATA_STATE_CLOSED)
             strata__node_close(w->node);

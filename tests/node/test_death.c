@@ -225,6 +225,31 @@ TEST_CASE(child_killed_while_idle)
     strata_worker_destroy(w);
 }
 
+/* A chip child and a SUB child killed while idle: the next run reports both,
+   once, in one message; both are replaced. */
+TEST_CASE(two_children_killed_while_idle)
+{
+    scenario s = {0};
+    strata_worker *w = sub_worker(1, STRATA_ON_DEATH_RESTART, &s);
+    pid_t chip, sub;
+    CHECK_OK(strata_worker_child_pid(w, 0, &chip));
+    CHECK_OK(strata_worker_child_pid(w, 1, &sub));
+    CHECK(kill(chip, SIGKILL) == 0 && kill(sub, SIGKILL) == 0);
+    CHECK(wait_gone(chip) && wait_gone(sub));
+    CHECK_STATUS(strata_worker_run(w, scenario_orch, &s, NULL, NULL), STRATA_ECHILD);
+    char text[96];
+    snprintf(text, sizeof text, "chip child 0 (device 10, pid %d) was killed by signal 9", (int)chip);
+    CHECK_ERROR_HAS(text);
+    snprintf(text, sizeof text, "SUB child 1 (pid %d) was killed by signal 9", (int)sub);
+    CHECK_ERROR_HAS(text);
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.child_restarts, 2);
+    CHECK_OK(strata_worker_run(w, scenario_orch, &s, NULL, NULL));   /* reported once: this one works */
+    CHECK_EQ_U64(zombie_children(), 0);
+    strata_worker_destroy(w);
+}
+
 /* A hung SUB function is bounded by the task timeout: the child is killed, the
    run says so, and the next run works on a new child. */
 TEST_CASE(hung_child_times_out)
@@ -359,5 +384,5 @@ TEST_CASE(child_dies_during_init)
 }
 
 TEST_MAIN(CASE(sub_exits_mid_task_restart), CASE(sub_killed_mid_task_fail_policy), CASE(chip_killed_mid_task_restart),
-          CASE(child_killed_while_idle), CASE(hung_child_times_out), CASE(hung_chip_kernel_times_out), CASE(child_reaped_by_someone_else),
+          CASE(child_killed_while_idle), CASE(two_children_killed_while_idle), CASE(hung_child_times_out), CASE(hung_chip_kernel_times_out), CASE(child_reaped_by_someone_else),
           CASE(sub_function_failure), CASE(child_dies_during_init))

@@ -3,6 +3,7 @@
 #include "node_util.h"
 
 #include <dlfcn.h>
+#include <sys/resource.h>
 
 static int sub_add7(const strata_task_args *a, void *ctx)
 {
@@ -89,4 +90,41 @@ TEST_CASE(late_object_refused_then_symbol)
     strata_worker_destroy(w);
 }
 
-TEST_MAIN(CASE(after_init_reaches_live_children), CASE(late_object_refused_then_symbol))
+/* A registration one child cannot take (it cannot open the shared object):
+   the call says which child; the handle stays the same in every process, its
+   tasks fail in that child only, and later registrations still line up. */
+TEST_CASE(registration_refused_by_one_child)
+{
+    strata_worker *w = node_worker(2, 0, STRATA_ON_DEATH_RESTART, NULL);
+    CHECK_OK(strata_worker_init(w));
+    pid_t chip0;
+    CHECK_OK(strata_worker_child_pid(w, 0, &chip0));
+    struct rlimit none = {3, 3};   /* chip child 0 can open no new file */
+    CHECK(prlimit(chip0, RLIMIT_NOFILE, &none, NULL) == 0);
+    strata_handle late = STRATA_HANDLE_INVALID;
+    CHECK_STATUS(strata_worker_register_chip_symbol(w, STRATA_TEST_LATE_SO, "strata_test_late_callable", &late),
+                 STRATA_ENOENT);
+    char who[64];
+    snprintf(who, sizeof who, "chip child 0 (device 10, pid %d)", (int)chip0);
+    CHECK_ERROR_HAS(who);
+    CHECK(late != STRATA_HANDLE_INVALID);
+    strata_chip_callable c = {"add", add_chip_orch, add_kernels, 1};
+    strata_handle add;
+    CHECK_OK(strata_worker_register_chip(w, &c, &add));
+    uint64_t *x;
+    strata_tensor t = host_u64(w, 1, &x);
+    strata_tag tag = STRATA_INOUT;
+    strata_task_args args = {&t, &tag, 1, NULL, 0};
+    plan p = {late, 0};
+    CHECK_STATUS(strata_worker_run(w, run_one, &p, &args, NULL), STRATA_ENOENT);
+    CHECK_ERROR_HAS("could not be registered in this child");
+    p.chip = 1;
+    CHECK_OK(strata_worker_run(w, run_one, &p, &args, NULL));   /* +1000 on chip 1 */
+    p = (plan){add, 0};
+    CHECK_OK(strata_worker_run(w, run_one, &p, &args, NULL));   /* +1 on chip 0: handles line up */
+    CHECK_EQ_U64(x[0], 1001);
+    strata_worker_destroy(w);
+}
+
+TEST_MAIN(CASE(after_init_reaches_live_children), CASE(late_object_refused_then_symbol),
+          CASE(registration_refused_by_one_child))

@@ -22,8 +22,11 @@ for c in "${configs[@]}"; do
     scripts/check-install.sh "$dir"
   fi
   # halt_on_error: a sanitizer report fails the test that produced it.
+  # die_after_fork=0: node workers fork from processes that may run threads
+  # (the application's, or a run on another thread) and their children start
+  # threads; TSan supports that with this option (docs/testing.md).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/cmake/tsan.supp" \
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:suppressions=$PWD/cmake/tsan.supp" \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done

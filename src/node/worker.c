@@ -290,7 +290,7 @@ int strata_worker_close(strata_worker *w)
         w->chip = NULL;
     }
     if (w->state != STRATA_STATE_CLOSED)
-        strata__log(STRATA__LOG_INFO, "chip %d closed", w->cfg.device_id);
+        strata__log(STRATA__LOG_INFO, "level-%d worker%s closed", w->cfg.level, where(w));
     w->state = STRATA_STATE_CLOSED;
     return STRATA_OK;
 }

@@ -395,7 +395,7 @@ TEST_CASE(logging)
     unlink(path);
     CHECK(strstr(text, "debug: run of 'logged' on chip 0: high water") != NULL);
     CHECK(strstr(text, "info: chip 0 ready: 1 AIC + 1 AIV cores") != NULL);
-    CHECK(strstr(text, "info: chip 0 closed") != NULL);
+    CHECK(strstr(text, "info: level-2 worker (chip 0) closed") != NULL);
     /* the second pass (unset) printed nothing: exactly one "ready" line */
     CHECK(strstr(strstr(text, "ready"), "ready: 1 AIC") == strstr(text, "ready"));
     CHECK(strstr(strstr(text, "ready") + 1, "ready") == NULL);

@@ -1,0 +1,600 @@
+/* omp_dag: nanoseconds per task of OpenMP tasks with depend clauses, on the
+ * DAGs of bench/dag.h, for comparison with bench/l2_overhead (Strata).
+ *
+ * Built by bench/peers/build.sh, not by the project's CMake (a CI machine may
+ * lack libomp): once with gcc (libgomp), once with clang (LLVM libomp).
+ *
+ * Mapping: datum d is g_data[d], a 64-byte, 64-byte-aligned element (Strata's
+ * benchmark gives every datum a 64-byte buffer); READ -> depend(in: g_data[d]),
+ * WRITE -> depend(out: ...), READWRITE -> depend(inout: ...). Every DAG task is
+ * one `#pragma omp task` with an empty body, created in program order by the
+ * one thread of `#pragma omp single` inside one `#pragma omp parallel` of
+ * --threads threads (default 2: the creating thread, which also runs tasks
+ * while it waits, plus one more). All tasks are siblings, so OpenMP derives the
+ * DAG's dependences from the depend clauses.
+ *
+ * A task has a variable number of accesses. --deps fixed (the default) picks,
+ * per task, a pragma with a fixed depend list by the task's counts of in, out
+ * and inout accesses (0..3 in, 0..1 out, 0..1 inout: every task of independent,
+ * chain, Cholesky and the fan-out/fan-in producer and consumers; plus 64 in +
+ * 1 out: the reducer of the default fan-in width), which is what a programmer
+ * writes for these codes; --deps iterator gives every task the OpenMP 5.0 form
+ * depend(iterator(i=0:nin), in: g_data[ids[i]]) depend(iterator(...), out: ...)
+ * depend(iterator(...), inout: ...). A task whose counts have no fixed pragma
+ * (a reducer with --width other than 64) uses the iterator form in both modes;
+ * the header says how many. Groups (dag.h) are ignored: the reducer names its
+ * 64 data one by one. (Depending on the whole group as one address is not an
+ * option here: OpenMP matches dependences by the list item's address, so the
+ * consumers, which each write one datum of the group, would not order against
+ * a reducer that names the group, and array sections that overlap without
+ * being identical are unspecified.)
+ *
+ * Timing, as l2_overhead: per workload, untimed warm-up runs (at least one and
+ * at least 100000 tasks), then `reps` timed runs (more for small DAGs, so that
+ * at least --min-tasks tasks are timed). A run is: create every task of the
+ * DAG, then `#pragma omp taskwait`; its wall time (CLOCK_MONOTONIC) from before
+ * the first task is created until the taskwait returns, divided by the tasks,
+ * is its ns/task; `submit` is the time until the creation loop ended (the
+ * creating thread may run tasks itself inside the loop: both runtimes throttle
+ * creation when many tasks are queued). The dependence lists are built before
+ * timing. Prints the median and minimum ns/task and the median submit time.
+ * --verify adds one run whose tasks log the order they start in and checks it
+ * against the DAG's dependencies (dag_check_order); --quick runs tiny sizes
+ * with --verify. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "../dag.h"
+
+#if defined(__clang__)
+#define OMP_DAG_STR2(x) #x
+#define OMP_DAG_STR(x) OMP_DAG_STR2(x)
+#define OMP_DAG_COMPILER \
+    "clang " OMP_DAG_STR(__clang_major__) "." OMP_DAG_STR(__clang_minor__) "." OMP_DAG_STR(__clang_patchlevel__)
+#define OMP_DAG_RUNTIME "libomp"
+#elif defined(__GNUC__)
+#define OMP_DAG_COMPILER "gcc " __VERSION__
+#define OMP_DAG_RUNTIME "libgomp"
+#else
+#define OMP_DAG_COMPILER "unknown compiler"
+#define OMP_DAG_RUNTIME "unknown OpenMP runtime"
+#endif
+
+/* ---- small helpers (bench/common.c needs Strata's headers, so not used) ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static uint64_t median_u64(uint64_t *v, uint32_t n)
+{
+    qsort(v, n, sizeof v[0], cmp_u64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* ---- options ---- */
+
+typedef enum dep_mode { DEPS_FIXED, DEPS_ITERATOR } dep_mode;
+
+typedef struct options {
+    uint32_t    reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
+    uint64_t    min_tasks, warmup_tasks;
+    uint32_t    n, width, rounds;
+    uint32_t    tiles[16], ntiles;
+    uint32_t    threads;
+    dep_mode    deps;
+    bool        verify, quick, samples;
+    const char *only;             /* comma-separated names or prefixes; NULL = all */
+} options;
+
+/* ---- the DAG as depend lists ---- */
+
+/* Shapes with a fixed pragma in omp_dag_submit.inc: nin 0..3, nout 0..1,
+   ninout 0..1; then 64 in + 1 out; everything else uses iterators. */
+#define SHAPE(i, o, io) ((i) * 4 + (o) * 2 + (io))
+#define SHAPE_IN64_OUT1 16
+#define SHAPE_ITER 17
+
+typedef struct deps {
+    uint32_t first;               /* ids[first ..]: in, then out, then inout */
+    uint32_t nin, nout, ninout;
+    uint32_t shape;
+} deps;
+
+typedef struct plan {
+    uint32_t  ntasks;
+    deps     *tasks;
+    uint32_t *ids;                /* naccesses datum indices */
+    uint32_t  iter_tasks;         /* tasks that use the iterator form */
+} plan;
+
+typedef struct datum {
+    _Alignas(64) unsigned char bytes[64];
+} datum;
+
+static datum *g_data;             /* the addresses the depend clauses name */
+
+static void plan_free(plan *p)
+{
+    free(p->tasks);
+    free(p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+static int plan_build(plan *p, const dag *d, dep_mode mode)
+{
+    memset(p, 0, sizeof *p);
+    p->ntasks = d->ntasks;
+    p->tasks = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->tasks[0]);
+    p->ids = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->ids[0]);
+    if (!p->tasks || !p->ids) {
+        fprintf(stderr, "omp_dag: out of memory for DAG %s\n", d->name);
+        plan_free(p);
+        return 1;
+    }
+    uint32_t n = 0;
+    for (uint32_t t = 0; t < d->ntasks; t++) {
+        const dag_task *task = &d->tasks[t];
+        const dag_access *acc = &d->accesses[task->first];
+        deps *tk = &p->tasks[t];
+        tk->first = n;
+        tk->nin = tk->nout = tk->ninout = 0;
+        static const dag_mode order[3] = {DAG_READ, DAG_WRITE, DAG_READWRITE};
+        for (int m = 0; m < 3; m++)
+            for (uint32_t a = 0; a < task->naccess; a++)
+                if (acc[a].mode == order[m]) {
+                    p->ids[n++] = acc[a].datum;
+                    if (m == 0)
+                        tk->nin++;
+                    else if (m == 1)
+                        tk->nout++;
+                    else
+                        tk->ninout++;
+                }
+        if (n - tk->first != task->naccess) {
+            fprintf(stderr, "omp_dag: task %u of %s has an access of unknown mode\n", t, d->name);
+            plan_free(p);
+            return 1;
+        }
+        if (mode == DEPS_ITERATOR)
+            tk->shape = SHAPE_ITER;
+        else if (tk->nin <= 3 && tk->nout <= 1 && tk->ninout <= 1)
+            tk->shape = SHAPE(tk->nin, tk->nout, tk->ninout);
+        else if (tk->nin == 64 && tk->nout == 1 && tk->ninout == 0)
+            tk->shape = SHAPE_IN64_OUT1;
+        else
+            tk->shape = SHAPE_ITER;
+        p->iter_tasks += tk->shape == SHAPE_ITER;
+    }
+    return 0;
+}
+
+/* ---- task creation (omp_dag_submit.inc) ---- */
+
+/* --verify: each task logs its DAG index when it starts. */
+static uint32_t        *g_log;
+static _Atomic uint32_t g_logpos;
+
+#define SUBMIT_NAME submit_empty
+#define TASK_BODY {}
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+
+#define SUBMIT_NAME submit_logging
+#define TASK_BODY { g_log[atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed)] = t; }
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+
+/* ---- one workload ---- */
+
+typedef struct result {
+    char     name[48];
+    uint32_t ntasks, reps, iter_tasks;
+    int64_t  edges, path;
+    double   median_ns, min_ns, submit_ns;   /* per task */
+    bool     verified;
+} result;
+
+static int run_workload(const dag *d, const options *opt, result *res)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "%s", d->name);
+    res->ntasks = d->ntasks;
+    res->edges = dag_count_edges(d);
+    res->path = dag_critical_path(d);
+
+    plan p;
+    if (plan_build(&p, d, opt->deps))
+        return 1;
+    res->iter_tasks = p.iter_tasks;
+    int ret = 1;
+    uint64_t *samples = NULL, *submits = NULL;
+    g_data = aligned_alloc(64, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
+    if (!g_data) {
+        fprintf(stderr, "omp_dag: out of memory\n");
+        goto out;
+    }
+    memset(g_data, 0, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
+
+    uint32_t reps = opt->reps;
+    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
+        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    res->reps = reps;
+    uint32_t warmup = opt->warmup;
+    if (warmup == 0) {
+        warmup = 1;
+        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
+            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
+    }
+    samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
+    submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
+    if (opt->verify)
+        g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
+    if (!samples || !submits || (opt->verify && !g_log)) {
+        fprintf(stderr, "omp_dag: out of memory\n");
+        goto out;
+    }
+    atomic_store(&g_logpos, 0);
+
+    int team = 0;
+#pragma omp parallel
+#pragma omp single
+    {
+        team = omp_get_num_threads();
+        for (uint32_t r = 0; r < warmup; r++) {
+            submit_empty(&p);
+#pragma omp taskwait
+        }
+        for (uint32_t r = 0; r < reps; r++) {
+            uint64_t t0 = now_ns();
+            submit_empty(&p);
+            uint64_t t1 = now_ns();
+#pragma omp taskwait
+            uint64_t t2 = now_ns();
+            samples[r] = t2 - t0;
+            submits[r] = t1 - t0;
+        }
+        if (opt->verify) {
+            submit_logging(&p);
+#pragma omp taskwait
+        }
+    }
+    if ((uint32_t)team != opt->threads) {
+        fprintf(stderr, "omp_dag: %s: the parallel region had %d threads, %u requested\n", d->name, team,
+                opt->threads);
+        goto out;
+    }
+    if (opt->samples)
+        for (uint32_t r = 0; r < reps; r++)
+            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
+                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
+                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
+    if (reps && d->ntasks) {
+        uint64_t lo = samples[0];
+        for (uint32_t r = 1; r < reps; r++)
+            lo = samples[r] < lo ? samples[r] : lo;
+        res->min_ns = (double)lo / d->ntasks;
+        res->median_ns = (double)median_u64(samples, reps) / d->ntasks;
+        res->submit_ns = (double)median_u64(submits, reps) / d->ntasks;
+    }
+    if (opt->verify) {
+        char why[200];
+        uint32_t logged = atomic_load(&g_logpos);
+        if (!dag_check_order(d, g_log, logged, why, sizeof why)) {
+            fprintf(stderr, "omp_dag: %s: the order tasks ran in breaks a dependency: %s\n", d->name, why);
+            goto out;
+        }
+        res->verified = true;
+    }
+    ret = 0;
+out:
+    free(samples);
+    free(submits);
+    free(g_log);
+    g_log = NULL;
+    free(g_data);
+    g_data = NULL;
+    plan_free(&p);
+    return ret;
+}
+
+static void print_result(const result *r)
+{
+    if (r->reps == 0) {
+        printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
+        return;
+    }
+    char note[64] = "";
+    if (r->iter_tasks && r->iter_tasks != r->ntasks)
+        snprintf(note, sizeof note, "  (%u tasks with iterator deps)", r->iter_tasks);
+    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f%s%s\n", r->name, r->ntasks, r->edges,
+           r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, r->verified ? "  order ok" : "", note);
+    fflush(stdout);
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: omp_dag [options]\n"
+            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
+            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
+            "  --threads N      OpenMP threads (omp_set_num_threads; default 2)\n"
+            "  --deps MODE      fixed (default): a pragma with a fixed depend list per task shape;\n"
+            "                   iterator: OpenMP 5.0 iterator dependences for every task\n"
+            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
+            "                   at least --min-tasks tasks)\n"
+            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
+            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
+            "  --n N            tasks of independent and chain (default 100000)\n"
+            "  --width N        fan-out width (default 64)\n"
+            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
+            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
+            "  --verify         one more run per workload that checks the order tasks ran in\n"
+            "  --samples        print every timed run's ns/task\n"
+            "  --quick          tiny sizes, --verify, for a smoke test\n");
+}
+
+static bool parse_tiles(const char *s, options *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->ntiles = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !parse_u32(tok, &o->tiles[o->ntiles]))
+            return false;
+        o->ntiles++;
+    }
+    return o->ntiles > 0;
+}
+
+static bool selected(const options *o, const char *name)
+{
+    if (!o->only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->only);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strncmp(name, tok, strlen(tok)) == 0)
+            return true;
+    return false;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
+                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
+                   .deps = DEPS_FIXED};
+    /* --quick first, so explicit options after it still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--quick") == 0) {
+            o->quick = o->verify = true;
+            o->reps = 2;
+            o->min_tasks = 0;
+            o->warmup_tasks = 0;
+            o->n = 2000;
+            o->rounds = 20;
+            o->tiles[0] = 4;
+            o->tiles[1] = 6;
+            o->ntiles = 2;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint32_t x = 0;
+        bool ok = true;
+        if (strcmp(a, "--quick") == 0) {
+            continue;
+        } else if (strcmp(a, "--verify") == 0) {
+            o->verify = true;
+            continue;
+        } else if (strcmp(a, "--samples") == 0) {
+            o->samples = true;
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
+                                                 "--width", "--rounds", "--tiles", "--threads", "--deps"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= strcmp(a, with_value[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "omp_dag: unknown option %s\n", a);
+            usage(stderr);
+            return 1;
+        }
+        if (!v) {
+            fprintf(stderr, "omp_dag: %s needs a value\n", a);
+            return 1;
+        }
+        i++;
+        if (strcmp(a, "--only") == 0)
+            o->only = v;
+        else if (strcmp(a, "--reps") == 0)
+            ok = parse_u32(v, &o->reps);
+        else if (strcmp(a, "--warmup") == 0)
+            ok = parse_u32(v, &o->warmup) && o->warmup >= 1;
+        else if (strcmp(a, "--min-tasks") == 0) {
+            ok = parse_u32(v, &x);
+            o->min_tasks = x;
+        } else if (strcmp(a, "--n") == 0)
+            ok = parse_u32(v, &o->n);
+        else if (strcmp(a, "--width") == 0)
+            ok = parse_u32(v, &o->width) && o->width >= 1;
+        else if (strcmp(a, "--rounds") == 0)
+            ok = parse_u32(v, &o->rounds);
+        else if (strcmp(a, "--tiles") == 0)
+            ok = parse_tiles(v, o);
+        else if (strcmp(a, "--threads") == 0)
+            ok = parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 256;
+        else if (strcmp(a, "--deps") == 0) {
+            if (strcmp(v, "fixed") == 0)
+                o->deps = DEPS_FIXED;
+            else if (strcmp(v, "iterator") == 0)
+                o->deps = DEPS_ITERATOR;
+            else
+                ok = false;
+        }
+        if (!ok) {
+            fprintf(stderr, "omp_dag: bad value '%s' for %s\n", v, a);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- machine ---- */
+
+static int find_omp_lib(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    const char *name = info->dlpi_name;
+    const char *base = name ? strrchr(name, '/') : NULL;
+    base = base ? base + 1 : name;
+    if (base && (strncmp(base, "libgomp", 7) == 0 || strncmp(base, "libomp", 6) == 0 ||
+                 strncmp(base, "libiomp", 7) == 0)) {
+        snprintf(arg, 512, "%s", name);
+        return 1;
+    }
+    return 0;
+}
+
+static void print_machine(const options *o)
+{
+    char model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                const char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ' || *c == '\t')
+                        c++;
+                    snprintf(model, sizeof model, "%s", c);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    char lib[512] = "?";
+    dl_iterate_phdr(find_omp_lib, lib);
+    printf("# omp_dag: %s (%s, _OPENMP %d, %s), %ld online CPUs, %s\n", OMP_DAG_RUNTIME, OMP_DAG_COMPILER,
+           _OPENMP, lib, sysconf(_SC_NPROCESSORS_ONLN), model);
+    static const char *const env[] = {"OMP_WAIT_POLICY", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_SPINCOUNT",
+                                      "KMP_BLOCKTIME", "KMP_LIBRARY", "KMP_ENABLE_TASK_THROTTLING",
+                                      "OMP_NUM_THREADS", "OMP_DYNAMIC"};
+    bool any = false;
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+        const char *v = getenv(env[i]);
+        if (v) {
+            printf("%s %s=%s", any ? "" : "# environment:", env[i], v);
+            any = true;
+        }
+    }
+    if (any)
+        printf("\n");
+    char warm[64];
+    if (o->warmup || o->warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", o->warmup ? o->warmup : 1);
+    else
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", o->warmup_tasks);
+    printf("# threads: %u (omp parallel + single; the creating thread runs tasks too); depend: %s; "
+           "warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
+           o->threads, o->deps == DEPS_FIXED ? "fixed lists (iterator for other shapes)" : "iterator",
+           warm, o->reps, o->min_tasks, o->quick ? ", --quick" : "");
+}
+
+int main(int argc, char **argv)
+{
+    options opt;
+    if (parse_args(argc, argv, &opt))
+        return 2;
+    omp_set_dynamic(0);
+    omp_set_num_threads((int)opt.threads);
+    print_machine(&opt);
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s\n", "workload", "tasks", "edges", "path", "reps", "median", "min",
+           "submit");
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s\n", "", "", "", "", "", "ns/task", "ns/task", "ns/task");
+    fflush(stdout);
+
+    int failures = 0, ran = 0;
+    for (int wl = 0; wl < 3 + (int)opt.ntiles; wl++) {
+        dag d;
+        int rc;
+        const char *name = wl == 0 ? "independent" : wl == 1 ? "chain" : wl == 2 ? "fanout_fanin" : "cholesky";
+        char full[48];
+        if (wl == 2)
+            snprintf(full, sizeof full, "%s%u", name, opt.width);   /* as the DAG names itself */
+        else if (wl < 3)
+            snprintf(full, sizeof full, "%s", name);
+        else
+            snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
+        if (!selected(&opt, full))
+            continue;
+        if (wl == 0)
+            rc = dag_independent(&d, opt.n);
+        else if (wl == 1)
+            rc = dag_chain(&d, opt.n);
+        else if (wl == 2)
+            rc = dag_fanout_fanin(&d, opt.width, opt.rounds);
+        else
+            rc = dag_cholesky(&d, opt.tiles[wl - 3]);
+        if (rc) {
+            fprintf(stderr, "omp_dag: cannot generate %s (out of memory or size out of range)\n", full);
+            failures++;
+            continue;
+        }
+        result r;
+        ran++;
+        if (run_workload(&d, &opt, &r))
+            failures++;
+        else
+            print_result(&r);
+        dag_free(&d);
+    }
+    if (ran == 0) {
+        fprintf(stderr, "omp_dag: --only '%s' selects no workload\n", opt.only ? opt.only : "");
+        return 2;
+    }
+    return failures ? 1 : 0;
+}

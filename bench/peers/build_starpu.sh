@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build the StarPU peer of l2_overhead: bench/peers/starpu_dag.c on the DAGs of
+# bench/dag.c, against the distribution's StarPU (Debian: libstarpu-dev, 1.3.x).
+#
+#   bash bench/peers/build_starpu.sh [OUTDIR]      (default /tmp/strata-peers)
+#
+# Installs libstarpu-dev, pkg-config and gcc with apt-get when missing (needs
+# root, as on the project's machines). Leaves OUTDIR/starpu_dag. Does not touch
+# the CMake build: StarPU is not a dependency of Strata.
+set -euo pipefail
+
+out=${1:-/tmp/strata-peers}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bench=$(cd "$here/.." && pwd)
+
+missing=()
+for pkg in libstarpu-dev pkg-config gcc; do
+    if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    echo "build_starpu: installing ${missing[*]}" >&2
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The pkg-config module: starpu-1.3 on Debian 12; take whatever starpu-X.Y is there.
+pc=$(pkg-config --list-all | awk '{print $1}' | grep -i '^starpu-[0-9]' | sort -V | tail -n 1 || true)
+if [ -z "$pc" ]; then
+    pc=$(pkg-config --list-all | awk '{print $1}' | grep -i '^starpu' | sort -V | tail -n 1 || true)
+fi
+if [ -z "$pc" ]; then
+    echo "build_starpu: no StarPU pkg-config module found (pkg-config --list-all | grep -i starpu)" >&2
+    exit 1
+fi
+echo "build_starpu: using pkg-config module $pc ($(pkg-config --modversion "$pc"))" >&2
+
+read -r -a cflags <<<"$(pkg-config --cflags "$pc")"
+read -r -a libs <<<"$(pkg-config --libs "$pc")"
+
+mkdir -p "$out"
+cc=${CC:-gcc}
+warn=(-Wall -Wextra)
+# -Werror only when StarPU's headers are clean under it with this compiler.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf '#include <starpu.h>\nint main(void) { return 0; }\n' >"$probe/p.c"
+if "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "${warn[@]}" -Werror "${cflags[@]}" -c "$probe/p.c" \
+        -o "$probe/p.o" 2>"$probe/err"; then
+    warn+=(-Werror)
+else
+    echo "build_starpu: StarPU's headers warn under -Werror; building without it:" >&2
+    sed 's/^/  /' "$probe/err" >&2
+fi
+
+"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "${warn[@]}" "${cflags[@]}" -I"$bench" \
+    "$bench/dag.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}"
+echo "build_starpu: built $out/starpu_dag (flags: ${warn[*]})" >&2

@@ -1,0 +1,694 @@
+/* starpu_dag: the DAGs of l2_overhead (bench/dag.h) as StarPU tasks, to put
+ * Strata's per-task overhead next to StarPU 1.3's on the same work.
+ *
+ * Mapping, per workload:
+ *   - one StarPU data handle per datum: starpu_variable_data_register on its
+ *     own 64-byte slot of one buffer in main memory (STARPU_MAIN_RAM). Groups
+ *     are ignored: the fan-in reducer passes its 64 partial results as 64
+ *     handles (plus the one it writes), 65 buffers in all. StarPU 1.3 takes
+ *     more than STARPU_NMAXBUFS (8 in Debian's build) buffers per task through
+ *     dyn_handles / dyn_modes, so the DAG needs no grouping, and the reducer
+ *     has exactly the 64 RAW + 1 WAR/WAW dependencies of dag.h. (l2_overhead
+ *     passes the group as one tensor because a Strata task takes at most 32;
+ *     StarPU could only do the same by partitioning one handle with a filter,
+ *     which adds partition/unpartition work of its own.)
+ *   - one codelet per distinct access signature (count and modes, in order:
+ *     W; RW; R,W; R,RW; R,R,RW; R x64,W), with STARPU_R / STARPU_W / STARPU_RW
+ *     from the access modes (dyn_modes past STARPU_NMAXBUFS), where = STARPU_CPU,
+ *     an empty CPU function, no performance model.
+ *   - dependencies: StarPU's implicit ones (sequential consistency, the
+ *     default), which are exactly dag.h's RAW / WAW / WAR.
+ *   - every task submitted in DAG order with starpu_task_insert(cl,
+ *     STARPU_DATA_ARRAY, handles, n, 0) (--api insert, the default), or built
+ *     with starpu_task_create and handed to starpu_task_submit (--api submit);
+ *     then starpu_task_wait_for_all().
+ * The handle arrays of every task are built before timing, so the timed part
+ * (one "run") is submitting the whole DAG plus starpu_task_wait_for_all: task
+ * creation, dependency tracking, scheduling, the (empty) CPU function calls,
+ * completion and task destruction. "submit" is the time until the last task was
+ * submitted.
+ *
+ * StarPU is configured through the environment before starpu_init (setenv,
+ * overriding what is set): STARPU_NCPU = --threads (default 2), STARPU_NCUDA=0,
+ * STARPU_NOPENCL=0, STARPU_CALIBRATE=0, STARPU_SCHED = --sched (default lws).
+ * Other STARPU_* variables (STARPU_WORKERS_NOBIND, ...) pass through. The main
+ * thread submits and waits; it is not a worker.
+ *
+ * Methodology as l2_overhead: untimed warm-up runs (at least one, and at least
+ * 100000 tasks), then --reps timed runs, raised so that each workload times at
+ * least --min-tasks tasks (200000); median and minimum ns/task. --verify adds a
+ * run whose CPU functions log the order they start in and checks it against
+ * dag.h's dependencies; --quick runs tiny sizes with --verify.
+ *
+ * Build: bench/peers/build_starpu.sh (pkg-config starpu-1.3). Needs no Strata
+ * header or library. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <starpu.h>
+
+#include "dag.h"
+
+#define DATUM_BYTES 64u
+#define PROG "starpu_dag"
+
+typedef enum api { API_INSERT, API_SUBMIT } api;
+
+typedef struct options {
+    uint32_t    reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
+    uint64_t    min_tasks, warmup_tasks;
+    uint32_t    n, width, rounds;
+    uint32_t    tiles[16], ntiles;
+    uint32_t    threads;
+    const char *sched;
+    api         api;
+    bool        verify, quick, samples;
+    const char *only;    /* comma-separated names or prefixes; NULL = all */
+} options;
+
+/* ---- small helpers (bench/common.c needs Strata's headers) ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static uint64_t median_u64(uint64_t *v, uint32_t n)
+{
+    qsort(v, n, sizeof v[0], cmp_u64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static void print_machine(void)
+{
+    char model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                const char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ' || *c == '\t')
+                        c++;
+                    snprintf(model, sizeof model, "%s", c);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    int major, minor, release;
+    starpu_get_version(&major, &minor, &release);
+    printf("# starpu %d.%d.%d, %ld online CPUs, %s\n", major, minor, release, sysconf(_SC_NPROCESSORS_ONLN),
+           model);
+}
+
+/* ---- CPU functions ---- */
+
+static void cpu_empty(void *buffers[], void *cl_arg)
+{
+    (void)buffers;
+    (void)cl_arg;
+}
+
+/* --verify: each task logs its DAG index (cl_arg points at it) when it starts. */
+static uint32_t        *g_log;
+static _Atomic uint32_t g_logpos;
+
+static void cpu_log(void *buffers[], void *cl_arg)
+{
+    (void)buffers;
+    uint32_t at = atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed);
+    g_log[at] = *(const uint32_t *)cl_arg;
+}
+
+/* ---- the DAG on StarPU ---- */
+
+/* One codelet pair (empty, logging) per distinct access signature. */
+typedef struct codelet_pair {
+    uint32_t                       naccess;
+    enum starpu_data_access_mode  *modes;    /* naccess */
+    struct starpu_codelet          cl[2];    /* [0] empty, [1] logging */
+    char                           name[32];
+} codelet_pair;
+
+typedef struct plan {
+    const dag            *d;
+    uint8_t              *mem;       /* ndata x DATUM_BYTES */
+    starpu_data_handle_t *handle;    /* ndata */
+    uint32_t              nregistered;
+    starpu_data_handle_t *args;      /* naccesses: every task's handles, packed as dag.accesses */
+    uint32_t             *sig;       /* ntasks: index into cls */
+    uint32_t             *index;     /* ntasks: 0 .. ntasks-1, the cl_arg of --verify */
+    codelet_pair        **cls;       /* ncls, each allocated alone: StarPU keeps their addresses */
+    uint32_t              ncls;
+    uint64_t              submit_end_ns;
+} plan;
+
+static enum starpu_data_access_mode mode_of(dag_mode m)
+{
+    return m == DAG_READ ? STARPU_R : m == DAG_WRITE ? STARPU_W : STARPU_RW;
+}
+
+static void plan_free(plan *p)
+{
+    for (uint32_t i = 0; i < p->nregistered; i++)
+        starpu_data_unregister(p->handle[i]);
+    for (uint32_t c = 0; c < p->ncls; c++) {
+        free(p->cls[c]->modes);
+        free(p->cls[c]->cl[0].dyn_modes);
+        free(p->cls[c]->cl[1].dyn_modes);
+        free(p->cls[c]);
+    }
+    free(p->cls);
+    free(p->handle);
+    free(p->mem);
+    free(p->args);
+    free(p->sig);
+    free(p->index);
+    memset(p, 0, sizeof *p);
+}
+
+static void codelet_fill(struct starpu_codelet *cl, const codelet_pair *c, bool log)
+{
+    starpu_codelet_init(cl);
+    cl->where = STARPU_CPU;
+    cl->cpu_funcs[0] = log ? cpu_log : cpu_empty;
+    cl->nbuffers = (int)c->naccess;
+    cl->name = c->name;
+    if (c->naccess > STARPU_NMAXBUFS) {
+        cl->dyn_modes = malloc(c->naccess * sizeof cl->dyn_modes[0]);
+        if (cl->dyn_modes)
+            memcpy(cl->dyn_modes, c->modes, c->naccess * sizeof cl->dyn_modes[0]);
+    } else {
+        for (uint32_t a = 0; a < c->naccess; a++)
+            cl->modes[a] = c->modes[a];
+    }
+}
+
+/* The codelet pair of task t: an existing one with the same signature, or a new
+   one. UINT32_MAX when out of memory. */
+static uint32_t signature_of(plan *p, const dag_task *task, uint32_t *cap)
+{
+    const dag_access *acc = &p->d->accesses[task->first];
+    for (uint32_t c = 0; c < p->ncls; c++) {
+        if (p->cls[c]->naccess != task->naccess)
+            continue;
+        uint32_t a = 0;
+        while (a < task->naccess && p->cls[c]->modes[a] == mode_of(acc[a].mode))
+            a++;
+        if (a == task->naccess)
+            return c;
+    }
+    if (p->ncls == *cap) {
+        uint32_t ncap = *cap ? 2 * *cap : 8;
+        codelet_pair **q = realloc(p->cls, ncap * sizeof q[0]);
+        if (!q)
+            return UINT32_MAX;
+        p->cls = q;
+        *cap = ncap;
+    }
+    codelet_pair *c = calloc(1, sizeof *c);
+    if (!c)
+        return UINT32_MAX;
+    p->cls[p->ncls++] = c;   /* from here plan_free frees it */
+    c->naccess = task->naccess;
+    c->modes = malloc((task->naccess ? task->naccess : 1) * sizeof c->modes[0]);
+    if (!c->modes)
+        return UINT32_MAX;
+    for (uint32_t a = 0; a < task->naccess; a++)
+        c->modes[a] = mode_of(acc[a].mode);
+    /* A name for traces: the modes, "R64_W" for runs. */
+    size_t len = 0;
+    for (uint32_t a = 0; a < task->naccess && len < sizeof c->name - 8;) {
+        uint32_t run = 1;
+        while (a + run < task->naccess && c->modes[a + run] == c->modes[a])
+            run++;
+        const char *m = c->modes[a] == STARPU_R ? "R" : c->modes[a] == STARPU_W ? "W" : "RW";
+        int k = run > 1 ? snprintf(c->name + len, sizeof c->name - len, "%s%s%u", len ? "_" : "", m, run)
+                        : snprintf(c->name + len, sizeof c->name - len, "%s%s", len ? "_" : "", m);
+        if (k < 0)
+            break;
+        len += (size_t)k;
+        a += run;
+    }
+    codelet_fill(&c->cl[0], c, false);
+    codelet_fill(&c->cl[1], c, true);
+    if (c->naccess > STARPU_NMAXBUFS && (!c->cl[0].dyn_modes || !c->cl[1].dyn_modes))
+        return UINT32_MAX;
+    return p->ncls - 1;
+}
+
+/* Register the handles, make the codelets and every task's handle array. */
+static int plan_build(plan *p, const dag *d)
+{
+    memset(p, 0, sizeof *p);
+    p->d = d;
+    size_t ndata = d->ndata ? d->ndata : 1;
+    p->mem = aligned_alloc(64, ndata * DATUM_BYTES);
+    p->handle = malloc(ndata * sizeof p->handle[0]);
+    p->args = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->args[0]);
+    p->sig = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->sig[0]);
+    p->index = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->index[0]);
+    if (!p->mem || !p->handle || !p->args || !p->sig || !p->index) {
+        fprintf(stderr, PROG ": out of host memory for DAG %s\n", d->name);
+        plan_free(p);
+        return 1;
+    }
+    memset(p->mem, 0, ndata * DATUM_BYTES);
+    for (uint32_t i = 0; i < d->ndata; i++) {
+        starpu_variable_data_register(&p->handle[i], STARPU_MAIN_RAM, (uintptr_t)(p->mem + (size_t)i * DATUM_BYTES),
+                                      DATUM_BYTES);
+        p->nregistered++;
+    }
+    for (uint32_t a = 0; a < d->naccesses; a++)
+        p->args[a] = p->handle[d->accesses[a].datum];
+    uint32_t cap = 0;
+    for (uint32_t t = 0; t < d->ntasks; t++) {
+        p->index[t] = t;
+        p->sig[t] = signature_of(p, &d->tasks[t], &cap);
+        if (p->sig[t] == UINT32_MAX) {
+            fprintf(stderr, PROG ": out of host memory for the codelets of %s\n", d->name);
+            plan_free(p);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Submit every task of the DAG, in order (not waiting). */
+static int submit_all(plan *p, api how, bool log)
+{
+    const dag *d = p->d;
+    for (uint32_t t = 0; t < d->ntasks; t++) {
+        const dag_task *task = &d->tasks[t];
+        struct starpu_codelet *cl = &p->cls[p->sig[t]]->cl[log];
+        starpu_data_handle_t *h = p->args + task->first;
+        int rc;
+        if (how == API_INSERT) {
+            if (!log)
+                rc = starpu_task_insert(cl, STARPU_DATA_ARRAY, h, (int)task->naccess, 0);
+            else
+                rc = starpu_task_insert(cl, STARPU_DATA_ARRAY, h, (int)task->naccess, STARPU_CL_ARGS_NFREE,
+                                        &p->index[t], sizeof p->index[t], 0);
+        } else {
+            struct starpu_task *st = starpu_task_create();
+            if (!st) {
+                fprintf(stderr, PROG ": starpu_task_create failed\n");
+                return 1;
+            }
+            st->cl = cl;
+            if (task->naccess > STARPU_NMAXBUFS) {
+                /* freed by StarPU with the task */
+                st->dyn_handles = malloc(task->naccess * sizeof st->dyn_handles[0]);
+                if (!st->dyn_handles) {
+                    fprintf(stderr, PROG ": out of host memory\n");
+                    starpu_task_destroy(st);
+                    return 1;
+                }
+                memcpy(st->dyn_handles, h, task->naccess * sizeof h[0]);
+            } else {
+                for (uint32_t a = 0; a < task->naccess; a++)
+                    st->handles[a] = h[a];
+            }
+            if (log) {
+                st->cl_arg = &p->index[t];
+                st->cl_arg_size = sizeof p->index[t];
+            }
+            rc = starpu_task_submit(st);
+        }
+        if (rc) {
+            fprintf(stderr, PROG ": %s of task %u of %s failed: %d (%s)\n",
+                    how == API_INSERT ? "starpu_task_insert" : "starpu_task_submit", t, d->name, rc,
+                    strerror(rc < 0 ? -rc : rc));
+            starpu_task_wait_for_all();
+            return 1;
+        }
+    }
+    p->submit_end_ns = now_ns();
+    return 0;
+}
+
+static int run_once(plan *p, api how, bool log)
+{
+    int rc = submit_all(p, how, log);
+    int w = starpu_task_wait_for_all();
+    if (w) {
+        fprintf(stderr, PROG ": starpu_task_wait_for_all failed: %d\n", w);
+        return 1;
+    }
+    return rc;
+}
+
+/* ---- one workload ---- */
+
+typedef struct result {
+    char     name[48];
+    uint32_t ntasks, reps, ncodelets;
+    int64_t  edges, path;
+    double   median_ns, min_ns, submit_ns;   /* per task */
+} result;
+
+static int run_workload(const dag *d, const options *opt, result *res)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "%s", d->name);
+    res->ntasks = d->ntasks;
+    res->edges = dag_count_edges(d);
+    res->path = dag_critical_path(d);
+
+    plan p;
+    if (plan_build(&p, d))
+        return 1;
+    res->ncodelets = p.ncls;
+    int ret = 1;
+    uint32_t reps = opt->reps;
+    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
+        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    res->reps = reps;
+    uint64_t *samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
+    uint64_t *submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
+    if (!samples || !submits) {
+        fprintf(stderr, PROG ": out of host memory\n");
+        goto out;
+    }
+
+    /* Warm-up: at least one run and warmup_tasks tasks (as l2_overhead). */
+    uint32_t warmup = opt->warmup;
+    if (warmup == 0) {
+        warmup = 1;
+        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
+            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
+    }
+    for (uint32_t r = 0; r < warmup; r++)
+        if (run_once(&p, opt->api, false))
+            goto out;
+    for (uint32_t r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        if (run_once(&p, opt->api, false))
+            goto out;
+        uint64_t t1 = now_ns();
+        samples[r] = t1 - t0;
+        submits[r] = p.submit_end_ns - t0;
+        if (opt->samples)
+            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
+                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
+                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
+    }
+    if (reps && d->ntasks) {
+        uint64_t lo = samples[0];
+        for (uint32_t r = 1; r < reps; r++)
+            lo = samples[r] < lo ? samples[r] : lo;
+        res->min_ns = (double)lo / d->ntasks;
+        res->median_ns = (double)median_u64(samples, reps) / d->ntasks;
+        res->submit_ns = (double)median_u64(submits, reps) / d->ntasks;
+    }
+
+    if (opt->verify) {
+        g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
+        if (!g_log) {
+            fprintf(stderr, PROG ": out of host memory\n");
+            goto out;
+        }
+        atomic_store(&g_logpos, 0);
+        int rc = run_once(&p, opt->api, true);
+        char why[200] = "";
+        uint32_t logged = atomic_load(&g_logpos);
+        bool ok = rc == 0 && dag_check_order(d, g_log, logged, why, sizeof why);
+        free(g_log);
+        g_log = NULL;
+        if (rc)
+            goto out;
+        if (!ok) {
+            fprintf(stderr, PROG ": %s: the order tasks ran in breaks a dependency: %s\n", d->name, why);
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    free(samples);
+    free(submits);
+    plan_free(&p);
+    return ret;
+}
+
+static void print_result(const result *r, bool verified)
+{
+    if (r->reps == 0) {
+        printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
+        return;
+    }
+    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %9u%s\n", r->name, r->ntasks,
+           r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, r->ncodelets,
+           verified ? "  order ok" : "");
+    fflush(stdout);
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " [options]\n"
+            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
+            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
+            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
+            "                   at least --min-tasks tasks)\n"
+            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
+            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
+            "  --n N            tasks of independent and chain (default 100000)\n"
+            "  --width N        fan-out width (default 64)\n"
+            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
+            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
+            "  --threads N      CPU workers: STARPU_NCPU (default 2)\n"
+            "  --sched NAME     scheduler: STARPU_SCHED (default lws; eager, ...)\n"
+            "  --api insert|submit   starpu_task_insert (default), or starpu_task_create +\n"
+            "                   starpu_task_submit\n"
+            "  --verify         one more run per workload that checks the order tasks ran in\n"
+            "  --samples        print every timed run's ns/task\n"
+            "  --quick          tiny sizes, --verify, for a smoke test\n");
+}
+
+static bool parse_tiles(const char *s, options *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->ntiles = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !parse_u32(tok, &o->tiles[o->ntiles]))
+            return false;
+        o->ntiles++;
+    }
+    return o->ntiles > 0;
+}
+
+static bool selected(const options *o, const char *name)
+{
+    if (!o->only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->only);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strncmp(name, tok, strlen(tok)) == 0)
+            return true;
+    return false;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
+                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
+                   .sched = "lws", .api = API_INSERT};
+    /* --quick first, so explicit options after it still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--quick") == 0) {
+            o->quick = o->verify = true;
+            o->reps = 2;
+            o->min_tasks = 0;
+            o->warmup_tasks = 0;
+            o->n = 2000;
+            o->rounds = 20;
+            o->tiles[0] = 4;
+            o->tiles[1] = 6;
+            o->ntiles = 2;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint32_t x = 0;
+        bool ok = true;
+        if (strcmp(a, "--quick") == 0) {
+            continue;
+        } else if (strcmp(a, "--verify") == 0) {
+            o->verify = true;
+            continue;
+        } else if (strcmp(a, "--samples") == 0) {
+            o->samples = true;
+            continue;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
+                                                 "--width", "--rounds", "--tiles", "--threads", "--sched",
+                                                 "--api"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= strcmp(a, with_value[k]) == 0;
+        if (!known) {
+            fprintf(stderr, PROG ": unknown option %s\n", a);
+            usage(stderr);
+            return 1;
+        }
+        if (!v) {
+            fprintf(stderr, PROG ": %s needs a value\n", a);
+            return 1;
+        }
+        i++;
+        if (strcmp(a, "--only") == 0)
+            o->only = v;
+        else if (strcmp(a, "--reps") == 0)
+            ok = parse_u32(v, &o->reps);
+        else if (strcmp(a, "--warmup") == 0)
+            ok = parse_u32(v, &o->warmup) && o->warmup >= 1;
+        else if (strcmp(a, "--min-tasks") == 0) {
+            ok = parse_u32(v, &x);
+            o->min_tasks = x;
+        } else if (strcmp(a, "--n") == 0)
+            ok = parse_u32(v, &o->n);
+        else if (strcmp(a, "--width") == 0)
+            ok = parse_u32(v, &o->width) && o->width >= 1;
+        else if (strcmp(a, "--rounds") == 0)
+            ok = parse_u32(v, &o->rounds);
+        else if (strcmp(a, "--tiles") == 0)
+            ok = parse_tiles(v, o);
+        else if (strcmp(a, "--threads") == 0)
+            ok = parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 1024;
+        else if (strcmp(a, "--sched") == 0)
+            ok = v[0] != '\0' && strlen(v) < 64;
+        else if (strcmp(a, "--api") == 0) {
+            if (strcmp(v, "insert") == 0)
+                o->api = API_INSERT;
+            else if (strcmp(v, "submit") == 0)
+                o->api = API_SUBMIT;
+            else
+                ok = false;
+        }
+        if (strcmp(a, "--sched") == 0 && ok)
+            o->sched = v;
+        if (!ok) {
+            fprintf(stderr, PROG ": bad value '%s' for %s\n", v, a);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options opt;
+    if (parse_args(argc, argv, &opt))
+        return 2;
+
+    char ncpu[16];
+    snprintf(ncpu, sizeof ncpu, "%u", opt.threads);
+    if (setenv("STARPU_NCPU", ncpu, 1) || setenv("STARPU_NCUDA", "0", 1) || setenv("STARPU_NOPENCL", "0", 1) ||
+        setenv("STARPU_CALIBRATE", "0", 1) || setenv("STARPU_SCHED", opt.sched, 1)) {
+        fprintf(stderr, PROG ": setenv failed: %s\n", strerror(errno));
+        return 1;
+    }
+    int rc = starpu_init(NULL);
+    if (rc) {
+        fprintf(stderr, PROG ": starpu_init failed: %d (%s)\n", rc, strerror(rc < 0 ? -rc : rc));
+        return 1;
+    }
+    print_machine();
+    struct starpu_sched_policy *pol = starpu_sched_ctx_get_sched_policy(0);
+    unsigned ncpus = starpu_cpu_worker_get_count();
+    char warm[64];
+    if (opt.warmup || opt.warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", opt.warmup ? opt.warmup : 1);
+    else
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.warmup_tasks);
+    printf("# workers: %u CPU (STARPU_NCPU=%u), %u in all; sched %s; %s; warm-up %s, reps %u (>= %" PRIu64
+           " tasks timed)%s\n",
+           ncpus, opt.threads, starpu_worker_get_count(), pol && pol->policy_name ? pol->policy_name : "?",
+           opt.api == API_INSERT ? "starpu_task_insert" : "starpu_task_create + starpu_task_submit", warm, opt.reps,
+           opt.min_tasks, opt.quick ? ", --quick" : "");
+    if (ncpus != opt.threads)
+        printf("# note: asked for %u CPU workers, StarPU started %u\n", opt.threads, ncpus);
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %9s\n", "workload", "tasks", "edges", "path", "reps", "median",
+           "min", "submit", "codelets");
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %9s\n", "", "", "", "", "", "ns/task", "ns/task", "ns/task", "");
+    fflush(stdout);
+
+    int failures = 0, ran = 0;
+    for (int wl = 0; wl < 3 + (int)opt.ntiles; wl++) {
+        dag d;
+        const char *name = wl == 0 ? "independent" : wl == 1 ? "chain" : wl == 2 ? "fanout_fanin" : "cholesky";
+        char full[48];
+        if (wl == 2)
+            snprintf(full, sizeof full, "%s%u", name, opt.width);   /* as the DAG names itself */
+        else if (wl < 3)
+            snprintf(full, sizeof full, "%s", name);
+        else
+            snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
+        if (!selected(&opt, full))
+            continue;
+        if (wl == 0)
+            rc = dag_independent(&d, opt.n);
+        else if (wl == 1)
+            rc = dag_chain(&d, opt.n);
+        else if (wl == 2)
+            rc = dag_fanout_fanin(&d, opt.width, opt.rounds);
+        else
+            rc = dag_cholesky(&d, opt.tiles[wl - 3]);
+        if (rc) {
+            fprintf(stderr, PROG ": cannot generate %s (out of memory or size out of range)\n", full);
+            failures++;
+            continue;
+        }
+        result r;
+        ran++;
+        if (run_workload(&d, &opt, &r))
+            failures++;
+        else
+            print_result(&r, opt.verify);
+        dag_free(&d);
+    }
+    starpu_shutdown();
+    if (ran == 0) {
+        fprintf(stderr, PROG ": --only '%s' selects no workload\n", opt.only ? opt.only : "");
+        return 2;
+    }
+    return failures ? 1 : 0;
+}

@@ -200,12 +200,16 @@ static void release_child_memory(strata__child *c)
     }
 }
 
-/* Undo init: every child is killed and reaped, every mapping released. */
-static void teardown_children(strata__node *n)
+/* Undo init: every child is killed and reaped (when kill_them), every mapping
+   and descriptor of this process released. In a process that is not the one
+   that started the children (a child running an exit handler, or a fork of the
+   application) kill_them is false: it touches no child and only drops its own
+   copies. */
+static void release_children(strata__node *n, bool kill_them)
 {
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->pid > 0 && !c->dead)
+        if (kill_them && c->pid > 0 && !c->dead)
             strata__node_kill(n, c, NULL);
         if (c->pidfd >= 0)
             close(c->pidfd);
@@ -249,14 +253,14 @@ int strata__node_init(strata__node *n)
     n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (n->wake_fd < 0) {
         rc = strata__fail_sys(errno, "eventfd for the node worker's wake-ups");
-        teardown_children(n);
+        release_children(n, true);
         return rc;
     }
     n->header->wake_fd = n->wake_fd;
     if (pipe2(n->death_pipe, O_CLOEXEC) != 0) {
         rc = strata__fail_sys(errno, "pipe2 for the children's parent-death watch");
         n->death_pipe[0] = n->death_pipe[1] = -1;
-        teardown_children(n);
+        release_children(n, true);
         return rc;
     }
     live_add(n);
@@ -281,14 +285,14 @@ int strata__node_init(strata__node *n)
                 }
             }
             if (rc) {
-                teardown_children(n);
+                release_children(n, true);
                 return rc;
             }
         }
     }
     rc = strata__node_snapshot_objects(n);
     if (rc) {
-        teardown_children(n);
+        release_children(n, true);
         return rc;
     }
     /* Every mapping exists: now the children, one after another. */
@@ -296,7 +300,7 @@ int strata__node_init(strata__node *n)
     for (uint32_t i = 0; i < n->nchildren; i++) {
         rc = strata__node_spawn(n, &n->children[i], deadline);
         if (rc) {
-            teardown_children(n);
+            release_children(n, true);
             return rc;
         }
     }
@@ -356,37 +360,10 @@ static bool all_gone(strata__node *n, uint64_t deadline_ns)
     }
 }
 
-/* In a process that is not the one that started the children (a child running
-   an exit handler, or a fork of the application), close touches no child: it
-   only drops this process's own copies of the mappings and descriptors. */
-static void forget_children(strata__node *n)
-{
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        if (c->pidfd >= 0)
-            close(c->pidfd);
-        free(c->death_message);
-        release_child_memory(c);
-    }
-    free(n->children);
-    n->children = NULL;
-    n->nchildren = 0;
-    if (n->wake_fd >= 0)
-        close(n->wake_fd);
-    n->wake_fd = -1;
-    for (int k = 0; k < 2; k++)
-        if (n->death_pipe[k] >= 0)
-            close(n->death_pipe[k]);
-    n->death_pipe[0] = n->death_pipe[1] = -1;
-    strata__shm_unmap(n->mail, n->mail_bytes);
-    n->mail = NULL;
-    live_remove(n);
-}
-
 void strata__node_close(strata__node *n)
 {
     if (n->children && n->parent_pid != getpid())
-        forget_children(n);
+        release_children(n, false);
     if (n->children) {
         /* 1. polite: an exit request to every idle child */
         for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -406,7 +383,7 @@ void strata__node_close(strata__node *n)
             }
             all_gone(n, strata__now_ns() + grace);
         }
-        teardown_children(n);   /* SIGKILL and reap whatever is left */
+        release_children(n, true);   /* SIGKILL and reap whatever is left */
     }
     if (n->heap) {
         strata__tmap_destroy(&n->buffers);

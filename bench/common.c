@@ -1,4 +1,7 @@
 /* What the benchmarks share: see common.h. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime, strtok_r: however it is built */
+#endif
 #include "common.h"
 
 #include <errno.h>
@@ -7,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <strata/strata.h>
 
 uint64_t bench_now_ns(void)
 {
@@ -21,6 +22,12 @@ int bench_cmp_u64(const void *x, const void *y)
 {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return (a > b) - (a < b);
+}
+
+uint64_t bench_median_u64(uint64_t *v, uint32_t n)
+{
+    qsort(v, n, sizeof v[0], bench_cmp_u64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 uint64_t bench_percentile(const uint64_t *sorted, uint32_t n, double q)
@@ -47,7 +54,32 @@ bool bench_parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
-void bench_print_machine(const char *extra)
+bool bench_parse_u32_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *n)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == cap || !bench_parse_u32(tok, &out[*n]))
+            return false;
+        (*n)++;
+    }
+    return *n > 0;
+}
+
+bool bench_selected(const char *only, const char *name, bool prefix)
+{
+    if (!only)
+        return true;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", only);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (prefix ? strncmp(name, tok, strlen(tok)) == 0 : strcmp(name, tok) == 0)
+            return true;
+    return false;
+}
+
+void bench_print_machine(const char *runtime, const char *extra)
 {
     char model[256] = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -68,6 +100,5 @@ void bench_print_machine(const char *extra)
         }
         fclose(f);
     }
-    printf("# strata %s, %ld online CPUs, %s%s\n", strata_version_string(), sysconf(_SC_NPROCESSORS_ONLN), model,
-           extra);
+    printf("# %s, %ld online CPUs, %s%s\n", runtime, sysconf(_SC_NPROCESSORS_ONLN), model, extra);
 }

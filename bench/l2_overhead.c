@@ -231,12 +231,6 @@ out:
 /* ---- statistics ---- */
 
 
-static uint64_t median_u64(uint64_t *v, uint32_t n)
-{
-    qsort(v, n, sizeof v[0], bench_cmp_u64);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct result {
     char     name[48];
     uint32_t ntasks, reps;
@@ -348,8 +342,8 @@ static int run_workload(const dag *d, const options *opt, result *res)
         for (uint32_t r = 1; r < reps; r++)
             lo = samples[r] < lo ? samples[r] : lo;
         res->min_ns = (double)lo / d->ntasks;
-        res->median_ns = (double)median_u64(samples, reps) / d->ntasks;
-        res->submit_ns = (double)median_u64(submits, reps) / d->ntasks;
+        res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
+        res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
     }
 
     if (opt->verify) {
@@ -429,31 +423,6 @@ static void usage(FILE *f)
 }
 
 
-static bool parse_tiles(const char *s, options *o)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    o->ntiles = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !bench_parse_u32(tok, &o->tiles[o->ntiles]))
-            return false;
-        o->ntiles++;
-    }
-    return o->ntiles > 0;
-}
-
-static bool selected(const options *o, const char *name)
-{
-    if (!o->only)
-        return true;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", o->only);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
-        if (strncmp(name, tok, strlen(tok)) == 0)
-            return true;
-    return false;
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
@@ -523,7 +492,7 @@ static int parse_args(int argc, char **argv, options *o)
         else if (strcmp(a, "--rounds") == 0)
             ok = bench_parse_u32(v, &o->rounds);
         else if (strcmp(a, "--tiles") == 0)
-            ok = parse_tiles(v, o);
+            ok = bench_parse_u32_list(v, o->tiles, sizeof o->tiles / sizeof o->tiles[0], &o->ntiles);
         else if (strcmp(a, "--aiv") == 0 || strcmp(a, "--threads") == 0)
             ok = bench_parse_u32(v, &o->aiv) && o->aiv >= 1 && o->aiv <= 64;
         else if (strcmp(a, "--aic") == 0)
@@ -560,7 +529,9 @@ static int parse_args(int argc, char **argv, options *o)
 
 static void print_machine(void)
 {
-    bench_print_machine("");
+    char runtime[64];
+    snprintf(runtime, sizeof runtime, "strata %s", strata_version_string());
+    bench_print_machine(runtime, "");
 }
 
 int main(int argc, char **argv)
@@ -595,7 +566,7 @@ int main(int argc, char **argv)
             snprintf(full, sizeof full, "%s", name);
         else
             snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
-        if (!selected(&opt, full))
+        if (!bench_selected(opt.only, full, true))
             continue;
         if (wl == 0)
             rc = dag_independent(&d, opt.n);

@@ -65,18 +65,6 @@ typedef struct options {
     const char *only;               /* comma-separated section names; NULL = all */
 } options;
 
-static bool selected(const options *o, const char *name)
-{
-    if (!o->only)
-        return true;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", o->only);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
-        if (strcmp(name, tok) == 0)
-            return true;
-    return false;
-}
-
 /* ---- time ---- */
 
 
@@ -720,9 +708,10 @@ static int parse_args(int argc, char **argv, options *o)
 
 static void print_machine(void)
 {
-    char extra[64];
+    char runtime[64], extra[64];
+    snprintf(runtime, sizeof runtime, "strata %s", strata_version_string());
     snprintf(extra, sizeof extra, ", CLK_TCK %ld", sysconf(_SC_CLK_TCK));
-    bench_print_machine(extra);
+    bench_print_machine(runtime, extra);
 }
 
 int main(int argc, char **argv)
@@ -737,7 +726,7 @@ int main(int argc, char **argv)
     bench a;
     if (bench_open(&a, 1, 1))
         return 1;
-    if (selected(&opt, "roundtrip")) {
+    if (bench_selected(opt.only, "roundtrip", false)) {
         printf("\n# 1. round trip of one strata_worker_run (1 chip child + 1 SUB child); warm-up %u runs; "
                "times in us; <=10us = %% of runs that took at most 10 us; csw/run = voluntary context "
                "switches per run (parent, children)\n", opt.warmup);
@@ -747,7 +736,7 @@ int main(int argc, char **argv)
         failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
         failures += round_trip(&a, "one SUB task", orch_one_sub, 1, &opt);
     }
-    if (selected(&opt, "after-idle")) {
+    if (bench_selected(opt.only, "after-idle", false)) {
         printf("\n# 3. the first run after the worker was idle 1 s (a stamped task: the child writes the time it "
                "starts), then one more run at once; us\n");
         printf("#   enter = run() called -> orchestration function; submit = the submit call, which posts and "
@@ -759,7 +748,7 @@ int main(int argc, char **argv)
         failures += after_idle(&a, "one chip task", orch_stamp_chip, orch_one_chip, 1, &opt);
         failures += after_idle(&a, "one SUB task", orch_stamp_sub, orch_one_sub, 1, &opt);
     }
-    if (selected(&opt, "idle-cpu")) {
+    if (bench_selected(opt.only, "idle-cpu", false)) {
         printf("\n# 4. idle CPU: %% of one core while the worker is left alone\n");
         for (uint32_t k = 0; k < opt.nidle; k++)
             failures += idle_cpu(&a, "1 chip + 1 SUB", opt.idle_secs[k]);
@@ -767,12 +756,12 @@ int main(int argc, char **argv)
     failures += bench_close(&a);
 
     /* Worker B: 2 chip children. */
-    if (!selected(&opt, "throughput") && !selected(&opt, "idle-cpu"))
+    if (!bench_selected(opt.only, "throughput", false) && !bench_selected(opt.only, "idle-cpu", false))
         return failures ? 1 : 0;
     bench b;
     if (bench_open(&b, 2, 0))
         return 1;
-    if (selected(&opt, "throughput")) {
+    if (bench_selected(opt.only, "throughput", false)) {
         uint32_t bw = opt.quick ? 5 : 100;
         printf("\n# 2. throughput: independent empty chip tasks, one run each (2 chip children); times in us\n");
         printf("%-30s %6s %6s %10s %10s %10s %9s %9s %11s\n", "tasks on", "tasks", "runs", "min", "median", "p90",
@@ -784,7 +773,7 @@ int main(int argc, char **argv)
             failures += throughput(&b, "chip 0 only", opt.big, 1, 1, opt.big_runs, true);
         }
     }
-    if (selected(&opt, "idle-cpu")) {
+    if (bench_selected(opt.only, "idle-cpu", false)) {
         printf("\n# 4. idle CPU (continued)\n");
         for (uint32_t k = 0; k < opt.nidle; k++)
             failures += idle_cpu(&b, "2 chips", opt.idle_secs[k]);

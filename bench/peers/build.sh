@@ -51,7 +51,7 @@ fi
 
 # ---- build ----
 mkdir -p "$out"
-src=("$bench/dag.c" "$here/omp_dag.c")
+src=("$bench/dag.c" "$bench/common.c" "$here/omp_dag.c")
 warn=(-std=c11 -Wall -Wextra -Werror)
 
 set -x

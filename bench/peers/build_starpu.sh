@@ -59,5 +59,5 @@ else
 fi
 
 "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "${warn[@]}" "${cflags[@]}" -I"$bench" \
-    "$bench/dag.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}"
+    "$bench/dag.c" "$bench/common.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}"
 echo "build_starpu: built $out/starpu_dag (flags: ${warn[*]})" >&2

@@ -55,6 +55,7 @@
 
 #include <omp.h>
 
+#include "../common.h"
 #include "../dag.h"
 
 #if defined(__clang__)
@@ -72,36 +73,6 @@
 #endif
 
 /* ---- small helpers (bench/common.c needs Strata's headers, so not used) ---- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
-
-static uint64_t median_u64(uint64_t *v, uint32_t n)
-{
-    qsort(v, n, sizeof v[0], cmp_u64);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || s[0] == '-')
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
 
 /* ---- options ---- */
 
@@ -279,11 +250,11 @@ static int run_workload(const dag *d, const options *opt, result *res)
 #pragma omp taskwait
         }
         for (uint32_t r = 0; r < reps; r++) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             submit_empty(&p);
-            uint64_t t1 = now_ns();
+            uint64_t t1 = bench_now_ns();
 #pragma omp taskwait
-            uint64_t t2 = now_ns();
+            uint64_t t2 = bench_now_ns();
             samples[r] = t2 - t0;
             submits[r] = t1 - t0;
         }
@@ -307,8 +278,8 @@ static int run_workload(const dag *d, const options *opt, result *res)
         for (uint32_t r = 1; r < reps; r++)
             lo = samples[r] < lo ? samples[r] : lo;
         res->min_ns = (double)lo / d->ntasks;
-        res->median_ns = (double)median_u64(samples, reps) / d->ntasks;
-        res->submit_ns = (double)median_u64(submits, reps) / d->ntasks;
+        res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
+        res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
     }
     if (opt->verify) {
         char why[200];
@@ -369,31 +340,6 @@ static void usage(FILE *f)
             "  --quick          tiny sizes, --verify, for a smoke test\n");
 }
 
-static bool parse_tiles(const char *s, options *o)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    o->ntiles = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (o->ntiles == sizeof o->tiles / sizeof o->tiles[0] || !parse_u32(tok, &o->tiles[o->ntiles]))
-            return false;
-        o->ntiles++;
-    }
-    return o->ntiles > 0;
-}
-
-static bool selected(const options *o, const char *name)
-{
-    if (!o->only)
-        return true;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", o->only);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
-        if (strncmp(name, tok, strlen(tok)) == 0)
-            return true;
-    return false;
-}
-
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
@@ -447,22 +393,22 @@ static int parse_args(int argc, char **argv, options *o)
         if (strcmp(a, "--only") == 0)
             o->only = v;
         else if (strcmp(a, "--reps") == 0)
-            ok = parse_u32(v, &o->reps);
+            ok = bench_parse_u32(v, &o->reps);
         else if (strcmp(a, "--warmup") == 0)
-            ok = parse_u32(v, &o->warmup) && o->warmup >= 1;
+            ok = bench_parse_u32(v, &o->warmup) && o->warmup >= 1;
         else if (strcmp(a, "--min-tasks") == 0) {
-            ok = parse_u32(v, &x);
+            ok = bench_parse_u32(v, &x);
             o->min_tasks = x;
         } else if (strcmp(a, "--n") == 0)
-            ok = parse_u32(v, &o->n);
+            ok = bench_parse_u32(v, &o->n);
         else if (strcmp(a, "--width") == 0)
-            ok = parse_u32(v, &o->width) && o->width >= 1;
+            ok = bench_parse_u32(v, &o->width) && o->width >= 1;
         else if (strcmp(a, "--rounds") == 0)
-            ok = parse_u32(v, &o->rounds);
+            ok = bench_parse_u32(v, &o->rounds);
         else if (strcmp(a, "--tiles") == 0)
-            ok = parse_tiles(v, o);
+            ok = bench_parse_u32_list(v, o->tiles, sizeof o->tiles / sizeof o->tiles[0], &o->ntiles);
         else if (strcmp(a, "--threads") == 0)
-            ok = parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 256;
+            ok = bench_parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 256;
         else if (strcmp(a, "--deps") == 0) {
             if (strcmp(v, "fixed") == 0)
                 o->deps = DEPS_FIXED;
@@ -497,29 +443,11 @@ static int find_omp_lib(struct dl_phdr_info *info, size_t size, void *arg)
 
 static void print_machine(const options *o)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                const char *c = strchr(line, ':');
-                if (c) {
-                    c++;
-                    while (*c == ' ' || *c == '\t')
-                        c++;
-                    snprintf(model, sizeof model, "%s", c);
-                    model[strcspn(model, "\n")] = '\0';
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    char lib[512] = "?";
+    char lib[512] = "?", runtime[768];
     dl_iterate_phdr(find_omp_lib, lib);
-    printf("# omp_dag: %s (%s, _OPENMP %d, %s), %ld online CPUs, %s\n", OMP_DAG_RUNTIME, OMP_DAG_COMPILER,
-           _OPENMP, lib, sysconf(_SC_NPROCESSORS_ONLN), model);
+    snprintf(runtime, sizeof runtime, "omp_dag: %s (%s, _OPENMP %d, %s)", OMP_DAG_RUNTIME, OMP_DAG_COMPILER,
+             _OPENMP, lib);
+    bench_print_machine(runtime, "");
     static const char *const env[] = {"OMP_WAIT_POLICY", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_SPINCOUNT",
                                       "KMP_BLOCKTIME", "KMP_LIBRARY", "KMP_ENABLE_TASK_THROTTLING",
                                       "OMP_NUM_THREADS", "OMP_DYNAMIC"};
@@ -569,7 +497,7 @@ int main(int argc, char **argv)
             snprintf(full, sizeof full, "%s", name);
         else
             snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
-        if (!selected(&opt, full))
+        if (!bench_selected(opt.only, full, true))
             continue;
         if (wl == 0)
             rc = dag_independent(&d, opt.n);

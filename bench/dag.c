@@ -386,3 +386,33 @@ bool dag_check_order(const dag *d, const uint32_t *order, uint32_t n, char *why,
     free(pos);
     return ok;
 }
+
+/* ---- the standard suite ---- */
+
+uint32_t dag_suite_count(const dag_suite *s)
+{
+    return 3 + s->ntiles;
+}
+
+void dag_suite_name(const dag_suite *s, uint32_t i, char *buf, size_t cap)
+{
+    if (i == 0)
+        snprintf(buf, cap, "independent");
+    else if (i == 1)
+        snprintf(buf, cap, "chain");
+    else if (i == 2)
+        snprintf(buf, cap, "fanout_fanin%u", s->width);   /* as the DAG names itself */
+    else
+        snprintf(buf, cap, "cholesky%u", s->tiles[i - 3]);
+}
+
+int dag_suite_make(const dag_suite *s, uint32_t i, dag *d)
+{
+    if (i == 0)
+        return dag_independent(d, s->n);
+    if (i == 1)
+        return dag_chain(d, s->n);
+    if (i == 2)
+        return dag_fanout_fanin(d, s->width, s->rounds);
+    return dag_cholesky(d, s->tiles[i - 3]);
+}

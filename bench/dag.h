@@ -130,6 +130,22 @@ int64_t dag_count_edges(const dag *d);
    of memory. */
 int64_t dag_critical_path(const dag *d);
 
+/* The standard suite every backend runs, in order: independent(n), chain(n),
+   fan-out/fan-in(width, rounds), then Cholesky(T) for each T of tiles. */
+typedef struct dag_suite {
+    uint32_t        n, width, rounds;
+    const uint32_t *tiles;
+    uint32_t        ntiles;
+} dag_suite;
+
+uint32_t dag_suite_count(const dag_suite *s);
+/* The name of workload i, as the tables print it: "independent", "chain",
+   "fanout_fanin64", "cholesky16". */
+void dag_suite_name(const dag_suite *s, uint32_t i, char *buf, size_t cap);
+/* Generate workload i into *d (release with dag_free); nonzero when out of
+   memory or a size is out of range. */
+int dag_suite_make(const dag_suite *s, uint32_t i, dag *d);
+
 /* Whether `order` (ntasks task indices, each exactly once: the order in which
    a backend started or completed the tasks) respects every dependency. On a
    violation, writes a one-line reason into why (may be NULL) and returns false. */

@@ -555,28 +555,14 @@ int main(int argc, char **argv)
            "ns/task", "high/size", "high/size");
 
     int failures = 0, ran = 0;
-    for (int wl = 0; wl < 3 + (int)opt.ntiles; wl++) {
+    dag_suite suite = {opt.n, opt.width, opt.rounds, opt.tiles, opt.ntiles};
+    for (uint32_t wl = 0; wl < dag_suite_count(&suite); wl++) {
         dag d;
-        int rc;
-        const char *name = wl == 0 ? "independent" : wl == 1 ? "chain" : wl == 2 ? "fanout_fanin" : "cholesky";
         char full[48];
-        if (wl == 2)
-            snprintf(full, sizeof full, "%s%u", name, opt.width);   /* as the DAG names itself */
-        else if (wl < 3)
-            snprintf(full, sizeof full, "%s", name);
-        else
-            snprintf(full, sizeof full, "cholesky%u", opt.tiles[wl - 3]);
+        dag_suite_name(&suite, wl, full, sizeof full);
         if (!bench_selected(opt.only, full, true))
             continue;
-        if (wl == 0)
-            rc = dag_independent(&d, opt.n);
-        else if (wl == 1)
-            rc = dag_chain(&d, opt.n);
-        else if (wl == 2)
-            rc = dag_fanout_fanin(&d, opt.width, opt.rounds);
-        else
-            rc = dag_cholesky(&d, opt.tiles[wl - 3]);
-        if (rc) {
+        if (dag_suite_make(&suite, wl, &d)) {
             fprintf(stderr, "l2_overhead: cannot generate %s (out of memory or size out of range)\n", full);
             failures++;
             continue;

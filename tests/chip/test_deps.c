@@ -201,8 +201,10 @@ TEST_CASE(hundreds_of_readers)
     fixture f = setup();
     strata_tensor x = test_tensor(f.x, STRATA_F32);
     uint32_t first = plan_n;
+    /* The last reader is still running when the writer links (it sleeps
+       100 ms), so at least that edge is needed whatever the timing. */
     for (int i = 0; i < 300; i++)
-        task1(x, STRATA_INPUT, i % 50 == 0 ? 2000 : 0, 0);
+        task1(x, STRATA_INPUT, i == 299 ? 100000 : i % 50 == 0 ? 2000 : 0, 0);
     uint32_t w = task1(x, STRATA_OUTPUT, 0, 0);
     run_ok(&f);
     for (uint32_t i = first; i < w; i++)
@@ -234,7 +236,8 @@ TEST_CASE(one_edge_per_producer)
 {
     fixture f = setup();
     strata_tensor x = test_tensor(f.x, STRATA_F32);
-    uint32_t p = task1(x, STRATA_OUTPUT, SLOW_US, 0);
+    /* 100 ms: still running when the consumer links, whatever the timing */
+    uint32_t p = task1(x, STRATA_OUTPUT, 100000, 0);
     strata_tensor t[3] = {view1d(f.x, STRATA_F32, 0, 4), view1d(f.x, STRATA_F32, 4, 4), view1d(f.x, STRATA_F32, 8, 4)};
     strata_tag tags[3] = {STRATA_INPUT, STRATA_INPUT, STRATA_INPUT};
     uint32_t c = plan_add(PROBE_AIV, 3, t, tags, 0, 0);

@@ -139,8 +139,11 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     rc = platform->open(device_id, memory_bytes, memory, &chip->dev);
     if (rc == STRATA_OK)
         rc = size_rings(chip, defaults);
-    for (int t = 0; rc == STRATA_OK && t < 2; t++)
-        rc = strata__ready_queue_init(&chip->queues[t], 2ull * STRATA__WINDOW_MAX);
+    for (int t = 0; rc == STRATA_OK && t < 2; t++) {
+        rc = strata__ready_queue_init(&chip->orch_queues[t], 2ull * STRATA__WINDOW_MAX);
+        if (rc == STRATA_OK)
+            rc = strata__ready_queue_init(&chip->lane_queues[t], 2ull * STRATA__WINDOW_MAX);
+    }
     if (rc == STRATA_OK) {
         chip->hrec_cap = 64;
         chip->hrec = malloc(chip->hrec_cap * sizeof chip->hrec[0]);
@@ -177,8 +180,10 @@ bool strata__chip_close(strata__chip *chip)
         pthread_mutex_unlock(&abandoned_lock);
         return false;
     }
-    for (int t = 0; t < 2; t++)
-        strata__ready_queue_destroy(&chip->queues[t]);
+    for (int t = 0; t < 2; t++) {
+        strata__ready_queue_destroy(&chip->orch_queues[t]);
+        strata__ready_queue_destroy(&chip->lane_queues[t]);
+    }
     if (chip->dev) {
         free_rings(chip);
         chip->platform->close(chip->dev);
@@ -198,13 +203,14 @@ bool strata__chip_close(strata__chip *chip)
 void strata__chip_make_ready(strata__chip *chip, uint32_t slot)
 {
     strata_core_type core = chip->bodies[slot].core;
-    strata__ready_push(&chip->queues[core], slot);
-    strata__event_notify(&chip->ready_event[core]);
+    strata__ready_push_single(&chip->orch_queues[core], slot);
+    strata__event_notify_lazy(&chip->ready_event[core]);
 }
 
-void strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status)
+uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status)
 {
     strata__task *t = &chip->tasks[slot];
+    uint32_t next = STRATA__NONE;
     t->status = status;
     /* acq_rel: release publishes status to an orchestrator that later finds
        CLOSED; acquire makes the edges pushed so far visible. */
@@ -212,26 +218,33 @@ void strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot
     while (e != STRATA__EDGE_EMPTY) {
         /* Read the edge before the decrement: once the successor can run, it may
            retire and its edges be reused. */
-        uint32_t next = chip->edges[e].next, succ = chip->edges[e].succ_slot;
+        uint32_t after = chip->edges[e].next, succ = chip->edges[e].succ_slot;
         strata__task *s = &chip->tasks[succ];
         if (status != STRATA_OK)
             strata__store_relaxed(&s->poisoned, 1);  /* ordered by the acq_rel below */
-        if (strata__fetch_sub_acq_rel(&s->pending, 1) == 1)
-            strata__chip_make_ready(chip, succ);
-        e = next;
+        if (strata__fetch_sub_acq_rel(&s->pending, 1) == 1) {
+            /* acquire above: the successor's body is visible to this lane */
+            strata_core_type core = chip->bodies[succ].core;
+            if (next == STRATA__NONE && core == lane->core) {
+                next = succ;                         /* run it next, no queue */
+            } else {
+                strata__ready_push(&chip->lane_queues[core], succ);
+                strata__event_notify_lazy(&chip->ready_event[core]);
+            }
+        }
+        e = after;
     }
-    if (lane) {
-        if (status == STRATA_OK)
-            lane->completed++;
-        else if (status == STRATA_ECANCELED)
-            lane->canceled++;
-        else
-            lane->failed++;
-    }
+    if (status == STRATA_OK)
+        lane->completed++;
+    else if (status == STRATA_ECANCELED)
+        lane->canceled++;
+    else
+        lane->failed++;
     /* release: the task's completion (and the lane's counters); pairs with the
        acquire in strata__chip_retire() */
     strata__store_release(&t->done, 1);
-    strata__event_notify(&chip->orch_event);
+    strata__event_notify_lazy(&chip->orch_event);
+    return next;
 }
 
 /* ---- retirement (orchestrator) ---- */

@@ -2,14 +2,17 @@
  *
  * Threads: the orchestrator (the thread that calls strata__chip_run, running the
  * callable's orchestration function) and one lane per simulated core. There is no
- * scheduler thread: the orchestrator pushes tasks that are ready at submit, and a
- * lane that completes a task pushes the successors it made ready.
+ * scheduler thread: the orchestrator pushes tasks that are ready at submit (into
+ * its own queue per core type), and a lane that completes a task runs one
+ * successor it made ready next and pushes the others (into the lanes' queue).
  *
  * A task lives in one slot of the task window from submit to retirement. Its
  * life, and who moves it:
  *   submit (orchestrator): fill args, pending = 1 guard, link an edge into every
  *     producer's fanout list (each adds 1 to pending), drop the guard.
- *   ready (whoever brings pending to 0): push the slot on its core type's queue.
+ *   ready (whoever brings pending to 0): push the slot on its core type's queue,
+ *     or, for a lane, keep it as the next task it runs. A task that got no edge
+ *     at submit is ready without any read-modify-write of pending.
  *   run (a lane): call the kernel, or skip it when poisoned or the run failed.
  *   complete (that lane): status, close fanout (exchange to CLOSED), decrement
  *     every successor, set done (release).
@@ -163,7 +166,8 @@ struct strata__chip {
     strata__failure     failure;           /* first failure of the run */
 
     /* shared with lanes */
-    strata__ready_queue queues[2];
+    strata__ready_queue orch_queues[2];    /* pushed by the orchestrator only */
+    strata__ready_queue lane_queues[2];    /* pushed by lanes */
     strata__event       ready_event[2];
     strata__event       orch_event;        /* a task completed */
     _Atomic uint32_t    stop;
@@ -204,8 +208,11 @@ int  strata__chip_copy(strata__chip *chip, uint64_t addr, uint64_t offset, void 
 void strata__chip_stats(const strata__chip *chip, strata_run_stats *out);
 
 /* Engine internals shared by engine.c, orch.c and lane.c. */
+/* The orchestrator made slot ready at submit. */
 void strata__chip_make_ready(strata__chip *chip, uint32_t slot);
-void strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status);
+/* A lane finished slot. Returns a successor made ready that the lane should
+   run next (of the lane's core type), or STRATA__NONE. */
+uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status);
 void strata__chip_retire(strata__chip *chip);
 /* Wait until the oldest unretired task completes (or the timeout check fires).
    Returns 0, or STRATA_ETIMEDOUT once a task passed its timeout. */

@@ -87,6 +87,9 @@ void strata__callable_free(strata__callable *c)
 
 const strata_kernel_entry *strata__callable_kernel(const strata__callable *c, int func_id)
 {
+    /* func_ids 0..n-1, the common case, index the sorted table directly */
+    if (func_id >= 0 && (uint32_t)func_id < c->nkernels && c->kernels[func_id].func_id == func_id)
+        return &c->kernels[func_id];
     uint32_t lo = 0, hi = c->nkernels;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -18,7 +18,8 @@
    its own thread. */
 static _Thread_local strata__lane *current_lane;
 
-static void run_task(strata__lane *lane, uint32_t slot)
+/* Runs slot; returns the next slot to run (see strata__chip_complete) or NONE. */
+static uint32_t run_task(strata__lane *lane, uint32_t slot)
 {
     strata__chip *chip = lane->chip;
     strata__task *t = &chip->tasks[slot];
@@ -46,26 +47,30 @@ static void run_task(strata__lane *lane, uint32_t slot)
                                 chip->device_id);
         }
     }
-    strata__chip_complete(chip, lane, slot, status);
+    return strata__chip_complete(chip, lane, slot, status);
 }
 
 static bool work_or_stop(void *arg)
 {
     strata__lane *lane = arg;
     strata__chip *chip = lane->chip;
-    return strata__ready_nonempty(&chip->queues[lane->core]) || strata__load_acquire(&chip->stop);
+    return strata__ready_nonempty(&chip->lane_queues[lane->core]) ||
+           strata__ready_nonempty(&chip->orch_queues[lane->core]) || strata__load_acquire(&chip->stop);
 }
 
 static void *lane_main(void *arg)
 {
     strata__lane *lane = arg;
     strata__chip *chip = lane->chip;
-    strata__ready_queue *q = &chip->queues[lane->core];
+    strata__ready_queue *from_lanes = &chip->lane_queues[lane->core];
+    strata__ready_queue *from_orch = &chip->orch_queues[lane->core];
     current_lane = lane;
     for (;;) {
         uint32_t slot;
-        if (strata__ready_pop(q, &slot)) {
-            run_task(lane, slot);
+        /* Successors first: they are on some task's critical path. */
+        if (strata__ready_pop(from_lanes, &slot) || strata__ready_pop(from_orch, &slot)) {
+            while (slot != STRATA__NONE)
+                slot = run_task(lane, slot);
             continue;
         }
         /* acquire: pairs with the release in strata__lanes_stop() */

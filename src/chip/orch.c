@@ -46,6 +46,8 @@ typedef struct submit_ctx {
     uint64_t      id;
     uint32_t      slot;
     int           func_id;
+    uint32_t      linked;     /* edges linked into producers' fanout lists */
+    bool          retired;    /* this submit has called strata__chip_retire */
 } submit_ctx;
 
 static strata__task *t_of(const submit_ctx *ctx)
@@ -65,6 +67,15 @@ static bool producer_finished(submit_ctx *ctx, uint64_t producer)
     strata__chip *chip = ctx->chip;
     if (producer < chip->retire_next)
         return true;                            /* retired: finished and ordered already */
+    if (!ctx->retired) {
+        /* Submit retires only now and then (see strata_chip_submit); a task with
+           producers retires now, once, so that finished ones need no look at
+           their slots (lines the lanes are writing). */
+        ctx->retired = true;
+        strata__chip_retire(chip);
+        if (producer < chip->retire_next)
+            return true;
+    }
     strata__task *p = &chip->tasks[producer & chip->mask];
     /* acquire: if we see CLOSED, the producer's status is visible */
     if (strata__load_acquire(&p->fanout) != STRATA__EDGE_CLOSED)
@@ -124,6 +135,7 @@ static int add_dep(void *arg, uint64_t producer)
             break;
     }
     chip->dep_head++;
+    ctx->linked++;
     uint64_t used = chip->dep_head - chip->dep_tail;
     if (used > chip->high_dep)
         chip->high_dep = used;
@@ -198,10 +210,13 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     rc = resolve_buffers(chip, func_id, args, buf);
     if (rc)
         return orch_fail(chip, rc);
-    /* Retire what has finished, so the TensorMap sees it as stale (cheap when
-       nothing has: one load). Then a slot in the task window: back-pressure
-       until the oldest task retires. */
-    strata__chip_retire(chip);
+    /* Retire what has finished every 16 submits, so the TensorMap sees it as
+       stale: each look reads the oldest slot, a line the lanes write, which is a
+       cross-core miss when they are close behind (a submit with producers also
+       retires before its first dependency check, see producer_finished). Then a
+       slot in the task window: back-pressure until the oldest task retires. */
+    if ((chip->next_id & 15) == 0)
+        strata__chip_retire(chip);
     while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
         strata__chip_retire(chip);
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)
@@ -263,6 +278,13 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         }
     }
     t->dep_end = chip->dep_head;
+    /* No edge linked: no other thread knows this task, so the guard can be
+       dropped without an atomic read-modify-write (the push publishes). */
+    if (ctx.linked == 0) {
+        strata__store_relaxed(&t->pending, 0);
+        strata__chip_make_ready(chip, slot);
+        return STRATA_OK;
+    }
     /* acq_rel: drops the guard; the thread that brings pending to zero sees the
        body and every edge (see chip/engine.h) */
     if (strata__fetch_sub_acq_rel(&t->pending, 1) == 1)

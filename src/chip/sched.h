@@ -1,5 +1,8 @@
-/* Ready queues: one bounded multi-producer multi-consumer queue of task slots per
- * core type (Vyukov's array queue).
+/* Ready queues: bounded multi-consumer queues of task slots (Vyukov's array
+ * queue). Each core type has two: one the lanes push the successors they make
+ * ready into (many producers, CAS on enqueue), and one only the orchestrator
+ * pushes into (strata__ready_push_single: no read-modify-write, so a submit
+ * does not wait for its stores to drain).
  *
  *   word        writer              reader             ordering   meaning
  *   cell.seq    pusher, then popper  popper, pusher    acq/rel    whose turn the cell is
@@ -22,8 +25,10 @@
 
 #include "core/atomic.h"
 
+/* seq holds the low 32 bits of a position; differences are taken as int32_t,
+   exact while the capacity is far below 2^31. */
 typedef struct strata__ready_cell {
-    _Atomic uint64_t seq;
+    _Atomic uint32_t seq;
     uint32_t         slot;
 } strata__ready_cell;
 
@@ -37,6 +42,8 @@ typedef struct strata__ready_queue {
 int  strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity);  /* power of two */
 void strata__ready_queue_destroy(strata__ready_queue *q);
 void strata__ready_push(strata__ready_queue *q, uint32_t slot);
+/* Push for a queue that only the calling thread ever pushes into. */
+void strata__ready_push_single(strata__ready_queue *q, uint32_t slot);
 bool strata__ready_pop(strata__ready_queue *q, uint32_t *slot);
 /* Whether a pop would find something now (a hint for waiting threads). */
 bool strata__ready_nonempty(strata__ready_queue *q);

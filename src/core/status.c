@@ -31,7 +31,10 @@ typedef struct message_buffer {
     size_t cap;
 } message_buffer;
 
-static _Thread_local message_buffer tls_message;
+/* initial-exec: every public call clears the message, so its address must not
+   cost a __tls_get_addr call; 16 bytes fit the static TLS that the C library
+   keeps for libraries loaded with dlopen (a Python facade does that). */
+static _Thread_local message_buffer tls_message __attribute__((tls_model("initial-exec")));
 static pthread_key_t message_key;
 static pthread_once_t message_key_once = PTHREAD_ONCE_INIT;
 

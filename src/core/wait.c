@@ -29,32 +29,35 @@ bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint
             return true;
         sched_yield();
     }
-    for (;;) {
-        atomic_fetch_add_explicit(&e->nwaiters, 1, memory_order_seq_cst);
+    /* nwaiters stays raised across sleeps: a lazy notifier that publishes after
+       the increment has been visible for a whole first sleep reads it > 0. */
+    atomic_fetch_add_explicit(&e->nwaiters, 1, memory_order_seq_cst);
+    bool ok;
+    for (bool first = true;; first = false) {
         /* seq_cst fence: the increment above is ordered before ready()'s loads;
            pairs with the fence in strata__event_notify(). */
         strata__full_fence();
         uint32_t key = atomic_load_explicit(&e->seq, memory_order_seq_cst);
         if (ready(arg)) {
-            atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
-            return true;
+            ok = true;
+            break;
         }
         uint64_t timeout = 0;
         if (deadline_ns) {
             uint64_t now = strata__now_ns();
             if (now >= deadline_ns) {
-                atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
-                return false;
+                ok = false;
+                break;
             }
             timeout = deadline_ns - now;
         }
+        /* the first sleep is bounded: it catches a lazy notify that raced with us */
+        if (first && (timeout == 0 || timeout > STRATA__FIRST_SLEEP_NS))
+            timeout = STRATA__FIRST_SLEEP_NS;
         strata__futex_wait(&e->seq, key, timeout);
-        /* relaxed (here and above): leaving only makes a notifier's futex_wake
-           possibly unnecessary, never missing; the count publishes nothing. */
-        atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
-        if (ready(arg))
-            return true;
-        if (deadline_ns && strata__now_ns() >= deadline_ns)
-            return false;
     }
+    /* relaxed: leaving only makes a notifier's futex_wake possibly unnecessary,
+       never missing; the count publishes nothing. */
+    atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
+    return ok;
 }

@@ -61,3 +61,20 @@ bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint
     atomic_fetch_sub_explicit(&e->nwaiters, 1, memory_order_relaxed);
     return ok;
 }
+
+bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns)
+{
+    uint64_t start = strata__now_ns();
+    for (unsigned i = 1;; i++) {
+        if (ready(arg))
+            return true;
+        if (i % 32 == 0) {
+            uint64_t spent = strata__now_ns() - start;
+            if (spent >= spin_ns)
+                return false;
+            if (spent >= STRATA__SPIN_MIN_NS)
+                sched_yield();
+        }
+        strata__cpu_relax();
+    }
+}

@@ -62,4 +62,27 @@ static inline void strata__event_notify_lazy(strata__event *e)
    deadline_ns of 0 means none; returns false when the deadline passed first. */
 bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns);
 
+/* Adaptive polling, for waits that cross processes (node/dispatch.c and the
+ * child's mailbox), where a sleep and its wake-up cost 20-80 us on a virtual
+ * machine. A wait that ended soon after it began means work is flowing: the
+ * next one polls about twice as long as that one took, up to
+ * STRATA__SPIN_MAX_NS. A longer wait means the other side is idle: the next
+ * polls only STRATA__SPIN_MIN_NS, so an idle worker costs what it did. */
+#define STRATA__SPIN_MIN_NS 4000ull
+#define STRATA__SPIN_MAX_NS 200000ull
+
+/* The polling budget of the next wait, given how long the last one took. */
+static inline uint64_t strata__spin_learn(uint64_t waited_ns)
+{
+    if (waited_ns > STRATA__SPIN_MAX_NS)
+        return STRATA__SPIN_MIN_NS;
+    uint64_t next = 2 * waited_ns;
+    return next < STRATA__SPIN_MIN_NS ? STRATA__SPIN_MIN_NS : next > STRATA__SPIN_MAX_NS ? STRATA__SPIN_MAX_NS : next;
+}
+
+/* Poll ready(arg) for about spin_ns; true as soon as it holds. Past the first
+   STRATA__SPIN_MIN_NS it yields between polls, so a thread this one waits for
+   still gets a CPU that is oversubscribed. */
+bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns);
+
 #endif

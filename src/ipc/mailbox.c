@@ -27,15 +27,24 @@ bool strata__mailbox_answered(strata__mailbox *mb, uint32_t seq)
     return strata__load_acquire(&mb->reply) == seq;
 }
 
-uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint32_t check_ms, bool (*still_wanted)(void))
+typedef struct request_watch {
+    strata__mailbox *mb;
+    uint32_t         seen;
+} request_watch;
+
+static bool request_arrived(void *arg)
 {
-    for (int i = 0; i < STRATA__SPIN_ROUNDS; i++) {
-        /* acquire: pairs with the release in strata__mailbox_post() */
-        uint32_t r = strata__load_acquire(&mb->request);
-        if (r != seen)
-            return r;
-        strata__cpu_relax();
-    }
+    request_watch *w = arg;
+    /* acquire: pairs with the release in strata__mailbox_post() */
+    return strata__load_acquire(&w->mb->request) != w->seen;
+}
+
+uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint64_t spin_ns, uint32_t check_ms,
+                              bool (*still_wanted)(void))
+{
+    request_watch watch = {mb, seen};
+    if (strata__spin_poll(request_arrived, &watch, spin_ns))
+        return strata__load_acquire(&mb->request);
     for (;;) {
         strata__store_relaxed(&mb->child_sleeping, 1);
         /* seq_cst fence: child_sleeping before the re-check; pairs with the fence

@@ -71,10 +71,12 @@ bool strata__mailbox_answered(strata__mailbox *mb, uint32_t seq);
 
 /* ---- child side ---- */
 
-/* Wait for a request newer than `seen`: spin briefly, then sleep on the futex,
-   waking every `check_ms` to call still_wanted() (the parent-death check); when
-   it returns false, the child exits without answering. Returns the new seq. */
-uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint32_t check_ms, bool (*still_wanted)(void));
+/* Wait for a request newer than `seen`: poll for about spin_ns (see
+   strata__spin_learn), then sleep on the futex, waking every `check_ms` to call
+   still_wanted() (the parent-death check); when it returns false, the child
+   exits without answering. Returns the new seq. */
+uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint64_t spin_ns, uint32_t check_ms,
+                              bool (*still_wanted)(void));
 /* Publish the answer to request seq (status and message already written) and
    wake the parent if it sleeps. */
 void strata__mailbox_answer(strata__mailbox_header *hdr, strata__mailbox *mb, uint32_t seq);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "chip/engine.h"
+#include "core/sys.h"
+#include "core/wait.h"
 #include "ipc/wire.h"
 
 #define STRATA__PARENT_CHECK_MS 100
@@ -159,8 +161,11 @@ void strata__child_main(strata__node *n, strata__child *c)
     report_ready(n, c);
 
     uint32_t seen = 0;
+    uint64_t spin_ns = STRATA__SPIN_MIN_NS;
     for (;;) {
-        seen = strata__mailbox_wait(c->mb, seen, STRATA__PARENT_CHECK_MS, parent_alive);
+        uint64_t wait_from = strata__now_ns();
+        seen = strata__mailbox_wait(c->mb, seen, spin_ns, STRATA__PARENT_CHECK_MS, parent_alive);
+        spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
         strata__mailbox *mb = c->mb;
         if (mb->kind == STRATA__REQ_EXIT)
             _exit(0);

@@ -41,13 +41,26 @@ static bool any_answer(strata__node *n)
     return false;
 }
 
+static void sleep_until_something(strata__node *n, uint32_t timeout_ms);
+
+static bool any_answer_of(void *n)
+{
+    return any_answer(n);
+}
+
 void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
 {
-    for (int i = 0; i < STRATA__SPIN_ROUNDS; i++) {
-        if (any_answer(n))
-            return;
-        strata__cpu_relax();
-    }
+    uint64_t wait_from = strata__now_ns();
+    bool answered = strata__spin_poll(any_answer_of, n, n->spin_ns);
+    if (!answered)
+        sleep_until_something(n, timeout_ms);
+    n->spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
+}
+
+/* The sleep of strata__node_sleep: a poll() on the wake eventfd and the
+   children's pidfds. */
+static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
+{
     struct pollfd fds[1 + 256];
     nfds_t nfds = 0;
     fds[nfds++] = (struct pollfd){.fd = n->wake_fd, .events = POLLIN};
@@ -83,12 +96,21 @@ static void run_fail(strata__node *n, int status, const char *msg)
     strata__failure_set(&n->failure, status, "%s", msg);
 }
 
-/* Room is reserved at submit: a task enters the ready list at most once per
-   run, and the list is compacted in place, so it never holds more than ntasks. */
+/* The FIFO a ready task waits in (see node/node.h). */
+static strata__task_fifo *fifo_for(strata__node *n, strata__reg_kind kind, uint32_t nmembers, int target)
+{
+    if (nmembers != 1)
+        return &n->group_ready;
+    return kind == STRATA__REG_CHIP ? &n->chip_ready[target] : &n->sub_ready;
+}
+
+/* A task enters a FIFO at most once per run, and the group list is compacted
+   in place, so room reserved at submit is always enough. */
 static void push_ready(strata__node *n, uint32_t t)
 {
-    n->ready[n->ready_tail++] = t;
-    n->tasks[t].ready_queued = true;
+    strata__node_task *task = &n->tasks[t];
+    strata__task_fifo *f = fifo_for(n, task->kind, task->nmembers, task->members[0].target);
+    f->items[f->tail++] = t;
 }
 
 static void complete(strata__node *n, uint32_t t, int status, const char *msg)
@@ -184,51 +206,119 @@ static bool pick_children(strata__node *n, const strata__node_task *task, strata
     return found == task->nmembers;
 }
 
-/* Post what is ready to idle children; cancel what cannot run. */
+static bool child_idle(const strata__child *c)
+{
+    return c->pid > 0 && !c->dead && !c->busy;
+}
+
+/* Complete task t without running it when it cannot run: cancelled (a producer
+   failed, or the run did) or `dead_why` (its children are gone). Returns
+   whether it did. */
+static bool settle_unrunnable(strata__node *n, uint32_t t, bool failed, const char *dead_why)
+{
+    strata__node_task *task = &n->tasks[t];
+    if (task->poisoned || failed) {
+        complete(n, t, STRATA_ECANCELED, NULL);
+        return true;
+    }
+    if (dead_why) {
+        char *msg = strata__format("task %u (%s) not run: %s", t + 1, reg_name(n, task->handle), dead_why);
+        complete(n, t, STRATA_ECHILD, msg ? msg : "task not run: its child is dead");
+        free(msg);
+        return true;
+    }
+    return false;
+}
+
+/* Groups: each waits until all its children are idle at once. Returns whether
+   some task completed (which may make others ready). */
+static bool dispatch_groups(strata__node *n)
+{
+    strata__task_fifo *f = &n->group_ready;
+    bool settled = false;
+    uint32_t keep = f->head;
+    strata__child *picks[256];
+    for (uint32_t i = f->head; i < f->tail; i++) {
+        uint32_t t = f->items[i];
+        strata__node_task *task = &n->tasks[t];
+        bool failed = strata__failure_status(&n->failure) != 0;
+        bool dead = false;
+        bool can = !task->poisoned && !failed && pick_children(n, task, picks, &dead);
+        if (!can && settle_unrunnable(n, t, failed, dead ? (task->kind == STRATA__REG_CHIP
+                                                                ? "a chip child it targets is dead"
+                                                                : "too few SUB children are alive")
+                                                         : NULL)) {
+            settled = true;
+            continue;
+        }
+        if (!can) {
+            f->items[keep++] = t;   /* wait for its children */
+            continue;
+        }
+        task->remaining = task->nmembers;
+        for (uint32_t m = 0; m < task->nmembers; m++)
+            post(n, picks[m], t, m);
+    }
+    f->tail = keep;
+    return settled;
+}
+
+/* Tasks for one child each: an idle child takes the head of its FIFO. */
+static bool dispatch_singles(strata__node *n)
+{
+    bool settled = false;
+    for (uint32_t k = 0; k < n->nchips; k++) {
+        strata__child *c = &n->children[k];
+        strata__task_fifo *f = &n->chip_ready[k];
+        while (f->head < f->tail) {
+            uint32_t t = f->items[f->head];
+            bool failed = strata__failure_status(&n->failure) != 0;
+            if (settle_unrunnable(n, t, failed, c->dead ? "a chip child it targets is dead" : NULL)) {
+                f->head++;
+                settled = true;
+                continue;
+            }
+            if (!child_idle(c))
+                break;
+            f->head++;
+            n->tasks[t].remaining = 1;
+            post(n, c, t, 0);
+        }
+    }
+    strata__task_fifo *f = &n->sub_ready;
+    uint32_t next_sub = n->nchips;
+    while (f->head < f->tail) {
+        uint32_t t = f->items[f->head];
+        bool failed = strata__failure_status(&n->failure) != 0;
+        uint32_t alive = 0;
+        for (uint32_t k = n->nchips; k < n->nchildren; k++)
+            alive += !n->children[k].dead;
+        if (settle_unrunnable(n, t, failed, alive ? NULL : "too few SUB children are alive")) {
+            f->head++;
+            settled = true;
+            continue;
+        }
+        while (next_sub < n->nchildren && !child_idle(&n->children[next_sub]))
+            next_sub++;
+        if (next_sub == n->nchildren)
+            break;
+        f->head++;
+        n->tasks[t].remaining = 1;
+        post(n, &n->children[next_sub], t, 0);
+    }
+    return settled;
+}
+
+/* Post what is ready to idle children; cancel what cannot run. Completing a
+   task that cannot run may make others ready, in any FIFO: so until stable. */
 static void dispatch(strata__node *n)
 {
-    /* With no idle child nothing can be posted: the scan stops there, so a long
-       backlog is not walked on every answer. Cancelling needs no child, so a
-       failed run scans everything. */
-    uint32_t idle = 0;
-    for (uint32_t k = 0; k < n->nchildren; k++)
-        idle += n->children[k].pid > 0 && !n->children[k].dead && !n->children[k].busy;
-    bool failed = strata__failure_status(&n->failure) != 0;
-    if (idle == 0 && !failed)
-        return;
-    uint32_t keep = n->ready_head;
-    strata__child *picks[256];
-    for (uint32_t i = n->ready_head; i < n->ready_tail; i++) {
-        uint32_t t = n->ready[i];
-        strata__node_task *task = &n->tasks[t];
-        if (task->poisoned || failed) {
-            complete(n, t, STRATA_ECANCELED, NULL);
-            failed = strata__failure_status(&n->failure) != 0;
-            continue;
-        }
-        if (idle == 0) {
-            n->ready[keep++] = t;
-            continue;
-        }
-        bool dead;
-        if (pick_children(n, task, picks, &dead)) {
-            task->remaining = task->nmembers;
-            idle -= task->nmembers;
-            for (uint32_t m = 0; m < task->nmembers; m++)
-                post(n, picks[m], t, m);
-            continue;
-        }
-        if (dead) {
-            char *msg = strata__format("task %u (%s) not run: %s", t + 1, reg_name(n, task->handle),
-                                       task->kind == STRATA__REG_CHIP ? "a chip child it targets is dead"
-                                                                      : "too few SUB children are alive");
-            complete(n, t, STRATA_ECHILD, msg ? msg : "task not run: its child is dead");
-            free(msg);
-            continue;
-        }
-        n->ready[keep++] = t;   /* wait for its children */
+    for (;;) {
+        bool settled = dispatch_groups(n);
+        settled |= dispatch_singles(n);
+        if (!settled)
+            return;
     }
-    n->ready_tail = keep;
 }
 
 /* Deal with children that died: the task member each held fails with its death. */
@@ -462,9 +552,13 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         nt += a ? a->ntensors : 0;
         ns += a ? a->nscalars : 0;
     }
-    strata__extent *ext = nt ? malloc(nt * sizeof ext[0]) : NULL;
-    uint32_t *buf = nt ? malloc(nt * sizeof buf[0]) : NULL;
-    if (nt && (!ext || !buf))
+    /* Scratch for the check: on the stack for the usual few tensors. */
+    strata__extent ext_small[8];
+    uint32_t buf_small[8];
+    bool small = nt <= 8;
+    strata__extent *ext = small ? ext_small : malloc(nt * sizeof ext[0]);
+    uint32_t *buf = small ? buf_small : malloc(nt * sizeof buf[0]);
+    if (!ext || !buf)
         rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory", call);
     for (uint32_t m = 0, at = 0; rc == STRATA_OK && m < count; m++) {
         const strata_task_args *a = args ? &args[m] : NULL;
@@ -473,8 +567,17 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     }
     if (rc == STRATA_OK)
         rc = STRATA__RESERVE(n->tasks, n->ntasks, n->tasks_cap, 64, "the run's tasks");
-    if (rc == STRATA_OK)
-        rc = STRATA__RESERVE(n->ready, n->ntasks, n->ready_cap, 64, "the run's ready list");
+    strata__task_fifo *fifo = NULL;
+    if (rc == STRATA_OK && n->chip_ready == NULL && n->nchips) {
+        n->chip_ready = calloc(n->nchips, sizeof n->chip_ready[0]);
+        if (!n->chip_ready)
+            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory for the ready lists of %u chips", call,
+                              n->nchips);
+    }
+    if (rc == STRATA_OK) {
+        fifo = fifo_for(n, kind, count, kind == STRATA__REG_CHIP ? workers[0] : -1);
+        rc = STRATA__RESERVE(fifo->items, fifo->reserved, fifo->cap, 64, "the run's ready list");
+    }
     uint32_t t = n->ntasks;
     strata__node_task *task = NULL;
     if (rc == STRATA_OK) {
@@ -491,18 +594,22 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         task->nmembers = count;
         task->ntensors = nt;
         task->nscalars = ns;
-        task->members = malloc(count * sizeof task->members[0]);
-        task->tensors = nt ? malloc(nt * sizeof task->tensors[0]) : NULL;
-        task->tags = nt ? malloc(nt * sizeof task->tags[0]) : NULL;
-        task->scalars = ns ? malloc(ns * sizeof task->scalars[0]) : NULL;
-        if (!task->members || (nt && (!task->tensors || !task->tags)) || (ns && !task->scalars)) {
-            free(task->members);
-            free(task->tensors);
-            free(task->tags);
-            free(task->scalars);
+        /* One block from the run's memory, widest alignment first: tensors
+           and scalars (8), then members and tags (4). The block is 16-aligned. */
+        size_t bytes = nt * sizeof task->tensors[0] + ns * sizeof task->scalars[0] +
+                       count * sizeof task->members[0] + nt * sizeof task->tags[0];
+        unsigned char *block = strata__bump_alloc(&n->run_memory, bytes, "a task's copy of its arguments");
+        if (!block) {
             task = NULL;
-            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory copying the arguments", call);
+            rc = strata__error_prefix(STRATA_ENOMEM, "%s", call);
         } else {
+            task->tensors = nt ? (strata_tensor *)block : NULL;
+            block += nt * sizeof task->tensors[0];
+            task->scalars = ns ? (uint64_t *)block : NULL;
+            block += ns * sizeof task->scalars[0];
+            task->members = (strata__node_member *)block;
+            block += count * sizeof task->members[0];
+            task->tags = nt ? (strata_tag *)block : NULL;
             uint32_t ft = 0, fs = 0;
             for (uint32_t m = 0; m < count; m++) {
                 const strata_task_args *a = args ? &args[m] : NULL;
@@ -518,6 +625,7 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
                 fs += ms;
             }
             n->ntasks++;
+            fifo->reserved++;
         }
     }
     /* The task reads and writes the union of its members' tensors. */
@@ -530,8 +638,10 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
                                  strata__tag_reads(tag), strata__tag_writes(tag), (uint64_t)n->done_watermark + 1,
                                  link_dep, &lc);
     }
-    free(ext);
-    free(buf);
+    if (!small) {
+        free(ext);
+        free(buf);
+    }
     if (rc) {
         if (task) {
             /* linked to producers that are still running: it must wait for them
@@ -597,13 +707,9 @@ int strata_orch_scope_end(strata_orch *o)
 
 static void reset_run(strata__node *n)
 {
-    for (uint32_t i = 0; i < n->ntasks; i++) {
-        free(n->tasks[i].members);
+    for (uint32_t i = 0; i < n->ntasks; i++)
         free(n->tasks[i].group_message);
-        free(n->tasks[i].tensors);
-        free(n->tasks[i].tags);
-        free(n->tasks[i].scalars);
-    }
+    strata__bump_reset(&n->run_memory);
     /* Every access of this run is stale for the next one: no dependency crosses
        runs. Entries are dropped lazily (task ids restart at 1, so drop them now). */
     for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
@@ -619,7 +725,10 @@ static void reset_run(strata__node *n)
         }
     }
     n->ntasks = n->nedges = 0;
-    n->ready_head = n->ready_tail = 0;
+    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
+        n->chip_ready[k].head = n->chip_ready[k].tail = n->chip_ready[k].reserved = 0;
+    n->sub_ready.head = n->sub_ready.tail = n->sub_ready.reserved = 0;
+    n->group_ready.head = n->group_ready.tail = n->group_ready.reserved = 0;
     n->done_count = n->done_watermark = 0;
     n->nscopes = 0;
 }

@@ -94,6 +94,7 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     n->cfg = *cfg;
     n->level = cfg->level;
     n->wake_fd = -1;
+    n->spin_ns = STRATA__SPIN_MIN_NS;
     n->death_pipe[0] = n->death_pipe[1] = -1;
     n->heap_bytes = cfg->shared_heap_bytes;
     int rc = strata__shm_map(n->heap_bytes, "the shared host heap (shared_heap_bytes)", (void **)&n->heap);
@@ -222,6 +223,7 @@ static void release_children(strata__node *n, bool kill_them)
     if (n->wake_fd >= 0)
         close(n->wake_fd);
     n->wake_fd = -1;
+    n->spin_ns = STRATA__SPIN_MIN_NS;
     for (int k = 0; k < 2; k++)
         if (n->death_pipe[k] >= 0)
             close(n->death_pipe[k]);
@@ -407,7 +409,12 @@ void strata__node_destroy(strata__node *n)
     free(n->objects);
     free(n->tasks);
     free(n->edges);
-    free(n->ready);
+    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
+        free(n->chip_ready[k].items);
+    free(n->chip_ready);
+    free(n->sub_ready.items);
+    free(n->group_ready.items);
+    strata__bump_destroy(&n->run_memory);
     strata__failure_reset(&n->failure);
     free(n);
 }

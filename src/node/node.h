@@ -24,6 +24,7 @@
 #include "chip/engine.h"
 #include "chip/kernel.h"
 #include "core/arena.h"
+#include "core/bump.h"
 #include "core/status.h"
 #include "core/tensormap.h"
 #include "ipc/mailbox.h"
@@ -89,8 +90,16 @@ typedef struct strata__node_task {
     uint32_t           last_succ;   /* last successor linked (index + 1): one edge per pair */
     uint32_t           succ;        /* first edge, or STRATA__NONE */
     int                status;
-    bool               ready_queued, done, poisoned;
+    bool               done, poisoned;
 } strata__node_task;
+
+/* Ready tasks of a run, in the order they became ready. Room for every task
+   that can enter is reserved at submit, so a push never allocates. */
+typedef struct strata__task_fifo {
+    uint32_t *items;
+    uint32_t  head, tail;     /* items[head, tail) wait */
+    uint32_t  reserved, cap;  /* tasks of this run that may enter; capacity */
+} strata__task_fifo;
 
 typedef struct strata__node_edge {
     uint32_t succ, next;
@@ -118,6 +127,7 @@ typedef struct strata__node {
     struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
+    uint64_t               spin_ns;      /* how long the next wait polls (strata__spin_learn) */
     bool                   failed;       /* policy FAIL after a death */
     /* registrations: handle h is regs[h - 1] */
     strata__registration  *regs;
@@ -129,8 +139,13 @@ typedef struct strata__node {
     uint32_t               ntasks, tasks_cap;
     strata__node_edge     *edges;
     uint32_t               nedges, edges_cap;
-    uint32_t              *ready;        /* FIFO of task indexes ready to post */
-    uint32_t               ready_head, ready_tail, ready_cap;
+    /* Ready tasks wait where an idle child finds them without walking other
+       children's backlog: a task for one chip in that chip's FIFO, a task for
+       one SUB child in the SUB FIFO, a group (several children at once) in
+       the group list, which is compacted in place. */
+    strata__task_fifo     *chip_ready;   /* nchips FIFOs */
+    strata__task_fifo      sub_ready, group_ready;
+    strata__bump           run_memory;   /* the tasks' copies of their arguments */
     uint32_t               done_count, done_watermark;
     uint32_t               nscopes;
     bool                   running;

@@ -131,6 +131,92 @@ TEST_CASE(many_tasks_two_chips)
     strata_worker_destroy(f.w);
 }
 
+/* fold: t[0] = t[0] * 31 + scalars[0], an order-revealing update */
+static int fold_kernel(const strata_task_args *a)
+{
+    uint64_t *p = u64_of(&a->tensors[0]);
+    p[0] = p[0] * 31 + a->scalars[0];
+    return 0;
+}
+
+static int fold_chip_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    return strata_chip_submit(o, 0, &(strata_task_args){args->tensors, &tag, 1, args->scalars, 1});
+}
+
+typedef struct backlog {
+    fixture      *f;
+    strata_handle fold;
+    strata_tensor x;     /* x[0]: chip 0's fold, x[1]: chip 1's, x[2], x[3]: a group's */
+    uint32_t      n;
+} backlog;
+
+/* n NO_DEP tasks on chip 0 (ready at once: a backlog), one on chip 1 every 100,
+   and a group on both chips in the middle. */
+static int long_backlog(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    backlog *b = ctx;
+    strata_tag nodep = STRATA_NO_DEP;
+    for (uint32_t i = 0; i < b->n; i++) {
+        strata_tensor t = b->x;
+        t.offset = 0;
+        t.shape[0] = 1;
+        uint64_t k = i + 1;
+        int rc = strata_submit_next_level(o, b->fold, &(strata_task_args){&t, &nodep, 1, &k, 1}, NULL, 0);
+        if (rc == 0 && i % 100 == 0) {
+            t.offset = 1;
+            rc = strata_submit_next_level(o, b->fold, &(strata_task_args){&t, &nodep, 1, &k, 1}, NULL, 1);
+        }
+        if (rc == 0 && i == b->n / 2) {
+            strata_tensor g0 = b->x, g1 = b->x;
+            g0.offset = 2;
+            g1.offset = 3;
+            g0.shape[0] = g1.shape[0] = 1;
+            uint64_t seven = 7;
+            strata_task_args members[2] = {{&g0, &nodep, 1, &seven, 1}, {&g1, &nodep, 1, &seven, 1}};
+            rc = strata_submit_next_level_group(o, b->fold, members, 2, NULL, (int[]){0, 1});
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A chip's ready tasks start in the order they became ready, whatever waits for
+   the other chips; a long backlog on one chip holds up neither the other chip
+   nor a group. */
+TEST_CASE(ready_tasks_per_chip_in_order)
+{
+    fixture f = setup(2, 1);
+    backlog b = {.f = &f, .n = 5000};
+    strata_chip_callable fold = {"fold", fold_chip_orch, (strata_kernel_entry[]){{0, STRATA_AIV, fold_kernel}}, 1};
+    CHECK_OK(strata_worker_register_chip(f.w, &fold, &b.fold));
+    uint64_t *x;
+    b.x = host_u64(f.w, 4, &x);
+    for (int run = 0; run < 2; run++) {
+        memset(x, 0, 4 * sizeof x[0]);
+        CHECK_OK(strata_worker_run(f.w, long_backlog, &b, NULL, NULL));
+        uint64_t want0 = 0, want1 = 0;
+        for (uint32_t i = 0; i < b.n; i++) {
+            want0 = want0 * 31 + i + 1;
+            if (i % 100 == 0)
+                want1 = want1 * 31 + i + 1;
+        }
+        CHECK_EQ_U64(x[0], want0);
+        CHECK_EQ_U64(x[1], want1);
+        CHECK_EQ_U64(x[2], 7);
+        CHECK_EQ_U64(x[3], 7);
+    }
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(f.w, &st));
+    CHECK_EQ_U64(st.tasks_completed, 2 * (b.n + b.n / 100 + 1));   /* a group is one task */
+    strata_worker_destroy(f.w);
+}
+
 /* Weights uploaded once into chip 1's memory, used in place by many runs. */
 typedef struct resident {
     fixture      *f;
@@ -255,4 +341,5 @@ TEST_CASE(parent_killed_children_exit)
 }
 
 TEST_MAIN(CASE(two_chips_then_sub), CASE(dependencies_across_processes), CASE(many_tasks_two_chips),
+          CASE(ready_tasks_per_chip_in_order),
           CASE(chip_resident_memory), CASE(orchestration_error), CASE(parent_killed_children_exit))

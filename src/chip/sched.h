@@ -1,20 +1,24 @@
-/* Ready queues: bounded multi-consumer queues of task slots (Vyukov's array
- * queue). Each core type has two: one the lanes push the successors they make
- * ready into (many producers, CAS on enqueue), and one only the orchestrator
- * pushes into (strata__ready_push_single: no read-modify-write, so a submit
- * does not wait for its stores to drain).
+/* Ready queues: bounded multi-consumer queues of task slots, after Vyukov's
+ * array queue but with no "free" handshake. Each core type has two: one the
+ * lanes push the successors they make ready into (many producers: a claim is
+ * one fetch-add), and one only the orchestrator pushes into
+ * (strata__ready_push_single: plain stores, so a submit never waits for a
+ * line a lane holds).
  *
  *   word        writer              reader             ordering   meaning
- *   cell.seq    pusher, then popper  popper, pusher    acq/rel    whose turn the cell is
- *   enqueue     pushers (CAS)        pushers            relaxed    next cell to fill
- *   dequeue     poppers (CAS)        poppers, peek      relaxed    next cell to take
+ *   cell.seq    the pusher           poppers            release /  pos + 1 (low 32 bits): slot
+ *                                                       acquire    holds the task pushed at pos
+ *   enqueue     pushers (fetch-add,  pushers            relaxed    next position to fill
+ *               or the one pusher)
+ *   dequeue     poppers (CAS)        poppers, peek      relaxed    next position to take
  *
- * A pusher fills cell.slot, then stores seq = pos + 1 (release); a popper that
- * loads that seq (acquire) sees the slot and everything the pusher wrote before
- * (the task's arguments). Capacity is twice the largest task window, and a task
- * is pushed once while it sits in the window, so a push never finds the queue
- * full except for the instant a popper takes between claiming a cell and
- * freeing it; the pusher then spins on that cell, which only that popper holds. */
+ * Why a popper never frees its cell, and a pusher never waits for one: a task
+ * is pushed at most once while it is in the task window and stays there until
+ * it has run, so the positions pushed after a task's position number fewer
+ * than the largest window; the capacity is twice that, so a cell is refilled
+ * only long after its popper read it, even a popper stalled between its CAS
+ * and its read of the slot. seq values of the previous lap differ from
+ * pos + 1 by the capacity, so they read as "not yet pushed". */
 #ifndef STRATA_CHIP_SCHED_H
 #define STRATA_CHIP_SCHED_H
 
@@ -25,11 +29,11 @@
 
 #include "core/atomic.h"
 
-/* seq holds the low 32 bits of a position; differences are taken as int32_t,
-   exact while the capacity is far below 2^31. */
+/* slot is atomic (relaxed) only so that no tool has to follow the lap argument
+   above: it costs a plain load or store. */
 typedef struct strata__ready_cell {
     _Atomic uint32_t seq;
-    uint32_t         slot;
+    _Atomic uint32_t slot;
 } strata__ready_cell;
 
 typedef struct strata__ready_queue {
@@ -39,7 +43,8 @@ typedef struct strata__ready_queue {
     alignas(STRATA__CACHE_LINE) _Atomic uint64_t dequeue;
 } strata__ready_queue;
 
-int  strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity);  /* power of two */
+/* capacity: a power of two, at least twice the largest task window */
+int  strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity);
 void strata__ready_queue_destroy(strata__ready_queue *q);
 void strata__ready_push(strata__ready_queue *q, uint32_t slot);
 /* Push for a queue that only the calling thread ever pushes into. */

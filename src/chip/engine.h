@@ -8,8 +8,11 @@
  *
  * A task lives in one slot of the task window from submit to retirement. Its
  * life, and who moves it:
- *   submit (orchestrator): fill args, pending = 1 guard, link an edge into every
- *     producer's fanout list (each adds 1 to pending), drop the guard.
+ *   submit (orchestrator): fill args, pending = GUARD, link an edge into every
+ *     producer's fanout list (a completing producer takes 1 from pending), then
+ *     take GUARD - edges: one read-modify-write per task, not one per edge.
+ *     GUARD is larger than any number of edges, so pending cannot reach zero
+ *     before that last step.
  *   ready (whoever brings pending to 0): push the slot on its core type's queue,
  *     or, for a lane, keep it as the next task it runs. A task that got no edge
  *     at submit is ready without any read-modify-write of pending.
@@ -68,6 +71,7 @@
 #define STRATA__DEFAULT_DEP_POOL 16384u
 #define STRATA__MAX_CORES        64u
 
+#define STRATA__PENDING_GUARD (1u << 30)       /* > any edge count (edges <= window) */
 #define STRATA__EDGE_EMPTY  UINT32_MAX          /* fanout list: no successor yet */
 #define STRATA__EDGE_CLOSED (UINT32_MAX - 1)    /* fanout list: producer completed */
 

@@ -114,21 +114,16 @@ static int add_dep(void *arg, uint64_t producer)
     uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
     strata__task *t = t_of(ctx);
     chip->edges[e].succ_slot = ctx->slot;
-    /* relaxed: the guard (pending >= 1) keeps the count above zero, and the CAS
-       below (release) orders it before the producer's decrement. */
-    strata__fetch_add_relaxed(&t->pending, 1);
     /* acquire: as in producer_finished(); it may have finished meanwhile */
     uint32_t head = strata__load_acquire(&p->fanout);
     for (;;) {
         if (head == STRATA__EDGE_CLOSED) {
-            /* relaxed: undoes our own increment; the guard keeps pending >= 1 */
-            atomic_fetch_sub_explicit(&t->pending, 1, memory_order_relaxed);
             if (p->status != STRATA_OK)
                 strata__store_relaxed(&t->poisoned, 1);  /* read by the lane after our release */
             return STRATA_OK;
         }
         chip->edges[e].next = head;
-        /* release: publishes the edge and our pending increment; pairs with the
+        /* release: publishes the edge (and the task's guard); pairs with the
            acquire of the exchange in strata__chip_complete() */
         if (atomic_compare_exchange_weak_explicit(&p->fanout, &head, e, memory_order_release,
                                                   memory_order_acquire))
@@ -247,7 +242,7 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     t->id = id;
     t->status = STRATA_OK;
     t->last_succ = 0;
-    strata__store_relaxed(&t->pending, 1);                       /* the submit guard */
+    strata__store_relaxed(&t->pending, STRATA__PENDING_GUARD);  /* see chip/engine.h */
     strata__store_relaxed(&t->poisoned, 0);
     strata__store_relaxed(&t->done, 0);
     strata__store_relaxed(&t->fanout, STRATA__EDGE_EMPTY);
@@ -269,7 +264,7 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
             /* Out of host memory, or a timeout while waiting. Edges already
                linked belong to producers that will complete normally; once they
                have, nothing touches the slot and it can be failed in place. */
-            while (strata__load_acquire(&t->pending) != 1 && !chip->hung)
+            while (strata__load_acquire(&t->pending) != STRATA__PENDING_GUARD - ctx.linked && !chip->hung)
                 if (strata__chip_wait_progress(chip))
                     break;
             if (!chip->hung)
@@ -285,9 +280,11 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         strata__chip_make_ready(chip, slot);
         return STRATA_OK;
     }
-    /* acq_rel: drops the guard; the thread that brings pending to zero sees the
-       body and every edge (see chip/engine.h) */
-    if (strata__fetch_sub_acq_rel(&t->pending, 1) == 1)
+    /* acq_rel: drops the guard, leaving one count per linked edge not yet
+       released; the thread that brings pending to zero sees the body and every
+       edge (see chip/engine.h) */
+    uint32_t drop = STRATA__PENDING_GUARD - ctx.linked;
+    if (strata__fetch_sub_acq_rel(&t->pending, drop) == drop)
         strata__chip_make_ready(chip, slot);
     return STRATA_OK;
 }

@@ -83,6 +83,17 @@ static void effective_strides(const strata_tensor *t, uint64_t *st)
 int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent *ext)
 {
     size_t es = strata_dtype_size(t->dtype);
+    /* The common case, a valid 1-D contiguous view, without the general loops;
+       anything else (including every error) takes the general path below. */
+    if (t->ndims == 1 && (uint64_t)t->strides[0] <= 1 && es && t->addr && t->shape[0]) {
+        uint64_t end;   /* elements */
+        if (!__builtin_add_overflow(t->offset, t->shape[0], &end) && end <= t->nbytes / es &&
+            t->addr + end * es >= t->addr) {
+            if (ext)
+                *ext = (strata__extent){t->addr + t->offset * es, t->addr + end * es, true};
+            return STRATA_OK;
+        }
+    }
     if (es == 0)
         return strata__fail(STRATA_EINVAL,
                             "tensor %u: dtype %d is not a strata_dtype (was it made by "
@@ -174,6 +185,40 @@ int strata__task_args_check(const strata_task_args *args, uint32_t max_tensors,
 bool strata__view_covers(const strata__extent *ea, const strata__extent *eb)
 {
     return ea->dense && ea->lo <= eb->lo && eb->hi <= ea->hi;
+}
+
+/* Block size and count of eb's interval split into at most 64 blocks. */
+static uint64_t block_bytes(const strata__extent *eb, uint64_t *nblocks)
+{
+    uint64_t len = eb->hi - eb->lo, bs = (len + 63) / 64;
+    if (bs == 0)
+        bs = 1;
+    *nblocks = (len + bs - 1) / bs;
+    return bs;
+}
+
+static uint64_t low_bits(uint64_t n)
+{
+    return n >= 64 ? ~0ull : (1ull << n) - 1;
+}
+
+uint64_t strata__extent_all_blocks(const strata__extent *eb)
+{
+    uint64_t n;
+    block_bytes(eb, &n);
+    return low_bits(n);
+}
+
+uint64_t strata__view_covered_blocks(const strata__extent *ea, const strata__extent *eb)
+{
+    if (!ea->dense || ea->hi <= eb->lo || eb->hi <= ea->lo)
+        return 0;
+    uint64_t n, bs = block_bytes(eb, &n);
+    /* first block that starts at or after ea->lo; blocks before the one that
+       ends after ea->hi (the last block ends at eb->hi) */
+    uint64_t first = ea->lo <= eb->lo ? 0 : (ea->lo - eb->lo + bs - 1) / bs;
+    uint64_t end = ea->hi >= eb->hi ? n : (ea->hi - eb->lo) / bs;
+    return end > first ? low_bits(end) & ~low_bits(first) : 0;
 }
 
 static int cmp_u64(const void *x, const void *y)

@@ -54,6 +54,15 @@ bool strata__views_overlap(const strata_tensor *a, const strata__extent *ea,
    entries a new writer makes redundant). Conservative: false when unsure. */
 bool strata__view_covers(const strata__extent *ea, const strata__extent *eb);
 
+/* Coverage in parts: b's byte interval split into at most 64 equal blocks (the
+   last may be shorter); bit k of the result is set when view a touches every
+   byte of block k. Conservative like strata__view_covers: only a dense a sets
+   bits. strata__extent_all_blocks(eb) is the mask of all of b's blocks. So
+   several writers that each cover a part of an earlier access can, together,
+   make it redundant (the TensorMap ORs their bits). */
+uint64_t strata__view_covered_blocks(const strata__extent *ea, const strata__extent *eb);
+uint64_t strata__extent_all_blocks(const strata__extent *eb);
+
 const char *strata__tag_name(strata_tag tag);
 const char *strata__dtype_name(strata_dtype dtype);
 

@@ -84,7 +84,7 @@ int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes
         if (!b)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u buffers", n);
         for (uint32_t i = m->nbuffers; i < n; i++) {
-            b[i].accesses = i + 1 < n ? i + 1 : m->free_buffer;  /* free list threads through `accesses` */
+            b[i].writers = i + 1 < n ? i + 1 : m->free_buffer;  /* free list threads through `writers` */
             b[i].kind = 0;
         }
         m->free_buffer = m->nbuffers;
@@ -92,8 +92,9 @@ int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes
         m->nbuffers = n;
     }
     uint32_t i = m->free_buffer;
-    m->free_buffer = m->buffers[i].accesses;
-    m->buffers[i] = (strata__buffer){.addr = addr, .nbytes = nbytes, .accesses = STRATA__NONE, .kind = kind};
+    m->free_buffer = m->buffers[i].writers;
+    m->buffers[i] = (strata__buffer){
+        .addr = addr, .nbytes = nbytes, .writers = STRATA__NONE, .readers = STRATA__NONE, .kind = kind};
     uint32_t h = hash_addr(addr, m->nslots);
     while (m->slots[h] != STRATA__NONE)
         h = (h + 1) & (m->nslots - 1);
@@ -110,14 +111,31 @@ static void free_access(strata__tensormap *m, uint32_t a)
     m->live_accesses--;
 }
 
-void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
+static void free_list(strata__tensormap *m, uint32_t *head)
 {
-    strata__buffer *b = &m->buffers[index];
-    for (uint32_t a = b->accesses; a != STRATA__NONE;) {
+    for (uint32_t a = *head; a != STRATA__NONE;) {
         uint32_t next = m->accesses[a].next;
         free_access(m, a);
         a = next;
     }
+    *head = STRATA__NONE;
+}
+
+void strata__tmap_forget_accesses(strata__tensormap *m)
+{
+    for (uint32_t i = 0; i < m->nbuffers; i++) {
+        if (m->buffers[i].kind == 0)
+            continue;
+        free_list(m, &m->buffers[i].writers);
+        free_list(m, &m->buffers[i].readers);
+    }
+}
+
+void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
+{
+    strata__buffer *b = &m->buffers[index];
+    free_list(m, &b->writers);
+    free_list(m, &b->readers);
     /* Delete from the open-addressing table with backward shift, so no tombstones
        accumulate over thousands of runs. */
     uint32_t mask = m->nslots - 1, h = hash_addr(b->addr, m->nslots);
@@ -135,7 +153,7 @@ void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
     m->slots[h] = STRATA__NONE;
     m->nused--;
     b->kind = 0;   /* free: iterations over the pool skip it */
-    b->accesses = m->free_buffer;
+    b->writers = m->free_buffer;
     m->free_buffer = index;
 }
 
@@ -159,6 +177,46 @@ static int alloc_access(strata__tensormap *m, uint32_t *out)
     return STRATA_OK;
 }
 
+/* Walk one list of buffer accesses for a new access (see strata__tmap_access):
+   report each live access it must follow, drop stale ones and, for a writer,
+   those it covers. */
+static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint32_t *link, uint64_t task, const strata_tensor *view,
+                const strata__extent *ext, bool reads, bool writes, uint64_t retired_below, strata__dep_fn dep,
+                void *ctx)
+{
+    while (*link != STRATA__NONE) {
+        uint32_t ai = *link;
+        strata__access *a = &m->accesses[ai];
+        if (a->task < retired_below) {          /* stale: its task retired */
+            *link = a->next;
+            free_access(m, ai);
+            continue;
+        }
+        /* disjoint byte ranges first: the usual answer, without a call */
+        bool apart = ext->hi <= a->ext.lo || a->ext.hi <= ext->lo;
+        bool must_follow = !apart && a->task != task && (writes || (reads && a->writes)) &&
+                           strata__views_overlap(view, ext, a->view, &a->ext, m->scratch);
+        if (must_follow) {
+            int rc = dep(ctx, a->task);
+            if (rc)
+                return rc;
+        }
+        /* Writers that follow an earlier access and together cover it make it
+           redundant: anything that later overlaps those bytes overlaps one of
+           them and follows it (see core/tensormap.h). */
+        if (writes && !apart && (must_follow || a->task == task)) {
+            a->covered |= strata__view_covered_blocks(ext, &a->ext);
+            if (a->covered == strata__extent_all_blocks(&a->ext)) {
+                *link = a->next;
+                free_access(m, ai);
+                continue;
+            }
+        }
+        link = &a->next;
+    }
+    return STRATA_OK;
+}
+
 int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
                         const strata_tensor *view, const strata__extent *ext, bool reads,
                         bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx)
@@ -168,39 +226,21 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
     if (rc)
         return rc;
     strata__buffer *b = &m->buffers[index];
-    uint32_t *link = &b->accesses;
-    while (*link != STRATA__NONE) {
-        uint32_t ai = *link;
-        strata__access *a = &m->accesses[ai];
-        if (a->task < retired_below) {          /* stale: its task retired */
-            *link = a->next;
-            free_access(m, ai);
-            continue;
-        }
-        bool must_follow = a->task != task && (writes || (reads && a->writes)) &&
-                           strata__views_overlap(view, ext, a->view, &a->ext, m->scratch);
-        if (must_follow) {
-            rc = dep(ctx, a->task);
-            if (rc) {
-                free_access(m, fresh);
-                return rc;
-            }
-        }
-        /* A writer that covers an earlier access makes it redundant: anything
-           that later overlaps those bytes overlaps this writer and follows it. */
-        if (writes && (must_follow || a->task == task) && strata__view_covers(ext, &a->ext)) {
-            *link = a->next;
-            free_access(m, ai);
-            continue;
-        }
-        link = &a->next;
+    rc = walk(m, &b->writers, task, view, ext, reads, writes, retired_below, dep, ctx);
+    if (rc == STRATA_OK && writes)      /* read after read orders nothing */
+        rc = walk(m, &b->readers, task, view, ext, reads, writes, retired_below, dep, ctx);
+    if (rc) {
+        free_access(m, fresh);
+        return rc;
     }
+    uint32_t *head = writes ? &b->writers : &b->readers;
     strata__access *a = &m->accesses[fresh];
     a->task = task;
     a->view = view;
     a->ext = *ext;
+    a->covered = 0;
     a->writes = writes;
-    a->next = b->accesses;
-    b->accesses = fresh;
+    a->next = *head;
+    *head = fresh;
     return STRATA_OK;
 }

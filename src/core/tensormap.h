@@ -7,10 +7,18 @@
  * Overlap between views of one buffer is decided exactly, strided views included
  * (core/tensor.h).
  *
+ * Each buffer keeps two lists, newest first: its writers (accesses that wrote,
+ * and maybe read) and its readers (read only). A reader walks only the writers
+ * (read after read orders nothing), so a buffer read by a thousand tasks costs
+ * each of them a walk over its writers alone; a writer walks both.
+ *
  * Invariants:
  * - An access whose task has retired is stale; stale entries are dropped lazily,
  *   when a later lookup walks past them. Nothing else ever removes a live entry
- *   except a writer that covers it, which is ordered after it already.
+ *   except writers that together cover it, each ordered after it already
+ *   (strata__view_covered_blocks): any later access that overlaps its bytes
+ *   overlaps one of those writers and follows it. So a buffer read whole and
+ *   then rewritten slice by slice (a fan-in) does not keep every old reader.
  * - No cap: a buffer may have any number of readers and writers; the entry pool
  *   grows. Once warm, lookups allocate nothing.
  * Not thread-safe: owned by one orchestrator thread. */
@@ -28,6 +36,7 @@ typedef struct strata__access {
     uint64_t             task;     /* id of the task that made the access */
     const strata_tensor *view;     /* that task's copy of the tensor; valid until it retires */
     strata__extent       ext;
+    uint64_t             covered;  /* blocks of ext later writers that follow it wrote */
     uint32_t             next;     /* next access of the same buffer, or STRATA__NONE */
     uint32_t             writes;   /* 1: wrote (and maybe read); 0: read only */
 } strata__access;
@@ -35,7 +44,7 @@ typedef struct strata__access {
 typedef struct strata__buffer {
     uint64_t addr, nbytes;         /* the registered range */
     uint64_t last_user;            /* last task id that named it; 0 = none */
-    uint32_t accesses;             /* head of its access list, newest first */
+    uint32_t writers, readers;     /* heads of its access lists, newest first */
     uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ...; 0 = a free record */
     uint64_t owner_data;           /* owner's use (the heap record of a heap buffer) */
 } strata__buffer;
@@ -66,6 +75,9 @@ static inline strata__buffer *strata__tmap_buffer(strata__tensormap *m, uint32_t
 {
     return &m->buffers[index];
 }
+
+/* Forget every access of every buffer (the node engine, between runs). */
+void strata__tmap_forget_accesses(strata__tensormap *m);
 
 /* Called for each earlier task the new access must follow; returns 0 or a status
    that stops the walk. */

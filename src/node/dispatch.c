@@ -712,18 +712,7 @@ static void reset_run(strata__node *n)
     strata__bump_reset(&n->run_memory);
     /* Every access of this run is stale for the next one: no dependency crosses
        runs. Entries are dropped lazily (task ids restart at 1, so drop them now). */
-    for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
-        strata__buffer *b = &n->buffers.buffers[i];
-        if (b->kind == 0)
-            continue;
-        while (b->accesses != STRATA__NONE) {
-            uint32_t a = b->accesses;
-            b->accesses = n->buffers.accesses[a].next;
-            n->buffers.accesses[a].next = n->buffers.free_access;
-            n->buffers.free_access = a;
-            n->buffers.live_accesses--;
-        }
-    }
+    strata__tmap_forget_accesses(&n->buffers);
     n->ntasks = n->nedges = 0;
     for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
         n->chip_ready[k].head = n->chip_ready[k].tail = n->chip_ready[k].reserved = 0;

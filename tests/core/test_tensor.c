@@ -165,7 +165,7 @@ TEST_CASE(overlap_matches_brute_force)
     enum { NB = 512 };
     const uint64_t base = 0x10000;
     static strata__overlap_scratch scratch;
-    uint64_t overlapping = 0;
+    uint64_t overlapping = 0, covered_parts = 0;
     for (int trial = 0; trial < 20000; trial++) {
         strata_tensor a = random_view(base, NB), b = random_view(base, NB);
         strata__extent ea, eb;
@@ -196,12 +196,24 @@ TEST_CASE(overlap_matches_brute_force)
         if (strata__view_covers(&ea, &eb))
             for (int i = 0; i < NB; i++)
                 CHECK(!bb[i] || ba[i]);
+        /* covered blocks: every byte of a block a says it covers is in a */
+        uint64_t bits = strata__view_covered_blocks(&ea, &eb), all = strata__extent_all_blocks(&eb);
+        uint64_t len = eb.hi - eb.lo, bs = (len + 63) / 64 ? (len + 63) / 64 : 1;
+        CHECK((bits & ~all) == 0);
+        for (uint64_t k = 0; k < 64; k++)
+            if (bits >> k & 1)
+                for (uint64_t i = eb.lo + k * bs; i < eb.lo + (k + 1) * bs && i < eb.hi; i++)
+                    CHECK(ba[i - base]);
+        if (strata__view_covers(&ea, &eb))
+            CHECK_EQ_U64(bits, all);   /* the whole-view answer agrees */
+        covered_parts += bits && bits != all;
         /* dense: it fills its interval */
         if (ea.dense)
             for (uint64_t i = ea.lo; i < ea.hi; i++)
                 CHECK(ba[i - base]);
     }
     CHECK(overlapping > 1000 && overlapping < 19000);   /* both answers were exercised */
+    CHECK(covered_parts > 100);                          /* partial coverage was exercised */
 }
 
 TEST_CASE(tag_meanings)

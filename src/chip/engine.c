@@ -285,6 +285,8 @@ static bool oldest_done(void *arg)
     return strata__load_acquire(&chip->tasks[chip->retire_next & chip->mask].done) != 0;
 }
 
+static int wait_progress(strata__chip *chip);
+
 /* A task running longer than the run's timeout makes the chip hung. */
 static int check_timeouts(strata__chip *chip)
 {
@@ -314,6 +316,17 @@ int strata__chip_wait_progress(strata__chip *chip)
 {
     if (chip->hung)
         return STRATA_ETIMEDOUT;
+    /* relaxed (both): a hint to lanes holding off (lane.c); the orchestrator
+       stops submitting while it waits */
+    uint32_t streaming = strata__load_relaxed(&chip->streaming);
+    strata__store_relaxed(&chip->streaming, 0);
+    int rc = wait_progress(chip);
+    strata__store_relaxed(&chip->streaming, streaming);
+    return rc;
+}
+
+static int wait_progress(strata__chip *chip)
+{
     for (;;) {
         uint64_t deadline = 0;
         if (chip->run_timeout_ms) {
@@ -356,7 +369,9 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     }
 
     strata_chip_orch orch = {.chip = chip};
+    strata__store_relaxed(&chip->streaming, 1);
     int orc = c->orch(&orch, args, cfg);
+    strata__store_relaxed(&chip->streaming, 0);
     if (orc != 0) {
         if (orc < 0 && orc >= STRATA_ESYS)
             strata__failure_set(&chip->failure, orc, "the orchestration function of chip callable '%s' "

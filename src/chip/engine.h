@@ -175,6 +175,10 @@ struct strata__chip {
     strata__event       ready_event[2];
     strata__event       orch_event;        /* a task completed */
     _Atomic uint32_t    stop;
+    _Atomic uint32_t    streaming;         /* the orchestrator is submitting (see lane.c) */
+    /* The id of the newest task, on a line of its own: the orchestrator only
+       stores it, lanes holding off read it (lane.c). */
+    alignas(STRATA__CACHE_LINE) _Atomic uint64_t submitted;
     strata__lane       *lanes;
     uint32_t            nlanes;
     uint32_t            ndetached;         /* lanes close abandoned in a hung kernel */

@@ -58,6 +58,37 @@ static bool work_or_stop(void *arg)
            strata__ready_nonempty(&chip->orch_queues[lane->core]) || strata__load_acquire(&chip->stop);
 }
 
+/* An idle lane that finds work while the orchestrator is still submitting
+   waits until it has submitted a few more tasks (or a short time passed)
+   before it starts: taking each task the instant it is pushed makes the lane
+   and the orchestrator pull the same cache lines back and forth (the queue
+   cell, the task's slot, its producer's slot), which costs more than the
+   wait, and a few tasks ahead the orchestrator links a chain without
+   touching a line the lane holds. Bounded: never more than
+   STRATA__HOLD_OFF_NS, and not at all once the orchestrator waits or has
+   returned. */
+#define STRATA__HOLD_OFF_TASKS 32u
+#define STRATA__HOLD_OFF_NS    2000u
+
+static void hold_off(strata__chip *chip)
+{
+    /* relaxed (all): hints; the pop that follows is what synchronizes */
+    uint64_t from = strata__load_relaxed(&chip->submitted), start = 0;
+    for (unsigned i = 0;; i++) {
+        if (!strata__load_relaxed(&chip->streaming) || strata__load_relaxed(&chip->stop) ||
+            strata__load_relaxed(&chip->submitted) - from >= STRATA__HOLD_OFF_TASKS)
+            return;
+        if (i % 16 == 0) {
+            uint64_t now = strata__now_ns();
+            if (start == 0)
+                start = now;
+            else if (now - start >= STRATA__HOLD_OFF_NS)
+                return;
+        }
+        strata__cpu_relax();
+    }
+}
+
 static void *lane_main(void *arg)
 {
     strata__lane *lane = arg;
@@ -77,6 +108,8 @@ static void *lane_main(void *arg)
         if (strata__load_acquire(&chip->stop))
             break;
         strata__event_wait(&chip->ready_event[lane->core], work_or_stop, lane, 0);
+        if (!strata__ready_nonempty(from_lanes))
+            hold_off(chip);
     }
     return NULL;
 }

@@ -220,6 +220,7 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
             return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
     }
     uint64_t id = chip->next_id++;
+    strata__store_relaxed(&chip->submitted, id);   /* a hint for lanes holding off */
     uint32_t slot = (uint32_t)(id & chip->mask);
     uint64_t inflight = chip->next_id - chip->retire_next;
     if (inflight > chip->high_window)
@@ -229,12 +230,14 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;
-    if (args->ntensors) {
-        memcpy(body->tensors, args->tensors, args->ntensors * sizeof body->tensors[0]);
-        memcpy(body->tags, args->tags, args->ntensors * sizeof body->tags[0]);
+    /* element by element: a task has few, and a library call per array cost
+       more than the copy */
+    for (uint32_t i = 0; i < args->ntensors; i++) {
+        body->tensors[i] = args->tensors[i];
+        body->tags[i] = args->tags[i];
     }
-    if (args->nscalars)
-        memcpy(body->scalars, args->scalars, args->nscalars * sizeof body->scalars[0]);
+    for (uint32_t i = 0; i < args->nscalars; i++)
+        body->scalars[i] = args->scalars[i];
     body->view = (strata_task_args){.tensors = body->tensors, .tags = body->tags, .ntensors = args->ntensors,
                                     .scalars = body->scalars, .nscalars = args->nscalars};
 

@@ -195,7 +195,8 @@ static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint
         /* disjoint byte ranges first: the usual answer, without a call */
         bool apart = ext->hi <= a->ext.lo || a->ext.hi <= ext->lo;
         bool must_follow = !apart && a->task != task && (writes || (reads && a->writes)) &&
-                           strata__views_overlap(view, ext, a->view, &a->ext, m->scratch);
+                           ((ext->dense && a->ext.dense) ||   /* both fill their meeting intervals */
+                            strata__views_overlap(view, ext, a->view, &a->ext, m->scratch));
         if (must_follow) {
             int rc = dep(ctx, a->task);
             if (rc)

@@ -1,14 +1,16 @@
 /* l3_dispatch: what a level-3 (node) worker costs per task, per run and at rest.
  *
  * Every task is empty: a chip callable whose chip orchestration function submits
- * nothing (returns 0), or a SUB function that returns 0; no task has arguments.
+ * nothing (returns 0) or one empty in-core task, or a SUB function that returns
+ * 0; no task has arguments.
  * So what is timed is the node engine and the processes: the submit, posting the
  * request into the child's mailbox, waking the child, the child's answer, waking
  * the parent, and the run's bookkeeping.
  *
  *   1. round trip: a worker with 1 chip child and 1 SUB child; each
- *      strata_worker_run submits exactly one task (a chip task, or a SUB task),
- *      or none (the cost of a run alone). Untimed warm-up runs, then the wall
+ *      strata_worker_run submits exactly one task (a chip task, a chip task
+ *      whose orchestration submits one empty in-core task, so the chip's lanes
+ *      take part, or a SUB task), or none (the cost of a run alone). Untimed warm-up runs, then the wall
  *      time (CLOCK_MONOTONIC) of each run: min, median, p90, p99, p99.9, max, and
  *      the voluntary context switches per run (parent, children): how often a
  *      side went to sleep instead of catching the other while spinning.
@@ -91,6 +93,14 @@ static int chip_orch_empty(strata_chip_orch *o, const strata_task_args *args, co
     return 0;
 }
 
+/* One empty in-core task: the chip child's lanes wake for it. */
+static int chip_orch_core(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)args;
+    (void)cfg;
+    return strata_chip_submit(o, 0, NULL);
+}
+
 static int sub_empty(const strata_task_args *args, void *ctx)
 {
     (void)args;
@@ -125,7 +135,7 @@ static const strata_task_args no_args = {NULL, NULL, 0, NULL, 0};
 
 typedef struct bench {
     strata_worker *w;
-    strata_handle  chip, sub, chip_stamp, sub_stamp;
+    strata_handle  chip, chip_core, sub, chip_stamp, sub_stamp;
     strata_tensor  stamp_t;   /* one uint64 in the shared host heap */
     strata_tag     stamp_tag;
     uint64_t       submit_ns[2];   /* stamped runs: before and after the submit (parent) */
@@ -150,6 +160,15 @@ static int orch_one_chip(strata_orch *o, const strata_task_args *args, const str
     (void)cfg;
     const bench *b = ctx;
     return strata_submit_next_level(o, b->chip, &no_args, NULL, 0);
+}
+
+static int orch_one_chip_core(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                              void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    const bench *b = ctx;
+    return strata_submit_next_level(o, b->chip_core, &no_args, NULL, 0);
 }
 
 static int orch_one_sub(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
@@ -234,7 +253,9 @@ static int bench_open(bench *b, uint32_t nchips, uint32_t nsub)
     static const strata_kernel_entry kernels[] = {{0, STRATA_AIV, kernel_empty}};
     strata_chip_callable empty = {"l3_dispatch_empty", chip_orch_empty, kernels, 1};
     strata_chip_callable stamped = {"l3_dispatch_stamp", chip_orch_stamp, kernels, 1};
+    strata_chip_callable core = {"l3_dispatch_core", chip_orch_core, kernels, 1};
     if ((rc = strata_worker_register_chip(b->w, &empty, &b->chip)) ||
+        (rc = strata_worker_register_chip(b->w, &core, &b->chip_core)) ||
         (rc = strata_worker_register_chip(b->w, &stamped, &b->chip_stamp)) ||
         (nsub && (rc = strata_worker_register_sub(b->w, sub_empty, NULL, &b->sub))) ||
         (nsub && (rc = strata_worker_register_sub(b->w, sub_stamp, NULL, &b->sub_stamp)))) {
@@ -734,6 +755,7 @@ int main(int argc, char **argv)
                "p99", "p99.9", "max", "mean", "<=10us", "parent", "child");
         failures += round_trip(&a, "empty run (no task)", orch_nothing, 0, &opt);
         failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
+        failures += round_trip(&a, "chip task, 1 core task", orch_one_chip_core, 1, &opt);
         failures += round_trip(&a, "one SUB task", orch_one_sub, 1, &opt);
     }
     if (bench_selected(opt.only, "after-idle", false)) {

@@ -17,18 +17,30 @@ void strata__event_notify(strata__event *e)
     strata__futex_wake(&e->seq, 0x7fffffff);
 }
 
+static bool sleep_until(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns);
+
 bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
 {
-    for (int i = 0; i < STRATA__SPIN_ROUNDS; i++) {
-        if (ready(arg))
-            return true;
-        strata__cpu_relax();
+    if (ready(arg))
+        return true;
+    /* Poll for as long as the waits on this event have recently lasted (see
+       strata__spin_learn): threads that take turns quickly never sleep, and an
+       event idle for long polls only briefly. relaxed: the budget is a hint
+       shared by the event's waiters. */
+    uint64_t from = strata__now_ns();
+    uint64_t budget = atomic_load_explicit(&e->spin_ns, memory_order_relaxed);
+    if (strata__spin_poll(ready, arg, budget ? budget : STRATA__SPIN_MIN_NS)) {
+        atomic_store_explicit(&e->spin_ns, strata__spin_learn(strata__now_ns() - from), memory_order_relaxed);
+        return true;
     }
-    for (int i = 0; i < STRATA__YIELD_ROUNDS; i++) {
-        if (ready(arg))
-            return true;
-        sched_yield();
-    }
+    bool ok = sleep_until(e, ready, arg, deadline_ns);
+    atomic_store_explicit(&e->spin_ns, strata__spin_learn(strata__now_ns() - from), memory_order_relaxed);
+    return ok;
+}
+
+/* The sleep of strata__event_wait (the protocol at the top of core/wait.h). */
+static bool sleep_until(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
+{
     /* nwaiters stays raised across sleeps: a lazy notifier that publishes after
        the increment has been visible for a whole first sleep reads it > 0. */
     atomic_fetch_add_explicit(&e->nwaiters, 1, memory_order_seq_cst);
@@ -72,7 +84,7 @@ bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns)
             uint64_t spent = strata__now_ns() - start;
             if (spent >= spin_ns)
                 return false;
-            if (spent >= STRATA__SPIN_MIN_NS)
+            if (spent >= STRATA__SPIN_ALONE_NS)
                 sched_yield();
         }
         strata__cpu_relax();

@@ -24,8 +24,12 @@
  * costs at most one first sleep, and only in the instant a thread goes to sleep
  * while work arrives; an idle thread costs one extra wakeup per idle period.
  *
- * Spinning happens only here, and is bounded (STRATA__SPIN_ROUNDS), so a spinning
- * thread never starves the thread it waits for on an oversubscribed machine. */
+ * Before it sleeps a waiter polls, for as long as recent waits on the event
+ * lasted (strata__spin_learn, below: 4 us after idleness, up to 200 us while
+ * threads take turns quickly), yielding between polls after the first microsecond so
+ * that it never starves the thread it waits for on an oversubscribed machine.
+ * Spinning happens only in strata__spin_poll (which the node engine's waits use
+ * too) and in a lane's bounded hold-off (chip/lane.c). */
 #ifndef STRATA_CORE_WAIT_H
 #define STRATA_CORE_WAIT_H
 
@@ -38,11 +42,9 @@
 typedef struct strata__event {
     _Atomic uint32_t seq;
     _Atomic uint32_t nwaiters;
+    _Atomic uint64_t spin_ns;    /* how long the next wait polls (strata__spin_learn); 0 = the minimum */
 } strata__event;
 
-/* How long a thread polls before it sleeps: rounds of cpu_relax, then yields. */
-#define STRATA__SPIN_ROUNDS 256
-#define STRATA__YIELD_ROUNDS 4
 /* The bound on a waiter's first sleep (see above). */
 #define STRATA__FIRST_SLEEP_NS 1000000ull
 
@@ -70,6 +72,10 @@ bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint
  * polls only STRATA__SPIN_MIN_NS, so an idle worker costs what it did. */
 #define STRATA__SPIN_MIN_NS 4000ull
 #define STRATA__SPIN_MAX_NS 200000ull
+/* Polls past this yield the CPU in between: the thread polled for may share
+   this CPU (2 CPUs, more processes), and a yield that finds nobody else to run
+   costs a fraction of a microsecond. */
+#define STRATA__SPIN_ALONE_NS 1000ull
 
 /* The polling budget of the next wait, given how long the last one took. */
 static inline uint64_t strata__spin_learn(uint64_t waited_ns)
@@ -81,8 +87,8 @@ static inline uint64_t strata__spin_learn(uint64_t waited_ns)
 }
 
 /* Poll ready(arg) for about spin_ns; true as soon as it holds. Past the first
-   STRATA__SPIN_MIN_NS it yields between polls, so a thread this one waits for
-   still gets a CPU that is oversubscribed. */
+   STRATA__SPIN_ALONE_NS it yields between polls, so a thread this one waits
+   for still gets a CPU that is oversubscribed. */
 bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns);
 
 #endif

@@ -27,6 +27,7 @@ RAW_RE = re.compile(r"^(?P<prog>strata|floor)\.r(?P<round>\d+)\.txt$")
 # (key, label, unit): the figures read from l3_dispatch, in table order
 STRATA_ROWS = [
     ("rt_chip", "run() with one chip task (back to back)", "us"),
+    ("rt_core", "run() with one chip task running one in-core task", "us"),
     ("rt_sub", "run() with one SUB task (back to back)", "us"),
     ("rt_empty", "run() with no task", "us"),
     ("busy_chip0", "busy round trip: 256 tasks on one chip, per task", "us"),
@@ -69,7 +70,7 @@ def parse_strata(path):
             if section == "rt":
                 # name... runs min median p90 ...
                 for name, key in (("empty run (no task)", "rt_empty"), ("one chip task", "rt_chip"),
-                                  ("one SUB task", "rt_sub")):
+                                  ("chip task, 1 core task", "rt_core"), ("one SUB task", "rt_sub")):
                     if line.startswith(name):
                         rest = line[len(name):].split()
                         if len(rest) >= 3 and num(rest[2]) is not None:

@@ -32,7 +32,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         free(chip->tasks);
         free(chip->bodies);
         chip->tasks = aligned_alloc(STRATA__CACHE_LINE, want->task_window * sizeof chip->tasks[0]);
-        chip->bodies = malloc(want->task_window * sizeof chip->bodies[0]);
+        chip->bodies = aligned_alloc(STRATA__CACHE_LINE, want->task_window * sizeof chip->bodies[0]);
         if (!chip->tasks || !chip->bodies) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for a task window of %llu slots "

@@ -98,15 +98,19 @@ typedef struct strata__task {
 } strata__task;
 
 /* The task's arguments as the kernel sees them; written by the orchestrator at
-   submit, read by the lane after the ready queue's acquire. */
+   submit, read by the lane after the ready queue's acquire. The arrays are
+   packed into `data` with the task's own counts (tensors, scalars, then tags),
+   so a one-tensor task's body is three cache lines, not five scattered ones:
+   each line crosses cores twice per task (the lane reads it, the next
+   submit into the slot takes it back). */
+#define STRATA__BODY_DATA (STRATA_MAX_CORE_TENSORS * sizeof(strata_tensor) + \
+                           STRATA_MAX_CORE_SCALARS * sizeof(uint64_t) + STRATA_MAX_CORE_TENSORS * sizeof(strata_tag))
 typedef struct strata__task_body {
-    strata_task_args view;
+    alignas(STRATA__CACHE_LINE) strata_task_args view;   /* points into data */
     strata_kernel_fn fn;
     int              func_id;
     strata_core_type core;
-    strata_tensor    tensors[STRATA_MAX_CORE_TENSORS];
-    strata_tag       tags[STRATA_MAX_CORE_TENSORS];
-    uint64_t         scalars[STRATA_MAX_CORE_SCALARS];
+    alignas(8) unsigned char data[STRATA__BODY_DATA];
 } strata__task_body;
 
 typedef struct strata__edge {

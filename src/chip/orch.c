@@ -230,16 +230,19 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;
-    /* element by element: a task has few, and a library call per array cost
-       more than the copy */
+    /* Packed: tensors, scalars, tags (8-byte members first). Element by element:
+       a task has few, and a library call per array cost more than the copy. */
+    strata_tensor *tensors = (strata_tensor *)(void *)body->data;
+    uint64_t *scalars = (uint64_t *)(void *)(tensors + args->ntensors);
+    strata_tag *tags = (strata_tag *)(void *)(scalars + args->nscalars);
     for (uint32_t i = 0; i < args->ntensors; i++) {
-        body->tensors[i] = args->tensors[i];
-        body->tags[i] = args->tags[i];
+        tensors[i] = args->tensors[i];
+        tags[i] = args->tags[i];
     }
     for (uint32_t i = 0; i < args->nscalars; i++)
-        body->scalars[i] = args->scalars[i];
-    body->view = (strata_task_args){.tensors = body->tensors, .tags = body->tags, .ntensors = args->ntensors,
-                                    .scalars = body->scalars, .nscalars = args->nscalars};
+        scalars[i] = args->scalars[i];
+    body->view = (strata_task_args){.tensors = tensors, .tags = tags, .ntensors = args->ntensors,
+                                    .scalars = scalars, .nscalars = args->nscalars};
 
     strata__task *t = &chip->tasks[slot];
     t->id = id;
@@ -257,10 +260,10 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         strata__tmap_buffer(&chip->tmap, buf[i])->last_user = id;
     submit_ctx ctx = {.chip = chip, .id = id, .slot = slot, .func_id = func_id};
     for (uint32_t i = 0; i < args->ntensors; i++) {
-        strata_tag tag = body->tags[i];
+        strata_tag tag = tags[i];
         if (tag == STRATA_NO_DEP)
             continue;
-        rc = strata__tmap_access(&chip->tmap, buf[i], id, &body->tensors[i], &ext[i], strata__tag_reads(tag),
+        rc = strata__tmap_access(&chip->tmap, buf[i], id, &tensors[i], &ext[i], strata__tag_reads(tag),
                                  strata__tag_writes(tag), chip->retire_next, add_dep, &ctx);
         if (rc) {
             orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));

@@ -86,11 +86,12 @@ int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent 
     /* The common case, a valid 1-D contiguous view, without the general loops;
        anything else (including every error) takes the general path below. */
     if (t->ndims == 1 && (uint64_t)t->strides[0] <= 1 && es && t->addr && t->shape[0]) {
-        uint64_t end;   /* elements */
-        if (!__builtin_add_overflow(t->offset, t->shape[0], &end) && end <= t->nbytes / es &&
-            t->addr + end * es >= t->addr) {
+        uint64_t end, end_bytes;   /* elements, bytes; a multiply, not a divide */
+        if (!__builtin_add_overflow(t->offset, t->shape[0], &end) &&
+            !__builtin_mul_overflow(end, (uint64_t)es, &end_bytes) && end_bytes <= t->nbytes &&
+            t->addr + end_bytes >= t->addr) {
             if (ext)
-                *ext = (strata__extent){t->addr + t->offset * es, t->addr + end * es, true};
+                *ext = (strata__extent){t->addr + t->offset * es, t->addr + end_bytes, true};
             return STRATA_OK;
         }
     }

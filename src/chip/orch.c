@@ -227,6 +227,14 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         chip->high_window = inflight;
 
     strata__task_body *body = &chip->bodies[slot];
+    /* Ask for the lines of the slot four ahead now, for writing: the lane read
+       them last, and their transfer then overlaps the submits in between.
+       (bench/l2_overhead: ~10 % off independent, fan-out and Cholesky.) */
+    uint32_t ahead = (uint32_t)((id + 4) & chip->mask);
+    __builtin_prefetch(&chip->tasks[ahead], 1);
+    __builtin_prefetch(&chip->bodies[ahead], 1);
+    __builtin_prefetch((const char *)&chip->bodies[ahead] + STRATA__CACHE_LINE, 1);
+    __builtin_prefetch((const char *)&chip->bodies[ahead] + 2 * STRATA__CACHE_LINE, 1);
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;

@@ -235,6 +235,8 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     __builtin_prefetch(&chip->bodies[ahead], 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + STRATA__CACHE_LINE, 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + 2 * STRATA__CACHE_LINE, 1);
+    /* and, one per submit, the slots the next retirement will look at */
+    __builtin_prefetch(&chip->tasks[(chip->retire_next + (id & 15)) & chip->mask]);
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;

@@ -15,12 +15,14 @@ compare-l3.svg unless --svg) shows the round trips on a log scale. Standard
 library only.
 """
 
-import argparse
 import math
 import os
 import re
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_report import esc, parse_args, save_svg  # noqa: E402  (after the path)
 
 RAW_RE = re.compile(r"^(?P<prog>strata|floor)\.r(?P<round>\d+)\.txt$")
 
@@ -189,7 +191,6 @@ def write_svg(path, bars, title):
         v = max(v, lo)
         return left + (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * plot_w
 
-    esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
          f'font-family="sans-serif" font-size="11">',
          f'<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>',
@@ -219,17 +220,11 @@ def write_svg(path, bars, title):
         if mn:
             o.append(f'<line x1="{x(mn):.1f}" y1="{y}" x2="{x(mn):.1f}" y2="{y + bar_h}" stroke="#000" '
                      f'stroke-width="2"/>')
-    o.append("</svg>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(o) + "\n")
+    save_svg(path, o)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("outdir")
-    ap.add_argument("--title", default="")
-    ap.add_argument("--svg", default=None)
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     strata, floor = collect(args.outdir)
     if args.title:
         print(args.title)

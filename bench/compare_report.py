@@ -297,17 +297,27 @@ def write_svg(path, summary, order, notes, title):
         o.append(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{COLORS[b]}"/>')
         label = LABELS[b] + (" (missing)" if b in notes and notes[b].startswith(("NOT", "ALL")) else "")
         o.append(f'<text x="{lx + 18}" y="{ly}">{esc(label)}</text>')
-    o.append("</svg>")
+    save_svg(path, o)
+
+
+def save_svg(path, parts):
+    """Close the <svg> element begun in parts and write it to path."""
+    parts.append("</svg>")
     with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(o) + "\n")
+        f.write("\n".join(parts) + "\n")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc):
+    """The command line both report scripts take: OUTDIR [--title] [--svg]."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("outdir")
     ap.add_argument("--title", default="")
     ap.add_argument("--svg", default=None)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    args = parse_args(__doc__)
     status = read_status(args.outdir)
     data, order = collect(args.outdir, status)
     summary = summarize(data, order)

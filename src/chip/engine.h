@@ -23,7 +23,9 @@
  *     owned; heap buffers whose scope ended and whose users retired recycle.
  *
  *   word          writer                        reader              ordering
- *   pending       orchestrator, lanes (RMW)      same                acq_rel: the last decrement sees all
+ *   pending       orchestrator (plain store of   same                acq_rel: the last decrement sees all;
+ *                 GUARD at submit, of 0 with no                      the plain stores come before the
+ *                 edge; RMW), lanes (RMW)                            task is known to any other thread
  *   fanout        orchestrator (CAS push),       both                release push / acq_rel close /
  *                 completing lane (exchange)                         acquire load before trusting status
  *   status        completing lane (or the        orchestrator, after plain, published by the fanout

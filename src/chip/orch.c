@@ -131,9 +131,12 @@ static int add_dep(void *arg, uint64_t producer)
     }
     chip->dep_head++;
     ctx->linked++;
-    uint64_t used = chip->dep_head - chip->dep_tail;
-    if (used > chip->high_dep)
-        chip->high_dep = used;
+    if (chip->dep_head - chip->dep_tail > chip->high_dep) {
+        strata__chip_retire(chip);   /* as for the window's mark, see strata_chip_submit */
+        uint64_t used = chip->dep_head - chip->dep_tail;
+        if (used > chip->high_dep)
+            chip->high_dep = used;
+    }
     return STRATA_OK;
 }
 
@@ -219,12 +222,18 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         if (strata__chip_wait_progress(chip))
             return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
     }
+    /* A new high-water mark is recorded only after a look at what has finished
+       (retirement is lazy), so the stats report what the run needed. Before
+       next_id moves: retirement must not reach the slot being filled. */
+    if (chip->next_id + 1 - chip->retire_next > chip->high_window) {
+        strata__chip_retire(chip);
+        uint64_t inflight = chip->next_id + 1 - chip->retire_next;
+        if (inflight > chip->high_window)
+            chip->high_window = inflight;
+    }
     uint64_t id = chip->next_id++;
     strata__store_relaxed(&chip->submitted, id);   /* a hint for lanes holding off */
     uint32_t slot = (uint32_t)(id & chip->mask);
-    uint64_t inflight = chip->next_id - chip->retire_next;
-    if (inflight > chip->high_window)
-        chip->high_window = inflight;
 
     strata__task_body *body = &chip->bodies[slot];
     /* Ask for the lines of the slot four ahead now, for writing: the lane read

@@ -8,16 +8,18 @@
  *   word        writer              reader             ordering   meaning
  *   cell.seq    the pusher           poppers            release /  pos + 1 (low 32 bits): slot
  *                                                       acquire    holds the task pushed at pos
- *   enqueue     pushers (fetch-add,  pushers            relaxed    next position to fill
- *               or the one pusher)
+ *   enqueue     pushers (fetch-add,  pushers            acq_rel /  next position to fill
+ *               or the one pusher)                      relaxed    (multi-producer / single)
  *   dequeue     poppers (CAS)        poppers, peek      relaxed    next position to take
  *
  * Why a popper never frees its cell, and a pusher never waits for one: a task
- * is pushed at most once while it is in the task window and stays there until
- * it has run, so the positions pushed after a task's position number fewer
- * than the largest window; the capacity is twice that, so a cell is refilled
- * only long after its popper read it, even a popper stalled between its CAS
- * and its read of the slot. seq values of the previous lap differ from
+ * is pushed at most once and stays in the task window until it has run. While
+ * task T waits to be read by its popper it cannot retire, so every task pushed
+ * after T has an id within one window of T's (older ones still alive, newer
+ * ones admitted by the window): fewer than twice the largest window of them.
+ * The capacity is twice the largest window, so a cell is refilled only after
+ * its popper read it, even a popper stalled between its CAS and its read of
+ * the slot. seq values of the previous lap differ from
  * pos + 1 by the capacity, so they read as "not yet pushed". */
 #ifndef STRATA_CHIP_SCHED_H
 #define STRATA_CHIP_SCHED_H

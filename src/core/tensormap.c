@@ -228,6 +228,21 @@ static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint
     return STRATA_OK;
 }
 
+/* Drop the stale readers of b. The list is newest first, so every entry past
+   the first stale one is stale too. The next drop comes after twice as many
+   reads as survive this one (at least 32): amortised O(1) per read. */
+static void prune_readers(strata__tensormap *m, strata__buffer *b, uint64_t retired_below)
+{
+    uint32_t live = 0, *link = &b->readers;
+    while (*link != STRATA__NONE && m->accesses[*link].task >= retired_below) {
+        link = &m->accesses[*link].next;
+        live++;
+    }
+    free_list(m, link);
+    b->reads_since_prune = 0;
+    b->prune_after = live > 16 ? 2 * live : 32;
+}
+
 int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
                         const strata_tensor *view, const strata__extent *ext, bool reads,
                         bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx)
@@ -244,6 +259,8 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
         free_access(m, fresh);
         return rc;
     }
+    if (!writes && ++b->reads_since_prune >= (b->prune_after ? b->prune_after : 32))
+        prune_readers(m, b, retired_below);   /* no writer walks them */
     uint32_t *head = writes ? &b->writers : &b->readers;
     strata__access *a = &m->accesses[fresh];
     a->task = task;

@@ -14,7 +14,10 @@
  *
  * Invariants:
  * - An access whose task has retired is stale; stale entries are dropped lazily,
- *   when a later lookup walks past them. Nothing else ever removes a live entry
+ *   when a later lookup walks past them, and the readers of a buffer that is
+ *   only read (which no writer walks) every so many reads, so the lists stay
+ *   as long as what is live (twice, at most). Task ids only grow along a run,
+ *   so each list is ordered newest first. Nothing else ever removes a live entry
  *   except writers that together cover it, each ordered after it already
  *   (strata__view_covered_blocks): any later access that overlaps its bytes
  *   overlaps one of those writers and follows it. So a buffer read whole and
@@ -45,6 +48,8 @@ typedef struct strata__buffer {
     uint64_t addr, nbytes;         /* the registered range */
     uint64_t last_user;            /* last task id that named it; 0 = none */
     uint32_t writers, readers;     /* heads of its access lists, newest first */
+    uint32_t reads_since_prune;    /* readers added since the stale ones were dropped */
+    uint32_t prune_after;          /* ... and how many more trigger the next drop; 0 = 32 */
     uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ...; 0 = a free record */
     uint64_t owner_data;           /* owner's use (the heap record of a heap buffer) */
 } strata__buffer;

@@ -41,11 +41,14 @@ bool strata__event_wait(strata__event *e, bool (*ready)(void *), void *arg, uint
 /* The sleep of strata__event_wait (the protocol at the top of core/wait.h). */
 static bool sleep_until(strata__event *e, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
 {
-    /* nwaiters stays raised across sleeps: a lazy notifier that publishes after
-       the increment has been visible for a whole first sleep reads it > 0. */
+    /* nwaiters stays raised across sleeps, and every sleep is bounded until the
+       increment is STRATA__FIRST_SLEEP_NS old (a sleep can end early: a
+       wake-up meant for another waiter, EINTR, seq moving before futex_wait):
+       by then any lazy notifier reads nwaiters > 0 (core/wait.h). */
     atomic_fetch_add_explicit(&e->nwaiters, 1, memory_order_seq_cst);
+    uint64_t bounded_until = strata__now_ns() + STRATA__FIRST_SLEEP_NS;
     bool ok;
-    for (bool first = true;; first = false) {
+    for (;;) {
         /* seq_cst fence: the increment above is ordered before ready()'s loads;
            pairs with the fence in strata__event_notify(). */
         strata__full_fence();
@@ -54,18 +57,16 @@ static bool sleep_until(strata__event *e, bool (*ready)(void *), void *arg, uint
             ok = true;
             break;
         }
-        uint64_t timeout = 0;
+        uint64_t now = strata__now_ns(), timeout = 0;
         if (deadline_ns) {
-            uint64_t now = strata__now_ns();
             if (now >= deadline_ns) {
                 ok = false;
                 break;
             }
             timeout = deadline_ns - now;
         }
-        /* the first sleep is bounded: it catches a lazy notify that raced with us */
-        if (first && (timeout == 0 || timeout > STRATA__FIRST_SLEEP_NS))
-            timeout = STRATA__FIRST_SLEEP_NS;
+        if (now < bounded_until && (timeout == 0 || timeout > bounded_until - now))
+            timeout = bounded_until - now;
         strata__futex_wait(&e->seq, key, timeout);
     }
     /* relaxed: leaving only makes a notifier's futex_wake possibly unnecessary,

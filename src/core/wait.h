@@ -4,9 +4,9 @@
  *   seq       notifiers         waiters (futex)   seq_cst    bumped when something changed
  *   nwaiters  waiters           notifiers         seq_cst    threads inside the sleep path
  *
- * A waiter: nwaiters++ ; key = seq ; re-check its condition ; futex_wait(seq, key) ;
- * nwaiters--. A notifier: publish the change ; full fence ; if nwaiters: seq++ and
- * futex_wake. No wakeup is lost: the waiter's increment and the notifier's fence
+ * A waiter: nwaiters++ ; then, until its condition holds: key = seq ; re-check ;
+ * futex_wait(seq, key) ; and at last nwaiters--. A notifier: publish the change ;
+ * full fence ; if nwaiters: seq++ and futex_wake. No wakeup is lost: the waiter's increment and the notifier's fence
  * are both seq_cst, so either the notifier sees nwaiters > 0 (and bumps seq, which
  * fails or ends the futex_wait), or the waiter's re-check sees the change. A
  * notifier with no sleeper costs one fence and one load, no system call.
@@ -16,12 +16,15 @@
  * store buffer, and on a machine where a cache line takes ~150 ns to cross cores
  * that wait was a third of the cost of a task. Without it a notifier may read
  * nwaiters before a concurrent waiter's increment lands while the waiter's
- * re-check misses the change still in the notifier's store buffer. So the first
- * sleep of every wait is bounded (STRATA__FIRST_SLEEP_NS): by then the change is
- * long visible and the re-check finds it. Later sleeps are unbounded, which is
- * safe because a notifier that publishes after the waiter's increment has been
- * visible for a whole first sleep reads nwaiters > 0. A missed lazy wakeup thus
- * costs at most one first sleep, and only in the instant a thread goes to sleep
+ * re-check misses the change still in the notifier's store buffer. So every
+ * sleep of a wait is bounded until STRATA__FIRST_SLEEP_NS after the waiter's
+ * increment (however many sleeps that takes: one can end early): by then such a
+ * change is long visible, and the re-check after the bounded sleep finds it.
+ * Later sleeps are unbounded, which is safe because a notifier that publishes
+ * after the increment has been visible that long reads nwaiters > 0 (nwaiters
+ * stays raised across the waiter's sleeps). This assumes a store becomes visible
+ * within a millisecond, which every processor does by far. A missed lazy wakeup
+ * thus costs at most that bound, and only in the instant a thread goes to sleep
  * while work arrives; an idle thread costs one extra wakeup per idle period.
  *
  * Before it sleeps a waiter polls, for as long as recent waits on the event
@@ -55,6 +58,10 @@ void strata__event_notify(strata__event *e);
    with a waiter going to sleep is delayed by at most STRATA__FIRST_SLEEP_NS. */
 static inline void strata__event_notify_lazy(strata__event *e)
 {
+    /* Keep the compiler from hoisting the load above the caller's publishing
+       store (C11 allows a relaxed load to move above a release store); costs
+       no instruction. */
+    atomic_signal_fence(memory_order_seq_cst);
     /* relaxed: a hint; see the top of this file for why a stale 0 is harmless */
     if (atomic_load_explicit(&e->nwaiters, memory_order_relaxed) != 0)
         strata__event_notify(e);

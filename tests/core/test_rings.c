@@ -134,6 +134,37 @@ TEST_CASE(access_rules)
     strata__tmap_destroy(&m);
 }
 
+/* A buffer that is only read (weights): no writer ever walks its readers, yet
+   the stale ones must go, or the TensorMap grows with every task of every run.
+   With 8 readers live at a time, the entries stay within a small bound over
+   100,000 reads, and a later writer still follows every live reader. */
+TEST_CASE(read_only_buffer_stays_small)
+{
+    strata__tensormap m;
+    CHECK_OK(strata__tmap_init(&m));
+    uint32_t b;
+    CHECK_OK(strata__tmap_buffer_add(&m, 0x1000, 256, 1, &b));
+    uint64_t shape[1] = {64};
+    strata_tensor whole = strata_tensor_make((void *)0x1000, STRATA_F32, 1, shape);
+    strata__extent e;
+    CHECK_OK(strata__tensor_check(&whole, 0, &e));
+    deps d = {0};
+    uint64_t task = 1;
+    for (; task <= 100000; task++) {
+        uint64_t retired_below = task > 8 ? task - 8 : 1;   /* 8 readers in flight */
+        CHECK_OK(strata__tmap_access(&m, b, task, &whole, &e, true, false, retired_below, collect, &d));
+        CHECK_EQ_U64(d.n, 0);   /* nothing wrote it */
+    }
+    CHECK(m.high_accesses <= 64);
+    CHECK(m.live_accesses <= 64);
+    /* a writer follows the live readers (tasks task-8 .. task-1), no stale one */
+    CHECK_OK(strata__tmap_access(&m, b, task, &whole, &e, false, true, task - 8, collect, &d));
+    CHECK_EQ_U64(d.n, 8);
+    for (int i = 0; i < d.n; i++)
+        CHECK(d.got[i] >= task - 8 && d.got[i] < task);
+    strata__tmap_destroy(&m);
+}
+
 /* Every block is 16-aligned, distinct and writable, across chunk boundaries and
    for requests larger than any chunk so far. */
 TEST_CASE(bump_blocks)
@@ -174,4 +205,4 @@ TEST_CASE(bump_reset_reuses)
     CHECK(b.chunk == NULL);
 }
 
-TEST_MAIN(CASE(heap_ring_fifo), CASE(bump_blocks), CASE(bump_reset_reuses), CASE(heap_ring_random_fifo), CASE(buffer_registry), CASE(access_rules))
+TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(bump_blocks), CASE(bump_reset_reuses), CASE(heap_ring_random_fifo), CASE(buffer_registry), CASE(access_rules))

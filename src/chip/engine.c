@@ -234,12 +234,7 @@ uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t 
         }
         e = after;
     }
-    if (status == STRATA_OK)
-        lane->completed++;
-    else if (status == STRATA_ECANCELED)
-        lane->canceled++;
-    else
-        lane->failed++;
+    strata__count_outcome(status, &lane->completed, &lane->canceled, &lane->failed);
     /* release: the task's completion (and the lane's counters); pairs with the
        acquire in strata__chip_retire() */
     strata__store_release(&t->done, 1);

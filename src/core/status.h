@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "strata/status.h"
 
@@ -52,5 +53,17 @@ int  strata__failure_set_from_error(strata__failure *f, int status);
 int  strata__failure_status(strata__failure *f);
 /* Copy the record into this thread's message and return its status (0 if none). */
 int  strata__failure_raise(strata__failure *f);
+
+/* Add one task's outcome to the counter it belongs to: completed (STRATA_OK),
+   canceled (STRATA_ECANCELED) or failed (anything else). */
+static inline void strata__count_outcome(int status, uint64_t *completed, uint64_t *canceled, uint64_t *failed)
+{
+    if (status == STRATA_OK)
+        ++*completed;
+    else if (status == STRATA_ECANCELED)
+        ++*canceled;
+    else
+        ++*failed;
+}
 
 #endif

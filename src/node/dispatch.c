@@ -119,12 +119,7 @@ static void complete(strata__node *n, uint32_t t, int status, const char *msg)
     task->done = true;
     task->status = status;
     n->done_count++;
-    if (status == STRATA_OK)
-        n->stat_completed++;
-    else if (status == STRATA_ECANCELED)
-        n->stat_canceled++;
-    else
-        n->stat_failed++;
+    strata__count_outcome(status, &n->stat_completed, &n->stat_canceled, &n->stat_failed);
     if (status != STRATA_OK && status != STRATA_ECANCELED)
         run_fail(n, status, msg);
     for (uint32_t e = task->succ; e != STRATA__NONE; e = n->edges[e].next) {

@@ -101,37 +101,48 @@ static int collect(void *ctx, uint64_t producer)
     return 0;
 }
 
+/* A TensorMap with one 256-byte buffer at 0x1000 and a view of all of it. */
+typedef struct one_buffer {
+    strata__tensormap m;
+    uint32_t          b;
+    strata_tensor     whole;
+    strata__extent    e;
+} one_buffer;
+
+static void one_buffer_init(one_buffer *o)
+{
+    CHECK_OK(strata__tmap_init(&o->m));
+    CHECK_OK(strata__tmap_buffer_add(&o->m, 0x1000, 256, 1, &o->b));
+    uint64_t shape[1] = {64};
+    o->whole = strata_tensor_make((void *)0x1000, STRATA_F32, 1, shape);
+    CHECK_OK(strata__tensor_check(&o->whole, 0, &o->e));
+}
+
 /* RAW, WAR and WAW follow from the access list; covered entries are dropped and
    stale ones (retired tasks) never reported. */
 TEST_CASE(access_rules)
 {
-    strata__tensormap m;
-    CHECK_OK(strata__tmap_init(&m));
-    uint32_t b;
-    CHECK_OK(strata__tmap_buffer_add(&m, 0x1000, 256, 1, &b));
-    uint64_t shape[1] = {64};
-    strata_tensor whole = strata_tensor_make((void *)0x1000, STRATA_F32, 1, shape);
-    strata__extent e;
-    CHECK_OK(strata__tensor_check(&whole, 0, &e));
+    one_buffer o;
+    one_buffer_init(&o);
     deps d = {0};
-    CHECK_OK(strata__tmap_access(&m, b, 1, &whole, &e, false, true, 1, collect, &d));   /* W1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 1, &o.whole, &o.e, false, true, 1, collect, &d));   /* W1 */
     CHECK_EQ_U64(d.n, 0);
-    CHECK_OK(strata__tmap_access(&m, b, 2, &whole, &e, true, false, 1, collect, &d));   /* R2: RAW on 1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 2, &o.whole, &o.e, true, false, 1, collect, &d));   /* R2: RAW on 1 */
     CHECK_EQ_U64(d.n, 1);
     CHECK_EQ_U64(d.got[0], 1);
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&m, b, 3, &whole, &e, true, false, 1, collect, &d));   /* R3: RAW on 1 only */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 3, &o.whole, &o.e, true, false, 1, collect, &d));   /* R3: RAW on 1 only */
     CHECK_EQ_U64(d.n, 1);
     CHECK_EQ_U64(d.got[0], 1);
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&m, b, 4, &whole, &e, false, true, 1, collect, &d));   /* W4: WAR 3, 2, WAW 1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 4, &o.whole, &o.e, false, true, 1, collect, &d));   /* W4: WAR 3, 2, WAW 1 */
     CHECK_EQ_U64(d.n, 3);
-    CHECK_EQ_U64(m.live_accesses, 1);   /* W4 covers all three: they were dropped */
+    CHECK_EQ_U64(o.m.live_accesses, 1);   /* W4 covers all three: they were dropped */
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&m, b, 5, &whole, &e, true, false, 5, collect, &d));   /* 4 retired: stale */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 5, &o.whole, &o.e, true, false, 5, collect, &d));   /* 4 retired: stale */
     CHECK_EQ_U64(d.n, 0);
-    CHECK_EQ_U64(m.live_accesses, 1);
-    strata__tmap_destroy(&m);
+    CHECK_EQ_U64(o.m.live_accesses, 1);
+    strata__tmap_destroy(&o.m);
 }
 
 /* A buffer that is only read (weights): no writer ever walks its readers, yet
@@ -140,29 +151,23 @@ TEST_CASE(access_rules)
    100,000 reads, and a later writer still follows every live reader. */
 TEST_CASE(read_only_buffer_stays_small)
 {
-    strata__tensormap m;
-    CHECK_OK(strata__tmap_init(&m));
-    uint32_t b;
-    CHECK_OK(strata__tmap_buffer_add(&m, 0x1000, 256, 1, &b));
-    uint64_t shape[1] = {64};
-    strata_tensor whole = strata_tensor_make((void *)0x1000, STRATA_F32, 1, shape);
-    strata__extent e;
-    CHECK_OK(strata__tensor_check(&whole, 0, &e));
+    one_buffer o;
+    one_buffer_init(&o);
     deps d = {0};
     uint64_t task = 1;
     for (; task <= 100000; task++) {
         uint64_t retired_below = task > 8 ? task - 8 : 1;   /* 8 readers in flight */
-        CHECK_OK(strata__tmap_access(&m, b, task, &whole, &e, true, false, retired_below, collect, &d));
+        CHECK_OK(strata__tmap_access(&o.m, o.b, task, &o.whole, &o.e, true, false, retired_below, collect, &d));
         CHECK_EQ_U64(d.n, 0);   /* nothing wrote it */
     }
-    CHECK(m.high_accesses <= 64);
-    CHECK(m.live_accesses <= 64);
+    CHECK(o.m.high_accesses <= 64);
+    CHECK(o.m.live_accesses <= 64);
     /* a writer follows the live readers (tasks task-8 .. task-1), no stale one */
-    CHECK_OK(strata__tmap_access(&m, b, task, &whole, &e, false, true, task - 8, collect, &d));
+    CHECK_OK(strata__tmap_access(&o.m, o.b, task, &o.whole, &o.e, false, true, task - 8, collect, &d));
     CHECK_EQ_U64(d.n, 8);
     for (int i = 0; i < d.n; i++)
         CHECK(d.got[i] >= task - 8 && d.got[i] < task);
-    strata__tmap_destroy(&m);
+    strata__tmap_destroy(&o.m);
 }
 
 /* Every block is 16-aligned, distinct and writable, across chunk boundaries and

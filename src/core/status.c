@@ -213,11 +213,6 @@ int strata__failure_set_from_error(strata__failure *f, int status)
     return status;
 }
 
-int strata__failure_status(strata__failure *f)
-{
-    return atomic_load_explicit(&f->status, memory_order_relaxed);
-}
-
 int strata__failure_raise(strata__failure *f)
 {
     int status = atomic_load_explicit(&f->status, memory_order_relaxed);

@@ -50,7 +50,12 @@ void strata__failure_reset(strata__failure *f);
 int  strata__failure_set(strata__failure *f, int status, const char *fmt, ...) STRATA__PRINTF(3, 4);
 /* Record the calling thread's current message under `status`. */
 int  strata__failure_set_from_error(strata__failure *f, int status);
-int  strata__failure_status(strata__failure *f);
+/* The run's first failure so far, 0 if none (relaxed: a status, read on hot
+   paths; the message is published separately, see strata__failure_raise). */
+static inline int strata__failure_status(strata__failure *f)
+{
+    return atomic_load_explicit(&f->status, memory_order_relaxed);
+}
 /* Copy the record into this thread's message and return its status (0 if none). */
 int  strata__failure_raise(strata__failure *f);
 

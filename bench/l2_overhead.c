@@ -33,10 +33,11 @@
 
 #include "common.h"
 #include "dag.h"
+#include "tiles.h"
 
 #define DATUM_BYTES 64u
 
-enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFFSET = 2 };
+enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFFSET = 2, K_TILE = 4 };
 
 typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
 
@@ -49,6 +50,7 @@ typedef struct options {
     placement place;
     uint64_t  window, dep_pool;
     bool      verify, quick, samples;
+    bool      real;      /* Cholesky with real float kernels on 64 x 64 tiles */
     const char *only;    /* comma-separated names or prefixes; NULL = all */
 } options;
 
@@ -74,6 +76,20 @@ static int kernel_log(const strata_task_args *a)
     return 0;
 }
 
+/* --real: the task's kind is func_id - K_TILE; each tensor is one tile. */
+static int kernel_tile(const strata_task_args *a, dag_kind kind)
+{
+    float *t[3];
+    for (uint32_t i = 0; i < a->ntensors && i < 3; i++)
+        t[i] = (float *)(uintptr_t)(a->tensors[i].addr + a->tensors[i].offset);
+    tile_kernel(kind, t);
+    return 0;
+}
+static int kernel_potrf(const strata_task_args *a) { return kernel_tile(a, DAG_POTRF); }
+static int kernel_trsm(const strata_task_args *a) { return kernel_tile(a, DAG_TRSM); }
+static int kernel_syrk(const strata_task_args *a) { return kernel_tile(a, DAG_SYRK); }
+static int kernel_gemm(const strata_task_args *a) { return kernel_tile(a, DAG_GEMM); }
+
 /* ---- the DAG on Strata ---- */
 
 typedef struct plan {
@@ -83,7 +99,8 @@ typedef struct plan {
     strata_tensor *tensors;    /* all tasks' tensors, packed */
     strata_tag    *tags;
     uint32_t      *first;      /* ntasks + 1: task t's tensors are first[t] .. first[t+1]-1 */
-    uint8_t       *func;       /* K_EMPTY_AIV or K_EMPTY_AIC */
+    uint8_t       *func;       /* K_EMPTY_AIV or K_EMPTY_AIC; K_TILE + kind with --real */
+    uint64_t       datum_bytes;   /* DATUM_BYTES, or TILE_BYTES with --real */
     bool           verify;     /* submit the logging kernels, with the task index */
     uint64_t       orch_end_ns;
 } plan;
@@ -140,10 +157,12 @@ static void plan_free(plan *p, strata_worker *w)
 }
 
 /* Allocate the buffers and build every task's tensors. */
-static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
+static int plan_build(plan *p, const dag *d, strata_worker *w, placement place, bool real)
 {
     memset(p, 0, sizeof *p);
     p->d = d;
+    const uint64_t datum_bytes = real ? TILE_BYTES : DATUM_BYTES;
+    p->datum_bytes = datum_bytes;
     /* datum -> buffer and byte offset in it */
     uint32_t *buf_of = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof buf_of[0]);
     uint32_t *slot_of = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof slot_of[0]);
@@ -162,7 +181,7 @@ static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
         buf_of[i] = UINT32_MAX;
     for (uint32_t g = 0; g < d->ngroups && rc == 0; g++) {
         const dag_group *gr = &d->groups[g];
-        int s = strata_worker_malloc(w, 0, (uint64_t)gr->count * DATUM_BYTES, &p->buffers[p->nbuffers]);
+        int s = strata_worker_malloc(w, 0, (uint64_t)gr->count * datum_bytes, &p->buffers[p->nbuffers]);
         if (s) {
             rc = fail("strata_worker_malloc", s);
             break;
@@ -176,7 +195,7 @@ static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
     for (uint32_t i = 0; i < d->ndata && rc == 0; i++) {
         if (buf_of[i] != UINT32_MAX)
             continue;
-        int s = strata_worker_malloc(w, 0, DATUM_BYTES, &p->buffers[p->nbuffers]);
+        int s = strata_worker_malloc(w, 0, datum_bytes, &p->buffers[p->nbuffers]);
         if (s) {
             rc = fail("strata_worker_malloc", s);
             break;
@@ -188,7 +207,7 @@ static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
     for (uint32_t t = 0; t < d->ntasks && rc == 0; t++) {
         const dag_task *task = &d->tasks[t];
         p->first[t] = n;
-        p->func[t] = place == PLACE_ALT && (t & 1) ? K_EMPTY_AIC : K_EMPTY_AIV;
+        p->func[t] = real ? (uint8_t)(K_TILE + task->kind) : place == PLACE_ALT && (t & 1) ? K_EMPTY_AIC : K_EMPTY_AIV;
         uint32_t prev_datum = UINT32_MAX;
         for (uint32_t a = 0; a < task->naccess; a++) {
             const dag_access *acc = &d->accesses[task->first + a];
@@ -198,14 +217,14 @@ static int plan_build(plan *p, const dag *d, strata_worker *w, placement place)
                previous tensor (only groups have more than one slot). */
             if (n > p->first[t] && prev_datum != UINT32_MAX && acc->datum == prev_datum + 1 &&
                 buf_of[prev_datum] == b && p->tags[n - 1] == tag) {
-                p->tensors[n - 1].shape[0] += DATUM_BYTES;
+                p->tensors[n - 1].shape[0] += datum_bytes;
                 prev_datum = acc->datum;
                 continue;
             }
-            uint64_t shape[1] = {DATUM_BYTES};
+            uint64_t shape[1] = {datum_bytes};
             strata_tensor ten = strata_tensor_make((const void *)(uintptr_t)p->buffers[b].addr, STRATA_U8, 1, shape);
             ten.nbytes = p->buffers[b].nbytes;
-            ten.offset = (uint64_t)slot_of[acc->datum] * DATUM_BYTES;
+            ten.offset = (uint64_t)slot_of[acc->datum] * datum_bytes;
             p->tensors[n] = ten;
             p->tags[n] = tag;
             n++;
@@ -241,6 +260,17 @@ typedef struct result {
 
 /* ---- one workload ---- */
 
+/* --real: the input tiles into the chip buffers (datum i is buffer i). */
+static int load_tiles(strata_worker *w, const plan *p, const float *input)
+{
+    for (uint32_t i = 0; i < p->d->ndata; i++) {
+        int rc = strata_worker_copy_to(w, p->buffers[i], 0, input + (size_t)i * TILE_FLOATS, TILE_BYTES);
+        if (rc)
+            return fail("strata_worker_copy_to", rc);
+    }
+    return 0;
+}
+
 static int run_workload(const dag *d, const options *opt, result *res)
 {
     memset(res, 0, sizeof *res);
@@ -266,8 +296,12 @@ static int run_workload(const dag *d, const options *opt, result *res)
         {K_EMPTY_AIC, STRATA_AIC, kernel_empty},
         {K_LOG_AIV, STRATA_AIV, kernel_log},
         {K_LOG_AIC, STRATA_AIC, kernel_log},
+        {K_TILE + DAG_POTRF, STRATA_AIV, kernel_potrf},
+        {K_TILE + DAG_TRSM, STRATA_AIV, kernel_trsm},
+        {K_TILE + DAG_SYRK, STRATA_AIV, kernel_syrk},
+        {K_TILE + DAG_GEMM, STRATA_AIV, kernel_gemm},
     };
-    strata_chip_callable callable = {"l2_overhead", orchestrate, kernels, 4};
+    strata_chip_callable callable = {"l2_overhead", orchestrate, kernels, sizeof kernels / sizeof kernels[0]};
     strata_handle h;
     plan p;
     int ret = 1;
@@ -276,8 +310,17 @@ static int run_workload(const dag *d, const options *opt, result *res)
         fail("strata_worker_register_chip", rc);
         goto close;
     }
-    if (plan_build(&p, d, w, opt->place))
+    if (plan_build(&p, d, w, opt->place, opt->real))
         goto close;
+    /* --real: the input tiles, loaded into the chip before every run (untimed) */
+    float *input = NULL;
+    uint32_t tiles = 0;
+    while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
+        tiles++;
+    if (opt->real && (input = tiles_input(tiles)) == NULL) {
+        fprintf(stderr, "l2_overhead: out of host memory for the input tiles\n");
+        goto free_plan;
+    }
 
     strata_call_config cc;
     memset(&cc, 0, sizeof cc);
@@ -308,11 +351,13 @@ static int run_workload(const dag *d, const options *opt, result *res)
     strata_run_stats before, after;
     strata_worker_stats(w, &before);
     for (uint32_t r = 0; r < warmup; r++)
-        if ((rc = strata_worker_run_chip(w, h, NULL, &cc))) {
+        if ((input && load_tiles(w, &p, input)) || (rc = strata_worker_run_chip(w, h, NULL, &cc))) {
             fail("strata_worker_run_chip (warm-up)", rc);
             goto free_plan;
         }
     for (uint32_t r = 0; r < reps; r++) {
+        if (input && load_tiles(w, &p, input))
+            goto free_plan;
         uint64_t t0 = bench_now_ns();
         rc = strata_worker_run_chip(w, h, NULL, &cc);
         uint64_t t1 = bench_now_ns();
@@ -346,6 +391,20 @@ static int run_workload(const dag *d, const options *opt, result *res)
         res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
     }
 
+    if (input && reps) {
+        /* the last run's factor against a double-precision reference */
+        for (uint32_t i = 0; i < d->ndata; i++)
+            if ((rc = strata_worker_copy_from(w, input + (size_t)i * TILE_FLOATS, p.buffers[i], 0, TILE_BYTES))) {
+                fail("strata_worker_copy_from", rc);
+                goto free_plan;
+            }
+        char why[200];
+        if (!tiles_check(tiles, input, why, sizeof why)) {
+            fprintf(stderr, "l2_overhead: %s: wrong factor: %s\n", d->name, why);
+            goto free_plan;
+        }
+    }
+
     if (opt->verify) {
         g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
         if (!g_log) {
@@ -372,6 +431,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
     }
     ret = 0;
 free_plan:
+    free(input);
     free(samples);
     free(submits);
     plan_free(&p, w);
@@ -382,17 +442,17 @@ close:
     return ret;
 }
 
-static void print_result(const result *r, bool verified)
+static void print_result(const result *r, bool verified, bool factored)
 {
     if (r->reps == 0) {
         printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
         return;
     }
     printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %5" PRIu64 "/%-5" PRIu64
-           " %6" PRIu64 "/%-6" PRIu64 "%s\n",
+           " %6" PRIu64 "/%-6" PRIu64 "%s%s\n",
            r->name, r->ntasks, r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns,
            r->st.task_window.high_water, r->st.task_window.size, r->st.dep_pool.high_water, r->st.dep_pool.size,
-           verified ? "  order ok" : "");
+           verified ? "  order ok" : "", factored ? "  factor ok" : "");
     fflush(stdout);
 }
 
@@ -419,7 +479,10 @@ static void usage(FILE *f)
             "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
             "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for the smoke test\n");
+            "  --quick          tiny sizes, --verify, for the smoke test\n"
+            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
+            "                   the input reloaded before every run and the factor checked against a\n"
+            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
 }
 
 
@@ -428,7 +491,14 @@ static int parse_args(int argc, char **argv, options *o)
     *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
                    .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1,
                    .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
-    /* --quick first, so explicit options after it still win */
+    /* --quick and --real first, so explicit options after them still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--real") == 0) {
+            o->real = true;
+            o->reps = 3;
+            o->min_tasks = 0;
+            o->warmup = 1;
+        }
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {
             o->quick = o->verify = true;
@@ -447,7 +517,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t x = 0;
         bool ok = true;
-        if (strcmp(a, "--quick") == 0) {
+        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
             continue;
         } else if (strcmp(a, "--verify") == 0) {
             o->verify = true;
@@ -520,6 +590,11 @@ static int parse_args(int argc, char **argv, options *o)
             return 1;
         }
     }
+    if (o->real && o->verify) {
+        fprintf(stderr, "l2_overhead: --verify logs the order of empty tasks; with --real the factor check "
+                "is the verification (drop --verify)\n");
+        return 1;
+    }
     if (o->dep_pool == 0)
         o->dep_pool = 4 * o->window;
     return 0;
@@ -560,7 +635,7 @@ int main(int argc, char **argv)
         dag d;
         char full[48];
         dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true))
+        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
             continue;
         if (dag_suite_make(&suite, wl, &d)) {
             fprintf(stderr, "l2_overhead: cannot generate %s (out of memory or size out of range)\n", full);
@@ -572,7 +647,7 @@ int main(int argc, char **argv)
         if (run_workload(&d, &opt, &r))
             failures++;
         else
-            print_result(&r, opt.verify);
+            print_result(&r, opt.verify, opt.real);
         dag_free(&d);
     }
     if (ran == 0) {

@@ -64,9 +64,9 @@ def parse_output(path):
     return rows
 
 
-def read_status(outdir):
-    """[(backend, round, state, detail)] from status.tsv."""
-    path = os.path.join(outdir, "status.tsv")
+def read_status(outdir, part=""):
+    """[(backend, round, state, detail)] from status<part>.tsv."""
+    path = os.path.join(outdir, "status%s.tsv" % part)
     out = []
     if not os.path.exists(path):
         return out
@@ -79,11 +79,11 @@ def read_status(outdir):
     return out
 
 
-def collect(outdir, status):
+def collect(outdir, status, part=""):
     failed_runs = {(b, r) for b, r, st, _ in status if st != "ok"}
     data = {}  # backend -> workload -> list of (round, tasks, median, min)
     order = []  # workloads in first-seen order (Strata's first)
-    rawdir = os.path.join(outdir, "raw")
+    rawdir = os.path.join(outdir, "raw" + part)
     files = []
     if os.path.isdir(rawdir):
         for name in os.listdir(rawdir):
@@ -313,13 +313,14 @@ def parse_args(doc):
     ap.add_argument("outdir")
     ap.add_argument("--title", default="")
     ap.add_argument("--svg", default=None)
+    ap.add_argument("--part", default="", help="'-real': the runs in raw-real/ and status-real.tsv")
     return ap.parse_args()
 
 
 def main():
     args = parse_args(__doc__)
-    status = read_status(args.outdir)
-    data, order = collect(args.outdir, status)
+    status = read_status(args.outdir, args.part)
+    data, order = collect(args.outdir, status, args.part)
     summary = summarize(data, order)
     notes = backend_notes(status, data)
     rounds_by_backend = {}
@@ -328,13 +329,13 @@ def main():
             rounds_by_backend[b] = rounds_by_backend.get(b, 0) + 1
     if not order:
         print(args.title)
-        print("compare_report: no results parsed from " + os.path.join(args.outdir, "raw"))
+        print("compare_report: no results parsed from " + os.path.join(args.outdir, "raw" + args.part))
         for b in BACKENDS:
             if b in notes:
                 print(f"NOTE {LABELS[b]}: {notes[b]}")
         return 1
     print_table(summary, order, notes, rounds_by_backend, args.title)
-    svg = args.svg or os.path.join(args.outdir, "compare.svg")
+    svg = args.svg or os.path.join(args.outdir, "compare%s.svg" % args.part)
     write_svg(svg, summary, order, notes, args.title)
     print(f"chart: {svg}")
     return 0

@@ -51,12 +51,12 @@ fi
 
 # ---- build ----
 mkdir -p "$out"
-src=("$bench/dag.c" "$bench/common.c" "$here/omp_dag.c")
+src=("$bench/dag.c" "$bench/common.c" "$bench/tiles.c" "$here/omp_dag.c")
 warn=(-std=c11 -Wall -Wextra -Werror)
 
 set -x
-gcc -O2 -fopenmp "${warn[@]}" -o "$out/omp_dag_gomp" "${src[@]}"
-clang -O2 -fopenmp=libomp "${warn[@]}" -o "$out/omp_dag_llvm" "${src[@]}" \
+gcc -O3 -fopenmp "${warn[@]}" -o "$out/omp_dag_gomp" "${src[@]}" -lm
+clang -O3 -fopenmp=libomp "${warn[@]}" -o "$out/omp_dag_llvm" "${src[@]}" -lm \
     -L"$omp_dir" -Wl,-rpath,"$omp_dir"
 { set +x; } 2>/dev/null
 

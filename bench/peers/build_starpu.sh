@@ -50,7 +50,7 @@ warn=(-Wall -Wextra)
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 printf '#include <starpu.h>\nint main(void) { return 0; }\n' >"$probe/p.c"
-if "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "${warn[@]}" -Werror "${cflags[@]}" -c "$probe/p.c" \
+if "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O3 "${warn[@]}" -Werror "${cflags[@]}" -c "$probe/p.c" \
         -o "$probe/p.o" 2>"$probe/err"; then
     warn+=(-Werror)
 else
@@ -58,6 +58,6 @@ else
     sed 's/^/  /' "$probe/err" >&2
 fi
 
-"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "${warn[@]}" "${cflags[@]}" -I"$bench" \
-    "$bench/dag.c" "$bench/common.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}"
+"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O3 "${warn[@]}" "${cflags[@]}" -I"$bench" \
+    "$bench/dag.c" "$bench/common.c" "$bench/tiles.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}" -lm
 echo "build_starpu: built $out/starpu_dag (flags: ${warn[*]})" >&2

@@ -57,6 +57,7 @@
 
 #include "../common.h"
 #include "../dag.h"
+#include "../tiles.h"
 
 #if defined(__clang__)
 #define OMP_DAG_STR2(x) #x
@@ -86,6 +87,7 @@ typedef struct options {
     uint32_t    threads;
     dep_mode    deps;
     bool        verify, quick, samples;
+    bool        real;    /* Cholesky with real float kernels (bench/tiles.h) */
     const char *only;             /* comma-separated names or prefixes; NULL = all */
 } options;
 
@@ -115,6 +117,12 @@ typedef struct datum {
 } datum;
 
 static datum *g_data;             /* the addresses the depend clauses name */
+
+/* --real: the tiles the kernels work on (datum d is tile d; the depend clauses
+   still name g_data[d], one address per datum as before) and the DAG, for
+   each task's kind. */
+static float     *g_tiles;
+static const dag *g_dag;
 
 static void plan_free(plan *p)
 {
@@ -183,6 +191,23 @@ static _Atomic uint32_t g_logpos;
 #undef SUBMIT_NAME
 #undef TASK_BODY
 
+/* --real: run task t's kernel on its tiles (Cholesky has reads, then one
+   read-write: the order of ids[] is the order of the DAG's accesses). */
+static void real_task(const plan *p, uint32_t t)
+{
+    const deps *tk = &p->tasks[t];
+    float *tiles[3];
+    for (uint32_t a = 0; a < tk->nin + tk->nout + tk->ninout && a < 3; a++)
+        tiles[a] = g_tiles + (size_t)p->ids[tk->first + a] * TILE_FLOATS;
+    tile_kernel(g_dag->tasks[t].kind, tiles);
+}
+
+#define SUBMIT_NAME submit_real
+#define TASK_BODY { real_task(p, t); }
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+
 #define SUBMIT_NAME submit_logging
 #define TASK_BODY { g_log[atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed)] = t; }
 #include "omp_dag_submit.inc"
@@ -196,7 +221,7 @@ typedef struct result {
     uint32_t ntasks, reps, iter_tasks;
     int64_t  edges, path;
     double   median_ns, min_ns, submit_ns;   /* per task */
-    bool     verified;
+    bool     verified, factored;
 } result;
 
 static int run_workload(const dag *d, const options *opt, result *res)
@@ -213,12 +238,25 @@ static int run_workload(const dag *d, const options *opt, result *res)
     res->iter_tasks = p.iter_tasks;
     int ret = 1;
     uint64_t *samples = NULL, *submits = NULL;
+    float *input = NULL;   /* --real: the input tiles */
+    uint32_t tiles = 0;
     g_data = aligned_alloc(64, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
     if (!g_data) {
         fprintf(stderr, "omp_dag: out of memory\n");
         goto out;
     }
     memset(g_data, 0, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
+    if (opt->real) {
+        while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
+            tiles++;
+        input = tiles_input(tiles);
+        g_tiles = malloc((size_t)d->ndata * TILE_BYTES);
+        g_dag = d;
+        if (!input || !g_tiles) {
+            fprintf(stderr, "omp_dag: out of memory for the tiles\n");
+            goto out;
+        }
+    }
 
     uint32_t reps = opt->reps;
     if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
@@ -246,12 +284,22 @@ static int run_workload(const dag *d, const options *opt, result *res)
     {
         team = omp_get_num_threads();
         for (uint32_t r = 0; r < warmup; r++) {
-            submit_empty(&p);
+            if (input) {
+                memcpy(g_tiles, input, (size_t)d->ndata * TILE_BYTES);
+                submit_real(&p);
+            } else {
+                submit_empty(&p);
+            }
 #pragma omp taskwait
         }
         for (uint32_t r = 0; r < reps; r++) {
+            if (input)
+                memcpy(g_tiles, input, (size_t)d->ndata * TILE_BYTES);   /* untimed */
             uint64_t t0 = bench_now_ns();
-            submit_empty(&p);
+            if (input)
+                submit_real(&p);
+            else
+                submit_empty(&p);
             uint64_t t1 = bench_now_ns();
 #pragma omp taskwait
             uint64_t t2 = bench_now_ns();
@@ -281,6 +329,14 @@ static int run_workload(const dag *d, const options *opt, result *res)
         res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
         res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
     }
+    if (input && reps) {
+        char why[200];
+        if (!tiles_check(tiles, g_tiles, why, sizeof why)) {
+            fprintf(stderr, "omp_dag: %s: wrong factor: %s\n", d->name, why);
+            goto out;
+        }
+        res->factored = true;
+    }
     if (opt->verify) {
         char why[200];
         uint32_t logged = atomic_load(&g_logpos);
@@ -298,6 +354,10 @@ out:
     g_log = NULL;
     free(g_data);
     g_data = NULL;
+    free(input);
+    free(g_tiles);
+    g_tiles = NULL;
+    g_dag = NULL;
     plan_free(&p);
     return ret;
 }
@@ -312,7 +372,8 @@ static void print_result(const result *r)
     if (r->iter_tasks && r->iter_tasks != r->ntasks)
         snprintf(note, sizeof note, "  (%u tasks with iterator deps)", r->iter_tasks);
     printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f%s%s\n", r->name, r->ntasks, r->edges,
-           r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, r->verified ? "  order ok" : "", note);
+           r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, r->verified ? "  order ok" : "",
+           r->factored ? "  factor ok" : note);
     fflush(stdout);
 }
 
@@ -337,7 +398,10 @@ static void usage(FILE *f)
             "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
             "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for a smoke test\n");
+            "  --quick          tiny sizes, --verify, for a smoke test\n"
+            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
+            "                   the input reloaded before every run and the factor checked against a\n"
+            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -345,7 +409,14 @@ static int parse_args(int argc, char **argv, options *o)
     *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
                    .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
                    .deps = DEPS_FIXED};
-    /* --quick first, so explicit options after it still win */
+    /* --quick and --real first, so explicit options after them still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--real") == 0) {
+            o->real = true;
+            o->reps = 3;
+            o->min_tasks = 0;
+            o->warmup = 1;
+        }
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {
             o->quick = o->verify = true;
@@ -363,7 +434,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t x = 0;
         bool ok = true;
-        if (strcmp(a, "--quick") == 0) {
+        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
             continue;
         } else if (strcmp(a, "--verify") == 0) {
             o->verify = true;
@@ -491,7 +562,7 @@ int main(int argc, char **argv)
         dag d;
         char full[48];
         dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true))
+        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
             continue;
         if (dag_suite_make(&suite, wl, &d)) {
             fprintf(stderr, "omp_dag: cannot generate %s (out of memory or size out of range)\n", full);

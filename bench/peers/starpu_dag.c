@@ -56,6 +56,7 @@
 
 #include "common.h"
 #include "dag.h"
+#include "tiles.h"
 
 #define DATUM_BYTES 64u
 #define PROG "starpu_dag"
@@ -71,6 +72,7 @@ typedef struct options {
     const char *sched;
     api         api;
     bool        verify, quick, samples;
+    bool        real;    /* Cholesky with real float kernels (bench/tiles.h) */
     const char *only;    /* comma-separated names or prefixes; NULL = all */
 } options;
 
@@ -104,19 +106,36 @@ static void cpu_log(void *buffers[], void *cl_arg)
     g_log[at] = *(const uint32_t *)cl_arg;
 }
 
+/* --real: the task's kind (cl_arg points at it) on its tiles, in access order. */
+static void cpu_real(void *buffers[], void *cl_arg)
+{
+    float *tiles[3];
+    for (int i = 0; i < 3; i++)
+        tiles[i] = NULL;
+    dag_kind kind = (dag_kind) * (const uint32_t *)cl_arg;
+    int n = kind == DAG_GEMM ? 3 : kind == DAG_POTRF ? 1 : 2;
+    for (int i = 0; i < n; i++)
+        tiles[i] = (float *)STARPU_VARIABLE_GET_PTR(buffers[i]);
+    tile_kernel(kind, tiles);
+}
+
+enum { RUN_EMPTY = 0, RUN_LOG = 1, RUN_REAL = 2 };
+
 /* ---- the DAG on StarPU ---- */
 
 /* One codelet pair (empty, logging) per distinct access signature. */
 typedef struct codelet_pair {
     uint32_t                       naccess;
     enum starpu_data_access_mode  *modes;    /* naccess */
-    struct starpu_codelet          cl[2];    /* [0] empty, [1] logging */
+    struct starpu_codelet          cl[3];    /* RUN_EMPTY, RUN_LOG, RUN_REAL */
     char                           name[32];
 } codelet_pair;
 
 typedef struct plan {
     const dag            *d;
-    uint8_t              *mem;       /* ndata x DATUM_BYTES */
+    uint8_t              *mem;       /* ndata x datum_bytes */
+    size_t                datum_bytes;   /* DATUM_BYTES, or TILE_BYTES with --real */
+    uint32_t             *kind;      /* ntasks: the cl_arg of --real */
     starpu_data_handle_t *handle;    /* ndata */
     uint32_t              nregistered;
     starpu_data_handle_t *args;      /* naccesses: every task's handles, packed as dag.accesses */
@@ -140,6 +159,7 @@ static void plan_free(plan *p)
         free(p->cls[c]->modes);
         free(p->cls[c]->cl[0].dyn_modes);
         free(p->cls[c]->cl[1].dyn_modes);
+        free(p->cls[c]->cl[2].dyn_modes);
         free(p->cls[c]);
     }
     free(p->cls);
@@ -148,14 +168,15 @@ static void plan_free(plan *p)
     free(p->args);
     free(p->sig);
     free(p->index);
+    free(p->kind);
     memset(p, 0, sizeof *p);
 }
 
-static void codelet_fill(struct starpu_codelet *cl, const codelet_pair *c, bool log)
+static void codelet_fill(struct starpu_codelet *cl, const codelet_pair *c, int mode)
 {
     starpu_codelet_init(cl);
     cl->where = STARPU_CPU;
-    cl->cpu_funcs[0] = log ? cpu_log : cpu_empty;
+    cl->cpu_funcs[0] = mode == RUN_REAL ? cpu_real : mode == RUN_LOG ? cpu_log : cpu_empty;
     cl->nbuffers = (int)c->naccess;
     cl->name = c->name;
     if (c->naccess > STARPU_NMAXBUFS) {
@@ -214,33 +235,36 @@ static uint32_t signature_of(plan *p, const dag_task *task, uint32_t *cap)
         len += (size_t)k;
         a += run;
     }
-    codelet_fill(&c->cl[0], c, false);
-    codelet_fill(&c->cl[1], c, true);
+    codelet_fill(&c->cl[RUN_EMPTY], c, RUN_EMPTY);
+    codelet_fill(&c->cl[RUN_LOG], c, RUN_LOG);
+    codelet_fill(&c->cl[RUN_REAL], c, RUN_REAL);
     if (c->naccess > STARPU_NMAXBUFS && (!c->cl[0].dyn_modes || !c->cl[1].dyn_modes))
         return UINT32_MAX;
     return p->ncls - 1;
 }
 
 /* Register the handles, make the codelets and every task's handle array. */
-static int plan_build(plan *p, const dag *d)
+static int plan_build(plan *p, const dag *d, bool real)
 {
     memset(p, 0, sizeof *p);
     p->d = d;
+    p->datum_bytes = real ? TILE_BYTES : DATUM_BYTES;
     size_t ndata = d->ndata ? d->ndata : 1;
-    p->mem = aligned_alloc(64, ndata * DATUM_BYTES);
+    p->mem = aligned_alloc(64, ndata * p->datum_bytes);
+    p->kind = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->kind[0]);
     p->handle = malloc(ndata * sizeof p->handle[0]);
     p->args = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->args[0]);
     p->sig = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->sig[0]);
     p->index = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->index[0]);
-    if (!p->mem || !p->handle || !p->args || !p->sig || !p->index) {
+    if (!p->mem || !p->kind || !p->handle || !p->args || !p->sig || !p->index) {
         fprintf(stderr, PROG ": out of host memory for DAG %s\n", d->name);
         plan_free(p);
         return 1;
     }
-    memset(p->mem, 0, ndata * DATUM_BYTES);
+    memset(p->mem, 0, ndata * p->datum_bytes);
     for (uint32_t i = 0; i < d->ndata; i++) {
-        starpu_variable_data_register(&p->handle[i], STARPU_MAIN_RAM, (uintptr_t)(p->mem + (size_t)i * DATUM_BYTES),
-                                      DATUM_BYTES);
+        starpu_variable_data_register(&p->handle[i], STARPU_MAIN_RAM,
+                                      (uintptr_t)(p->mem + (size_t)i * p->datum_bytes), p->datum_bytes);
         p->nregistered++;
     }
     for (uint32_t a = 0; a < d->naccesses; a++)
@@ -248,6 +272,7 @@ static int plan_build(plan *p, const dag *d)
     uint32_t cap = 0;
     for (uint32_t t = 0; t < d->ntasks; t++) {
         p->index[t] = t;
+        p->kind[t] = (uint32_t)d->tasks[t].kind;
         p->sig[t] = signature_of(p, &d->tasks[t], &cap);
         if (p->sig[t] == UINT32_MAX) {
             fprintf(stderr, PROG ": out of host memory for the codelets of %s\n", d->name);
@@ -259,20 +284,22 @@ static int plan_build(plan *p, const dag *d)
 }
 
 /* Submit every task of the DAG, in order (not waiting). */
-static int submit_all(plan *p, api how, bool log)
+static int submit_all(plan *p, api how, int mode)
 {
     const dag *d = p->d;
     for (uint32_t t = 0; t < d->ntasks; t++) {
         const dag_task *task = &d->tasks[t];
-        struct starpu_codelet *cl = &p->cls[p->sig[t]]->cl[log];
+        struct starpu_codelet *cl = &p->cls[p->sig[t]]->cl[mode];
+        /* the cl_arg: the task's index (--verify) or kind (--real) */
+        uint32_t *arg = mode == RUN_LOG ? &p->index[t] : mode == RUN_REAL ? &p->kind[t] : NULL;
         starpu_data_handle_t *h = p->args + task->first;
         int rc;
         if (how == API_INSERT) {
-            if (!log)
+            if (!arg)
                 rc = starpu_task_insert(cl, STARPU_DATA_ARRAY, h, (int)task->naccess, 0);
             else
                 rc = starpu_task_insert(cl, STARPU_DATA_ARRAY, h, (int)task->naccess, STARPU_CL_ARGS_NFREE,
-                                        &p->index[t], sizeof p->index[t], 0);
+                                        arg, sizeof *arg, 0);
         } else {
             struct starpu_task *st = starpu_task_create();
             if (!st) {
@@ -293,9 +320,9 @@ static int submit_all(plan *p, api how, bool log)
                 for (uint32_t a = 0; a < task->naccess; a++)
                     st->handles[a] = h[a];
             }
-            if (log) {
-                st->cl_arg = &p->index[t];
-                st->cl_arg_size = sizeof p->index[t];
+            if (arg) {
+                st->cl_arg = arg;
+                st->cl_arg_size = sizeof *arg;
             }
             rc = starpu_task_submit(st);
         }
@@ -311,9 +338,9 @@ static int submit_all(plan *p, api how, bool log)
     return 0;
 }
 
-static int run_once(plan *p, api how, bool log)
+static int run_once(plan *p, api how, int mode)
 {
-    int rc = submit_all(p, how, log);
+    int rc = submit_all(p, how, mode);
     int w = starpu_task_wait_for_all();
     if (w) {
         fprintf(stderr, PROG ": starpu_task_wait_for_all failed: %d\n", w);
@@ -329,6 +356,7 @@ typedef struct result {
     uint32_t ntasks, reps, ncodelets;
     int64_t  edges, path;
     double   median_ns, min_ns, submit_ns;   /* per task */
+    bool     factored;                       /* --real: the factor was checked */
 } result;
 
 static int run_workload(const dag *d, const options *opt, result *res)
@@ -340,8 +368,13 @@ static int run_workload(const dag *d, const options *opt, result *res)
     res->path = dag_critical_path(d);
 
     plan p;
-    if (plan_build(&p, d))
+    if (plan_build(&p, d, opt->real))
         return 1;
+    /* --real: the input tiles, copied into the registered memory before every
+       run (untimed; every task has finished and all data lives in main RAM) */
+    float *input = NULL;
+    uint32_t tiles = 0;
+    const int mode = opt->real ? RUN_REAL : RUN_EMPTY;
     res->ncodelets = p.ncls;
     int ret = 1;
     uint32_t reps = opt->reps;
@@ -350,7 +383,12 @@ static int run_workload(const dag *d, const options *opt, result *res)
     res->reps = reps;
     uint64_t *samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
     uint64_t *submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
-    if (!samples || !submits) {
+    if (opt->real) {
+        while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
+            tiles++;
+        input = tiles_input(tiles);
+    }
+    if (!samples || !submits || (opt->real && !input)) {
         fprintf(stderr, PROG ": out of host memory\n");
         goto out;
     }
@@ -362,12 +400,17 @@ static int run_workload(const dag *d, const options *opt, result *res)
         if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
             warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
     }
-    for (uint32_t r = 0; r < warmup; r++)
-        if (run_once(&p, opt->api, false))
+    for (uint32_t r = 0; r < warmup; r++) {
+        if (input)
+            memcpy(p.mem, input, (size_t)d->ndata * TILE_BYTES);
+        if (run_once(&p, opt->api, mode))
             goto out;
+    }
     for (uint32_t r = 0; r < reps; r++) {
+        if (input)
+            memcpy(p.mem, input, (size_t)d->ndata * TILE_BYTES);
         uint64_t t0 = bench_now_ns();
-        if (run_once(&p, opt->api, false))
+        if (run_once(&p, opt->api, mode))
             goto out;
         uint64_t t1 = bench_now_ns();
         samples[r] = t1 - t0;
@@ -386,6 +429,15 @@ static int run_workload(const dag *d, const options *opt, result *res)
         res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
     }
 
+    if (input && reps) {
+        char why[200];
+        if (!tiles_check(tiles, (const float *)p.mem, why, sizeof why)) {
+            fprintf(stderr, PROG ": %s: wrong factor: %s\n", d->name, why);
+            goto out;
+        }
+        res->factored = true;
+    }
+
     if (opt->verify) {
         g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
         if (!g_log) {
@@ -393,7 +445,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
             goto out;
         }
         atomic_store(&g_logpos, 0);
-        int rc = run_once(&p, opt->api, true);
+        int rc = run_once(&p, opt->api, RUN_LOG);
         char why[200] = "";
         uint32_t logged = atomic_load(&g_logpos);
         bool ok = rc == 0 && dag_check_order(d, g_log, logged, why, sizeof why);
@@ -408,6 +460,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
     }
     ret = 0;
 out:
+    free(input);
     free(samples);
     free(submits);
     plan_free(&p);
@@ -420,9 +473,9 @@ static void print_result(const result *r, bool verified)
         printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
         return;
     }
-    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %9u%s\n", r->name, r->ntasks,
+    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %9u%s%s\n", r->name, r->ntasks,
            r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, r->ncodelets,
-           verified ? "  order ok" : "");
+           verified ? "  order ok" : "", r->factored ? "  factor ok" : "");
     fflush(stdout);
 }
 
@@ -448,7 +501,10 @@ static void usage(FILE *f)
             "                   starpu_task_submit\n"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
             "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for a smoke test\n");
+            "  --quick          tiny sizes, --verify, for a smoke test\n"
+            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
+            "                   the input reloaded before every run and the factor checked against a\n"
+            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -456,7 +512,14 @@ static int parse_args(int argc, char **argv, options *o)
     *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
                    .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
                    .sched = "lws", .api = API_INSERT};
-    /* --quick first, so explicit options after it still win */
+    /* --quick and --real first, so explicit options after them still win */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--real") == 0) {
+            o->real = true;
+            o->reps = 3;
+            o->min_tasks = 0;
+            o->warmup = 1;
+        }
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {
             o->quick = o->verify = true;
@@ -474,7 +537,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t x = 0;
         bool ok = true;
-        if (strcmp(a, "--quick") == 0) {
+        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
             continue;
         } else if (strcmp(a, "--verify") == 0) {
             o->verify = true;
@@ -585,7 +648,7 @@ int main(int argc, char **argv)
         dag d;
         char full[48];
         dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true))
+        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
             continue;
         if (dag_suite_make(&suite, wl, &d)) {
             fprintf(stderr, PROG ": cannot generate %s (out of memory or size out of range)\n", full);

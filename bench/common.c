@@ -67,6 +67,18 @@ bool bench_parse_u32_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *
     return *n > 0;
 }
 
+bool bench_real_preset(int argc, char **argv, uint32_t *reps, uint32_t *warmup, uint64_t *min_tasks)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--real") == 0) {
+            *reps = 3;
+            *warmup = 1;
+            *min_tasks = 0;
+            return true;
+        }
+    return false;
+}
+
 bool bench_selected(const char *only, const char *name, bool prefix)
 {
     if (!only)

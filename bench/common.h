@@ -23,6 +23,9 @@ bool bench_parse_u32_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *
 /* Whether `name` is chosen by the --only list `only` (NULL chooses all): an
    entry names it whole, or, with `prefix`, begins it. */
 bool bench_selected(const char *only, const char *name, bool prefix);
+/* Whether argv holds --real (the DAG programs' real-kernel Cholesky); when it
+   does, the run counts that suit it: 3 timed runs, exactly, after 1 warm-up. */
+bool bench_real_preset(int argc, char **argv, uint32_t *reps, uint32_t *warmup, uint64_t *min_tasks);
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);
 

@@ -492,13 +492,7 @@ static int parse_args(int argc, char **argv, options *o)
                    .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1,
                    .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
     /* --quick and --real first, so explicit options after them still win */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--real") == 0) {
-            o->real = true;
-            o->reps = 3;
-            o->min_tasks = 0;
-            o->warmup = 1;
-        }
+    o->real = bench_real_preset(argc, argv, &o->reps, &o->warmup, &o->min_tasks);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--quick") == 0) {
             o->quick = o->verify = true;

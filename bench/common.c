@@ -67,16 +67,142 @@ bool bench_parse_u32_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *
     return *n > 0;
 }
 
-bool bench_real_preset(int argc, char **argv, uint32_t *reps, uint32_t *warmup, uint64_t *min_tasks)
+void bench_dag_cli_init(bench_dag_cli *c, int argc, char **argv)
 {
+    *c = (bench_dag_cli){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
+                         .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3};
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--real") == 0) {
-            *reps = 3;
-            *warmup = 1;
-            *min_tasks = 0;
-            return true;
+            c->real = true;
+            c->reps = 3;
+            c->min_tasks = 0;
+            c->warmup = 1;
         }
-    return false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--quick") == 0) {
+            c->quick = c->verify = true;
+            c->reps = 2;
+            c->min_tasks = 0;
+            c->warmup_tasks = 0;
+            c->n = 2000;
+            c->rounds = 20;
+            c->tiles[0] = 4;
+            c->tiles[1] = 6;
+            c->ntiles = 2;
+        }
+}
+
+const char *bench_option_value(const char *prog, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int bench_dag_cli_option(bench_dag_cli *c, const char *prog, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0)
+        return 1;   /* applied by bench_dag_cli_init */
+    if (strcmp(a, "--verify") == 0) {
+        c->verify = true;
+        return 1;
+    }
+    if (strcmp(a, "--samples") == 0) {
+        c->samples = true;
+        return 1;
+    }
+    static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks",
+                                             "--n", "--width", "--rounds", "--tiles"};
+    size_t k = 0;
+    while (k < sizeof with_value / sizeof with_value[0] && strcmp(a, with_value[k]) != 0)
+        k++;
+    if (k == sizeof with_value / sizeof with_value[0])
+        return 0;
+    const char *v = bench_option_value(prog, argc, argv, i);
+    if (!v)
+        return -1;
+    uint32_t x = 0;
+    bool ok = true;
+    switch (k) {
+    case 0: c->only = v; break;
+    case 1: ok = bench_parse_u32(v, &c->reps); break;
+    case 2: ok = bench_parse_u32(v, &c->warmup) && c->warmup >= 1; break;
+    case 3: ok = bench_parse_u32(v, &x); c->min_tasks = x; break;
+    case 4: ok = bench_parse_u32(v, &c->n); break;
+    case 5: ok = bench_parse_u32(v, &c->width) && c->width >= 1; break;
+    case 6: ok = bench_parse_u32(v, &c->rounds); break;
+    default: ok = bench_parse_u32_list(v, c->tiles, sizeof c->tiles / sizeof c->tiles[0], &c->ntiles); break;
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: bad value '%s' for %s\n", prog, v, a);
+        return -1;
+    }
+    return 1;
+}
+
+void bench_dag_cli_usage(FILE *f, const char *prog, const char *extra)
+{
+    fprintf(f,
+            "usage: %s [options]\n"
+            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
+            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
+            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
+            "                   at least --min-tasks tasks)\n"
+            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
+            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
+            "  --n N            tasks of independent and chain (default 100000)\n"
+            "  --width N        fan-out width (default 64)\n"
+            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
+            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
+            "%s"
+            "  --verify         one more run per workload that checks the order tasks ran in\n"
+            "  --samples        print every timed run's ns/task\n"
+            "  --quick          tiny sizes, --verify, for a smoke test\n"
+            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
+            "                   the input reloaded before every run and the factor checked against a\n"
+            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n",
+            prog, extra);
+}
+
+bool bench_dag_cli_selects(const bench_dag_cli *c, const char *name)
+{
+    return bench_selected(c->only, name, true) && (!c->real || strncmp(name, "cholesky", 8) == 0);
+}
+
+void bench_dag_cli_runs(const bench_dag_cli *c, uint32_t ntasks, uint32_t *reps, uint32_t *warmup)
+{
+    *reps = c->reps;
+    if (ntasks && c->min_tasks && *reps > 0 && (uint64_t)*reps * ntasks < c->min_tasks)
+        *reps = (uint32_t)((c->min_tasks + ntasks - 1) / ntasks);
+    *warmup = c->warmup;
+    if (*warmup == 0) {
+        *warmup = 1;
+        if (ntasks && (uint64_t)ntasks < c->warmup_tasks)
+            *warmup = (uint32_t)((c->warmup_tasks + ntasks - 1) / ntasks);
+    }
+}
+
+void bench_per_task(uint64_t *samples, uint64_t *submits, uint32_t reps, uint32_t ntasks, double *median_ns,
+                    double *min_ns, double *submit_ns)
+{
+    *median_ns = *min_ns = *submit_ns = 0.0;
+    if (reps == 0 || ntasks == 0)
+        return;
+    uint64_t lo = samples[0];
+    for (uint32_t r = 1; r < reps; r++)
+        lo = samples[r] < lo ? samples[r] : lo;
+    *min_ns = (double)lo / ntasks;
+    *median_ns = (double)bench_median_u64(samples, reps) / ntasks;
+    *submit_ns = (double)bench_median_u64(submits, reps) / ntasks;
+}
+
+void bench_print_sample(const char *name, uint32_t r, uint64_t sample_ns, uint64_t submit_ns, uint32_t ntasks)
+{
+    printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", name, r,
+           ntasks ? (double)sample_ns / ntasks : 0.0, ntasks ? (double)submit_ns / ntasks : 0.0);
 }
 
 bool bench_selected(const char *only, const char *name, bool prefix)

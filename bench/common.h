@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
@@ -23,9 +24,44 @@ bool bench_parse_u32_list(const char *s, uint32_t *out, uint32_t cap, uint32_t *
 /* Whether `name` is chosen by the --only list `only` (NULL chooses all): an
    entry names it whole, or, with `prefix`, begins it. */
 bool bench_selected(const char *only, const char *name, bool prefix);
-/* Whether argv holds --real (the DAG programs' real-kernel Cholesky); when it
-   does, the run counts that suit it: 3 timed runs, exactly, after 1 warm-up. */
-bool bench_real_preset(int argc, char **argv, uint32_t *reps, uint32_t *warmup, uint64_t *min_tasks);
+
+/* The command line the DAG programs share (l2_overhead, omp_dag, starpu_dag):
+   which workloads, their sizes, how many runs, and the modes. */
+typedef struct bench_dag_cli {
+    uint32_t    reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
+    uint64_t    min_tasks, warmup_tasks;
+    uint32_t    n, width, rounds;
+    uint32_t    tiles[16], ntiles;
+    bool        verify, quick, samples;
+    bool        real;             /* Cholesky only, with real float kernels (tiles.h) */
+    const char *only;             /* comma-separated names or prefixes; NULL = all */
+} bench_dag_cli;
+
+/* Defaults, then the --real and --quick presets wherever they stand in argv, so
+   that explicit options still win over them. */
+void bench_dag_cli_init(bench_dag_cli *c, int argc, char **argv);
+/* Take the shared option at argv[*i] (and its value, moving *i past it): 1 when
+   taken, 0 when it is not one of them, -1 after printing why it is wrong. */
+int  bench_dag_cli_option(bench_dag_cli *c, const char *prog, int argc, char **argv, int *i);
+/* The value of the option at argv[*i], moving *i to it; NULL after printing that
+   it is missing. For a program's own options. */
+const char *bench_option_value(const char *prog, int argc, char **argv, int *i);
+/* The --help lines of the shared options; `extra`, a program's own lines, goes
+   before the modes. */
+void bench_dag_cli_usage(FILE *f, const char *prog, const char *extra);
+/* Whether workload `name` runs: chosen by --only, and Cholesky with --real. */
+bool bench_dag_cli_selects(const bench_dag_cli *c, const char *name);
+/* The timed runs (raised so that at least min_tasks tasks are timed) and the
+   warm-up runs (at least one, and warmup_tasks tasks when warmup is 0) of a DAG
+   of ntasks tasks. */
+void bench_dag_cli_runs(const bench_dag_cli *c, uint32_t ntasks, uint32_t *reps, uint32_t *warmup);
+/* The per-task figures of `reps` timed runs of a DAG of ntasks tasks: median
+   and minimum run time, median time to submit (ns per task; 0 without runs).
+   Sorts samples and submits. */
+void bench_per_task(uint64_t *samples, uint64_t *submits, uint32_t reps, uint32_t ntasks, double *median_ns,
+                    double *min_ns, double *submit_ns);
+/* One --samples line: run r of workload `name`. */
+void bench_print_sample(const char *name, uint32_t r, uint64_t sample_ns, uint64_t submit_ns, uint32_t ntasks);
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);
 

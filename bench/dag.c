@@ -1,6 +1,8 @@
 /* Backend-neutral task DAGs: see dag.h. */
 #include "dag.h"
 
+#include "common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,4 +417,31 @@ int dag_suite_make(const dag_suite *s, uint32_t i, dag *d)
     if (i == 2)
         return dag_fanout_fanin(d, s->width, s->rounds);
     return dag_cholesky(d, s->tiles[i - 3]);
+}
+
+int dag_suite_run(const struct bench_dag_cli *cli, const char *prog, int (*run)(void *ctx, const dag *d),
+                  void *ctx)
+{
+    dag_suite suite = {cli->n, cli->width, cli->rounds, cli->tiles, cli->ntiles};
+    int failures = 0, ran = 0;
+    for (uint32_t wl = 0; wl < dag_suite_count(&suite); wl++) {
+        char full[48];
+        dag_suite_name(&suite, wl, full, sizeof full);
+        if (!bench_dag_cli_selects(cli, full))
+            continue;
+        dag d;
+        if (dag_suite_make(&suite, wl, &d)) {
+            fprintf(stderr, "%s: cannot generate %s (out of memory or size out of range)\n", prog, full);
+            failures++;
+            continue;
+        }
+        ran++;
+        failures += run(ctx, &d) != 0;
+        dag_free(&d);
+    }
+    if (ran == 0) {
+        fprintf(stderr, "%s: --only '%s' selects no workload\n", prog, cli->only ? cli->only : "");
+        return 2;
+    }
+    return failures ? 1 : 0;
 }

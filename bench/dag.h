@@ -146,6 +146,15 @@ void dag_suite_name(const dag_suite *s, uint32_t i, char *buf, size_t cap);
    memory or a size is out of range. */
 int dag_suite_make(const dag_suite *s, uint32_t i, dag *d);
 
+/* Run the suite as a DAG program's command line `cli` (common.h) says: each
+   workload it selects is generated, handed to run(ctx, d), which prints its
+   own row and returns nonzero on failure, and freed. Returns the program's
+   exit status: 0, 1 when a workload failed, 2 when none was selected (after
+   saying so, as `prog`). */
+struct bench_dag_cli;
+int dag_suite_run(const struct bench_dag_cli *cli, const char *prog, int (*run)(void *ctx, const dag *d),
+                  void *ctx);
+
 /* Whether `order` (ntasks task indices, each exactly once: the order in which
    a backend started or completed the tasks) respects every dependency. On a
    violation, writes a one-line reason into why (may be NULL) and returns false. */

@@ -42,16 +42,10 @@ enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFF
 typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
 
 typedef struct options {
-    uint32_t  reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
-    uint64_t  min_tasks, warmup_tasks;
-    uint32_t  n, width, rounds;
-    uint32_t  tiles[16], ntiles;
-    uint32_t  aic, aiv;
-    placement place;
-    uint64_t  window, dep_pool;
-    bool      verify, quick, samples;
-    bool      real;      /* Cholesky with real float kernels on 64 x 64 tiles */
-    const char *only;    /* comma-separated names or prefixes; NULL = all */
+    bench_dag_cli c;             /* what every DAG program takes (common.h) */
+    uint32_t      aic, aiv;
+    placement     place;
+    uint64_t      window, dep_pool;
 } options;
 
 /* ---- time ---- */
@@ -310,14 +304,14 @@ static int run_workload(const dag *d, const options *opt, result *res)
         fail("strata_worker_register_chip", rc);
         goto close;
     }
-    if (plan_build(&p, d, w, opt->place, opt->real))
+    if (plan_build(&p, d, w, opt->place, opt->c.real))
         goto close;
     /* --real: the input tiles, loaded into the chip before every run (untimed) */
     float *input = NULL;
     uint32_t tiles = 0;
     while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
         tiles++;
-    if (opt->real && (input = tiles_input(tiles)) == NULL) {
+    if (opt->c.real && (input = tiles_input(tiles)) == NULL) {
         fprintf(stderr, "l2_overhead: out of host memory for the input tiles\n");
         goto free_plan;
     }
@@ -328,9 +322,11 @@ static int run_workload(const dag *d, const options *opt, result *res)
     cc.ring_dep_pool = opt->dep_pool;
     cc.user[0] = (uint64_t)(uintptr_t)&p;
 
-    uint32_t reps = opt->reps;
-    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
-        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    /* Warm-up: at least one run and warmup_tasks tasks. The first ~10 ms of a
+       process run several times slower (thread placement, clocks), so one run
+       of a small DAG is not enough. */
+    uint32_t reps, warmup;
+    bench_dag_cli_runs(&opt->c, d->ntasks, &reps, &warmup);
     res->reps = reps;
     samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
     submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
@@ -339,15 +335,6 @@ static int run_workload(const dag *d, const options *opt, result *res)
         goto free_plan;
     }
 
-    /* Warm-up: at least one run and warmup_tasks tasks. The first ~10 ms of a
-       process run several times slower (thread placement, clocks), so one run
-       of a small DAG is not enough. */
-    uint32_t warmup = opt->warmup;
-    if (warmup == 0) {
-        warmup = 1;
-        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
-            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
-    }
     strata_run_stats before, after;
     strata_worker_stats(w, &before);
     for (uint32_t r = 0; r < warmup; r++)
@@ -367,10 +354,8 @@ static int run_workload(const dag *d, const options *opt, result *res)
         }
         samples[r] = t1 - t0;
         submits[r] = p.orch_end_ns - t0;
-        if (opt->samples)
-            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
-                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
-                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
+        if (opt->c.samples)
+            bench_print_sample(d->name, r, samples[r], submits[r], d->ntasks);
     }
     strata_worker_stats(w, &after);
     res->st = after;
@@ -382,14 +367,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
                 after.tasks_failed - before.tasks_failed, after.tasks_canceled - before.tasks_canceled, expect);
         goto free_plan;
     }
-    if (reps && d->ntasks) {
-        uint64_t lo = samples[0];
-        for (uint32_t r = 1; r < reps; r++)
-            lo = samples[r] < lo ? samples[r] : lo;
-        res->min_ns = (double)lo / d->ntasks;
-        res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
-        res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
-    }
+    bench_per_task(samples, submits, reps, d->ntasks, &res->median_ns, &res->min_ns, &res->submit_ns);
 
     if (input && reps) {
         /* the last run's factor against a double-precision reference */
@@ -405,7 +383,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         }
     }
 
-    if (opt->verify) {
+    if (opt->c.verify) {
         g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
         if (!g_log) {
             fprintf(stderr, "l2_overhead: out of host memory\n");
@@ -460,104 +438,46 @@ static void print_result(const result *r, bool verified, bool factored)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: l2_overhead [options]\n"
-            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
-            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
-            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
-            "                   at least --min-tasks tasks)\n"
-            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
-            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
-            "  --n N            tasks of independent and chain (default 100000)\n"
-            "  --width N        fan-out width (default 64)\n"
-            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
-            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
-            "  --aiv N, --threads N   AIV core threads (default 1)\n"
-            "  --aic N          AIC core threads (default 1)\n"
-            "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
-            "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
-            "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n"
-            "  --verify         one more run per workload that checks the order tasks ran in\n"
-            "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for the smoke test\n"
-            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
-            "                   the input reloaded before every run and the factor checked against a\n"
-            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
+    bench_dag_cli_usage(f, "l2_overhead",
+                        "  --aiv N, --threads N   AIV core threads (default 1)\n"
+                        "  --aic N          AIC core threads (default 1)\n"
+                        "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
+                        "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
+                        "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n");
 }
-
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
-                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .aic = 1, .aiv = 1,
-                   .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
-    /* --quick and --real first, so explicit options after them still win */
-    o->real = bench_real_preset(argc, argv, &o->reps, &o->warmup, &o->min_tasks);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--quick") == 0) {
-            o->quick = o->verify = true;
-            o->reps = 2;
-            o->min_tasks = 0;
-            o->warmup_tasks = 0;
-            o->n = 2000;
-            o->rounds = 20;
-            o->tiles[0] = 4;
-            o->tiles[1] = 6;
-            o->ntiles = 2;
-            o->window = 256;
-        }
+    *o = (options){.aic = 1, .aiv = 1, .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
+    bench_dag_cli_init(&o->c, argc, argv);
+    if (o->c.quick)
+        o->window = 256;
     for (int i = 1; i < argc; i++) {
+        int taken = bench_dag_cli_option(&o->c, "l2_overhead", argc, argv, &i);
+        if (taken < 0)
+            return 1;
+        if (taken)
+            continue;
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint32_t x = 0;
-        bool ok = true;
-        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
-            continue;
-        } else if (strcmp(a, "--verify") == 0) {
-            o->verify = true;
-            continue;
-        } else if (strcmp(a, "--samples") == 0) {
-            o->samples = true;
-            continue;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
         }
-        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
-                                                 "--width", "--rounds", "--tiles", "--aiv", "--threads",
-                                                 "--aic", "--place", "--window", "--dep-pool"};
+        static const char *const own[] = {"--aiv", "--threads", "--aic", "--place", "--window", "--dep-pool"};
         bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known |= strcmp(a, with_value[k]) == 0;
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            known |= strcmp(a, own[k]) == 0;
         if (!known) {
             fprintf(stderr, "l2_overhead: unknown option %s\n", a);
             usage(stderr);
             return 1;
         }
-        if (!v) {
-            fprintf(stderr, "l2_overhead: %s needs a value\n", a);
+        const char *v = bench_option_value("l2_overhead", argc, argv, &i);
+        if (!v)
             return 1;
-        }
-        i++;
-        if (strcmp(a, "--only") == 0)
-            o->only = v;
-        else if (strcmp(a, "--reps") == 0)
-            ok = bench_parse_u32(v, &o->reps);
-        else if (strcmp(a, "--warmup") == 0)
-            ok = bench_parse_u32(v, &o->warmup) && o->warmup >= 1;
-        else if (strcmp(a, "--min-tasks") == 0) {
-            ok = bench_parse_u32(v, &x);
-            o->min_tasks = x;
-        }
-        else if (strcmp(a, "--n") == 0)
-            ok = bench_parse_u32(v, &o->n);
-        else if (strcmp(a, "--width") == 0)
-            ok = bench_parse_u32(v, &o->width) && o->width >= 1;
-        else if (strcmp(a, "--rounds") == 0)
-            ok = bench_parse_u32(v, &o->rounds);
-        else if (strcmp(a, "--tiles") == 0)
-            ok = bench_parse_u32_list(v, o->tiles, sizeof o->tiles / sizeof o->tiles[0], &o->ntiles);
-        else if (strcmp(a, "--aiv") == 0 || strcmp(a, "--threads") == 0)
+        uint32_t x = 0;
+        bool ok = true;
+        if (strcmp(a, "--aiv") == 0 || strcmp(a, "--threads") == 0)
             ok = bench_parse_u32(v, &o->aiv) && o->aiv >= 1 && o->aiv <= 64;
         else if (strcmp(a, "--aic") == 0)
             ok = bench_parse_u32(v, &o->aic) && o->aic >= 1 && o->aic <= 64;
@@ -571,20 +491,16 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--window") == 0) {
             ok = bench_parse_u32(v, &x) && x >= 1 && (x & (x - 1)) == 0 && x <= 65536;
             o->window = x;
-        } else if (strcmp(a, "--dep-pool") == 0) {
+        } else {
             ok = bench_parse_u32(v, &x) && x >= 1;
             o->dep_pool = x;
-        } else {
-            fprintf(stderr, "l2_overhead: unknown option %s\n", a);
-            usage(stderr);
-            return 1;
         }
         if (!ok) {
             fprintf(stderr, "l2_overhead: bad value '%s' for %s\n", v, a);
             return 1;
         }
     }
-    if (o->real && o->verify) {
+    if (o->c.real && o->c.verify) {
         fprintf(stderr, "l2_overhead: --verify logs the order of empty tasks; with --real the factor check "
                 "is the verification (drop --verify)\n");
         return 1;
@@ -603,6 +519,17 @@ static void print_machine(void)
     bench_print_machine(runtime, "");
 }
 
+/* One workload of dag_suite_run: run it and print its row. */
+static int run_and_print(void *ctx, const dag *d)
+{
+    const options *opt = ctx;
+    result r;
+    if (run_workload(d, opt, &r))
+        return 1;
+    print_result(&r, opt->c.verify, opt->c.real);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options opt;
@@ -610,43 +537,19 @@ int main(int argc, char **argv)
         return 2;
     print_machine();
     char warm[64];
-    if (opt.warmup || opt.warmup_tasks == 0)
-        snprintf(warm, sizeof warm, "%u run(s)", opt.warmup ? opt.warmup : 1);
+    if (opt.c.warmup || opt.c.warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", opt.c.warmup ? opt.c.warmup : 1);
     else
-        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.warmup_tasks);
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.c.warmup_tasks);
     printf("# lanes: %u AIC + %u AIV, tasks on %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
            "; warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
            opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately", opt.window, opt.dep_pool,
-           warm, opt.reps, opt.min_tasks, opt.quick ? ", --quick" : "");
+           warm, opt.c.reps, opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
            "median", "min", "submit", "window", "dep_pool");
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "", "", "", "", "", "ns/task", "ns/task",
            "ns/task", "high/size", "high/size");
 
-    int failures = 0, ran = 0;
-    dag_suite suite = {opt.n, opt.width, opt.rounds, opt.tiles, opt.ntiles};
-    for (uint32_t wl = 0; wl < dag_suite_count(&suite); wl++) {
-        dag d;
-        char full[48];
-        dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
-            continue;
-        if (dag_suite_make(&suite, wl, &d)) {
-            fprintf(stderr, "l2_overhead: cannot generate %s (out of memory or size out of range)\n", full);
-            failures++;
-            continue;
-        }
-        result r;
-        ran++;
-        if (run_workload(&d, &opt, &r))
-            failures++;
-        else
-            print_result(&r, opt.verify, opt.real);
-        dag_free(&d);
-    }
-    if (ran == 0) {
-        fprintf(stderr, "l2_overhead: --only '%s' selects no workload\n", opt.only ? opt.only : "");
-        return 2;
-    }
-    return failures ? 1 : 0;
+    int status = dag_suite_run(&opt.c, "l2_overhead", run_and_print, &opt);
+    return status;
 }

@@ -73,22 +73,14 @@
 #define OMP_DAG_RUNTIME "unknown OpenMP runtime"
 #endif
 
-/* ---- small helpers (bench/common.c needs Strata's headers, so not used) ---- */
-
 /* ---- options ---- */
 
 typedef enum dep_mode { DEPS_FIXED, DEPS_ITERATOR } dep_mode;
 
 typedef struct options {
-    uint32_t    reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
-    uint64_t    min_tasks, warmup_tasks;
-    uint32_t    n, width, rounds;
-    uint32_t    tiles[16], ntiles;
-    uint32_t    threads;
-    dep_mode    deps;
-    bool        verify, quick, samples;
-    bool        real;    /* Cholesky with real float kernels (bench/tiles.h) */
-    const char *only;             /* comma-separated names or prefixes; NULL = all */
+    bench_dag_cli c;             /* what every DAG program takes (common.h) */
+    uint32_t      threads;
+    dep_mode      deps;
 } options;
 
 /* ---- the DAG as depend lists ---- */
@@ -246,7 +238,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         goto out;
     }
     memset(g_data, 0, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
-    if (opt->real) {
+    if (opt->c.real) {
         while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
             tiles++;
         input = tiles_input(tiles);
@@ -258,21 +250,14 @@ static int run_workload(const dag *d, const options *opt, result *res)
         }
     }
 
-    uint32_t reps = opt->reps;
-    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
-        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    uint32_t reps, warmup;
+    bench_dag_cli_runs(&opt->c, d->ntasks, &reps, &warmup);
     res->reps = reps;
-    uint32_t warmup = opt->warmup;
-    if (warmup == 0) {
-        warmup = 1;
-        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
-            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
-    }
     samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
     submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
-    if (opt->verify)
+    if (opt->c.verify)
         g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
-    if (!samples || !submits || (opt->verify && !g_log)) {
+    if (!samples || !submits || (opt->c.verify && !g_log)) {
         fprintf(stderr, "omp_dag: out of memory\n");
         goto out;
     }
@@ -306,7 +291,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
             samples[r] = t2 - t0;
             submits[r] = t1 - t0;
         }
-        if (opt->verify) {
+        if (opt->c.verify) {
             submit_logging(&p);
 #pragma omp taskwait
         }
@@ -316,19 +301,10 @@ static int run_workload(const dag *d, const options *opt, result *res)
                 opt->threads);
         goto out;
     }
-    if (opt->samples)
+    if (opt->c.samples)
         for (uint32_t r = 0; r < reps; r++)
-            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
-                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
-                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
-    if (reps && d->ntasks) {
-        uint64_t lo = samples[0];
-        for (uint32_t r = 1; r < reps; r++)
-            lo = samples[r] < lo ? samples[r] : lo;
-        res->min_ns = (double)lo / d->ntasks;
-        res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
-        res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
-    }
+            bench_print_sample(d->name, r, samples[r], submits[r], d->ntasks);
+    bench_per_task(samples, submits, reps, d->ntasks, &res->median_ns, &res->min_ns, &res->submit_ns);
     if (input && reps) {
         char why[200];
         if (!tiles_check(tiles, g_tiles, why, sizeof why)) {
@@ -337,7 +313,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         }
         res->factored = true;
     }
-    if (opt->verify) {
+    if (opt->c.verify) {
         char why[200];
         uint32_t logged = atomic_load(&g_logpos);
         if (!dag_check_order(d, g_log, logged, why, sizeof why)) {
@@ -381,109 +357,51 @@ static void print_result(const result *r)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: omp_dag [options]\n"
-            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
-            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
-            "  --threads N      OpenMP threads (omp_set_num_threads; default 2)\n"
-            "  --deps MODE      fixed (default): a pragma with a fixed depend list per task shape;\n"
-            "                   iterator: OpenMP 5.0 iterator dependences for every task\n"
-            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
-            "                   at least --min-tasks tasks)\n"
-            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
-            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
-            "  --n N            tasks of independent and chain (default 100000)\n"
-            "  --width N        fan-out width (default 64)\n"
-            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
-            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
-            "  --verify         one more run per workload that checks the order tasks ran in\n"
-            "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for a smoke test\n"
-            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
-            "                   the input reloaded before every run and the factor checked against a\n"
-            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
+    bench_dag_cli_usage(f, "omp_dag",
+                        "  --threads N      OpenMP threads (omp_set_num_threads; default 2)\n"
+                        "  --deps MODE      fixed (default): a pragma with a fixed depend list per task shape;\n"
+                        "                   iterator: OpenMP 5.0 iterator dependences for every task\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
-                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
-                   .deps = DEPS_FIXED};
-    /* --quick and --real first, so explicit options after them still win */
-    o->real = bench_real_preset(argc, argv, &o->reps, &o->warmup, &o->min_tasks);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--quick") == 0) {
-            o->quick = o->verify = true;
-            o->reps = 2;
-            o->min_tasks = 0;
-            o->warmup_tasks = 0;
-            o->n = 2000;
-            o->rounds = 20;
-            o->tiles[0] = 4;
-            o->tiles[1] = 6;
-            o->ntiles = 2;
-        }
+    *o = (options){.threads = 2, .deps = DEPS_FIXED};
+    bench_dag_cli_init(&o->c, argc, argv);
     for (int i = 1; i < argc; i++) {
+        int taken = bench_dag_cli_option(&o->c, "omp_dag", argc, argv, &i);
+        if (taken < 0)
+            return 1;
+        if (taken)
+            continue;
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint32_t x = 0;
-        bool ok = true;
-        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
-            continue;
-        } else if (strcmp(a, "--verify") == 0) {
-            o->verify = true;
-            continue;
-        } else if (strcmp(a, "--samples") == 0) {
-            o->samples = true;
-            continue;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
         }
-        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
-                                                 "--width", "--rounds", "--tiles", "--threads", "--deps"};
+        static const char *const own[] = {"--threads", "--deps"};
         bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known |= strcmp(a, with_value[k]) == 0;
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            known |= strcmp(a, own[k]) == 0;
         if (!known) {
-            fprintf(stderr, "omp_dag: unknown option %s\n", a);
+            fprintf(stderr, "%s: unknown option %s\n", "omp_dag", a);
             usage(stderr);
             return 1;
         }
-        if (!v) {
-            fprintf(stderr, "omp_dag: %s needs a value\n", a);
+        const char *v = bench_option_value("omp_dag", argc, argv, &i);
+        if (!v)
             return 1;
-        }
-        i++;
-        if (strcmp(a, "--only") == 0)
-            o->only = v;
-        else if (strcmp(a, "--reps") == 0)
-            ok = bench_parse_u32(v, &o->reps);
-        else if (strcmp(a, "--warmup") == 0)
-            ok = bench_parse_u32(v, &o->warmup) && o->warmup >= 1;
-        else if (strcmp(a, "--min-tasks") == 0) {
-            ok = bench_parse_u32(v, &x);
-            o->min_tasks = x;
-        } else if (strcmp(a, "--n") == 0)
-            ok = bench_parse_u32(v, &o->n);
-        else if (strcmp(a, "--width") == 0)
-            ok = bench_parse_u32(v, &o->width) && o->width >= 1;
-        else if (strcmp(a, "--rounds") == 0)
-            ok = bench_parse_u32(v, &o->rounds);
-        else if (strcmp(a, "--tiles") == 0)
-            ok = bench_parse_u32_list(v, o->tiles, sizeof o->tiles / sizeof o->tiles[0], &o->ntiles);
-        else if (strcmp(a, "--threads") == 0)
+        bool ok = true;
+        if (strcmp(a, "--threads") == 0) {
             ok = bench_parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 256;
-        else if (strcmp(a, "--deps") == 0) {
-            if (strcmp(v, "fixed") == 0)
-                o->deps = DEPS_FIXED;
-            else if (strcmp(v, "iterator") == 0)
-                o->deps = DEPS_ITERATOR;
-            else
-                ok = false;
+        } else if (strcmp(v, "fixed") == 0) {
+            o->deps = DEPS_FIXED;
+        } else if (strcmp(v, "iterator") == 0) {
+            o->deps = DEPS_ITERATOR;
+        } else {
+            ok = false;
         }
         if (!ok) {
-            fprintf(stderr, "omp_dag: bad value '%s' for %s\n", v, a);
+            fprintf(stderr, "%s: bad value '%s' for %s\n", "omp_dag", v, a);
             return 1;
         }
     }
@@ -527,14 +445,25 @@ static void print_machine(const options *o)
     if (any)
         printf("\n");
     char warm[64];
-    if (o->warmup || o->warmup_tasks == 0)
-        snprintf(warm, sizeof warm, "%u run(s)", o->warmup ? o->warmup : 1);
+    if (o->c.warmup || o->c.warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", o->c.warmup ? o->c.warmup : 1);
     else
-        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", o->warmup_tasks);
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", o->c.warmup_tasks);
     printf("# threads: %u (omp parallel + single; the creating thread runs tasks too); depend: %s; "
            "warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
            o->threads, o->deps == DEPS_FIXED ? "fixed lists (iterator for other shapes)" : "iterator",
-           warm, o->reps, o->min_tasks, o->quick ? ", --quick" : "");
+           warm, o->c.reps, o->c.min_tasks, o->c.quick ? ", --quick" : "");
+}
+
+/* One workload of dag_suite_run: run it and print its row. */
+static int run_and_print(void *ctx, const dag *d)
+{
+    const options *opt = ctx;
+    result r;
+    if (run_workload(d, opt, &r))
+        return 1;
+    print_result(&r);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -550,30 +479,6 @@ int main(int argc, char **argv)
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s\n", "", "", "", "", "", "ns/task", "ns/task", "ns/task");
     fflush(stdout);
 
-    int failures = 0, ran = 0;
-    dag_suite suite = {opt.n, opt.width, opt.rounds, opt.tiles, opt.ntiles};
-    for (uint32_t wl = 0; wl < dag_suite_count(&suite); wl++) {
-        dag d;
-        char full[48];
-        dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
-            continue;
-        if (dag_suite_make(&suite, wl, &d)) {
-            fprintf(stderr, "omp_dag: cannot generate %s (out of memory or size out of range)\n", full);
-            failures++;
-            continue;
-        }
-        result r;
-        ran++;
-        if (run_workload(&d, &opt, &r))
-            failures++;
-        else
-            print_result(&r);
-        dag_free(&d);
-    }
-    if (ran == 0) {
-        fprintf(stderr, "omp_dag: --only '%s' selects no workload\n", opt.only ? opt.only : "");
-        return 2;
-    }
-    return failures ? 1 : 0;
+    int status = dag_suite_run(&opt.c, "omp_dag", run_and_print, &opt);
+    return status;
 }

@@ -64,16 +64,10 @@
 typedef enum api { API_INSERT, API_SUBMIT } api;
 
 typedef struct options {
-    uint32_t    reps, warmup;     /* warmup 0 = auto: enough runs for warmup_tasks */
-    uint64_t    min_tasks, warmup_tasks;
-    uint32_t    n, width, rounds;
-    uint32_t    tiles[16], ntiles;
-    uint32_t    threads;
-    const char *sched;
-    api         api;
-    bool        verify, quick, samples;
-    bool        real;    /* Cholesky with real float kernels (bench/tiles.h) */
-    const char *only;    /* comma-separated names or prefixes; NULL = all */
+    bench_dag_cli c;             /* what every DAG program takes (common.h) */
+    uint32_t      threads;
+    const char   *sched;
+    api           api;
 } options;
 
 /* ---- small helpers (bench/common.c needs Strata's headers) ---- */
@@ -368,38 +362,30 @@ static int run_workload(const dag *d, const options *opt, result *res)
     res->path = dag_critical_path(d);
 
     plan p;
-    if (plan_build(&p, d, opt->real))
+    if (plan_build(&p, d, opt->c.real))
         return 1;
     /* --real: the input tiles, copied into the registered memory before every
        run (untimed; every task has finished and all data lives in main RAM) */
     float *input = NULL;
     uint32_t tiles = 0;
-    const int mode = opt->real ? RUN_REAL : RUN_EMPTY;
+    const int mode = opt->c.real ? RUN_REAL : RUN_EMPTY;
     res->ncodelets = p.ncls;
     int ret = 1;
-    uint32_t reps = opt->reps;
-    if (d->ntasks && opt->min_tasks && reps > 0 && (uint64_t)reps * d->ntasks < opt->min_tasks)
-        reps = (uint32_t)((opt->min_tasks + d->ntasks - 1) / d->ntasks);
+    uint32_t reps, warmup;   /* warm-up: at least one run and warmup_tasks tasks (as l2_overhead) */
+    bench_dag_cli_runs(&opt->c, d->ntasks, &reps, &warmup);
     res->reps = reps;
     uint64_t *samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
     uint64_t *submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
-    if (opt->real) {
+    if (opt->c.real) {
         while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
             tiles++;
         input = tiles_input(tiles);
     }
-    if (!samples || !submits || (opt->real && !input)) {
+    if (!samples || !submits || (opt->c.real && !input)) {
         fprintf(stderr, PROG ": out of host memory\n");
         goto out;
     }
 
-    /* Warm-up: at least one run and warmup_tasks tasks (as l2_overhead). */
-    uint32_t warmup = opt->warmup;
-    if (warmup == 0) {
-        warmup = 1;
-        if (d->ntasks && (uint64_t)d->ntasks < opt->warmup_tasks)
-            warmup = (uint32_t)((opt->warmup_tasks + d->ntasks - 1) / d->ntasks);
-    }
     for (uint32_t r = 0; r < warmup; r++) {
         if (input)
             memcpy(p.mem, input, (size_t)d->ndata * TILE_BYTES);
@@ -415,19 +401,10 @@ static int run_workload(const dag *d, const options *opt, result *res)
         uint64_t t1 = bench_now_ns();
         samples[r] = t1 - t0;
         submits[r] = p.submit_end_ns - t0;
-        if (opt->samples)
-            printf("#   %s run %u: %.1f ns/task, submit %.1f ns/task\n", d->name, r,
-                   d->ntasks ? (double)samples[r] / d->ntasks : 0.0,
-                   d->ntasks ? (double)submits[r] / d->ntasks : 0.0);
+        if (opt->c.samples)
+            bench_print_sample(d->name, r, samples[r], submits[r], d->ntasks);
     }
-    if (reps && d->ntasks) {
-        uint64_t lo = samples[0];
-        for (uint32_t r = 1; r < reps; r++)
-            lo = samples[r] < lo ? samples[r] : lo;
-        res->min_ns = (double)lo / d->ntasks;
-        res->median_ns = (double)bench_median_u64(samples, reps) / d->ntasks;
-        res->submit_ns = (double)bench_median_u64(submits, reps) / d->ntasks;
-    }
+    bench_per_task(samples, submits, reps, d->ntasks, &res->median_ns, &res->min_ns, &res->submit_ns);
 
     if (input && reps) {
         char why[200];
@@ -438,7 +415,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         res->factored = true;
     }
 
-    if (opt->verify) {
+    if (opt->c.verify) {
         g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
         if (!g_log) {
             fprintf(stderr, PROG ": out of host memory\n");
@@ -483,118 +460,66 @@ static void print_result(const result *r, bool verified)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROG " [options]\n"
-            "  --only LIST      workloads to run, comma-separated names or prefixes:\n"
-            "                   independent, chain, fanout_fanin, cholesky (all T), cholesky16, ...\n"
-            "  --reps N         timed runs per workload (default 5; raised so each workload times\n"
-            "                   at least --min-tasks tasks)\n"
-            "  --min-tasks N    default 200000; 0 = exactly --reps runs\n"
-            "  --warmup N       untimed runs first (default: enough runs for 100000 tasks, at least 1)\n"
-            "  --n N            tasks of independent and chain (default 100000)\n"
-            "  --width N        fan-out width (default 64)\n"
-            "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
-            "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
-            "  --threads N      CPU workers: STARPU_NCPU (default 2)\n"
-            "  --sched NAME     scheduler: STARPU_SCHED (default lws; eager, ...)\n"
-            "  --api insert|submit   starpu_task_insert (default), or starpu_task_create +\n"
-            "                   starpu_task_submit\n"
-            "  --verify         one more run per workload that checks the order tasks ran in\n"
-            "  --samples        print every timed run's ns/task\n"
-            "  --quick          tiny sizes, --verify, for a smoke test\n"
-            "  --real           Cholesky only, with real float kernels on 64 x 64 tiles (bench/tiles.h),\n"
-            "                   the input reloaded before every run and the factor checked against a\n"
-            "                   double-precision reference; defaults then: --reps 3 --min-tasks 0 --warmup 1\n");
+    bench_dag_cli_usage(f, PROG,
+                        "  --threads N      CPU workers: STARPU_NCPU (default 2)\n"
+                        "  --sched NAME     scheduler: STARPU_SCHED (default lws; eager, ...)\n"
+                        "  --api insert|submit   starpu_task_insert (default), or starpu_task_create +\n"
+                        "                   starpu_task_submit\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.reps = 5, .warmup = 0, .warmup_tasks = 100000, .min_tasks = 200000, .n = 100000,
-                   .width = 64, .rounds = 1500, .tiles = {8, 16, 24}, .ntiles = 3, .threads = 2,
-                   .sched = "lws", .api = API_INSERT};
-    /* --quick and --real first, so explicit options after them still win */
-    o->real = bench_real_preset(argc, argv, &o->reps, &o->warmup, &o->min_tasks);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--quick") == 0) {
-            o->quick = o->verify = true;
-            o->reps = 2;
-            o->min_tasks = 0;
-            o->warmup_tasks = 0;
-            o->n = 2000;
-            o->rounds = 20;
-            o->tiles[0] = 4;
-            o->tiles[1] = 6;
-            o->ntiles = 2;
-        }
+    *o = (options){.threads = 2, .sched = "lws", .api = API_INSERT};
+    bench_dag_cli_init(&o->c, argc, argv);
     for (int i = 1; i < argc; i++) {
+        int taken = bench_dag_cli_option(&o->c, PROG, argc, argv, &i);
+        if (taken < 0)
+            return 1;
+        if (taken)
+            continue;
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint32_t x = 0;
-        bool ok = true;
-        if (strcmp(a, "--quick") == 0 || strcmp(a, "--real") == 0) {
-            continue;
-        } else if (strcmp(a, "--verify") == 0) {
-            o->verify = true;
-            continue;
-        } else if (strcmp(a, "--samples") == 0) {
-            o->samples = true;
-            continue;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
         }
-        static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks", "--n",
-                                                 "--width", "--rounds", "--tiles", "--threads", "--sched",
-                                                 "--api"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known |= strcmp(a, with_value[k]) == 0;
-        if (!known) {
+        if (strcmp(a, "--threads") != 0 && strcmp(a, "--sched") != 0 && strcmp(a, "--api") != 0) {
             fprintf(stderr, PROG ": unknown option %s\n", a);
             usage(stderr);
             return 1;
         }
-        if (!v) {
-            fprintf(stderr, PROG ": %s needs a value\n", a);
+        const char *v = bench_option_value(PROG, argc, argv, &i);
+        if (!v)
             return 1;
-        }
-        i++;
-        if (strcmp(a, "--only") == 0)
-            o->only = v;
-        else if (strcmp(a, "--reps") == 0)
-            ok = bench_parse_u32(v, &o->reps);
-        else if (strcmp(a, "--warmup") == 0)
-            ok = bench_parse_u32(v, &o->warmup) && o->warmup >= 1;
-        else if (strcmp(a, "--min-tasks") == 0) {
-            ok = bench_parse_u32(v, &x);
-            o->min_tasks = x;
-        } else if (strcmp(a, "--n") == 0)
-            ok = bench_parse_u32(v, &o->n);
-        else if (strcmp(a, "--width") == 0)
-            ok = bench_parse_u32(v, &o->width) && o->width >= 1;
-        else if (strcmp(a, "--rounds") == 0)
-            ok = bench_parse_u32(v, &o->rounds);
-        else if (strcmp(a, "--tiles") == 0)
-            ok = bench_parse_u32_list(v, o->tiles, sizeof o->tiles / sizeof o->tiles[0], &o->ntiles);
-        else if (strcmp(a, "--threads") == 0)
+        bool ok = true;
+        if (strcmp(a, "--threads") == 0) {
             ok = bench_parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 1024;
-        else if (strcmp(a, "--sched") == 0)
+        } else if (strcmp(a, "--sched") == 0) {
             ok = v[0] != '\0' && strlen(v) < 64;
-        else if (strcmp(a, "--api") == 0) {
-            if (strcmp(v, "insert") == 0)
-                o->api = API_INSERT;
-            else if (strcmp(v, "submit") == 0)
-                o->api = API_SUBMIT;
-            else
-                ok = false;
+            if (ok)
+                o->sched = v;
+        } else if (strcmp(v, "insert") == 0) {
+            o->api = API_INSERT;
+        } else if (strcmp(v, "submit") == 0) {
+            o->api = API_SUBMIT;
+        } else {
+            ok = false;
         }
-        if (strcmp(a, "--sched") == 0 && ok)
-            o->sched = v;
         if (!ok) {
             fprintf(stderr, PROG ": bad value '%s' for %s\n", v, a);
             return 1;
         }
     }
+    return 0;
+}
+
+/* One workload of dag_suite_run: run it and print its row. */
+static int run_and_print(void *ctx, const dag *d)
+{
+    const options *opt = ctx;
+    result r;
+    if (run_workload(d, opt, &r))
+        return 1;
+    print_result(&r, opt->c.verify);
     return 0;
 }
 
@@ -620,15 +545,15 @@ int main(int argc, char **argv)
     struct starpu_sched_policy *pol = starpu_sched_ctx_get_sched_policy(0);
     unsigned ncpus = starpu_cpu_worker_get_count();
     char warm[64];
-    if (opt.warmup || opt.warmup_tasks == 0)
-        snprintf(warm, sizeof warm, "%u run(s)", opt.warmup ? opt.warmup : 1);
+    if (opt.c.warmup || opt.c.warmup_tasks == 0)
+        snprintf(warm, sizeof warm, "%u run(s)", opt.c.warmup ? opt.c.warmup : 1);
     else
-        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.warmup_tasks);
+        snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.c.warmup_tasks);
     printf("# workers: %u CPU (STARPU_NCPU=%u), %u in all; sched %s; %s; warm-up %s, reps %u (>= %" PRIu64
            " tasks timed)%s\n",
            ncpus, opt.threads, starpu_worker_get_count(), pol && pol->policy_name ? pol->policy_name : "?",
-           opt.api == API_INSERT ? "starpu_task_insert" : "starpu_task_create + starpu_task_submit", warm, opt.reps,
-           opt.min_tasks, opt.quick ? ", --quick" : "");
+           opt.api == API_INSERT ? "starpu_task_insert" : "starpu_task_create + starpu_task_submit", warm, opt.c.reps,
+           opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
     if (ncpus != opt.threads)
         printf("# note: asked for %u CPU workers, StarPU started %u\n", opt.threads, ncpus);
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %9s\n", "workload", "tasks", "edges", "path", "reps", "median",
@@ -636,31 +561,7 @@ int main(int argc, char **argv)
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %9s\n", "", "", "", "", "", "ns/task", "ns/task", "ns/task", "");
     fflush(stdout);
 
-    int failures = 0, ran = 0;
-    dag_suite suite = {opt.n, opt.width, opt.rounds, opt.tiles, opt.ntiles};
-    for (uint32_t wl = 0; wl < dag_suite_count(&suite); wl++) {
-        dag d;
-        char full[48];
-        dag_suite_name(&suite, wl, full, sizeof full);
-        if (!bench_selected(opt.only, full, true) || (opt.real && strncmp(full, "cholesky", 8) != 0))
-            continue;
-        if (dag_suite_make(&suite, wl, &d)) {
-            fprintf(stderr, PROG ": cannot generate %s (out of memory or size out of range)\n", full);
-            failures++;
-            continue;
-        }
-        result r;
-        ran++;
-        if (run_workload(&d, &opt, &r))
-            failures++;
-        else
-            print_result(&r, opt.verify);
-        dag_free(&d);
-    }
+    int status = dag_suite_run(&opt.c, PROG, run_and_print, &opt);
     starpu_shutdown();
-    if (ran == 0) {
-        fprintf(stderr, PROG ": --only '%s' selects no workload\n", opt.only ? opt.only : "");
-        return 2;
-    }
-    return failures ? 1 : 0;
+    return status;
 }

@@ -281,13 +281,12 @@ static bool dispatch_singles(strata__node *n)
         }
     }
     strata__task_fifo *f = &n->sub_ready;
-    uint32_t next_sub = n->nchips;
+    uint32_t next_sub = n->nchips, alive = 0;   /* deaths are noticed in pump(), not here */
+    for (uint32_t k = n->nchips; k < n->nchildren; k++)
+        alive += !n->children[k].dead;
     while (f->head < f->tail) {
         uint32_t t = f->items[f->head];
         bool failed = strata__failure_status(&n->failure) != 0;
-        uint32_t alive = 0;
-        for (uint32_t k = n->nchips; k < n->nchildren; k++)
-            alive += !n->children[k].dead;
         if (settle_unrunnable(n, t, failed, alive ? NULL : "too few SUB children are alive")) {
             f->head++;
             settled = true;

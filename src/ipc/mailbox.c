@@ -86,9 +86,16 @@ void strata__mailbox_answer(strata__mailbox_header *hdr, strata__mailbox *mb, ui
     /* seq_cst fence: reply before the load of parent_sleeping; pairs with the
        fence after the parent sets parent_sleeping (node/dispatch.c). */
     strata__full_fence();
-    if (atomic_load_explicit(&hdr->parent_sleeping, memory_order_relaxed)) {
-        uint64_t one = 1;
-        ssize_t r = write(hdr->wake_fd, &one, sizeof one);
-        (void)r;   /* EAGAIN: the counter is already nonzero, the parent will wake */
-    }
+    if (atomic_load_explicit(&hdr->parent_sleeping, memory_order_relaxed))
+        strata__mailbox_wake_parent(hdr);
+}
+
+void strata__mailbox_wake_parent(strata__mailbox_header *hdr)
+{
+    /* release: whatever the caller published (a reply, a life word) happens
+       before a parent's acquire load of `wake` that reads this bump, so a parent
+       that misses the bump in its futex_wait sees the publication in its check
+       (node/dispatch.c, sleep_until_something). */
+    atomic_fetch_add_explicit(&hdr->wake, 1, memory_order_release);
+    strata__futex_wake_shared(&hdr->wake, 1);
 }

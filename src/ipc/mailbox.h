@@ -8,14 +8,26 @@
  *   reply           child    parent   release /  sequence number of the latest request the
  *                                     acquire    child finished; status and message are complete
  *   ready           child    parent   release    the child's main loop runs (init handshake)
- *   parent_sleeping parent   children seq_cst    the parent is (about to be) in poll(); a child
- *   (in the header)                              that replies writes the wake eventfd
+ *   parent_sleeping parent   children seq_cst    the parent is (about to be) in futex_wait(wake);
+ *   (in the header)                              a child that replies bumps `wake` and wakes it
+ *   wake            children parent   release /  bumped by a child that replies while the parent
+ *   (in the header) spawner           acquire    sleeps, and by the spawner after every death
+ *   life            spawner  parent   release /  generation << 2 | STRATA__LIFE_*: the process that
+ *                                     acquire    serves this mailbox was forked, or died (pid and
+ *                                                wait status complete), or could not be forked
  *
  * No wakeup is lost: each side sets its "sleeping" word, issues a full fence and
  * checks again before it sleeps; each poster publishes, issues a full fence and
  * then reads the other side's "sleeping" word (the store-buffering pattern, as
- * in core/wait.h). The parent's sleep is a poll() on the wake eventfd and on the
- * children's pidfds, so a child that dies instead of answering wakes it too.
+ * in core/wait.h). The parent reads `wake` before it checks and sleeps only while
+ * `wake` still holds that value, so a bump between its check and its sleep makes
+ * the futex_wait return at once. The spawner (node/spawner.c) publishes `life`
+ * and bumps `wake` after every death, so a child that dies instead of answering
+ * wakes the parent too.
+ *
+ * Nothing here is a file descriptor: a child (which runs the application's code,
+ * and may close or reuse any descriptor) only ever writes shared memory and
+ * calls futex on it.
  *
  * The mapping is anonymous and made before the child is forked: it has no name,
  * and nothing is left anywhere when every process is killed. */
@@ -53,13 +65,33 @@ typedef struct strata__mailbox {
     uint32_t           message_len;              /* reply: bytes in message, no NUL */
     char               message[STRATA__MAILBOX_MESSAGE];
     alignas(8) uint8_t args[STRATA__MAILBOX_ARGS];
+    /* Written by the spawner only, and never cleared by the parent's reset of
+       the frame (it lies past it): the life of the process serving this box. */
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t life;   /* generation << 2 | STRATA__LIFE_* */
+    int32_t            pid;                      /* ALIVE, DEAD: that generation's pid */
+    int32_t            wstatus;                  /* DEAD: wait status; NOFORK: errno of fork */
 } strata__mailbox;
+
+enum {
+    STRATA__LIFE_NONE = 0,    /* no process of this generation yet */
+    STRATA__LIFE_ALIVE = 1,   /* forked; pid is set */
+    STRATA__LIFE_DEAD = 2,    /* exited or killed and reaped; wstatus is set */
+    STRATA__LIFE_NOFORK = 3   /* fork failed; wstatus is its errno */
+};
+
+static inline uint32_t strata__life_word(uint32_t generation, uint32_t state)
+{
+    return generation << 2 | state;
+}
 
 /* The shared header before the mailboxes. */
 typedef struct strata__mailbox_header {
     alignas(STRATA__CACHE_LINE) _Atomic uint32_t parent_sleeping;
-    int wake_fd;   /* eventfd a replying child writes when the parent sleeps */
+    alignas(STRATA__CACHE_LINE) _Atomic uint32_t wake;   /* the parent's futex word */
 } strata__mailbox_header;
+
+/* Bump `wake` and wake the parent (a child that answered, or the spawner). */
+void strata__mailbox_wake_parent(strata__mailbox_header *hdr);
 
 /* ---- parent side ---- */
 

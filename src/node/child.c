@@ -1,22 +1,27 @@
 /* The main loop of a child process: a chip child runs chip callables on an L2
  * chip of its own, a SUB child runs SUB functions.
  *
- * A child leaves only through _exit: it inherited the parent's whole state, and
- * must run none of the parent's exit handlers or flush its stdio buffers. It
- * exits when the parent asks, and by itself when the parent is gone: the kernel
- * kills it (PR_SET_PDEATHSIG) when the thread that forked it ends, and it checks
- * its parent pid whenever it wakes, at least every STRATA__PARENT_CHECK_MS. */
+ * A child is forked by the worker's spawner (node/spawner.c), in a process
+ * group of its own. It leaves only through _exit: it inherited the parent's
+ * whole state, and must run none of the parent's exit handlers or flush its
+ * stdio buffers. It exits when the parent asks, and when the spawner is gone:
+ * the kernel kills it then (PR_SET_PDEATHSIG, set here and reliable because the
+ * spawner's only thread forked it), and it checks its parent pid whenever it
+ * wakes, at least every STRATA__PARENT_CHECK_MS. The spawner in turn ends every
+ * child when the application process ends.
+ *
+ * A child owns no descriptor of Strata's: it answers through shared memory and
+ * futex wake-ups only, so a SUB function that closes or reuses descriptors
+ * cannot make it write into someone else's file. */
 #define _GNU_SOURCE
 #include "node/node.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "chip/engine.h"
@@ -26,39 +31,11 @@
 
 #define STRATA__PARENT_CHECK_MS 100
 
-static pid_t parent_pid;
-/* The thread that forked this child (set by the parent just before fork). */
-pid_t strata__forker_tid;
-
-static void *watcher(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (poll(&p, 1, -1) < 0)
-        ;
-    _exit(1);   /* every write end is closed: the parent process is gone */
-    return NULL;
-}
-
-/* A thread that ends the child when the parent process ends, whatever the child
-   is doing (a kernel that never returns included). */
-static void watch_parent(int fd)
-{
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    if (pthread_create(&t, &attr, watcher, (void *)(intptr_t)fd) != 0) {
-        /* Without it the child still has PR_SET_PDEATHSIG (from the init thread)
-           and the parent-pid check of every idle wake-up. */
-    }
-    pthread_attr_destroy(&attr);
-}
+static pid_t spawner_pid;
 
 static bool parent_alive(void)
 {
-    return getppid() == parent_pid;
+    return getppid() == spawner_pid;
 }
 
 /* Tell the parent the child runs (the init handshake). */
@@ -128,27 +105,19 @@ static void fault_at_start(const strata__child *c)
             pause();
 }
 
-void strata__child_main(strata__node *n, strata__child *c)
+void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
 {
-    parent_pid = n->parent_pid;
-    /* Die with the parent. PR_SET_PDEATHSIG fires when the *thread* that forked
-       dies, so it is set only when that is the thread that called init (which
-       must outlive the worker); set first, then check, so a parent that died
-       before the prctl is noticed too. The watcher thread below covers every
-       case: it sees POLLHUP on the death pipe when the parent process is gone. */
-    if (n->init_tid == strata__forker_tid)
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent_pid)
+    spawner_pid = spawner;
+    /* Die with the spawner: set first, then check, so a spawner that died
+       before the prctl is noticed too. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != spawner_pid)
         _exit(1);
-    strata__node_forget_others(n);
-    close(n->death_pipe[1]);
-    watch_parent(n->death_pipe[0]);
-    /* Signals the parent may have blocked or caught are the child's default. */
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
+    /* The spawner set every disposition to the default and blocked SIGCHLD
+       only; a child blocks nothing. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 
     fault_at_start(c);
     strata__chip *chip = NULL;

@@ -12,7 +12,6 @@
 #include "node/node.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,36 +56,43 @@ void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
     n->spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
 }
 
-/* The sleep of strata__node_sleep: a poll() on the wake eventfd and the
-   children's pidfds. */
+/* Whether the spawner published news of a child the engine has not taken yet:
+   a pid, a death, a failed fork. */
+static bool any_life_news(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        const strata__child *c = &n->children[i];
+        if (c->gen == 0 || c->dead)
+            continue;
+        /* acquire: pairs with the release in the spawner's publish() */
+        uint32_t life = strata__load_acquire(&c->mb->life);
+        if (life >> 2 == c->gen && ((life & 3u) > STRATA__LIFE_ALIVE || (c->pid == 0 && (life & 3u) != 0)))
+            return true;
+    }
+    return false;
+}
+
+/* The sleep of strata__node_sleep: a futex wait on the header's wake word,
+   which a child bumps when it answers while the parent sleeps and the spawner
+   bumps after every death (ipc/mailbox.h). */
 static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
 {
-    struct pollfd fds[1 + 256];
-    nfds_t nfds = 0;
-    fds[nfds++] = (struct pollfd){.fd = n->wake_fd, .events = POLLIN};
-    bool blind = false;   /* a child without a pidfd: wake up often to reap */
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        if (c->pid <= 0 || c->dead)
-            continue;
-        if (c->pidfd >= 0 && nfds < sizeof fds / sizeof fds[0])
-            fds[nfds++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
-        else
-            blind = true;
-    }
-    if (blind && (timeout_ms == 0 || timeout_ms > 10))
-        timeout_ms = 10;
+    if (timeout_ms == 0 || timeout_ms > STRATA__NODE_SLEEP_MAX_MS)
+        timeout_ms = STRATA__NODE_SLEEP_MAX_MS;
+    /* acquire: a bump read here makes what its writer published visible to the
+       checks below; pairs with the release in strata__mailbox_wake_parent() */
+    uint32_t seen = strata__load_acquire(&n->header->wake);
     strata__store_relaxed(&n->header->parent_sleeping, 1);
     /* seq_cst fence: parent_sleeping before the re-check; pairs with the fence in
        strata__mailbox_answer(). */
     strata__full_fence();
-    if (!any_answer(n))
-        poll(fds, nfds, timeout_ms ? (int)timeout_ms : -1);
+    int r = 0;
+    if (!any_answer(n) && !any_life_news(n))
+        r = strata__futex_wait_shared(&n->header->wake, seen, (uint64_t)timeout_ms * 1000000u);
     strata__store_relaxed(&n->header->parent_sleeping, 0);
     n->check_deaths = true;
-    uint64_t drained;
-    while (read(n->wake_fd, &drained, sizeof drained) > 0)
-        ;
+    if (r == ETIMEDOUT)
+        n->check_spawner = true;   /* its death publishes nothing: look */
 }
 
 /* ---- tasks ---- */
@@ -315,6 +321,39 @@ static void dispatch(strata__node *n)
     }
 }
 
+/* Remember a death of this run, for the run's message (every death is named,
+   not only the first failure). */
+static void note_death(strata__node *n, const char *msg)
+{
+    char *copy = strata__format("%s", msg);
+    if (copy && STRATA__RESERVE(n->run_deaths, n->nrun_deaths, n->run_deaths_cap, 4, "the run's deaths") == STRATA_OK)
+        n->run_deaths[n->nrun_deaths++] = copy;
+    else
+        free(copy);
+}
+
+/* The run failed with rc and this thread's message: add every death of the
+   run that the message does not name yet, then forget them. */
+static void name_every_death(strata__node *n, int rc)
+{
+    if (rc != STRATA_OK && n->nrun_deaths) {
+        char *text = strata__format("%s", strata_last_error());
+        for (uint32_t i = 0; text && i < n->nrun_deaths; i++) {
+            if (strstr(text, n->run_deaths[i]))
+                continue;
+            char *more = strata__format("%s; also %s", text, n->run_deaths[i]);
+            free(text);
+            text = more;
+        }
+        if (text)
+            strata__fail(rc, "%s", text);
+        free(text);
+    }
+    for (uint32_t i = 0; i < n->nrun_deaths; i++)
+        free(n->run_deaths[i]);
+    n->nrun_deaths = 0;
+}
+
 /* Deal with children that died: the task member each held fails with its death. */
 static void handle_deaths(strata__node *n)
 {
@@ -329,18 +368,21 @@ static void handle_deaths(strata__node *n)
             msg = strata__format("%s while running task %u (%s)", c->death_message ? c->death_message : "a child died",
                                  t + 1, reg_name(n, n->tasks[t].handle));
             c->task = 0;
+            note_death(n, msg ? msg : "a child died while running a task");
             member_done(n, t, c->death_status, msg ? msg : "a child died while running a task");
         } else {
             msg = strata__format("%s while idle", c->death_message ? c->death_message : "a child died");
+            note_death(n, msg ? msg : "a child died while idle");
             run_fail(n, STRATA_ECHILD, msg ? msg : "a child died while idle");
         }
         free(msg);
     }
 }
 
-/* Kill children whose task passed its timeout. */
-static void check_timeouts(strata__node *n)
+/* Kill children whose task passed its timeout; whether it killed any. */
+static bool check_timeouts(strata__node *n)
 {
+    bool killed = false;
     uint64_t now = strata__now_ns();
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
@@ -352,7 +394,9 @@ static void check_timeouts(strata__node *n)
                                    c->timeout_ms);
         strata__node_kill(n, c, why ? why : "a child was killed: its task passed its timeout");
         free(why);
+        killed = true;
     }
+    return killed;
 }
 
 /* Collect answers, deaths and timeouts; post what became ready. When nothing
@@ -387,12 +431,14 @@ static void pump(strata__node *n, bool block)
             progress = true;
         }
     }
-    check_timeouts(n);
+    /* A child killed for its timeout is a death to handle now: the run must
+       not sleep past a deadline it has already met. */
+    progress |= check_timeouts(n);
     handle_deaths(n);
     dispatch(n);
     if (progress || !block)
         return;
-    uint32_t timeout_ms = 1000;
+    uint32_t timeout_ms = STRATA__NODE_SLEEP_MAX_MS;
     uint64_t now = strata__now_ns();
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
@@ -767,6 +813,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     int rc = strata__failure_raise(&n->failure);
     if (rc == STRATA_OK)
         strata__clear_error();
+    name_every_death(n, rc);
     /* Children that died during the run were reported by it: replace them now,
        so the next run works (or mark the worker FAILED). */
     bool any_dead = false;

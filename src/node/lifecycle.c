@@ -1,34 +1,32 @@
 /* The node worker's life: create (shared host heap), init (mailboxes, chip
- * memory, forking every child, the ready handshake), close (polite exit, grace,
- * SIGTERM, SIGKILL, reap, unmap) and restarts.
+ * memory, the spawner, every child and the ready handshake), close (polite exit,
+ * grace, SIGTERM, SIGKILL, reap, unmap) and restarts.
  *
- * Fork ordering: every child is forked by the thread that drives the worker,
- * while Strata runs no other thread in this process and holds no lock (the node
- * engine has no thread of its own). Each mapping a child needs (mailboxes, the
- * shared heap, its chip memory) exists before its fork. */
+ * Fork ordering: the parent forks only the spawner (node/spawner.c), once at
+ * init and again only if it died, from the thread that calls init or run, with
+ * Strata's process-wide list of workers locked; every mapping a child needs
+ * (mailboxes, the shared heap, its chip memory) exists before that fork. The
+ * spawner forks the children. */
 #define _GNU_SOURCE
 #include "node/node.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/sys.h"
 #include "ipc/shm.h"
 
-/* Global state: every node worker between init and close, so a new child can
-   drop the others' descriptors and mappings (a mutex guards the list; a child
-   reads its snapshot without the lock, since it is single-threaded then). */
+/* Global state: every node worker between init and close, so a new spawner can
+   drop the others' descriptors and mappings (a mutex guards the list, and is
+   held across the fork of a spawner, which then reads the list unlocked: it is
+   single-threaded). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static strata__node *live_nodes;
 
@@ -51,29 +49,47 @@ static void live_remove(strata__node *n)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* The node this process serves as its spawner or child; NULL in the
+   application. Set once, right after the fork, in a single-threaded process. */
+static const strata__node *serving;
+
+bool strata__node_serves_here(const strata__node *n)
+{
+    return serving == n;
+}
+
+void strata__node_set_serving(const strata__node *n)
+{
+    serving = n;
+}
+
+pid_t strata__node_fork_quiet(void)
+{
+    pthread_mutex_lock(&live_lock);
+    pid_t pid = fork();
+    int err = errno;
+    /* In the new process the forking thread, its only one, holds the copy:
+       released there too, as an atfork child handler would. */
+    pthread_mutex_unlock(&live_lock);
+    errno = err;
+    return pid;
+}
+
 void strata__node_forget_others(const strata__node *self)
 {
     for (strata__node *o = live_nodes; o; o = o->next_live) {
         if (o == self)
             continue;
-        for (uint32_t i = 0; i < o->nchildren; i++) {
-            if (o->children[i].pidfd >= 0)
-                close(o->children[i].pidfd);
+        for (uint32_t i = 0; i < o->nchildren; i++)
             if (o->children[i].memory)
                 strata__shm_unmap(o->children[i].memory, o->children[i].memory_bytes);
-        }
-        if (o->wake_fd >= 0)
-            close(o->wake_fd);
-        for (int k = 0; k < 2; k++)
-            if (o->death_pipe[k] >= 0)
-                close(o->death_pipe[k]);
+        if (o->spawner_cmd >= 0)
+            close(o->spawner_cmd);
+        if (o->spawner_pidfd >= 0)
+            close(o->spawner_pidfd);
         strata__shm_unmap(o->mail, o->mail_bytes);
         strata__shm_unmap(o->heap, o->heap_bytes);
     }
-    /* Its own siblings' pidfds are no business of a child either. */
-    for (uint32_t i = 0; i < self->nchildren; i++)
-        if (self->children[i].pidfd >= 0)
-            close(self->children[i].pidfd);
 }
 
 const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
@@ -93,9 +109,8 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
                             cfg->level);
     n->cfg = *cfg;
     n->level = cfg->level;
-    n->wake_fd = -1;
     n->spin_ns = STRATA__SPIN_MIN_NS;
-    n->death_pipe[0] = n->death_pipe[1] = -1;
+    n->spawner_cmd = n->spawner_pidfd = -1;
     n->heap_bytes = cfg->shared_heap_bytes;
     int rc = strata__shm_map(n->heap_bytes, "the shared host heap (shared_heap_bytes)", (void **)&n->heap);
     if (rc == STRATA_OK) {
@@ -119,10 +134,9 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     return STRATA_OK;
 }
 
-/* Wait until child c reports ready or dies, or the deadline passes. A child
-   started earlier that dies meanwhile fails the wait too: init is all or
-   nothing. Every death found is reaped (or its readable pidfd would make each
-   poll return at once). */
+/* Wait until child c reports ready or dies, or the deadline passes (then it is
+   killed). Other children's deaths found meanwhile are only recorded: they are
+   reported by whoever asked (init fails on them, a run reports them). */
 static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
     char name[96];
@@ -131,19 +145,12 @@ static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
         if (c->dead) {
             c->death_reported = true;
             const char *how = c->death_message ? c->death_message : "the child died";
+            if (c->death_status != STRATA_ECHILD)
+                return strata__fail(c->death_status, "%s", how);
             if (strata__mailbox_message_len(c->mb))
                 return strata__fail(STRATA_ECHILD, "%s while starting: %.*s", how,
                                     (int)strata__mailbox_message_len(c->mb), c->mb->message);
             return strata__fail(STRATA_ECHILD, "%s while starting", how);
-        }
-        for (uint32_t i = 0; i < n->nchildren; i++) {
-            strata__child *o = &n->children[i];
-            if (o != c && o->dead && !o->death_reported) {
-                o->death_reported = true;
-                return strata__fail(STRATA_ECHILD, "%s while %s was starting",
-                                    o->death_message ? o->death_message : "a child died",
-                                    strata__child_name(c, name, sizeof name));
-            }
         }
         /* acquire: pairs with the release of `ready` in the child */
         if (strata__load_acquire(&c->mb->ready))
@@ -159,37 +166,51 @@ static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
     }
 }
 
+/* A child that could not even be asked for: dead, its death already said. */
+static int not_started(strata__child *c, int rc)
+{
+    c->dead = true;
+    c->death_reported = true;
+    c->death_status = rc;
+    free(c->death_message);
+    c->death_message = strata__format("%s", strata_last_error());
+    return rc;
+}
+
 int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
-    /* A fresh mailbox: the new child starts at sequence 0. */
+    /* A fresh mailbox: the new child starts at sequence 0. The life word lies
+       past the part cleared; the new generation tells its news from the old. */
     memset(c->mb, 0, offsetof(strata__mailbox, message));
     c->seq = 0;
     c->busy = false;
     c->task = 0;
+    c->pid = 0;
     c->dead = false;
     c->death_reported = false;
+    c->death_status = 0;
     free(c->death_message);
     c->death_message = NULL;
-    fflush(NULL);   /* nothing buffered is written twice by the child */
-    strata__forker_tid = (pid_t)syscall(SYS_gettid);
-    pid_t pid = fork();
-    if (pid < 0) {
-        char name[96];
-        c->pid = 0;
-        return strata__fail_sys(errno, "fork of %s", strata__child_name(c, name, sizeof name));
+    c->gen = (c->gen + 1) & 0x3fffffffu;   /* 30 bits in the life word; 0 means never forked */
+    if (c->gen == 0)
+        c->gen = 1;
+    int rc = n->spawner_pid > 0 ? STRATA_OK : strata__spawner_start(n);
+    if (rc == STRATA_OK)
+        rc = strata__spawner_spawn(n, c);
+    if (rc)
+        return not_started(c, rc);
+    rc = await_ready(n, c, deadline_ns);
+    if (rc == STRATA_OK && n->nregs > n->nregs_spawner) {
+        rc = strata__node_replay_registrations(n, c, deadline_ns);
+        if (rc) {
+            char name[96];
+            strata__child_name(c, name, sizeof name);
+            strata__node_kill(n, c, NULL);
+            c->death_reported = true;
+            rc = strata__error_prefix(rc, "%s could not take the registrations made after init", name);
+        }
     }
-    if (pid == 0)
-        strata__child_main(n, c);
-    c->pid = pid;
-    /* pidfd: lets the parent's poll() wake when the child dies. Without it
-       (ENOSYS on old kernels) the parent polls with a short timeout instead. */
-    c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (c->pidfd >= 0) {
-        int fl = fcntl(c->pidfd, F_GETFD);
-        if (fl >= 0)
-            fcntl(c->pidfd, F_SETFD, fl | FD_CLOEXEC);
-    }
-    return await_ready(n, c, deadline_ns);
+    return rc;
 }
 
 static void release_child_memory(strata__child *c)
@@ -201,36 +222,39 @@ static void release_child_memory(strata__child *c)
     }
 }
 
-/* Undo init: every child is killed and reaped (when kill_them), every mapping
-   and descriptor of this process released. In a process that is not the one
-   that started the children (a child running an exit handler, or a fork of the
-   application) kill_them is false: it touches no child and only drops its own
-   copies. */
+/* Undo init: every child ended and reaped with the spawner (when kill_them),
+   every mapping and descriptor of this process released. In a process that is
+   not the one that started the children (a child running an exit handler, or a
+   fork of the application) kill_them is false: it touches no child and only
+   drops its own copies. */
 static void release_children(strata__node *n, bool kill_them)
 {
+    if (kill_them)
+        strata__spawner_stop(n, strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1000000000u);
+    else
+        strata__spawner_forget(n);
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (kill_them && c->pid > 0 && !c->dead)
-            strata__node_kill(n, c, NULL);
-        if (c->pidfd >= 0)
-            close(c->pidfd);
         free(c->death_message);
         release_child_memory(c);
     }
     free(n->children);
     n->children = NULL;
     n->nchildren = 0;
-    if (n->wake_fd >= 0)
-        close(n->wake_fd);
-    n->wake_fd = -1;
     n->spin_ns = STRATA__SPIN_MIN_NS;
-    for (int k = 0; k < 2; k++)
-        if (n->death_pipe[k] >= 0)
-            close(n->death_pipe[k]);
-    n->death_pipe[0] = n->death_pipe[1] = -1;
     strata__shm_unmap(n->mail, n->mail_bytes);
     n->mail = NULL;
     live_remove(n);
+}
+
+/* The first child of children[0, upto) found dead, or NULL. */
+static strata__child *first_dead(strata__node *n, uint32_t upto)
+{
+    strata__node_reap(n);
+    for (uint32_t i = 0; i < upto; i++)
+        if (n->children[i].dead)
+            return &n->children[i];
+    return NULL;
 }
 
 int strata__node_init(strata__node *n)
@@ -238,12 +262,9 @@ int strata__node_init(strata__node *n)
     n->nchips = n->cfg.ndevices;
     n->nchildren = n->cfg.ndevices + n->cfg.num_sub_workers;
     n->parent_pid = getpid();
-    n->init_tid = (pid_t)syscall(SYS_gettid);
     n->children = calloc(n->nchildren, sizeof n->children[0]);
     if (!n->children)
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
-    for (uint32_t i = 0; i < n->nchildren; i++)
-        n->children[i].pidfd = -1;
     n->mail_bytes = sizeof(strata__mailbox_header) + (uint64_t)n->nchildren * sizeof(strata__mailbox);
     int rc = strata__shm_map(n->mail_bytes, "the children's mailboxes", &n->mail);
     if (rc) {
@@ -252,19 +273,6 @@ int strata__node_init(strata__node *n)
         return rc;
     }
     n->header = n->mail;
-    n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (n->wake_fd < 0) {
-        rc = strata__fail_sys(errno, "eventfd for the node worker's wake-ups");
-        release_children(n, true);
-        return rc;
-    }
-    n->header->wake_fd = n->wake_fd;
-    if (pipe2(n->death_pipe, O_CLOEXEC) != 0) {
-        rc = strata__fail_sys(errno, "pipe2 for the children's parent-death watch");
-        n->death_pipe[0] = n->death_pipe[1] = -1;
-        release_children(n, true);
-        return rc;
-    }
     live_add(n);
     strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
     for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -292,22 +300,25 @@ int strata__node_init(strata__node *n)
             }
         }
     }
-    rc = strata__node_snapshot_objects(n);
+    /* Every mapping exists: now the spawner, then the children one by one. */
+    rc = strata__spawner_start(n);
+    uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
+    for (uint32_t i = 0; rc == STRATA_OK && i < n->nchildren; i++) {
+        rc = strata__node_spawn(n, &n->children[i], deadline);
+        strata__child *o = rc ? NULL : first_dead(n, i + 1);
+        if (o) {
+            char name[96];
+            rc = strata__fail(STRATA_ECHILD, "%s after it had started, while %s was starting",
+                              o->death_message ? o->death_message : "a child died",
+                              strata__child_name(&n->children[i], name, sizeof name));
+        }
+    }
     if (rc) {
         release_children(n, true);
         return rc;
     }
-    /* Every mapping exists: now the children, one after another. */
-    uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        rc = strata__node_spawn(n, &n->children[i], deadline);
-        if (rc) {
-            release_children(n, true);
-            return rc;
-        }
-    }
-    strata__log(STRATA__LOG_INFO, "level-%d worker ready: %u chip children, %u SUB children", n->level, n->nchips,
-                n->nchildren - n->nchips);
+    strata__log(STRATA__LOG_INFO, "level-%d worker ready: %u chip children, %u SUB children, spawner pid %d",
+                n->level, n->nchips, n->nchildren - n->nchips, (int)n->spawner_pid);
     return STRATA_OK;
 }
 
@@ -316,26 +327,28 @@ int strata__node_recover(strata__node *n)
     int first = STRATA_OK;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (!c->dead)
+        /* A death not reported yet (it happened while another child was being
+           replaced) waits for the next run, which reports it, then replaces it. */
+        if (!c->dead || !c->death_reported)
             continue;
         if (n->cfg.on_child_death == STRATA_ON_DEATH_FAIL) {
             n->failed = true;
             continue;
         }
-        if (c->pidfd >= 0)
-            close(c->pidfd);
-        c->pidfd = -1;
-        if (c->kind == STRATA__CHILD_CHIP)
+        if (c->kind == STRATA__CHILD_CHIP) {
+            c->lost_pid = c->pid;
             strata__node_drop_chip_buffers(n, c);
+        }
         uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
         int rc = strata__node_spawn(n, c, deadline);
         if (rc) {
             /* Could not replace it: it stays dead, the next run says why and
                tries again; the other dead children are still replaced. */
+            char *why = strata__format("its replacement could not start: %s", strata_last_error());
             c->dead = true;
             c->death_reported = false;
             free(c->death_message);
-            c->death_message = strata__format("its replacement could not start: %s", strata_last_error());
+            c->death_message = why;
             c->death_status = rc;
             first = first ? first : rc;
             continue;
@@ -346,6 +359,11 @@ int strata__node_recover(strata__node *n)
     return first;
 }
 
+static bool child_alive(const strata__child *c)
+{
+    return c->gen != 0 && !c->dead;
+}
+
 /* Wait until every child has exited or the deadline passes. */
 static bool all_gone(strata__node *n, uint64_t deadline_ns)
 {
@@ -353,7 +371,7 @@ static bool all_gone(strata__node *n, uint64_t deadline_ns)
         strata__node_reap(n);
         bool alive = false;
         for (uint32_t i = 0; i < n->nchildren; i++)
-            alive |= n->children[i].pid > 0 && !n->children[i].dead;
+            alive |= child_alive(&n->children[i]);
         if (!alive)
             return true;
         if (strata__now_ns() >= deadline_ns)
@@ -370,22 +388,21 @@ void strata__node_close(strata__node *n)
         /* 1. polite: an exit request to every idle child */
         for (uint32_t i = 0; i < n->nchildren; i++) {
             strata__child *c = &n->children[i];
-            if (c->pid > 0 && !c->dead && !c->busy) {
+            if (child_alive(c) && !c->busy) {
                 c->mb->kind = STRATA__REQ_EXIT;
                 strata__mailbox_post(c->mb, ++c->seq);
             }
         }
         uint64_t grace = (uint64_t)n->cfg.close_grace_ms * 1000000u;
-        /* 2. the grace period, then SIGTERM, then the same again, then SIGKILL */
+        /* 2. the grace period, then SIGTERM, then the same again; then the
+           spawner SIGKILLs what is left as it exits */
         if (!all_gone(n, strata__now_ns() + grace)) {
-            for (uint32_t i = 0; i < n->nchildren; i++) {
-                strata__child *c = &n->children[i];
-                if (c->pid > 0 && !c->dead)
-                    kill(c->pid, SIGTERM);
-            }
+            for (uint32_t i = 0; i < n->nchildren; i++)
+                if (child_alive(&n->children[i]))
+                    strata__node_signal(n, &n->children[i], SIGTERM);
             all_gone(n, strata__now_ns() + grace);
         }
-        release_children(n, true);   /* SIGKILL and reap whatever is left */
+        release_children(n, true);
     }
     if (n->heap) {
         strata__tmap_destroy(&n->buffers);
@@ -404,8 +421,11 @@ void strata__node_destroy(strata__node *n)
         if (n->regs[i].kind == STRATA__REG_CHIP)
             strata__callable_free(&n->regs[i].chip);
         free(n->regs[i].error);
+        free(n->regs[i].so_path);
+        free(n->regs[i].symbol);
     }
     free(n->regs);
+    free(n->run_deaths);
     free(n->objects);
     free(n->tasks);
     free(n->edges);

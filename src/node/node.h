@@ -1,17 +1,22 @@
 /* The node engine (L3): a worker whose chips and SUB workers are child processes.
  *
- * One process, one thread: the node engine runs entirely on the thread that
- * drives the worker (init, run, close). It has no thread of its own, so children
- * are always forked from a process in which Strata holds no lock and runs no
- * other thread: at init and, for restarts, between runs. During a run the
- * orchestration function submits tasks on that thread; the engine links their
- * dependencies through a TensorMap, posts ready tasks to idle children through
- * their mailboxes (ipc/mailbox.h), and, whenever it must wait, sleeps in poll()
- * on one eventfd (a child answered) and every child's pidfd (a child died).
+ * Processes: the application (the parent, where the engine runs on the thread
+ * that drives the worker), one spawner process per worker (node/spawner.c),
+ * forked at init, and the children, which the spawner forks on request and
+ * alone reaps. The application therefore never has a child of Strata's but the
+ * spawner: its own SIGCHLD handling, waitpid(-1) or recycled pids cannot touch
+ * a child, and no thread of the application can end a child by exiting.
+ *
+ * The engine has no thread of its own. During a run the orchestration function
+ * submits tasks on the driving thread; the engine links their dependencies
+ * through a TensorMap, posts ready tasks to idle children through their
+ * mailboxes (ipc/mailbox.h), and, whenever it must wait, sleeps on one futex
+ * word that a child bumps when it answers and the spawner bumps when a child
+ * dies.
  *
  * Children: chips are workers 0..ndevices-1 in device_ids order; SUB workers
  * follow them. A chip child hosts an L2 chip engine over a range of chip memory
- * the parent mapped shared before forking it, so buffers from
+ * the parent mapped shared before forking the spawner, so buffers from
  * strata_worker_malloc are allocated and copied by the parent directly and are
  * at the same address in every process. */
 #ifndef STRATA_NODE_NODE_H
@@ -36,8 +41,9 @@ typedef struct strata__child {
     strata__child_kind kind;
     int                worker;        /* worker id: chips first, then SUB workers */
     int                device_id;     /* chips */
-    pid_t              pid;           /* 0 when none */
-    int                pidfd;         /* -1 when none or not available */
+    pid_t              pid;           /* 0 until the spawner has forked it; for messages only */
+    uint32_t           gen;           /* generation: which fork of this child the mailbox's life word is about */
+    pid_t              lost_pid;      /* chips: the pid of the last child whose death lost its buffers */
     strata__mailbox   *mb;
     uint32_t           seq;           /* last request posted */
     bool               busy;          /* a request is outstanding */
@@ -61,6 +67,7 @@ typedef struct strata__registration {
     strata__callable  chip;    /* STRATA__REG_CHIP */
     strata_sub_fn     fn;      /* STRATA__REG_SUB */
     void             *ctx;
+    char             *so_path, *symbol; /* a chip callable loaded by symbol (owned), replayed as such */
     char             *error;   /* in a child that could not take it: why (owned); its tasks fail */
 } strata__registration;
 
@@ -120,10 +127,14 @@ typedef struct strata__node {
     void                  *mail;         /* header + mailboxes, shared */
     uint64_t               mail_bytes;
     strata__mailbox_header *header;
-    int                    wake_fd;
-    pid_t                  parent_pid;
-    pid_t                  init_tid;     /* the thread that called init */
-    int                    death_pipe[2]; /* the parent holds [1]; a child's watcher polls [0] for POLLHUP */
+    pid_t                  parent_pid;   /* the application process that owns the worker */
+    /* the spawner (node/spawner.c): 0 / -1 when none */
+    pid_t                  spawner_pid;
+    int                    spawner_pidfd; /* -1 where pidfds are missing: then spawner_start_time names it */
+    int                    spawner_cmd;  /* write end of its request pipe (non-blocking) */
+    uint64_t               spawner_start_time; /* /proc/<pid>/stat starttime, for the fallback */
+    uint32_t               nregs_spawner; /* registrations the spawner inherited; later ones are replayed */
+    bool                   check_spawner; /* see whether the spawner lives at the next reap */
     struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
@@ -149,6 +160,8 @@ typedef struct strata__node {
     uint32_t               done_count, done_watermark;
     uint32_t               nscopes;
     bool                   running;
+    char                 **run_deaths;   /* every death the run saw, in order (owned strings) */
+    uint32_t               nrun_deaths, run_deaths_cap;
     strata__failure        failure;
     uint64_t               stat_completed, stat_failed, stat_canceled;
 } strata__node;
@@ -157,33 +170,70 @@ typedef struct strata__node {
 /* In a new child: drop every other node worker's descriptors and mappings that
    the fork copied, so a child never keeps another worker's resources alive. */
 void strata__node_forget_others(const strata__node *self);
+/* Whether this process is n's spawner or one of its children (which live on
+   n's mappings: a close there must leave them alone). */
+bool strata__node_serves_here(const strata__node *n);
+/* Mark this process as n's spawner or child (at its start). */
+void strata__node_set_serving(const strata__node *n);
+/* fork() with the process-wide list of node workers locked, so the new process
+   sees it whole. */
+pid_t strata__node_fork_quiet(void);
 int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
 int  strata__node_init(strata__node *n);
 void strata__node_close(strata__node *n);
 void strata__node_destroy(strata__node *n);
-/* Fork child c (its mailbox reset) and wait until it reports ready or dies. */
+/* Have the spawner fork child c (its mailbox reset) and wait until it reports
+   ready (and has taken every registration the spawner did not inherit), dies,
+   or passes the deadline (then it is killed). Another child's death meanwhile
+   is recorded for the next run to report, and fails nothing here. */
 int  strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns);
-/* Replace every dead child (policy RESTART) or mark the worker failed. */
+/* Replace every dead child whose death has been reported (policy RESTART), or
+   mark the worker failed. */
 int  strata__node_recover(strata__node *n);
 const char *strata__child_name(const strata__child *c, char *buf, size_t cap);
 
 /* reaper.c */
-/* Reap children that have exited; each becomes dead with its death message.
-   Returns the number found. */
+/* Take the deaths the spawner published (and, when check_spawner is set, see
+   whether the spawner itself lives); each child found becomes dead with its
+   death message. Returns the number found. */
 int  strata__node_reap(strata__node *n);
-/* Kill child c with SIGKILL and reap it (a timeout or close). */
+/* Kill child c (its process group) with SIGKILL through the spawner and wait,
+   bounded, until it is reaped. why: the death message, or NULL to describe how
+   it died. */
 void strata__node_kill(strata__node *n, strata__child *c, const char *why);
+/* Send signal sig to child c's process group through the spawner. */
+void strata__node_signal(strata__node *n, strata__child *c, int sig);
 
-/* child.c: the thread about to fork (set by the parent), and the main loop of
-   a child process, which never returns. */
-extern pid_t strata__forker_tid;
-void strata__child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
+/* spawner.c: the parent's side of the spawner (the spawner's own side is
+   static there). */
+int  strata__spawner_start(strata__node *n);
+/* Ask the spawner to fork child c as generation c->gen. */
+int  strata__spawner_spawn(strata__node *n, const strata__child *c);
+int  strata__spawner_kill(strata__node *n, const strata__child *c, int sig);
+/* Whether the spawner process still runs (one poll, no wait). */
+bool strata__spawner_alive(const strata__node *n);
+/* Ask the spawner to end every child and exit; wait (bounded) and reap it. */
+void strata__spawner_stop(strata__node *n, uint64_t deadline_ns);
+/* Close the spawner's descriptors here and forget it (after it ended, or in a
+   process other than the parent, where they are copies). */
+void strata__spawner_forget(strata__node *n);
+/* How the spawner ended ("was killed by signal 9 (Killed)"), malloc'd; NULL
+   when unknown. Before it is reaped. */
+char *strata__spawner_describe_end(strata__node *n);
+
+/* child.c: the main loop of a child process, run in the spawner's fork of it;
+   it never returns. */
+void strata__child_main(strata__node *n, strata__child *c, pid_t spawner) __attribute__((noreturn));
 
 /* dispatch.c */
 int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
                       const strata_task_args *args, const strata_call_config *cfg);
-/* Sleep until a child answers or dies, or timeout_ms passes (0 = poll only). */
+/* Sleep until a child answers or dies, or timeout_ms passes (0 = the longest
+   sleep, STRATA__NODE_SLEEP_MAX_MS). */
 void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
+/* Every sleep of the engine ends after this long, to see whether the spawner
+   still lives (its death publishes nothing). */
+#define STRATA__NODE_SLEEP_MAX_MS 100u
 
 /* registry.c */
 /* Snapshot the loaded objects (at init, before the first fork). */
@@ -194,6 +244,9 @@ int  strata__node_register(strata__node *n, bool live, const strata__registratio
                            const char *symbol, strata_handle *out);
 /* In a child: apply a registration request. */
 int  strata__child_register(strata__node *n, const strata__mailbox *mb);
+/* Send child c (just started by the spawner) every registration made after
+   the spawner was forked, and wait for each answer. */
+int  strata__node_replay_registrations(strata__node *n, strata__child *c, uint64_t deadline_ns);
 
 /* memory.c */
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);

@@ -1,10 +1,16 @@
-/* Noticing dead children, reaping them, and saying how they died.
+/* Noticing dead children and saying how they died.
  *
- * Every wait of the node engine is a poll() on the children's pidfds (with the
- * wake eventfd), so a death wakes it at once; this file then reaps with
- * waitpid(WNOHANG), so no child is ever left <defunct>. A child that someone else
- * reaped (a stray waitpid(-1) in the application) is noticed too: waitpid says
- * ECHILD, and the message says the exit status is unknown. */
+ * The spawner (node/spawner.c) is the only process that waits for a child: it
+ * reaps each one as it dies and publishes the wait status in the child's
+ * mailbox (the life word, ipc/mailbox.h), then wakes the parent. This file reads
+ * those words, turns each death into a message, and asks the spawner to kill a
+ * child (timeouts, close). The application's own SIGCHLD handling and
+ * waitpid(-1) never see a child, so an exit status is always known and no pid
+ * is ever reused under Strata's feet.
+ *
+ * The spawner's own death publishes nothing: every sleep of the engine ends
+ * after STRATA__NODE_SLEEP_MAX_MS to look (check_spawner), and then every child
+ * is dead with it (they die through PR_SET_PDEATHSIG). */
 #define _GNU_SOURCE
 #include "node/node.h"
 
@@ -16,6 +22,11 @@
 #include <sys/wait.h>
 
 #include "core/log.h"
+#include "core/sys.h"
+
+/* How long a kill waits for the spawner to report the child reaped. SIGKILL
+   cannot be caught; only a spawner that stopped answering makes this run out. */
+#define STRATA__KILL_WAIT_MS 5000u
 
 static void mark_dead(strata__child *c, int status_code, char *message)
 {
@@ -27,17 +38,35 @@ static void mark_dead(strata__child *c, int status_code, char *message)
     strata__log(STRATA__LOG_WARN, "%s", message ? message : "a child died");
 }
 
-static char *describe(const strata__child *c, int wstatus, bool reaped_elsewhere)
+static char *describe(const strata__child *c, int wstatus)
 {
     char name[96];
     strata__child_name(c, name, sizeof name);
-    if (reaped_elsewhere)
-        return strata__format("%s exited, but something else in this process reaped it (waitpid: No child "
-                              "processes), so its exit status is unknown; do not wait for pids Strata started",
-                              name);
     if (WIFEXITED(wstatus))
         return strata__format("%s exited with status %d", name, WEXITSTATUS(wstatus));
     return strata__format("%s was killed by signal %d (%s)", name, WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+}
+
+/* The spawner is gone: so is every child (PR_SET_PDEATHSIG). */
+static int spawner_lost(strata__node *n)
+{
+    pid_t spid = n->spawner_pid;
+    char *how = strata__spawner_describe_end(n);
+    strata__spawner_stop(n, 0);   /* reaps it, closes its descriptors */
+    int found = 0;
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->gen == 0 || c->dead)
+            continue;
+        char name[96];
+        strata__child_name(c, name, sizeof name);
+        mark_dead(c, STRATA_ECHILD,
+                  strata__format("%s was killed with Strata's spawner process (pid %d), which %s; something outside "
+                                 "Strata ended it", name, (int)spid, how ? how : "ended"));
+        found++;
+    }
+    free(how);
+    return found;
 }
 
 int strata__node_reap(strata__node *n)
@@ -45,31 +74,68 @@ int strata__node_reap(strata__node *n)
     int found = 0;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->pid <= 0 || c->dead)
+        if (c->gen == 0 || c->dead)
             continue;
-        int wstatus = 0;
-        pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
-        if (r == 0 || (r < 0 && errno == EINTR))
+        /* acquire: pairs with the release in the spawner's publish(); pid and
+           wstatus are complete */
+        uint32_t life = strata__load_acquire(&c->mb->life);
+        if (life >> 2 != c->gen)
             continue;
-        mark_dead(c, STRATA_ECHILD, describe(c, wstatus, r < 0));
-        found++;
+        uint32_t state = life & 3u;
+        if (state != STRATA__LIFE_NONE)
+            c->pid = c->mb->pid;
+        if (state == STRATA__LIFE_DEAD) {
+            mark_dead(c, STRATA_ECHILD, describe(c, c->mb->wstatus));
+            found++;
+        } else if (state == STRATA__LIFE_NOFORK) {
+            char name[96];
+            strata__child_name(c, name, sizeof name);
+            mark_dead(c, STRATA_ESYS, strata__format("fork of %s by Strata's spawner process (pid %d) failed: %s",
+                                                     name, (int)n->spawner_pid, strerror(c->mb->wstatus)));
+            found++;
+        }
+    }
+    if (n->check_spawner) {
+        n->check_spawner = false;
+        if (n->spawner_pid > 0 && !strata__spawner_alive(n))
+            found += spawner_lost(n);
     }
     return found;
 }
 
+void strata__node_signal(strata__node *n, strata__child *c, int sig)
+{
+    if (c->gen != 0 && !c->dead)
+        (void)strata__spawner_kill(n, c, sig);
+}
+
 void strata__node_kill(strata__node *n, strata__child *c, const char *why)
 {
-    (void)n;
-    if (c->pid <= 0 || c->dead)
+    if (c->gen == 0 || c->dead)
         return;
-    kill(c->pid, SIGKILL);
-    int wstatus = 0;
-    pid_t r;
-    /* SIGKILL cannot be caught: the child is gone once the kernel has torn it
-       down, so this wait is short. */
-    do
-        r = waitpid(c->pid, &wstatus, 0);
-    while (r < 0 && errno == EINTR);
-    char *msg = why ? strata__format("%s", why) : describe(c, wstatus, r < 0);
-    mark_dead(c, why ? STRATA_ETIMEDOUT : STRATA_ECHILD, msg);
+    char name[96];
+    strata__child_name(c, name, sizeof name);
+    int rc = strata__spawner_kill(n, c, SIGKILL);
+    uint64_t deadline = strata__now_ns() + STRATA__KILL_WAIT_MS * 1000000ull;
+    while (rc == STRATA_OK && !c->dead && strata__now_ns() < deadline) {
+        n->check_spawner = true;
+        strata__node_reap(n);
+        if (!c->dead)
+            strata__node_sleep(n, 10);
+    }
+    if (!c->dead) {
+        /* The spawner cannot be trusted with it any more: end the spawner, and
+           every child with it; the next spawn starts a new one. */
+        strata__log(STRATA__LOG_ERROR, "the spawner (pid %d) did not report %s reaped within %u ms; ending it",
+                    (int)n->spawner_pid, name, STRATA__KILL_WAIT_MS);
+        spawner_lost(n);
+    }
+    if (why) {
+        char *copy = strata__format("%s", why);
+        if (copy) {
+            free(c->death_message);
+            c->death_message = copy;
+        }
+        c->death_status = STRATA_ETIMEDOUT;
+    }
 }

@@ -20,6 +20,7 @@
 
 #include "chip/kernel.h"
 #include "core/array.h"
+#include "core/log.h"
 #include "core/sys.h"
 
 /* ---- the snapshot of loaded objects ---- */
@@ -163,16 +164,16 @@ static int broadcast(strata__node *n, size_t len)
     }
 }
 
-/* Write the frame of r (or of a symbol registration) into every mailbox. */
-static int write_frames(strata__node *n, const strata__registration *r, const char *path, const char *symbol,
-                        size_t *len)
+/* Encode the frame of r (a symbol registration when r->so_path is set) into
+   dst, which holds STRATA__MAILBOX_ARGS bytes. */
+static int encode_frame(const strata__registration *r, uint8_t *dst, size_t *len)
 {
     reg_frame f = {0};
     const char *name = "";
-    if (path) {
+    if (r->so_path) {
         f.kind = REG_SYMBOL;
-        f.path_len = (uint32_t)strlen(path);
-        f.symbol_len = (uint32_t)strlen(symbol);
+        f.path_len = (uint32_t)strlen(r->so_path);
+        f.symbol_len = (uint32_t)strlen(r->symbol);
     } else if (r->kind == STRATA__REG_CHIP) {
         f.kind = STRATA__REG_CHIP;
         f.nkernels = r->chip.nkernels;
@@ -189,19 +190,60 @@ static int write_frames(strata__node *n, const strata__registration *r, const ch
     if (*len > STRATA__MAILBOX_ARGS)
         return strata__fail(STRATA_EINVAL, "the registration takes %zu bytes; a mailbox holds %u (a kernel table "
                             "of %u entries, a name of %u bytes)", *len, STRATA__MAILBOX_ARGS, f.nkernels, f.name_len);
+    uint8_t *p = dst;
+    memcpy(p, &f, sizeof f);
+    p += sizeof f;
+    if (kbytes)
+        memcpy(p, r->chip.kernels, kbytes);
+    p += kbytes;
+    memcpy(p, name, f.name_len);
+    p += f.name_len;
+    if (r->so_path) {
+        memcpy(p, r->so_path, f.path_len);
+        memcpy(p + f.path_len, r->symbol, f.symbol_len);
+    }
+    return STRATA_OK;
+}
+
+/* Write the frame of r into every mailbox. */
+static int write_frames(strata__node *n, const strata__registration *r, size_t *len)
+{
     for (uint32_t i = 0; i < n->nchildren; i++) {
-        uint8_t *p = n->children[i].mb->args;
-        memcpy(p, &f, sizeof f);
-        p += sizeof f;
-        if (kbytes)
-            memcpy(p, r->chip.kernels, kbytes);
-        p += kbytes;
-        memcpy(p, name, f.name_len);
-        p += f.name_len;
-        if (path) {
-            memcpy(p, path, f.path_len);
-            memcpy(p + f.path_len, symbol, f.symbol_len);
+        int rc = encode_frame(r, n->children[i].mb->args, len);
+        if (rc)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
+int strata__node_replay_registrations(strata__node *n, strata__child *c, uint64_t deadline_ns)
+{
+    char name[96];
+    for (uint32_t k = n->nregs_spawner; k < n->nregs; k++) {
+        size_t len = 0;
+        int rc = encode_frame(&n->regs[k], c->mb->args, &len);
+        if (rc)
+            return rc;
+        c->mb->kind = STRATA__REQ_REGISTER;
+        c->mb->args_len = (uint32_t)len;
+        strata__mailbox_post(c->mb, ++c->seq);
+        while (!strata__mailbox_answered(c->mb, c->seq)) {
+            strata__node_reap(n);
+            if (c->dead)
+                return strata__fail(STRATA_ECHILD, "%s while taking registration %u", c->death_message
+                                    ? c->death_message : "the child died", k + 1);
+            if (strata__now_ns() > deadline_ns)
+                return strata__fail(STRATA_ETIMEDOUT, "%s did not take registration %u within init_timeout_ms (%u "
+                                    "ms)", strata__child_name(c, name, sizeof name), k + 1, n->cfg.init_timeout_ms);
+            strata__node_sleep(n, 10);
         }
+        /* A registration the child refused stays there as a placeholder that
+           fails each of its tasks with the reason, as it did in the children
+           that were told at registration time. */
+        if (c->mb->status != STRATA_OK)
+            strata__log(STRATA__LOG_WARN, "%s refused registration %u: %.*s",
+                        strata__child_name(c, name, sizeof name), k + 1, (int)strata__mailbox_message_len(c->mb),
+                        c->mb->message);
     }
     return STRATA_OK;
 }
@@ -217,8 +259,12 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
         rc = load_symbol(so_path, symbol, &copy.chip);
         if (rc)
             return rc;
-        if (live)
-            rc = write_frames(n, &copy, so_path, symbol, &len);
+        copy.so_path = strdup(so_path);
+        copy.symbol = strdup(symbol);
+        if (!copy.so_path || !copy.symbol)
+            rc = strata__fail(STRATA_ENOMEM, "out of host memory for a registration");
+        if (rc == STRATA_OK && live)
+            rc = write_frames(n, &copy, &len);
     } else if (live && r->kind == STRATA__REG_CHIP) {
         rc = check_pointer(n, (const void *)(uintptr_t)r->chip.orch, "the orchestration function");
         for (uint32_t i = 0; rc == STRATA_OK && i < r->chip.nkernels; i++) {
@@ -230,12 +276,14 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
         rc = check_pointer(n, (const void *)(uintptr_t)r->fn, "the SUB function");
     }
     if (rc == STRATA_OK && live && !so_path)
-        rc = write_frames(n, &copy, NULL, NULL, &len);
+        rc = write_frames(n, &copy, &len);
     if (rc == STRATA_OK)
         rc = append(n, &copy, out);
     if (rc) {
         if (copy.kind == STRATA__REG_CHIP)
             strata__callable_free(&copy.chip);   /* given to us: not kept */
+        free(copy.so_path);
+        free(copy.symbol);
         return rc;
     }
     if (!live)

@@ -2,22 +2,29 @@
  *
  * Level 2 drives one chip engine in this process (chip/engine.h); level 3 drives
  * the node engine, whose chips and SUB workers are child processes
- * (node/node.h). The state machine is the same for both.
+ * (node/node.h). The state machine is the same for both:
  *
- *   state         create  init          run_chip         close   destroy
- *   NEW           -       INITIALIZING  ESTATE           CLOSED  free
- *   INITIALIZING  -       ESTATE        ESTATE           -       -
- *   READY         -       ESTATE        RUNNING->READY   CLOSED  close, free
- *   RUNNING       -       ESTATE        ESTATE           ESTATE  -
- *   FAILED        -       EFAILED       EFAILED          CLOSED  close, free
- *   CLOSED        -       ESTATE        ESTATE           OK      free
- * RUNNING becomes FAILED when a task passes its timeout (a kernel cannot be
- * stopped). Calls that only read (state, stats) answer in every state. */
+ *   NEW -init-> INITIALIZING -> READY <-run-> RUNNING;  READY, RUNNING -> FAILED;
+ *   every state but RUNNING -close-> CLOSED.
+ *
+ * RUNNING becomes FAILED when a task passes its timeout at L2 (a kernel cannot
+ * be stopped) or a child dies under STRATA_ON_DEATH_FAIL at L3.
+ *
+ * Which call each state admits is one table, `admission` below, that every
+ * public entry point consults through admit() before it touches anything, as
+ * s6-supervise does with its state x event table: so "in FAILED every call but
+ * close and destroy returns STRATA_EFAILED" holds by construction. Before the
+ * table, admit() checks the process: a worker belongs to the process that
+ * created it. In a fork of the application, or in one of the worker's own
+ * children (a SUB function or exit handler holding the parent's pointer), every
+ * call returns STRATA_ESTATE and touches nothing shared; close and destroy
+ * there release only that process's own copies (node/lifecycle.c). */
 #include "strata/strata.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chip/engine.h"
 #include "core/array.h"
@@ -44,6 +51,8 @@ struct strata_worker {
     strata__chip        *chip;         /* L2: READY, RUNNING, FAILED */
     strata__node        *node;         /* L3: from create to destroy */
     strata_run_stats     last_stats;   /* kept across close */
+    pid_t                owner_pid;    /* the process that created it */
+    bool                 destroy_pending; /* destroy was called inside a run: done when the run returns */
 };
 
 static const char *state_name(strata_state s)
@@ -69,19 +78,61 @@ static const char *where(const strata_worker *w)
     return buf;
 }
 
-/* The error for a call that needs READY (or `also`) in state w->state. */
-static int state_error(const strata_worker *w, const char *call)
+/* The public calls, grouped by what they need from the state. */
+typedef enum call_kind {
+    CALL_INIT,         /* strata_worker_init */
+    CALL_REGISTER,     /* strata_worker_register_* */
+    CALL_RUN,          /* strata_worker_run, strata_worker_run_chip */
+    CALL_CHIP_MEMORY,  /* strata_worker_malloc, _free, _copy_to, _copy_from */
+    CALL_HOST_MEMORY,  /* strata_worker_host_alloc, _host_free */
+    CALL_CHILDREN,     /* strata_worker_child_pid: reads, needs children */
+    CALL_STATS,        /* strata_worker_stats: reads */
+    CALL_CLOSE,        /* strata_worker_close, strata_worker_destroy */
+    NCALL_KINDS
+} call_kind;
+
+typedef enum verdict { ADMIT, REFUSE_STATE, REFUSE_FAILED } verdict;
+
+/* state x call: what the call does in that state. */
+static const unsigned char admission[STRATA_STATE_CLOSED + 1][NCALL_KINDS] = {
+    /*                           init           register       run            chip memory    host memory    children       stats  close */
+    [STRATA_STATE_NEW]          = {ADMIT,        ADMIT,         REFUSE_STATE,  REFUSE_STATE,  ADMIT,         REFUSE_STATE,  ADMIT, ADMIT},
+    [STRATA_STATE_INITIALIZING] = {REFUSE_STATE, REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  ADMIT,         REFUSE_STATE,  ADMIT, REFUSE_STATE},
+    [STRATA_STATE_READY]        = {REFUSE_STATE, ADMIT,         ADMIT,         ADMIT,         ADMIT,         ADMIT,         ADMIT, ADMIT},
+    [STRATA_STATE_RUNNING]      = {REFUSE_STATE, REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  ADMIT,         ADMIT,         ADMIT, REFUSE_STATE},
+    [STRATA_STATE_FAILED]       = {REFUSE_FAILED, REFUSE_FAILED, REFUSE_FAILED, REFUSE_FAILED, REFUSE_FAILED, ADMIT,        ADMIT, ADMIT},
+    [STRATA_STATE_CLOSED]       = {REFUSE_STATE, REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  ADMIT, ADMIT},
+};
+
+/* Whether this process is the one that created w. */
+static bool owned_here(const strata_worker *w)
 {
-    if (w->state == STRATA_STATE_FAILED)
+    return w->owner_pid == getpid();
+}
+
+/* Whether `call` may run on w now: STRATA_OK, or the status and message that
+   refuse it. */
+static int admit(const strata_worker *w, call_kind call, const char *name)
+{
+    if (!owned_here(w))
+        return strata__fail(STRATA_ESTATE, "%s: this level-%d worker%s belongs to process %d, and this is process %d "
+                            "(a fork of that process, or one of the worker's own children); a worker can be used "
+                            "only by the process that created it: create a new one here", name, w->cfg.level,
+                            where(w), (int)w->owner_pid, (int)getpid());
+    verdict v = (verdict)admission[w->state][call];
+    if (v == ADMIT)
+        return STRATA_OK;
+    if (v == REFUSE_FAILED)
         return strata__fail(STRATA_EFAILED, "%s: level-%d worker%s is FAILED after an earlier failure (%s); close "
-                            "and destroy it, then create a new one", call, w->cfg.level, where(w),
+                            "and destroy it, then create a new one", name, w->cfg.level, where(w),
                             w->node ? "a child died under policy STRATA_ON_DEATH_FAIL" : "a task passed its timeout");
     const char *hint = w->state == STRATA_STATE_NEW      ? "call strata_worker_init first"
                        : w->state == STRATA_STATE_CLOSED  ? "the worker is closed; create a new one"
                        : w->state == STRATA_STATE_RUNNING ? "a run is in progress on this worker; call it after "
                                                              "the run returns"
+                       : w->state == STRATA_STATE_READY   ? "it is initialised already"
                                                            : "wait for init to finish";
-    return strata__fail(STRATA_ESTATE, "%s: level-%d worker%s is %s; %s", call, w->cfg.level, where(w),
+    return strata__fail(STRATA_ESTATE, "%s: level-%d worker%s is %s; %s", name, w->cfg.level, where(w),
                         state_name(w->state), hint);
 }
 
@@ -225,6 +276,7 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
         return rc;
     }
     w->state = STRATA_STATE_NEW;
+    w->owner_pid = getpid();
     *out = w;
     return STRATA_OK;
 }
@@ -234,8 +286,9 @@ int strata_worker_init(strata_worker *w)
     strata__clear_error();
     if (w == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_init: w is NULL");
-    if (w->state != STRATA_STATE_NEW)
-        return state_error(w, "strata_worker_init");
+    int arc = admit(w, CALL_INIT, "strata_worker_init");
+    if (arc)
+        return arc;
     w->state = STRATA_STATE_INITIALIZING;
     if (w->node) {
         int rc = strata__node_init(w->node);
@@ -258,11 +311,29 @@ int strata_worker_init(strata_worker *w)
     return STRATA_OK;
 }
 
+/* close or destroy in a process that does not own w: release only what is this
+   process's own. In one of the worker's own children or its spawner, that is
+   nothing (the process lives on those mappings); in a fork of the application,
+   the copies of the mappings and descriptors (never a child, never a message
+   to the spawner). A level-2 worker's core threads do not exist here: its copy
+   is left alone, reclaimed when this process ends. */
+static int close_elsewhere(strata_worker *w, const char *call)
+{
+    int rc = admit(w, CALL_CLOSE, call);   /* the message; STRATA_ESTATE */
+    if (w->node && w->state != STRATA_STATE_CLOSED && !strata__node_serves_here(w->node)) {
+        strata__node_close(w->node);
+        w->state = STRATA_STATE_CLOSED;
+    }
+    return rc;
+}
+
 int strata_worker_close(strata_worker *w)
 {
     strata__clear_error();
     if (w == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_close: w is NULL");
+    if (!owned_here(w))
+        return close_elsewhere(w, "strata_worker_close");
     if (w->chip && strata__on_lane_of(w->chip))
         return strata__fail(STRATA_ESTATE, "strata_worker_close: called from a core thread of chip %d (inside a "
                             "kernel); a thread cannot join itself: call it from the thread that drives the worker",
@@ -299,10 +370,26 @@ void strata_worker_destroy(strata_worker *w)
 {
     if (w == NULL)
         return;
+    if (!owned_here(w)) {
+        close_elsewhere(w, "strata_worker_destroy");
+        /* Freed only where the process does not live on it; in the worker's
+           own child or spawner the copy is this process's memory until it
+           exits (deliberately kept: freeing it would free the node state the
+           child's main loop runs on). */
+        if (w->state == STRATA_STATE_CLOSED && !(w->node && strata__node_serves_here(w->node)))
+            free_worker(w);
+        return;
+    }
+    if (w->state == STRATA_STATE_RUNNING) {
+        /* inside its own run (the orchestration function, or a kernel): done
+           when the run returns */
+        w->destroy_pending = true;
+        return;
+    }
     if (w->state != STRATA_STATE_CLOSED)
         strata_worker_close(w);
     if (w->state != STRATA_STATE_CLOSED)
-        return;   /* called from inside its own run or kernel: leave it (close said why) */
+        return;   /* close refused (from a core thread): it said why */
     free_worker(w);
 }
 
@@ -315,9 +402,7 @@ strata_state strata_worker_state(const strata_worker *w)
    (every live child takes it before the call returns). */
 static int check_node_register(strata_worker *w, const char *call)
 {
-    if (w->state != STRATA_STATE_NEW && w->state != STRATA_STATE_READY)
-        return state_error(w, call);
-    return STRATA_OK;
+    return admit(w, CALL_REGISTER, call);
 }
 
 int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out)
@@ -361,8 +446,9 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
     if (w == NULL || c == NULL || out == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_register_chip: %s is NULL",
                             w == NULL ? "w" : c == NULL ? "c" : "out");
-    if (w->state != STRATA_STATE_NEW && w->state != STRATA_STATE_READY)
-        return state_error(w, "strata_worker_register_chip");
+    int arc = admit(w, CALL_REGISTER, "strata_worker_register_chip");
+    if (arc)
+        return arc;
     if (w->node) {
         strata__registration r = {.kind = STRATA__REG_CHIP};
         int rc = strata__callable_copy(c, &r.chip);
@@ -386,6 +472,21 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
     return STRATA_OK;
 }
 
+/* strata_worker_destroy was called inside the run that just ended: carry it
+   out now, keeping the run's status and message. */
+static int destroy_after_run(strata_worker *w, int rc)
+{
+    char *saved = rc ? strata__format("%s", strata_last_error()) : NULL;
+    strata_worker_close(w);
+    free_worker(w);
+    if (rc)
+        strata__fail(rc, "%s", saved ? saved : strata_status_name(rc));
+    else
+        strata__clear_error();
+    free(saved);
+    return rc;
+}
+
 int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_task_args *args,
                            const strata_call_config *cfg)
 {
@@ -396,8 +497,9 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
         return strata__fail(STRATA_EINVAL, "strata_worker_run_chip runs a chip callable on a level-2 worker; this "
                             "one is level %d: use strata_worker_run with an orchestration function that calls "
                             "strata_submit_next_level", w->cfg.level);
-    if (w->state != STRATA_STATE_READY)
-        return state_error(w, "strata_worker_run_chip");
+    int arc = admit(w, CALL_RUN, "strata_worker_run_chip");
+    if (arc)
+        return arc;
     if (chip == STRATA_HANDLE_INVALID || chip > w->ncallables)
         return strata__fail(STRATA_ENOENT, "strata_worker_run_chip: handle %u is not a chip callable registered "
                             "on this worker (%u registered)", chip, w->ncallables);
@@ -407,6 +509,8 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
     w->state = STRATA_STATE_RUNNING;
     rc = strata__chip_run(w->chip, w->callables[chip - 1], args, cfg);
     w->state = w->chip->hung ? STRATA_STATE_FAILED : STRATA_STATE_READY;
+    if (w->destroy_pending)
+        return destroy_after_run(w, rc);
     strata__chip_stats(w->chip, &w->last_stats);
     if (rc)
         strata__log(STRATA__LOG_ERROR, "run of chip callable '%s' on chip %d failed (%s): %s",
@@ -431,14 +535,17 @@ int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ctx, const st
     if (!w->node)
         return strata__fail(STRATA_EINVAL, "strata_worker_run drives a level-3 (or higher) worker; this one is level "
                             "2: use strata_worker_run_chip");
-    if (w->state != STRATA_STATE_READY)
-        return state_error(w, "strata_worker_run");
+    int arc = admit(w, CALL_RUN, "strata_worker_run");
+    if (arc)
+        return arc;
     int rc = strata__task_args_check(args, STRATA_MAX_TASK_TENSORS, STRATA_MAX_TASK_SCALARS, NULL);
     if (rc)
         return strata__error_prefix(rc, "strata_worker_run: args");
     w->state = STRATA_STATE_RUNNING;
     rc = strata__node_run(w->node, w, orch, ctx, args, cfg);
     w->state = w->node->failed ? STRATA_STATE_FAILED : STRATA_STATE_READY;
+    if (w->destroy_pending)
+        return destroy_after_run(w, rc);
     if (rc)
         strata__log(STRATA__LOG_ERROR, "run of level-%d worker failed (%s): %s", w->cfg.level,
                     strata_status_name(rc), strata_last_error());
@@ -450,6 +557,9 @@ int strata_worker_stats(const strata_worker *w, strata_run_stats *out)
     strata__clear_error();
     if (w == NULL || out == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_stats: %s is NULL", w == NULL ? "w" : "out");
+    int arc = admit(w, CALL_STATS, "strata_worker_stats");
+    if (arc)
+        return arc;
     *out = w->last_stats;
     if (w->node) {
         out->tasks_completed = w->node->stat_completed;
@@ -467,12 +577,18 @@ int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out)
         return strata__fail(STRATA_EINVAL, "strata_worker_child_pid: %s is NULL", w == NULL ? "w" : "out");
     if (!w->node)
         return strata__fail(STRATA_EINVAL, "strata_worker_child_pid: a level-2 worker has no child processes");
-    if (w->state != STRATA_STATE_READY && w->state != STRATA_STATE_RUNNING && w->state != STRATA_STATE_FAILED)
-        return state_error(w, "strata_worker_child_pid");
+    int arc = admit(w, CALL_CHILDREN, "strata_worker_child_pid");
+    if (arc)
+        return arc;
     if (worker < 0 || (uint32_t)worker >= w->node->nchildren)
         return strata__fail(STRATA_ENOENT, "strata_worker_child_pid: worker %d does not exist (this worker has %u "
                             "children: chips 0..%d, then SUB workers)", worker, w->node->nchildren,
                             (int)w->node->nchips - 1);
+    /* Take the deaths the spawner has published, so a pid is never answered
+       for a child known to be gone (the answer is a read of the worker's
+       state; the engine's own copy of it is brought up to date). */
+    if (w->state == STRATA_STATE_READY)
+        strata__node_reap(w->node);
     const strata__child *c = &w->node->children[worker];
     if (c->dead || c->pid <= 0)
         return strata__fail(STRATA_ECHILD, "strata_worker_child_pid: %s", c->death_message ? c->death_message
@@ -489,8 +605,9 @@ int strata_worker_host_alloc(strata_worker *w, uint64_t nbytes, void **out)
     if (!w->node)
         return strata__fail(STRATA_EINVAL, "strata_worker_host_alloc: a level-2 worker has no shared host heap; "
                             "use strata_worker_malloc for chip memory");
-    if (w->state == STRATA_STATE_CLOSED)
-        return state_error(w, "strata_worker_host_alloc");
+    int arc = admit(w, CALL_HOST_MEMORY, "strata_worker_host_alloc");
+    if (arc)
+        return arc;
     return strata__node_host_alloc(w->node, nbytes, out);
 }
 
@@ -501,8 +618,9 @@ int strata_worker_host_free(strata_worker *w, void *p)
         return strata__fail(STRATA_EINVAL, "strata_worker_host_free: w is NULL");
     if (!w->node)
         return strata__fail(STRATA_EINVAL, "strata_worker_host_free: a level-2 worker has no shared host heap");
-    if (w->state == STRATA_STATE_CLOSED)
-        return state_error(w, "strata_worker_host_free");
+    int arc = admit(w, CALL_HOST_MEMORY, "strata_worker_host_free");
+    if (arc)
+        return arc;
     return strata__node_host_free(w->node, p);
 }
 
@@ -512,9 +630,7 @@ static int memory_call(strata_worker *w, const char *call)
 {
     if (w == NULL)
         return strata__fail(STRATA_EINVAL, "%s: w is NULL", call);
-    if (w->state != STRATA_STATE_READY)
-        return state_error(w, call);
-    return STRATA_OK;
+    return admit(w, CALL_CHIP_MEMORY, call);
 }
 
 int strata_worker_malloc(strata_worker *w, int worker, uint64_t nbytes, strata_buffer *out)

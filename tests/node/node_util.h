@@ -157,4 +157,40 @@ static inline bool wait_gone(pid_t pid)
     return r == 1;
 }
 
+/* Wait (up to 10 s) until worker w knows child `worker` is dead: its spawner
+   reaps a killed child and publishes the death a moment after the process is
+   gone, and strata_worker_child_pid answers STRATA_ECHILD from then on. */
+static inline bool known_dead(strata_worker *w, int worker)
+{
+    uint64_t deadline = test_now_ns() + 10000000000ull;
+    pid_t p;
+    while (strata_worker_child_pid(w, worker, &p) == STRATA_OK) {
+        if (test_now_ns() > deadline)
+            return false;
+        sleep_ms(1);
+    }
+    return true;
+}
+
+/* The descriptors of process pid whose link names contain `what`
+   ("socket:", "eventfd", "pidfd"). */
+static inline int count_fds_named(pid_t pid, const char *what)
+{
+    char dir[64], path[320], target[128];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strstr(target, what) != NULL;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 #endif

@@ -3,6 +3,8 @@
  * someone else; the policies RESTART and FAIL; and the parent's death. */
 #include "node_util.h"
 
+#include <errno.h>
+
 static _Atomic int dummy;
 
 /* SUB functions that misbehave on request: scalars[0] says how. */
@@ -208,6 +210,7 @@ TEST_CASE(child_killed_while_idle)
     CHECK_OK(strata_worker_child_pid(w, 1, &victim));
     CHECK(kill(victim, SIGKILL) == 0);
     CHECK(wait_gone(victim));
+    CHECK(known_dead(w, 1));
     s.how = SUB_OK;
     uint64_t before = u64_of(&s.t)[0];
     CHECK_STATUS(strata_worker_run(w, scenario_orch, &s, NULL, NULL), STRATA_ECHILD);
@@ -236,6 +239,7 @@ TEST_CASE(two_children_killed_while_idle)
     CHECK_OK(strata_worker_child_pid(w, 1, &sub));
     CHECK(kill(chip, SIGKILL) == 0 && kill(sub, SIGKILL) == 0);
     CHECK(wait_gone(chip) && wait_gone(sub));
+    CHECK(known_dead(w, 0) && known_dead(w, 1));
     CHECK_STATUS(strata_worker_run(w, scenario_orch, &s, NULL, NULL), STRATA_ECHILD);
     char text[96];
     snprintf(text, sizeof text, "chip child 0 (device 10, pid %d) was killed by signal 9", (int)chip);
@@ -308,7 +312,10 @@ TEST_CASE(hung_chip_kernel_times_out)
     strata_worker_destroy(w);
 }
 
-/* Someone else reaps our child (a stray waitpid(-1)): no hang, the error says so. */
+/* The application reaps every child of its own (a stray waitpid(-1), or
+   waitpid on a pid Strata reported): Strata's children are not among them, so
+   the death is still reported with its signal, and the pid was never freed
+   for reuse under Strata. */
 TEST_CASE(child_reaped_by_someone_else)
 {
     scenario s = {0};
@@ -317,9 +324,14 @@ TEST_CASE(child_reaped_by_someone_else)
     CHECK_OK(strata_worker_child_pid(w, 1, &victim));
     CHECK(kill(victim, SIGKILL) == 0);
     int status;
-    CHECK(waitpid(victim, &status, 0) == victim);   /* the application steals it */
+    errno = 0;
+    CHECK(waitpid(victim, &status, 0) == -1 && errno == ECHILD);   /* not the application's child */
+    CHECK(waitpid(-1, &status, WNOHANG) == 0);   /* its only child, the spawner, lives */
+    CHECK(known_dead(w, 1));
     CHECK_STATUS(strata_worker_run(w, scenario_orch, &s, NULL, NULL), STRATA_ECHILD);
-    CHECK_ERROR_HAS("something else in this process reaped it");
+    char text[96];
+    snprintf(text, sizeof text, "SUB child 1 (pid %d) was killed by signal 9", (int)victim);
+    CHECK_ERROR_HAS(text);
     CHECK_OK(strata_worker_run(w, scenario_orch, &s, NULL, NULL));
     strata_worker_destroy(w);
 }

@@ -262,6 +262,7 @@ TEST_CASE(chip_resident_memory)
     CHECK_OK(strata_worker_child_pid(f.w, 1, &victim));
     CHECK(kill(victim, SIGKILL) == 0);
     CHECK(wait_gone(victim));
+    CHECK(known_dead(f.w, 1));
     CHECK_STATUS(strata_worker_run(f.w, use_resident, &r, NULL, NULL), STRATA_ECHILD);
     CHECK_STATUS(strata_worker_run(f.w, use_resident, &r, NULL, NULL), STRATA_EINVAL);
     CHECK_ERROR_HAS("is not the base of a buffer the children can see");

@@ -48,6 +48,7 @@ TEST_CASE(after_init_reaches_live_children)
     CHECK_OK(strata_worker_child_pid(w, 1, &victim));
     CHECK(kill(victim, SIGKILL) == 0);
     CHECK(wait_gone(victim));
+    CHECK(known_dead(w, 1));
     plan p1 = {chip_h, 1};
     CHECK_STATUS(strata_worker_run(w, run_one, &p1, &args, NULL), STRATA_ECHILD);
     CHECK_OK(strata_worker_run(w, run_one, &p1, &args, NULL));
@@ -84,6 +85,7 @@ TEST_CASE(late_object_refused_then_symbol)
     CHECK_OK(strata_worker_child_pid(w, 0, &victim));
     CHECK(kill(victim, SIGKILL) == 0);
     CHECK(wait_gone(victim));
+    CHECK(known_dead(w, 0));
     CHECK_STATUS(strata_worker_run(w, run_one, &p, &args, NULL), STRATA_ECHILD);
     CHECK_OK(strata_worker_run(w, run_one, &p, &args, NULL));
     CHECK_EQ_U64(x[0], 2000);

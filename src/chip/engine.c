@@ -368,7 +368,7 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     int orc = c->orch(&orch, args, cfg);
     strata__store_relaxed(&chip->streaming, 0);
     if (orc != 0) {
-        if (orc < 0 && orc >= STRATA_ESYS)
+        if (orc < 0 && strata__is_status(orc))
             strata__failure_set(&chip->failure, orc, "the orchestration function of chip callable '%s' "
                                 "returned %d (%s)", c->name, orc, strata_status_name(orc));
         else

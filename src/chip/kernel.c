@@ -10,16 +10,26 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/status.h"
+#include "core/sys.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+/* A compile that takes longer than this is taken for a hung compiler. */
+#define STRATA__COMPILE_TIMEOUT_S 300
 
 extern char **environ;
 
@@ -262,8 +272,15 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
                           cc, strerror(err));
         goto done;
     }
+    /* The pidfd names the compiler for the kill and the wait below, so that
+       neither can reach another process if the application reaps children
+       itself. Without one (old kernels), the pid is used. */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     /* Read to the end, whatever happens: a compiler blocked on a full pipe
-       would never exit. Out of memory keeps what was read and drops the rest. */
+       would never exit. Out of memory keeps what was read and drops the rest.
+       A compiler that runs past STRATA__COMPILE_TIMEOUT_S is killed. */
+    uint64_t deadline = strata__now_ns() + STRATA__COMPILE_TIMEOUT_S * 1000000000ull;
+    bool timed_out = false;
     for (;;) {
         if (out_len + 4096 + 1 > out_cap) {
             size_t cap = out_cap ? out_cap * 2 : 8192;
@@ -273,6 +290,19 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
                 out_cap = cap;
             }
         }
+        uint64_t now = strata__now_ns();
+        struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+        int pr = now < deadline ? poll(&pf, 1, (int)((deadline - now) / 1000000u) + 1) : 0;
+        if (pr == 0) {
+            timed_out = true;
+            if (pidfd >= 0)
+                syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            else
+                kill(pid, SIGKILL);
+            break;
+        }
+        if (pr < 0 && errno == EINTR)
+            continue;
         char drain[4096];
         bool keep = out_len + 4096 + 1 <= out_cap;
         ssize_t r = read(fds[0], keep ? out + out_len : drain, 4096);
@@ -283,12 +313,36 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     }
     if (out)
         out[out_len] = '\0';
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            rc = strata__fail_sys(errno, "waitpid for the C compiler (pid %d)", (int)pid);
+    int status = 0;
+    if (pidfd >= 0) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        long w;
+        do
+            w = syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, NULL);
+        while (w < 0 && errno == EINTR);
+        int werr = errno;
+        close(pidfd);
+        if (w < 0) {
+            rc = werr == ECHILD ? strata__fail(STRATA_ESYS, "the C compiler (pid %d) was reaped by someone else in this "
+                                              "process (is SIGCHLD ignored?), so whether it succeeded is unknown; "
+                                              "do not ignore SIGCHLD while kernels compile", (int)pid)
+                               : strata__fail_sys(werr, "waitid for the C compiler (pid %d)", (int)pid);
             goto done;
         }
+        status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+    } else {
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                rc = strata__fail_sys(errno, "waitpid for the C compiler (pid %d)", (int)pid);
+                goto done;
+            }
+        }
+    }
+    if (timed_out) {
+        rc = strata__fail(STRATA_ETIMEDOUT, "compiling kernel source '%s' with '%s' took more than %d s; the compiler "
+                          "(pid %d) was killed", c_path, cc, STRATA__COMPILE_TIMEOUT_S, (int)pid);
+        goto done;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         rc = STRATA_OK;

@@ -26,6 +26,16 @@ const char *strata_status_name(int status)
     }
 }
 
+bool strata__is_status(int status)
+{
+    switch (status) {
+#define IS_CASE(name, value, text) case value: return true;
+    STRATA_STATUS_MAP(IS_CASE)
+#undef IS_CASE
+    default: return false;
+    }
+}
+
 typedef struct message_buffer {
     char  *text;
     size_t cap;

@@ -21,6 +21,9 @@
 
 #define STRATA__PRINTF(a, b) __attribute__((format(printf, a, b)))
 
+/* Whether status is one of the codes of the status list (core/status_list.h). */
+bool strata__is_status(int status);
+
 /* Set this thread's message and return `status`. */
 int strata__fail(int status, const char *fmt, ...) STRATA__PRINTF(2, 3);
 int strata__failv(int status, const char *fmt, va_list ap);

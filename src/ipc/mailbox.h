@@ -63,6 +63,7 @@ typedef struct strata__mailbox {
     uint32_t           args_len;
     int32_t            status;                   /* reply: 0 or a strata_status */
     uint32_t           message_len;              /* reply: bytes in message, no NUL */
+    char               start_fault[16];          /* test builds' start hook (node/child.c); set at spawn */
     char               message[STRATA__MAILBOX_MESSAGE];
     alignas(8) uint8_t args[STRATA__MAILBOX_ARGS];
     /* Written by the spawner only, and never cleared by the parent's reset of

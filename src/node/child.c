@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chip/engine.h"
@@ -84,13 +85,16 @@ static int run_sub_task(strata__node *n, const strata__mailbox *mb, const strata
 }
 
 /* Fault hook for tests of the init transaction: STRATA_FAULT_CHILD_START set to
-   exit, kill or hang (optionally ":<worker>" for one child) makes a starting
-   child do that before it reports ready. Unset, it costs one getenv per child
-   start. docs/testing.md lists the hooks. */
+   exit, kill, hang or stall (300 ms, then go on; optionally ":<worker>" for one
+   child) makes a starting child do that before it reports ready. The parent
+   reads the variable at each spawn and passes it in the mailbox. docs/testing.md
+   lists the hooks. */
 static void fault_at_start(const strata__child *c)
 {
-    const char *f = getenv("STRATA_FAULT_CHILD_START");
-    if (f == NULL || f[0] == '\0')
+    char f[sizeof c->mb->start_fault + 1];
+    memcpy(f, c->mb->start_fault, sizeof c->mb->start_fault);
+    f[sizeof c->mb->start_fault] = '\0';   /* the parent's bytes: never trusted to end */
+    if (f[0] == '\0')
         return;
     const char *colon = strchr(f, ':');
     if (colon && atoi(colon + 1) != c->worker)
@@ -103,6 +107,11 @@ static void fault_at_start(const strata__child *c)
     if (len == 4 && strncmp(f, "hang", 4) == 0)
         for (;;)
             pause();
+    if (len == 5 && strncmp(f, "stall", 5) == 0) {
+        struct timespec ts = {0, 300000000};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
 }
 
 void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)

@@ -512,6 +512,11 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
         const strata_tensor *t = &args->tensors[i];
         buf[i] = strata__tmap_buffer_find(&n->buffers, t->addr);
         strata__buffer *b = buf[i] == STRATA__NONE ? NULL : strata__tmap_buffer(&n->buffers, buf[i]);
+        if (!b && strata__node_lost_buffer_owner(n, t->addr)) {
+            char what[128];
+            snprintf(what, sizeof what, "%s%s: tensor %u", call, who, i);
+            return strata__node_no_chip_buffer(n, what, t->addr);
+        }
         if (!b)
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u: addr 0x%llx is not the base of a buffer the children "
                                 "can see; use memory from strata_worker_host_alloc (shared host heap) or "
@@ -799,7 +804,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
     int orc = orch(&o, args, o.run_cfg, ctx);
     if (orc != 0) {
-        if (orc < 0 && orc >= STRATA_ESYS)
+        if (orc < 0 && strata__is_status(orc))
             strata__failure_set(&n->failure, orc, "the orchestration function returned %d (%s)", orc,
                                 strata_status_name(orc));
         else

@@ -182,6 +182,11 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
     /* A fresh mailbox: the new child starts at sequence 0. The life word lies
        past the part cleared; the new generation tells its news from the old. */
     memset(c->mb, 0, offsetof(strata__mailbox, message));
+    /* The start hook of the tests travels in the mailbox: the spawner's
+       environment is the one it was forked with. */
+    const char *fault = getenv("STRATA_FAULT_CHILD_START");
+    if (fault)
+        snprintf(c->mb->start_fault, sizeof c->mb->start_fault, "%s", fault);
     c->seq = 0;
     c->busy = false;
     c->task = 0;

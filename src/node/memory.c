@@ -77,19 +77,25 @@ int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buf
     return STRATA_OK;
 }
 
-/* The error for an address that is no live chip buffer, saying when the chip
-   child that held it died. */
-static int no_chip_buffer(strata__node *n, const char *call, uint64_t addr)
+const strata__child *strata__node_lost_buffer_owner(const strata__node *n, uint64_t addr)
 {
     for (uint32_t i = 0; i < n->nchips; i++) {
-        strata__child *c = &n->children[i];
+        const strata__child *c = &n->children[i];
         uint64_t lo = (uint64_t)(uintptr_t)c->memory;
-        if (addr >= lo && addr < lo + c->memory_bytes && n->restarts)
-            return strata__fail(STRATA_ENOENT, "%s: no live chip buffer starts at 0x%llx; it lay in the memory of "
-                                "chip worker %d, and chip buffers are lost when their chip child dies (it has been "
-                                "replaced since); allocate and upload it again", call, (unsigned long long)addr,
-                                c->worker);
+        if (c->lost_pid && addr >= lo + c->memory_bytes / 2 && addr < lo + c->memory_bytes)
+            return c;
     }
+    return NULL;
+}
+
+int strata__node_no_chip_buffer(const strata__node *n, const char *call, uint64_t addr)
+{
+    const strata__child *c = strata__node_lost_buffer_owner(n, addr);
+    if (c)
+        return strata__fail(STRATA_ENOENT, "%s: no live chip buffer starts at 0x%llx; it lay in the memory of chip "
+                            "worker %d, whose child (pid %d) died and took its buffers with it (the child has been "
+                            "replaced since); allocate and upload it again", call, (unsigned long long)addr,
+                            c->worker, (int)c->lost_pid);
     return strata__fail(STRATA_ENOENT, "%s: no live chip buffer from strata_worker_malloc starts at 0x%llx "
                         "(already freed, or not the base address?)", call, (unsigned long long)addr);
 }
@@ -98,7 +104,7 @@ int strata__node_free(strata__node *n, strata_buffer buf)
 {
     strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
     if (!b)
-        return no_chip_buffer(n, "strata_worker_free", buf.addr);
+        return strata__node_no_chip_buffer(n, "strata_worker_free", buf.addr);
     strata__arena_free(&n->children[b->owner_data].buffers, buf.addr, b->nbytes);
     strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, buf.addr));
     return STRATA_OK;
@@ -109,7 +115,7 @@ int strata__node_copy(strata__node *n, strata_buffer buf, uint64_t offset, void 
     const char *call = to ? "strata_worker_copy_to" : "strata_worker_copy_from";
     strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
     if (!b)
-        return no_chip_buffer(n, call, buf.addr);
+        return strata__node_no_chip_buffer(n, call, buf.addr);
     if (nbytes && host == NULL)
         return strata__fail(STRATA_EINVAL, "%s: the host pointer is NULL", call);
     if (offset > b->nbytes || nbytes > b->nbytes - offset)

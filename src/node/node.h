@@ -254,6 +254,11 @@ int  strata__node_host_free(strata__node *n, void *p);
 int  strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out);
 int  strata__node_free(strata__node *n, strata_buffer buf);
 int  strata__node_copy(strata__node *n, strata_buffer b, uint64_t offset, void *host, uint64_t nbytes, bool to);
+/* The chip child whose death lost the buffer that addr named, or NULL. */
+const strata__child *strata__node_lost_buffer_owner(const strata__node *n, uint64_t addr);
+/* STRATA_ENOENT for an address that is no live chip buffer, saying when it was
+   lost with a dead chip child. */
+int  strata__node_no_chip_buffer(const strata__node *n, const char *call, uint64_t addr);
 /* Forget every chip buffer of chip child c (it died). */
 void strata__node_drop_chip_buffers(strata__node *n, strata__child *c);
 

@@ -49,6 +49,9 @@ typedef struct strata_worker_config {
     uint64_t            device_memory_bytes; /* sim chip memory per chip; default 1 GiB */
     uint32_t            aic_cores;           /* L2 sim: AIC core threads; default 1, 1..64 */
     uint32_t            aiv_cores;           /* L2 sim: AIV core threads; default 1, 1..64 */
+    uint32_t            node_task_window;    /* L3+: tasks of one run in flight at once (submitted and not
+                                                retired); a submit waits while it is full. Power of two,
+                                                16..1048576; 0 or default: 4096 */
 } strata_worker_config;
 
 /* Fill *cfg with the defaults of `level`. Any thread. */
@@ -166,7 +169,7 @@ typedef struct strata_ring_stats { uint64_t size, high_water; } strata_ring_stat
 
 typedef struct strata_run_stats {
     uint64_t          tasks_completed, tasks_failed, tasks_canceled; /* since create */
-    strata_ring_stats task_window;   /* slots, of the last run */
+    strata_ring_stats task_window;   /* slots, of the last run (L3+: node_task_window) */
     strata_ring_stats heap;          /* bytes, of the last run */
     strata_ring_stats dep_pool;      /* edge records, of the last run */
     uint64_t          child_restarts; /* L3+: children replaced so far */

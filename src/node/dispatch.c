@@ -102,6 +102,12 @@ static void run_fail(strata__node *n, int status, const char *msg)
     strata__failure_set(&n->failure, status, "%s", msg);
 }
 
+/* The slot of task id t. */
+static inline strata__node_task *task_of(strata__node *n, uint32_t t)
+{
+    return &n->tasks[t & (n->window - 1)];
+}
+
 /* The FIFO a ready task waits in (see node/node.h). */
 static strata__task_fifo *fifo_for(strata__node *n, strata__reg_kind kind, uint32_t nmembers, int target)
 {
@@ -110,32 +116,41 @@ static strata__task_fifo *fifo_for(strata__node *n, strata__reg_kind kind, uint3
     return kind == STRATA__REG_CHIP ? &n->chip_ready[target] : &n->sub_ready;
 }
 
-/* A task enters a FIFO at most once per run, and the group list is compacted
-   in place, so room reserved at submit is always enough. */
+/* A task enters a FIFO once, and at most `window` tasks live at once: a FIFO
+   of `window` entries never overflows. */
 static void push_ready(strata__node *n, uint32_t t)
 {
-    strata__node_task *task = &n->tasks[t];
+    strata__node_task *task = task_of(n, t);
     strata__task_fifo *f = fifo_for(n, task->kind, task->nmembers, task->members[0].target);
-    f->items[f->tail++] = t;
+    f->items[f->tail++ & (n->window - 1)] = t;
+}
+
+static uint32_t fifo_at(const strata__node *n, const strata__task_fifo *f, uint32_t pos)
+{
+    return f->items[pos & (n->window - 1)];
 }
 
 static void complete(strata__node *n, uint32_t t, int status, const char *msg)
 {
-    strata__node_task *task = &n->tasks[t];
+    strata__node_task *task = task_of(n, t);
     task->done = true;
     task->status = status;
     n->done_count++;
     strata__count_outcome(status, &n->stat_completed, &n->stat_canceled, &n->stat_failed);
     if (status != STRATA_OK && status != STRATA_ECANCELED)
         run_fail(n, status, msg);
-    for (uint32_t e = task->succ; e != STRATA__NONE; e = n->edges[e].next) {
-        strata__node_task *s = &n->tasks[n->edges[e].succ];
+    for (uint32_t e = task->succ, next; e != STRATA__NONE; e = next) {
+        strata__node_task *s = task_of(n, n->edges[e].succ);
         if (status != STRATA_OK)
             s->poisoned = true;
         if (--s->pending == 0)
             push_ready(n, n->edges[e].succ);
+        next = n->edges[e].next;
+        n->edges[e].next = n->free_edge;   /* walked once: free for the next link */
+        n->free_edge = e;
     }
-    while (n->done_watermark < n->ntasks && n->tasks[n->done_watermark].done)
+    task->succ = STRATA__NONE;
+    while (n->done_watermark < n->ntasks && task_of(n, n->done_watermark)->done)
         n->done_watermark++;
 }
 
@@ -148,7 +163,7 @@ static const char *reg_name(const strata__node *n, uint32_t handle)
 /* Post member m of task t to child c. */
 static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
 {
-    strata__node_task *task = &n->tasks[t];
+    strata__node_task *task = task_of(n, t);
     const strata__node_member *mem = &task->members[m];
     strata__mailbox *mb = c->mb;
     strata_task_args a = {task->tensors + mem->first_tensor, task->tags + mem->first_tensor, mem->ntensors,
@@ -172,7 +187,7 @@ static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
    completes when its last member has, with the first member's failure. */
 static void member_done(strata__node *n, uint32_t t, int status, const char *msg)
 {
-    strata__node_task *task = &n->tasks[t];
+    strata__node_task *task = task_of(n, t);
     if (status != STRATA_OK && task->group_status == STRATA_OK) {
         task->group_status = status;
         task->group_message = strata__format("%s", msg ? msg : strata_status_name(status));
@@ -217,7 +232,7 @@ static bool child_idle(const strata__child *c)
    whether it did. */
 static bool settle_unrunnable(strata__node *n, uint32_t t, bool failed, const char *dead_why)
 {
-    strata__node_task *task = &n->tasks[t];
+    strata__node_task *task = task_of(n, t);
     if (task->poisoned || failed) {
         complete(n, t, STRATA_ECANCELED, NULL);
         return true;
@@ -239,9 +254,9 @@ static bool dispatch_groups(strata__node *n)
     bool settled = false;
     uint32_t keep = f->head;
     strata__child *picks[256];
-    for (uint32_t i = f->head; i < f->tail; i++) {
-        uint32_t t = f->items[i];
-        strata__node_task *task = &n->tasks[t];
+    for (uint32_t i = f->head; i != f->tail; i++) {
+        uint32_t t = fifo_at(n, f, i);
+        strata__node_task *task = task_of(n, t);
         bool failed = strata__failure_status(&n->failure) != 0;
         bool dead = false;
         bool can = !task->poisoned && !failed && pick_children(n, task, picks, &dead);
@@ -253,7 +268,7 @@ static bool dispatch_groups(strata__node *n)
             continue;
         }
         if (!can) {
-            f->items[keep++] = t;   /* wait for its children */
+            f->items[keep++ & (n->window - 1)] = t;   /* wait for its children */
             continue;
         }
         task->remaining = task->nmembers;
@@ -271,8 +286,8 @@ static bool dispatch_singles(strata__node *n)
     for (uint32_t k = 0; k < n->nchips; k++) {
         strata__child *c = &n->children[k];
         strata__task_fifo *f = &n->chip_ready[k];
-        while (f->head < f->tail) {
-            uint32_t t = f->items[f->head];
+        while (f->head != f->tail) {
+            uint32_t t = fifo_at(n, f, f->head);
             bool failed = strata__failure_status(&n->failure) != 0;
             if (settle_unrunnable(n, t, failed, c->dead ? "a chip child it targets is dead" : NULL)) {
                 f->head++;
@@ -282,7 +297,7 @@ static bool dispatch_singles(strata__node *n)
             if (!child_idle(c))
                 break;
             f->head++;
-            n->tasks[t].remaining = 1;
+            task_of(n, t)->remaining = 1;
             post(n, c, t, 0);
         }
     }
@@ -290,8 +305,8 @@ static bool dispatch_singles(strata__node *n)
     uint32_t next_sub = n->nchips, alive = 0;   /* deaths are noticed in pump(), not here */
     for (uint32_t k = n->nchips; k < n->nchildren; k++)
         alive += !n->children[k].dead;
-    while (f->head < f->tail) {
-        uint32_t t = f->items[f->head];
+    while (f->head != f->tail) {
+        uint32_t t = fifo_at(n, f, f->head);
         bool failed = strata__failure_status(&n->failure) != 0;
         if (settle_unrunnable(n, t, failed, alive ? NULL : "too few SUB children are alive")) {
             f->head++;
@@ -303,7 +318,7 @@ static bool dispatch_singles(strata__node *n)
         if (next_sub == n->nchildren)
             break;
         f->head++;
-        n->tasks[t].remaining = 1;
+        task_of(n, t)->remaining = 1;
         post(n, &n->children[next_sub], t, 0);
     }
     return settled;
@@ -366,7 +381,7 @@ static void handle_deaths(strata__node *n)
         if (c->task) {
             uint32_t t = (uint32_t)(c->task - 1);
             msg = strata__format("%s while running task %u (%s)", c->death_message ? c->death_message : "a child died",
-                                 t + 1, reg_name(n, n->tasks[t].handle));
+                                 t + 1, reg_name(n, task_of(n, t)->handle));
             c->task = 0;
             note_death(n, msg ? msg : "a child died while running a task");
             member_done(n, t, c->death_status, msg ? msg : "a child died while running a task");
@@ -462,7 +477,9 @@ static int link_dep(void *arg, uint64_t producer)
 {
     link_ctx *ctx = arg;
     strata__node *n = ctx->n;
-    strata__node_task *p = &n->tasks[producer - 1], *t = &n->tasks[ctx->t];
+    /* producer >= done_watermark + 1 (the TensorMap skips older ids), so its
+       slot still holds it */
+    strata__node_task *p = task_of(n, (uint32_t)(producer - 1)), *t = task_of(n, ctx->t);
     if (p->done) {
         if (p->status != STRATA_OK)
             t->poisoned = true;
@@ -471,11 +488,17 @@ static int link_dep(void *arg, uint64_t producer)
     if (p->last_succ == ctx->t + 1)
         return STRATA_OK;   /* already linked through another tensor */
     p->last_succ = ctx->t + 1;
-    int rc = STRATA__RESERVE(n->edges, n->nedges, n->edges_cap, 256, "the run's dependency edges");
-    if (rc)
-        return rc;
-    n->edges[n->nedges] = (strata__node_edge){.succ = ctx->t, .next = p->succ};
-    p->succ = n->nedges++;
+    uint32_t e = n->free_edge;
+    if (e != STRATA__NONE) {
+        n->free_edge = n->edges[e].next;
+    } else {
+        int rc = STRATA__RESERVE(n->edges, n->nedges, n->edges_cap, 256, "the run's dependency edges");
+        if (rc)
+            return rc;
+        e = n->nedges++;
+    }
+    n->edges[e] = (strata__node_edge){.succ = ctx->t, .next = p->succ};
+    p->succ = e;
     t->pending++;
     return STRATA_OK;
 }
@@ -610,24 +633,21 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         rc = check_member(n, call, m, count, kind, a, workers ? workers[m] : -1, ext + at, buf + at);
         at += a ? a->ntensors : 0;
     }
-    if (rc == STRATA_OK)
-        rc = STRATA__RESERVE(n->tasks, n->ntasks, n->tasks_cap, 64, "the run's tasks");
-    strata__task_fifo *fifo = NULL;
-    if (rc == STRATA_OK && n->chip_ready == NULL && n->nchips) {
-        n->chip_ready = calloc(n->nchips, sizeof n->chip_ready[0]);
-        if (!n->chip_ready)
-            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory for the ready lists of %u chips", call,
-                              n->nchips);
-    }
-    if (rc == STRATA_OK) {
-        fifo = fifo_for(n, kind, count, kind == STRATA__REG_CHIP ? workers[0] : -1);
-        rc = STRATA__RESERVE(fifo->items, fifo->reserved, fifo->cap, 64, "the run's ready list");
-    }
+    /* Back-pressure: a full window waits until its oldest task is done. The
+       tasks in it always finish (children run them, or die and fail them), so
+       this wait always ends. */
+    while (rc == STRATA_OK && n->ntasks - n->done_watermark >= n->window)
+        pump(n, true);
     uint32_t t = n->ntasks;
     strata__node_task *task = NULL;
     if (rc == STRATA_OK) {
-        task = &n->tasks[t];
+        task = task_of(n, t);
+        free(task->group_message);
+        void *keep_block = task->block;
+        size_t keep_bytes = task->block_bytes;
         memset(task, 0, sizeof *task);
+        task->block = keep_block;
+        task->block_bytes = keep_bytes;
         task->kind = kind;
         task->handle = h;
         task->cfg = cfg ? *cfg : *o->run_cfg;
@@ -639,14 +659,23 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
         task->nmembers = count;
         task->ntensors = nt;
         task->nscalars = ns;
-        /* One block from the run's memory, widest alignment first: tensors
-           and scalars (8), then members and tags (4). The block is 16-aligned. */
+        /* One block, the slot's own (grown when a task needs more), widest
+           alignment first: tensors and scalars (8), then members and tags (4). */
         size_t bytes = nt * sizeof task->tensors[0] + ns * sizeof task->scalars[0] +
                        count * sizeof task->members[0] + nt * sizeof task->tags[0];
-        unsigned char *block = strata__bump_alloc(&n->run_memory, bytes, "a task's copy of its arguments");
+        if (bytes > task->block_bytes) {
+            size_t want = bytes < 512 ? 512 : bytes;
+            void *grown = realloc(task->block, want);
+            if (grown) {
+                task->block = grown;
+                task->block_bytes = want;
+            }
+        }
+        unsigned char *block = bytes <= task->block_bytes ? task->block : NULL;
         if (!block) {
             task = NULL;
-            rc = strata__error_prefix(STRATA_ENOMEM, "%s", call);
+            rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory for a task's copy of its arguments (%zu bytes)",
+                              call, bytes);
         } else {
             task->tensors = nt ? (strata_tensor *)block : NULL;
             block += nt * sizeof task->tensors[0];
@@ -670,7 +699,8 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
                 fs += ms;
             }
             n->ntasks++;
-            fifo->reserved++;
+            if (n->ntasks - n->done_watermark > n->window_high_water)
+                n->window_high_water = n->ntasks - n->done_watermark;
         }
     }
     /* The task reads and writes the union of its members' tensors. */
@@ -752,19 +782,60 @@ int strata_orch_scope_end(strata_orch *o)
 
 static void reset_run(strata__node *n)
 {
-    for (uint32_t i = 0; i < n->ntasks; i++)
+    for (uint32_t i = 0; i < n->window && i < n->ntasks; i++) {
         free(n->tasks[i].group_message);
-    strata__bump_reset(&n->run_memory);
+        n->tasks[i].group_message = NULL;
+    }
     /* Every access of this run is stale for the next one: no dependency crosses
        runs. Entries are dropped lazily (task ids restart at 1, so drop them now). */
     strata__tmap_forget_accesses(&n->buffers);
     n->ntasks = n->nedges = 0;
+    n->free_edge = STRATA__NONE;
     for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
-        n->chip_ready[k].head = n->chip_ready[k].tail = n->chip_ready[k].reserved = 0;
-    n->sub_ready.head = n->sub_ready.tail = n->sub_ready.reserved = 0;
-    n->group_ready.head = n->group_ready.tail = n->group_ready.reserved = 0;
+        n->chip_ready[k].head = n->chip_ready[k].tail = 0;
+    n->sub_ready.head = n->sub_ready.tail = 0;
+    n->group_ready.head = n->group_ready.tail = 0;
     n->done_count = n->done_watermark = 0;
     n->nscopes = 0;
+}
+
+/* The task window and the ready FIFOs, made at the first run. */
+static int make_window(strata__node *n)
+{
+    n->window = n->cfg.node_task_window;
+    n->free_edge = STRATA__NONE;
+    n->tasks = calloc(n->window, sizeof n->tasks[0]);
+    n->chip_ready = calloc(n->nchips ? n->nchips : 1, sizeof n->chip_ready[0]);
+    bool ok = n->tasks && n->chip_ready;
+    for (uint32_t k = 0; ok && k < n->nchips; k++)
+        ok = (n->chip_ready[k].items = malloc(n->window * sizeof(uint32_t))) != NULL;
+    ok = ok && (n->sub_ready.items = malloc(n->window * sizeof(uint32_t))) != NULL;
+    ok = ok && (n->group_ready.items = malloc(n->window * sizeof(uint32_t))) != NULL;
+    if (ok)
+        return STRATA_OK;
+    strata__node_free_window(n);
+    return strata__fail(STRATA_ENOMEM, "strata_worker_run: out of host memory for a task window of %u tasks "
+                        "(node_task_window)", n->cfg.node_task_window);
+}
+
+void strata__node_free_window(strata__node *n)
+{
+    for (uint32_t i = 0; n->tasks && i < n->window; i++) {
+        free(n->tasks[i].block);
+        free(n->tasks[i].group_message);
+    }
+    free(n->tasks);
+    n->tasks = NULL;
+    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
+        free(n->chip_ready[k].items);
+    free(n->chip_ready);
+    n->chip_ready = NULL;
+    free(n->sub_ready.items);
+    free(n->group_ready.items);
+    n->sub_ready.items = n->group_ready.items = NULL;
+    free(n->edges);
+    n->edges = NULL;
+    n->nedges = n->edges_cap = 0;
 }
 
 int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
@@ -772,6 +843,12 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
 {
     (void)w;
     static const strata_call_config zero_cfg;
+    if (n->tasks == NULL) {
+        int rc = make_window(n);
+        if (rc)
+            return rc;
+    }
+    n->window_high_water = 0;
     strata__failure_reset(&n->failure);
     /* Children that died between runs: this run reports every one of them, in
        one message, and starts nothing. */

@@ -152,8 +152,10 @@ static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
                                     (int)strata__mailbox_message_len(c->mb), c->mb->message);
             return strata__fail(STRATA_ECHILD, "%s while starting", how);
         }
-        /* acquire: pairs with the release of `ready` in the child */
-        if (strata__load_acquire(&c->mb->ready))
+        /* acquire: pairs with the release of `ready` in the child. The child
+           may report ready before the spawner has published its pid: started
+           means both. */
+        if (strata__load_acquire(&c->mb->ready) && c->pid > 0)
             return STRATA_OK;
         if (strata__now_ns() >= deadline_ns) {
             strata__child_name(c, name, sizeof name);
@@ -432,14 +434,7 @@ void strata__node_destroy(strata__node *n)
     free(n->regs);
     free(n->run_deaths);
     free(n->objects);
-    free(n->tasks);
-    free(n->edges);
-    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
-        free(n->chip_ready[k].items);
-    free(n->chip_ready);
-    free(n->sub_ready.items);
-    free(n->group_ready.items);
-    strata__bump_destroy(&n->run_memory);
+    strata__node_free_window(n);
     strata__failure_reset(&n->failure);
     free(n);
 }

@@ -89,7 +89,9 @@ typedef struct strata__node_task {
     uint32_t           remaining;   /* members posted and not answered */
     int                group_status; /* first member failure */
     char              *group_message; /* owned */
-    strata_tensor     *tensors;     /* owned copy (views for the TensorMap) */
+    void              *block;       /* the slot's memory for the copies below, kept for the next task */
+    size_t             block_bytes;
+    strata_tensor     *tensors;     /* copies, in block (views for the TensorMap) */
     strata_tag        *tags;
     uint64_t          *scalars;
     uint32_t           ntensors, nscalars;
@@ -100,12 +102,12 @@ typedef struct strata__node_task {
     bool               done, poisoned;
 } strata__node_task;
 
-/* Ready tasks of a run, in the order they became ready. Room for every task
-   that can enter is reserved at submit, so a push never allocates. */
+/* Ready tasks of a run, in the order they became ready: a ring of one entry
+   per slot of the task window. A task is in at most one FIFO at a time, so a
+   push never overflows and never allocates. */
 typedef struct strata__task_fifo {
-    uint32_t *items;
-    uint32_t  head, tail;     /* items[head, tail) wait */
-    uint32_t  reserved, cap;  /* tasks of this run that may enter; capacity */
+    uint32_t *items;          /* task ids; window entries */
+    uint32_t  head, tail;     /* items[head, tail), positions modulo the window */
 } strata__task_fifo;
 
 typedef struct strata__node_edge {
@@ -145,18 +147,22 @@ typedef struct strata__node {
     uint32_t               nregs, regs_cap;
     uint64_t              *objects;      /* [start, end) pairs: loadable segments mapped at init */
     uint32_t               nobjects, objects_cap;
-    /* the run in progress */
-    strata__node_task     *tasks;
-    uint32_t               ntasks, tasks_cap;
-    strata__node_edge     *edges;
-    uint32_t               nedges, edges_cap;
+    /* The run in progress. Its tasks live in a window of `window` slots (task
+       id t in slot t % window): a submit waits while the window is full, until
+       the oldest tasks are done (done_watermark), so a run of any length holds
+       at most `window` tasks and their edges and copies. */
+    strata__node_task     *tasks;        /* window slots */
+    uint32_t               window;       /* node_task_window: a power of two */
+    uint32_t               ntasks;       /* tasks submitted in this run (the next id) */
+    uint32_t               window_high_water;
+    strata__node_edge     *edges;        /* grows to the most edges live at once */
+    uint32_t               nedges, edges_cap, free_edge; /* free_edge: a free list through next */
     /* Ready tasks wait where an idle child finds them without walking other
        children's backlog: a task for one chip in that chip's FIFO, a task for
        one SUB child in the SUB FIFO, a group (several children at once) in
        the group list, which is compacted in place. */
     strata__task_fifo     *chip_ready;   /* nchips FIFOs */
     strata__task_fifo      sub_ready, group_ready;
-    strata__bump           run_memory;   /* the tasks' copies of their arguments */
     uint32_t               done_count, done_watermark;
     uint32_t               nscopes;
     bool                   running;
@@ -228,6 +234,8 @@ void strata__child_main(strata__node *n, strata__child *c, pid_t spawner) __attr
 /* dispatch.c */
 int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
                       const strata_task_args *args, const strata_call_config *cfg);
+/* Free the task window and the ready FIFOs (at destroy). */
+void strata__node_free_window(strata__node *n);
 /* Sleep until a child answers or dies, or timeout_ms passes (0 = the longest
    sleep, STRATA__NODE_SLEEP_MAX_MS). */
 void strata__node_sleep(strata__node *n, uint32_t timeout_ms);

@@ -151,6 +151,7 @@ void strata_worker_config_init(strata_worker_config *cfg, int level)
     cfg->device_memory_bytes = 1ull << 30;
     cfg->aic_cores = 1;
     cfg->aiv_cores = 1;
+    cfg->node_task_window = 4096;
 }
 
 static int check_config(const strata_worker_config *cfg)
@@ -196,6 +197,10 @@ static int check_config(const strata_worker_config *cfg)
                                 "4096", (unsigned long long)cfg->shared_heap_bytes);
         if (cfg->init_timeout_ms == 0)
             return strata__fail(STRATA_EINVAL, "strata_worker_create: init_timeout_ms is 0; it must be at least 1");
+        uint32_t win = cfg->node_task_window;
+        if (win != 0 && (win < 16 || win > (1u << 20) || (win & (win - 1)) != 0))
+            return strata__fail(STRATA_EINVAL, "strata_worker_create: node_task_window is %u; it must be a power of two "
+                                "from 16 to 1048576 (strata_worker_config_init sets 4096)", win);
     }
     return STRATA_OK;
 }
@@ -263,6 +268,8 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
     w->cfg.platform = w->platform_name;
     w->cfg.runtime = w->runtime_name;
     w->cfg.device_ids = w->device_ids;
+    if (w->cfg.node_task_window == 0)
+        w->cfg.node_task_window = 4096;   /* 0 means the default, as for the other sizes */
     w->platform = strata__platform_find(w->platform_name);
     /* A chip child's L2 chip has the lower half of its chip memory (node/node.h). */
     rc = read_ring_env(w->cfg.level == 2 ? w->cfg.device_memory_bytes : w->cfg.device_memory_bytes / 2, &w->rings);
@@ -566,6 +573,8 @@ int strata_worker_stats(const strata_worker *w, strata_run_stats *out)
         out->tasks_failed = w->node->stat_failed;
         out->tasks_canceled = w->node->stat_canceled;
         out->child_restarts = w->node->restarts;
+        out->task_window = (strata_ring_stats){w->node->window ? w->node->window : w->cfg.node_task_window,
+                                               w->node->window_high_water};
     }
     return STRATA_OK;
 }

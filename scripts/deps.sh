@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(cmake ninja-build gcc make pkg-config)
 case "${1:-}" in
-  test)  want+=(valgrind) ;;
+  test)  want+=(valgrind clang libclang-rt-dev) ;;   # clang: the fuzz targets (libFuzzer)
   bench) want+=(valgrind clang libomp-dev libstarpu-dev python3) ;;
 esac
 missing=()

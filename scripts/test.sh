@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Build Strata three ways and run every test in each: plain (with the examples
-# and the install check), ASan+UBSan, then TSan. Stops at the first red build.
-# Usage: scripts/test.sh [plain|address|thread]...   (default: all three)
+# and the install check), ASan+UBSan, then TSan; then build the fuzz targets
+# with clang and run each briefly. Stops at the first red build.
+# Usage: scripts/test.sh [plain|address|thread|fuzz]...   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 jobs=$(nproc)
 configs=("$@")
-((${#configs[@]})) || configs=(plain address thread)
+((${#configs[@]})) || configs=(plain address thread fuzz)
 for c in "${configs[@]}"; do
+  if [ "$c" = fuzz ]; then
+    echo "==== fuzz targets (build-fuzz, clang, ASan+UBSan) ===="
+    cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DSTRATA_SANITIZE=address -DSTRATA_BUILD_FUZZ=ON -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF \
+      -DSTRATA_BUILD_EXAMPLES=OFF -DSTRATA_FUZZ_SECONDS="${STRATA_FUZZ_SECONDS:-10}" >/dev/null
+    cmake --build build-fuzz -j "$jobs" --target fuzzers
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L fuzz
+    continue
+  fi
   case "$c" in
     plain)   dir=build;        san="" ;;
     address) dir=build-asan;   san=address ;;
     thread)  dir=build-tsan;   san=thread ;;
-    *) echo "test.sh: unknown configuration '$c' (plain, address, thread)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown configuration '$c' (plain, address, thread, fuzz)" >&2; exit 2 ;;
   esac
   echo "==== $c build ($dir) ===="
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE="$san" >/dev/null

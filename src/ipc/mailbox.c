@@ -7,8 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/status.h"
 #include "core/sys.h"
 #include "core/wait.h"
+#include "ipc/wire.h"
 
 void strata__mailbox_post(strata__mailbox *mb, uint32_t seq)
 {
@@ -60,6 +62,21 @@ uint32_t strata__mailbox_wait(strata__mailbox *mb, uint32_t seen, uint64_t spin_
         if (!still_wanted())
             _exit(0);
     }
+}
+
+int strata__mailbox_reply_status(const strata__mailbox *mb)
+{
+    int status = mb->status;
+    return status <= 0 && strata__is_status(status) ? status : STRATA_ETASK;
+}
+
+int strata__mailbox_request_args(const strata__mailbox *mb, strata_task_args *out)
+{
+    uint32_t len = mb->args_len;
+    if (len > STRATA__MAILBOX_ARGS)
+        return strata__fail(STRATA_EINVAL, "request frame says its arguments take %u bytes; a mailbox holds %u", len,
+                            STRATA__MAILBOX_ARGS);
+    return strata__wire_decode(mb->args, len, out);
 }
 
 void strata__mailbox_set_result(strata__mailbox *mb, int status, const char *message)

@@ -120,6 +120,16 @@ static inline uint32_t strata__mailbox_message_len(const strata__mailbox *mb)
     return mb->message_len < STRATA__MAILBOX_MESSAGE ? mb->message_len : STRATA__MAILBOX_MESSAGE;
 }
 
+/* The status a child answered, as the parent may use it: a child's memory is
+   not trusted, so anything but STRATA_OK or a negative status of the list
+   becomes STRATA_ETASK. */
+int strata__mailbox_reply_status(const strata__mailbox *mb);
+
+/* In the child: the request's arguments, decoded in place (ipc/wire.h), with the
+   parent's args_len checked against the area first. STRATA_EINVAL, saying what is
+   wrong, for a frame that is not one. */
+int strata__mailbox_request_args(const strata__mailbox *mb, strata_task_args *out);
+
 /* Write status and message (cut at STRATA__MAILBOX_MESSAGE bytes, saying so). */
 void strata__mailbox_set_result(strata__mailbox *mb, int status, const char *message);
 

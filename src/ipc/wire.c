@@ -30,6 +30,7 @@ int strata__wire_encode(const strata_task_args *args, void *buf, size_t cap, siz
         memcpy(p, args->tensors, nt * sizeof(strata_tensor));
         p += nt * sizeof(strata_tensor);
         memcpy(p, args->tags, nt * sizeof(strata_tag));
+        memset(p + nt * sizeof(strata_tag), 0, pad8(nt * sizeof(strata_tag)) - nt * sizeof(strata_tag));
         p += pad8(nt * sizeof(strata_tag));
     }
     if (ns)
@@ -57,6 +58,10 @@ int strata__wire_decode(const void *buf, size_t len, strata_task_args *out)
     a.tensors = nt ? (const strata_tensor *)(const void *)p : NULL;
     p += (size_t)nt * sizeof(strata_tensor);
     a.tags = nt ? (const strata_tag *)(const void *)p : NULL;
+    for (size_t i = (size_t)nt * sizeof(strata_tag); i < pad8((size_t)nt * sizeof(strata_tag)); i++)
+        if (p[i] != 0)
+            return strata__fail(STRATA_EINVAL, "task frame has nonzero padding after its %u tags (byte %zu); the "
+                                "encoder writes zeros there", nt, i);
     p += pad8((size_t)nt * sizeof(strata_tag));
     a.scalars = ns ? (const uint64_t *)(const void *)p : NULL;
     *out = a;

@@ -6,7 +6,7 @@
  *   0       4                 ntensors
  *   4       4                 nscalars
  *   8       112 * ntensors    tensors (strata_tensor, host byte order)
- *   ...     4 * ntensors      tags, padded to 8 bytes
+ *   ...     4 * ntensors      tags, padded with zeros to 8 bytes
  *   ...     8 * nscalars      scalars
  */
 #ifndef STRATA_IPC_WIRE_H

@@ -154,7 +154,7 @@ void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
             continue;
         }
         strata_task_args args;
-        int rc = strata__wire_decode(mb->args, mb->args_len, &args);
+        int rc = strata__mailbox_request_args(mb, &args);
         if (rc == STRATA_OK) {
             if (mb->handle == 0 || mb->handle > n->nregs)
                 rc = strata__fail(STRATA_ENOENT, "handle %u is not registered in this child", mb->handle);

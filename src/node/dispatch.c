@@ -428,12 +428,13 @@ static void pump(strata__node *n, bool block)
         c->task = 0;
         strata__mailbox *mb = c->mb;
         char *msg = NULL;
-        if (mb->status != STRATA_OK) {
+        int status = strata__mailbox_reply_status(mb);
+        if (status != STRATA_OK) {
             char name[96];
             msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name),
                                  (int)strata__mailbox_message_len(mb), mb->message);
         }
-        member_done(n, t, mb->status, msg ? msg : "a task failed in a child");
+        member_done(n, t, status, msg ? msg : "a task failed in a child");
         free(msg);
         progress = true;
     }

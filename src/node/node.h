@@ -250,6 +250,20 @@ int  strata__node_snapshot_objects(strata__node *n);
    the chip callable `symbol` of that shared object. live: the children run and must each take it before this returns. */
 int  strata__node_register(strata__node *n, bool live, const strata__registration *r, const char *so_path,
                            const char *symbol, strata_handle *out);
+/* A registration frame (the mailbox's args area of a REGISTER request), its
+   every length checked against the frame: pointers into it. */
+typedef struct strata__reg_parsed {
+    strata__reg_kind kind;
+    bool             by_symbol;     /* a chip callable to load from path and symbol */
+    uint64_t         orch, fn, ctx; /* pointers as the parent sent them */
+    const void      *kernels;       /* nkernels strata_kernel_entry, maybe unaligned */
+    uint32_t         nkernels;
+    const char      *name, *path, *symbol;   /* not NUL-terminated */
+    uint32_t         name_len, path_len, symbol_len;
+} strata__reg_parsed;
+int  strata__reg_frame_parse(const void *buf, size_t len, strata__reg_parsed *out);
+/* Copy the chip callable of a parsed frame (its kernel table checked). */
+int  strata__reg_parsed_callable(const strata__reg_parsed *f, strata__callable *out);
 /* In a child: apply a registration request. */
 int  strata__child_register(strata__node *n, const strata__mailbox *mb);
 /* Send child c (just started by the spawner) every registration made after

@@ -140,7 +140,7 @@ static int broadcast(strata__node *n, size_t len)
             c->busy = false;
             if (c->mb->status != STRATA_OK && rc == STRATA_OK) {
                 char name[96];
-                rc = strata__fail(c->mb->status, "%s: %.*s", strata__child_name(c, name, sizeof name),
+                rc = strata__fail(strata__mailbox_reply_status(c->mb), "%s: %.*s", strata__child_name(c, name, sizeof name),
                                   (int)strata__mailbox_message_len(c->mb), c->mb->message);
             }
         }
@@ -297,29 +297,61 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
     return STRATA_OK;
 }
 
-int strata__child_register(strata__node *n, const strata__mailbox *mb)
+int strata__reg_frame_parse(const void *buf, size_t len, strata__reg_parsed *out)
 {
     reg_frame f;
-    if (mb->args_len < sizeof f)
-        return strata__fail(STRATA_EINVAL, "registration frame of %u bytes is too short", mb->args_len);
-    memcpy(&f, mb->args, sizeof f);
-    const uint8_t *p = mb->args + sizeof f;
+    if (len < sizeof f)
+        return strata__fail(STRATA_EINVAL, "registration frame of %zu bytes is shorter than its %zu-byte header", len,
+                            sizeof f);
+    memcpy(&f, buf, sizeof f);
+    if (f.kind != STRATA__REG_CHIP && f.kind != STRATA__REG_SUB && f.kind != REG_SYMBOL)
+        return strata__fail(STRATA_EINVAL, "registration frame of unknown kind %u", f.kind);
+    if (f.kind != STRATA__REG_CHIP && f.nkernels != 0)
+        return strata__fail(STRATA_EINVAL, "registration frame of kind %u claims %u kernels", f.kind, f.nkernels);
+    /* 64-bit sums of 32-bit fields: no overflow */
+    uint64_t need = (uint64_t)sizeof f + (uint64_t)f.nkernels * sizeof(strata_kernel_entry) + f.name_len +
+                    f.path_len + f.symbol_len;
+    if (need != len)
+        return strata__fail(STRATA_EINVAL, "registration frame is %zu bytes; its header says %llu (%u kernels, name "
+                            "%u, path %u, symbol %u bytes)", len, (unsigned long long)need, f.nkernels, f.name_len,
+                            f.path_len, f.symbol_len);
+    if (f.kind == REG_SYMBOL && (f.path_len == 0 || f.symbol_len == 0))
+        return strata__fail(STRATA_EINVAL, "symbol registration frame without a path or a symbol");
+    const uint8_t *p = (const uint8_t *)buf + sizeof f;
+    *out = (strata__reg_parsed){
+        .kind = f.kind == STRATA__REG_SUB ? STRATA__REG_SUB : STRATA__REG_CHIP,
+        .by_symbol = f.kind == REG_SYMBOL,
+        .orch = f.orch, .fn = f.fn, .ctx = f.ctx,
+        .kernels = p, .nkernels = f.nkernels,
+        .name = (const char *)p + (size_t)f.nkernels * sizeof(strata_kernel_entry), .name_len = f.name_len,
+    };
+    out->path = out->name + f.name_len;
+    out->path_len = f.path_len;
+    out->symbol = out->path + f.path_len;
+    out->symbol_len = f.symbol_len;
+    return STRATA_OK;
+}
+
+int strata__child_register(strata__node *n, const strata__mailbox *mb)
+{
+    strata__reg_parsed f;
+    int rc = mb->args_len <= STRATA__MAILBOX_ARGS ? strata__reg_frame_parse(mb->args, mb->args_len, &f)
+                                                  : strata__fail(STRATA_EINVAL, "registration frame says it takes %u "
+                                                                 "bytes; a mailbox holds %u", mb->args_len,
+                                                                 STRATA__MAILBOX_ARGS);
     strata__registration r = {0};
-    int rc = STRATA_OK;
-    if (f.kind == REG_SYMBOL) {
-        char *path = strndup((const char *)p, f.path_len), *symbol = strndup((const char *)p + f.path_len, f.symbol_len);
+    if (rc) {
+        f.kind = STRATA__REG_CHIP;   /* not even a frame: still numbered, as a placeholder */
+    } else if (f.by_symbol) {
+        char *path = strndup(f.path, f.path_len), *symbol = strndup(f.symbol, f.symbol_len);
         r.kind = STRATA__REG_CHIP;
         rc = path && symbol ? load_symbol(path, symbol, &r.chip)
                             : strata__fail(STRATA_ENOMEM, "out of host memory in a child");
         free(path);
         free(symbol);
     } else if (f.kind == STRATA__REG_CHIP) {
-        char *name = strndup((const char *)p + f.nkernels * sizeof(strata_kernel_entry), f.name_len);
-        strata_chip_callable c = {name, (strata_chip_orch_fn)(uintptr_t)f.orch,
-                                  (const strata_kernel_entry *)(const void *)p, f.nkernels};
+        rc = strata__reg_parsed_callable(&f, &r.chip);
         r.kind = STRATA__REG_CHIP;
-        rc = name ? strata__callable_copy(&c, &r.chip) : strata__fail(STRATA_ENOMEM, "out of host memory in a child");
-        free(name);
     } else {
         r.kind = STRATA__REG_SUB;
         r.fn = (strata_sub_fn)(uintptr_t)f.fn;
@@ -329,9 +361,28 @@ int strata__child_register(strata__node *n, const strata__mailbox *mb)
         /* Keep the handle numbering of every process the same: a placeholder
            that makes each task on this handle fail, saying why. */
         memset(&r, 0, sizeof r);
-        r.kind = f.kind == STRATA__REG_SUB ? STRATA__REG_SUB : STRATA__REG_CHIP;
+        r.kind = f.kind;
         r.error = strata__format("%s", strata_last_error());
     }
     int arc = append(n, &r, NULL);
     return rc ? rc : arc;
+}
+
+int strata__reg_parsed_callable(const strata__reg_parsed *f, strata__callable *out)
+{
+    char *name = strndup(f->name, f->name_len);
+    if (!name)
+        return strata__fail(STRATA_ENOMEM, "out of host memory in a child");
+    strata_kernel_entry *k = f->nkernels ? malloc(f->nkernels * sizeof *k) : NULL;
+    if (f->nkernels && !k) {
+        free(name);
+        return strata__fail(STRATA_ENOMEM, "out of host memory in a child");
+    }
+    if (f->nkernels)
+        memcpy(k, f->kernels, f->nkernels * sizeof *k);   /* the frame need not be aligned */
+    strata_chip_callable c = {name, (strata_chip_orch_fn)(uintptr_t)f->orch, k, f->nkernels};
+    int rc = strata__callable_copy(&c, out);
+    free(k);
+    free(name);
+    return rc;
 }

@@ -306,7 +306,18 @@ TEST_CASE(recycled_pid_is_never_touched)
     CHECK(kill(victim, SIGKILL) == 0);
     CHECK(known_dead(w, 1));
     signal(SIGCHLD, SIG_DFL);   /* the application's own process below is reaped by the test */
-    pid_t stranger = fork_with_pid(victim);
+    /* Another process of the machine may take the pid between the write and
+       the fork: try again a few times. */
+    pid_t stranger = -1;
+    for (int attempt = 0; attempt < 50 && stranger != victim; attempt++) {
+        if (stranger > 0) {
+            kill(stranger, SIGKILL);
+            waitpid(stranger, NULL, 0);
+        }
+        stranger = fork_with_pid(victim);
+        if (stranger < 0)
+            break;
+    }
     if (stranger != victim) {
         if (stranger > 0) {
             kill(stranger, SIGKILL);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/array.h"
 #include "core/env.h"
 #include "core/sys.h"
@@ -45,7 +46,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
     }
     if (chip->sizes.dep_pool != want->dep_pool) {
         free(chip->edges);
-        chip->edges = malloc(want->dep_pool * sizeof chip->edges[0]);
+        chip->edges = strata__malloc(want->dep_pool * sizeof chip->edges[0]);
         if (!chip->edges) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for a dep_pool ring of %llu edges; "
@@ -146,9 +147,9 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     }
     if (rc == STRATA_OK) {
         chip->hrec_cap = 64;
-        chip->hrec = malloc(chip->hrec_cap * sizeof chip->hrec[0]);
+        chip->hrec = strata__malloc(chip->hrec_cap * sizeof chip->hrec[0]);
         chip->scopes_cap = 16;
-        chip->scopes = malloc(chip->scopes_cap * sizeof chip->scopes[0]);
+        chip->scopes = strata__malloc(chip->scopes_cap * sizeof chip->scopes[0]);
         if (!chip->hrec || !chip->scopes)
             rc = strata__fail(STRATA_ENOMEM, "out of host memory for the heap records and scope stack of chip %d "
                               "(%zu bytes)", device_id,

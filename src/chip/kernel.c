@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 #include "core/sys.h"
 
@@ -65,8 +66,8 @@ int strata__callable_copy(const strata_chip_callable *c, strata__callable *out)
             return strata__fail(STRATA_EINVAL, "chip callable '%s': kernels[%u] (func_id %d) has core type %d; use STRATA_AIC or STRATA_AIV",
                                 name, i, k->func_id, (int)k->core);
     }
-    out->name = strdup(name);
-    out->kernels = c->nkernels ? malloc(c->nkernels * sizeof out->kernels[0]) : NULL;
+    out->name = strata__strdup(name);
+    out->kernels = c->nkernels ? strata__malloc(c->nkernels * sizeof out->kernels[0]) : NULL;
     if (!out->name || (c->nkernels && !out->kernels)) {
         strata__callable_free(out);
         return strata__fail(STRATA_ENOMEM, "out of host memory copying chip callable '%s'", name);
@@ -133,15 +134,15 @@ static int open_object(const char *path, void **handle)
         }
     }
     int rc = STRATA_OK;
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *h = strata__sys_dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
-        const char *why = dlerror();
+        const char *why = strata__sys_dlerror();
         struct stat st;
         rc = strata__fail(stat(path, &st) == 0 ? STRATA_EINVAL : STRATA_ENOENT,
                           "dlopen of kernel object '%s' failed: %s", path, why ? why : "unknown error");
     } else {
-        loaded_object *o = malloc(sizeof *o);
-        char *p = strdup(path);
+        loaded_object *o = strata__malloc(sizeof *o);
+        char *p = strata__strdup(path);
         if (!o || !p) {
             free(o);
             free(p);
@@ -184,9 +185,9 @@ int strata_kernel_load(const char *so_path, const char *symbol, strata_kernel_fn
 /* Split extra flags on whitespace into argv (a copy in *storage). */
 static int split_flags(const char *flags, char **storage, char ***argv_out, size_t *n_out)
 {
-    *storage = strdup(flags ? flags : "");
+    *storage = strata__strdup(flags ? flags : "");
     size_t cap = 8, n = 0;
-    char **argv = malloc(cap * sizeof *argv);
+    char **argv = strata__malloc(cap * sizeof *argv);
     if (!*storage || !argv) {
         free(*storage);
         free(argv);
@@ -195,7 +196,7 @@ static int split_flags(const char *flags, char **storage, char ***argv_out, size
     for (char *save = NULL, *tok = strtok_r(*storage, " \t\n\r\f\v", &save); tok;
          tok = strtok_r(NULL, " \t\n\r\f\v", &save)) {
         if (n == cap) {
-            char **p = realloc(argv, (cap *= 2) * sizeof *argv);
+            char **p = strata__realloc(argv, (cap *= 2) * sizeof *argv);
             if (!p) {
                 free(argv);
                 free(*storage);
@@ -227,7 +228,7 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     int rc = split_flags(extra_cflags, &storage, &extra, &nextra);
     if (rc)
         return rc;
-    char **argv = malloc((nextra + 10) * sizeof *argv);
+    char **argv = strata__malloc((nextra + 10) * sizeof *argv);
     if (!argv) {
         free(extra);
         free(storage);
@@ -253,7 +254,7 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     pid_t pid = -1;
     char *out = NULL;
     size_t out_len = 0, out_cap = 0;
-    if (pipe2(fds, O_CLOEXEC) != 0) {
+    if (strata__sys_pipe2(fds, O_CLOEXEC) != 0) {
         rc = strata__fail_sys(errno, "pipe2 for the kernel compiler");
         goto done;
     }
@@ -264,7 +265,7 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     fa_ok = 1;
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    int err = posix_spawnp(&pid, cc, &fa, NULL, argv, environ);
+    int err = strata__sys_posix_spawnp(&pid, cc, &fa, argv, environ);
     close(fds[1]);
     fds[1] = -1;
     if (err != 0) {
@@ -275,7 +276,7 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     /* The pidfd names the compiler for the kill and the wait below, so that
        neither can reach another process if the application reaps children
        itself. Without one (old kernels), the pid is used. */
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = strata__sys_pidfd_open(pid);
     /* Read to the end, whatever happens: a compiler blocked on a full pipe
        would never exit. Out of memory keeps what was read and drops the rest.
        A compiler that runs past STRATA__COMPILE_TIMEOUT_S is killed. */
@@ -284,7 +285,7 @@ int strata_kernel_compile(const char *c_path, const char *so_path, const char *e
     for (;;) {
         if (out_len + 4096 + 1 > out_cap) {
             size_t cap = out_cap ? out_cap * 2 : 8192;
-            char *p = realloc(out, cap);
+            char *p = strata__realloc(out, cap);
             if (p) {
                 out = p;
                 out_cap = cap;

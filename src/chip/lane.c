@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/sys.h"
 
 /* The lane a thread is, so close() called from inside a kernel can refuse to join
@@ -122,7 +123,7 @@ bool strata__on_lane_of(const strata__chip *chip)
 int strata__lanes_start(strata__chip *chip)
 {
     uint32_t n = chip->ncores[STRATA_AIC] + chip->ncores[STRATA_AIV];
-    chip->lanes = calloc(n, sizeof chip->lanes[0]);
+    chip->lanes = strata__calloc(n, sizeof chip->lanes[0]);
     if (!chip->lanes)
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u core threads of chip %d", n, chip->device_id);
     for (uint32_t i = 0; i < n; i++) {
@@ -130,7 +131,7 @@ int strata__lanes_start(strata__chip *chip)
         l->chip = chip;
         l->core = i < chip->ncores[STRATA_AIC] ? STRATA_AIC : STRATA_AIV;
         l->index = l->core == STRATA_AIC ? i : i - chip->ncores[STRATA_AIC];
-        int err = pthread_create(&l->thread, NULL, lane_main, l);
+        int err = strata__sys_pthread_create(&l->thread, NULL, lane_main, l);
         if (err)
             return strata__fail_sys(err, "pthread_create for %s core %u of chip %d",
                                     strata__core_name(l->core), l->index, chip->device_id);

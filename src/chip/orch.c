@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/array.h"
 #include "core/tensor.h"
 
@@ -397,7 +398,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
                                             chip->sources.heap, (unsigned long long)t.nbytes, chip->sources.heap,
                                             (unsigned long long)n));
     if (chip->hrec_next - chip->hrec_head == chip->hrec_cap) {
-        strata__heap_record *p = malloc(2 * chip->hrec_cap * sizeof p[0]);
+        strata__heap_record *p = strata__malloc(2 * chip->hrec_cap * sizeof p[0]);
         if (!p)
             return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_alloc: out of host memory growing the "
                                                 "heap records to %llu entries",

@@ -3,12 +3,13 @@
 
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 
 int strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity)
 {
     /* seq 0 is "not yet pushed" for every cell of the first lap (pos + 1 >= 1) */
-    q->cells = calloc(capacity, sizeof q->cells[0]);
+    q->cells = strata__calloc(capacity, sizeof q->cells[0]);
     if (!q->cells)
         return strata__fail(STRATA_ENOMEM, "out of host memory for a ready queue of %llu entries",
                             (unsigned long long)capacity);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 
 int strata__arena_init(strata__arena *a, uint64_t lo, uint64_t hi, uint64_t align, const char *what)
@@ -11,7 +12,7 @@ int strata__arena_init(strata__arena *a, uint64_t lo, uint64_t hi, uint64_t alig
     a->lo = lo;
     a->hi = hi;
     a->align = align;
-    a->free_list = malloc(sizeof *a->free_list);
+    a->free_list = strata__malloc(sizeof *a->free_list);
     if (!a->free_list)
         return strata__fail(STRATA_ENOMEM, "out of host memory for the allocator of %s", what);
     a->free_list->addr = lo;
@@ -89,7 +90,7 @@ void strata__arena_free(strata__arena *a, uint64_t addr, uint64_t nbytes)
         next->addr = addr;
         next->nbytes += n;
     } else {
-        strata__free_block *b = malloc(sizeof *b);
+        strata__free_block *b = strata__malloc(sizeof *b);
         if (!b) {
             /* Deliberate leak of the range, not of host memory: without a node
                the block cannot be listed. Only under host memory exhaustion. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 
 int strata__array_reserve(void *slot, uint32_t count, uint32_t *cap, size_t size, uint32_t first,
@@ -14,7 +15,7 @@ int strata__array_reserve(void *slot, uint32_t count, uint32_t *cap, size_t size
     void *items;
     memcpy(&items, slot, sizeof items);
     uint32_t want = *cap ? 2 * *cap : first;
-    void *p = realloc(items, (size_t)want * size);
+    void *p = strata__realloc(items, (size_t)want * size);
     if (!p)
         return strata__fail(STRATA_ENOMEM, "out of host memory growing %s to %u entries", what, want);
     memcpy(slot, &p, sizeof p);

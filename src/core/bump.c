@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 
 #define FIRST_CHUNK (16u * 1024u)
@@ -18,7 +19,7 @@ void *strata__bump_alloc(strata__bump *b, size_t nbytes, const char *what)
         size_t size = c ? 2 * c->size : FIRST_CHUNK;
         while (size < need && size < SIZE_MAX / 2)
             size *= 2;
-        strata__bump_chunk *fresh = size >= need ? malloc(sizeof *fresh + size) : NULL;
+        strata__bump_chunk *fresh = size >= need ? strata__malloc(sizeof *fresh + size) : NULL;
         if (fresh == NULL) {
             strata__fail(STRATA_ENOMEM, "out of host memory for %s (%zu bytes)", what, nbytes);
             return NULL;
@@ -44,7 +45,7 @@ void strata__bump_reset(strata__bump *b)
         size_t total = 0;
         for (strata__bump_chunk *p = c; p; p = p->prev)
             total += p->size;
-        strata__bump_chunk *one = malloc(sizeof *one + total);
+        strata__bump_chunk *one = strata__malloc(sizeof *one + total);
         for (strata__bump_chunk *p = one ? c : c->prev; p;) {
             strata__bump_chunk *prev = p->prev;
             free(p);

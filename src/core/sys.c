@@ -1,12 +1,87 @@
-/* System call doors: futex and the monotonic clock. */
+/* System call doors: the fault-point table, futex and the monotonic clock. */
 #define _GNU_SOURCE
 #include "core/sys.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/fault.h"
+
+/* ---- the fault-point table ---- */
+
+/* Whether `point` fails now; sets errno to err when it does. */
+static bool fails(const char *point, int err)
+{
+    if (!strata__fault_hit(point))
+        return false;
+    errno = err;
+    return true;
+}
+
+void *strata__sys_mmap(size_t len, int prot, int flags)
+{
+    return fails("mmap", ENOMEM) ? MAP_FAILED : mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
+}
+
+pid_t strata__sys_fork(void)
+{
+    return fails("fork", EAGAIN) ? -1 : fork();
+}
+
+int strata__sys_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    return fails("pthread_create", EAGAIN) ? EAGAIN : pthread_create(t, attr, fn, arg);
+}
+
+int strata__sys_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    return fails("socketpair", EMFILE) ? -1 : socketpair(domain, type, protocol, sv);
+}
+
+int strata__sys_signalfd(const sigset_t *mask, int flags)
+{
+    return fails("signalfd", EMFILE) ? -1 : signalfd(-1, mask, flags);
+}
+
+int strata__sys_pidfd_open(pid_t pid)
+{
+    return fails("pidfd_open", EMFILE) ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int strata__sys_pipe2(int fds[2], int flags)
+{
+    return fails("pipe2", EMFILE) ? -1 : pipe2(fds, flags);
+}
+
+int strata__sys_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa, char *const argv[],
+                             char *const envp[])
+{
+    return fails("posix_spawnp", EAGAIN) ? EAGAIN : posix_spawnp(pid, file, fa, NULL, argv, envp);
+}
+
+static _Thread_local bool dlopen_injected;
+
+void *strata__sys_dlopen(const char *path, int flags)
+{
+    dlopen_injected = fails("dlopen", ENOMEM);
+    return dlopen_injected ? NULL : dlopen(path, flags);
+}
+
+const char *strata__sys_dlerror(void)
+{
+    if (dlopen_injected) {
+        dlopen_injected = false;
+        return "Cannot allocate memory (a fault injected by a test)";
+    }
+    return dlerror();
+}
 
 uint64_t strata__now_ns(void)
 {

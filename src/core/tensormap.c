@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 
 /* Buffers are 64-byte aligned. The 4 KiB page of an address is hashed
@@ -27,8 +28,8 @@ int strata__tmap_init(strata__tensormap *m)
 {
     memset(m, 0, sizeof *m);
     m->nslots = 64;
-    m->slots = malloc(m->nslots * sizeof m->slots[0]);
-    m->scratch = malloc(sizeof *m->scratch);
+    m->slots = strata__malloc(m->nslots * sizeof m->slots[0]);
+    m->scratch = strata__malloc(sizeof *m->scratch);
     if (!m->slots || !m->scratch) {
         free(m->slots);
         free(m->scratch);
@@ -52,7 +53,7 @@ void strata__tmap_destroy(strata__tensormap *m)
 static int grow_slots(strata__tensormap *m)
 {
     uint32_t n = m->nslots * 2;
-    uint32_t *s = malloc(n * sizeof s[0]);
+    uint32_t *s = strata__malloc(n * sizeof s[0]);
     if (!s)
         return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u slots", n);
     memset(s, 0xff, n * sizeof s[0]);
@@ -90,7 +91,7 @@ int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes
     }
     if (m->free_buffer == STRATA__NONE) {
         uint32_t n = m->nbuffers ? m->nbuffers * 2 : 64;
-        strata__buffer *b = realloc(m->buffers, n * sizeof b[0]);
+        strata__buffer *b = strata__realloc(m->buffers, n * sizeof b[0]);
         if (!b)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing the buffer registry to %u buffers", n);
         for (uint32_t i = m->nbuffers; i < n; i++) {
@@ -171,7 +172,7 @@ static int alloc_access(strata__tensormap *m, uint32_t *out)
 {
     if (m->free_access == STRATA__NONE) {
         uint32_t n = m->naccesses ? m->naccesses * 2 : 256;
-        strata__access *a = realloc(m->accesses, n * sizeof a[0]);
+        strata__access *a = strata__realloc(m->accesses, n * sizeof a[0]);
         if (!a)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing the TensorMap to %u entries", n);
         for (uint32_t i = m->naccesses; i < n; i++)

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "core/status.h"
+#include "core/sys.h"
 
 static uint64_t pages(uint64_t n)
 {
@@ -15,7 +16,7 @@ static uint64_t pages(uint64_t n)
 
 int strata__shm_map(uint64_t nbytes, const char *what, void **out)
 {
-    void *p = mmap(NULL, pages(nbytes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = strata__sys_mmap(pages(nbytes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
     if (p == MAP_FAILED)
         return strata__fail_sys(errno, "mmap of %llu bytes of shared memory for %s", (unsigned long long)nbytes,
                                 what);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "chip/engine.h"
+#include "core/fault.h"
 #include "core/sys.h"
 #include "core/wait.h"
 #include "ipc/wire.h"
@@ -117,6 +118,7 @@ static void fault_at_start(const strata__child *c)
 void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
 {
     spawner_pid = spawner;
+    strata__fault_enter_child();
     /* Die with the spawner: set first, then check, so a spawner that died
        before the prctl is noticed too. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/array.h"
 #include "core/log.h"
 #include "core/sys.h"
@@ -625,8 +626,8 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     strata__extent ext_small[8];
     uint32_t buf_small[8];
     bool small = nt <= 8;
-    strata__extent *ext = small ? ext_small : malloc(nt * sizeof ext[0]);
-    uint32_t *buf = small ? buf_small : malloc(nt * sizeof buf[0]);
+    strata__extent *ext = small ? ext_small : strata__malloc(nt * sizeof ext[0]);
+    uint32_t *buf = small ? buf_small : strata__malloc(nt * sizeof buf[0]);
     if (!ext || !buf)
         rc = strata__fail(STRATA_ENOMEM, "%s: out of host memory", call);
     for (uint32_t m = 0, at = 0; rc == STRATA_OK && m < count; m++) {
@@ -666,7 +667,7 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
                        count * sizeof task->members[0] + nt * sizeof task->tags[0];
         if (bytes > task->block_bytes) {
             size_t want = bytes < 512 ? 512 : bytes;
-            void *grown = realloc(task->block, want);
+            void *grown = strata__realloc(task->block, want);
             if (grown) {
                 task->block = grown;
                 task->block_bytes = want;
@@ -805,13 +806,13 @@ static int make_window(strata__node *n)
 {
     n->window = n->cfg.node_task_window;
     n->free_edge = STRATA__NONE;
-    n->tasks = calloc(n->window, sizeof n->tasks[0]);
-    n->chip_ready = calloc(n->nchips ? n->nchips : 1, sizeof n->chip_ready[0]);
+    n->tasks = strata__calloc(n->window, sizeof n->tasks[0]);
+    n->chip_ready = strata__calloc(n->nchips ? n->nchips : 1, sizeof n->chip_ready[0]);
     bool ok = n->tasks && n->chip_ready;
     for (uint32_t k = 0; ok && k < n->nchips; k++)
-        ok = (n->chip_ready[k].items = malloc(n->window * sizeof(uint32_t))) != NULL;
-    ok = ok && (n->sub_ready.items = malloc(n->window * sizeof(uint32_t))) != NULL;
-    ok = ok && (n->group_ready.items = malloc(n->window * sizeof(uint32_t))) != NULL;
+        ok = (n->chip_ready[k].items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
+    ok = ok && (n->sub_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
+    ok = ok && (n->group_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     if (ok)
         return STRATA_OK;
     strata__node_free_window(n);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "ipc/shm.h"
@@ -66,7 +67,7 @@ void strata__node_set_serving(const strata__node *n)
 pid_t strata__node_fork_quiet(void)
 {
     pthread_mutex_lock(&live_lock);
-    pid_t pid = fork();
+    pid_t pid = strata__sys_fork();
     int err = errno;
     /* In the new process the forking thread, its only one, holds the copy:
        released there too, as an atfork child handler would. */
@@ -103,7 +104,7 @@ const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
 
 int strata__node_create(const strata_worker_config *cfg, strata__node **out)
 {
-    strata__node *n = calloc(1, sizeof *n);
+    strata__node *n = strata__calloc(1, sizeof *n);
     if (!n)
         return strata__fail(STRATA_ENOMEM, "strata_worker_create: out of host memory for a level-%d worker",
                             cfg->level);
@@ -269,7 +270,7 @@ int strata__node_init(strata__node *n)
     n->nchips = n->cfg.ndevices;
     n->nchildren = n->cfg.ndevices + n->cfg.num_sub_workers;
     n->parent_pid = getpid();
-    n->children = calloc(n->nchildren, sizeof n->children[0]);
+    n->children = strata__calloc(n->nchildren, sizeof n->children[0]);
     if (!n->children)
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
     n->mail_bytes = sizeof(strata__mailbox_header) + (uint64_t)n->nchildren * sizeof(strata__mailbox);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "chip/kernel.h"
+#include "core/alloc.h"
 #include "core/array.h"
 #include "core/log.h"
 #include "core/sys.h"
@@ -36,7 +37,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
             continue;
         if (n->nobjects + 2 > n->objects_cap) {
             uint32_t cap = n->objects_cap ? 2 * n->objects_cap : 64;
-            uint64_t *p = realloc(n->objects, cap * sizeof p[0]);
+            uint64_t *p = strata__realloc(n->objects, cap * sizeof p[0]);
             if (!p)
                 return 1;
             n->objects = p;
@@ -100,9 +101,9 @@ static int append(strata__node *n, const strata__registration *r, strata_handle 
 /* Load `symbol`, a const strata_chip_callable, from so_path and copy it. */
 static int load_symbol(const char *so_path, const char *symbol, strata__callable *out)
 {
-    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+    void *h = strata__sys_dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        const char *why = dlerror();
+        const char *why = strata__sys_dlerror();
         return strata__fail(STRATA_ENOENT, "dlopen of '%s' failed: %s", so_path, why ? why : "unknown error");
     }
     /* Deliberately never closed: the callable's functions may run at any time. */
@@ -259,8 +260,8 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
         rc = load_symbol(so_path, symbol, &copy.chip);
         if (rc)
             return rc;
-        copy.so_path = strdup(so_path);
-        copy.symbol = strdup(symbol);
+        copy.so_path = strata__strdup(so_path);
+        copy.symbol = strata__strdup(symbol);
         if (!copy.so_path || !copy.symbol)
             rc = strata__fail(STRATA_ENOMEM, "out of host memory for a registration");
         if (rc == STRATA_OK && live)
@@ -343,7 +344,7 @@ int strata__child_register(strata__node *n, const strata__mailbox *mb)
     if (rc) {
         f.kind = STRATA__REG_CHIP;   /* not even a frame: still numbered, as a placeholder */
     } else if (f.by_symbol) {
-        char *path = strndup(f.path, f.path_len), *symbol = strndup(f.symbol, f.symbol_len);
+        char *path = strata__strndup(f.path, f.path_len), *symbol = strata__strndup(f.symbol, f.symbol_len);
         r.kind = STRATA__REG_CHIP;
         rc = path && symbol ? load_symbol(path, symbol, &r.chip)
                             : strata__fail(STRATA_ENOMEM, "out of host memory in a child");
@@ -370,10 +371,10 @@ int strata__child_register(strata__node *n, const strata__mailbox *mb)
 
 int strata__reg_parsed_callable(const strata__reg_parsed *f, strata__callable *out)
 {
-    char *name = strndup(f->name, f->name_len);
+    char *name = strata__strndup(f->name, f->name_len);
     if (!name)
         return strata__fail(STRATA_ENOMEM, "out of host memory in a child");
-    strata_kernel_entry *k = f->nkernels ? malloc(f->nkernels * sizeof *k) : NULL;
+    strata_kernel_entry *k = f->nkernels ? strata__malloc(f->nkernels * sizeof *k) : NULL;
     if (f->nkernels && !k) {
         free(name);
         return strata__fail(STRATA_ENOMEM, "out of host memory in a child");

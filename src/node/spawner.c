@@ -64,6 +64,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "ipc/shm.h"
@@ -178,7 +180,7 @@ static void spawn(spawner *s, uint32_t i, uint32_t gen)
             ;
         s->pids[i] = 0;
     }
-    pid_t pid = fork();
+    pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(s->sock);
         if (s->sigfd >= 0)
@@ -215,6 +217,7 @@ static void __attribute__((noreturn)) spawner_main(strata__node *n, int sock)
     /* A group of its own, default dispositions (none of the application's
        handlers runs here or in a child), SIGCHLD blocked and read from a
        signalfd. */
+    strata__fault_enter_child();
     setpgid(0, 0);
     strata__node_set_serving(n);
     struct sigaction dfl;
@@ -227,13 +230,13 @@ static void __attribute__((noreturn)) spawner_main(strata__node *n, int sock)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_SETMASK, &chld, NULL);
-    spawner s = {.n = n, .sock = sock, .sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)};
+    spawner s = {.n = n, .sock = sock, .sigfd = strata__sys_signalfd(&chld, SFD_CLOEXEC | SFD_NONBLOCK)};
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (getppid() != n->parent_pid)
         _exit(1);
     strata__node_forget_others(n);
-    s.pids = calloc(n->nchildren, sizeof s.pids[0]);
-    s.gens = calloc(n->nchildren, sizeof s.gens[0]);
+    s.pids = strata__calloc(n->nchildren, sizeof s.pids[0]);
+    s.gens = strata__calloc(n->nchildren, sizeof s.gens[0]);
     if (!s.pids || !s.gens)
         _exit(2);
     for (;;) {
@@ -274,7 +277,7 @@ static uint64_t start_time(pid_t pid)
     buf[len] = '\0';
     char *p = strrchr(buf, ')');
     /* fields 3.. follow the command name; the start time is the 20th of them */
-    for (int field = 3; p && field < 22; field++)
+    for (int field = 3; p && field <= 22; field++)
         p = strchr(p + 1, ' ');
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
@@ -289,7 +292,7 @@ static bool still_ours(const strata__node *n)
 int strata__spawner_start(strata__node *n)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    if (strata__sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return strata__fail_sys(errno, "socketpair for the spawner process's requests");
     int rc = strata__node_snapshot_objects(n);
     if (rc) {
@@ -313,7 +316,7 @@ int strata__spawner_start(strata__node *n)
     n->spawner_pid = pid;
     n->spawner_cmd = sv[0];
     n->spawner_start_time = 0;
-    n->spawner_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    n->spawner_pidfd = strata__sys_pidfd_open(pid);
     err = errno;
     if (n->spawner_pidfd >= 0) {
         int fl = fcntl(n->spawner_pidfd, F_GETFD);

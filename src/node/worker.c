@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "chip/engine.h"
+#include "core/alloc.h"
 #include "core/array.h"
 #include "core/env.h"
 #include "core/log.h"
@@ -250,14 +251,14 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
         rc = strata__log_configure();
     if (rc)
         return rc;
-    strata_worker *w = calloc(1, sizeof *w);
+    strata_worker *w = strata__calloc(1, sizeof *w);
     if (w == NULL)
         return strata__fail(STRATA_ENOMEM, "strata_worker_create: out of host memory");
     w->cfg = *cfg;
-    w->platform_name = strdup(cfg->platform);
-    w->runtime_name = strdup(cfg->runtime);
+    w->platform_name = strata__strdup(cfg->platform);
+    w->runtime_name = strata__strdup(cfg->runtime);
     if (cfg->ndevices) {
-        w->device_ids = malloc(cfg->ndevices * sizeof w->device_ids[0]);
+        w->device_ids = strata__malloc(cfg->ndevices * sizeof w->device_ids[0]);
         if (w->device_ids)
             memcpy(w->device_ids, cfg->device_ids, cfg->ndevices * sizeof w->device_ids[0]);
     }
@@ -466,7 +467,7 @@ int strata_worker_register_chip(strata_worker *w, const strata_chip_callable *c,
     int rc = STRATA__RESERVE(w->callables, w->ncallables, w->callables_cap, 8, "the chip callables");
     if (rc)
         return strata__error_prefix(rc, "strata_worker_register_chip");
-    strata__callable *copy = malloc(sizeof *copy);
+    strata__callable *copy = strata__malloc(sizeof *copy);
     if (!copy)
         return strata__fail(STRATA_ENOMEM, "strata_worker_register_chip: out of host memory");
     rc = strata__callable_copy(c, copy);

@@ -16,8 +16,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/alloc.h"
 #include "core/arena.h"
 #include "core/status.h"
+#include "core/sys.h"
 
 struct strata__device {
     int           device_id;
@@ -40,7 +42,7 @@ static void sim_close(strata__device *dev)
 
 static int sim_open(int device_id, uint64_t memory_bytes, void *memory, strata__device **out)
 {
-    strata__device *dev = calloc(1, sizeof *dev);
+    strata__device *dev = strata__calloc(1, sizeof *dev);
     if (!dev)
         return strata__fail(STRATA_ENOMEM, "out of host memory opening sim chip %d", device_id);
     dev->device_id = device_id;
@@ -50,7 +52,7 @@ static int sim_open(int device_id, uint64_t memory_bytes, void *memory, strata__
         dev->size = memory_bytes;
     } else {
         dev->size = (memory_bytes + 4095) & ~(uint64_t)4095;
-        void *p = mmap(NULL, dev->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *p = strata__sys_mmap(dev->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE);
         if (p == MAP_FAILED) {
             int err = errno;
             free(dev);

@@ -487,11 +487,9 @@ int strata__chip_copy(strata__chip *chip, uint64_t addr, uint64_t offset, void *
         return strata__fail(STRATA_EINVAL, "%s: bytes [%llu, %llu) lie outside the %llu-byte buffer at 0x%llx",
                             call, (unsigned long long)offset, (unsigned long long)(offset + nbytes),
                             (unsigned long long)b->nbytes, (unsigned long long)addr);
-    if (to_device)
-        chip->platform->copy_to(chip->dev, addr + offset, host, nbytes);
-    else
-        chip->platform->copy_from(chip->dev, host, addr + offset, nbytes);
-    return STRATA_OK;
+    rc = to_device ? chip->platform->copy_to(chip->dev, addr + offset, host, nbytes)
+                   : chip->platform->copy_from(chip->dev, host, addr + offset, nbytes);
+    return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
 }
 
 void strata__chip_stats(const strata__chip *chip, strata_run_stats *out)

@@ -21,8 +21,10 @@ typedef struct strata__platform {
     /* Device memory, 64-byte aligned; nbytes > 0. free takes the size alloc got. */
     int  (*mem_alloc)(strata__device *dev, uint64_t nbytes, uint64_t *addr);
     void (*mem_free)(strata__device *dev, uint64_t addr, uint64_t nbytes);
-    void (*copy_to)(strata__device *dev, uint64_t dst, const void *src, uint64_t nbytes);
-    void (*copy_from)(strata__device *dev, void *dst, uint64_t src, uint64_t nbytes);
+    /* Copies between host memory and device memory; a status (a real device's
+       transfer can fail), with the message naming the device and the range. */
+    int  (*copy_to)(strata__device *dev, uint64_t dst, const void *src, uint64_t nbytes);
+    int  (*copy_from)(strata__device *dev, void *dst, uint64_t src, uint64_t nbytes);
     /* The device memory range [*lo, *hi). */
     void (*mem_range)(const strata__device *dev, uint64_t *lo, uint64_t *hi);
     /* Bytes currently free, and the largest free block. */

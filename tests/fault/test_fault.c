@@ -176,6 +176,15 @@ static void l2_round(round_ctx *r)
         rc = strata_worker_malloc(w, 0, 64, &b);
         check_outcome(r, "strata_worker_malloc", rc);
     }
+    uint64_t v[8] = {0};
+    if (rc == STRATA_OK) {
+        rc = strata_worker_copy_to(w, b, 0, v, sizeof v);   /* a device copy: a fault point */
+        check_outcome(r, "strata_worker_copy_to", rc);
+    }
+    if (rc == STRATA_OK) {
+        rc = strata_worker_copy_from(w, v, b, 0, sizeof v);
+        check_outcome(r, "strata_worker_copy_from", rc);
+    }
     for (int run = 0; rc == STRATA_OK && run < 3; run++) {
         strata_tensor t = strata_tensor_make((void *)(uintptr_t)b.addr, STRATA_U64, 1, (uint64_t[]){8});
         strata_tag tag = STRATA_INOUT;

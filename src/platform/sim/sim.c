@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/arena.h"
+#include "core/fault.h"
 #include "core/status.h"
 #include "core/sys.h"
 
@@ -84,16 +85,28 @@ static void sim_mem_free(strata__device *dev, uint64_t addr, uint64_t nbytes)
     strata__arena_free(&dev->arena, addr, nbytes);
 }
 
-static void sim_copy_to(strata__device *dev, uint64_t dst, const void *src, uint64_t nbytes)
+/* A copy is a memcpy on sim; the fault point "device_copy" stands for the
+   transfer a real device can fail (core/fault.h). */
+static int copy_refused(const strata__device *dev, const char *dir, uint64_t addr, uint64_t nbytes)
 {
-    (void)dev;
-    memcpy((void *)(uintptr_t)dst, src, nbytes);
+    return strata__fail(STRATA_ESYS, "copy %s %s at 0x%llx (%llu bytes) failed: Input/output error (a fault "
+                        "injected by a test)", dir, dev->name, (unsigned long long)addr, (unsigned long long)nbytes);
 }
 
-static void sim_copy_from(strata__device *dev, void *dst, uint64_t src, uint64_t nbytes)
+static int sim_copy_to(strata__device *dev, uint64_t dst, const void *src, uint64_t nbytes)
 {
-    (void)dev;
+    if (strata__fault_hit("device_copy"))
+        return copy_refused(dev, "to", dst, nbytes);
+    memcpy((void *)(uintptr_t)dst, src, nbytes);
+    return STRATA_OK;
+}
+
+static int sim_copy_from(strata__device *dev, void *dst, uint64_t src, uint64_t nbytes)
+{
+    if (strata__fault_hit("device_copy"))
+        return copy_refused(dev, "from", src, nbytes);
     memcpy(dst, (const void *)(uintptr_t)src, nbytes);
+    return STRATA_OK;
 }
 
 static void sim_mem_range(const strata__device *dev, uint64_t *lo, uint64_t *hi)

@@ -4,6 +4,7 @@
 #endif
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,4 +240,47 @@ void bench_print_machine(const char *runtime, const char *extra)
         fclose(f);
     }
     printf("# %s, %ld online CPUs, %s%s\n", runtime, sysconf(_SC_NPROCESSORS_ONLN), model, extra);
+}
+
+int bench_count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+long bench_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+bool bench_proc_stat(int pid, char *state, int *ppid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *rp = strrchr(buf, ')');   /* the command name may hold spaces and parentheses */
+    char st = '?';
+    int pp = 0;
+    if (!rp || sscanf(rp + 2, "%c %d", &st, &pp) != 2)
+        return false;
+    *state = st;
+    *ppid = pp;
+    return true;
 }

@@ -62,6 +62,15 @@ void bench_per_task(uint64_t *samples, uint64_t *submits, uint32_t reps, uint32_
                     double *min_ns, double *submit_ns);
 /* One --samples line: run r of workload `name`. */
 void bench_print_sample(const char *name, uint32_t r, uint64_t sample_ns, uint64_t submit_ns, uint32_t ntasks);
+/* ---- the process table, for the lifecycle benchmarks ---- */
+/* Entries of a directory but . and .. ("/proc/self/fd", "/proc/self/task"). */
+int  bench_count_dir(const char *path);
+/* Resident set size of this process, KiB. */
+long bench_rss_kib(void);
+/* The state letter and parent pid of process pid (/proc/<pid>/stat); false
+   when it does not exist. */
+bool bench_proc_stat(int pid, char *state, int *ppid);
+
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);
 

@@ -16,7 +16,6 @@
  * Figures are medians (and p90, max) over --reps repetitions; they are for
  * docs/performance.md, never asserted. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -123,29 +122,6 @@ static void *kill_when_running(void *arg)
     return NULL;
 }
 
-static int count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 int main(int argc, char **argv)
 {
     uint32_t reps = 20, nruns = 10000;
@@ -235,15 +211,15 @@ int main(int argc, char **argv)
         die("init");
     for (int i = 0; i < 100; i++)
         strata_worker_run(b.w, nothing, NULL, NULL, NULL);
-    long rss0 = rss_kib();
-    int fds0 = count_dir("/proc/self/fd"), thr0 = count_dir("/proc/self/task");
+    long rss0 = bench_rss_kib();
+    int fds0 = bench_count_dir("/proc/self/fd"), thr0 = bench_count_dir("/proc/self/task");
     uint64_t t0 = bench_now_ns();
     for (uint32_t i = 0; i < nruns; i++)
         if (strata_worker_run(b.w, nothing, NULL, NULL, NULL))
             die("run");
     double per_run_us = (double)(bench_now_ns() - t0) / nruns / 1e3;
     printf("\n%u empty runs: %.2f us per run; RSS %ld -> %ld KiB, descriptors %d -> %d, threads %d -> %d\n", nruns,
-           per_run_us, rss0, rss_kib(), fds0, count_dir("/proc/self/fd"), thr0, count_dir("/proc/self/task"));
+           per_run_us, rss0, bench_rss_kib(), fds0, bench_count_dir("/proc/self/fd"), thr0, bench_count_dir("/proc/self/task"));
     strata_worker_destroy(b.w);
     free(init_ns);
     free(detect);

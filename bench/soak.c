@@ -219,26 +219,6 @@ static void reference(const dag *d, uint64_t ref[NBUF][ELEMS])
 
 /* ---- the process table ---- */
 
-static pid_t ppid_of(pid_t pid, char *state)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *rp = strrchr(buf, ')');
-    int ppid = 0;
-    char st = '?';
-    if (!rp || sscanf(rp + 2, "%c %d", &st, &ppid) != 2)
-        return 0;
-    if (state)
-        *state = st;
-    return ppid;
-}
-
 /* The processes whose parent is `parent`: up to cap pids; zombies counted. */
 static int children_of(pid_t parent, pid_t *out, int cap, int *zombies)
 {
@@ -249,7 +229,8 @@ static int children_of(pid_t parent, pid_t *out, int cap, int *zombies)
             continue;
         pid_t p = (pid_t)atoi(e->d_name);
         char st;
-        if (ppid_of(p, &st) != parent)
+        int ppid;
+        if (!bench_proc_stat(p, &st, &ppid) || ppid != parent)
             continue;
         if (st == 'Z') {
             if (zombies)
@@ -260,17 +241,6 @@ static int children_of(pid_t parent, pid_t *out, int cap, int *zombies)
             out[n] = p;
         n++;
     }
-    if (d)
-        closedir(d);
-    return n;
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
     if (d)
         closedir(d);
     return n;
@@ -287,18 +257,6 @@ static int count_lines(const char *path)
     return n;
 }
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 typedef struct sample {
     double t_s;
     long   rss_kib;
@@ -308,8 +266,8 @@ typedef struct sample {
 
 static sample take_sample(double t_s, uint64_t runs)
 {
-    sample s = {t_s, rss_kib(), count_entries("/proc/self/fd"), count_lines("/proc/self/maps"),
-                count_entries("/proc/self/task"), 0, 0, runs};
+    sample s = {t_s, bench_rss_kib(), bench_count_dir("/proc/self/fd"), count_lines("/proc/self/maps"),
+                bench_count_dir("/proc/self/task"), 0, 0, runs};
     pid_t kids[8];
     int zombies = 0;
     int n = children_of(getpid(), kids, 8, &zombies);

@@ -89,6 +89,26 @@ static inline strata_tensor host_u64(strata_worker *w, uint64_t n, uint64_t **da
     return strata_tensor_make(p, STRATA_U64, 1, shape);
 }
 
+/* The state letter and parent pid of process pid (/proc/<pid>/stat); false
+   when it does not exist. */
+static inline bool proc_stat(pid_t pid, char *state, pid_t *ppid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *rp = strrchr(buf, ')');   /* the command name may hold spaces and parentheses */
+    int pp = 0;
+    if (!rp || sscanf(rp + 2, "%c %d", state, &pp) != 2)
+        return false;
+    *ppid = pp;
+    return true;
+}
+
 /* The number of this process's children in state Z (zombies). */
 static inline int zombie_children(void)
 {
@@ -96,20 +116,10 @@ static inline int zombie_children(void)
     int n = 0;
     pid_t me = getpid();
     for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *rp = strrchr(buf, ')');
         char state;
-        int ppid;
-        if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == me && state == 'Z')
+        pid_t ppid;
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && proc_stat((pid_t)atoi(e->d_name), &state, &ppid) &&
+            ppid == me && state == 'Z')
             n++;
     }
     if (d)
@@ -120,16 +130,9 @@ static inline int zombie_children(void)
 /* Whether process pid exists (and is not a zombie). */
 static inline bool process_alive(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *rp = strrchr(buf, ')');
-    return rp && rp[2] != 'Z' && rp[2] != 'X';
+    char state;
+    pid_t ppid;
+    return proc_stat(pid, &state, &ppid) && state != 'Z' && state != 'X';
 }
 
 static inline void sleep_ms(long ms)

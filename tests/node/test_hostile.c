@@ -134,20 +134,9 @@ static void run_counted(strata_worker *w, job *j, uint32_t n, uint64_t mode)
 /* The parent pid of pid, 0 if it does not exist. */
 static pid_t parent_of(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *rp = strrchr(buf, ')');
     char state;
-    int ppid = 0;
-    if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2)
-        return 0;
-    return ppid;
+    pid_t ppid;
+    return proc_stat(pid, &state, &ppid) ? ppid : 0;
 }
 
 /* Live (non-zombie) processes whose parent is pid. */

@@ -221,10 +221,12 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
     return rc;
 }
 
-static void release_child_memory(strata__child *c)
+static void release_child_memory(const strata__node *n, strata__child *c)
 {
+    if (c->resident)
+        n->platform->close(c->resident);   /* over our mapping: it unmaps nothing */
+    c->resident = NULL;
     if (c->memory) {
-        strata__arena_destroy(&c->buffers);
         strata__shm_unmap(c->memory, c->memory_bytes);
         c->memory = NULL;
     }
@@ -244,7 +246,7 @@ static void release_children(strata__node *n, bool kill_them)
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         free(c->death_message);
-        release_child_memory(c);
+        release_child_memory(n, c);
     }
     free(n->children);
     n->children = NULL;
@@ -281,6 +283,7 @@ int strata__node_init(strata__node *n)
         return rc;
     }
     n->header = n->mail;
+    n->platform = strata__platform_find(n->cfg.platform);
     live_add(n);
     strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
     for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -294,13 +297,15 @@ int strata__node_init(strata__node *n)
             snprintf(what, sizeof what, "the memory of chip %d (device_memory_bytes)", c->device_id);
             c->memory_bytes = n->cfg.device_memory_bytes;
             rc = strata__shm_map(c->memory_bytes, what, (void **)&c->memory);
-            if (rc == STRATA_OK) {
-                uint64_t lo = (uint64_t)(uintptr_t)c->memory;
-                rc = strata__arena_init(&c->buffers, lo + c->memory_bytes / 2, lo + c->memory_bytes, 64, what);
-                if (rc) {
-                    strata__shm_unmap(c->memory, c->memory_bytes);
-                    c->memory = NULL;
-                }
+            /* the lower half is the chip child's own; the upper half holds the
+               buffers the parent allocates and copies through the platform */
+            if (rc == STRATA_OK)
+                rc = n->platform->open(c->device_id, c->memory_bytes / 2, c->memory + c->memory_bytes / 2,
+                                       &c->resident);
+            if (rc) {
+                strata__shm_unmap(c->memory, c->memory_bytes);
+                c->memory = NULL;
+                c->resident = NULL;
             }
             if (rc) {
                 release_children(n, true);

@@ -4,8 +4,11 @@
  * Both are allocated by the parent. The host heap is one shared mapping made at
  * create; each chip child's memory is a shared mapping made at init, whose lower
  * half is the child's own L2 chip memory (its heap ring) and whose upper half
- * holds the buffers allocated here. Since every child inherits these mappings,
- * copies are plain memcpy by the parent and addresses mean the same everywhere.
+ * holds the buffers allocated here. The parent reaches the upper half through
+ * the chip's platform (platform/platform.h: a device opened over that range at
+ * init), so that allocation and copies are the platform's: on sim they are an
+ * allocator and memcpy over memory every child inherited at the same address;
+ * a real accelerator's backend would transfer instead.
  * Every buffer is registered in the node's TensorMap, which is how a submit
  * checks that a tensor lies in memory its target can see. */
 #include "node/node.h"
@@ -60,16 +63,14 @@ int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buf
     if (nbytes == 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_malloc: nbytes is 0; ask for at least 1 byte");
     strata__child *c = &n->children[worker];
-    char what[64];
-    snprintf(what, sizeof what, "chip %d (worker %d)", c->device_id, worker);
     uint64_t addr;
-    int rc = strata__arena_alloc(&c->buffers, nbytes, &addr, what, "device_memory_bytes");
+    int rc = n->platform->mem_alloc(c->resident, nbytes, &addr);
     if (rc)
-        return strata__error_prefix(rc, "strata_worker_malloc");
+        return strata__error_prefix(rc, "strata_worker_malloc on chip worker %d", worker);
     uint32_t index;
     rc = strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_CHIP, &index);
     if (rc) {
-        strata__arena_free(&c->buffers, addr, nbytes);
+        n->platform->mem_free(c->resident, addr, nbytes);
         return rc;
     }
     strata__tmap_buffer(&n->buffers, index)->owner_data = (uint64_t)worker;
@@ -105,7 +106,7 @@ int strata__node_free(strata__node *n, strata_buffer buf)
     strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
     if (!b)
         return strata__node_no_chip_buffer(n, "strata_worker_free", buf.addr);
-    strata__arena_free(&n->children[b->owner_data].buffers, buf.addr, b->nbytes);
+    n->platform->mem_free(n->children[b->owner_data].resident, buf.addr, b->nbytes);
     strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, buf.addr));
     return STRATA_OK;
 }
@@ -122,12 +123,10 @@ int strata__node_copy(strata__node *n, strata_buffer buf, uint64_t offset, void 
         return strata__fail(STRATA_EINVAL, "%s: bytes [%llu, %llu) lie outside the %llu-byte buffer at 0x%llx", call,
                             (unsigned long long)offset, (unsigned long long)(offset + nbytes),
                             (unsigned long long)b->nbytes, (unsigned long long)buf.addr);
-    void *dev = (void *)(uintptr_t)(buf.addr + offset);
-    if (to)
-        memcpy(dev, host, nbytes);
-    else
-        memcpy(host, dev, nbytes);
-    return STRATA_OK;
+    strata__device *dev = n->children[b->owner_data].resident;
+    int rc = to ? n->platform->copy_to(dev, buf.addr + offset, host, nbytes)
+                : n->platform->copy_from(dev, host, buf.addr + offset, nbytes);
+    return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
 }
 
 void strata__node_drop_chip_buffers(strata__node *n, strata__child *c)
@@ -135,7 +134,7 @@ void strata__node_drop_chip_buffers(strata__node *n, strata__child *c)
     for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
         strata__buffer *b = &n->buffers.buffers[i];
         if (b->kind == STRATA__BUFFER_CHIP && b->owner_data == (uint64_t)c->worker) {
-            strata__arena_free(&c->buffers, b->addr, b->nbytes);
+            n->platform->mem_free(c->resident, b->addr, b->nbytes);
             strata__tmap_buffer_remove(&n->buffers, i);
         }
     }

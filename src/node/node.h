@@ -57,7 +57,9 @@ typedef struct strata__child {
     /* chips: the range of chip memory reserved for it (shared mapping) */
     uint8_t           *memory;
     uint64_t           memory_bytes;
-    strata__arena      buffers;       /* the parent's allocator over the upper half */
+    strata__device    *resident;      /* the parent's platform device over the upper half: the
+                                         buffers of strata_worker_malloc, allocated and copied
+                                         through the platform (platform/platform.h) */
 } strata__child;
 
 typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB } strata__reg_kind;
@@ -129,6 +131,7 @@ typedef struct strata__node {
     void                  *mail;         /* header + mailboxes, shared */
     uint64_t               mail_bytes;
     strata__mailbox_header *header;
+    const strata__platform *platform;    /* the chips' platform (cfg.platform) */
     pid_t                  parent_pid;   /* the application process that owns the worker */
     /* the spawner (node/spawner.c): 0 / -1 when none */
     pid_t                  spawner_pid;

@@ -34,6 +34,22 @@
 #define STRATA__PARENT_CHECK_MS 100
 
 static pid_t spawner_pid;
+static pid_t self_pid;
+/* Set in a copy of this child made by fork() inside a SUB function that then
+   returned (a helper that forgot to _exit): that copy must not take the
+   mailbox's requests too. */
+static volatile bool forked_copy;
+
+static void mark_forked_copy(void)
+{
+    forked_copy = true;
+}
+
+/* Whether this process is a copy of the child rather than the child. */
+static bool not_the_child(void)
+{
+    return forked_copy || getpid() != self_pid;
+}
 
 static bool parent_alive(void)
 {
@@ -118,7 +134,9 @@ static void fault_at_start(const strata__child *c)
 void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
 {
     spawner_pid = spawner;
+    self_pid = getpid();
     strata__fault_enter_child();
+    pthread_atfork(NULL, NULL, mark_forked_copy);
     /* Die with the spawner: set first, then check, so a spawner that died
        before the prctl is noticed too. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -168,6 +186,8 @@ void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
             else
                 rc = run_sub_task(n, mb, &args);
         }
+        if (c->kind == STRATA__CHILD_SUB && not_the_child())
+            _exit(0);   /* a copy the SUB function forked: the child answers, not it */
         strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
         strata__mailbox_answer(n->header, mb, seen);
     }

@@ -92,7 +92,7 @@ static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
         r = strata__futex_wait_shared(&n->header->wake, seen, (uint64_t)timeout_ms * 1000000u);
     strata__store_relaxed(&n->header->parent_sleeping, 0);
     n->check_deaths = true;
-    if (r == ETIMEDOUT)
+    if (r == ETIMEDOUT || r == EINTR)
         n->check_spawner = true;   /* its death publishes nothing: look */
 }
 
@@ -852,8 +852,9 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     }
     n->window_high_water = 0;
     strata__failure_reset(&n->failure);
-    /* Children that died between runs: this run reports every one of them, in
-       one message, and starts nothing. */
+    /* Children that died between runs (the spawner's death included): this run
+       reports every one of them, in one message, and starts nothing. */
+    n->check_spawner = true;
     strata__node_reap(n);
     char *report = NULL;
     int status = STRATA_OK;

@@ -24,30 +24,73 @@
 #include "core/sys.h"
 #include "ipc/shm.h"
 
-/* Global state: every node worker between init and close, so a new spawner can
-   drop the others' descriptors and mappings (a mutex guards the list, and is
-   held across the fork of a spawner, which then reads the list unlocked: it is
-   single-threaded). */
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Global state: every node worker from create to destroy, so that a new
+   spawner can drop the others' descriptors and mappings (forget_others).
+   live_lock guards the list and every field of a listed node that
+   forget_others reads (its heap, mailboxes, chips' memory, children array and
+   its spawner's descriptors): a fork that copied a half-made picture would give
+   a spawner another worker's memory or socket. pthread_atfork takes the lock
+   around every fork of the process, Strata's and the application's, so each new
+   process sees the list whole; it is recursive so that a spawner can be forked
+   with it held (strata__spawner_start makes its socket pair and forks under it). */
+static pthread_mutex_t live_lock;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 static strata__node *live_nodes;
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&live_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void atfork_child(void)
+{
+    /* the new process has one thread, the one that forked: a fresh lock */
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&live_lock, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+static void live_setup(void)
+{
+    atfork_child();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void strata__node_live_lock(void)
+{
+    pthread_once(&live_once, live_setup);
+    pthread_mutex_lock(&live_lock);
+}
+
+void strata__node_live_unlock(void)
+{
+    pthread_mutex_unlock(&live_lock);
+}
 
 static void live_add(strata__node *n)
 {
-    pthread_mutex_lock(&live_lock);
+    strata__node_live_lock();
     n->next_live = live_nodes;
     live_nodes = n;
-    pthread_mutex_unlock(&live_lock);
+    strata__node_live_unlock();
 }
 
 static void live_remove(strata__node *n)
 {
-    pthread_mutex_lock(&live_lock);
+    strata__node_live_lock();
     for (strata__node **p = &live_nodes; *p; p = &(*p)->next_live)
         if (*p == n) {
             *p = n->next_live;
             break;
         }
-    pthread_mutex_unlock(&live_lock);
+    strata__node_live_unlock();
 }
 
 /* The node this process serves as its spawner or child; NULL in the
@@ -64,32 +107,31 @@ void strata__node_set_serving(const strata__node *n)
     serving = n;
 }
 
-pid_t strata__node_fork_quiet(void)
-{
-    pthread_mutex_lock(&live_lock);
-    pid_t pid = strata__sys_fork();
-    int err = errno;
-    /* In the new process the forking thread, its only one, holds the copy:
-       released there too, as an atfork child handler would. */
-    pthread_mutex_unlock(&live_lock);
-    errno = err;
-    return pid;
-}
-
 void strata__node_forget_others(const strata__node *self)
 {
+    /* Run in a new spawner, single-threaded: the list is this process's copy.
+       Each copy is emptied as it is dropped, so that a later close of that
+       worker here (an exit handler in a child) touches nothing twice. */
     for (strata__node *o = live_nodes; o; o = o->next_live) {
         if (o == self)
             continue;
-        for (uint32_t i = 0; i < o->nchildren; i++)
-            if (o->children[i].memory)
-                strata__shm_unmap(o->children[i].memory, o->children[i].memory_bytes);
+        for (uint32_t i = 0; i < o->nchildren; i++) {
+            strata__child *c = &o->children[i];
+            if (c->memory)
+                strata__shm_unmap(c->memory, c->memory_bytes);
+            c->memory = NULL;
+            c->resident = NULL;   /* its small record stays allocated here: harmless */
+        }
         if (o->spawner_cmd >= 0)
             close(o->spawner_cmd);
         if (o->spawner_pidfd >= 0)
             close(o->spawner_pidfd);
+        o->spawner_cmd = o->spawner_pidfd = -1;
+        o->spawner_pid = 0;
         strata__shm_unmap(o->mail, o->mail_bytes);
         strata__shm_unmap(o->heap, o->heap_bytes);
+        o->mail = NULL;
+        o->heap = NULL;
     }
 }
 
@@ -131,6 +173,7 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
         free(n);
         return strata__error_prefix(rc, "strata_worker_create");
     }
+    live_add(n);   /* from now on a spawner of another worker drops this heap */
     *out = n;
     return STRATA_OK;
 }
@@ -202,9 +245,20 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
     c->gen = (c->gen + 1) & 0x3fffffffu;   /* 30 bits in the life word; 0 means never forked */
     if (c->gen == 0)
         c->gen = 1;
+    /* A spawner that died since it was last seen takes the other children
+       with it (reported by the next run); a new one is started first. */
+    if (n->spawner_pid > 0 && !strata__spawner_alive(n))
+        strata__node_spawner_lost(n);
     int rc = n->spawner_pid > 0 ? STRATA_OK : strata__spawner_start(n);
     if (rc == STRATA_OK)
         rc = strata__spawner_spawn(n, c);
+    if (rc && n->spawner_pid > 0 && !strata__spawner_alive(n)) {
+        /* it died between the look and the request: once more, on a new one */
+        strata__node_spawner_lost(n);
+        rc = strata__spawner_start(n);
+        if (rc == STRATA_OK)
+            rc = strata__spawner_spawn(n, c);
+    }
     if (rc)
         return not_started(c, rc);
     rc = await_ready(n, c, deadline_ns);
@@ -243,6 +297,7 @@ static void release_children(strata__node *n, bool kill_them)
         strata__spawner_stop(n, strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1000000000u);
     else
         strata__spawner_forget(n);
+    strata__node_live_lock();
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         free(c->death_message);
@@ -251,10 +306,10 @@ static void release_children(strata__node *n, bool kill_them)
     free(n->children);
     n->children = NULL;
     n->nchildren = 0;
-    n->spin_ns = STRATA__SPIN_MIN_NS;
     strata__shm_unmap(n->mail, n->mail_bytes);
     n->mail = NULL;
-    live_remove(n);
+    strata__node_live_unlock();
+    n->spin_ns = STRATA__SPIN_MIN_NS;
 }
 
 /* The first child of children[0, upto) found dead, or NULL. */
@@ -269,22 +324,26 @@ static strata__child *first_dead(strata__node *n, uint32_t upto)
 
 int strata__node_init(strata__node *n)
 {
+    n->parent_pid = getpid();
+    n->platform = strata__platform_find(n->cfg.platform);
+    /* The children, their mailboxes and their chips' memory, made under the
+       list's lock: a spawner forked meanwhile sees all of them or none. */
+    strata__node_live_lock();
     n->nchips = n->cfg.ndevices;
     n->nchildren = n->cfg.ndevices + n->cfg.num_sub_workers;
-    n->parent_pid = getpid();
     n->children = strata__calloc(n->nchildren, sizeof n->children[0]);
-    if (!n->children)
-        return strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
+    int rc = n->children ? STRATA_OK : strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
     n->mail_bytes = sizeof(strata__mailbox_header) + (uint64_t)n->nchildren * sizeof(strata__mailbox);
-    int rc = strata__shm_map(n->mail_bytes, "the children's mailboxes", &n->mail);
+    if (rc == STRATA_OK)
+        rc = strata__shm_map(n->mail_bytes, "the children's mailboxes", &n->mail);
     if (rc) {
         free(n->children);
         n->children = NULL;
+        n->nchildren = 0;
+        strata__node_live_unlock();
         return rc;
     }
     n->header = n->mail;
-    n->platform = strata__platform_find(n->cfg.platform);
-    live_add(n);
     strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
@@ -308,11 +367,13 @@ int strata__node_init(strata__node *n)
                 c->resident = NULL;
             }
             if (rc) {
+                strata__node_live_unlock();
                 release_children(n, true);
                 return rc;
             }
         }
     }
+    strata__node_live_unlock();
     /* Every mapping exists: now the spawner, then the children one by one. */
     rc = strata__spawner_start(n);
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
@@ -357,7 +418,8 @@ int strata__node_recover(strata__node *n)
         if (rc) {
             /* Could not replace it: it stays dead, the next run says why and
                tries again; the other dead children are still replaced. */
-            char *why = strata__format("its replacement could not start: %s", strata_last_error());
+            char *why = strata__format("%s child %d: its replacement could not start: %s",
+                                       c->kind == STRATA__CHILD_CHIP ? "chip" : "SUB", c->worker, strata_last_error());
             c->dead = true;
             c->death_reported = false;
             free(c->death_message);
@@ -420,8 +482,10 @@ void strata__node_close(strata__node *n)
     if (n->heap) {
         strata__tmap_destroy(&n->buffers);
         strata__arena_destroy(&n->heap_arena);
+        strata__node_live_lock();
         strata__shm_unmap(n->heap, n->heap_bytes);
         n->heap = NULL;
+        strata__node_live_unlock();
     }
 }
 
@@ -430,6 +494,7 @@ void strata__node_destroy(strata__node *n)
     if (!n)
         return;
     strata__node_close(n);
+    live_remove(n);
     for (uint32_t i = 0; i < n->nregs; i++) {
         if (n->regs[i].kind == STRATA__REG_CHIP)
             strata__callable_free(&n->regs[i].chip);

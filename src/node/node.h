@@ -140,6 +140,7 @@ typedef struct strata__node {
     uint64_t               spawner_start_time; /* /proc/<pid>/stat starttime, for the fallback */
     uint32_t               nregs_spawner; /* registrations the spawner inherited; later ones are replayed */
     bool                   check_spawner; /* see whether the spawner lives at the next reap */
+    uint64_t               spawner_checked_ns; /* when it was last seen alive */
     struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
@@ -184,9 +185,10 @@ void strata__node_forget_others(const strata__node *self);
 bool strata__node_serves_here(const strata__node *n);
 /* Mark this process as n's spawner or child (at its start). */
 void strata__node_set_serving(const strata__node *n);
-/* fork() with the process-wide list of node workers locked, so the new process
-   sees it whole. */
-pid_t strata__node_fork_quiet(void);
+/* The lock of the process-wide list of node workers and of the fields of a
+   listed node that a new spawner reads (see lifecycle.c); recursive. */
+void  strata__node_live_lock(void);
+void  strata__node_live_unlock(void);
 int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
 int  strata__node_init(strata__node *n);
 void strata__node_close(strata__node *n);
@@ -210,6 +212,10 @@ int  strata__node_reap(strata__node *n);
    bounded, until it is reaped. why: the death message, or NULL to describe how
    it died. */
 void strata__node_kill(strata__node *n, strata__child *c, const char *why);
+/* The spawner is gone (or cannot be trusted): end and reap it; every child
+   not dead yet is dead with it (PR_SET_PDEATHSIG), for the next run to report.
+   Returns how many children that made dead. */
+int  strata__node_spawner_lost(strata__node *n);
 /* Send signal sig to child c's process group through the spawner. */
 void strata__node_signal(strata__node *n, strata__child *c, int sig);
 

@@ -47,8 +47,7 @@ static char *describe(const strata__child *c, int wstatus)
     return strata__format("%s was killed by signal %d (%s)", name, WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
 }
 
-/* The spawner is gone: so is every child (PR_SET_PDEATHSIG). */
-static int spawner_lost(strata__node *n)
+int strata__node_spawner_lost(strata__node *n)
 {
     pid_t spid = n->spawner_pid;
     char *how = strata__spawner_describe_end(n);
@@ -95,10 +94,15 @@ int strata__node_reap(strata__node *n)
             found++;
         }
     }
-    if (n->check_spawner) {
+    /* The spawner's death publishes nothing: look when asked, and at least
+       every STRATA__NODE_SLEEP_MAX_MS whatever ends the sleeps (an
+       application's timer signal interrupts every futex wait). */
+    uint64_t now = strata__now_ns();
+    if (n->check_spawner || now - n->spawner_checked_ns >= STRATA__NODE_SLEEP_MAX_MS * 1000000ull) {
         n->check_spawner = false;
+        n->spawner_checked_ns = now;
         if (n->spawner_pid > 0 && !strata__spawner_alive(n))
-            found += spawner_lost(n);
+            found += strata__node_spawner_lost(n);
     }
     return found;
 }
@@ -128,7 +132,7 @@ void strata__node_kill(strata__node *n, strata__child *c, const char *why)
            every child with it; the next spawn starts a new one. */
         strata__log(STRATA__LOG_ERROR, "the spawner (pid %d) did not report %s reaped within %u ms; ending it",
                     (int)n->spawner_pid, name, STRATA__KILL_WAIT_MS);
-        spawner_lost(n);
+        strata__node_spawner_lost(n);
     }
     if (why) {
         char *copy = strata__format("%s", why);

@@ -9,7 +9,8 @@
  * a pool) die with it; and a fork from a process whose other threads hold locks
  * needs care. The spawner is forked once, at init, by the thread that calls it
  * (and again only if it dies); it runs no thread and none of the application's
- * code, and it is the only process that ever waits for a child. A pid it holds
+ * code but the pthread_atfork handlers the application registered (every fork
+ * runs them), and it is the only process that ever waits for a child. A pid it holds
  * belongs to an unreaped child of its own, so it cannot have been reused: every
  * kill and wait by pid is safe by construction, with or without pidfds.
  *
@@ -286,23 +287,28 @@ static uint64_t start_time(pid_t pid)
    pidfd: a process with that pid and start time). */
 static bool still_ours(const strata__node *n)
 {
-    return n->spawner_start_time && start_time(n->spawner_pid) == n->spawner_start_time;
+    /* A start time of 0: /proc could not be read at start; then the pid alone
+       (still our unreaped child unless the application reaped it) */
+    return n->spawner_start_time == 0 || start_time(n->spawner_pid) == n->spawner_start_time;
 }
 
 int strata__spawner_start(strata__node *n)
 {
-    int sv[2];
-    if (strata__sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        return strata__fail_sys(errno, "socketpair for the spawner process's requests");
     int rc = strata__node_snapshot_objects(n);
-    if (rc) {
-        close(sv[0]);
-        close(sv[1]);
+    if (rc)
         return rc;
-    }
     n->nregs_spawner = n->nregs;
     fflush(NULL);   /* nothing buffered is written twice by the spawner's children */
-    pid_t pid = strata__node_fork_quiet();
+    /* The socket pair and the fork under the list's lock (node/lifecycle.c): no
+       other worker's spawner can be forked holding our ends, unnamed. */
+    strata__node_live_lock();
+    int sv[2];
+    if (strata__sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        rc = strata__fail_sys(errno, "socketpair for the spawner process's requests");
+        strata__node_live_unlock();
+        return rc;
+    }
+    pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(sv[0]);
         spawner_main(n, sv[1]);
@@ -311,6 +317,7 @@ int strata__spawner_start(strata__node *n)
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
+        strata__node_live_unlock();
         return strata__fail_sys(err, "fork of the spawner process of a level-%d worker", n->level);
     }
     n->spawner_pid = pid;
@@ -329,6 +336,7 @@ int strata__spawner_start(strata__node *n)
         strata__log(STRATA__LOG_INFO, "pidfd_open of the spawner (pid %d) failed (%s); naming it by pid and start "
                     "time instead", (int)pid, strerror(err));
     }
+    strata__node_live_unlock();
     return STRATA_OK;
 }
 
@@ -429,6 +437,7 @@ void strata__spawner_stop(strata__node *n, uint64_t deadline_ns)
 
 void strata__spawner_forget(strata__node *n)
 {
+    strata__node_live_lock();
     if (n->spawner_cmd >= 0)
         close(n->spawner_cmd);
     if (n->spawner_pidfd >= 0)
@@ -436,6 +445,7 @@ void strata__spawner_forget(strata__node *n)
     n->spawner_cmd = n->spawner_pidfd = -1;
     n->spawner_pid = 0;
     n->spawner_start_time = 0;
+    strata__node_live_unlock();
 }
 
 /* How the spawner ended, after it has (for a message); NULL when unknown. */

@@ -597,8 +597,10 @@ int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out)
     /* Take the deaths the spawner has published, so a pid is never answered
        for a child known to be gone (the answer is a read of the worker's
        state; the engine's own copy of it is brought up to date). */
-    if (w->state == STRATA_STATE_READY)
+    if (w->state == STRATA_STATE_READY) {
+        w->node->check_spawner = true;   /* a spawner's death takes every child */
         strata__node_reap(w->node);
+    }
     const strata__child *c = &w->node->children[worker];
     if (c->dead || c->pid <= 0)
         return strata__fail(STRATA_ECHILD, "strata_worker_child_pid: %s", c->death_message ? c->death_message

@@ -22,11 +22,14 @@ enum {
     MODE_CLOSE_FDS = 2,    /* close 3..1024, open the log file, write a line, count */
     MODE_GRANDCHILD = 3,   /* start a process that runs forever; t[2] = its pid; count */
     MODE_USE_PARENT = 4,   /* call the parent's worker; count only if each call is refused */
-    MODE_SLEEP = 5         /* 200 ms, then count */
+    MODE_SLEEP = 5,        /* 200 ms, then count */
+    MODE_FORK_RETURN = 6,  /* fork, and both copies return (a helper that forgot _exit); count */
+    MODE_DESTROY_OTHER = 7 /* open /dev/null, destroy another worker, then write to the file; count */
 };
 
 static char log_path[256];
 static strata_worker *parent_worker;
+static strata_worker *other_worker;
 
 static int hostile_sub(const strata_task_args *a, void *ctx)
 {
@@ -70,6 +73,24 @@ static int hostile_sub(const strata_task_args *a, void *ctx)
     case MODE_SLEEP:
         sleep_ms(200);
         break;
+    case MODE_FORK_RETURN: {
+        pid_t copy = fork();
+        if (copy < 0)
+            return 1;
+        if (copy == 0)
+            return 0;   /* the copy returns into Strata's loop: it must not answer, nor take requests */
+        break;
+    }
+    case MODE_DESTROY_OTHER: {
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        strata_worker_destroy(other_worker);   /* another worker's copy, in this child */
+        bool ok = fd >= 0 && write(fd, "x", 1) == 1;
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            return 2;
+        break;
+    }
     }
     t[0] += 1;
     return 0;
@@ -188,7 +209,8 @@ static void *kill_hanging(void *arg)
     for (uint32_t i = 0; i < k->nslots; i++)
         k->victims[i] = hanging_pid(k->j, i);
     for (uint32_t i = 0; i < k->nslots; i++)
-        kill(k->victims[i], SIGKILL);
+        if (k->victims[i] > 0)   /* never kill(0, ...): that is the test's own group */
+            kill(k->victims[i], SIGKILL);
     return NULL;
 }
 
@@ -776,7 +798,234 @@ TEST_CASE(destroy_inside_a_run)
     CHECK(wait_gone(spawner));   /* closed and freed: the harness sees nothing left */
 }
 
-TEST_MAIN(CASE(sigchld_ignored), CASE(application_reaps_every_child), CASE(recycled_pid_is_never_touched),
+/* ---- what the review of the spawner found ---- */
+
+/* The application's timer signal interrupts every sleep of the engine (a
+   thread signals the driving thread every 20 ms, as a profiler or an interval
+   timer does); the spawner is killed during a task without a timeout: the run
+   still returns. */
+static void on_timer(int sig)
+{
+    (void)sig;
+}
+
+typedef struct ticker {
+    pthread_t    target;
+    _Atomic bool stop;
+} ticker;
+
+static void *tick(void *arg)
+{
+    ticker *t = arg;
+    while (!atomic_load(&t->stop)) {
+        pthread_kill(t->target, SIGUSR1);
+        sleep_ms(20);
+    }
+    return NULL;
+}
+
+/* Kill the spawner once the MODE_HANG task of hang_job's slot 0 runs. */
+static job *hang_job;
+static void *kill_spawner_mid_task(void *arg)
+{
+    sniper *s = arg;
+    if (hanging_pid(hang_job, 0) > 0)
+        s->fired = kill(s->spawner, SIGKILL) == 0;
+    return NULL;
+}
+
+TEST_CASE(spawner_killed_under_a_timer_signal)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_timer;   /* no SA_RESTART: every futex wait ends with EINTR */
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    ticker tk = {.target = pthread_self()};
+    pthread_t ticking;
+    CHECK(pthread_create(&ticking, NULL, tick, &tk) == 0);
+    job j = {0};
+    strata_worker *w = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &j);
+    CHECK_OK(strata_worker_init(w));
+    sniper sn = {.spawner = spawner_of(w)};
+    j.ntasks = 1;
+    j.mode[0] = MODE_HANG;
+    j.data[0][1] = 0;
+    hang_job = &j;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, kill_spawner_mid_task, &sn) == 0);
+    uint64_t t0 = test_now_ns();
+    int rc = strata_worker_run(w, job_orch, &j, NULL, NULL);   /* the task hangs, no timeout */
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(sn.fired);
+    CHECK_STATUS(rc, STRATA_ECHILD);
+    CHECK_ERROR_HAS("was killed with Strata's spawner process");
+    CHECK(test_now_ns() - t0 < 10000000000ull);
+    run_counted(w, &j, 1, MODE_COUNT);
+    atomic_store(&tk.stop, true);
+    CHECK(pthread_join(ticking, NULL) == 0);
+    strata_worker_destroy(w);
+}
+
+/* A child and then the spawner killed between runs: the next run reports both
+   children's deaths without starting anything, and the one after works. */
+static _Atomic int orch_calls;
+static int counting_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    atomic_fetch_add(&orch_calls, 1);
+    return job_orch(o, args, cfg, ctx);
+}
+
+TEST_CASE(child_then_spawner_killed_between_runs)
+{
+    job j = {0};
+    strata_worker *w = sub_only_worker(2, STRATA_ON_DEATH_RESTART, &j);
+    CHECK_OK(strata_worker_init(w));
+    pid_t spawner = spawner_of(w);
+    pid_t c0, c1;
+    CHECK_OK(strata_worker_child_pid(w, 0, &c0));
+    CHECK_OK(strata_worker_child_pid(w, 1, &c1));
+    CHECK(kill(c0, SIGKILL) == 0);
+    CHECK(known_dead(w, 0));
+    CHECK(kill(spawner, SIGKILL) == 0);
+    CHECK(wait_gone(spawner) && wait_gone(c1));
+    CHECK(known_dead(w, 1));   /* child_pid looks at the spawner too */
+    j.ntasks = 2;
+    j.mode[0] = j.mode[1] = MODE_COUNT;
+    atomic_store(&orch_calls, 0);
+    CHECK_STATUS(strata_worker_run(w, counting_orch, &j, NULL, NULL), STRATA_ECHILD);
+    CHECK_EQ_U64(atomic_load(&orch_calls), 0);   /* nothing started */
+    char text[96];
+    snprintf(text, sizeof text, "SUB child 0 (pid %d) was killed by signal 9", (int)c0);
+    CHECK_ERROR_HAS(text);
+    snprintf(text, sizeof text, "SUB child 1 (pid %d) was killed with Strata's spawner process", (int)c1);
+    CHECK_ERROR_HAS(text);
+    for (int r = 0; r < 5; r++)
+        run_counted(w, &j, 2, MODE_COUNT);
+    strata_worker_destroy(w);
+}
+
+/* Two workers made, initialised and destroyed on two threads at once: no
+   spawner gets the other's mailboxes or sockets. */
+static void *churn(void *arg)
+{
+    int *failures = arg;
+    for (int i = 0; i < 25; i++) {
+        job j = {0};
+        strata_worker *w = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &j);
+        if (strata_worker_init(w) != STRATA_OK) {
+            ++*failures;
+        } else {
+            pid_t c;
+            if (strata_worker_child_pid(w, 0, &c) != STRATA_OK || count_fds_named(c, "socket:") != 0)
+                ++*failures;
+            j.ntasks = 1;
+            j.mode[0] = MODE_COUNT;
+            if (strata_worker_run(w, job_orch, &j, NULL, NULL) != STRATA_OK || j.data[0][0] != 1)
+                ++*failures;
+        }
+        strata_worker_destroy(w);
+    }
+    return NULL;
+}
+
+TEST_CASE(two_threads_make_and_destroy_workers)
+{
+    int failures[2] = {0, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, churn, &failures[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK_EQ_U64(failures[0] + failures[1], 0);
+}
+
+/* The application forks while another thread makes and destroys workers; in
+   each copy, destroying a worker returns (no lock is left held in a copy). */
+typedef struct forker {
+    strata_worker *w;
+    _Atomic bool   stop;
+    int            hung, bad;
+} forker;
+
+static void *fork_copies(void *arg)
+{
+    forker *f = arg;
+    while (!atomic_load(&f->stop)) {
+        pid_t p = fork();
+        if (p == 0) {
+            strata_worker_destroy(f->w);   /* this copy's: must return */
+            _exit(0);
+        }
+        if (p < 0)
+            continue;
+        uint64_t deadline = test_now_ns() + 10000000000ull;
+        int st = 0;
+        pid_t r;
+        while ((r = waitpid(p, &st, WNOHANG)) == 0 && test_now_ns() < deadline)
+            sleep_ms(1);
+        if (r == 0) {
+            f->hung++;
+            kill(p, SIGKILL);
+            waitpid(p, &st, 0);
+        } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            f->bad++;
+        }
+    }
+    return NULL;
+}
+
+TEST_CASE(application_forks_while_workers_come_and_go)
+{
+    job j = {0};
+    forker f = {.w = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &j)};
+    CHECK_OK(strata_worker_init(f.w));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fork_copies, &f) == 0);
+    int failures = 0;
+    churn(&failures);
+    atomic_store(&f.stop, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK_EQ_U64(failures, 0);
+    CHECK_EQ_U64(f.hung, 0);
+    CHECK_EQ_U64(f.bad, 0);
+    strata_worker_destroy(f.w);
+}
+
+/* A SUB function forks and both copies return: every task still runs once. */
+TEST_CASE(sub_forks_and_both_copies_return)
+{
+    job j = {0};
+    strata_worker *w = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &j);
+    CHECK_OK(strata_worker_init(w));
+    run_counted(w, &j, 1, MODE_FORK_RETURN);
+    for (int r = 0; r < 50; r++)
+        run_counted(w, &j, 1, MODE_COUNT);
+    CHECK_EQ_U64(j.data[0][0], 51);
+    strata_worker_destroy(w);
+}
+
+/* A child of one worker destroys its copy of another worker: its own
+   descriptors stay its own. */
+TEST_CASE(child_destroys_another_workers_copy)
+{
+    job other = {0};
+    other_worker = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &other);
+    CHECK_OK(strata_worker_init(other_worker));
+    job j = {0};
+    strata_worker *w = sub_only_worker(1, STRATA_ON_DEATH_RESTART, &j);
+    CHECK_OK(strata_worker_init(w));
+    run_counted(w, &j, 1, MODE_DESTROY_OTHER);
+    for (int r = 0; r < 3; r++)
+        run_counted(w, &j, 1, MODE_COUNT);
+    run_counted(other_worker, &other, 1, MODE_COUNT);   /* the real one is untouched */
+    strata_worker_destroy(w);
+    strata_worker_destroy(other_worker);
+}
+
+TEST_MAIN(CASE(spawner_killed_under_a_timer_signal), CASE(child_then_spawner_killed_between_runs),
+          CASE(two_threads_make_and_destroy_workers), CASE(application_forks_while_workers_come_and_go),
+          CASE(sub_forks_and_both_copies_return), CASE(child_destroys_another_workers_copy),
+          CASE(sigchld_ignored), CASE(application_reaps_every_child), CASE(recycled_pid_is_never_touched),
           CASE(init_on_a_thread_that_ends), CASE(death_while_a_replacement_starts),
           CASE(replacement_that_cannot_start_and_another_death), CASE(spawner_killed),
           CASE(signals_to_the_application_group), CASE(every_signal_blocked), CASE(descriptor_limit_too_low),

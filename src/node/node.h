@@ -29,7 +29,6 @@
 #include "chip/engine.h"
 #include "chip/kernel.h"
 #include "core/arena.h"
-#include "core/bump.h"
 #include "core/status.h"
 #include "core/tensormap.h"
 #include "ipc/mailbox.h"

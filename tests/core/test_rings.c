@@ -1,8 +1,6 @@
-/* core.rings: the heap ring allocator, the run-long bump allocator and the
- * TensorMap's buffer registry. */
+/* core.rings: the heap ring allocator and the TensorMap's buffer registry. */
 #include "harness.h"
 
-#include "core/bump.h"
 #include "core/ring.h"
 #include "core/tensormap.h"
 
@@ -170,44 +168,5 @@ TEST_CASE(read_only_buffer_stays_small)
     strata__tmap_destroy(&o.m);
 }
 
-/* Every block is 16-aligned, distinct and writable, across chunk boundaries and
-   for requests larger than any chunk so far. */
-TEST_CASE(bump_blocks)
-{
-    strata__bump b = {0};
-    unsigned char *prev = NULL;
-    size_t prev_n = 0;
-    for (size_t i = 0; i < 5000; i++) {
-        size_t n = i % 7 == 0 ? 1 + i * 13 : 1 + i % 200;
-        unsigned char *p = strata__bump_alloc(&b, n, "test blocks");
-        CHECK(p != NULL);
-        CHECK_EQ_U64((uintptr_t)p % 16, 0);
-        memset(p, (int)(i & 0xff), n);
-        if (prev)
-            CHECK_EQ_U64(prev[prev_n - 1], (i - 1) & 0xff);   /* not overwritten */
-        prev = p;
-        prev_n = n;
-    }
-    CHECK(strata__bump_alloc(&b, 0, "test blocks") != NULL);
-    CHECK(strata__bump_alloc(&b, SIZE_MAX - 3, "a test block") == NULL);
-    CHECK_ERROR_HAS("a test block");
-    strata__bump_destroy(&b);
-}
-
-/* Reset keeps one chunk as large as all: the same run again allocates nothing. */
-TEST_CASE(bump_reset_reuses)
-{
-    strata__bump b = {0};
-    for (int i = 0; i < 1000; i++)
-        CHECK(strata__bump_alloc(&b, 100, "test blocks") != NULL);
-    strata__bump_reset(&b);
-    strata__bump_chunk *kept = b.chunk;
-    CHECK(kept != NULL && kept->prev == NULL && kept->used == 0);
-    for (int i = 0; i < 1000; i++)
-        CHECK(strata__bump_alloc(&b, 100, "test blocks") != NULL);
-    CHECK(b.chunk == kept);
-    strata__bump_destroy(&b);
-    CHECK(b.chunk == NULL);
-}
-
-TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(bump_blocks), CASE(bump_reset_reuses), CASE(heap_ring_random_fifo), CASE(buffer_registry), CASE(access_rules))
+TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(heap_ring_random_fifo),
+          CASE(buffer_registry), CASE(access_rules))

@@ -185,6 +185,8 @@ bool strata__chip_close(strata__chip *chip)
         strata__ready_queue_destroy(&chip->orch_queues[t]);
         strata__ready_queue_destroy(&chip->lane_queues[t]);
     }
+    if (chip->cores)
+        chip->platform->cores_free(chip->cores);   /* every core joined */
     if (chip->dev) {
         free_rings(chip);
         chip->platform->close(chip->dev);

@@ -133,8 +133,7 @@ typedef struct strata__lane {
     strata__chip    *chip;
     strata_core_type core;
     uint32_t         index;        /* among lanes of its core type */
-    pthread_t        thread;
-    bool             started;
+    bool             started;      /* its core runs this lane (platform cores_start) */
     /* Read by the orchestrator's timeout check while the run is live. */
     _Atomic uint64_t running_id;   /* 0 = no task */
     _Atomic uint64_t started_ns;
@@ -145,6 +144,7 @@ typedef struct strata__lane {
 struct strata__chip {
     const strata__platform *platform;
     strata__device         *dev;
+    strata__cores          *cores;         /* the platform's cores running the lanes */
     int                     device_id;
     uint32_t                ncores[2];     /* AIC, AIV */
     strata__ring_sizes      defaults;      /* environment or built-in */

@@ -1,10 +1,12 @@
-/* Lanes: the threads that play the chip's cores. Each pops ready tasks of its
- * core type, runs the kernel (or cancels the task when a producer failed or the
- * run already failed), completes it, and sleeps on its type's event when there is
+/* Lanes: the engine's loop on each of the chip's cores. The platform runs the
+ * cores (platform/platform.h: on sim a thread each, src/platform/sim/cores.c);
+ * on each, a lane pops ready tasks of its core type, launches the kernel
+ * through the platform (or cancels the task when a producer failed or the run
+ * already failed), completes it, and sleeps on its type's event when there is
  * nothing to do (core/wait.h: spin briefly, then futex).
  *
  * A lane stuck in a kernel past the run's timeout cannot be stopped: close then
- * detaches it instead of joining (docs/lifecycle.md). */
+ * abandons its core instead of joining it (docs/lifecycle.md). */
 #include "chip/engine.h"
 
 #include <errno.h>
@@ -35,7 +37,7 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
             /* release: started_ns is visible to the acquire in check_timeouts() */
             strata__store_release(&lane->running_id, t->id);
         }
-        int rc = body->fn(&body->view);
+        int rc = chip->platform->launch(chip->dev, body->fn, &body->view);
         if (timed)
             strata__store_release(&lane->running_id, 0);
         if (rc != 0) {
@@ -124,21 +126,25 @@ int strata__lanes_start(strata__chip *chip)
 {
     uint32_t n = chip->ncores[STRATA_AIC] + chip->ncores[STRATA_AIV];
     chip->lanes = strata__calloc(n, sizeof chip->lanes[0]);
-    if (!chip->lanes)
+    void **args = strata__calloc(n, sizeof args[0]);
+    if (!chip->lanes || !args) {
+        free(args);
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u core threads of chip %d", n, chip->device_id);
+    }
     for (uint32_t i = 0; i < n; i++) {
         strata__lane *l = &chip->lanes[i];
         l->chip = chip;
         l->core = i < chip->ncores[STRATA_AIC] ? STRATA_AIC : STRATA_AIV;
         l->index = l->core == STRATA_AIC ? i : i - chip->ncores[STRATA_AIC];
-        int err = strata__sys_pthread_create(&l->thread, NULL, lane_main, l);
-        if (err)
-            return strata__fail_sys(err, "pthread_create for %s core %u of chip %d",
-                                    strata__core_name(l->core), l->index, chip->device_id);
-        l->started = true;
-        chip->nlanes = i + 1;
+        args[i] = l;
     }
-    return STRATA_OK;
+    uint32_t started = 0;
+    int rc = chip->platform->cores_start(chip->dev, n, lane_main, args, &chip->cores, &started);
+    free(args);
+    for (uint32_t i = 0; i < started; i++)
+        chip->lanes[i].started = true;
+    chip->nlanes = started;
+    return rc;   /* on failure, strata__lanes_stop ends and joins the cores that run */
 }
 
 void strata__lanes_stop(strata__chip *chip)
@@ -154,10 +160,10 @@ void strata__lanes_stop(strata__chip *chip)
         if (!l->started)
             continue;
         if (chip->hung && strata__load_acquire(&l->running_id) != 0) {
-            pthread_detach(l->thread);   /* stuck in a kernel: abandoned (see top of file) */
+            chip->platform->core_abandon(chip->cores, i);   /* stuck in a kernel (see top of file) */
             chip->ndetached++;
         } else
-            pthread_join(l->thread, NULL);
+            chip->platform->core_join(chip->cores, i);
         l->started = false;
     }
 }

@@ -7,9 +7,13 @@
 #ifndef STRATA_PLATFORM_H
 #define STRATA_PLATFORM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "strata/chip.h"
+
 typedef struct strata__device strata__device;
+typedef struct strata__cores  strata__cores;   /* the chip's running cores */
 
 typedef struct strata__platform {
     const char *name;
@@ -29,6 +33,23 @@ typedef struct strata__platform {
     void (*mem_range)(const strata__device *dev, uint64_t *lo, uint64_t *hi);
     /* Bytes currently free, and the largest free block. */
     void (*mem_free_bytes)(const strata__device *dev, uint64_t *free_bytes, uint64_t *largest);
+
+    /* ---- cores: where the chip engine's per-core loops run ---- */
+    /* Start ncores cores, core i running core_main(args[i]) until it returns
+       (sim: a thread each). On failure the status says why, and *nstarted
+       cores run: the caller makes their loops return, then joins them. */
+    int  (*cores_start)(strata__device *dev, uint32_t ncores, void *(*core_main)(void *), void *const *args,
+                        strata__cores **out, uint32_t *nstarted);
+    /* Wait until core i's loop has returned. */
+    void (*core_join)(strata__cores *cores, uint32_t i);
+    /* Leave core i running: it is stuck in a kernel that cannot be stopped
+       (sim: the thread is detached; it ends if the kernel ever returns). */
+    void (*core_abandon)(strata__cores *cores, uint32_t i);
+    /* Release the record of the cores (after each was joined or abandoned). */
+    void (*cores_free)(strata__cores *cores);
+    /* Launch kernel fn with args on the calling core and wait for its
+       completion: its status (0 = success). sim calls it in place. */
+    int  (*launch)(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args);
 } strata__platform;
 
 /* The platform called `name` ("sim"), or NULL. */

@@ -7,7 +7,7 @@
  * between processes); only memory mapped here is unmapped at close. Not
  * thread-safe: the chip calls it from the thread that drives the worker. */
 #define _GNU_SOURCE
-#include "platform/platform.h"
+#include "platform/sim/sim.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -30,6 +30,11 @@ struct strata__device {
     strata__arena arena;
     char          name[32];  /* "sim chip 3", for messages */
 };
+
+const char *strata__sim_name(const strata__device *dev)
+{
+    return dev->name;
+}
 
 static void sim_close(strata__device *dev)
 {
@@ -130,4 +135,9 @@ const strata__platform strata__platform_sim = {
     .copy_from = sim_copy_from,
     .mem_range = sim_mem_range,
     .mem_free_bytes = sim_mem_free_bytes,
+    .cores_start = strata__sim_cores_start,
+    .core_join = strata__sim_core_join,
+    .core_abandon = strata__sim_core_abandon,
+    .cores_free = strata__sim_cores_free,
+    .launch = strata__sim_launch,
 };

@@ -173,12 +173,11 @@ static void spawn(spawner *s, uint32_t i, uint32_t gen)
 {
     if (s->pids[i] > 0) {
         /* The parent respawns only a child whose death it saw; an older
-           generation still here means the parent gave up waiting for it. */
+           generation still here means the parent gave up waiting for it. It
+           is killed and forgotten; reap_all reaps it when it is gone (a pid
+           never reused meanwhile: it stays this process's unreaped child). */
         kill(-s->pids[i], SIGKILL);
         kill(s->pids[i], SIGKILL);
-        int wstatus = 0;
-        while (waitpid(s->pids[i], &wstatus, 0) < 0 && errno == EINTR)
-            ;
         s->pids[i] = 0;
     }
     pid_t pid = strata__sys_fork();

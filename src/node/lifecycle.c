@@ -31,47 +31,36 @@
    its spawner's descriptors): a fork that copied a half-made picture would give
    a spawner another worker's memory or socket. pthread_atfork takes the lock
    around every fork of the process, Strata's and the application's, so each new
-   process sees the list whole; it is recursive so that a spawner can be forked
-   with it held (strata__spawner_start makes its socket pair and forks under it). */
-static pthread_mutex_t live_lock;
+   process sees the list whole. Strata never forks holding it (the prepare
+   handler takes it inside fork, after the handlers of the application
+   registered later), and a thread may take it again while it holds it (the
+   depth below), so the prepare handler of a fork Strata makes does not wait on
+   itself. In the new process the forking thread, its only one, still holds it
+   and releases it (a plain mutex: glibc does not check the owner). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+static _Thread_local unsigned live_depth;   /* this thread's holds of live_lock */
 static strata__node *live_nodes;
 
-static void atfork_prepare(void)
-{
-    pthread_mutex_lock(&live_lock);
-}
-
-static void atfork_parent(void)
-{
-    pthread_mutex_unlock(&live_lock);
-}
-
-static void atfork_child(void)
-{
-    /* the new process has one thread, the one that forked: a fresh lock */
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&live_lock, &a);
-    pthread_mutexattr_destroy(&a);
-}
-
-static void live_setup(void)
-{
-    atfork_child();
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void live_setup(void);
 
 void strata__node_live_lock(void)
 {
     pthread_once(&live_once, live_setup);
-    pthread_mutex_lock(&live_lock);
+    if (live_depth++ == 0)
+        pthread_mutex_lock(&live_lock);
 }
 
 void strata__node_live_unlock(void)
 {
-    pthread_mutex_unlock(&live_lock);
+    if (--live_depth == 0)
+        pthread_mutex_unlock(&live_lock);
+}
+
+static void live_setup(void)
+{
+    /* prepare, parent, child */
+    pthread_atfork(strata__node_live_lock, strata__node_live_unlock, strata__node_live_unlock);
 }
 
 static void live_add(strata__node *n)
@@ -124,9 +113,11 @@ void strata__node_forget_others(const strata__node *self)
         }
         if (o->spawner_cmd >= 0)
             close(o->spawner_cmd);
+        if (o->spawner_peer >= 0)
+            close(o->spawner_peer);
         if (o->spawner_pidfd >= 0)
             close(o->spawner_pidfd);
-        o->spawner_cmd = o->spawner_pidfd = -1;
+        o->spawner_cmd = o->spawner_peer = o->spawner_pidfd = -1;
         o->spawner_pid = 0;
         strata__shm_unmap(o->mail, o->mail_bytes);
         strata__shm_unmap(o->heap, o->heap_bytes);
@@ -153,7 +144,7 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     n->cfg = *cfg;
     n->level = cfg->level;
     n->spin_ns = STRATA__SPIN_MIN_NS;
-    n->spawner_cmd = n->spawner_pidfd = -1;
+    n->spawner_cmd = n->spawner_peer = n->spawner_pidfd = -1;
     n->heap_bytes = cfg->shared_heap_bytes;
     int rc = strata__shm_map(n->heap_bytes, "the shared host heap (shared_heap_bytes)", (void **)&n->heap);
     if (rc == STRATA_OK) {
@@ -225,6 +216,11 @@ static int not_started(strata__child *c, int rc)
 
 int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
+    /* A spawner that died since it was last seen took the other children with
+       it (reported by the next run): look before c is made new, since c's own
+       death is known already; a new spawner is started below. */
+    if (n->spawner_pid > 0 && !strata__spawner_alive(n))
+        strata__node_spawner_lost(n, NULL);
     /* A fresh mailbox: the new child starts at sequence 0. The life word lies
        past the part cleared; the new generation tells its news from the old. */
     memset(c->mb, 0, offsetof(strata__mailbox, message));
@@ -245,16 +241,14 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
     c->gen = (c->gen + 1) & 0x3fffffffu;   /* 30 bits in the life word; 0 means never forked */
     if (c->gen == 0)
         c->gen = 1;
-    /* A spawner that died since it was last seen takes the other children
-       with it (reported by the next run); a new one is started first. */
-    if (n->spawner_pid > 0 && !strata__spawner_alive(n))
-        strata__node_spawner_lost(n);
     int rc = n->spawner_pid > 0 ? STRATA_OK : strata__spawner_start(n);
     if (rc == STRATA_OK)
         rc = strata__spawner_spawn(n, c);
-    if (rc && n->spawner_pid > 0 && !strata__spawner_alive(n)) {
-        /* it died between the look and the request: once more, on a new one */
-        strata__node_spawner_lost(n);
+    if (rc && n->spawner_pid > 0) {
+        /* The request did not reach it (it died between the look and the
+           request; its socket closes before its pid says so): once more, on a
+           new spawner, c kept out of the deaths that takes. */
+        strata__node_spawner_lost(n, c);
         rc = strata__spawner_start(n);
         if (rc == STRATA_OK)
             rc = strata__spawner_spawn(n, c);

@@ -135,7 +135,8 @@ typedef struct strata__node {
     /* the spawner (node/spawner.c): 0 / -1 when none */
     pid_t                  spawner_pid;
     int                    spawner_pidfd; /* -1 where pidfds are missing: then spawner_start_time names it */
-    int                    spawner_cmd;  /* write end of its request pipe (non-blocking) */
+    int                    spawner_cmd;  /* the parent's end of its request socket pair */
+    int                    spawner_peer; /* the spawner's end while it is being forked, else -1 */
     uint64_t               spawner_start_time; /* /proc/<pid>/stat starttime, for the fallback */
     uint32_t               nregs_spawner; /* registrations the spawner inherited; later ones are replayed */
     bool                   check_spawner; /* see whether the spawner lives at the next reap */
@@ -211,10 +212,11 @@ int  strata__node_reap(strata__node *n);
    bounded, until it is reaped. why: the death message, or NULL to describe how
    it died. */
 void strata__node_kill(strata__node *n, strata__child *c, const char *why);
-/* The spawner is gone (or cannot be trusted): end and reap it; every child
-   not dead yet is dead with it (PR_SET_PDEATHSIG), for the next run to report.
-   Returns how many children that made dead. */
-int  strata__node_spawner_lost(strata__node *n);
+/* The spawner is gone (or cannot be trusted): take the deaths it published,
+   end and reap it; every other child not dead yet (but `skip`, may be NULL) is
+   dead with it (PR_SET_PDEATHSIG), for the next run to report. Returns how many
+   children became dead. */
+int  strata__node_spawner_lost(strata__node *n, const strata__child *skip);
 /* Send signal sig to child c's process group through the spawner. */
 void strata__node_signal(strata__node *n, strata__child *c, int sig);
 

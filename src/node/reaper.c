@@ -47,28 +47,9 @@ static char *describe(const strata__child *c, int wstatus)
     return strata__format("%s was killed by signal %d (%s)", name, WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
 }
 
-int strata__node_spawner_lost(strata__node *n)
-{
-    pid_t spid = n->spawner_pid;
-    char *how = strata__spawner_describe_end(n);
-    strata__spawner_stop(n, 0);   /* reaps it, closes its descriptors */
-    int found = 0;
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        if (c->gen == 0 || c->dead)
-            continue;
-        char name[96];
-        strata__child_name(c, name, sizeof name);
-        mark_dead(c, STRATA_ECHILD,
-                  strata__format("%s was killed with Strata's spawner process (pid %d), which %s; something outside "
-                                 "Strata ended it", name, (int)spid, how ? how : "ended"));
-        found++;
-    }
-    free(how);
-    return found;
-}
-
-int strata__node_reap(strata__node *n)
+/* Take the deaths the spawner published: each child found becomes dead with its
+   wait status (or the errno of a failed fork). Returns how many. */
+static int take_published(strata__node *n)
 {
     int found = 0;
     for (uint32_t i = 0; i < n->nchildren; i++) {
@@ -94,6 +75,34 @@ int strata__node_reap(strata__node *n)
             found++;
         }
     }
+    return found;
+}
+
+int strata__node_spawner_lost(strata__node *n, const strata__child *skip)
+{
+    /* deaths it published before it went keep their own cause */
+    int found = take_published(n);
+    pid_t spid = n->spawner_pid;
+    char *how = strata__spawner_describe_end(n);
+    strata__spawner_stop(n, 0);   /* reaps it, closes its descriptors */
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->gen == 0 || c->dead || c == skip)
+            continue;
+        char name[96];
+        strata__child_name(c, name, sizeof name);
+        mark_dead(c, STRATA_ECHILD,
+                  strata__format("%s was killed with Strata's spawner process (pid %d), which %s; something outside "
+                                 "Strata ended it", name, (int)spid, how ? how : "ended"));
+        found++;
+    }
+    free(how);
+    return found;
+}
+
+int strata__node_reap(strata__node *n)
+{
+    int found = take_published(n);
     /* The spawner's death publishes nothing: look when asked, and at least
        every STRATA__NODE_SLEEP_MAX_MS whatever ends the sleeps (an
        application's timer signal interrupts every futex wait). */
@@ -102,7 +111,7 @@ int strata__node_reap(strata__node *n)
         n->check_spawner = false;
         n->spawner_checked_ns = now;
         if (n->spawner_pid > 0 && !strata__spawner_alive(n))
-            found += strata__node_spawner_lost(n);
+            found += strata__node_spawner_lost(n, NULL);
     }
     return found;
 }
@@ -132,7 +141,7 @@ void strata__node_kill(strata__node *n, strata__child *c, const char *why)
            every child with it; the next spawn starts a new one. */
         strata__log(STRATA__LOG_ERROR, "the spawner (pid %d) did not report %s reaped within %u ms; ending it",
                     (int)n->spawner_pid, name, STRATA__KILL_WAIT_MS);
-        strata__node_spawner_lost(n);
+        strata__node_spawner_lost(n, NULL);
     }
     if (why) {
         char *copy = strata__format("%s", why);

@@ -298,8 +298,9 @@ int strata__spawner_start(strata__node *n)
         return rc;
     n->nregs_spawner = n->nregs;
     fflush(NULL);   /* nothing buffered is written twice by the spawner's children */
-    /* The socket pair and the fork under the list's lock (node/lifecycle.c): no
-       other worker's spawner can be forked holding our ends, unnamed. */
+    /* The socket pair is made, and both ends recorded, under the list's lock
+       (node/lifecycle.c), so that another worker's spawner forked meanwhile
+       closes them; the fork itself takes the lock in its prepare handler. */
     strata__node_live_lock();
     int sv[2];
     if (strata__sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -307,20 +308,25 @@ int strata__spawner_start(strata__node *n)
         strata__node_live_unlock();
         return rc;
     }
+    n->spawner_cmd = sv[0];
+    n->spawner_peer = sv[1];
+    strata__node_live_unlock();
     pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(sv[0]);
         spawner_main(n, sv[1]);
     }
     int err = errno;
+    strata__node_live_lock();
     close(sv[1]);
+    n->spawner_peer = -1;
     if (pid < 0) {
         close(sv[0]);
+        n->spawner_cmd = -1;
         strata__node_live_unlock();
         return strata__fail_sys(err, "fork of the spawner process of a level-%d worker", n->level);
     }
     n->spawner_pid = pid;
-    n->spawner_cmd = sv[0];
     n->spawner_start_time = 0;
     n->spawner_pidfd = strata__sys_pidfd_open(pid);
     err = errno;

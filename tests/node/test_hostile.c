@@ -901,6 +901,10 @@ TEST_CASE(child_then_spawner_killed_between_runs)
     CHECK_ERROR_HAS(text);
     for (int r = 0; r < 5; r++)
         run_counted(w, &j, 2, MODE_COUNT);
+    /* a new spawner with exactly two children: none left running, none lost */
+    pid_t fresh = spawner_of(w);
+    CHECK(fresh != spawner);
+    CHECK_EQ_U64(live_children_of(fresh), 2);
     strata_worker_destroy(w);
 }
 

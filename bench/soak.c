@@ -257,6 +257,10 @@ static int count_lines(const char *path)
     return n;
 }
 
+/* Held by the chaos thread while it reads /proc (its descriptors would count
+   as the process's) and by the sampler. */
+static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct sample {
     double t_s;
     long   rss_kib;
@@ -266,6 +270,7 @@ typedef struct sample {
 
 static sample take_sample(double t_s, uint64_t runs)
 {
+    pthread_mutex_lock(&proc_lock);
     sample s = {t_s, bench_rss_kib(), bench_count_dir("/proc/self/fd"), count_lines("/proc/self/maps"),
                 bench_count_dir("/proc/self/task"), 0, 0, runs};
     pid_t kids[8];
@@ -275,6 +280,7 @@ static sample take_sample(double t_s, uint64_t runs)
     for (int i = 0; i < n && i < 8; i++)
         s.procs += children_of(kids[i], NULL, 0, &zombies);
     s.zombies = zombies;
+    pthread_mutex_unlock(&proc_lock);
     return s;
 }
 
@@ -285,6 +291,7 @@ typedef struct chaos {
     uint64_t     seed;
     _Atomic uint64_t kills, stops, spawner_kills;
 } chaos;
+
 
 static void sleep_ms(uint64_t ms)
 {
@@ -301,12 +308,12 @@ static void *chaos_main(void *arg)
         r ^= r >> 7;
         r ^= r << 17;
         sleep_ms(50 + r % 450);
-        pid_t spawner[2];
-        if (children_of(getpid(), spawner, 2, NULL) != 1)
-            continue;
-        pid_t kids[8];
-        int n = children_of(spawner[0], kids, 8, NULL);
-        if (n <= 0)
+        pid_t spawner[2], kids[8];
+        pthread_mutex_lock(&proc_lock);
+        int found = children_of(getpid(), spawner, 2, NULL);
+        int n = found == 1 ? children_of(spawner[0], kids, 8, NULL) : 0;
+        pthread_mutex_unlock(&proc_lock);
+        if (found != 1 || n <= 0)
             continue;
         uint64_t dice = (r >> 20) % 100;
         if (dice < 2) {

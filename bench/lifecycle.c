@@ -2,7 +2,8 @@
  *
  *   init        strata_worker_init of a worker with 2 chips and 2 SUB workers
  *   detect      from SIGKILL of a child running a task to strata_worker_run's
- *               return with STRATA_ECHILD
+ *               return with STRATA_ECHILD, the replacement started (RESTART)
+ *   detect-fail the same under policy FAIL: the death alone, nothing restarted
  *   timeout     how long past a task's timeout (50 ms) the run returns
  *   restart     a run that reports a child killed between runs and replaces it
  *   close       strata_worker_close of an idle worker
@@ -78,7 +79,14 @@ static void die(const char *what)
     exit(1);
 }
 
+static void make_policy(bench *b, uint32_t grace_ms, strata_death_policy policy);
+
 static void make(bench *b, uint32_t grace_ms)
+{
+    make_policy(b, grace_ms, STRATA_ON_DEATH_RESTART);
+}
+
+static void make_policy(bench *b, uint32_t grace_ms, strata_death_policy policy)
 {
     static int ids[2] = {0, 1};
     strata_worker_config cfg;
@@ -89,6 +97,7 @@ static void make(bench *b, uint32_t grace_ms)
     cfg.device_memory_bytes = 16 << 20;
     cfg.shared_heap_bytes = 1 << 20;
     cfg.close_grace_ms = grace_ms;
+    cfg.on_child_death = policy;
     if (strata_worker_create(&cfg, &b->w) || strata_worker_register_sub(b->w, spin_sub, NULL, &b->spin) ||
         strata_worker_register_sub(b->w, ok_sub, NULL, &b->ok))
         die("create");
@@ -140,7 +149,8 @@ int main(int argc, char **argv)
         reps = 1;
     bench_print_machine("Strata, a level-3 worker with 2 chips and 2 SUB workers", "");
     uint64_t *init_ns = calloc(reps, 8), *detect = calloc(reps, 8), *over = calloc(reps, 8),
-             *restart = calloc(reps, 8), *close_ns = calloc(reps, 8), *close_stop = calloc(reps, 8);
+             *restart = calloc(reps, 8), *close_ns = calloc(reps, 8), *close_stop = calloc(reps, 8),
+             *detect_fail = calloc(reps, 8);
     for (uint32_t r = 0; r < reps; r++) {
         bench b;
         make(&b, 1000);
@@ -186,6 +196,20 @@ int main(int argc, char **argv)
             die("close");
         close_ns[r] = bench_now_ns() - t0;
         strata_worker_destroy(b.w);
+        /* detection alone: policy FAIL replaces nothing */
+        make_policy(&b, 1000, STRATA_ON_DEATH_FAIL);
+        if (strata_worker_init(b.w))
+            die("init");
+        *b.flag_word = 0;
+        killer kf = {&b, 0};
+        pthread_create(&t, NULL, kill_when_running, &kf);
+        rc = strata_worker_run(b.w, one_task, &b, NULL, NULL);
+        back = bench_now_ns();
+        pthread_join(t, NULL);
+        if (rc != STRATA_ECHILD)
+            die("detect under FAIL");
+        detect_fail[r] = back - kf.killed_at;
+        strata_worker_destroy(b.w);
         /* close with a stopped child */
         make(&b, 100);
         if (strata_worker_init(b.w) || strata_worker_child_pid(b.w, 0, &victim))
@@ -199,7 +223,8 @@ int main(int argc, char **argv)
     }
     printf("\n| what | reps | median | p90 | max | unit |\n| --- | ---: | ---: | ---: | ---: | --- |\n");
     report("init (2 chips + 2 SUB)", init_ns, reps, "ms", 1e6);
-    report("detect: SIGKILL mid-task to run() returning", detect, reps, "us", 1e3);
+    report("detect: SIGKILL mid-task to run() returning, replacement started", detect, reps, "us", 1e3);
+    report("detect, policy FAIL: SIGKILL mid-task to run() returning", detect_fail, reps, "us", 1e3);
     report("timeout: run() return past a 50 ms timeout", over, reps, "ms", 1e6);
     report("restart: the run that reports and replaces a dead child", restart, reps, "ms", 1e6);
     report("close, idle", close_ns, reps, "ms", 1e6);
@@ -227,5 +252,6 @@ int main(int argc, char **argv)
     free(restart);
     free(close_ns);
     free(close_stop);
+    free(detect_fail);
     return 0;
 }

@@ -185,6 +185,17 @@ static pid_t spawner_of(strata_worker *w)
     return parent_of(c);
 }
 
+/* A started worker of two SUB children: its spawner's and children's pids. */
+static strata_worker *two_subs_started(job *j, pid_t *spawner, pid_t *c0, pid_t *c1)
+{
+    strata_worker *w = sub_only_worker(2, STRATA_ON_DEATH_RESTART, j);
+    CHECK_OK(strata_worker_init(w));
+    *spawner = spawner_of(w);
+    CHECK_OK(strata_worker_child_pid(w, 0, c0));
+    CHECK_OK(strata_worker_child_pid(w, 1, c1));
+    return w;
+}
+
 /* Wait (10 s) until the SUB task of job slot i has reported its pid (MODE_HANG). */
 static pid_t hanging_pid(job *j, uint32_t i)
 {
@@ -530,12 +541,8 @@ TEST_CASE(replacement_that_cannot_start_and_another_death)
 TEST_CASE(spawner_killed)
 {
     job j = {0};
-    strata_worker *w = sub_only_worker(2, STRATA_ON_DEATH_RESTART, &j);
-    CHECK_OK(strata_worker_init(w));
-    pid_t spawner = spawner_of(w);
-    pid_t c0, c1;
-    CHECK_OK(strata_worker_child_pid(w, 0, &c0));
-    CHECK_OK(strata_worker_child_pid(w, 1, &c1));
+    pid_t spawner, c0, c1;
+    strata_worker *w = two_subs_started(&j, &spawner, &c0, &c1);
     CHECK(kill(spawner, SIGKILL) == 0);
     CHECK(wait_gone(c0) && wait_gone(c1));   /* the children die with it */
     j.ntasks = 2;
@@ -878,12 +885,8 @@ static int counting_orch(strata_orch *o, const strata_task_args *args, const str
 TEST_CASE(child_then_spawner_killed_between_runs)
 {
     job j = {0};
-    strata_worker *w = sub_only_worker(2, STRATA_ON_DEATH_RESTART, &j);
-    CHECK_OK(strata_worker_init(w));
-    pid_t spawner = spawner_of(w);
-    pid_t c0, c1;
-    CHECK_OK(strata_worker_child_pid(w, 0, &c0));
-    CHECK_OK(strata_worker_child_pid(w, 1, &c1));
+    pid_t spawner, c0, c1;
+    strata_worker *w = two_subs_started(&j, &spawner, &c0, &c1);
     CHECK(kill(c0, SIGKILL) == 0);
     CHECK(known_dead(w, 0));
     CHECK(kill(spawner, SIGKILL) == 0);

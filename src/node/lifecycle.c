@@ -10,8 +10,6 @@
 #define _GNU_SOURCE
 #include "node/node.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

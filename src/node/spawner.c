@@ -51,7 +51,6 @@
 #include "node/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -330,11 +329,7 @@ int strata__spawner_start(strata__node *n)
     n->spawner_start_time = 0;
     n->spawner_pidfd = strata__sys_pidfd_open(pid);
     err = errno;
-    if (n->spawner_pidfd >= 0) {
-        int fl = fcntl(n->spawner_pidfd, F_GETFD);
-        if (fl >= 0)
-            fcntl(n->spawner_pidfd, F_SETFD, fl | FD_CLOEXEC);
-    } else {
+    if (n->spawner_pidfd < 0) {   /* (a pidfd is close-on-exec from pidfd_open) */
         /* pid and start time name it instead; it is our unreaped child, so the
            pid is still its own here */
         n->spawner_start_time = start_time(pid);

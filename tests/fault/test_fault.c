@@ -61,11 +61,6 @@ static int node_orch(strata_orch *o, const strata_task_args *args, const strata_
     return rc;
 }
 
-static int count_open_fds(void)
-{
-    return count_fds_named(getpid(), "");
-}
-
 /* One round of the level-3 scenario. Returns after close and destroy. */
 static void l3_round(round_ctx *r)
 {
@@ -206,7 +201,7 @@ static void loop(const char *name, void (*scenario)(round_ctx *), bool persisten
 {
     const char *only = getenv("STRATA_FAULT_ROUND");
     unsigned first = only ? (unsigned)atoi(only) : 1, rounds = 0;
-    int fds = count_open_fds();
+    int fds = open_fds();
     for (unsigned n = first; n < 100000; n++) {
         round_ctx r = {.n = n, .persistent = persistent};
         strata__fault_arm(n, persistent, in_children);
@@ -219,9 +214,9 @@ static void loop(const char *name, void (*scenario)(round_ctx *), bool persisten
         errno = 0;
         if (!(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD))
             test_fail(__FILE__, __LINE__, "round %u (%s): a child process was left", n, point);
-        if (zombie_children() != 0 || count_open_fds() != fds)
+        if (zombie_children() != 0 || open_fds() != fds)
             test_fail(__FILE__, __LINE__, "round %u (%s): %d descriptors open, %d before; %d zombies", n, point,
-                      count_open_fds(), fds, zombie_children());
+                      open_fds(), fds, zombie_children());
         if (injected == 0 || only)
             break;
     }

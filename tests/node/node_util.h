@@ -196,4 +196,10 @@ static inline int count_fds_named(pid_t pid, const char *what)
     return n;
 }
 
+/* The descriptors this process has open. */
+static inline int open_fds(void)
+{
+    return count_fds_named(getpid(), "");
+}
+
 #endif

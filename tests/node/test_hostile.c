@@ -674,15 +674,12 @@ TEST_CASE(sub_closes_every_descriptor)
 TEST_CASE(grandchildren_end_with_their_child)
 {
     job j = {0};
-    strata_worker *w = sub_only_worker(2, STRATA_ON_DEATH_RESTART, &j);
-    CHECK_OK(strata_worker_init(w));
+    pid_t spawner, c0, c1;
+    strata_worker *w = two_subs_started(&j, &spawner, &c0, &c1);
     /* a grandchild of a child that is then killed */
     run_counted(w, &j, 1, MODE_GRANDCHILD);
     pid_t g1 = (pid_t)j.data[0][2];
     CHECK(g1 > 0 && process_alive(g1));
-    pid_t c0, c1;
-    CHECK_OK(strata_worker_child_pid(w, 0, &c0));
-    CHECK_OK(strata_worker_child_pid(w, 1, &c1));
     pid_t owner = parent_of(g1) == c0 ? c0 : c1;
     CHECK(kill(owner, SIGKILL) == 0);
     CHECK(wait_gone(g1));

@@ -12,22 +12,11 @@ static int one_chip_task(strata_orch *o, const strata_task_args *args, const str
     return strata_submit_next_level(o, h, args, NULL, 0);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* The bug Strata was started for: after a run with one chip task, the chip child
    was left <defunct> and the next run and close hung. */
 TEST_CASE(thousand_runs_one_chip)
 {
-    int fds_before = count_fds();
+    int fds_before = open_fds();
     strata_handle h;
     strata_worker *w = node_worker(1, 0, STRATA_ON_DEATH_RESTART, &h);
     CHECK_OK(strata_worker_init(w));
@@ -59,7 +48,7 @@ TEST_CASE(thousand_runs_one_chip)
     CHECK_EQ_U64(zombie_children(), 0);
     CHECK_OK(strata_worker_close(w));
     strata_worker_destroy(w);
-    CHECK(count_fds() == fds_before);
+    CHECK(open_fds() == fds_before);
 }
 
 TEST_CASE(close_is_bounded_and_idempotent)

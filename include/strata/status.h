@@ -24,7 +24,8 @@ typedef enum strata_status {
     STRATA_ECHILD    =  -8,  /* a child process exited or was killed */
     STRATA_ETIMEDOUT =  -9,  /* a task, init or close passed its deadline */
     STRATA_EFAILED   = -10,  /* the worker is FAILED; close it */
-    STRATA_ESYS      = -11   /* a system call failed; the message carries strerror(errno) */
+    STRATA_ESYS      = -11,  /* a system call failed; the message carries strerror(errno) */
+    STRATA_EINTR     = -12   /* the run was stopped by the application's interrupt check (strata/hooks.h) */
 } strata_status;
 
 /* "STRATA_ECHILD" for STRATA_ECHILD; "STRATA_UNKNOWN" for a value that is no status.

@@ -11,5 +11,6 @@
 #include "strata/chip.h"
 #include "strata/worker.h"
 #include "strata/memory.h"
+#include "strata/hooks.h"
 
 #endif

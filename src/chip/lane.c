@@ -41,13 +41,17 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
         if (timed)
             strata__store_release(&lane->running_id, 0);
         if (rc != 0) {
+            /* A kernel may have said why (strata_task_error): read on failure
+               only, then cleared, so the hot path never touches the message. */
+            const char *why = strata_last_error();
             status = STRATA_ETASK;
             strata__failure_set(&chip->failure, STRATA_ETASK,
                                 "kernel func_id %d (%s) of chip callable '%s' returned %d in task %llu "
-                                "on %s core %u of chip %d; its dependent tasks were cancelled",
+                                "on %s core %u of chip %d%s%s; its dependent tasks were cancelled",
                                 body->func_id, strata__core_name(body->core), chip->callable->name, rc,
                                 (unsigned long long)t->id, strata__core_name(lane->core), lane->index,
-                                chip->device_id);
+                                chip->device_id, why[0] ? ": " : "", why);
+            strata__clear_error();
         }
     }
     return strata__chip_complete(chip, lane, slot, status);

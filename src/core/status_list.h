@@ -16,6 +16,7 @@
     X(STRATA_ECHILD, -8, "a child process exited or was killed")                          \
     X(STRATA_ETIMEDOUT, -9, "a task, init or close passed its deadline")                  \
     X(STRATA_EFAILED, -10, "the worker is FAILED; close it")                              \
-    X(STRATA_ESYS, -11, "a system call failed; the message carries strerror(errno)")
+    X(STRATA_ESYS, -11, "a system call failed; the message carries strerror(errno)")    \
+    X(STRATA_EINTR, -12, "the run was stopped by the application's interrupt check")
 
 #endif

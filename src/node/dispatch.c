@@ -19,6 +19,7 @@
 
 #include "core/alloc.h"
 #include "core/array.h"
+#include "core/hooks.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "core/wait.h"
@@ -88,8 +89,16 @@ static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
        strata__mailbox_answer(). */
     strata__full_fence();
     int r = 0;
-    if (!any_answer(n) && !any_life_news(n))
+    if (!any_answer(n) && !any_life_news(n)) {
+        /* In a run, the embedding hooks see the driving thread sleep (an
+           interpreter lets its other threads go meanwhile). */
+        bool hooked = n->running;
+        if (hooked)
+            strata__hooks_wait_begin(&n->hooks);
         r = strata__futex_wait_shared(&n->header->wake, seen, (uint64_t)timeout_ms * 1000000u);
+        if (hooked)
+            strata__hooks_wait_end(&n->hooks);
+    }
     strata__store_relaxed(&n->header->parent_sleeping, 0);
     n->check_deaths = true;
     if (r == ETIMEDOUT || r == EINTR)
@@ -395,19 +404,47 @@ static void handle_deaths(strata__node *n)
     }
 }
 
-/* Kill children whose task passed its timeout; whether it killed any. */
+/* Ask the application's interrupt check (core/hooks.h) whether to stop the run:
+   each time the run would sleep, and every STRATA__INTERRUPT_POLL_NS while it
+   keeps busy. A stop fails the run with STRATA_EINTR (which cancels what has
+   not started) and gives the running tasks close_grace_ms. */
+static void poll_interrupt(strata__node *n, bool about_to_sleep)
+{
+    if (n->hooks.interrupted == NULL || n->stop_by_ns != 0)
+        return;
+    uint64_t now = strata__now_ns();
+    if (!about_to_sleep && now - n->interrupt_checked_ns < STRATA__INTERRUPT_POLL_NS)
+        return;
+    n->interrupt_checked_ns = now;
+    int r = n->hooks.interrupted(n->hooks.ctx);
+    if (r == 0)
+        return;
+    n->stop_by_ns = now + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1;
+    strata__failure_set(&n->failure, STRATA_EINTR, "the run was interrupted: the application's interrupt check "
+                        "(strata_set_hooks) returned %d; tasks not started were cancelled, and tasks running "
+                        "were given close_grace_ms (%u ms) to finish", r, n->cfg.close_grace_ms);
+}
+
+/* Kill children whose task passed its timeout, or the end an interrupted run
+   gave it; whether it killed any. */
 static bool check_timeouts(strata__node *n)
 {
     bool killed = false;
     uint64_t now = strata__now_ns();
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (!c->busy || c->dead || !c->timeout_ms || now - c->started_ns <= (uint64_t)c->timeout_ms * 1000000u)
+        if (!c->busy || c->dead)
+            continue;
+        bool late = c->timeout_ms && now - c->started_ns > (uint64_t)c->timeout_ms * 1000000u;
+        bool stopped = n->stop_by_ns && now > n->stop_by_ns;
+        if (!late && !stopped)
             continue;
         char name[96];
         strata__child_name(c, name, sizeof name);
-        char *why = strata__format("%s was killed by Strata: its task ran past its timeout of %u ms", name,
-                                   c->timeout_ms);
+        char *why = late ? strata__format("%s was killed by Strata: its task ran past its timeout of %u ms", name,
+                                          c->timeout_ms)
+                         : strata__format("%s was killed by Strata: the run was interrupted and its task did not "
+                                          "finish within close_grace_ms (%u ms)", name, n->cfg.close_grace_ms);
         strata__node_kill(n, c, why ? why : "a child was killed: its task passed its timeout");
         free(why);
         killed = true;
@@ -452,11 +489,18 @@ static void pump(strata__node *n, bool block)
        not sleep past a deadline it has already met. */
     progress |= check_timeouts(n);
     handle_deaths(n);
+    poll_interrupt(n, false);
     dispatch(n);
     if (progress || !block)
         return;
+    poll_interrupt(n, true);
+    dispatch(n);   /* an interrupt cancels what waits */
     uint32_t timeout_ms = STRATA__NODE_SLEEP_MAX_MS;
     uint64_t now = strata__now_ns();
+    if (n->stop_by_ns) {
+        uint32_t left = n->stop_by_ns > now ? (uint32_t)((n->stop_by_ns - now) / 1000000u) + 1 : 1;
+        timeout_ms = left < timeout_ms ? left : timeout_ms;
+    }
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         if (!c->busy || c->dead || !c->timeout_ms)
@@ -881,8 +925,13 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     }
     n->running = true;
     n->check_deaths = true;
+    n->hooks = strata__hooks_get();
+    n->stop_by_ns = 0;
+    n->interrupt_checked_ns = strata__now_ns();
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
     int orc = orch(&o, args, o.run_cfg, ctx);
+    if (orc == STRATA_EINTR && n->stop_by_ns == 0)   /* the orchestration function was interrupted */
+        n->stop_by_ns = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1;
     if (orc != 0) {
         if (orc < 0 && strata__is_status(orc))
             strata__failure_set(&n->failure, orc, "the orchestration function returned %d (%s)", orc,

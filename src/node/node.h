@@ -142,6 +142,10 @@ typedef struct strata__node {
     bool                   check_spawner; /* see whether the spawner lives at the next reap */
     uint64_t               spawner_checked_ns; /* when it was last seen alive */
     struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
+    strata_hooks           hooks;        /* the embedding hooks: fork ones taken at init, the
+                                            others at each run (core/hooks.h) */
+    uint64_t               interrupt_checked_ns; /* the run's last interrupt poll */
+    uint64_t               stop_by_ns;   /* interrupted run: running tasks end by then, else killed */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     uint64_t               spin_ns;      /* how long the next wait polls (strata__spin_learn) */

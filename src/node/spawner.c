@@ -66,6 +66,7 @@
 
 #include "core/alloc.h"
 #include "core/fault.h"
+#include "core/hooks.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "ipc/shm.h"
@@ -179,14 +180,19 @@ static void spawn(spawner *s, uint32_t i, uint32_t gen)
         kill(s->pids[i], SIGKILL);
         s->pids[i] = 0;
     }
+    strata__hooks_fork_prepare(&s->n->hooks);
     pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(s->sock);
         if (s->sigfd >= 0)
             close(s->sigfd);
         setpgid(0, 0);
+        strata__hooks_fork_child(&s->n->hooks);
         strata__child_main(s->n, &s->n->children[i], getppid());
     }
+    int err = errno;
+    strata__hooks_fork_parent(&s->n->hooks);
+    errno = err;
     if (pid < 0) {
         publish(s, i, gen, STRATA__LIFE_NOFORK, 0, errno);
         return;
@@ -310,12 +316,19 @@ int strata__spawner_start(strata__node *n)
     n->spawner_cmd = sv[0];
     n->spawner_peer = sv[1];
     strata__node_live_unlock();
+    /* The embedding hooks run around this fork and each fork of the spawner,
+       from the copy taken here (core/hooks.h); never under the list's lock: an
+       interpreter's prepare hook may wait for a thread that waits for it. */
+    n->hooks = strata__hooks_get();
+    strata__hooks_fork_prepare(&n->hooks);
     pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(sv[0]);
+        strata__hooks_fork_child(&n->hooks);
         spawner_main(n, sv[1]);
     }
     int err = errno;
+    strata__hooks_fork_parent(&n->hooks);
     strata__node_live_lock();
     close(sv[1]);
     n->spawner_peer = -1;

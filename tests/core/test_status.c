@@ -11,7 +11,8 @@ TEST_CASE(names)
     CHECK(strcmp(strata_status_name(STRATA_OK), "STRATA_OK") == 0);
     CHECK(strcmp(strata_status_name(STRATA_ECHILD), "STRATA_ECHILD") == 0);
     CHECK(strcmp(strata_status_name(STRATA_ESYS), "STRATA_ESYS") == 0);
-    CHECK(strcmp(strata_status_name(-12), "STRATA_UNKNOWN") == 0);
+    CHECK(strcmp(strata_status_name(STRATA_EINTR), "STRATA_EINTR") == 0);
+    CHECK(strcmp(strata_status_name(-13), "STRATA_UNKNOWN") == 0);
     CHECK(strcmp(strata_status_name(5), "STRATA_UNKNOWN") == 0);
 }
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install what building and testing Strata needs, from Debian packages only, and
 # only what is missing. Usage: scripts/deps.sh [test|bench]
+# The Python package is built and tested with Debian's interpreter,
+# /usr/bin/python3 (the python3 first on PATH may be another one, without these
+# packages): its headers, numpy (the one runtime dependency), pytest, and the
+# setuptools and wheel that `pip install --no-build-isolation .` uses offline.
 set -euo pipefail
-want=(cmake ninja-build gcc make pkg-config)
+python=(python3 python3-dev python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv)
+want=(cmake ninja-build gcc make pkg-config "${python[@]}")
 case "${1:-}" in
   test)  want+=(valgrind clang libclang-rt-dev) ;;   # clang: the fuzz targets (libFuzzer)
-  bench) want+=(valgrind clang libomp-dev libstarpu-dev python3) ;;
+  bench) want+=(valgrind clang libomp-dev libstarpu-dev) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

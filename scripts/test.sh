@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # Build Strata three ways and run every test in each: plain (with the examples
 # and the install check), ASan+UBSan, then TSan; then build the fuzz targets
-# with clang and run each briefly. Stops at the first red build.
-# Usage: scripts/test.sh [plain|address|thread|fuzz]...   (default: all four)
+# with clang and run each briefly; then the Python package's tests with pytest
+# (Debian's /usr/bin/python3, over the plain build's package). Stops at the
+# first red build. Output ends with CTest's summaries, then pytest's.
+# Usage: scripts/test.sh [plain|address|thread|fuzz|python]...   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 jobs=$(nproc)
 configs=("$@")
-((${#configs[@]})) || configs=(plain address thread fuzz)
+((${#configs[@]})) || configs=(plain address thread fuzz python)
 for c in "${configs[@]}"; do
+  if [ "$c" = python ]; then
+    echo "==== Python package (build/python, pytest) ===="
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build -j "$jobs" --target strata_python serving_kernels
+    scripts/check-python-install.sh
+    # pytest exits 5 when it collects nothing: that fails this script too.
+    PYTHONPATH="$PWD/build/python" STRATA_BUILD_DIR="$PWD/build" \
+      timeout 1200 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs tests/python
+    continue
+  fi
   if [ "$c" = fuzz ]; then
     echo "==== fuzz targets (build-fuzz, clang, ASan+UBSan) ===="
     cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -24,7 +36,7 @@ for c in "${configs[@]}"; do
     plain)   dir=build;        san="" ;;
     address) dir=build-asan;   san=address ;;
     thread)  dir=build-tsan;   san=thread ;;
-    *) echo "test.sh: unknown configuration '$c' (plain, address, thread, fuzz)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown configuration '$c' (plain, address, thread, fuzz, python)" >&2; exit 2 ;;
   esac
   echo "==== $c build ($dir) ===="
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE="$san" >/dev/null

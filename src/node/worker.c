@@ -183,9 +183,6 @@ static int check_config(const strata_worker_config *cfg)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: ndevices is %u but device_ids is NULL",
                             cfg->ndevices);
     if (cfg->level >= 3) {
-        if (cfg->ndevices + (uint64_t)cfg->num_sub_workers == 0)
-            return strata__fail(STRATA_EINVAL, "strata_worker_create: a level-%d worker needs children: ndevices and "
-                                "num_sub_workers are both 0", cfg->level);
         if (cfg->ndevices + (uint64_t)cfg->num_sub_workers > 255)
             return strata__fail(STRATA_EINVAL, "strata_worker_create: %u chips and %u SUB workers; a level-%d worker "
                                 "has at most 255 children", cfg->ndevices, cfg->num_sub_workers, cfg->level);

@@ -147,4 +147,41 @@ TEST_CASE(close_from_new_and_ready)
     strata_worker_destroy(w);
 }
 
-TEST_MAIN(CASE(every_call_in_every_state), CASE(close_from_new_and_ready))
+static int submit_to_sub(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    return ctx ? strata_submit_sub(o, *(strata_handle *)ctx, NULL) : STRATA_OK;
+}
+
+static int noop_sub(const strata_task_args *a, void *ctx)
+{
+    (void)a;
+    (void)ctx;
+    return 0;
+}
+
+/* A level-3 worker with no children (an application that registers later, or
+   only orchestrates): init, runs and close work; a SUB task has nowhere to
+   run and says so. */
+TEST_CASE(worker_without_children)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 3);
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_handle sub;
+    CHECK_OK(strata_worker_register_sub(w, noop_sub, NULL, &sub));
+    CHECK_OK(strata_worker_init(w));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(strata_worker_run(w, submit_to_sub, NULL, NULL, NULL));
+    CHECK(strata_worker_run(w, submit_to_sub, &sub, NULL, NULL) != STRATA_OK);
+    CHECK_ERROR_HAS("SUB");
+    pid_t pid;
+    CHECK_STATUS(strata_worker_child_pid(w, 0, &pid), STRATA_ENOENT);
+    CHECK_OK(strata_worker_run(w, submit_to_sub, NULL, NULL, NULL));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+}
+
+TEST_MAIN(CASE(every_call_in_every_state), CASE(close_from_new_and_ready), CASE(worker_without_children))

@@ -1,0 +1,310 @@
+/* HostBuffer (shared host memory every child sees: buffer protocol, numpy's
+ * __array_interface__, views) and ChipBuffer (chip-resident memory of one chip
+ * worker: views only; copy_to/copy_from move data). */
+
+#include "pystrata.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- HostBuffer ---- */
+
+PyObject *pys_hostbuf_new(PyObject *worker, void *p, uint64_t nbytes)
+{
+    pys_hostbuf *b = PyObject_New(pys_hostbuf, pys.HostBuffer);
+    if (!b)
+        return NULL;
+    b->p = p;
+    b->nbytes = nbytes;
+    b->worker = Py_NewRef(worker);
+    b->exports = 0;
+    b->detached = NULL;
+    if (pys_known_add((uint64_t)(uintptr_t)p, nbytes, (PyObject *)b) < 0) {
+        b->worker = NULL;
+        Py_DECREF(worker);
+        Py_DECREF(b);
+        return NULL;
+    }
+    pys_worker *w = (pys_worker *)worker;
+    b->prev = NULL;
+    b->next = w->hostbufs;
+    if (w->hostbufs)
+        w->hostbufs->prev = b;
+    w->hostbufs = b;
+    return (PyObject *)b;
+}
+
+static void hostbuf_unlink(pys_hostbuf *b)
+{
+    pys_worker *w = (pys_worker *)b->worker;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        w->hostbufs = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    pys_known_remove((uint64_t)(uintptr_t)b->p);
+}
+
+static void page_range(const pys_hostbuf *b, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    *lo = (uintptr_t)b->p & ~(page - 1);
+    *hi = ((uintptr_t)b->p + b->nbytes + page - 1) & ~(page - 1);
+}
+
+PyObject *pys_hostbufs_detach(pys_worker *w)
+{
+    PyObject *kept = PyList_New(0);
+    if (!kept)
+        PyErr_Clear();
+    while (w->hostbufs) {
+        pys_hostbuf *b = w->hostbufs;
+        hostbuf_unlink(b);
+        if (b->exports > 0 && b->p) {
+            /* Keep its contents at the same address: copy out now, map private
+               memory there once the heap is gone (pys_hostbufs_remap). */
+            uintptr_t lo, hi;
+            page_range(b, &lo, &hi);
+            void *copy = mmap(NULL, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (copy != MAP_FAILED && kept && PyList_Append(kept, (PyObject *)b) == 0) {
+                memcpy(copy, (void *)lo, hi - lo);
+                b->detached = copy;
+            } else if (copy != MAP_FAILED) {
+                munmap(copy, hi - lo);
+            }
+        } else {
+            b->p = NULL;   /* no view: nothing can reach it any more */
+        }
+        PyObject *worker = b->worker;
+        b->worker = NULL;
+        Py_DECREF(worker);
+    }
+    return kept;
+}
+
+/* After the worker's close unmapped the heap: put each kept copy back at its
+   address. A range another mapping took meanwhile is left alone. The private
+   pages stay mapped for the life of the process (neighbouring buffers may
+   share them); they are what arrays over a closed worker's memory hold. */
+void pys_hostbufs_remap(PyObject *kept)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t *ours = NULL;   /* pages mapped here, so buffers sharing a page agree */
+    size_t nours = 0, capours = 0;
+    for (Py_ssize_t i = 0; kept && i < PyList_Size(kept); i++) {
+        pys_hostbuf *b = (pys_hostbuf *)PyList_GetItem(kept, i);
+        uintptr_t lo, hi;
+        page_range(b, &lo, &hi);
+        bool whole = true;
+        for (uintptr_t pg = lo; pg < hi; pg += page) {
+            bool mine = false;
+            for (size_t k = 0; k < nours && !mine; k++)
+                mine = ours[k] == pg;
+            if (mine)
+                continue;
+            void *at = mmap((void *)pg, page, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (at != (void *)pg) {
+                if (at != MAP_FAILED)
+                    munmap(at, page);   /* a kernel without NOREPLACE put it elsewhere */
+                whole = false;
+                continue;
+            }
+            if (nours == capours) {
+                size_t cap = capours ? capours * 2 : 64;
+                uintptr_t *o = PyMem_Realloc(ours, cap * sizeof *o);
+                if (!o) {
+                    whole = false;
+                    continue;
+                }
+                ours = o;
+                capours = cap;
+            }
+            ours[nours++] = pg;
+        }
+        if (whole)
+            memcpy(b->p, (char *)b->detached + ((uintptr_t)b->p - lo), b->nbytes);
+        munmap(b->detached, hi - lo);
+        b->detached = NULL;
+    }
+    PyMem_Free(ours);
+}
+
+static void hostbuf_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    pys_hostbuf *b = (pys_hostbuf *)self;
+    if (b->worker) {
+        pys_worker *w = (pys_worker *)b->worker;
+        hostbuf_unlink(b);
+        if (w->w)
+            (void)strata_worker_host_free(w->w, b->p);
+        Py_CLEAR(b->worker);
+    }
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static int hostbuf_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    pys_hostbuf *b = (pys_hostbuf *)self;
+    if (!b->p) {
+        PyErr_SetString(pys.errors[-STRATA_ESTATE], "this HostBuffer's worker is closed and nothing viewed it");
+        view->obj = NULL;
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, self, b->p, (Py_ssize_t)b->nbytes, 0, flags) < 0)
+        return -1;
+    b->exports++;
+    return 0;
+}
+
+static void hostbuf_releasebuffer(PyObject *self, Py_buffer *view)
+{
+    (void)view;
+    ((pys_hostbuf *)self)->exports--;
+}
+
+static PyObject *hostbuf_tensor(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_hostbuf *b = (pys_hostbuf *)self;
+    if (!b->worker)
+        return pys_raise(STRATA_ESTATE, "this HostBuffer's worker is closed: its memory no longer reaches any child");
+    return pys_make_view(self, (uint64_t)(uintptr_t)b->p, b->nbytes, args, nargs, kwnames);
+}
+
+static PyObject *hostbuf_get_array_interface(PyObject *self, void *c)
+{
+    (void)c;
+    pys_hostbuf *b = (pys_hostbuf *)self;
+    if (!b->p)
+        return pys_raise(STRATA_ESTATE, "this HostBuffer's worker is closed and nothing viewed it");
+    return Py_BuildValue("{s:(K),s:s,s:(K,O),s:i}", "shape", (unsigned long long)b->nbytes, "typestr", "|u1", "data",
+                         (unsigned long long)(uintptr_t)b->p, Py_False, "version", 3);
+}
+
+static PyObject *hostbuf_get_nbytes(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLongLong(((pys_hostbuf *)self)->nbytes);
+}
+
+static PyObject *hostbuf_get_address(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLongLong((uint64_t)(uintptr_t)((pys_hostbuf *)self)->p);
+}
+
+static Py_ssize_t hostbuf_len(PyObject *self)
+{
+    return (Py_ssize_t)((pys_hostbuf *)self)->nbytes;
+}
+
+static PyObject *hostbuf_repr(PyObject *self)
+{
+    pys_hostbuf *b = (pys_hostbuf *)self;
+    return PyUnicode_FromFormat("<strata.HostBuffer 0x%llx, %llu bytes%s>", (unsigned long long)(uintptr_t)b->p,
+                                (unsigned long long)b->nbytes, b->worker ? "" : ", detached");
+}
+
+static PyMethodDef hostbuf_methods[] = {
+    {"tensor", (PyCFunction)(void (*)(void))hostbuf_tensor, METH_FASTCALL | METH_KEYWORDS,
+     "tensor(shape, dtype, strides=None, offset=0): a view of this buffer for TaskArgs."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef hostbuf_getset[] = {
+    {"__array_interface__", hostbuf_get_array_interface, NULL, "numpy's array interface (bytes).", NULL},
+    {"nbytes", hostbuf_get_nbytes, NULL, "Size, bytes.", NULL},
+    {"address", hostbuf_get_address, NULL, "The address (the same in every child).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot hostbuf_slots[] = {
+    {Py_tp_dealloc, hostbuf_dealloc},
+    {Py_bf_getbuffer, hostbuf_getbuffer},
+    {Py_bf_releasebuffer, hostbuf_releasebuffer},
+    {Py_tp_methods, hostbuf_methods},
+    {Py_tp_getset, hostbuf_getset},
+    {Py_sq_length, hostbuf_len},
+    {Py_tp_repr, hostbuf_repr},
+    {Py_tp_doc, "Shared host memory every child of the worker sees at the same address (Worker.host_alloc)."},
+    {0, NULL},
+};
+PyType_Spec pys_hostbuf_spec = {"strata.HostBuffer", sizeof(pys_hostbuf), 0, Py_TPFLAGS_DEFAULT, hostbuf_slots};
+
+/* ---- ChipBuffer ---- */
+
+PyObject *pys_chipbuf_new(PyObject *worker, strata_buffer buf)
+{
+    pys_chipbuf *b = PyObject_New(pys_chipbuf, pys.ChipBuffer);
+    if (!b)
+        return NULL;
+    b->b = buf;
+    b->worker = Py_NewRef(worker);
+    return (PyObject *)b;
+}
+
+static void chipbuf_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(((pys_chipbuf *)self)->worker);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *chipbuf_tensor(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_chipbuf *b = (pys_chipbuf *)self;
+    return pys_make_view(self, b->b.addr, b->b.nbytes, args, nargs, kwnames);
+}
+
+static PyObject *chipbuf_get(PyObject *self, void *c)
+{
+    pys_chipbuf *b = (pys_chipbuf *)self;
+    if (c == (void *)0)
+        return PyLong_FromUnsignedLongLong(b->b.addr);
+    if (c == (void *)1)
+        return PyLong_FromUnsignedLongLong(b->b.nbytes);
+    return PyLong_FromLong(b->b.worker);
+}
+
+static PyObject *chipbuf_repr(PyObject *self)
+{
+    pys_chipbuf *b = (pys_chipbuf *)self;
+    return PyUnicode_FromFormat("<strata.ChipBuffer worker=%d base=0x%llx nbytes=%llu>", b->b.worker,
+                                (unsigned long long)b->b.addr, (unsigned long long)b->b.nbytes);
+}
+
+static PyObject *chipbuf_int(PyObject *self)
+{
+    return PyLong_FromUnsignedLongLong(((pys_chipbuf *)self)->b.addr);
+}
+
+static PyMethodDef chipbuf_methods[] = {
+    {"tensor", (PyCFunction)(void (*)(void))chipbuf_tensor, METH_FASTCALL | METH_KEYWORDS,
+     "tensor(shape, dtype, strides=None, offset=0): a view of this buffer for TaskArgs."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef chipbuf_getset[] = {
+    {"base", chipbuf_get, NULL, "Base address in the chip's memory.", (void *)0},
+    {"nbytes", chipbuf_get, NULL, "Size, bytes.", (void *)1},
+    {"worker", chipbuf_get, NULL, "The chip worker that holds it.", (void *)2},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot chipbuf_slots[] = {
+    {Py_tp_dealloc, chipbuf_dealloc},
+    {Py_tp_methods, chipbuf_methods},
+    {Py_tp_getset, chipbuf_getset},
+    {Py_tp_repr, chipbuf_repr},
+    {Py_nb_int, chipbuf_int},
+    {Py_nb_index, chipbuf_int},
+    {Py_tp_doc, "Chip-resident memory of one chip worker (Worker.malloc); lives until freed or close."},
+    {0, NULL},
+};
+PyType_Spec pys_chipbuf_spec = {"strata.ChipBuffer", sizeof(pys_chipbuf), 0, Py_TPFLAGS_DEFAULT, chipbuf_slots};

@@ -1,0 +1,307 @@
+/* The orchestration object a level-3 run passes to orch_fn: submits, groups and
+ * scopes. It is valid only during that call (it wraps the library's
+ * strata_orch); afterwards every method raises StateError. */
+#include "pystrata.h"
+
+#include <string.h>
+
+typedef struct pys_orch {
+    PyObject_HEAD
+    strata_orch *o;       /* NULL once orch_fn has returned */
+    pys_worker *w;        /* borrowed: the run holds a reference */
+} pys_orch;
+
+PyObject *pys_orch_new(pys_worker *w, strata_orch *o)
+{
+    pys_orch *r = PyObject_New(pys_orch, pys.Orch);
+    if (!r)
+        return NULL;
+    r->o = o;
+    r->w = w;
+    return (PyObject *)r;
+}
+
+void pys_orch_invalidate(PyObject *orch)
+{
+    ((pys_orch *)orch)->o = NULL;
+}
+
+static int live(pys_orch *o, const char *what)
+{
+    if (!o->o) {
+        pys_raisef(STRATA_ESTATE, "orch.%s: this orchestration object belongs to a run that has returned", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *status(int rc)
+{
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static int worker_id(PyObject *o, const char *what, int *out)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s must be an int, not %s", what, pys_tname(o));
+        }
+        return -1;
+    }
+    if (v < INT32_MIN || v > INT32_MAX) {
+        pys_raisef(STRATA_ENOENT, "%s %ld is no chip worker", what, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* submit_next_level(h, args, config=None, *, worker) */
+static PyObject *orch_submit_next_level(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_orch *o = (pys_orch *)self;
+    PyObject *a[4] = {NULL, NULL, NULL, NULL};
+    if (kwnames && PyTuple_Size(kwnames) == 1 && nargs >= 2 && nargs <= 3 &&
+        PyUnicode_CompareWithASCIIString(PyTuple_GetItem(kwnames, 0), "worker") == 0) {
+        a[0] = args[0];   /* the usual call: positional, worker= */
+        a[1] = args[1];
+        a[2] = nargs == 3 ? args[2] : NULL;
+        a[3] = args[nargs];
+    } else {
+        static const char *const names[] = {"h", "args", "config", "worker", NULL};
+        if (pys_parse("submit_next_level", args, nargs, kwnames, names, 2, 3, a) < 0)
+            return NULL;
+        if (!a[3]) {
+            PyErr_SetString(PyExc_TypeError, "submit_next_level() needs worker=: the chip worker to run it on");
+            return NULL;
+        }
+    }
+    uint32_t h;
+    int wid;
+    strata_task_args ta;
+    strata_call_config cfg;
+    bool has_cfg;
+    if (live(o, "submit_next_level") < 0 || pys_handle_of(a[0], &h) < 0 || pys_taskargs_from(a[1], &ta) < 0 ||
+        pys_call_config_from(a[2], &cfg, &has_cfg) < 0 || worker_id(a[3], "worker", &wid) < 0)
+        return NULL;
+    return status(strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid));
+}
+
+/* A list of TaskArgs -> an array of views (PyMem; the caller frees). */
+static strata_task_args *args_list(PyObject *list, uint32_t *n)
+{
+    PyObject *seq = PySequence_Tuple(list);
+    if (!seq)
+        return NULL;
+    Py_ssize_t len = PyTuple_Size(seq);
+    if (len < 1) {
+        Py_DECREF(seq);
+        pys_raise(STRATA_EINVAL, "a group needs at least one member's TaskArgs");
+        return NULL;
+    }
+    strata_task_args *v = PyMem_Malloc((size_t)len * sizeof *v);
+    if (!v) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (pys_taskargs_from(PyTuple_GetItem(seq, i), &v[i]) < 0) {
+            PyMem_Free(v);
+            Py_DECREF(seq);
+            return NULL;
+        }
+    Py_DECREF(seq);   /* the TaskArgs live in the caller's list through the submit */
+    *n = (uint32_t)len;
+    return v;
+}
+
+/* submit_next_level_group(h, args_list, config=None, *, workers) */
+static PyObject *orch_submit_next_level_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                              PyObject *kwnames)
+{
+    pys_orch *o = (pys_orch *)self;
+    static const char *const names[] = {"h", "args_list", "config", "workers", NULL};
+    PyObject *a[4];
+    if (pys_parse("submit_next_level_group", args, nargs, kwnames, names, 2, 3, a) < 0)
+        return NULL;
+    if (!a[3]) {
+        PyErr_SetString(PyExc_TypeError, "submit_next_level_group() needs workers=: one chip worker per member");
+        return NULL;
+    }
+    uint32_t h, n;
+    strata_call_config cfg;
+    bool has_cfg;
+    if (live(o, "submit_next_level_group") < 0 || pys_handle_of(a[0], &h) < 0 ||
+        pys_call_config_from(a[2], &cfg, &has_cfg) < 0)
+        return NULL;
+    strata_task_args *v = args_list(a[1], &n);
+    if (!v)
+        return NULL;
+    PyObject *ws = PySequence_Tuple(a[3]);
+    int *ids = ws ? PyMem_Malloc(n * sizeof *ids) : NULL;
+    PyObject *r = NULL;
+    if (!ids) {
+        if (ws)
+            PyErr_NoMemory();
+        goto out;
+    }
+    if ((uint32_t)PyTuple_Size(ws) != n) {
+        pys_raisef(STRATA_EINVAL, "submit_next_level_group: %u members' args but %zd workers", n, PyTuple_Size(ws));
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (worker_id(PyTuple_GetItem(ws, i), "workers[i]", &ids[i]) < 0)
+            goto out;
+    r = status(strata_submit_next_level_group(o->o, h, v, n, has_cfg ? &cfg : NULL, ids));
+out:
+    PyMem_Free(ids);
+    Py_XDECREF(ws);
+    PyMem_Free(v);
+    return r;
+}
+
+/* submit_sub(h, args=None) */
+static PyObject *orch_submit_sub(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_orch *o = (pys_orch *)self;
+    PyObject *a[2] = {NULL, NULL};
+    if (!kwnames && (nargs == 1 || nargs == 2)) {
+        a[0] = args[0];
+        a[1] = nargs == 2 ? args[1] : NULL;
+    } else {
+        static const char *const names[] = {"h", "args", NULL};
+        if (pys_parse("submit_sub", args, nargs, kwnames, names, 1, 2, a) < 0)
+            return NULL;
+    }
+    uint32_t h;
+    strata_task_args ta;
+    if (live(o, "submit_sub") < 0 || pys_handle_of(a[0], &h) < 0 || pys_taskargs_from(a[1], &ta) < 0)
+        return NULL;
+    return status(strata_submit_sub(o->o, h, &ta));
+}
+
+/* submit_sub_group(h, args_list) */
+static PyObject *orch_submit_sub_group(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_orch *o = (pys_orch *)self;
+    static const char *const names[] = {"h", "args_list", NULL};
+    PyObject *a[2];
+    uint32_t h, n;
+    if (pys_parse("submit_sub_group", args, nargs, kwnames, names, 2, 2, a) < 0 || live(o, "submit_sub_group") < 0 ||
+        pys_handle_of(a[0], &h) < 0)
+        return NULL;
+    strata_task_args *v = args_list(a[1], &n);
+    if (!v)
+        return NULL;
+    PyObject *r = status(strata_submit_sub_group(o->o, h, v, n));
+    PyMem_Free(v);
+    return r;
+}
+
+static PyObject *orch_scope_begin(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_orch *o = (pys_orch *)self;
+    return live(o, "scope_begin") < 0 ? NULL : status(strata_orch_scope_begin(o->o));
+}
+
+static PyObject *orch_scope_end(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_orch *o = (pys_orch *)self;
+    return live(o, "scope_end") < 0 ? NULL : status(strata_orch_scope_end(o->o));
+}
+
+/* ---- `with orch.scope():` ---- */
+
+typedef struct pys_scope {
+    PyObject_HEAD
+    PyObject *orch;
+} pys_scope;
+
+static PyObject *orch_scope(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_scope *s = PyObject_New(pys_scope, pys.Scope);
+    if (!s)
+        return NULL;
+    s->orch = Py_NewRef(self);
+    return (PyObject *)s;
+}
+
+static PyObject *scope_enter(PyObject *self, PyObject *unused)
+{
+    PyObject *r = orch_scope_begin(((pys_scope *)self)->orch, unused);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return Py_NewRef(self);
+}
+
+static PyObject *scope_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    PyObject *r = orch_scope_end(((pys_scope *)self)->orch, NULL);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;   /* never swallows the body's exception */
+}
+
+static void scope_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(((pys_scope *)self)->orch);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef scope_methods[] = {
+    {"__enter__", scope_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))scope_exit, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot scope_slots[] = {
+    {Py_tp_dealloc, scope_dealloc},
+    {Py_tp_methods, scope_methods},
+    {0, NULL},
+};
+PyType_Spec pys_scope_spec = {"strata._Scope", sizeof(pys_scope), 0, Py_TPFLAGS_DEFAULT, scope_slots};
+
+static void orch_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef orch_methods[] = {
+    {"submit_next_level", (PyCFunction)(void (*)(void))orch_submit_next_level, METH_FASTCALL | METH_KEYWORDS,
+     "submit_next_level(h, args, config=None, *, worker): a chip task on chip worker `worker`."},
+    {"submit_next_level_group", (PyCFunction)(void (*)(void))orch_submit_next_level_group,
+     METH_FASTCALL | METH_KEYWORDS,
+     "submit_next_level_group(h, args_list, config=None, *, workers): one task on several chips at once."},
+    {"submit_sub", (PyCFunction)(void (*)(void))orch_submit_sub, METH_FASTCALL | METH_KEYWORDS,
+     "submit_sub(h, args=None): a SUB task on any SUB worker."},
+    {"submit_sub_group", (PyCFunction)(void (*)(void))orch_submit_sub_group, METH_FASTCALL | METH_KEYWORDS,
+     "submit_sub_group(h, args_list): one task on several SUB workers at once."},
+    {"scope", orch_scope, METH_NOARGS, "with orch.scope(): ... (scope_begin / scope_end around the block)."},
+    {"scope_begin", orch_scope_begin, METH_NOARGS, NULL},
+    {"scope_end", orch_scope_end, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot orch_slots[] = {
+    {Py_tp_dealloc, orch_dealloc},
+    {Py_tp_methods, orch_methods},
+    {Py_tp_doc, "The orchestration object of a level-3 run (the first argument of orch_fn)."},
+    {0, NULL},
+};
+PyType_Spec pys_orch_spec = {"strata.Orchestrator", sizeof(pys_orch), 0, Py_TPFLAGS_DEFAULT, orch_slots};

@@ -1,0 +1,745 @@
+/* Worker: a Strata worker driven from Python. The pure-Python subclass
+ * (strata/worker.py) reads the keywords; this type holds the C worker and
+ * makes each call, with the GIL rules of module.c. */
+#include "pystrata.h"
+
+#include <structmember.h>
+#include <dlfcn.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- handles ---- */
+
+static void handle_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(((pys_handle *)self)->target);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *handle_int(PyObject *self)
+{
+    return PyLong_FromUnsignedLong(((pys_handle *)self)->h);
+}
+
+static Py_hash_t handle_hash(PyObject *self)
+{
+    return (Py_hash_t)((pys_handle *)self)->h + 1;
+}
+
+static PyObject *handle_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if (!PyObject_TypeCheck(b, pys.Handle) || (op != Py_EQ && op != Py_NE))
+        Py_RETURN_NOTIMPLEMENTED;
+    bool eq = ((pys_handle *)a)->h == ((pys_handle *)b)->h;
+    return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+static PyObject *handle_repr(PyObject *self)
+{
+    pys_handle *h = (pys_handle *)self;
+    return PyUnicode_FromFormat("<strata.CallableHandle %u (%s%s)>", h->h, h->kind == 0 ? "chip" : "SUB",
+                                h->retired ? ", retired" : "");
+}
+
+static PyObject *handle_get_target(PyObject *self, void *c)
+{
+    (void)c;
+    PyObject *t = ((pys_handle *)self)->target;
+    return Py_NewRef(t ? t : Py_None);
+}
+
+static PyGetSetDef handle_getset[] = {
+    {"target", handle_get_target, NULL, "What was registered (a ChipCallable or a function).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot handle_slots[] = {
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_nb_int, handle_int},
+    {Py_nb_index, handle_int},
+    {Py_tp_hash, handle_hash},
+    {Py_tp_richcompare, handle_richcompare},
+    {Py_tp_repr, handle_repr},
+    {Py_tp_getset, handle_getset},
+    {Py_tp_doc, "A registered callable, from Worker.register; int(h) is the C handle."},
+    {0, NULL},
+};
+PyType_Spec pys_handle_spec = {"strata.CallableHandle", sizeof(pys_handle), 0, Py_TPFLAGS_DEFAULT, handle_slots};
+
+int pys_handle_of(PyObject *o, uint32_t *out)
+{
+    if (!Py_IS_TYPE(o, pys.Handle)) {
+        PyErr_Format(PyExc_TypeError,
+                     "expected a CallableHandle (the value Worker.register returned), not %s", pys_tname(o));
+        return -1;
+    }
+    pys_handle *h = (pys_handle *)o;
+    if (h->retired) {
+        pys_raisef(STRATA_ENOENT, "callable handle %u was unregistered", h->h);
+        return -1;
+    }
+    *out = h->h;
+    return 0;
+}
+
+static PyObject *make_handle(pys_worker *w, uint32_t h, int kind, PyObject *target)
+{
+    pys_handle *o = PyObject_New(pys_handle, pys.Handle);
+    if (!o)
+        return NULL;
+    o->h = h;
+    o->kind = kind;
+    o->retired = false;
+    o->target = Py_NewRef(target);
+    PyObject *key = PyLong_FromUnsignedLong(h);
+    if (!key || PyDict_SetItem(w->handles, key, (PyObject *)o) < 0) {
+        Py_XDECREF(key);
+        Py_DECREF(o);
+        return NULL;
+    }
+    Py_DECREF(key);
+    return (PyObject *)o;
+}
+
+/* ---- who may call ---- */
+
+/* Every call but close checks that it comes from the process that created the
+   worker (the library refuses too, but says less about Python's side) and that
+   no other thread is in a run. */
+static int check_caller(pys_worker *w, const char *what)
+{
+    if (!w->w) {
+        pys_raisef(STRATA_ESTATE, "Worker.%s: the worker is closed", what);
+        return -1;
+    }
+    if ((long)getpid() != w->creator_pid) {
+        pys_raisef(STRATA_ESTATE,
+                   "Worker.%s: this worker belongs to process %ld; a worker is used only in the process that created "
+                   "it (this is %ld)", what, w->creator_pid, (long)getpid());
+        return -1;
+    }
+    unsigned long me = PyThread_get_thread_ident();
+    if (w->running_thread && w->running_thread != me) {
+        pys_raisef(STRATA_ESTATE,
+                   "Worker.%s: thread %lu is in a run of this worker; one thread drives a worker at a time (wait for "
+                   "its run to return)", what, w->running_thread);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- create, init, close ---- */
+
+static int opt_u32(PyObject *o, const char *name, uint32_t *out)
+{
+    if (o == Py_None)
+        return 0;
+    uint64_t v;
+    if (pys_u64(o, name, &v) < 0)
+        return -1;
+    if (v > UINT32_MAX) {
+        pys_raisef(STRATA_EINVAL, "%s = %llu does not fit in 32 bits", name, (unsigned long long)v);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int opt_u64(PyObject *o, const char *name, uint64_t *out)
+{
+    return o == Py_None ? 0 : pys_u64(o, name, out);
+}
+
+/* _create(level, platform, runtime, device_id, device_ids, num_sub_workers,
+           on_child_death, task_timeout_ms, init_timeout_ms, close_grace_ms,
+           shared_heap_bytes, device_memory_bytes, aic_cores, aiv_cores,
+           node_task_window): None keeps the library's default. */
+static PyObject *worker_create(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (nargs != 15) {
+        PyErr_SetString(PyExc_TypeError, "_create takes 15 arguments");
+        return NULL;
+    }
+    if (w->w)
+        return pys_raise(STRATA_ESTATE, "this Worker already has a worker");
+    long level = PyLong_AsLong(args[0]);
+    if (level == -1 && PyErr_Occurred())
+        return NULL;
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, (int)level);
+    cfg.platform = PyUnicode_AsUTF8AndSize(args[1], NULL);
+    cfg.runtime = PyUnicode_AsUTF8AndSize(args[2], NULL);
+    if (!cfg.platform || !cfg.runtime)
+        return NULL;
+    if (args[3] != Py_None) {
+        long id = PyLong_AsLong(args[3]);
+        if (id == -1 && PyErr_Occurred())
+            return NULL;
+        cfg.device_id = (int)id;
+    }
+    int ids[64];
+    PyObject *seq = PySequence_Tuple(args[4]);
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PyTuple_Size(seq);
+    if (n > 64) {
+        Py_DECREF(seq);
+        return pys_raisef(STRATA_EINVAL, "device_ids has %zd entries; at most 64 chips per worker", n);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PyTuple_GetItem(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        ids[i] = (int)v;
+    }
+    Py_DECREF(seq);
+    cfg.device_ids = n ? ids : NULL;
+    cfg.ndevices = (uint32_t)n;
+    uint32_t policy = cfg.on_child_death;
+    if (opt_u32(args[5], "num_sub_workers", &cfg.num_sub_workers) < 0 ||
+        opt_u32(args[6], "on_child_death", &policy) < 0 ||
+        opt_u32(args[7], "task_timeout_ms", &cfg.task_timeout_ms) < 0 ||
+        opt_u32(args[8], "init_timeout_ms", &cfg.init_timeout_ms) < 0 ||
+        opt_u32(args[9], "close_grace_ms", &cfg.close_grace_ms) < 0 ||
+        opt_u64(args[10], "shared_heap_bytes", &cfg.shared_heap_bytes) < 0 ||
+        opt_u64(args[11], "device_memory_bytes", &cfg.device_memory_bytes) < 0 ||
+        opt_u32(args[12], "aic_cores", &cfg.aic_cores) < 0 || opt_u32(args[13], "aiv_cores", &cfg.aiv_cores) < 0 ||
+        opt_u32(args[14], "node_task_window", &cfg.node_task_window) < 0)
+        return NULL;
+    cfg.on_child_death = (strata_death_policy)policy;
+    strata_worker *cw;
+    int rc = strata_worker_create(&cfg, &cw);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    w->w = cw;
+    w->level = (int)level;
+    w->ndevices = cfg.ndevices;
+    w->nsubs = cfg.num_sub_workers;
+    w->creator_pid = (long)getpid();
+    Py_RETURN_NONE;
+}
+
+static PyObject *worker_init(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_worker *w = (pys_worker *)self;
+    if (check_caller(w, "init") < 0)
+        return NULL;
+    int rc;
+    /* The spawner is forked in here: the fork hooks take the GIL around it. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = strata_worker_init(w->w);
+    Py_END_ALLOW_THREADS
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static void close_now(pys_worker *w)
+{
+    if (!w->w)
+        return;
+    strata_worker *cw = w->w;
+    if ((long)getpid() != w->creator_pid) {
+        /* A copy in another process (a SUB child, a fork): release only this
+           process's copies; the library touches nothing shared. */
+        w->w = NULL;
+        pys_hostbufs_detach(w);
+        (void)strata_worker_close(cw);
+        strata_worker_destroy(cw);
+        return;
+    }
+    PyObject *kept = pys_hostbufs_detach(w);
+    Py_BEGIN_ALLOW_THREADS
+    (void)strata_worker_close(cw);
+    strata_worker_destroy(cw);
+    Py_END_ALLOW_THREADS
+    w->w = NULL;
+    pys_hostbufs_remap(kept);
+    Py_XDECREF(kept);
+}
+
+static PyObject *worker_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_worker *w = (pys_worker *)self;
+    unsigned long me = PyThread_get_thread_ident();
+    if (w->running_thread && w->running_thread != me)
+        return pys_raisef(STRATA_ESTATE, "Worker.close: thread %lu is in a run of this worker; close it from that "
+                                         "thread, or after the run returns", w->running_thread);
+    if (w->running_thread)
+        return pys_raise(STRATA_ESTATE, "Worker.close: called from inside a run of this worker (orch_fn); close it "
+                                        "after run() returns");
+    close_now(w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *worker_get_state(PyObject *self, void *c)
+{
+    (void)c;
+    pys_worker *w = (pys_worker *)self;
+    return PyLong_FromLong(w->w ? (long)strata_worker_state(w->w) : (long)STRATA_STATE_CLOSED);
+}
+
+static PyObject *worker_get_level(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(((pys_worker *)self)->level);
+}
+
+/* ---- registration ---- */
+
+/* _register_chip(so_path, symbol, target): a chip callable from a shared
+   object. At L3 every process loads it (strata_worker_register_chip_symbol);
+   at L2 this process does. */
+static PyObject *worker_register_chip(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_register_chip(so_path, symbol, target)");
+        return NULL;
+    }
+    if (check_caller(w, "register") < 0)
+        return NULL;
+    const char *so = PyUnicode_AsUTF8AndSize(args[0], NULL);
+    const char *sym = so ? PyUnicode_AsUTF8AndSize(args[1], NULL) : NULL;
+    if (!sym)
+        return NULL;
+    strata_handle h = STRATA_HANDLE_INVALID;
+    int rc;
+    if (w->level >= 3) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = strata_worker_register_chip_symbol(w->w, so, sym, &h);
+        Py_END_ALLOW_THREADS
+    } else {
+        void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+        if (!lib)
+            return pys_raisef(STRATA_ENOENT, "cannot load the chip callable's object %s: %s", so, dlerror());
+        const strata_chip_callable *c = dlsym(lib, sym);
+        if (!c)
+            return pys_raisef(STRATA_ENOENT, "%s has no symbol '%s' (a const strata_chip_callable)", so, sym);
+        rc = strata_worker_register_chip(w->w, c, &h);
+    }
+    if (rc != STRATA_OK && h == STRATA_HANDLE_INVALID)
+        return pys_raise(rc, NULL);
+    PyObject *handle = make_handle(w, h, 0, args[2]);
+    if (rc != STRATA_OK) {   /* consumed, but some child could not take it: say so */
+        Py_XDECREF(handle);
+        return pys_raise(rc, NULL);
+    }
+    return handle;
+}
+
+/* _register_sub(fn, blob): blob is the function serialised (bytes) when the
+   children already run, else None. */
+static PyObject *worker_register_sub(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_register_sub(fn, blob)");
+        return NULL;
+    }
+    if (check_caller(w, "register") < 0)
+        return NULL;
+    uint32_t h;
+    if (pys_sub_register(w, args[0], args[1], &h) < 0)
+        return NULL;
+    return make_handle(w, h, 1, args[0]);
+}
+
+static PyObject *worker_unregister(PyObject *self, PyObject *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    uint32_t h;
+    if (pys_handle_of(arg, &h) < 0)
+        return NULL;
+    PyObject *key = PyLong_FromUnsignedLong(h);
+    if (!key)
+        return NULL;
+    PyObject *mine = PyDict_GetItemWithError(w->handles, key);   /* borrowed */
+    Py_DECREF(key);
+    if (mine != arg)
+        return PyErr_Occurred() ? NULL : pys_raisef(STRATA_ENOENT, "handle %u is not one of this worker's", h);
+    ((pys_handle *)arg)->retired = true;
+    Py_RETURN_NONE;
+}
+
+/* ---- runs ---- */
+
+typedef struct py_orch_ctx {
+    pys_worker *w;
+    PyObject *fn, *args, *cfg;
+} py_orch_ctx;
+
+/* Strata calls this on the thread in run(), which holds the GIL (run keeps it;
+   the wait hooks give it up only while Strata sleeps). */
+static int orch_trampoline(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    py_orch_ctx *c = ctx;
+    PyObject *orch = pys_orch_new(c->w, o);
+    if (!orch) {
+        pys_run_keep_exception();
+        return STRATA_ETASK;
+    }
+    PyObject *r = PyObject_CallFunctionObjArgs(c->fn, orch, c->args, c->cfg, NULL);
+    pys_orch_invalidate(orch);
+    Py_DECREF(orch);
+    if (r) {
+        Py_DECREF(r);
+        return STRATA_OK;
+    }
+    bool interrupt = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+    pys_run_keep_exception();
+    return interrupt ? STRATA_EINTR : STRATA_ETASK;
+}
+
+static PyObject *finish_run(pys_run *run, int rc)
+{
+    if (run->exc) {
+        /* orch_fn's exception, or the KeyboardInterrupt that stopped the run:
+           raised as it was, once every started task has settled. */
+        PyObject *e = run->exc;
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+        return NULL;
+    }
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+/* run(orch_fn, args=None, config=None) at L3; run(handle, args=None,
+   config=None) at L2. */
+static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_worker *w = (pys_worker *)self;
+    PyObject *a[3] = {NULL, NULL, NULL};
+    if (!kwnames && nargs >= 1 && nargs <= 3) {
+        for (Py_ssize_t i = 0; i < nargs; i++)
+            a[i] = args[i];
+    } else {
+        static const char *const names[] = {"orch_fn", "args", "config", NULL};
+        if (pys_parse("run", args, nargs, kwnames, names, 1, 3, a) < 0)
+            return NULL;
+    }
+    if (check_caller(w, "run") < 0)
+        return NULL;
+    if (w->running_thread)
+        return pys_raise(STRATA_ESTATE, "Worker.run: called from inside a run of this worker (orch_fn); submit tasks "
+                                        "with the orchestration object instead");
+    PyObject *py_args = a[1] ? a[1] : Py_None, *py_cfg = a[2] ? a[2] : Py_None;
+    strata_task_args targs;
+    strata_call_config cfg;
+    bool has_cfg;
+    if (pys_taskargs_from(py_args, &targs) < 0 || pys_call_config_from(py_cfg, &cfg, &has_cfg) < 0)
+        return NULL;
+    int rc;
+    if (w->level == 2) {
+        uint32_t h;
+        if (pys_handle_of(a[0], &h) < 0)
+            return NULL;
+        w->running_thread = PyThread_get_thread_ident();
+        Py_INCREF(py_args);   /* its tensors' memory stays alive through the run */
+        Py_BEGIN_ALLOW_THREADS
+        rc = strata_worker_run_chip(w->w, h, &targs, has_cfg ? &cfg : NULL);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(py_args);
+        w->running_thread = 0;
+        if (rc != STRATA_OK)
+            return pys_raise(rc, NULL);
+        Py_RETURN_NONE;
+    }
+    if (!PyCallable_Check(a[0]))
+        return PyErr_Format(PyExc_TypeError, "run() takes an orchestration function orch_fn(orch, args, config), "
+                                             "not %s", pys_tname(a[0]));
+    py_orch_ctx ctx = {w, a[0], py_args, py_cfg};
+    pys_run run;
+    pys_run_enter(&run);
+    w->running_thread = PyThread_get_thread_ident();
+    Py_INCREF(self);   /* a run keeps its worker alive, even if orch_fn drops the last reference */
+    rc = strata_worker_run(w->w, orch_trampoline, &ctx, &targs, has_cfg ? &cfg : NULL);
+    w->running_thread = 0;
+    pys_run_leave(&run);
+    PyObject *r = finish_run(&run, rc);
+    Py_DECREF(self);
+    return r;
+}
+
+/* ---- memory ---- */
+
+static PyObject *worker_malloc(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_worker *w = (pys_worker *)self;
+    static const char *const names[] = {"nbytes", "worker", NULL};
+    PyObject *a[2];
+    if (pys_parse("malloc", args, nargs, kwnames, names, 1, 2, a) < 0 || check_caller(w, "malloc") < 0)
+        return NULL;
+    uint64_t n, wid = 0;
+    if (pys_u64(a[0], "nbytes", &n) < 0 || (a[1] && pys_u64(a[1], "worker", &wid) < 0))
+        return NULL;
+    strata_buffer b;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = strata_worker_malloc(w->w, (int)wid, n, &b);
+    Py_END_ALLOW_THREADS
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    return pys_chipbuf_new(self, b);
+}
+
+static int chipbuf_arg(PyObject *o, const char *what, strata_buffer *out)
+{
+    if (!Py_IS_TYPE(o, pys.ChipBuffer)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a ChipBuffer (from Worker.malloc), not %s", what,
+                     pys_tname(o));
+        return -1;
+    }
+    *out = ((pys_chipbuf *)o)->b;
+    return 0;
+}
+
+static PyObject *worker_free(PyObject *self, PyObject *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    strata_buffer b;
+    if (check_caller(w, "free") < 0 || chipbuf_arg(arg, "free()'s argument", &b) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = strata_worker_free(w->w, b);
+    Py_END_ALLOW_THREADS
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+/* Host memory for a copy: the buffer protocol, or __dlpack__ through
+   strata._runtime (numpy, torch CPU tensors). */
+static int host_view(PyObject *o, bool writable, Py_buffer *v, PyObject **keep)
+{
+    *keep = NULL;
+    if (PyObject_GetBuffer(o, v, writable ? (PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) : PyBUF_C_CONTIGUOUS) == 0)
+        return 0;
+    if (!PyObject_HasAttrString(o, "__dlpack__"))
+        return -1;
+    PyErr_Clear();
+    PyObject *mod = PyImport_ImportModule("strata._runtime");
+    if (!mod)
+        return -1;
+    PyObject *arr = PyObject_CallMethod(mod, "as_host_array", "O", o);
+    Py_DECREF(mod);
+    if (!arr)
+        return -1;
+    int rc = PyObject_GetBuffer(arr, v, writable ? (PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) : PyBUF_C_CONTIGUOUS);
+    if (rc < 0)
+        Py_DECREF(arr);
+    else
+        *keep = arr;
+    return rc;
+}
+
+/* copy_to(dst: ChipBuffer, src, offset=0): host -> chip */
+static PyObject *worker_copy_to(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_worker *w = (pys_worker *)self;
+    static const char *const names[] = {"dst", "src", "offset", NULL};
+    PyObject *a[3];
+    strata_buffer b;
+    uint64_t off = 0;
+    if (pys_parse("copy_to", args, nargs, kwnames, names, 2, 3, a) < 0 || check_caller(w, "copy_to") < 0 ||
+        chipbuf_arg(a[0], "copy_to's dst", &b) < 0 || (a[2] && pys_u64(a[2], "offset", &off) < 0))
+        return NULL;
+    Py_buffer v;
+    PyObject *keep;
+    if (host_view(a[1], false, &v, &keep) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = strata_worker_copy_to(w->w, b, off, v.buf, (uint64_t)v.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&v);
+    Py_XDECREF(keep);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+/* copy_from(dst, src: ChipBuffer, offset=0): chip -> host, len(dst) bytes */
+static PyObject *worker_copy_from(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    pys_worker *w = (pys_worker *)self;
+    static const char *const names[] = {"dst", "src", "offset", NULL};
+    PyObject *a[3];
+    strata_buffer b;
+    uint64_t off = 0;
+    if (pys_parse("copy_from", args, nargs, kwnames, names, 2, 3, a) < 0 || check_caller(w, "copy_from") < 0 ||
+        chipbuf_arg(a[1], "copy_from's src", &b) < 0 || (a[2] && pys_u64(a[2], "offset", &off) < 0))
+        return NULL;
+    Py_buffer v;
+    PyObject *keep;
+    if (host_view(a[0], true, &v, &keep) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = strata_worker_copy_from(w->w, v.buf, b, off, (uint64_t)v.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&v);
+    Py_XDECREF(keep);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *worker_host_alloc(PyObject *self, PyObject *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    uint64_t n;
+    if (check_caller(w, "host_alloc") < 0 || pys_u64(arg, "nbytes", &n) < 0)
+        return NULL;
+    void *p;
+    int rc = strata_worker_host_alloc(w->w, n, &p);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    PyObject *b = pys_hostbuf_new(self, p, n);
+    if (!b)
+        (void)strata_worker_host_free(w->w, p);
+    return b;
+}
+
+static PyObject *worker_child_pid(PyObject *self, PyObject *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    long i = PyLong_AsLong(arg);
+    if ((i == -1 && PyErr_Occurred()) || check_caller(w, "child_pid") < 0)
+        return NULL;
+    pid_t pid;
+    int rc = strata_worker_child_pid(w->w, (int)i, &pid);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    return PyLong_FromLong((long)pid);
+}
+
+static PyObject *worker_stats(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_worker *w = (pys_worker *)self;
+    if (check_caller(w, "stats") < 0)
+        return NULL;
+    strata_run_stats s;
+    int rc = strata_worker_stats(w->w, &s);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    return Py_BuildValue("{s:K,s:K,s:K,s:{s:K,s:K},s:{s:K,s:K},s:{s:K,s:K},s:K}", "tasks_completed",
+                         (unsigned long long)s.tasks_completed, "tasks_failed", (unsigned long long)s.tasks_failed,
+                         "tasks_canceled", (unsigned long long)s.tasks_canceled, "task_window", "size",
+                         (unsigned long long)s.task_window.size, "high_water",
+                         (unsigned long long)s.task_window.high_water, "heap", "size",
+                         (unsigned long long)s.heap.size, "high_water", (unsigned long long)s.heap.high_water,
+                         "dep_pool", "size", (unsigned long long)s.dep_pool.size, "high_water",
+                         (unsigned long long)s.dep_pool.high_water, "child_restarts",
+                         (unsigned long long)s.child_restarts);
+}
+
+/* ---- the type ---- */
+
+static PyObject *worker_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    (void)args;
+    (void)kw;
+    pys_worker *w = (pys_worker *)((allocfunc)PyType_GetSlot(tp, Py_tp_alloc))(tp, 0);
+    if (!w)
+        return NULL;
+    w->handles = PyDict_New();
+    if (!w->handles) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    w->creator_pid = (long)getpid();
+    return (PyObject *)w;
+}
+
+static int worker_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    Py_VISIT(w->handles);
+    Py_VISIT(w->dict);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int worker_clear(PyObject *self)
+{
+    pys_worker *w = (pys_worker *)self;
+    Py_CLEAR(w->handles);
+    Py_CLEAR(w->dict);
+    return 0;
+}
+
+static void worker_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    pys_worker *w = (pys_worker *)self;
+    PyObject_GC_UnTrack(self);
+    if (w->weakreflist)
+        PyObject_ClearWeakRefs(self);
+    /* Collected without close(): close now (in a process that is not the
+       creator's this releases only that process's copies). */
+    close_now(w);
+    worker_clear(self);
+    ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef worker_methods[] = {
+    {"_create", (PyCFunction)(void (*)(void))worker_create, METH_FASTCALL, NULL},
+    {"_register_chip", (PyCFunction)(void (*)(void))worker_register_chip, METH_FASTCALL, NULL},
+    {"_register_sub", (PyCFunction)(void (*)(void))worker_register_sub, METH_FASTCALL, NULL},
+    {"unregister", worker_unregister, METH_O, "unregister(h): retire a handle; tasks on it fail with NotFoundError."},
+    {"init", worker_init, METH_NOARGS, "Start the worker: its chips and SUB children (L3), or its chip (L2)."},
+    {"close", worker_close, METH_NOARGS, "Stop every child and release everything; any number of times."},
+    {"run", (PyCFunction)(void (*)(void))worker_run, METH_FASTCALL | METH_KEYWORDS,
+     "run(orch_fn, args=None, config=None) at L3; run(handle, args=None, config=None) at L2."},
+    {"malloc", (PyCFunction)(void (*)(void))worker_malloc, METH_FASTCALL | METH_KEYWORDS,
+     "malloc(nbytes, worker=0) -> ChipBuffer: chip-resident memory of one chip worker."},
+    {"free", worker_free, METH_O, "free(buf): release a ChipBuffer."},
+    {"copy_to", (PyCFunction)(void (*)(void))worker_copy_to, METH_FASTCALL | METH_KEYWORDS,
+     "copy_to(dst: ChipBuffer, src, offset=0): host -> chip (any buffer-protocol or CPU DLPack object)."},
+    {"copy_from", (PyCFunction)(void (*)(void))worker_copy_from, METH_FASTCALL | METH_KEYWORDS,
+     "copy_from(dst, src: ChipBuffer, offset=0): chip -> host, len(dst) bytes."},
+    {"host_alloc", worker_host_alloc, METH_O, "host_alloc(nbytes) -> HostBuffer: memory every child sees."},
+    {"child_pid", worker_child_pid, METH_O, "child_pid(i): the pid of child i (chips first, then SUB workers)."},
+    {"stats", worker_stats, METH_NOARGS, "The worker's statistics, as a dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef worker_getset[] = {
+    {"_state", worker_get_state, NULL, NULL, NULL},
+    {"level", worker_get_level, NULL, "The worker's level (2 or 3).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef worker_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(pys_worker, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(pys_worker, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot worker_slots[] = {
+    {Py_tp_new, worker_new},
+    {Py_tp_dealloc, worker_dealloc},
+    {Py_tp_traverse, worker_traverse},
+    {Py_tp_clear, worker_clear},
+    {Py_tp_methods, worker_methods},
+    {Py_tp_getset, worker_getset},
+    {Py_tp_members, worker_members},
+    {0, NULL},
+};
+PyType_Spec pys_worker_spec = {"strata._strata.Worker", sizeof(pys_worker), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, worker_slots};

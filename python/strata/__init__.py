@@ -1,0 +1,62 @@
+"""Strata: a hierarchical task runtime for accelerator stacks, from Python.
+
+The names follow the runtime its users come from (Worker, TaskArgs,
+CallConfig, orch.submit_next_level): see docs/python.md."""
+
+from . import _strata
+from ._strata import (TaskArgs, Tensor, HostBuffer, ChipBuffer, CallableHandle, Orchestrator, SubArgs,
+                      StrataError, InvalidArgumentError, StateError, NotFoundError, OutOfMemoryError,
+                      RingError, TaskError, CanceledError, ChildDiedError, TaskTimeoutError,
+                      WorkerFailedError, SystemCallError, RunInterruptedError, status_name, last_error)
+from ._runtime import DataType, TensorArgType, WorkerState, TensorView, numpy_dtype
+from .worker import Worker, ChipCallable, get_include
+
+__version__ = _strata.version()
+
+INPUT = TensorArgType.INPUT
+OUTPUT = TensorArgType.OUTPUT
+INOUT = TensorArgType.INOUT
+OUTPUT_EXISTING = TensorArgType.OUTPUT_EXISTING
+NO_DEP = TensorArgType.NO_DEP
+
+_RING_NAMES = {
+    "ring_task_window": "ring_task_window", "PTO2_RING_TASK_WINDOW": "ring_task_window",
+    "ring_heap": "ring_heap", "PTO2_RING_HEAP": "ring_heap",
+    "ring_dep_pool": "ring_dep_pool", "PTO2_RING_DEP_POOL": "ring_dep_pool",
+}
+
+
+class CallConfig:
+    """Per-run or per-task settings: timeout_ms (0: the worker's default) and
+    ring sizes (0: environment or default). runtime_env takes the followed
+    runtime's ring names; a list of per-scope-depth sizes is accepted and sized
+    by its largest entry until Strata has rings per scope depth."""
+
+    __slots__ = ("timeout_ms", "block_dim", "ring_task_window", "ring_heap", "ring_dep_pool")
+
+    def __init__(self, timeout_ms=0, ring_task_window=0, ring_heap=0, ring_dep_pool=0, block_dim=0,
+                 runtime_env=None):
+        self.timeout_ms = timeout_ms
+        self.block_dim = block_dim
+        self.ring_task_window = ring_task_window
+        self.ring_heap = ring_heap
+        self.ring_dep_pool = ring_dep_pool
+        for key, value in (runtime_env or {}).items():
+            if key not in _RING_NAMES:
+                raise InvalidArgumentError(f"runtime_env key {key!r}: known keys are "
+                                           + ", ".join(sorted(_RING_NAMES)))
+            if isinstance(value, (list, tuple)):
+                value = max(value)
+            setattr(self, _RING_NAMES[key], int(value))
+
+    def __repr__(self):
+        return ("CallConfig(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__
+                                          if getattr(self, k)) + ")")
+
+
+__all__ = ["Worker", "TaskArgs", "CallConfig", "ChipCallable", "TensorArgType", "DataType", "WorkerState",
+           "Tensor", "TensorView", "HostBuffer", "ChipBuffer", "CallableHandle", "Orchestrator", "SubArgs",
+           "StrataError", "InvalidArgumentError", "StateError", "NotFoundError", "OutOfMemoryError",
+           "RingError", "TaskError", "CanceledError", "ChildDiedError", "TaskTimeoutError",
+           "WorkerFailedError", "SystemCallError", "RunInterruptedError", "status_name", "last_error",
+           "get_include", "numpy_dtype", "INPUT", "OUTPUT", "INOUT", "OUTPUT_EXISTING", "NO_DEP"]

@@ -1,0 +1,161 @@
+"""Worker: the followed runtime's names and keywords over Strata's C worker."""
+
+import os
+import subprocess
+import tempfile
+
+from . import _strata
+from ._runtime import WorkerState, dump_function, numpy_dtype, datatype_of
+
+import numpy as np
+
+_SIM_NAMES = ("sim", "a2a3sim", "a5sim")
+_HARDWARE_NAMES = ("a2a3", "a5", "ascend", "npu")
+
+
+class ChipCallable:
+    """A chip callable: a `const strata_chip_callable` in a shared object. Its
+    orchestration function and kernels are C and run in the chip child, as in C."""
+
+    __slots__ = ("so_path", "symbol")
+
+    def __init__(self, so_path, symbol):
+        self.so_path = os.path.abspath(os.fspath(so_path))
+        self.symbol = symbol
+
+    @classmethod
+    def from_symbol(cls, so_path, symbol):
+        if not os.path.exists(so_path):
+            raise _strata.NotFoundError(f"chip callable object {so_path} does not exist")
+        return cls(so_path, symbol)
+
+    @classmethod
+    def compile(cls, source, symbol, cflags=None, output=None):
+        """Build the C source `source` into a shared object with the system
+        compiler ($CC, else cc) and take `symbol` from it."""
+        source = os.path.abspath(os.fspath(source))
+        if output is None:
+            out_dir = tempfile.mkdtemp(prefix="strata-chip-")
+            output = os.path.join(out_dir, os.path.splitext(os.path.basename(source))[0] + ".so")
+        cc = os.environ.get("CC", "cc")
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-std=c11", "-I", get_include(), source, "-o", output]
+        if cflags:
+            cmd[1:1] = cflags.split() if isinstance(cflags, str) else list(cflags)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise _strata.TaskError(f"compiling {source} failed ({' '.join(cmd)}):\n{r.stderr.strip()}")
+        return cls(output, symbol)
+
+    def __repr__(self):
+        return f"ChipCallable({self.so_path!r}, {self.symbol!r})"
+
+
+def get_include():
+    """The directory holding strata/*.h, for chip callables built from C."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (os.path.join(here, "include"), os.path.join(here, "..", "..", "include"),
+                 os.path.join(here, "..", "..", "..", "include")):
+        if os.path.exists(os.path.join(cand, "strata", "strata.h")):
+            return os.path.abspath(cand)
+    raise _strata.NotFoundError("cannot find Strata's headers next to the package")
+
+
+def _ms(seconds, name):
+    if seconds is None:
+        return None
+    if seconds < 0:
+        raise _strata.InvalidArgumentError(f"{name} = {seconds}: must be >= 0 seconds")
+    return int(round(seconds * 1000))
+
+
+class Worker(_strata.Worker):
+    """A Strata worker. Level 3: chip children (device_ids) and SUB children
+    (num_sub_workers), driven by run(orch_fn). Level 2: one chip in this
+    process, driven by run(handle, args, config)."""
+
+    def __init__(self, level=3, platform="sim", runtime="tensormap_and_ringbuffer", device_id=None,
+                 device_ids=None, num_sub_workers=0, *, on_child_death="restart", task_timeout_s=None,
+                 init_timeout_s=None, close_grace_s=None, device_memory_bytes=None, shared_heap_bytes=None,
+                 aic_cores=None, aiv_cores=None, node_task_window=None):
+        if platform is None:
+            platform = "sim"
+        if not isinstance(platform, str):
+            raise TypeError(f"platform must be a str, not {type(platform).__name__}")
+        if platform in _SIM_NAMES:
+            platform = "sim"
+        elif platform.lower() in _HARDWARE_NAMES or not platform.endswith("sim"):
+            raise _strata.NotFoundError(
+                f"platform {platform!r}: this build of Strata has only the embedded simulator; "
+                f"use platform=\"sim\" (or one of {', '.join(_SIM_NAMES)})")
+        policies = {"restart": 0, "fail": 1}
+        if on_child_death not in policies:
+            raise _strata.InvalidArgumentError(
+                f"on_child_death={on_child_death!r}: use \"restart\" or \"fail\"")
+        if device_ids is None:
+            device_ids = [] if (level >= 3 and device_id is None) else ([] if level < 3 else [device_id])
+        if level == 2 and device_id is None:
+            device_id = device_ids[0] if device_ids else 0
+        self._committed = {}
+        self._create(level, platform, runtime, device_id if level == 2 else None, tuple(device_ids),
+                     num_sub_workers, policies[on_child_death], _ms(task_timeout_s, "task_timeout_s"),
+                     _ms(init_timeout_s, "init_timeout_s"), _ms(close_grace_s, "close_grace_s"),
+                     shared_heap_bytes, device_memory_bytes, aic_cores, aiv_cores, node_task_window)
+
+    # -- registration --
+    def register(self, target):
+        """A ChipCallable or a Python function (a SUB callable) -> CallableHandle."""
+        if isinstance(target, ChipCallable):
+            return self._register_chip(target.so_path, target.symbol, target)
+        if isinstance(target, (_strata.CallableHandle, _strata.Tensor)) or not callable(target):
+            raise TypeError(f"register() takes a ChipCallable or a Python function, not {type(target).__name__}")
+        blob = None if self._state == WorkerState.NEW else dump_function(target)
+        return self._register_sub(target, blob)
+
+    @property
+    def state(self):
+        return WorkerState(self._state)
+
+    # -- memory --
+    def malloc(self, nbytes, worker=0):
+        buf = super().malloc(nbytes, worker)
+        self._committed[(buf.worker, buf.base)] = buf.nbytes
+        return buf
+
+    def free(self, buf):
+        super().free(buf)
+        self._committed.pop((buf.worker, buf.base), None)
+
+    def committed_device_memory(self):
+        """Bytes of chip memory allocated with malloc and not freed."""
+        return sum(self._committed.values())
+
+    def alloc_child_tensor(self, worker, shape, dtype):
+        """A chip-resident tensor on chip worker `worker` (the followed runtime's name)."""
+        dt = numpy_dtype(dtype)
+        n = int(np.prod(shape)) * dt.itemsize
+        return self.malloc(max(n, 1), worker).tensor(tuple(shape), datatype_of(dtype))
+
+    def host_empty(self, shape, dtype="float32"):
+        """An uninitialised numpy array in the shared heap: every child sees it,
+        tasks take it as a tensor without a copy."""
+        dt = numpy_dtype(dtype)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        n = int(np.prod(shape)) * dt.itemsize
+        buf = self.host_alloc(max(n, 1))
+        return np.frombuffer(buf, dtype=dt, count=int(np.prod(shape))).reshape(shape)
+
+    def host_zeros(self, shape, dtype="float32"):
+        a = self.host_empty(shape, dtype)
+        a[...] = 0
+        return a
+
+    # -- context manager: with Worker(...) as w: (init() is not called) --
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return f"<strata.Worker level={self.level} state={self.state}>"

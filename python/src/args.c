@@ -252,6 +252,20 @@ int pys_tensor_from(PyObject *obj, strata_tensor *out, PyObject **owner)
 {
     if (Py_IS_TYPE(obj, pys.Tensor)) {
         *out = ((pys_tensor *)obj)->t;
+    } else if (!PyObject_CheckBuffer(obj) && PyObject_HasAttrString(obj, "__dlpack__")) {
+        /* DLPack (a torch CPU tensor, say): a numpy array over the same memory
+           (no copy), which also keeps the producer alive. */
+        PyObject *f = runtime_attr("as_host_array");
+        PyObject *arr = f ? PyObject_CallFunctionObjArgs(f, obj, NULL) : NULL;
+        Py_XDECREF(f);
+        if (!arr)
+            return -1;
+        if (tensor_from_buffer(arr, out) < 0) {
+            Py_DECREF(arr);
+            return -1;
+        }
+        *owner = arr;
+        return 0;
     } else if (tensor_from_buffer(obj, out) < 0) {
         return -1;
     }

@@ -210,7 +210,30 @@ static PyObject *hostbuf_repr(PyObject *self)
                                 (unsigned long long)b->nbytes, b->worker ? "" : ", detached");
 }
 
+/* DLPack export, through numpy: a uint8 array over this buffer (which holds a
+   buffer export, so the memory outlives the capsule's consumer). */
+static PyObject *hostbuf_dlpack(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    (void)args;
+    (void)nargs;
+    (void)kwnames;   /* stream: meaningless for host memory */
+    PyObject *mod = PyImport_ImportModule("strata._runtime");
+    PyObject *r = mod ? PyObject_CallMethod(mod, "hostbuf_dlpack", "O", self) : NULL;
+    Py_XDECREF(mod);
+    return r;
+}
+
+static PyObject *hostbuf_dlpack_device(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(ii)", 1, 0);   /* kDLCPU, device 0 */
+}
+
 static PyMethodDef hostbuf_methods[] = {
+    {"__dlpack__", (PyCFunction)(void (*)(void))hostbuf_dlpack, METH_FASTCALL | METH_KEYWORDS,
+     "DLPack export (CPU memory)."},
+    {"__dlpack_device__", hostbuf_dlpack_device, METH_NOARGS, "(kDLCPU, 0)."},
     {"tensor", (PyCFunction)(void (*)(void))hostbuf_tensor, METH_FASTCALL | METH_KEYWORDS,
      "tensor(shape, dtype, strides=None, offset=0): a view of this buffer for TaskArgs."},
     {NULL, NULL, 0, NULL},

@@ -161,7 +161,30 @@ def make_view(mv, c_dtype, shape, strides, offset):
 
 def as_host_array(obj):
     """A numpy array over a DLPack object's CPU memory (no copy)."""
-    return np.from_dlpack(obj)
+    dev = obj.__dlpack_device__() if hasattr(obj, "__dlpack_device__") else (1, 0)
+    if dev[0] != 1:
+        raise _strata.InvalidArgumentError(
+            f"a DLPack tensor on device type {dev[0]}: Strata takes CPU memory (device type 1) from Python")
+    arr = np.from_dlpack(obj)
+    if not arr.flags.writeable:
+        # numpy marks every DLPack import read-only (DLPack 0.x has no flag for
+        # it); a copy_from destination or an OUTPUT tensor must be written.
+        arr = np.asarray(_Writable(arr))
+    return arr
+
+
+class _Writable:
+    """The same memory as a read-only array, offered writable (and kept alive)."""
+
+    def __init__(self, arr):
+        iface = dict(arr.__array_interface__)
+        iface["data"] = (iface["data"][0], False)
+        self.__array_interface__ = iface
+        self._keep = arr
+
+
+def hostbuf_dlpack(buf):
+    return np.frombuffer(buf, dtype=np.uint8).__dlpack__()
 
 
 def _flush():

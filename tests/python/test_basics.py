@@ -397,3 +397,51 @@ def test_close_before_init_and_context_manager():
     with Worker(level=3, num_sub_workers=1) as w2:
         assert w2.state == strata.WorkerState.NEW   # with does not init
     assert w2.state == strata.WorkerState.CLOSED
+
+
+# ---- interop ----
+
+class DLPackOnly:
+    """An object offering only DLPack (as a torch CPU tensor does)."""
+
+    def __init__(self, arr):
+        self._arr = arr
+
+    def __dlpack__(self, stream=None):
+        return self._arr.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self._arr.__dlpack_device__()
+
+
+def test_dlpack_and_array_interface(chip_callable):
+    def inc(args):
+        args.tensor(0)[:] += 1
+
+    with Worker(level=3, device_ids=[0], num_sub_workers=1) as w:
+        h = w.register(inc)
+        w.init()
+        buf = w.host_alloc(64)
+        assert buf.__array_interface__["shape"] == (64,) and buf.__dlpack_device__() == (1, 0)
+        a = np.asarray(buf).view(np.int64)             # the array interface: no copy
+        a[:] = 5
+        assert np.from_dlpack(buf).view(np.int64)[0] == 5   # DLPack export: the same memory
+        assert bytes(memoryview(buf))[:8] == (5).to_bytes(8, "little")
+        ta = TaskArgs()
+        ta.add_tensor(DLPackOnly(a), TensorArgType.INOUT)   # import in add_tensor
+        w.run(lambda o, x, c: o.submit_sub(h, ta))
+        assert (a == 6).all()
+        chip = w.malloc(64)
+        w.copy_to(chip, DLPackOnly(a))                # import in copy_to / copy_from
+        back = np.zeros(8, dtype=np.int64)
+        w.copy_from(DLPackOnly(back), chip)
+        assert (back == 6).all()
+        try:
+            import torch
+        except ImportError:
+            return
+        t = torch.from_numpy(a)
+        ta2 = TaskArgs()
+        ta2.add_tensor(t, TensorArgType.INOUT)
+        w.run(lambda o, x, c: o.submit_sub(h, ta2))
+        assert int(t[0]) == 7

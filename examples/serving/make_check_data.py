@@ -19,6 +19,7 @@ Format, little-endian (check_kernels.c reads it field by field):
               int32 next (the greedy token after the step)
 A step's tokens are the reference's own: the prompt, then each greedy token.
 """
+import os
 import struct
 import sys
 
@@ -53,7 +54,9 @@ def main():
     inc = np.concatenate([s[2] for s in steps])
     assert np.abs(full - inc).max() < 1e-4, np.abs(full - inc).max()
 
-    with open(out, "wb") as f:
+    # written beside OUT, then renamed: a reader never sees half a file
+    tmp = "%s.%d.tmp" % (out, os.getpid())
+    with open(tmp, "wb") as f:
         f.write(b"SVCHK001")
         f.write(struct.pack("<10i", m.VOCAB, m.D_MODEL, m.N_HEADS, m.HEAD_DIM, m.N_LAYERS, m.FFN, m.MAX_SEQ,
                             m.LAYER_FLOATS, m.FINAL_FLOATS, m.KV_LAYER_FLOATS))
@@ -66,6 +69,7 @@ def main():
             f.write(struct.pack("<2i", pos, len(toks)) + struct.pack("<%di" % len(toks), *toks))
             f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
             f.write(struct.pack("<i", nxt))
+    os.replace(tmp, out)
     print("%s: seed %d, prompt of %d tokens, greedy tokens %s" % (out, seed, len(prompt), [s[3] for s in steps]))
 
 

@@ -246,10 +246,10 @@ static void close_now(pys_worker *w)
         return;
     strata_worker *cw = w->w;
     if ((long)getpid() != w->creator_pid) {
-        /* A copy in another process (a SUB child, a fork): release only this
-           process's copies; the library touches nothing shared. */
+        /* A copy in another process (a SUB child, a fork): the library
+           releases only that process's copies and touches nothing shared; the
+           host buffers stay as they are (a SUB child still runs on the heap). */
         w->w = NULL;
-        pys_hostbufs_detach(w);
         (void)strata_worker_close(cw);
         strata_worker_destroy(cw);
         return;
@@ -403,9 +403,26 @@ static int orch_trampoline(strata_orch *o, const strata_task_args *args, const s
 static PyObject *finish_run(pys_run *run, int rc)
 {
     if (run->exc) {
+        PyObject *e = run->exc;
+        if (rc != STRATA_OK && rc != STRATA_ECANCELED &&
+            PyObject_IsInstance(e, pys.errors[-STRATA_ECANCELED]) == 1) {
+            /* A submit refused because the run had already failed (a child
+               died meanwhile), and orch_fn let it propagate: raise the run's
+               first failure, which is what the caller must act on, with the
+               refusal as its context. */
+            pys_raise(rc, NULL);
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (value)
+                PyException_SetContext(value, e);   /* steals e */
+            else
+                Py_DECREF(e);
+            PyErr_Restore(type, value, tb);
+            return NULL;
+        }
         /* orch_fn's exception, or the KeyboardInterrupt that stopped the run:
            raised as it was, once every started task has settled. */
-        PyObject *e = run->exc;
         PyErr_SetObject((PyObject *)Py_TYPE(e), e);
         Py_DECREF(e);
         return NULL;

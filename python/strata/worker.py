@@ -1,6 +1,8 @@
 """Worker: the followed runtime's names and keywords over Strata's C worker."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -36,6 +38,7 @@ class ChipCallable:
         source = os.path.abspath(os.fspath(source))
         if output is None:
             out_dir = tempfile.mkdtemp(prefix="strata-chip-")
+            _remove_at_exit(out_dir)
             output = os.path.join(out_dir, os.path.splitext(os.path.basename(source))[0] + ".so")
         cc = os.environ.get("CC", "cc")
         cmd = [cc, "-shared", "-fPIC", "-O2", "-std=c11", "-I", get_include(), source, "-o", output]
@@ -48,6 +51,17 @@ class ChipCallable:
 
     def __repr__(self):
         return f"ChipCallable({self.so_path!r}, {self.symbol!r})"
+
+
+def _remove_at_exit(path):
+    """Remove a compiled callable's directory when this process exits (not
+    when a child of it does: children may load the object until then)."""
+    pid = os.getpid()
+
+    def remove():
+        if os.getpid() == pid:
+            shutil.rmtree(path, ignore_errors=True)
+    atexit.register(remove)
 
 
 def get_include():

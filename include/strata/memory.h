@@ -44,6 +44,14 @@ STRATA_API int strata_worker_copy_from(strata_worker *w, void *dst, strata_buffe
 STRATA_API int strata_worker_host_alloc(strata_worker *w, uint64_t nbytes, void **out);
 STRATA_API int strata_worker_host_free(strata_worker *w, void *p);
 
+/* L3: let tasks name memory the application mapped shared itself (shm_open and
+   mmap MAP_SHARED, a shared anonymous mapping) before init: every child
+   inherits it at the same address. Tensors name p as their base, as they name
+   a host_alloc buffer. The range must be shared and writable in this process
+   (checked) and overlap neither the worker's heap nor another adopted range.
+   It stays the application's: unmap it after close, not before. NEW only. */
+STRATA_API int strata_worker_host_adopt(strata_worker *w, void *p, uint64_t nbytes);
+
 #ifdef __cplusplus
 }
 #endif

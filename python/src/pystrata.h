@@ -154,6 +154,8 @@ typedef struct pys_worker {
     PyObject *handles;          /* dict: int handle -> Handle */
     unsigned long running_thread;   /* PyThread ident of the thread in run(), or 0 */
     long creator_pid;
+    uint64_t (*adopted)[2];     /* shared mappings adopted at init (base, nbytes), in the known registry */
+    uint32_t nadopted;
     PyObject *weakreflist;
     PyObject *dict;
 } pys_worker;

@@ -240,10 +240,49 @@ static PyObject *worker_init(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static void forget_adopted(pys_worker *w)
+{
+    for (uint32_t i = 0; i < w->nadopted; i++)
+        pys_known_remove(w->adopted[i][0]);
+    PyMem_Free(w->adopted);
+    w->adopted = NULL;
+    w->nadopted = 0;
+}
+
+/* _adopt(address, nbytes) -> bool: let tasks name a shared mapping the
+   application made before init (strata_worker_host_adopt); False when the
+   library refuses it (not shared, overlapping: the message is dropped, this is
+   a best effort over /proc/self/maps at init). */
+static PyObject *worker_adopt(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    pys_worker *w = (pys_worker *)self;
+    uint64_t addr, n;
+    if (nargs != 2 || pys_u64(args[0], "address", &addr) < 0 || pys_u64(args[1], "nbytes", &n) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "_adopt(address, nbytes)");
+        return NULL;
+    }
+    if (check_caller(w, "init") < 0)
+        return NULL;
+    if (strata_worker_host_adopt(w->w, (void *)(uintptr_t)addr, n) != STRATA_OK)
+        Py_RETURN_FALSE;
+    uint64_t (*grown)[2] = PyMem_Realloc(w->adopted, (w->nadopted + 1) * sizeof *grown);
+    if (!grown)
+        return PyErr_NoMemory();
+    w->adopted = grown;
+    if (pys_known_add(addr, n, self) < 0)
+        return NULL;
+    w->adopted[w->nadopted][0] = addr;
+    w->adopted[w->nadopted][1] = n;
+    w->nadopted++;
+    Py_RETURN_TRUE;
+}
+
 static void close_now(pys_worker *w)
 {
     if (!w->w)
         return;
+    forget_adopted(w);
     strata_worker *cw = w->w;
     if ((long)getpid() != w->creator_pid) {
         /* A copy in another process (a SUB child, a fork): the library
@@ -716,6 +755,7 @@ static void worker_dealloc(PyObject *self)
 
 static PyMethodDef worker_methods[] = {
     {"_create", (PyCFunction)(void (*)(void))worker_create, METH_FASTCALL, NULL},
+    {"_adopt", (PyCFunction)(void (*)(void))worker_adopt, METH_FASTCALL, NULL},
     {"_register_chip", (PyCFunction)(void (*)(void))worker_register_chip, METH_FASTCALL, NULL},
     {"_register_sub", (PyCFunction)(void (*)(void))worker_register_sub, METH_FASTCALL, NULL},
     {"unregister", worker_unregister, METH_O, "unregister(h): retire a handle; tasks on it fail with NotFoundError."},

@@ -74,6 +74,23 @@ def get_include():
     raise _strata.NotFoundError("cannot find Strata's headers next to the package")
 
 
+def _shared_mappings():
+    """The shared, writable mappings of this process, adjacent ones merged."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            perms = fields[1]
+            if perms[0] != "r" or perms[1] != "w" or perms[3] != "s":
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if out and out[-1][1] == lo:
+                out[-1][1] = hi
+            else:
+                out.append([lo, hi])
+    return out
+
+
 def _ms(seconds, name):
     if seconds is None:
         return None
@@ -124,6 +141,16 @@ class Worker(_strata.Worker):
             raise TypeError(f"register() takes a ChipCallable or a Python function, not {type(target).__name__}")
         blob = None if self._state == WorkerState.NEW else dump_function(target)
         return self._register_sub(target, blob)
+
+    def init(self):
+        """Start the worker. At level 3, memory this process mapped shared and
+        writable before now (a multiprocessing.shared_memory.SharedMemory, a
+        MAP_SHARED mmap, a torch tensor after share_memory_()) becomes memory
+        tasks may name: every child inherits it at the same address."""
+        if self.level >= 3 and self._state == WorkerState.NEW:
+            for lo, hi in _shared_mappings():
+                self._adopt(lo, hi - lo)
+        super().init()
 
     @property
     def state(self):

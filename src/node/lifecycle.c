@@ -495,6 +495,7 @@ void strata__node_destroy(strata__node *n)
         free(n->regs[i].symbol);
     }
     free(n->regs);
+    free(n->adopted);
     free(n->run_deaths);
     free(n->objects);
     strata__node_free_window(n);

@@ -14,6 +14,7 @@
 #include "node/node.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static strata__buffer *find_kind(strata__node *n, uint64_t addr, uint32_t kind)
@@ -47,11 +48,74 @@ int strata__node_host_free(strata__node *n, void *p)
 {
     uint64_t addr = (uint64_t)(uintptr_t)p;
     strata__buffer *b = find_kind(n, addr, STRATA__BUFFER_HOST);
+    if (!b && find_kind(n, addr, STRATA__BUFFER_ADOPTED))
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_free: %p is memory the application adopted "
+                            "(strata_worker_host_adopt); it stays the application's, to unmap after close", p);
     if (!b)
         return strata__fail(STRATA_ENOENT, "strata_worker_host_free: no live buffer from strata_worker_host_alloc "
                             "starts at %p (already freed, or not the base address?)", p);
     strata__arena_free(&n->heap_arena, addr, b->nbytes);
     strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, addr));
+    return STRATA_OK;
+}
+
+/* Whether [lo, hi) is covered by shared mappings of this process (a child
+   forked now inherits them, and sees writes either way): read from
+   /proc/self/maps, whose lines start "lo-hi perms" with perms[3] 's' or 'p'. */
+static int check_shared(uint64_t lo, uint64_t hi)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return strata__fail(STRATA_ESYS, "strata_worker_host_adopt: cannot read /proc/self/maps to check the memory "
+                            "is shared");
+    char line[512], perms[8];
+    unsigned long long a, b;
+    uint64_t covered = lo;   /* [lo, covered) is shared so far; mappings come in address order */
+    while (covered < hi && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%llx-%llx %7s", &a, &b, perms) != 3 || b <= covered)
+            continue;
+        if (a > covered || perms[3] != 's' || perms[0] != 'r' || perms[1] != 'w')
+            break;
+        covered = b;
+    }
+    fclose(f);
+    if (covered < hi)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range 0x%llx..0x%llx is not all shared, "
+                            "writable memory (byte 0x%llx is not): children would see copies of their own; map it "
+                            "with MAP_SHARED (shm_open, a shared anonymous mapping) before init",
+                            (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)covered);
+    return STRATA_OK;
+}
+
+int strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes)
+{
+    uint64_t lo = (uint64_t)(uintptr_t)p, hi = lo + nbytes;
+    if (p == NULL || nbytes == 0 || hi < lo)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range (%p, %llu bytes) is empty or wraps",
+                            p, (unsigned long long)nbytes);
+    uint64_t heap_lo = (uint64_t)(uintptr_t)n->heap, heap_hi = heap_lo + n->heap_bytes;
+    if (lo < heap_hi && heap_lo < hi)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range overlaps this worker's own shared "
+                            "heap; its buffers come from strata_worker_host_alloc");
+    for (uint32_t i = 0; i < n->nadopted; i++)
+        if (lo < n->adopted[i].addr + n->adopted[i].nbytes && n->adopted[i].addr < hi)
+            return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range overlaps one adopted before "
+                                "(0x%llx, %llu bytes)", (unsigned long long)n->adopted[i].addr,
+                                (unsigned long long)n->adopted[i].nbytes);
+    int rc = check_shared(lo, hi);
+    if (rc)
+        return rc;
+    void *grown = realloc(n->adopted, (n->nadopted + 1) * sizeof *n->adopted);
+    if (!grown)
+        return strata__fail(STRATA_ENOMEM, "strata_worker_host_adopt: out of memory");
+    n->adopted = grown;
+    uint32_t index;
+    rc = strata__tmap_buffer_add(&n->buffers, lo, nbytes, STRATA__BUFFER_ADOPTED, &index);
+    if (rc)
+        return rc;
+    n->adopted[n->nadopted].addr = lo;
+    n->adopted[n->nadopted].nbytes = nbytes;
+    n->nadopted++;
     return STRATA_OK;
 }
 

@@ -124,6 +124,9 @@ typedef struct strata__node {
     uint64_t               heap_bytes;
     strata__arena          heap_arena;
     strata__tensormap      buffers;      /* host and chip buffers; the run's TensorMap */
+    /* memory the application mapped shared before init (strata_worker_host_adopt) */
+    struct { uint64_t addr, nbytes; } *adopted;
+    uint32_t               nadopted;
     /* children */
     strata__child         *children;
     uint32_t               nchildren, nchips;
@@ -287,6 +290,7 @@ int  strata__node_replay_registrations(strata__node *n, strata__child *c, uint64
 /* memory.c */
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);
 int  strata__node_host_free(strata__node *n, void *p);
+int  strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes);
 int  strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out);
 int  strata__node_free(strata__node *n, strata_buffer buf);
 int  strata__node_copy(strata__node *n, strata_buffer b, uint64_t offset, void *host, uint64_t nbytes, bool to);
@@ -298,6 +302,8 @@ int  strata__node_no_chip_buffer(const strata__node *n, const char *call, uint64
 /* Forget every chip buffer of chip child c (it died). */
 void strata__node_drop_chip_buffers(strata__node *n, strata__child *c);
 
-enum { STRATA__BUFFER_HOST = 3, STRATA__BUFFER_CHIP = 4 };
+/* Buffer kinds in the node's TensorMap. An adopted range is host memory too
+   (every child sees it), but the application's: never freed here. */
+enum { STRATA__BUFFER_HOST = 3, STRATA__BUFFER_CHIP = 4, STRATA__BUFFER_ADOPTED = 5 };
 
 #endif

@@ -633,6 +633,24 @@ int strata_worker_host_free(strata_worker *w, void *p)
     return strata__node_host_free(w->node, p);
 }
 
+int strata_worker_host_adopt(strata_worker *w, void *p, uint64_t nbytes)
+{
+    strata__clear_error();
+    if (w == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: w is NULL");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: a level-2 worker has no children to share "
+                            "memory with");
+    int arc = admit(w, CALL_HOST_MEMORY, "strata_worker_host_adopt");
+    if (arc)
+        return arc;
+    if (w->state != STRATA_STATE_NEW)
+        return strata__fail(STRATA_ESTATE, "strata_worker_host_adopt: the worker is %s; memory is adopted before "
+                            "init, since the children are forked at init and see only what was mapped then",
+                            state_name(w->state));
+    return strata__node_host_adopt(w->node, p, nbytes);
+}
+
 /* ---- chip memory ---- */
 
 static int memory_call(strata_worker *w, const char *call)

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from multiprocessing import resource_tracker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,10 +35,20 @@ def children_of(pid):
         except OSError:
             continue
         rest = stat[stat.rfind(")") + 2:].split()
-        if int(rest[1]) == pid:
+        if int(rest[1]) == pid and not _resource_tracker(e):
             kids.append(int(e))
             zombies += rest[0] == "Z"
     return kids, zombies
+
+
+def _resource_tracker(pid):
+    """multiprocessing's resource tracker: Python's own helper process, started
+    by shared_memory and kept for the life of the interpreter."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"resource_tracker" in f.read()
+    except OSError:
+        return False
 
 
 def open_fds():
@@ -57,6 +68,7 @@ def wait_until(cond, timeout=10.0, step=0.005):
 def leaves_nothing_behind():
     """Every test: no child process (or zombie) and no extra descriptor after it."""
     gc.collect()
+    resource_tracker.ensure_running()   # Python's helper keeps a descriptor once started: start it first
     fds = open_fds()
     yield
     gc.collect()

@@ -445,3 +445,39 @@ def test_dlpack_and_array_interface(chip_callable):
         ta2.add_tensor(t, TensorArgType.INOUT)
         w.run(lambda o, x, c: o.submit_sub(h, ta2))
         assert int(t[0]) == 7
+
+
+def test_memory_mapped_shared_before_init():
+    """A SharedMemory segment and a MAP_SHARED mmap made before init(): tasks take
+    arrays over them; memory mapped after init, or private, is refused."""
+    import mmap
+    from multiprocessing import shared_memory
+
+    def inc(args):
+        args.tensor(0)[:] += args.scalar(0)
+
+    seg = shared_memory.SharedMemory(create=True, size=4096)
+    anon = mmap.mmap(-1, 8192, flags=mmap.MAP_SHARED)
+    try:
+        with Worker(level=3, num_sub_workers=1) as w:
+            h = w.register(inc)
+            w.init()
+            a = np.ndarray((16,), dtype=np.int64, buffer=seg.buf)
+            b = np.frombuffer(anon, dtype=np.int32)[100:110]
+            a[:], b[:] = 1, 2
+            ta1, ta2 = TaskArgs(), TaskArgs()
+            ta1.add_tensor(a, TensorArgType.INOUT)
+            ta1.add_scalar(10)
+            ta2.add_tensor(b, TensorArgType.INOUT)
+            ta2.add_scalar(5)
+            w.run(lambda o, x, c: (o.submit_sub(h, ta1), o.submit_sub(h, ta2)))
+            assert (a == 11).all() and (b == 7).all()
+            late = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)
+            with pytest.raises(strata.InvalidArgumentError, match="not in a live worker's shared heap"):
+                TaskArgs().add_tensor(np.frombuffer(late, dtype=np.uint8))
+            late.close()
+            del a, b, ta1, ta2
+    finally:
+        seg.close()
+        seg.unlink()
+        anon.close()

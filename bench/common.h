@@ -1,6 +1,7 @@
-/* What the benchmarks share (Strata's and the peers' alike, so nothing here
- * depends on Strata): the clock, sorting, medians and percentiles of samples,
- * option parsing, and the line that names the machine. */
+/* What the benchmarks share (Strata's and the peers' alike, so common.c does not
+ * depend on Strata): the clock, sorting, medians and percentiles of samples,
+ * option parsing, and the line that names the machine; and, for the programs
+ * that include <strata/strata.h> first, empty tasks and a failure report. */
 #ifndef STRATA_BENCH_COMMON_H
 #define STRATA_BENCH_COMMON_H
 
@@ -73,5 +74,54 @@ bool bench_proc_stat(int pid, char *state, int *ppid);
 
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);
+
+/* ---- empty tasks and failure reports, for the programs that drive Strata ----
+   Only where <strata/strata.h> was included first; static inline, so that the
+   library above keeps no reference to Strata (the peers' programs link it). The
+   chip callables' objects (python_overhead_kernels.c) take these too. */
+#ifdef STRATA_H
+/* "<prog>: <what> failed: <status> (<last error>)" on stderr; returns 1. */
+static inline int bench_fail(const char *prog, const char *what, int rc)
+{
+    fprintf(stderr, "%s: %s failed: %s (%s)\n", prog, what, strata_status_name(rc), strata_last_error());
+    return 1;
+}
+
+/* A node orchestration function that submits nothing. */
+static inline int bench_orch_nothing(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                                     void *ctx)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    (void)ctx;
+    return 0;
+}
+
+/* A SUB function that returns 0. */
+static inline int bench_sub_empty(const strata_task_args *args, void *ctx)
+{
+    (void)args;
+    (void)ctx;
+    return 0;
+}
+
+/* A chip orchestration function that submits nothing. */
+static inline int bench_chip_orch_empty(strata_chip_orch *o, const strata_task_args *args,
+                                        const strata_call_config *cfg)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    return 0;
+}
+
+/* An in-core kernel that returns 0. */
+static inline int bench_kernel_empty(const strata_task_args *args)
+{
+    (void)args;
+    return 0;
+}
+#endif
 
 #endif

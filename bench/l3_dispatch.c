@@ -55,6 +55,7 @@
 
 #include "common.h"
 
+#define PROG "l3_dispatch"
 #define MAX_CHILDREN 4
 
 typedef struct options {
@@ -79,33 +80,12 @@ static void sleep_ns(uint64_t ns)
 
 /* ---- the tasks ---- */
 
-static int kernel_empty(const strata_task_args *a)
-{
-    (void)a;
-    return 0;
-}
-
-static int chip_orch_empty(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
-{
-    (void)o;
-    (void)args;
-    (void)cfg;
-    return 0;
-}
-
 /* One empty in-core task: the chip child's lanes wake for it. */
 static int chip_orch_core(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
 {
     (void)args;
     (void)cfg;
     return strata_chip_submit(o, 0, NULL);
-}
-
-static int sub_empty(const strata_task_args *args, void *ctx)
-{
-    (void)args;
-    (void)ctx;
-    return 0;
 }
 
 /* The "stamped" variants write CLOCK_MONOTONIC (one clock for every process)
@@ -144,15 +124,6 @@ typedef struct bench {
     uint32_t       ntasks;   /* orch_batch */
     uint32_t       spread;   /* orch_batch: tasks go to chip i % spread */
 } bench;
-
-static int orch_nothing(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
-{
-    (void)o;
-    (void)args;
-    (void)cfg;
-    (void)ctx;
-    return 0;
-}
 
 static int orch_one_chip(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
 {
@@ -230,12 +201,6 @@ static int orch_batch(strata_orch *o, const strata_task_args *args, const strata
 
 /* ---- workers ---- */
 
-static int fail(const char *what, int rc)
-{
-    fprintf(stderr, "l3_dispatch: %s failed: %s: %s\n", what, strata_status_name(rc), strata_last_error());
-    return 1;
-}
-
 static int bench_open(bench *b, uint32_t nchips, uint32_t nsub)
 {
     memset(b, 0, sizeof *b);
@@ -249,30 +214,30 @@ static int bench_open(bench *b, uint32_t nchips, uint32_t nsub)
     cfg.shared_heap_bytes = 16u << 20;
     int rc = strata_worker_create(&cfg, &b->w);
     if (rc)
-        return fail("strata_worker_create", rc);
-    static const strata_kernel_entry kernels[] = {{0, STRATA_AIV, kernel_empty}};
-    strata_chip_callable empty = {"l3_dispatch_empty", chip_orch_empty, kernels, 1};
+        return bench_fail(PROG, "strata_worker_create", rc);
+    static const strata_kernel_entry kernels[] = {{0, STRATA_AIV, bench_kernel_empty}};
+    strata_chip_callable empty = {"l3_dispatch_empty", bench_chip_orch_empty, kernels, 1};
     strata_chip_callable stamped = {"l3_dispatch_stamp", chip_orch_stamp, kernels, 1};
     strata_chip_callable core = {"l3_dispatch_core", chip_orch_core, kernels, 1};
     if ((rc = strata_worker_register_chip(b->w, &empty, &b->chip)) ||
         (rc = strata_worker_register_chip(b->w, &core, &b->chip_core)) ||
         (rc = strata_worker_register_chip(b->w, &stamped, &b->chip_stamp)) ||
-        (nsub && (rc = strata_worker_register_sub(b->w, sub_empty, NULL, &b->sub))) ||
+        (nsub && (rc = strata_worker_register_sub(b->w, bench_sub_empty, NULL, &b->sub))) ||
         (nsub && (rc = strata_worker_register_sub(b->w, sub_stamp, NULL, &b->sub_stamp)))) {
         strata_worker_destroy(b->w);
         b->w = NULL;
-        return fail("register", rc);
+        return bench_fail(PROG, "register", rc);
     }
     if ((rc = strata_worker_init(b->w))) {
         strata_worker_destroy(b->w);
         b->w = NULL;
-        return fail("strata_worker_init", rc);
+        return bench_fail(PROG, "strata_worker_init", rc);
     }
     void *word;
     if ((rc = strata_worker_host_alloc(b->w, sizeof(uint64_t), &word))) {
         strata_worker_destroy(b->w);
         b->w = NULL;
-        return fail("strata_worker_host_alloc", rc);
+        return bench_fail(PROG, "strata_worker_host_alloc", rc);
     }
     uint64_t one[1] = {1};
     b->stamp_t = strata_tensor_make(word, STRATA_U64, 1, one);
@@ -281,7 +246,7 @@ static int bench_open(bench *b, uint32_t nchips, uint32_t nsub)
     b->nsub = nsub;
     for (uint32_t i = 0; i < nchips + nsub; i++)
         if ((rc = strata_worker_child_pid(b->w, (int)i, &b->pids[i]))) {
-            fail("strata_worker_child_pid", rc);
+            bench_fail(PROG, "strata_worker_child_pid", rc);
             b->pids[i] = 0;
         }
     return 0;
@@ -294,7 +259,7 @@ static int bench_close(bench *b)
         return 0;
     int ret = 0, rc = strata_worker_close(b->w);
     if (rc)
-        ret = fail("strata_worker_close", rc);
+        ret = bench_fail(PROG, "strata_worker_close", rc);
     strata_worker_destroy(b->w);
     b->w = NULL;
     for (uint32_t i = 0; i < b->nchips + b->nsub; i++)
@@ -318,7 +283,7 @@ static int check_completed(const bench *b, const char *what, uint64_t before, ui
     strata_run_stats st;
     int rc = strata_worker_stats(b->w, &st);
     if (rc)
-        return fail("strata_worker_stats", rc);
+        return bench_fail(PROG, "strata_worker_stats", rc);
     if (st.tasks_completed - before != expect || st.tasks_failed || st.tasks_canceled || st.child_restarts) {
         fprintf(stderr, "l3_dispatch: %s: %" PRIu64 " tasks completed, expected %" PRIu64 " (failed %" PRIu64
                 ", cancelled %" PRIu64 ", children replaced %" PRIu64 ")\n", what, st.tasks_completed - before,
@@ -446,7 +411,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
     for (uint32_t r = 0; r < opt->warmup; r++)
         if ((rc = strata_worker_run(b->w, orch, b, NULL, NULL))) {
             free(s);
-            return fail("strata_worker_run (warm-up)", rc);
+            return bench_fail(PROG, "strata_worker_run (warm-up)", rc);
         }
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
@@ -457,7 +422,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
         uint64_t t1 = bench_now_ns();
         if (rc) {
             free(s);
-            return fail("strata_worker_run", rc);
+            return bench_fail(PROG, "strata_worker_run", rc);
         }
         s[r] = t1 - t0;
     }
@@ -504,7 +469,7 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
     for (uint32_t r = 0; r < warmup; r++)
         if ((rc = strata_worker_run(b->w, orch_batch, b, NULL, NULL))) {
             free(s);
-            return fail("strata_worker_run (warm-up)", rc);
+            return bench_fail(PROG, "strata_worker_run (warm-up)", rc);
         }
     for (uint32_t r = 0; r < runs; r++) {
         uint64_t t0 = bench_now_ns();
@@ -512,7 +477,7 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
         uint64_t t1 = bench_now_ns();
         if (rc) {
             free(s);
-            return fail("strata_worker_run", rc);
+            return bench_fail(PROG, "strata_worker_run", rc);
         }
         s[r] = t1 - t0;
         if (each)
@@ -551,7 +516,7 @@ static int after_idle(bench *b, const char *name, strata_orch_fn stamped, strata
         int rc2 = rc ? rc : strata_worker_run(b->w, plain, b, NULL, NULL);
         uint64_t t2 = bench_now_ns();
         if (rc || rc2)
-            return fail("strata_worker_run", rc ? rc : rc2);
+            return bench_fail(PROG, "strata_worker_run", rc ? rc : rc2);
         if (ts < t0 || ts > t1) {
             fprintf(stderr, "l3_dispatch: %s: the child's time stamp is outside the run\n", name);
             return 1;
@@ -580,9 +545,9 @@ static int idle_cpu(bench *b, const char *name, uint32_t secs)
     int rc;
     for (int r = 0; r < 5; r++) {
         if ((rc = strata_worker_run(b->w, orch_batch, b, NULL, NULL)))
-            return fail("strata_worker_run", rc);
+            return bench_fail(PROG, "strata_worker_run", rc);
         if (b->nsub && (rc = strata_worker_run(b->w, orch_one_sub, b, NULL, NULL)))
-            return fail("strata_worker_run", rc);
+            return bench_fail(PROG, "strata_worker_run", rc);
     }
     uint32_t nc = b->nchips + b->nsub;
     proc_cpu c0[MAX_CHILDREN], c1[MAX_CHILDREN], p0, p1;
@@ -753,7 +718,7 @@ int main(int argc, char **argv)
                "switches per run (parent, children)\n", opt.warmup);
         printf("%-22s %7s %8s %8s %8s %8s %8s %9s %8s %7s   %6s %6s\n", "run", "runs", "min", "median", "p90",
                "p99", "p99.9", "max", "mean", "<=10us", "parent", "child");
-        failures += round_trip(&a, "empty run (no task)", orch_nothing, 0, &opt);
+        failures += round_trip(&a, "empty run (no task)", bench_orch_nothing, 0, &opt);
         failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
         failures += round_trip(&a, "chip task, 1 core task", orch_one_chip_core, 1, &opt);
         failures += round_trip(&a, "one SUB task", orch_one_sub, 1, &opt);
@@ -766,7 +731,7 @@ int main(int argc, char **argv)
                "starts -> run() returns\n");
         printf("%-22s %6s %9s %9s %9s %9s %9s %9s\n", "run", "sample", "total", "enter", "submit", "wake", "back",
                "next run");
-        failures += after_idle(&a, "empty run (no task)", orch_stamp_none, orch_nothing, 0, &opt);
+        failures += after_idle(&a, "empty run (no task)", orch_stamp_none, bench_orch_nothing, 0, &opt);
         failures += after_idle(&a, "one chip task", orch_stamp_chip, orch_one_chip, 1, &opt);
         failures += after_idle(&a, "one SUB task", orch_stamp_sub, orch_one_sub, 1, &opt);
     }

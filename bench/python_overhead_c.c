@@ -48,6 +48,7 @@
 
 #include "common.h"
 
+#define PROG "python_overhead_c"
 #define NTENSORS 3
 #define TENSOR_ELEMS 1024u
 
@@ -72,28 +73,6 @@ typedef struct bench {
 } bench;
 
 static const strata_task_args no_args = {NULL, NULL, 0, NULL, 0};
-
-static int fail(const char *what, int rc)
-{
-    fprintf(stderr, "python_overhead_c: %s: %s (%s)\n", what, strata_status_name(rc), strata_last_error());
-    return 1;
-}
-
-static int sub_empty(const strata_task_args *args, void *ctx)
-{
-    (void)args;
-    (void)ctx;
-    return 0;
-}
-
-static int orch_nothing(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
-{
-    (void)o;
-    (void)args;
-    (void)cfg;
-    (void)ctx;
-    return 0;
-}
 
 static int orch_one_chip(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
 {
@@ -172,13 +151,13 @@ static int time_runs(bench *b, const char *name, strata_orch_fn orch, uint32_t w
 {
     uint64_t *s = malloc((size_t)runs * sizeof s[0]);
     if (!s)
-        return fail("malloc", STRATA_ENOMEM);
+        return bench_fail(PROG, "malloc", STRATA_ENOMEM);
     uint64_t before = completed(b);
     int rc;
     for (uint32_t r = 0; r < warmup; r++)
         if ((rc = strata_worker_run(b->w, orch, b, NULL, NULL))) {
             free(s);
-            return fail(name, rc);
+            return bench_fail(PROG, name, rc);
         }
     for (uint32_t r = 0; r < runs; r++) {
         uint64_t t0 = bench_now_ns();
@@ -186,7 +165,7 @@ static int time_runs(bench *b, const char *name, strata_orch_fn orch, uint32_t w
         uint64_t t1 = bench_now_ns();
         if (rc) {
             free(s);
-            return fail(name, rc);
+            return bench_fail(PROG, name, rc);
         }
         s[r] = loop ? b->loop_ns : t1 - t0;
         if (whole)
@@ -205,7 +184,7 @@ static int clock_floor(uint32_t n)
 {
     uint64_t *s = malloc((size_t)n * sizeof s[0]);
     if (!s)
-        return fail("malloc", STRATA_ENOMEM);
+        return bench_fail(PROG, "malloc", STRATA_ENOMEM);
     for (uint32_t i = 0; i < n; i++) {
         uint64_t t0 = bench_now_ns();
         uint64_t t1 = bench_now_ns();
@@ -224,7 +203,7 @@ static int args_construction(const bench *b, uint32_t batches)
     enum { PER_BATCH = 1000 };
     uint64_t *s = malloc((size_t)batches * sizeof s[0]);
     if (!s)
-        return fail("malloc", STRATA_ENOMEM);
+        return bench_fail(PROG, "malloc", STRATA_ENOMEM);
     static const uint64_t shape[1] = {TENSOR_ELEMS};
     for (uint32_t k = 0; k < batches; k++) {
         uint64_t t0 = bench_now_ns();
@@ -281,12 +260,13 @@ static int bench_open(bench *b, const char *kernels)
     cfg.shared_heap_bytes = 16u << 20;
     int rc = strata_worker_create(&cfg, &b->w);
     if (rc)
-        return fail("strata_worker_create", rc);
+        return bench_fail(PROG, "strata_worker_create", rc);
     if ((rc = strata_worker_register_chip_symbol(b->w, kernels, "bench_empty_chip", &b->chip)) ||
-        (rc = strata_worker_register_sub(b->w, sub_empty, NULL, &b->sub)) || (rc = strata_worker_init(b->w))) {
+        (rc = strata_worker_register_sub(b->w, bench_sub_empty, NULL, &b->sub)) ||
+        (rc = strata_worker_init(b->w))) {
         strata_worker_destroy(b->w);
         b->w = NULL;
-        return fail("register or init", rc);
+        return bench_fail(PROG, "register or init", rc);
     }
     static const uint64_t shape[1] = {TENSOR_ELEMS};
     for (uint32_t j = 0; j < NTENSORS; j++) {
@@ -294,7 +274,7 @@ static int bench_open(bench *b, const char *kernels)
         if ((rc = strata_worker_host_alloc(b->w, TENSOR_ELEMS * sizeof(float), &p))) {
             strata_worker_destroy(b->w);
             b->w = NULL;
-            return fail("strata_worker_host_alloc", rc);
+            return bench_fail(PROG, "strata_worker_host_alloc", rc);
         }
         b->t[j] = strata_tensor_make(p, STRATA_F32, 1, shape);
         b->tags[j] = STRATA_INPUT;
@@ -388,7 +368,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 2 && !bad; i++) {
             pid_t pid;
             int rc = strata_worker_child_pid(b.w, i, &pid);
-            bad = rc ? fail("strata_worker_child_pid", rc) : pin_process(pid, opt.pin_children);
+            bad = rc ? bench_fail(PROG, "strata_worker_child_pid", rc) : pin_process(pid, opt.pin_children);
         }
         if (bad) {
             (void)strata_worker_close(b.w);
@@ -397,12 +377,12 @@ int main(int argc, char **argv)
         }
     }
     int failures = clock_floor(opt.runs);
-    failures += time_runs(&b, "run_empty", orch_nothing, opt.warmup, opt.runs, 0, 1.0, false, NULL);
+    failures += time_runs(&b, "run_empty", bench_orch_nothing, opt.warmup, opt.runs, 0, 1.0, false, NULL);
     failures += time_runs(&b, "run_chip", orch_one_chip, opt.warmup, opt.runs, 1, 1.0, false, NULL);
     b.n = opt.submits;
     uint64_t *whole = malloc((size_t)opt.batch_runs * sizeof whole[0]);
     if (!whole)
-        return fail("malloc", STRATA_ENOMEM);
+        return bench_fail(PROG, "malloc", STRATA_ENOMEM);
     uint32_t bw = opt.warmup / 50 ? opt.warmup / 50 : 1;
     failures += time_runs(&b, "submit3", orch_submit3, bw, opt.batch_runs, opt.submits, opt.submits, true, whole);
     report("submit3_run", whole, opt.batch_runs, opt.submits);
@@ -414,7 +394,7 @@ int main(int argc, char **argv)
     failures += args_construction(&b, opt.args_batches);
     int rc = strata_worker_close(b.w);
     if (rc)
-        failures += fail("strata_worker_close", rc);
+        failures += bench_fail(PROG, "strata_worker_close", rc);
     strata_worker_destroy(b.w);
     return failures ? 1 : 0;
 }

@@ -9,21 +9,9 @@
  * it (the library, or the Python extension), as examples/serving's kernels do. */
 #include <strata/strata.h>
 
-static int kernel_empty(const strata_task_args *args)
-{
-    (void)args;
-    return 0;
-}
+#include "common.h"   /* bench_chip_orch_empty, bench_kernel_empty */
 
-static int orch_empty(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
-{
-    (void)o;
-    (void)args;
-    (void)cfg;
-    return 0;
-}
-
-static const strata_kernel_entry kernels[] = {{0, STRATA_AIV, kernel_empty}};
+static const strata_kernel_entry kernels[] = {{0, STRATA_AIV, bench_kernel_empty}};
 
 extern const strata_chip_callable bench_empty_chip;
-const strata_chip_callable bench_empty_chip = {"bench_empty_chip", orch_empty, kernels, 1};
+const strata_chip_callable bench_empty_chip = {"bench_empty_chip", bench_chip_orch_empty, kernels, 1};

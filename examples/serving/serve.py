@@ -86,6 +86,8 @@ def parse_args(argv):
     p.add_argument("--json", action="store_true", help="end with one line of JSON: tokens, figures, stats")
     p.add_argument("--kernels", help="the chip kernels' shared object (default: the CMake build's)")
     p.add_argument("--cores", type=int, default=2, help="AIC and AIV cores per sim chip (default 2)")
+    p.add_argument("--host-sample", action="store_true",
+                   help="pick each token on the host after the run (numpy argmax) instead of in a SUB task")
     opts = p.parse_args(argv)
     opts.prompt_tokens = list(opts.prompt.encode("utf-8"))
     if not opts.prompt_tokens:
@@ -98,6 +100,8 @@ def parse_args(argv):
                 % (len(opts.prompt_tokens), opts.tokens, model.MAX_SEQ))
     if opts.kill_chip_at is not None and not 0 <= opts.kill_chip_at < opts.tokens:
         p.error("--kill-chip-at must name a step, 0 .. %d" % (opts.tokens - 1))
+    if opts.check and os.environ.get("SERVING_EMPTY_KERNELS", "0") not in ("", "0"):
+        p.error("--check cannot pass with SERVING_EMPTY_KERNELS set: the kernels compute nothing")
     return opts
 
 
@@ -125,9 +129,10 @@ class Server:
     """The model on a level-3 worker: chip-resident weights and KV caches, host
     buffers in shared memory, and one run per step."""
 
-    def __init__(self, w, blobs, layers_h, sample_h):
+    def __init__(self, w, blobs, layers_h, sample_h, host_sample=False):
         self.w, self.blobs = w, blobs
         self.layers_h, self.sample_h = layers_h, sample_h
+        self.host_sample = host_sample     # the token picked here after the run, not by a SUB task
         self.embed_table = model.unpack(blobs)[1]["embed"]     # the host's copy of the embedding
         # host buffers every child sees (shared memory), sized for the longest step
         self.x = w.host_empty((model.MAX_SEQ, model.D_MODEL), "float32")     # hidden states
@@ -161,7 +166,8 @@ class Server:
         """One run: the tokens at positions pos.. through the layers of `chips` (in
         order, each after the one before by the INOUT tag on x), writing each chip's
         KV cache. With out_index, the last chip also computes the logits and a SUB
-        task picks the next token into self.tokens[out_index]."""
+        task (or, with host_sample, this process after the run) picks the next
+        token into self.tokens[out_index]."""
         T = len(tokens)
         self.x[:T] = self.embed_table[tokens]           # the embedding lookup is on the host
         x, logits = self.x[:T], self.logits[:T]
@@ -186,7 +192,7 @@ class Server:
                 for s in (pos, T, LAYERS_PER_CHIP[chip], flag):    # model.h: pos, T, nlayers, flag
                     ta.add_scalar(s)
                 orch.submit_next_level(self.layers_h, ta, None, worker=chip)
-            if want_logits:
+            if want_logits and not self.host_sample:
                 ta = TaskArgs()
                 ta.add_tensor(logits, TensorArgType.INPUT)       # after chip 1 wrote them
                 ta.add_tensor(self.tokens, TensorArgType.INOUT)
@@ -194,6 +200,8 @@ class Server:
                 orch.submit_sub(self.sample_h, ta)
 
         self.w.run(orch_fn)
+        if want_logits and self.host_sample:
+            self.tokens[out_index] = int(np.argmax(logits[-1]))
         return int(self.tokens[out_index]) if want_logits else None
 
     def chip_pids(self):
@@ -265,8 +273,9 @@ def serve(opts):
     prompt, n_new = opts.prompt_tokens, opts.tokens
     blobs = model.make_weights(opts.seed, LAYERS_PER_CHIP)
     print("serve: %d-layer transformer on %d sim chips (layers 0-1 on chip 0; 2-3 and the lm_head on chip 1), "
-          "%d AIC + %d AIV cores each; greedy sampling in a SUB worker"
-          % (model.N_LAYERS, NCHIPS, opts.cores, opts.cores))
+          "%d AIC + %d AIV cores each; greedy sampling %s"
+          % (model.N_LAYERS, NCHIPS, opts.cores, opts.cores,
+             "on the host" if opts.host_sample else "in a SUB worker"))
     print("prompt: %r (%d tokens), seed %d, %d new tokens" % (opts.prompt, len(prompt), opts.seed, n_new))
 
     with Worker(level=3, platform="sim", device_ids=list(range(NCHIPS)), num_sub_workers=1,
@@ -275,7 +284,7 @@ def serve(opts):
         layers_h = w.register(find_kernels(opts.kernels))
         sample_h = w.register(sample)
         w.init()
-        srv = Server(w, blobs, layers_h, sample_h)
+        srv = Server(w, blobs, layers_h, sample_h, host_sample=opts.host_sample)
         t_start = time.perf_counter()
         generated, latencies, step_logits, recoveries = stream(srv, opts)
         total_s = time.perf_counter() - t_start

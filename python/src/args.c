@@ -281,6 +281,13 @@ static void tensor_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
+static const char *strata_dtype_name(strata_dtype d)
+{
+    static const char *const names[] = {"UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32",
+                                        "UINT64", "INT64", "FLOAT16", "BFLOAT16", "FLOAT32", "FLOAT64"};
+    return (unsigned)d < sizeof names / sizeof names[0] ? names[d] : "?";
+}
+
 static PyObject *u64_tuple(const uint64_t *v, uint32_t n)
 {
     PyObject *t = PyTuple_New(n);
@@ -339,14 +346,14 @@ static PyObject *tensor_get_u64(PyObject *self, void *c)
 static PyObject *tensor_repr(PyObject *self)
 {
     pys_tensor *t = (pys_tensor *)self;
-    PyObject *shape = tensor_get_shape(self, NULL);
-    if (!shape)
-        return NULL;
-    PyObject *r = PyUnicode_FromFormat("<strata.Tensor base=0x%llx offset=%llu shape=%R dtype=%s>",
-                                       (unsigned long long)t->t.addr, (unsigned long long)t->t.offset, shape,
-                                       strata_dtype_size(t->t.dtype) ? "" : "?");
-    Py_DECREF(shape);
-    return r;
+    char buf[256];
+    int len = snprintf(buf, sizeof buf, "<strata.Tensor base=0x%llx offset=%llu shape=(", (unsigned long long)t->t.addr,
+                       (unsigned long long)t->t.offset);
+    for (uint32_t d = 0; d < t->t.ndims && len < (int)sizeof buf - 32; d++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)t->t.shape[d]);
+    snprintf(buf + len, sizeof buf - (size_t)len, "%s) dtype=%s>", t->t.ndims == 1 ? "," : "",
+             strata_dtype_name(t->t.dtype));
+    return PyUnicode_FromString(buf);
 }
 
 static PyGetSetDef tensor_getset[] = {

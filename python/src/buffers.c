@@ -20,6 +20,7 @@ PyObject *pys_hostbuf_new(PyObject *worker, void *p, uint64_t nbytes)
     b->worker = Py_NewRef(worker);
     b->exports = 0;
     b->detached = NULL;
+    b->remapped = false;
     if (pys_known_add((uint64_t)(uintptr_t)p, nbytes, (PyObject *)b) < 0) {
         b->worker = NULL;
         Py_DECREF(worker);
@@ -85,58 +86,104 @@ PyObject *pys_hostbufs_detach(pys_worker *w)
     return kept;
 }
 
+/* Host buffers of closed workers whose pages are private memory mapped here,
+   listed through prev/next (they left their worker's list). A page stays mapped
+   while a buffer on this list covers it. */
+static pys_hostbuf *remapped;
+
+static bool page_ours(uintptr_t pg, const pys_hostbuf *except)
+{
+    for (const pys_hostbuf *o = remapped; o; o = o->next) {
+        uintptr_t lo, hi;
+        page_range(o, &lo, &hi);
+        if (o != except && lo <= pg && pg < hi)
+            return true;
+    }
+    return false;
+}
+
+/* Map private pages over [lo, hi) where none of ours are; false if some page
+   belongs to a mapping that is not ours (another took the range meanwhile). */
+static bool map_private(uintptr_t lo, uintptr_t hi, uintptr_t page)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+    void *at = mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (at == (void *)lo)
+        return true;
+    if (at != MAP_FAILED)
+        munmap(at, hi - lo);   /* a kernel without NOREPLACE put it elsewhere */
+    for (uintptr_t pg = lo; pg < hi; pg += page) {
+        if (page_ours(pg, NULL))
+            continue;
+        at = mmap((void *)pg, page, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (at != (void *)pg) {
+            if (at != MAP_FAILED)
+                munmap(at, page);
+            for (uintptr_t back = lo; back < pg; back += page)   /* undo what this call mapped */
+                if (!page_ours(back, NULL))
+                    munmap((void *)back, page);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* After the worker's close unmapped the heap: put each kept copy back at its
-   address. A range another mapping took meanwhile is left alone. The private
-   pages stay mapped for the life of the process (neighbouring buffers may
-   share them); they are what arrays over a closed worker's memory hold. */
+   address, in private memory, until the buffer dies (hostbuf_dealloc). A range
+   another mapping took meanwhile is left alone, and the buffer's views then
+   read whatever is there: the one case close cannot keep them valid. */
 void pys_hostbufs_remap(PyObject *kept)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t *ours = NULL;   /* pages mapped here, so buffers sharing a page agree */
-    size_t nours = 0, capours = 0;
     for (Py_ssize_t i = 0; kept && i < PyList_Size(kept); i++) {
         pys_hostbuf *b = (pys_hostbuf *)PyList_GetItem(kept, i);
         uintptr_t lo, hi;
         page_range(b, &lo, &hi);
-        bool whole = true;
-        for (uintptr_t pg = lo; pg < hi; pg += page) {
-            bool mine = false;
-            for (size_t k = 0; k < nours && !mine; k++)
-                mine = ours[k] == pg;
-            if (mine)
-                continue;
-            void *at = mmap((void *)pg, page, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-            if (at != (void *)pg) {
-                if (at != MAP_FAILED)
-                    munmap(at, page);   /* a kernel without NOREPLACE put it elsewhere */
-                whole = false;
-                continue;
-            }
-            if (nours == capours) {
-                size_t cap = capours ? capours * 2 : 64;
-                uintptr_t *o = PyMem_Realloc(ours, cap * sizeof *o);
-                if (!o) {
-                    whole = false;
-                    continue;
-                }
-                ours = o;
-                capours = cap;
-            }
-            ours[nours++] = pg;
-        }
-        if (whole)
+        if (map_private(lo, hi, page)) {
             memcpy(b->p, (char *)b->detached + ((uintptr_t)b->p - lo), b->nbytes);
+            b->remapped = true;
+            b->prev = NULL;
+            b->next = remapped;
+            if (remapped)
+                remapped->prev = b;
+            remapped = b;
+        }
         munmap(b->detached, hi - lo);
         b->detached = NULL;
     }
-    PyMem_Free(ours);
+}
+
+/* A remapped buffer died: leave the list and unmap its pages no other
+   remapped buffer covers. */
+static void release_remapped(pys_hostbuf *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        remapped = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    b->remapped = false;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
+    page_range(b, &lo, &hi);
+    uintptr_t run = 0;   /* start of a run of pages to unmap, or 0 */
+    for (uintptr_t pg = lo; pg <= hi; pg += page) {
+        bool keep = pg == hi || page_ours(pg, NULL);
+        if (!keep && !run)
+            run = pg;
+        if (keep && run) {
+            munmap((void *)run, pg - run);
+            run = 0;
+        }
+    }
 }
 
 static void hostbuf_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     pys_hostbuf *b = (pys_hostbuf *)self;
+    if (b->remapped)
+        release_remapped(b);
     if (b->worker) {
         pys_worker *w = (pys_worker *)b->worker;
         hostbuf_unlink(b);
@@ -206,8 +253,10 @@ static Py_ssize_t hostbuf_len(PyObject *self)
 static PyObject *hostbuf_repr(PyObject *self)
 {
     pys_hostbuf *b = (pys_hostbuf *)self;
-    return PyUnicode_FromFormat("<strata.HostBuffer 0x%llx, %llu bytes%s>", (unsigned long long)(uintptr_t)b->p,
-                                (unsigned long long)b->nbytes, b->worker ? "" : ", detached");
+    char buf[128];
+    snprintf(buf, sizeof buf, "<strata.HostBuffer 0x%llx, %llu bytes%s>", (unsigned long long)(uintptr_t)b->p,
+             (unsigned long long)b->nbytes, b->worker ? "" : ", its worker closed");
+    return PyUnicode_FromString(buf);
 }
 
 /* DLPack export, through numpy: a uint8 array over this buffer (which holds a
@@ -298,8 +347,10 @@ static PyObject *chipbuf_get(PyObject *self, void *c)
 static PyObject *chipbuf_repr(PyObject *self)
 {
     pys_chipbuf *b = (pys_chipbuf *)self;
-    return PyUnicode_FromFormat("<strata.ChipBuffer worker=%d base=0x%llx nbytes=%llu>", b->b.worker,
-                                (unsigned long long)b->b.addr, (unsigned long long)b->b.nbytes);
+    char buf[128];
+    snprintf(buf, sizeof buf, "<strata.ChipBuffer worker=%d base=0x%llx nbytes=%llu>", b->b.worker,
+             (unsigned long long)b->b.addr, (unsigned long long)b->b.nbytes);
+    return PyUnicode_FromString(buf);
 }
 
 static PyObject *chipbuf_int(PyObject *self)

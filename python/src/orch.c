@@ -85,7 +85,7 @@ static PyObject *orch_submit_next_level(PyObject *self, PyObject *const *args, P
     strata_task_args ta;
     strata_call_config cfg;
     bool has_cfg;
-    if (live(o, "submit_next_level") < 0 || pys_handle_of(a[0], &h) < 0 || pys_taskargs_from(a[1], &ta) < 0 ||
+    if (live(o, "submit_next_level") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0 ||
         pys_call_config_from(a[2], &cfg, &has_cfg) < 0 || worker_id(a[3], "worker", &wid) < 0)
         return NULL;
     return status(strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid));
@@ -136,7 +136,7 @@ static PyObject *orch_submit_next_level_group(PyObject *self, PyObject *const *a
     uint32_t h, n;
     strata_call_config cfg;
     bool has_cfg;
-    if (live(o, "submit_next_level_group") < 0 || pys_handle_of(a[0], &h) < 0 ||
+    if (live(o, "submit_next_level_group") < 0 || pys_handle_of(a[0], o->w, &h) < 0 ||
         pys_call_config_from(a[2], &cfg, &has_cfg) < 0)
         return NULL;
     strata_task_args *v = args_list(a[1], &n);
@@ -180,7 +180,7 @@ static PyObject *orch_submit_sub(PyObject *self, PyObject *const *args, Py_ssize
     }
     uint32_t h;
     strata_task_args ta;
-    if (live(o, "submit_sub") < 0 || pys_handle_of(a[0], &h) < 0 || pys_taskargs_from(a[1], &ta) < 0)
+    if (live(o, "submit_sub") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0)
         return NULL;
     return status(strata_submit_sub(o->o, h, &ta));
 }
@@ -193,7 +193,7 @@ static PyObject *orch_submit_sub_group(PyObject *self, PyObject *const *args, Py
     PyObject *a[2];
     uint32_t h, n;
     if (pys_parse("submit_sub_group", args, nargs, kwnames, names, 2, 2, a) < 0 || live(o, "submit_sub_group") < 0 ||
-        pys_handle_of(a[0], &h) < 0)
+        pys_handle_of(a[0], o->w, &h) < 0)
         return NULL;
     strata_task_args *v = args_list(a[1], &n);
     if (!v)

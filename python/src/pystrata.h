@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <strata/strata.h>
@@ -75,9 +76,11 @@ typedef struct pys_handle {
     uint32_t h;
     int kind;                   /* 0 chip, 1 sub */
     bool retired;               /* Worker.unregister */
+    uint64_t worker_serial;     /* the worker that issued it (C handles are numbered per worker) */
     PyObject *target;           /* the ChipCallable or function */
 } pys_handle;
-int pys_handle_of(PyObject *o, uint32_t *out);
+/* The C handle of o, which must be a CallableHandle issued by worker w. */
+int pys_handle_of(PyObject *o, const struct pys_worker *w, uint32_t *out);
 
 /* ---- tensors and task args (args.c) ---- */
 typedef struct pys_tensor {
@@ -123,7 +126,8 @@ typedef struct pys_hostbuf {
     PyObject *worker;           /* the Worker, while the memory is its shared heap's */
     Py_ssize_t exports;         /* buffer-protocol views alive (numpy arrays over it) */
     struct pys_hostbuf *prev, *next;   /* the worker's live host buffers */
-    void *detached;             /* after close: the private copy's mapping, or NULL */
+    void *detached;             /* between detach and remap: the copy of its pages, or NULL */
+    bool remapped;              /* after close: its pages are private memory of ours, on the remapped list */
 } pys_hostbuf;
 /* At close: every host buffer of the worker leaves the shared heap. One still
    viewed keeps its contents at the same address, in private memory, so arrays
@@ -154,6 +158,7 @@ typedef struct pys_worker {
     PyObject *handles;          /* dict: int handle -> Handle */
     unsigned long running_thread;   /* PyThread ident of the thread in run(), or 0 */
     long creator_pid;
+    uint64_t serial;            /* unique in the process: which handles are this worker's */
     uint64_t (*adopted)[2];     /* shared mappings adopted at init (base, nbytes), in the known registry */
     uint32_t nadopted;
     PyObject *weakreflist;

@@ -68,7 +68,7 @@ static PyType_Slot handle_slots[] = {
 };
 PyType_Spec pys_handle_spec = {"strata.CallableHandle", sizeof(pys_handle), 0, Py_TPFLAGS_DEFAULT, handle_slots};
 
-int pys_handle_of(PyObject *o, uint32_t *out)
+int pys_handle_of(PyObject *o, const pys_worker *w, uint32_t *out)
 {
     if (!Py_IS_TYPE(o, pys.Handle)) {
         PyErr_Format(PyExc_TypeError,
@@ -76,6 +76,11 @@ int pys_handle_of(PyObject *o, uint32_t *out)
         return -1;
     }
     pys_handle *h = (pys_handle *)o;
+    if (h->worker_serial != w->serial) {
+        pys_raisef(STRATA_ENOENT, "callable handle %u belongs to another worker; register the callable with this one",
+                   h->h);
+        return -1;
+    }
     if (h->retired) {
         pys_raisef(STRATA_ENOENT, "callable handle %u was unregistered", h->h);
         return -1;
@@ -92,6 +97,7 @@ static PyObject *make_handle(pys_worker *w, uint32_t h, int kind, PyObject *targ
     o->h = h;
     o->kind = kind;
     o->retired = false;
+    o->worker_serial = w->serial;
     o->target = Py_NewRef(target);
     PyObject *key = PyLong_FromUnsignedLong(h);
     if (!key || PyDict_SetItem(w->handles, key, (PyObject *)o) < 0) {
@@ -395,7 +401,7 @@ static PyObject *worker_unregister(PyObject *self, PyObject *arg)
 {
     pys_worker *w = (pys_worker *)self;
     uint32_t h;
-    if (pys_handle_of(arg, &h) < 0)
+    if (pys_handle_of(arg, w, &h) < 0)
         return NULL;
     PyObject *key = PyLong_FromUnsignedLong(h);
     if (!key)
@@ -499,7 +505,7 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
     int rc;
     if (w->level == 2) {
         uint32_t h;
-        if (pys_handle_of(a[0], &h) < 0)
+        if (pys_handle_of(a[0], w, &h) < 0)
             return NULL;
         w->running_thread = PyThread_get_thread_ident();
         Py_INCREF(py_args);   /* its tensors' memory stays alive through the run */
@@ -717,7 +723,9 @@ static PyObject *worker_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         Py_DECREF(w);
         return NULL;
     }
+    static uint64_t next_serial;
     w->creator_pid = (long)getpid();
+    w->serial = ++next_serial;
     return (PyObject *)w;
 }
 

@@ -75,7 +75,7 @@ def get_include():
 
 
 def _shared_mappings():
-    """The shared, writable mappings of this process, adjacent ones merged."""
+    """The shared, writable mappings of this process."""
     out = []
     with open("/proc/self/maps") as f:
         for line in f:
@@ -84,10 +84,7 @@ def _shared_mappings():
             if perms[0] != "r" or perms[1] != "w" or perms[3] != "s":
                 continue
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if out and out[-1][1] == lo:
-                out[-1][1] = hi
-            else:
-                out.append([lo, hi])
+            out.append((lo, hi))   # each on its own: a neighbour may be a worker's, which is refused
     return out
 
 

@@ -124,6 +124,29 @@ void strata__node_forget_others(const strata__node *self)
     }
 }
 
+static bool overlaps(uint64_t lo, uint64_t hi, const void *p, uint64_t nbytes)
+{
+    uint64_t a = (uint64_t)(uintptr_t)p;
+    return p && lo < a + nbytes && a < hi;
+}
+
+const char *strata__node_mapping_at(uint64_t lo, uint64_t hi)
+{
+    const char *what = NULL;
+    strata__node_live_lock();
+    for (strata__node *o = live_nodes; o && !what; o = o->next_live) {
+        if (overlaps(lo, hi, o->heap, o->heap_bytes))
+            what = "the shared heap of a Strata worker";
+        else if (overlaps(lo, hi, o->mail, o->mail_bytes))
+            what = "the mailboxes of a Strata worker";
+        for (uint32_t i = 0; i < o->nchildren && !what; i++)
+            if (overlaps(lo, hi, o->children[i].memory, o->children[i].memory_bytes))
+                what = "the memory of a Strata worker's chip child";
+    }
+    strata__node_live_unlock();
+    return what;
+}
+
 const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
 {
     if (c->kind == STRATA__CHILD_CHIP)

@@ -97,6 +97,10 @@ int strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes)
     if (lo < heap_hi && heap_lo < hi)
         return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range overlaps this worker's own shared "
                             "heap; its buffers come from strata_worker_host_alloc");
+    const char *theirs = strata__node_mapping_at(lo, hi);
+    if (theirs)
+        return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range overlaps %s; a worker's children "
+                            "never see another worker's memory (each spawner drops it)", theirs);
     for (uint32_t i = 0; i < n->nadopted; i++)
         if (lo < n->adopted[i].addr + n->adopted[i].nbytes && n->adopted[i].addr < hi)
             return strata__fail(STRATA_EINVAL, "strata_worker_host_adopt: the range overlaps one adopted before "

@@ -291,6 +291,10 @@ int  strata__node_replay_registrations(strata__node *n, strata__child *c, uint64
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);
 int  strata__node_host_free(strata__node *n, void *p);
 int  strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes);
+/* What of a live worker's own shared memory (heap, mailboxes, chip memory)
+   overlaps [lo, hi), or NULL. Every spawner drops the other workers' mappings,
+   so no such range may be adopted. Takes the live lock. */
+const char *strata__node_mapping_at(uint64_t lo, uint64_t hi);
 int  strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out);
 int  strata__node_free(strata__node *n, strata_buffer buf);
 int  strata__node_copy(strata__node *n, strata_buffer b, uint64_t offset, void *host, uint64_t nbytes, bool to);

@@ -5,7 +5,6 @@ leaves no child process, zombie or descriptor behind."""
 import gc
 import os
 import signal
-import sys
 import time
 
 import pytest
@@ -23,24 +22,6 @@ def chip_callable(tmp_path_factory):
     return strata.ChipCallable.compile(os.path.join(HERE, "kernels", "test_chip.c"), "test_add", output=str(out))
 
 
-def children_of(pid):
-    """The pids whose parent is pid, and how many of them are zombies."""
-    kids, zombies = [], 0
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open(f"/proc/{e}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        if int(rest[1]) == pid and not _resource_tracker(e):
-            kids.append(int(e))
-            zombies += rest[0] == "Z"
-    return kids, zombies
-
-
 def _resource_tracker(pid):
     """multiprocessing's resource tracker: Python's own helper process, started
     by shared_memory and kept for the life of the interpreter."""
@@ -49,6 +30,76 @@ def _resource_tracker(pid):
             return b"resource_tracker" in f.read()
     except OSError:
         return False
+
+
+def proc_stat(pid):
+    """(state letter, parent pid, name) of process pid, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    rest = stat[stat.rfind(")") + 2:].split()
+    return rest[0], int(rest[1]), stat[stat.find("(") + 1:stat.rfind(")")]
+
+
+def _process_table():
+    """{pid: (state, parent pid)} of every process but Python's resource tracker."""
+    table = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit() and not _resource_tracker(e):
+            st = proc_stat(e)
+            if st:
+                table[int(e)] = st[:2]
+    return table
+
+
+def children_of(pid):
+    """The pids whose parent is pid, and how many of them are zombies."""
+    kids = [(p, st) for p, (st, pp) in _process_table().items() if pp == pid]
+    return [p for p, _ in kids], sum(st == "Z" for _, st in kids)
+
+
+def descendants(pid):
+    """Every process below pid (children, their children, ...) as {pid: state letter}."""
+    table = _process_table()
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        for c, (st, pp) in table.items():
+            if pp == p and c not in out:
+                out[c] = st
+                todo.append(c)
+    return out
+
+
+def zombies_below(pid):
+    return [p for p, s in descendants(pid).items() if s == "Z"]
+
+
+def gone(pid):
+    """The process has ended and been reaped (no /proc entry, not even a zombie)."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def mappings():
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+def tensor_args(*tensors, tag=None, scalars=()):
+    """TaskArgs of the given tensors (INOUT unless tag says otherwise) and scalars."""
+    ta = strata.TaskArgs()
+    for t in tensors:
+        ta.add_tensor(t, strata.TensorArgType.INOUT if tag is None else tag)
+    for v in scalars:
+        ta.add_scalar(v)
+    return ta
 
 
 def open_fds():

@@ -11,17 +11,12 @@ import pytest
 import strata
 from strata import (CallConfig, ChipCallable, DataType, TaskArgs, TensorArgType, Worker)
 
-from conftest import children_of, open_fds
+from conftest import children_of, mappings, open_fds
 
 
 def header(name):
     with open(os.path.join(strata.get_include(), "strata", name)) as f:
         return f.read()
-
-
-def mappings():
-    with open("/proc/self/maps") as f:
-        return sum(1 for _ in f)
 
 
 # ---- the C contract, seen from Python ----
@@ -476,7 +471,9 @@ def test_memory_mapped_shared_before_init():
             with pytest.raises(strata.InvalidArgumentError, match="not in a live worker's shared heap"):
                 TaskArgs().add_tensor(np.frombuffer(late, dtype=np.uint8))
             late.close()
-            del a, b, ta1, ta2
+            ta1.clear()
+            ta2.clear()
+            del a, b
     finally:
         seg.close()
         seg.unlink()

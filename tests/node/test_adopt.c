@@ -75,6 +75,13 @@ TEST_CASE(refusals_say_why)
     CHECK_OK(strata_worker_host_alloc(w, 64, &heap));
     CHECK_STATUS(strata_worker_host_adopt(w, heap, 64), STRATA_EINVAL);
     CHECK_ERROR_HAS("own shared heap");
+    /* another worker's heap: its buffers are dropped in this worker's children */
+    strata_worker *other = node_worker(0, 1, STRATA_ON_DEATH_RESTART, NULL);
+    void *theirs;
+    CHECK_OK(strata_worker_host_alloc(other, 64, &theirs));
+    CHECK_STATUS(strata_worker_host_adopt(w, theirs, 64), STRATA_EINVAL);
+    CHECK_ERROR_HAS("the shared heap of a Strata worker");
+    strata_worker_destroy(other);
     CHECK_OK(strata_worker_host_adopt(w, shared, len));
     CHECK_STATUS(strata_worker_host_adopt(w, (char *)shared + 4096, 4096), STRATA_EINVAL);
     CHECK_ERROR_HAS("overlaps one adopted before");

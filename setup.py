@@ -11,6 +11,7 @@ import os
 import shutil
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,12 +50,21 @@ class BuildPyWithHeaders(build_py):
             shutil.copy(h, dest)
 
 
-strata_library = ("strata_objects", {
-    "sources": library_sources(),
-    "include_dirs": ["include", "src"],
-    "macros": [("STRATA_BUILDING_LIBRARY", None), ("_POSIX_C_SOURCE", "200809L")],
-    "cflags": ["-std=c11", "-fPIC", "-fvisibility=hidden", "-O2"],
-})
+class BuildExtWithLibrary(build_ext):
+    """Compile the library's sources (with the library's own macros and hidden
+    visibility) and link every object into the extension, not only those it
+    calls: chip callables loaded from shared objects resolve strata_chip_submit
+    and friends against the extension's exports."""
+
+    def build_extension(self, ext):
+        objects = self.compiler.compile(
+            library_sources(), output_dir=self.build_temp,
+            macros=[("STRATA_BUILDING_LIBRARY", None), ("_POSIX_C_SOURCE", "200809L")],
+            include_dirs=["include", "src"], extra_postargs=["-std=c11", "-fvisibility=hidden"],
+            depends=glob.glob("src/**/*.h", recursive=True) + glob.glob("include/strata/*.h"))
+        ext.extra_objects = list(objects) + list(ext.extra_objects or [])
+        super().build_extension(ext)
+
 
 extension = Extension(
     "strata._strata",
@@ -71,9 +81,8 @@ setup(
     description="A hierarchical task runtime for accelerator stacks",
     packages=["strata"],
     package_dir={"": "python"},
-    libraries=[strata_library],
     ext_modules=[extension],
-    cmdclass={"build_py": BuildPyWithHeaders},
+    cmdclass={"build_py": BuildPyWithHeaders, "build_ext": BuildExtWithLibrary},
     install_requires=["numpy"],
     python_requires=">=3.11",
     # build-setuptools/, not build/: that is the CMake build tree.

@@ -148,13 +148,14 @@ int pys_known_add(uint64_t base, uint64_t nbytes, PyObject *owner)
     return 0;
 }
 
-void pys_known_remove(uint64_t base)
+void pys_known_remove(uint64_t base, const PyObject *owner)
 {
-    size_t i = known_lower_bound(base);
-    if (i < nknown && known[i].base == base) {
-        memmove(&known[i], &known[i + 1], (nknown - i - 1) * sizeof *known);
-        nknown--;
-    }
+    for (size_t i = known_lower_bound(base); i < nknown && known[i].base == base; i++)
+        if (known[i].owner == owner) {
+            memmove(&known[i], &known[i + 1], (nknown - i - 1) * sizeof *known);
+            nknown--;
+            return;
+        }
 }
 
 bool pys_known_find(uint64_t p, uint64_t n, uint64_t *base, uint64_t *nbytes, PyObject **owner)
@@ -273,9 +274,23 @@ int pys_tensor_from(PyObject *obj, strata_tensor *out, PyObject **owner)
     return 0;
 }
 
+static int tensor_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((pys_tensor *)self)->owner);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int tensor_clear(PyObject *self)
+{
+    Py_CLEAR(((pys_tensor *)self)->owner);
+    return 0;
+}
+
 static void tensor_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(((pys_tensor *)self)->owner);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
@@ -297,7 +312,7 @@ static PyObject *u64_tuple(const uint64_t *v, uint32_t n)
             Py_CLEAR(t);
             break;
         }
-        PyTuple_SetItem(t, i, x);
+        PyTuple_SetItem(t, (Py_ssize_t)i, x);
     }
     return t;
 }
@@ -319,7 +334,12 @@ static PyObject *tensor_get_strides(PyObject *self, void *c)
         contiguous &= t->t.strides[d] == 0;
     int64_t e = 1;
     for (int d = (int)t->t.ndims - 1; r && d >= 0; d--) {
-        PyTuple_SetItem(r, d, PyLong_FromLongLong(contiguous ? e : t->t.strides[d]));
+        PyObject *x = PyLong_FromLongLong(contiguous ? e : t->t.strides[d]);
+        if (!x) {
+            Py_CLEAR(r);
+            break;
+        }
+        PyTuple_SetItem(r, d, x);
         e *= (int64_t)t->t.shape[d];
     }
     return r;
@@ -369,12 +389,15 @@ static PyGetSetDef tensor_getset[] = {
 
 static PyType_Slot tensor_slots[] = {
     {Py_tp_dealloc, tensor_dealloc},
+    {Py_tp_traverse, tensor_traverse},
+    {Py_tp_clear, tensor_clear},
     {Py_tp_getset, tensor_getset},
     {Py_tp_repr, tensor_repr},
     {Py_tp_doc, "A view (shape, dtype, strides, offset) of a chip or host buffer; made by buf.tensor(...)."},
     {0, NULL},
 };
-PyType_Spec pys_tensor_spec = {"strata.Tensor", sizeof(pys_tensor), 0, Py_TPFLAGS_DEFAULT, tensor_slots};
+PyType_Spec pys_tensor_spec = {"strata.Tensor", sizeof(pys_tensor), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                tensor_slots};
 
 /* buf.tensor(shape, dtype, strides=None, offset=0, *, shapes=None, byte_offset=None) */
 PyObject *pys_make_view(PyObject *owner, uint64_t base, uint64_t nbytes, PyObject *const *args, Py_ssize_t nargs,
@@ -458,18 +481,22 @@ PyObject *pys_make_view(PyObject *owner, uint64_t base, uint64_t nbytes, PyObjec
             return pys_raisef(STRATA_EINVAL, "dimension %d of the shape is 0: every dimension needs an element", d);
         if (t.strides[d] < 0)
             return pys_raisef(STRATA_EINVAL, "stride %d is negative", d);
-        last += (t.shape[d] - 1) * (contiguous ? e : (uint64_t)t.strides[d]);
-        e *= t.shape[d];
+        uint64_t step = contiguous ? e : (uint64_t)t.strides[d], span;
+        if (__builtin_mul_overflow(t.shape[d] - 1, step, &span) || __builtin_add_overflow(last, span, &last) ||
+            __builtin_mul_overflow(e, t.shape[d], &e))
+            return pys_raise(STRATA_EINVAL, "the view's extent overflows 64 bits: shape or strides too large");
     }
-    if ((last + 1) * esize > nbytes)
+    uint64_t end_byte;
+    if (__builtin_mul_overflow(last + 1, esize, &end_byte) || end_byte > nbytes)
         return pys_raisef(STRATA_EINVAL,
                           "the view ends at byte %llu of a %llu-byte buffer: shape, strides or offset too large",
-                          (unsigned long long)((last + 1) * esize), (unsigned long long)nbytes);
-    pys_tensor *r = PyObject_New(pys_tensor, pys.Tensor);
+                          (unsigned long long)end_byte, (unsigned long long)nbytes);
+    pys_tensor *r = PyObject_GC_New(pys_tensor, pys.Tensor);
     if (!r)
         return NULL;
     r->t = t;
     r->owner = Py_NewRef(owner);
+    PyObject_GC_Track(r);
     return (PyObject *)r;
 }
 

@@ -12,18 +12,17 @@
 
 PyObject *pys_hostbuf_new(PyObject *worker, void *p, uint64_t nbytes)
 {
-    pys_hostbuf *b = PyObject_New(pys_hostbuf, pys.HostBuffer);
+    pys_hostbuf *b = PyObject_GC_New(pys_hostbuf, pys.HostBuffer);
     if (!b)
         return NULL;
     b->p = p;
     b->nbytes = nbytes;
-    b->worker = Py_NewRef(worker);
+    b->worker = worker;   /* borrowed: see pys_hostbuf */
     b->exports = 0;
     b->detached = NULL;
     b->remapped = false;
     if (pys_known_add((uint64_t)(uintptr_t)p, nbytes, (PyObject *)b) < 0) {
         b->worker = NULL;
-        Py_DECREF(worker);
         Py_DECREF(b);
         return NULL;
     }
@@ -33,6 +32,7 @@ PyObject *pys_hostbuf_new(PyObject *worker, void *p, uint64_t nbytes)
     if (w->hostbufs)
         w->hostbufs->prev = b;
     w->hostbufs = b;
+    PyObject_GC_Track(b);
     return (PyObject *)b;
 }
 
@@ -46,7 +46,7 @@ static void hostbuf_unlink(pys_hostbuf *b)
     if (b->next)
         b->next->prev = b->prev;
     b->prev = b->next = NULL;
-    pys_known_remove((uint64_t)(uintptr_t)b->p);
+    pys_known_remove((uint64_t)(uintptr_t)b->p, (PyObject *)b);
 }
 
 static void page_range(const pys_hostbuf *b, uintptr_t *lo, uintptr_t *hi)
@@ -54,6 +54,15 @@ static void page_range(const pys_hostbuf *b, uintptr_t *lo, uintptr_t *hi)
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     *lo = (uintptr_t)b->p & ~(page - 1);
     *hi = ((uintptr_t)b->p + b->nbytes + page - 1) & ~(page - 1);
+}
+
+void pys_hostbufs_forget(pys_worker *w)
+{
+    while (w->hostbufs) {
+        pys_hostbuf *b = w->hostbufs;
+        hostbuf_unlink(b);
+        b->worker = NULL;   /* its memory stays as it is (still mapped in this process) */
+    }
 }
 
 PyObject *pys_hostbufs_detach(pys_worker *w)
@@ -79,9 +88,7 @@ PyObject *pys_hostbufs_detach(pys_worker *w)
         } else {
             b->p = NULL;   /* no view: nothing can reach it any more */
         }
-        PyObject *worker = b->worker;
         b->worker = NULL;
-        Py_DECREF(worker);
     }
     return kept;
 }
@@ -178,10 +185,18 @@ static void release_remapped(pys_hostbuf *b)
     }
 }
 
+static int hostbuf_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    (void)self;
+    Py_VISIT(Py_TYPE(self));   /* its worker is borrowed: not a reference the collector follows */
+    return 0;
+}
+
 static void hostbuf_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     pys_hostbuf *b = (pys_hostbuf *)self;
+    PyObject_GC_UnTrack(self);
     if (b->remapped)
         release_remapped(b);
     if (b->worker) {
@@ -189,7 +204,7 @@ static void hostbuf_dealloc(PyObject *self)
         hostbuf_unlink(b);
         if (w->w)
             (void)strata_worker_host_free(w->w, b->p);
-        Py_CLEAR(b->worker);
+        b->worker = NULL;
     }
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
@@ -297,6 +312,7 @@ static PyGetSetDef hostbuf_getset[] = {
 
 static PyType_Slot hostbuf_slots[] = {
     {Py_tp_dealloc, hostbuf_dealloc},
+    {Py_tp_traverse, hostbuf_traverse},
     {Py_bf_getbuffer, hostbuf_getbuffer},
     {Py_bf_releasebuffer, hostbuf_releasebuffer},
     {Py_tp_methods, hostbuf_methods},
@@ -306,23 +322,39 @@ static PyType_Slot hostbuf_slots[] = {
     {Py_tp_doc, "Shared host memory every child of the worker sees at the same address (Worker.host_alloc)."},
     {0, NULL},
 };
-PyType_Spec pys_hostbuf_spec = {"strata.HostBuffer", sizeof(pys_hostbuf), 0, Py_TPFLAGS_DEFAULT, hostbuf_slots};
+PyType_Spec pys_hostbuf_spec = {"strata.HostBuffer", sizeof(pys_hostbuf), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                 hostbuf_slots};
 
 /* ---- ChipBuffer ---- */
 
 PyObject *pys_chipbuf_new(PyObject *worker, strata_buffer buf)
 {
-    pys_chipbuf *b = PyObject_New(pys_chipbuf, pys.ChipBuffer);
+    pys_chipbuf *b = PyObject_GC_New(pys_chipbuf, pys.ChipBuffer);
     if (!b)
         return NULL;
     b->b = buf;
-    b->worker = Py_NewRef(worker);
+    b->worker = worker;   /* borrowed: see pys_hostbuf */
+    PyObject_GC_Track(b);
     return (PyObject *)b;
+}
+
+static int chipbuf_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((pys_chipbuf *)self)->worker);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int chipbuf_clear(PyObject *self)
+{
+    Py_CLEAR(((pys_chipbuf *)self)->worker);
+    return 0;
 }
 
 static void chipbuf_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(((pys_chipbuf *)self)->worker);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
@@ -373,6 +405,8 @@ static PyGetSetDef chipbuf_getset[] = {
 
 static PyType_Slot chipbuf_slots[] = {
     {Py_tp_dealloc, chipbuf_dealloc},
+    {Py_tp_traverse, chipbuf_traverse},
+    {Py_tp_clear, chipbuf_clear},
     {Py_tp_methods, chipbuf_methods},
     {Py_tp_getset, chipbuf_getset},
     {Py_tp_repr, chipbuf_repr},
@@ -381,4 +415,5 @@ static PyType_Slot chipbuf_slots[] = {
     {Py_tp_doc, "Chip-resident memory of one chip worker (Worker.malloc); lives until freed or close."},
     {0, NULL},
 };
-PyType_Spec pys_chipbuf_spec = {"strata.ChipBuffer", sizeof(pys_chipbuf), 0, Py_TPFLAGS_DEFAULT, chipbuf_slots};
+PyType_Spec pys_chipbuf_spec = {"strata.ChipBuffer", sizeof(pys_chipbuf), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                 chipbuf_slots};

@@ -59,7 +59,7 @@ PyObject *pys_raise(int rc, const char *msg)
         PyObject *status = PyLong_FromLong(rc);
         PyObject *name = PyUnicode_FromString(strata_status_name(rc));
         if (!status || !name || PyObject_SetAttrString(exc, "status", status) < 0 ||
-            PyObject_SetAttrString(exc, "status_name", name) < 0 || PyObject_SetAttrString(exc, "message", text) < 0)
+            PyObject_SetAttrString(exc, "status_name", name) < 0)
             Py_CLEAR(exc);
         Py_XDECREF(status);
         Py_XDECREF(name);
@@ -380,8 +380,13 @@ static int add_errors(PyObject *m)
             return -1;
         char qual[96];
         snprintf(qual, sizeof qual, "strata.%s", error_classes[i].name);
-        PyObject *cls = PyErr_NewExceptionWithDoc(qual, error_classes[i].doc, bases, NULL);
+        /* status and status_name as class attributes too: the package's
+           Python code raises these classes directly. */
+        PyObject *dict = Py_BuildValue("{s:i,s:s}", "status", error_classes[i].status, "status_name",
+                                       strata_status_name(error_classes[i].status));
+        PyObject *cls = dict ? PyErr_NewExceptionWithDoc(qual, error_classes[i].doc, bases, dict) : NULL;
         Py_DECREF(bases);
+        Py_XDECREF(dict);
         if (!cls || PyModule_AddObjectRef(m, error_classes[i].name, cls) < 0)
             return -1;
         pys.errors[-error_classes[i].status] = cls;

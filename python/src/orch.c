@@ -9,15 +9,17 @@ typedef struct pys_orch {
     PyObject_HEAD
     strata_orch *o;       /* NULL once orch_fn has returned */
     pys_worker *w;        /* borrowed: the run holds a reference */
+    PyObject *keep;       /* borrowed: the run's list of submitted TaskArgs */
 } pys_orch;
 
-PyObject *pys_orch_new(pys_worker *w, strata_orch *o)
+PyObject *pys_orch_new(pys_worker *w, strata_orch *o, PyObject *keep)
 {
     pys_orch *r = PyObject_New(pys_orch, pys.Orch);
     if (!r)
         return NULL;
     r->o = o;
     r->w = w;
+    r->keep = keep;
     return (PyObject *)r;
 }
 
@@ -32,7 +34,25 @@ static int live(pys_orch *o, const char *what)
         pys_raisef(STRATA_ESTATE, "orch.%s: this orchestration object belongs to a run that has returned", what);
         return -1;
     }
+    if (PyThread_get_thread_ident() != o->w->busy_thread) {
+        pys_raisef(STRATA_ESTATE, "orch.%s: called from thread %lu, but the run belongs to thread %lu; one thread "
+                   "drives a worker, so submit from orch_fn's thread", what, PyThread_get_thread_ident(),
+                   o->w->busy_thread);
+        return -1;
+    }
     return 0;
+}
+
+/* The library reads a task's tensors' memory until the run ends, but only
+   copies the descriptions: the TaskArgs (and so the arrays they hold) stay
+   alive until then, even when orch_fn drops them. */
+static PyObject *submitted(pys_orch *o, int rc, PyObject *args)
+{
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    if (args && args != Py_None && PyList_Append(o->keep, args) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *status(int rc)
@@ -88,11 +108,13 @@ static PyObject *orch_submit_next_level(PyObject *self, PyObject *const *args, P
     if (live(o, "submit_next_level") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0 ||
         pys_call_config_from(a[2], &cfg, &has_cfg) < 0 || worker_id(a[3], "worker", &wid) < 0)
         return NULL;
-    return status(strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid));
+    return submitted(o, strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid), a[1]);
 }
 
-/* A list of TaskArgs -> an array of views (PyMem; the caller frees). */
-static strata_task_args *args_list(PyObject *list, uint32_t *n)
+/* A sequence of TaskArgs -> an array of views (PyMem; the caller frees) and
+   *seq_out, the tuple holding them (a new reference: it keeps them alive
+   through the submit and the run, whatever the caller passed). */
+static strata_task_args *args_list(PyObject *list, uint32_t *n, PyObject **seq_out)
 {
     PyObject *seq = PySequence_Tuple(list);
     if (!seq)
@@ -115,7 +137,7 @@ static strata_task_args *args_list(PyObject *list, uint32_t *n)
             Py_DECREF(seq);
             return NULL;
         }
-    Py_DECREF(seq);   /* the TaskArgs live in the caller's list through the submit */
+    *seq_out = seq;
     *n = (uint32_t)len;
     return v;
 }
@@ -139,7 +161,8 @@ static PyObject *orch_submit_next_level_group(PyObject *self, PyObject *const *a
     if (live(o, "submit_next_level_group") < 0 || pys_handle_of(a[0], o->w, &h) < 0 ||
         pys_call_config_from(a[2], &cfg, &has_cfg) < 0)
         return NULL;
-    strata_task_args *v = args_list(a[1], &n);
+    PyObject *seq;
+    strata_task_args *v = args_list(a[1], &n, &seq);
     if (!v)
         return NULL;
     PyObject *ws = PySequence_Tuple(a[3]);
@@ -157,11 +180,12 @@ static PyObject *orch_submit_next_level_group(PyObject *self, PyObject *const *a
     for (uint32_t i = 0; i < n; i++)
         if (worker_id(PyTuple_GetItem(ws, i), "workers[i]", &ids[i]) < 0)
             goto out;
-    r = status(strata_submit_next_level_group(o->o, h, v, n, has_cfg ? &cfg : NULL, ids));
+    r = submitted(o, strata_submit_next_level_group(o->o, h, v, n, has_cfg ? &cfg : NULL, ids), seq);
 out:
     PyMem_Free(ids);
     Py_XDECREF(ws);
     PyMem_Free(v);
+    Py_DECREF(seq);
     return r;
 }
 
@@ -182,7 +206,7 @@ static PyObject *orch_submit_sub(PyObject *self, PyObject *const *args, Py_ssize
     strata_task_args ta;
     if (live(o, "submit_sub") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0)
         return NULL;
-    return status(strata_submit_sub(o->o, h, &ta));
+    return submitted(o, strata_submit_sub(o->o, h, &ta), a[1]);
 }
 
 /* submit_sub_group(h, args_list) */
@@ -195,11 +219,13 @@ static PyObject *orch_submit_sub_group(PyObject *self, PyObject *const *args, Py
     if (pys_parse("submit_sub_group", args, nargs, kwnames, names, 2, 2, a) < 0 || live(o, "submit_sub_group") < 0 ||
         pys_handle_of(a[0], o->w, &h) < 0)
         return NULL;
-    strata_task_args *v = args_list(a[1], &n);
+    PyObject *seq;
+    strata_task_args *v = args_list(a[1], &n, &seq);
     if (!v)
         return NULL;
-    PyObject *r = status(strata_submit_sub_group(o->o, h, v, n));
+    PyObject *r = submitted(o, strata_submit_sub_group(o->o, h, v, n), seq);
     PyMem_Free(v);
+    Py_DECREF(seq);
     return r;
 }
 

@@ -114,7 +114,7 @@ int pys_call_config_from(PyObject *o, strata_call_config *out, bool *given);
 
 /* ---- known host memory (args.c): the shared heaps of live workers ---- */
 int pys_known_add(uint64_t base, uint64_t nbytes, PyObject *owner);  /* owner: borrowed */
-void pys_known_remove(uint64_t base);
+void pys_known_remove(uint64_t base, const PyObject *owner);   /* the entry of that owner */
 /* The known buffer holding [p, p+n), or false. */
 bool pys_known_find(uint64_t p, uint64_t n, uint64_t *base, uint64_t *nbytes, PyObject **owner);
 
@@ -123,7 +123,10 @@ typedef struct pys_hostbuf {
     PyObject_HEAD
     void *p;
     uint64_t nbytes;
-    PyObject *worker;           /* the Worker, while the memory is its shared heap's */
+    PyObject *worker;           /* the Worker, while the memory is its shared heap's. Borrowed: the
+                                   worker detaches its buffers when it closes or dies, so arrays in
+                                   its heap (numpy does not take part in cycle collection) never keep
+                                   a worker alive: w.x = w.host_zeros(...) is no leak */
     Py_ssize_t exports;         /* buffer-protocol views alive (numpy arrays over it) */
     struct pys_hostbuf *prev, *next;   /* the worker's live host buffers */
     void *detached;             /* between detach and remap: the copy of its pages, or NULL */
@@ -135,6 +138,9 @@ typedef struct pys_hostbuf {
    library's close (returns a list of those, copied out), remap after it. */
 PyObject *pys_hostbufs_detach(struct pys_worker *w);
 void pys_hostbufs_remap(PyObject *kept);
+/* In a process other than the worker's creator (a SUB child, a fork): the
+   buffers only leave the worker, their memory untouched. */
+void pys_hostbufs_forget(struct pys_worker *w);
 
 typedef struct pys_chipbuf {
     PyObject_HEAD
@@ -156,7 +162,9 @@ typedef struct pys_worker {
     int level;
     uint32_t ndevices, nsubs;
     PyObject *handles;          /* dict: int handle -> Handle */
-    unsigned long running_thread;   /* PyThread ident of the thread in run(), or 0 */
+    unsigned long busy_thread;  /* the thread in a call of this worker that released the GIL (a run
+                                   included), or 0: other threads are refused meanwhile */
+    bool in_run;                /* a level-3 or level-2 run is in flight (on busy_thread) */
     long creator_pid;
     uint64_t serial;            /* unique in the process: which handles are this worker's */
     uint64_t (*adopted)[2];     /* shared mappings adopted at init (base, nbytes), in the known registry */
@@ -165,8 +173,22 @@ typedef struct pys_worker {
     PyObject *dict;
 } pys_worker;
 
+/* Around a library call made with the GIL released: the worker is busy on
+   this thread until it returns, and every call from another thread is refused
+   meanwhile (close would otherwise destroy the worker under it). Nests on one
+   thread (orch_fn calling malloc inside a run). */
+#define PYS_RELEASE_GIL(w)                                          \
+    {                                                               \
+        unsigned long pys_prev_busy_ = (w)->busy_thread;            \
+        (w)->busy_thread = PyThread_get_thread_ident();             \
+        Py_BEGIN_ALLOW_THREADS
+#define PYS_ACQUIRE_GIL(w)                                          \
+        Py_END_ALLOW_THREADS                                        \
+        (w)->busy_thread = pys_prev_busy_;                          \
+    }
+
 /* ---- the orchestration object (orch.c) ---- */
-PyObject *pys_orch_new(pys_worker *w, strata_orch *o);
+PyObject *pys_orch_new(pys_worker *w, strata_orch *o, PyObject *keep);
 void pys_orch_invalidate(PyObject *orch);
 
 /* ---- SUB functions (sub.c) ---- */

@@ -61,9 +61,9 @@ int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out)
     }
     strata_handle h;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_register_sub(w->w, pys_sub_trampoline, rec, &h);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK) {
         pys_raise(rc, NULL);
         return -1;   /* the record stays: a child may hold the pointer */
@@ -134,9 +134,15 @@ static PyObject *tensor_object(pys_subargs *s, uint32_t i, PyObject **slot, cons
     if (!mv || !shape || !strides)
         goto out;
     for (uint32_t d = 0; d < t->ndims; d++) {
-        PyTuple_SetItem(shape, d, PyLong_FromUnsignedLongLong(t->shape[d]));
+        PyObject *x = PyLong_FromUnsignedLongLong(t->shape[d]);
+        PyObject *y = contiguous ? NULL : PyLong_FromLongLong(t->strides[d]);
+        if (!x || (!contiguous && !y)) {
+            Py_XDECREF(x);
+            goto out;
+        }
+        PyTuple_SetItem(shape, d, x);
         if (!contiguous)
-            PyTuple_SetItem(strides, d, PyLong_FromLongLong(t->strides[d]));
+            PyTuple_SetItem(strides, d, y);
     }
     r = PyObject_CallFunction(f, "OiOOK", mv, (int)t->dtype, shape, strides, (unsigned long long)t->offset);
 out:

@@ -10,9 +10,23 @@
 
 /* ---- handles ---- */
 
+static int handle_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((pys_handle *)self)->target);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int handle_clear(PyObject *self)
+{
+    Py_CLEAR(((pys_handle *)self)->target);
+    return 0;
+}
+
 static void handle_dealloc(PyObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(((pys_handle *)self)->target);
     ((freefunc)PyType_GetSlot(tp, Py_tp_free))(self);
     Py_DECREF(tp);
@@ -25,14 +39,17 @@ static PyObject *handle_int(PyObject *self)
 
 static Py_hash_t handle_hash(PyObject *self)
 {
-    return (Py_hash_t)((pys_handle *)self)->h + 1;
+    const pys_handle *h = (const pys_handle *)self;
+    Py_hash_t v = (Py_hash_t)(h->worker_serial * 1000003u + h->h);
+    return v == -1 ? -2 : v;
 }
 
 static PyObject *handle_richcompare(PyObject *a, PyObject *b, int op)
 {
     if (!PyObject_TypeCheck(b, pys.Handle) || (op != Py_EQ && op != Py_NE))
         Py_RETURN_NOTIMPLEMENTED;
-    bool eq = ((pys_handle *)a)->h == ((pys_handle *)b)->h;
+    const pys_handle *x = (const pys_handle *)a, *y = (const pys_handle *)b;
+    bool eq = x->h == y->h && x->worker_serial == y->worker_serial;
     return PyBool_FromLong(op == Py_EQ ? eq : !eq);
 }
 
@@ -57,6 +74,8 @@ static PyGetSetDef handle_getset[] = {
 
 static PyType_Slot handle_slots[] = {
     {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
     {Py_nb_int, handle_int},
     {Py_nb_index, handle_int},
     {Py_tp_hash, handle_hash},
@@ -66,7 +85,8 @@ static PyType_Slot handle_slots[] = {
     {Py_tp_doc, "A registered callable, from Worker.register; int(h) is the C handle."},
     {0, NULL},
 };
-PyType_Spec pys_handle_spec = {"strata.CallableHandle", sizeof(pys_handle), 0, Py_TPFLAGS_DEFAULT, handle_slots};
+PyType_Spec pys_handle_spec = {"strata.CallableHandle", sizeof(pys_handle), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                handle_slots};
 
 int pys_handle_of(PyObject *o, const pys_worker *w, uint32_t *out)
 {
@@ -91,7 +111,7 @@ int pys_handle_of(PyObject *o, const pys_worker *w, uint32_t *out)
 
 static PyObject *make_handle(pys_worker *w, uint32_t h, int kind, PyObject *target)
 {
-    pys_handle *o = PyObject_New(pys_handle, pys.Handle);
+    pys_handle *o = PyObject_GC_New(pys_handle, pys.Handle);
     if (!o)
         return NULL;
     o->h = h;
@@ -99,6 +119,7 @@ static PyObject *make_handle(pys_worker *w, uint32_t h, int kind, PyObject *targ
     o->retired = false;
     o->worker_serial = w->serial;
     o->target = Py_NewRef(target);
+    PyObject_GC_Track(o);
     PyObject *key = PyLong_FromUnsignedLong(h);
     if (!key || PyDict_SetItem(w->handles, key, (PyObject *)o) < 0) {
         Py_XDECREF(key);
@@ -127,10 +148,10 @@ static int check_caller(pys_worker *w, const char *what)
         return -1;
     }
     unsigned long me = PyThread_get_thread_ident();
-    if (w->running_thread && w->running_thread != me) {
+    if (w->busy_thread && w->busy_thread != me) {
         pys_raisef(STRATA_ESTATE,
-                   "Worker.%s: thread %lu is in a run of this worker; one thread drives a worker at a time (wait for "
-                   "its run to return)", what, w->running_thread);
+                   "Worker.%s: thread %lu is in %s of this worker; one thread drives a worker at a time (wait for "
+                   "that call to return)", what, w->busy_thread, w->in_run ? "a run" : "a call");
         return -1;
     }
     return 0;
@@ -238,9 +259,9 @@ static PyObject *worker_init(PyObject *self, PyObject *unused)
         return NULL;
     int rc;
     /* The spawner is forked in here: the fork hooks take the GIL around it. */
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_init(w->w);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK)
         return pys_raise(rc, NULL);
     Py_RETURN_NONE;
@@ -249,7 +270,7 @@ static PyObject *worker_init(PyObject *self, PyObject *unused)
 static void forget_adopted(pys_worker *w)
 {
     for (uint32_t i = 0; i < w->nadopted; i++)
-        pys_known_remove(w->adopted[i][0]);
+        pys_known_remove(w->adopted[i][0], (PyObject *)w);
     PyMem_Free(w->adopted);
     w->adopted = NULL;
     w->nadopted = 0;
@@ -295,15 +316,16 @@ static void close_now(pys_worker *w)
            releases only that process's copies and touches nothing shared; the
            host buffers stay as they are (a SUB child still runs on the heap). */
         w->w = NULL;
+        pys_hostbufs_forget(w);
         (void)strata_worker_close(cw);
         strata_worker_destroy(cw);
         return;
     }
     PyObject *kept = pys_hostbufs_detach(w);
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     (void)strata_worker_close(cw);
     strata_worker_destroy(cw);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     w->w = NULL;
     pys_hostbufs_remap(kept);
     Py_XDECREF(kept);
@@ -314,10 +336,11 @@ static PyObject *worker_close(PyObject *self, PyObject *unused)
     (void)unused;
     pys_worker *w = (pys_worker *)self;
     unsigned long me = PyThread_get_thread_ident();
-    if (w->running_thread && w->running_thread != me)
-        return pys_raisef(STRATA_ESTATE, "Worker.close: thread %lu is in a run of this worker; close it from that "
-                                         "thread, or after the run returns", w->running_thread);
-    if (w->running_thread)
+    if (w->busy_thread && w->busy_thread != me)
+        return pys_raisef(STRATA_ESTATE, "Worker.close: thread %lu is in %s of this worker; close it from that "
+                                         "thread, or after the call returns", w->busy_thread,
+                                         w->in_run ? "a run" : "a call");
+    if (w->in_run)
         return pys_raise(STRATA_ESTATE, "Worker.close: called from inside a run of this worker (orch_fn); close it "
                                         "after run() returns");
     close_now(w);
@@ -358,16 +381,18 @@ static PyObject *worker_register_chip(PyObject *self, PyObject *const *args, Py_
     strata_handle h = STRATA_HANDLE_INVALID;
     int rc;
     if (w->level >= 3) {
-        Py_BEGIN_ALLOW_THREADS
+        PYS_RELEASE_GIL(w)
         rc = strata_worker_register_chip_symbol(w->w, so, sym, &h);
-        Py_END_ALLOW_THREADS
+        PYS_ACQUIRE_GIL(w)
     } else {
         void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
         if (!lib)
             return pys_raisef(STRATA_ENOENT, "cannot load the chip callable's object %s: %s", so, dlerror());
         const strata_chip_callable *c = dlsym(lib, sym);
-        if (!c)
+        if (!c) {
+            dlclose(lib);
             return pys_raisef(STRATA_ENOENT, "%s has no symbol '%s' (a const strata_chip_callable)", so, sym);
+        }
         rc = strata_worker_register_chip(w->w, c, &h);
     }
     if (rc != STRATA_OK && h == STRATA_HANDLE_INVALID)
@@ -419,6 +444,7 @@ static PyObject *worker_unregister(PyObject *self, PyObject *arg)
 typedef struct py_orch_ctx {
     pys_worker *w;
     PyObject *fn, *args, *cfg;
+    PyObject *keep;   /* the TaskArgs submitted, alive until the run returns */
 } py_orch_ctx;
 
 /* Strata calls this on the thread in run(), which holds the GIL (run keeps it;
@@ -428,7 +454,7 @@ static int orch_trampoline(strata_orch *o, const strata_task_args *args, const s
     (void)args;
     (void)cfg;
     py_orch_ctx *c = ctx;
-    PyObject *orch = pys_orch_new(c->w, o);
+    PyObject *orch = pys_orch_new(c->w, o, c->keep);
     if (!orch) {
         pys_run_keep_exception();
         return STRATA_ETASK;
@@ -493,7 +519,7 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     if (check_caller(w, "run") < 0)
         return NULL;
-    if (w->running_thread)
+    if (w->in_run)
         return pys_raise(STRATA_ESTATE, "Worker.run: called from inside a run of this worker (orch_fn); submit tasks "
                                         "with the orchestration object instead");
     PyObject *py_args = a[1] ? a[1] : Py_None, *py_cfg = a[2] ? a[2] : Py_None;
@@ -507,13 +533,13 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
         uint32_t h;
         if (pys_handle_of(a[0], w, &h) < 0)
             return NULL;
-        w->running_thread = PyThread_get_thread_ident();
+        w->in_run = true;
         Py_INCREF(py_args);   /* its tensors' memory stays alive through the run */
-        Py_BEGIN_ALLOW_THREADS
+        PYS_RELEASE_GIL(w)
         rc = strata_worker_run_chip(w->w, h, &targs, has_cfg ? &cfg : NULL);
-        Py_END_ALLOW_THREADS
+        PYS_ACQUIRE_GIL(w)
         Py_DECREF(py_args);
-        w->running_thread = 0;
+        w->in_run = false;
         if (rc != STRATA_OK)
             return pys_raise(rc, NULL);
         Py_RETURN_NONE;
@@ -521,15 +547,20 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (!PyCallable_Check(a[0]))
         return PyErr_Format(PyExc_TypeError, "run() takes an orchestration function orch_fn(orch, args, config), "
                                              "not %s", pys_tname(a[0]));
-    py_orch_ctx ctx = {w, a[0], py_args, py_cfg};
+    py_orch_ctx ctx = {w, a[0], py_args, py_cfg, PyList_New(0)};
+    if (!ctx.keep)
+        return NULL;
     pys_run run;
     pys_run_enter(&run);
-    w->running_thread = PyThread_get_thread_ident();
+    w->busy_thread = PyThread_get_thread_ident();   /* the run keeps the GIL but for its sleeps */
+    w->in_run = true;
     Py_INCREF(self);   /* a run keeps its worker alive, even if orch_fn drops the last reference */
     rc = strata_worker_run(w->w, orch_trampoline, &ctx, &targs, has_cfg ? &cfg : NULL);
-    w->running_thread = 0;
+    w->in_run = false;
+    w->busy_thread = 0;
     pys_run_leave(&run);
     PyObject *r = finish_run(&run, rc);
+    Py_DECREF(ctx.keep);
     Py_DECREF(self);
     return r;
 }
@@ -548,9 +579,9 @@ static PyObject *worker_malloc(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     strata_buffer b;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_malloc(w->w, (int)wid, n, &b);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK)
         return pys_raise(rc, NULL);
     return pys_chipbuf_new(self, b);
@@ -574,9 +605,9 @@ static PyObject *worker_free(PyObject *self, PyObject *arg)
     if (check_caller(w, "free") < 0 || chipbuf_arg(arg, "free()'s argument", &b) < 0)
         return NULL;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_free(w->w, b);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK)
         return pys_raise(rc, NULL);
     Py_RETURN_NONE;
@@ -589,9 +620,15 @@ static int host_view(PyObject *o, bool writable, Py_buffer *v, PyObject **keep)
     *keep = NULL;
     if (PyObject_GetBuffer(o, v, writable ? (PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) : PyBUF_C_CONTIGUOUS) == 0)
         return 0;
-    if (!PyObject_HasAttrString(o, "__dlpack__"))
-        return -1;
+    if (PyObject_CheckBuffer(o))
+        return -1;   /* it has a buffer, not a usable one (read-only, not contiguous): that error says so */
     PyErr_Clear();
+    if (!PyObject_HasAttrString(o, "__dlpack__")) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be host memory with the buffer protocol or DLPack (a numpy array, a HostBuffer, a "
+                     "torch CPU tensor), not %s", writable ? "copy_from's dst" : "copy_to's src", pys_tname(o));
+        return -1;
+    }
     PyObject *mod = PyImport_ImportModule("strata._runtime");
     if (!mod)
         return -1;
@@ -623,9 +660,9 @@ static PyObject *worker_copy_to(PyObject *self, PyObject *const *args, Py_ssize_
     if (host_view(a[1], false, &v, &keep) < 0)
         return NULL;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_copy_to(w->w, b, off, v.buf, (uint64_t)v.len);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     PyBuffer_Release(&v);
     Py_XDECREF(keep);
     if (rc != STRATA_OK)
@@ -649,9 +686,9 @@ static PyObject *worker_copy_from(PyObject *self, PyObject *const *args, Py_ssiz
     if (host_view(a[0], true, &v, &keep) < 0)
         return NULL;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
+    PYS_RELEASE_GIL(w)
     rc = strata_worker_copy_from(w->w, v.buf, b, off, (uint64_t)v.len);
-    Py_END_ALLOW_THREADS
+    PYS_ACQUIRE_GIL(w)
     PyBuffer_Release(&v);
     Py_XDECREF(keep);
     if (rc != STRATA_OK)

@@ -13,6 +13,12 @@ from .worker import Worker, ChipCallable, get_include
 
 __version__ = _strata.version()
 
+# The library's words: the exception's first argument, whoever raised it.
+StrataError.message = property(lambda self: str(self.args[0]) if self.args else "",
+                               doc="The library's message (the exception's text).")
+StrataError.status = None
+StrataError.status_name = None
+
 INPUT = TensorArgType.INPUT
 OUTPUT = TensorArgType.OUTPUT
 INOUT = TensorArgType.INOUT

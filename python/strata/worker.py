@@ -132,6 +132,8 @@ class Worker(_strata.Worker):
     # -- registration --
     def register(self, target):
         """A ChipCallable or a Python function (a SUB callable) -> CallableHandle."""
+        if self._state == WorkerState.CLOSED:
+            raise _strata.StateError("Worker.register: the worker is closed")
         if isinstance(target, ChipCallable):
             return self._register_chip(target.so_path, target.symbol, target)
         if isinstance(target, (_strata.CallableHandle, _strata.Tensor)) or not callable(target):

@@ -105,6 +105,19 @@ static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
         n->check_spawner = true;   /* its death publishes nothing: look */
 }
 
+/* Replace the dead children inside strata_worker_run (before a run that
+   reports them, after one that saw them die). It waits for the spawner and the
+   new children, as long as init_timeout_ms: to the embedding hooks, the
+   driving thread sleeps (an interpreter lets its other threads go). Nothing in
+   it calls back into the application. */
+static int recover_waiting(strata__node *n)
+{
+    strata__hooks_wait_begin(&n->hooks);
+    int rc = strata__node_recover(n);
+    strata__hooks_wait_end(&n->hooks);
+    return rc;
+}
+
 /* ---- tasks ---- */
 
 static void run_fail(strata__node *n, int status, const char *msg)
@@ -895,6 +908,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
             return rc;
     }
     n->window_high_water = 0;
+    n->hooks = strata__hooks_get();
     strata__failure_reset(&n->failure);
     /* Children that died between runs (the spawner's death included): this run
        reports every one of them, in one message, and starts nothing. */
@@ -915,7 +929,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     }
     if (status) {
         bool restart = n->cfg.on_child_death == STRATA_ON_DEATH_RESTART;
-        int rrc = strata__node_recover(n);
+        int rrc = recover_waiting(n);
         strata__fail(status, "%s (between runs); %s", report ? report : "a child died",
                      !restart ? "the worker is FAILED (policy STRATA_ON_DEATH_FAIL); close it"
                      : rrc ? "it could not be replaced yet; the next run tries again"
@@ -925,7 +939,6 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     }
     n->running = true;
     n->check_deaths = true;
-    n->hooks = strata__hooks_get();
     n->stop_by_ns = 0;
     n->interrupt_checked_ns = strata__now_ns();
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
@@ -955,7 +968,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
         any_dead |= n->children[i].dead;
     if (any_dead) {
         char *saved = rc ? strata__format("%s", strata_last_error()) : NULL;
-        strata__node_recover(n);
+        recover_waiting(n);
         if (saved) {
             strata__fail(rc, "%s", saved);
             free(saved);

@@ -478,3 +478,93 @@ def test_memory_mapped_shared_before_init():
         seg.close()
         seg.unlink()
         anon.close()
+
+
+def test_review_cases(chip_callable):
+    """Groups from a generator, submits from another thread, copies of the wrong
+    type, close during another thread's call, errors raised by the package's
+    Python code, worker cycles collected."""
+    import gc
+    import threading
+    import weakref
+
+    def inc(args):
+        args.tensor(0)[:] += 1
+
+    w = Worker(level=3, num_sub_workers=2)
+    h = w.register(inc)
+    w.init()
+    x, y = w.host_zeros(4, "int64"), w.host_zeros(4, "int64")
+    # a group from a generator: its TaskArgs live through the run
+    w.run(lambda o, a, c: o.submit_sub_group(h, (_args(t) for t in (x, y))))
+    assert (x == 1).all() and (y == 1).all()
+    # an orchestration object used from another thread is refused
+    errors = []
+
+    def orch(o, a, c):
+        def other():
+            try:
+                o.submit_sub(h, _args(x))
+            except strata.StateError as e:
+                errors.append(str(e))
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+
+    w.run(orch)
+    assert errors and "one thread drives a worker" in errors[0]
+    # copies of something that is no host memory
+    buf = w.malloc(64) if w.level == 2 else None
+    with pytest.raises(strata.InvalidArgumentError) as e:
+        strata.CallConfig(runtime_env={"nope": 1})
+    assert e.value.status == -1 and e.value.status_name == "STRATA_EINVAL" and "nope" in e.value.message
+    assert buf is None
+    w.close()
+    with pytest.raises(strata.StateError, match="closed"):
+        w.register(lambda a: None)
+
+    with Worker(level=3, device_ids=[0], num_sub_workers=0) as w2:
+        w2.init()
+        cb = w2.malloc(64)
+        for bad in (12345, [1, 2, 3]):
+            with pytest.raises(TypeError, match="buffer protocol or DLPack"):
+                w2.copy_to(cb, bad)
+        big = np.zeros(64 << 20, dtype=np.uint8)
+        big_chip = w2.malloc(big.nbytes)
+        started, refused, late = threading.Event(), [], []
+
+        def copier():
+            started.set()
+            try:
+                for _ in range(50):
+                    w2.copy_to(big_chip, big)
+            except strata.StateError as e:   # close won between two copies
+                late.append(str(e))
+
+        t = threading.Thread(target=copier)
+        t.start()
+        started.wait()
+        import time
+        deadline = time.monotonic() + 10
+        while t.is_alive() and not refused and time.monotonic() < deadline:
+            try:
+                w2.close()
+            except strata.StateError as e:
+                refused.append(str(e))
+        t.join()
+        # close never ran under a copy: it was refused, naming the thread in the call
+        assert refused and "is in a call of this worker" in refused[0], (refused, late)
+
+    # a worker in a cycle (its SUB function refers to it) is collected, and closed
+    w3 = Worker(level=3, num_sub_workers=1)
+    w3.fn = lambda args: w3
+    w3.register(w3.fn)
+    w3.x = w3.host_zeros(4, "int64")
+    w3.init()
+    pid = w3.child_pid(0)
+    ref = weakref.ref(w3)
+    del w3
+    gc.collect()
+    assert ref() is None
+    from conftest import wait_until, gone
+    assert wait_until(lambda: gone(pid))

@@ -18,6 +18,7 @@
 
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 pys_state pys;
@@ -98,8 +99,9 @@ PyObject *pys_raisef(int rc, const char *fmt, ...)
 static _Thread_local pys_run *current_run;
 static _Thread_local PyGILState_STATE fork_gil;
 
-void pys_run_enter(pys_run *r)
+void pys_run_enter(pys_run *r, _Atomic int *stop)
 {
+    r->stop = stop;
     /* A run inside a run (orch_fn driving another worker) keeps its own
        record; wait hooks apply to the innermost. */
     r->saved = NULL;
@@ -194,6 +196,10 @@ static int hook_interrupted(void *ctx)
         return 0;
     if (r->interrupted)
         return 1;
+    if (r->stop && atomic_exchange(r->stop, 0)) {
+        r->interrupted = true;   /* Worker.interrupt(): run() raises RunInterruptedError */
+        return 1;
+    }
     if (PyErr_CheckSignals() < 0) {
         pys_run_keep_exception();
         r->interrupted = true;

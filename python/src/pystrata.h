@@ -63,9 +63,11 @@ typedef struct pys_run {
     PyThreadState *saved;       /* set between wait_begin and wait_end */
     PyObject *exc;              /* the first exception of the run (orch_fn's, or a KeyboardInterrupt) */
     bool interrupted;           /* the interrupt hook answered yes */
+    _Atomic int *stop;          /* the worker's interrupt request (Worker.interrupt), or NULL */
     struct pys_run *prev_;      /* the enclosing run on this thread */
 } pys_run;
-void pys_run_enter(pys_run *r);
+/* stop: the worker's request flag, polled by the interrupt hook. */
+void pys_run_enter(pys_run *r, _Atomic int *stop);
 void pys_run_leave(pys_run *r);
 /* Keep the pending exception as the run's (the first one wins). */
 void pys_run_keep_exception(void);
@@ -165,6 +167,7 @@ typedef struct pys_worker {
     unsigned long busy_thread;  /* the thread in a call of this worker that released the GIL (a run
                                    included), or 0: other threads are refused meanwhile */
     bool in_run;                /* a level-3 or level-2 run is in flight (on busy_thread) */
+    _Atomic int stop_requested; /* Worker.interrupt(): stop the run in flight (any thread) */
     long creator_pid;
     uint64_t serial;            /* unique in the process: which handles are this worker's */
     uint64_t (*adopted)[2];     /* shared mappings adopted at init (base, nbytes), in the known registry */

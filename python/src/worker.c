@@ -5,6 +5,7 @@
 
 #include <structmember.h>
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -551,7 +552,8 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (!ctx.keep)
         return NULL;
     pys_run run;
-    pys_run_enter(&run);
+    atomic_store(&w->stop_requested, 0);   /* a request made between runs is for no run */
+    pys_run_enter(&run, &w->stop_requested);
     w->busy_thread = PyThread_get_thread_ident();   /* the run keeps the GIL but for its sleeps */
     w->in_run = true;
     Py_INCREF(self);   /* a run keeps its worker alive, even if orch_fn drops the last reference */
@@ -712,6 +714,18 @@ static PyObject *worker_host_alloc(PyObject *self, PyObject *arg)
     return b;
 }
 
+/* interrupt(): stop the run in flight, from any thread (a signal handler on
+   the main thread for a run driven by another, a watchdog). The run stops as
+   on Ctrl-C and raises RunInterruptedError; without a run, nothing happens. */
+static PyObject *worker_interrupt(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pys_worker *w = (pys_worker *)self;
+    if (w->in_run)
+        atomic_store(&w->stop_requested, 1);
+    Py_RETURN_NONE;
+}
+
 static PyObject *worker_child_pid(PyObject *self, PyObject *arg)
 {
     pys_worker *w = (pys_worker *)self;
@@ -816,6 +830,8 @@ static PyMethodDef worker_methods[] = {
     {"copy_from", (PyCFunction)(void (*)(void))worker_copy_from, METH_FASTCALL | METH_KEYWORDS,
      "copy_from(dst, src: ChipBuffer, offset=0): chip -> host, len(dst) bytes."},
     {"host_alloc", worker_host_alloc, METH_O, "host_alloc(nbytes) -> HostBuffer: memory every child sees."},
+    {"interrupt", worker_interrupt, METH_NOARGS,
+     "Stop the run in flight from any thread: it settles as on Ctrl-C and raises RunInterruptedError."},
     {"child_pid", worker_child_pid, METH_O, "child_pid(i): the pid of child i (chips first, then SUB workers)."},
     {"stats", worker_stats, METH_NOARGS, "The worker's statistics, as a dict."},
     {NULL, NULL, 0, NULL},

@@ -500,3 +500,55 @@ def test_sigint_to_the_application_group_does_not_reach_idle_children():
     assert "GOT SIGINT" in out and "OK" in out, (out, err)
     after = next(l.split() for l in out.splitlines() if l.startswith("AFTER"))
     assert [int(p) for p in after[1:]] == pids
+
+
+def test_interrupt_from_another_thread():
+    """Worker.interrupt() stops a run driven by another thread (Python delivers
+    Ctrl-C to the main thread only): RunInterruptedError, an InterruptedError,
+    within a bound; the worker goes on; a request with no run is dropped."""
+    import time
+
+    def hang(args):
+        time.sleep(1000)
+
+    def inc(args):
+        args.tensor(0)[:] += 1
+
+    w = Worker(level=3, num_sub_workers=1, close_grace_s=0.3)
+    try:
+        hh, hi = w.register(hang), w.register(inc)
+        w.init()
+        x = w.host_zeros(1, "int64")
+        w.interrupt()                                # no run: nothing to stop, nothing remembered
+        w.run(lambda o, a, c: o.submit_sub(hi, tensor_args(x)))
+        caught = []
+
+        def drive():
+            t0 = time.monotonic()
+            try:
+                w.run(lambda o, a, c: o.submit_sub(hh))
+            except InterruptedError as e:
+                caught.append((e, time.monotonic() - t0))
+
+        t = threading.Thread(target=drive)
+        t.start()
+        time.sleep(0.3)
+        w.interrupt()
+        t.join(30)
+        assert caught, "the run was not interrupted"
+        e, took = caught[0]
+        assert isinstance(e, strata.RunInterruptedError) and "interrupted" in str(e)
+        assert took < 0.3 + 10 * (0.1 + 0.3)          # ten times the bound: a sleep's 100 ms and the grace
+        assert wait_until(lambda: _answers(w, 0))
+        w.run(lambda o, a, c: o.submit_sub(hi, tensor_args(x)))
+        assert x[0] == 2
+    finally:
+        w.close()
+
+
+def _answers(w, i):
+    try:
+        w.child_pid(i)
+        return True
+    except strata.ChildDiedError:
+        return False

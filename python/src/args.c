@@ -523,9 +523,21 @@ static int grow_tensors(pys_taskargs *a)
     return 0;
 }
 
+static int ta_changeable(pys_taskargs *a)
+{
+    if (a->in_use) {
+        pys_raise(STRATA_ESTATE, "this TaskArgs is being read by a submit or run in flight on another thread; "
+                                 "change it after that call returns (or use another TaskArgs)");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *ta_add_tensor(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     pys_taskargs *a = (pys_taskargs *)self;
+    if (ta_changeable(a) < 0)
+        return NULL;
     PyObject *t = NULL, *tag = NULL;
     if (!kwnames && (nargs == 1 || nargs == 2)) {   /* the fast path */
         t = args[0];
@@ -557,6 +569,8 @@ static PyObject *ta_add_tensor(PyObject *self, PyObject *const *args, Py_ssize_t
 static PyObject *ta_add_scalar(PyObject *self, PyObject *v)
 {
     pys_taskargs *a = (pys_taskargs *)self;
+    if (ta_changeable(a) < 0)
+        return NULL;
     uint64_t x;
     if (PyFloat_Check(v)) {
         double d = PyFloat_AsDouble(v);   /* a float travels as its IEEE bits */
@@ -648,7 +662,7 @@ static PyObject *ta_set_tag(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     uint32_t k;
     int g;
-    if (index_arg(args[0], a->ntensors, "tensor", &k) < 0 || (g = pys_tag_from(args[1])) < 0)
+    if (ta_changeable(a) < 0 || index_arg(args[0], a->ntensors, "tensor", &k) < 0 || (g = pys_tag_from(args[1])) < 0)
         return NULL;
     a->tags[k] = (strata_tag)g;
     Py_RETURN_NONE;
@@ -665,6 +679,8 @@ static void ta_clear_all(pys_taskargs *a)
 static PyObject *ta_clear(PyObject *self, PyObject *unused)
 {
     (void)unused;
+    if (ta_changeable((pys_taskargs *)self) < 0)
+        return NULL;
     ta_clear_all((pys_taskargs *)self);
     Py_RETURN_NONE;
 }

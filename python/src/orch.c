@@ -108,7 +108,10 @@ static PyObject *orch_submit_next_level(PyObject *self, PyObject *const *args, P
     if (live(o, "submit_next_level") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0 ||
         pys_call_config_from(a[2], &cfg, &has_cfg) < 0 || worker_id(a[3], "worker", &wid) < 0)
         return NULL;
-    return submitted(o, strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid), a[1]);
+    pys_taskargs_hold(a[1], 1);
+    int rc = strata_submit_next_level(o->o, h, &ta, has_cfg ? &cfg : NULL, wid);
+    pys_taskargs_hold(a[1], -1);
+    return submitted(o, rc, a[1]);
 }
 
 /* A sequence of TaskArgs -> an array of views (PyMem; the caller frees) and
@@ -140,6 +143,12 @@ static strata_task_args *args_list(PyObject *list, uint32_t *n, PyObject **seq_o
     *seq_out = seq;
     *n = (uint32_t)len;
     return v;
+}
+
+static void hold_all(PyObject *seq, int d)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_Size(seq); i++)
+        pys_taskargs_hold(PyTuple_GetItem(seq, i), d);
 }
 
 /* submit_next_level_group(h, args_list, config=None, *, workers) */
@@ -180,7 +189,10 @@ static PyObject *orch_submit_next_level_group(PyObject *self, PyObject *const *a
     for (uint32_t i = 0; i < n; i++)
         if (worker_id(PyTuple_GetItem(ws, i), "workers[i]", &ids[i]) < 0)
             goto out;
-    r = submitted(o, strata_submit_next_level_group(o->o, h, v, n, has_cfg ? &cfg : NULL, ids), seq);
+    hold_all(seq, 1);
+    int rc = strata_submit_next_level_group(o->o, h, v, n, has_cfg ? &cfg : NULL, ids);
+    hold_all(seq, -1);
+    r = submitted(o, rc, seq);
 out:
     PyMem_Free(ids);
     Py_XDECREF(ws);
@@ -206,7 +218,10 @@ static PyObject *orch_submit_sub(PyObject *self, PyObject *const *args, Py_ssize
     strata_task_args ta;
     if (live(o, "submit_sub") < 0 || pys_handle_of(a[0], o->w, &h) < 0 || pys_taskargs_from(a[1], &ta) < 0)
         return NULL;
-    return submitted(o, strata_submit_sub(o->o, h, &ta), a[1]);
+    pys_taskargs_hold(a[1], 1);
+    int rc = strata_submit_sub(o->o, h, &ta);
+    pys_taskargs_hold(a[1], -1);
+    return submitted(o, rc, a[1]);
 }
 
 /* submit_sub_group(h, args_list) */
@@ -223,7 +238,10 @@ static PyObject *orch_submit_sub_group(PyObject *self, PyObject *const *args, Py
     strata_task_args *v = args_list(a[1], &n, &seq);
     if (!v)
         return NULL;
-    PyObject *r = submitted(o, strata_submit_sub_group(o->o, h, v, n), seq);
+    hold_all(seq, 1);
+    int rc = strata_submit_sub_group(o->o, h, v, n);
+    hold_all(seq, -1);
+    PyObject *r = submitted(o, rc, seq);
     PyMem_Free(v);
     Py_DECREF(seq);
     return r;

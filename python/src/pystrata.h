@@ -98,7 +98,18 @@ typedef struct pys_taskargs {
     PyObject **owners;          /* one strong ref (or NULL) per tensor */
     uint64_t *scalars;
     uint32_t ntensors, nscalars, cap_tensors, cap_scalars;
+    uint32_t in_use;            /* submits or level-2 runs reading it now (they may release the GIL) */
 } pys_taskargs;
+
+/* A TaskArgs the library reads during a call that may release the GIL (a
+   submit waiting for room in the task window, a level-2 run): while held,
+   changing it from another thread raises StateError instead of freeing the
+   arrays under the library. d: +1 to hold, -1 to let go; o may be None. */
+static inline void pys_taskargs_hold(PyObject *o, int d)
+{
+    if (o && Py_IS_TYPE(o, pys.TaskArgs))
+        ((pys_taskargs *)o)->in_use += (uint32_t)d;
+}
 
 static inline strata_task_args pys_taskargs_view(const pys_taskargs *a)
 {

@@ -22,7 +22,8 @@ typedef struct sub_record {
     uint32_t magic;
     uint32_t pad;
     uint64_t len;        /* RECORD_BLOB: bytes of data */
-    PyObject *fn;        /* RECORD_LOCAL: a strong reference, kept for the life of the process */
+    PyObject *fn;        /* RECORD_LOCAL: borrowed; the handle (in the worker's handles) holds it, and
+                            the children use their own copy of the process image */
     unsigned char data[];
 } sub_record;
 
@@ -41,7 +42,7 @@ int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out)
         }
         rec->magic = RECORD_LOCAL;
         rec->len = 0;
-        rec->fn = Py_NewRef(fn);
+        rec->fn = fn;
     } else {
         char *bytes;
         Py_ssize_t n;

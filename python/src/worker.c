@@ -536,9 +536,11 @@ static PyObject *worker_run(PyObject *self, PyObject *const *args, Py_ssize_t na
             return NULL;
         w->in_run = true;
         Py_INCREF(py_args);   /* its tensors' memory stays alive through the run */
+        pys_taskargs_hold(py_args, 1);
         PYS_RELEASE_GIL(w)
         rc = strata_worker_run_chip(w->w, h, &targs, has_cfg ? &cfg : NULL);
         PYS_ACQUIRE_GIL(w)
+        pys_taskargs_hold(py_args, -1);
         Py_DECREF(py_args);
         w->in_run = false;
         if (rc != STRATA_OK)

@@ -555,15 +555,17 @@ def test_review_cases(chip_callable):
         # close never ran under a copy: it was refused, naming the thread in the call
         assert refused and "is in a call of this worker" in refused[0], (refused, late)
 
-    # a worker in a cycle (its SUB function refers to it) is collected, and closed
-    w3 = Worker(level=3, num_sub_workers=1)
-    w3.fn = lambda args: w3
-    w3.register(w3.fn)
-    w3.x = w3.host_zeros(4, "int64")
-    w3.init()
-    pid = w3.child_pid(0)
-    ref = weakref.ref(w3)
-    del w3
+    # a worker in cycles (its SUB function refers to it; an array in its heap is
+    # its attribute) is collected, and closed
+    def make_cycle():
+        w3 = Worker(level=3, num_sub_workers=1)
+        w3.fn = (lambda w: (lambda args: w))(w3)
+        w3.register(w3.fn)
+        w3.init()
+        w3.x = w3.host_zeros(4, "int64")
+        return weakref.ref(w3), w3.child_pid(0)
+
+    ref, pid = make_cycle()
     gc.collect()
     assert ref() is None
     from conftest import wait_until, gone

@@ -552,3 +552,33 @@ def _answers(w, i):
         return True
     except strata.ChildDiedError:
         return False
+
+
+def test_taskargs_in_flight_cannot_change(chip_callable):
+    """A level-2 run releases the GIL for its whole length and reads its
+    TaskArgs meanwhile: another thread's change is refused, not a crash."""
+    import numpy as np
+    with Worker(level=2, device_id=0) as w:
+        w.init()
+        h = w.register(chip_callable)
+        buf = w.malloc(64)
+        ta = tensor_args(buf.tensor((8,), "int64"), scalars=(1, 300))   # the kernel sleeps 300 ms
+        refused = []
+
+        def meddle():
+            time.sleep(0.1)
+            for change in (lambda: ta.add_scalar(5), ta.clear, lambda: ta.set_tag(0, 0)):
+                try:
+                    change()
+                except strata.StateError as e:
+                    refused.append(str(e))
+
+        t = threading.Thread(target=meddle)
+        t.start()
+        w.run(h, ta)
+        t.join()
+        assert len(refused) == 3 and "being read by a submit or run in flight" in refused[0]
+        ta.add_scalar(5)                                  # after the run: free to change
+        out = np.zeros(8, dtype=np.int64)
+        w.copy_from(out, buf)
+        assert (out == 1).all()

@@ -20,6 +20,17 @@ for c in "${configs[@]}"; do
     # pytest exits 5 when it collects nothing: that fails this script too.
     PYTHONPATH="$PWD/build/python" STRATA_BUILD_DIR="$PWD/build" \
       timeout 1200 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs tests/python
+    # Again over the ASan+UBSan build: the extension and the library
+    # instrumented, the sanitizer's runtime preloaded into the interpreter (which
+    # is not instrumented, hence no leak check: the interpreter keeps what it
+    # allocates until exit). Any report aborts the test that made it.
+    echo "==== Python package under ASan+UBSan (build-asan/python, pytest) ===="
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=address >/dev/null
+    cmake --build build-asan -j "$jobs" --target strata_python serving_kernels strata_static
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 STRATA_TEST_CFLAGS="-fsanitize=address,undefined" \
+    PYTHONPATH="$PWD/build-asan/python" STRATA_BUILD_DIR="$PWD/build-asan" \
+      timeout 1200 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs tests/python
     continue
   fi
   if [ "$c" = fuzz ]; then

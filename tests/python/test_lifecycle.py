@@ -17,8 +17,8 @@ import pytest
 import strata
 from strata import CallConfig, TaskArgs, TensorArgType, Worker, WorkerState
 
-from conftest import (alive, children_of, descendants, gone, mappings, open_fds, proc_stat, tensor_args,
-                      wait_until, zombies_below)
+from conftest import (alive, children_of, counts_memory, descendants, gone, mappings, open_fds, proc_stat,
+                      tensor_args, wait_until, zombies_below)
 
 
 def describe(procs):
@@ -508,6 +508,7 @@ def test_worker_created_and_closed_many_times_leaves_nothing():
     assert open_fds() == fds and mappings() == maps
 
 
+@counts_memory
 def test_arrays_alive_at_close_are_released_once_dropped():
     """The everyday pattern: arrays made inside `with Worker(...)` are still
     referenced when the block closes the worker, and dropped afterwards."""

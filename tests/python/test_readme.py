@@ -32,7 +32,8 @@ def test_readme_c_program(index, tmp_path):
     lib = os.path.join(BUILD, "libstrata.a")
     assert os.path.exists(lib), f"build the library first ({lib})"
     cc = os.environ.get("CC", "cc")
-    r = subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(ROOT, "include"),
+    extra = os.environ.get("STRATA_TEST_CFLAGS", "").split()   # the sanitizers of the library's build
+    r = subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *extra, "-I", os.path.join(ROOT, "include"),
                         str(src), lib, "-lpthread", "-ldl", "-o", str(exe)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)

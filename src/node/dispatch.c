@@ -30,81 +30,6 @@ struct strata_orch {
     const strata_call_config *run_cfg;
 };
 
-/* ---- waiting ---- */
-
-static bool any_answer(strata__node *n)
-{
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        if (c->busy && !c->dead && strata__mailbox_answered(c->mb, c->seq))
-            return true;
-    }
-    return false;
-}
-
-static void sleep_until_something(strata__node *n, uint32_t timeout_ms);
-
-static bool any_answer_of(void *n)
-{
-    return any_answer(n);
-}
-
-void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
-{
-    uint64_t wait_from = strata__now_ns();
-    bool answered = strata__spin_poll(any_answer_of, n, n->spin_ns);
-    if (!answered)
-        sleep_until_something(n, timeout_ms);
-    n->spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
-}
-
-/* Whether the spawner published news of a child the engine has not taken yet:
-   a pid, a death, a failed fork. */
-static bool any_life_news(strata__node *n)
-{
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        const strata__child *c = &n->children[i];
-        if (c->gen == 0 || c->dead)
-            continue;
-        /* acquire: pairs with the release in the spawner's publish() */
-        uint32_t life = strata__load_acquire(&c->mb->life);
-        if (life >> 2 == c->gen && ((life & 3u) > STRATA__LIFE_ALIVE || (c->pid == 0 && (life & 3u) != 0)))
-            return true;
-    }
-    return false;
-}
-
-/* The sleep of strata__node_sleep: a futex wait on the header's wake word,
-   which a child bumps when it answers while the parent sleeps and the spawner
-   bumps after every death (ipc/mailbox.h). */
-static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
-{
-    if (timeout_ms == 0 || timeout_ms > STRATA__NODE_SLEEP_MAX_MS)
-        timeout_ms = STRATA__NODE_SLEEP_MAX_MS;
-    /* acquire: a bump read here makes what its writer published visible to the
-       checks below; pairs with the release in strata__mailbox_wake_parent() */
-    uint32_t seen = strata__load_acquire(&n->header->wake);
-    strata__store_relaxed(&n->header->parent_sleeping, 1);
-    /* seq_cst fence: parent_sleeping before the re-check; pairs with the fence in
-       strata__mailbox_answer(). */
-    strata__full_fence();
-    int r = 0;
-    if (!any_answer(n) && !any_life_news(n)) {
-        /* In a run, the embedding hooks see the driving thread sleep (an
-           interpreter lets its other threads go meanwhile). */
-        bool hooked = n->running;
-        if (hooked)
-            strata__hooks_wait_begin(&n->hooks);
-        r = strata__futex_wait_shared(&n->header->wake, seen, (uint64_t)timeout_ms * 1000000u);
-        if (hooked)
-            strata__hooks_wait_end(&n->hooks);
-    }
-    strata__store_relaxed(&n->header->parent_sleeping, 0);
-    n->check_deaths = true;
-    if (r == ETIMEDOUT || r == EINTR)
-        n->check_spawner = true;   /* its death publishes nothing: look */
-}
-
 /* Replace the dead children inside strata_worker_run (before a run that
    reports them, after one that saw them die). It waits for the spawner and the
    new children, as long as init_timeout_ms: to the embedding hooks, the
@@ -858,52 +783,13 @@ static void reset_run(strata__node *n)
     n->nscopes = 0;
 }
 
-/* The task window and the ready FIFOs, made at the first run. */
-static int make_window(strata__node *n)
-{
-    n->window = n->cfg.node_task_window;
-    n->free_edge = STRATA__NONE;
-    n->tasks = strata__calloc(n->window, sizeof n->tasks[0]);
-    n->chip_ready = strata__calloc(n->nchips ? n->nchips : 1, sizeof n->chip_ready[0]);
-    bool ok = n->tasks && n->chip_ready;
-    for (uint32_t k = 0; ok && k < n->nchips; k++)
-        ok = (n->chip_ready[k].items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
-    ok = ok && (n->sub_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
-    ok = ok && (n->group_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
-    if (ok)
-        return STRATA_OK;
-    strata__node_free_window(n);
-    return strata__fail(STRATA_ENOMEM, "strata_worker_run: out of host memory for a task window of %u tasks "
-                        "(node_task_window)", n->cfg.node_task_window);
-}
-
-void strata__node_free_window(strata__node *n)
-{
-    for (uint32_t i = 0; n->tasks && i < n->window; i++) {
-        free(n->tasks[i].block);
-        free(n->tasks[i].group_message);
-    }
-    free(n->tasks);
-    n->tasks = NULL;
-    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
-        free(n->chip_ready[k].items);
-    free(n->chip_ready);
-    n->chip_ready = NULL;
-    free(n->sub_ready.items);
-    free(n->group_ready.items);
-    n->sub_ready.items = n->group_ready.items = NULL;
-    free(n->edges);
-    n->edges = NULL;
-    n->nedges = n->edges_cap = 0;
-}
-
 int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
                      const strata_task_args *args, const strata_call_config *cfg)
 {
     (void)w;
     static const strata_call_config zero_cfg;
     if (n->tasks == NULL) {
-        int rc = make_window(n);
+        int rc = strata__node_make_window(n);
         if (rc)
             return rc;
     }

@@ -183,7 +183,10 @@ typedef struct strata__node {
     uint64_t               stat_completed, stat_failed, stat_canceled;
 } strata__node;
 
-/* lifecycle.c */
+/* live.c: the process-wide list of node workers */
+/* Add n (at create) and remove it (at destroy). */
+void strata__node_live_add(strata__node *n);
+void strata__node_live_remove(strata__node *n);
 /* In a new child: drop every other node worker's descriptors and mappings that
    the fork copied, so a child never keeps another worker's resources alive. */
 void strata__node_forget_others(const strata__node *self);
@@ -196,6 +199,12 @@ void strata__node_set_serving(const strata__node *n);
    listed node that a new spawner reads (see lifecycle.c); recursive. */
 void  strata__node_live_lock(void);
 void  strata__node_live_unlock(void);
+/* What of a live worker's own shared memory (heap, mailboxes, chip memory)
+   overlaps [lo, hi), or NULL. Every spawner drops the other workers' mappings,
+   so no such range may be adopted. Takes the live lock. */
+const char *strata__node_mapping_at(uint64_t lo, uint64_t hi);
+
+/* lifecycle.c */
 int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
 int  strata__node_init(strata__node *n);
 void strata__node_close(strata__node *n);
@@ -208,9 +217,10 @@ int  strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
 /* Replace every dead child whose death has been reported (policy RESTART), or
    mark the worker failed. */
 int  strata__node_recover(strata__node *n);
-const char *strata__child_name(const strata__child *c, char *buf, size_t cap);
 
 /* reaper.c */
+/* "chip child 0 (device 3, pid 42)", "SUB child 2 (pid 43)": into buf. */
+const char *strata__child_name(const strata__child *c, char *buf, size_t cap);
 /* Take the deaths the spawner published (and, when check_spawner is set, see
    whether the spawner itself lives); each child found becomes dead with its
    death message. Returns the number found. */
@@ -251,8 +261,14 @@ void strata__child_main(strata__node *n, strata__child *c, pid_t spawner) __attr
 /* dispatch.c */
 int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
                       const strata_task_args *args, const strata_call_config *cfg);
+
+/* window.c */
+/* Make the task window and the ready FIFOs (at the first run). */
+int  strata__node_make_window(strata__node *n);
 /* Free the task window and the ready FIFOs (at destroy). */
 void strata__node_free_window(strata__node *n);
+
+/* sleep.c */
 /* Sleep until a child answers or dies, or timeout_ms passes (0 = the longest
    sleep, STRATA__NODE_SLEEP_MAX_MS). */
 void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
@@ -260,13 +276,24 @@ void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
    still lives (its death publishes nothing). */
 #define STRATA__NODE_SLEEP_MAX_MS 100u
 
-/* registry.c */
+/* objects.c */
 /* Snapshot the loaded objects (at init, before the first fork). */
 int  strata__node_snapshot_objects(strata__node *n);
+/* Whether fn (named `what` in the message) lies in an object of the snapshot. */
+int  strata__node_check_pointer(const strata__node *n, const void *fn, const char *what);
+
+/* registry.c */
 /* Register r (given: a chip callable copy is freed on failure) or, with so_path,
    the chip callable `symbol` of that shared object. live: the children run and must each take it before this returns. */
 int  strata__node_register(strata__node *n, bool live, const strata__registration *r, const char *so_path,
                            const char *symbol, strata_handle *out);
+/* reg_frame.c */
+/* Append r to the registration list; *out (may be NULL): its handle. */
+int  strata__node_reg_append(strata__node *n, const strata__registration *r, strata_handle *out);
+/* Load `symbol`, a const strata_chip_callable, from so_path and copy it. */
+int  strata__reg_load_symbol(const char *so_path, const char *symbol, strata__callable *out);
+/* Encode r into dst (a mailbox's args area); *len: in, its size; out, the frame's. */
+int  strata__reg_frame_encode(const strata__registration *r, uint8_t *dst, size_t *len);
 /* A registration frame (the mailbox's args area of a REGISTER request), its
    every length checked against the frame: pointers into it. */
 typedef struct strata__reg_parsed {
@@ -291,10 +318,6 @@ int  strata__node_replay_registrations(strata__node *n, strata__child *c, uint64
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);
 int  strata__node_host_free(strata__node *n, void *p);
 int  strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes);
-/* What of a live worker's own shared memory (heap, mailboxes, chip memory)
-   overlaps [lo, hi), or NULL. Every spawner drops the other workers' mappings,
-   so no such range may be adopted. Takes the live lock. */
-const char *strata__node_mapping_at(uint64_t lo, uint64_t hi);
 int  strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out);
 int  strata__node_free(strata__node *n, strata_buffer buf);
 int  strata__node_copy(strata__node *n, strata_buffer b, uint64_t offset, void *host, uint64_t nbytes, bool to);

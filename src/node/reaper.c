@@ -28,6 +28,16 @@
    cannot be caught; only a spawner that stopped answering makes this run out. */
 #define STRATA__KILL_WAIT_MS 5000u
 
+const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
+{
+    if (c->kind == STRATA__CHILD_CHIP)
+        snprintf(buf, cap, "chip child %d (device %d, pid %d)", c->worker, c->device_id, (int)c->pid);
+    else
+        snprintf(buf, cap, "SUB child %d (pid %d)", c->worker, (int)c->pid);
+    return buf;
+}
+
+
 static void mark_dead(strata__child *c, int status_code, char *message)
 {
     c->dead = true;

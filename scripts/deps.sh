@@ -10,7 +10,7 @@ python=(python3 python3-dev python3-numpy python3-pytest python3-setuptools pyth
 want=(cmake ninja-build gcc make pkg-config "${python[@]}")
 case "${1:-}" in
   test)  want+=(valgrind clang libclang-rt-dev) ;;   # clang: the fuzz targets (libFuzzer)
-  bench) want+=(valgrind clang libomp-dev libstarpu-dev) ;;
+  bench) want+=(valgrind clang libomp-dev libstarpu-dev openmpi-bin libopenmpi-dev) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

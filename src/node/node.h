@@ -209,14 +209,16 @@ int  strata__node_create(const strata_worker_config *cfg, strata__node **out);
 int  strata__node_init(strata__node *n);
 void strata__node_close(strata__node *n);
 void strata__node_destroy(strata__node *n);
+/* Replace every dead child whose death has been reported (policy RESTART), or
+   mark the worker failed. */
+int  strata__node_recover(strata__node *n);
+
+/* start.c */
 /* Have the spawner fork child c (its mailbox reset) and wait until it reports
    ready (and has taken every registration the spawner did not inherit), dies,
    or passes the deadline (then it is killed). Another child's death meanwhile
    is recorded for the next run to report, and fails nothing here. */
 int  strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns);
-/* Replace every dead child whose death has been reported (policy RESTART), or
-   mark the worker failed. */
-int  strata__node_recover(strata__node *n);
 
 /* reaper.c */
 /* "chip child 0 (device 3, pid 42)", "SUB child 2 (pid 43)": into buf. */
@@ -310,9 +312,6 @@ int  strata__reg_frame_parse(const void *buf, size_t len, strata__reg_parsed *ou
 int  strata__reg_parsed_callable(const strata__reg_parsed *f, strata__callable *out);
 /* In a child: apply a registration request. */
 int  strata__child_register(strata__node *n, const strata__mailbox *mb);
-/* Send child c (just started by the spawner) every registration made after
-   the spawner was forked, and wait for each answer. */
-int  strata__node_replay_registrations(strata__node *n, strata__child *c, uint64_t deadline_ns);
 
 /* memory.c */
 int  strata__node_host_alloc(strata__node *n, uint64_t nbytes, void **out);

@@ -87,38 +87,6 @@ static int write_frames(strata__node *n, const strata__registration *r, size_t *
     return STRATA_OK;
 }
 
-int strata__node_replay_registrations(strata__node *n, strata__child *c, uint64_t deadline_ns)
-{
-    char name[96];
-    for (uint32_t k = n->nregs_spawner; k < n->nregs; k++) {
-        size_t len = 0;
-        int rc = strata__reg_frame_encode(&n->regs[k], c->mb->args, &len);
-        if (rc)
-            return rc;
-        c->mb->kind = STRATA__REQ_REGISTER;
-        c->mb->args_len = (uint32_t)len;
-        strata__mailbox_post(c->mb, ++c->seq);
-        while (!strata__mailbox_answered(c->mb, c->seq)) {
-            strata__node_reap(n);
-            if (c->dead)
-                return strata__fail(STRATA_ECHILD, "%s while taking registration %u", c->death_message
-                                    ? c->death_message : "the child died", k + 1);
-            if (strata__now_ns() > deadline_ns)
-                return strata__fail(STRATA_ETIMEDOUT, "%s did not take registration %u within init_timeout_ms (%u "
-                                    "ms)", strata__child_name(c, name, sizeof name), k + 1, n->cfg.init_timeout_ms);
-            strata__node_sleep(n, 10);
-        }
-        /* A registration the child refused stays there as a placeholder that
-           fails each of its tasks with the reason, as it did in the children
-           that were told at registration time. */
-        if (c->mb->status != STRATA_OK)
-            strata__log(STRATA__LOG_WARN, "%s refused registration %u: %.*s",
-                        strata__child_name(c, name, sizeof name), k + 1, (int)strata__mailbox_message_len(c->mb),
-                        c->mb->message);
-    }
-    return STRATA_OK;
-}
-
 int strata__node_register(strata__node *n, bool live, const strata__registration *r, const char *so_path,
                           const char *symbol, strata_handle *out)
 {

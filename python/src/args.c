@@ -51,7 +51,8 @@ int pys_dtype_from(PyObject *o)
     }
     if (datatype_to_c[v] == DT_UNSUPPORTED) {
         pys_raisef(STRATA_EINVAL,
-                   "DataType %ld (an 8- or 4-bit float) has no C dtype in this version of Strata; store it as UINT8", v);
+                   "DataType %ld (an 8- or 4-bit float) has no C dtype in this version of Strata; "
+                   "store it as UINT8", v);
         return -1;
     }
     return datatype_to_c[v];
@@ -370,7 +371,8 @@ static PyObject *tensor_repr(PyObject *self)
     int len = snprintf(buf, sizeof buf, "<strata.Tensor base=0x%llx offset=%llu shape=(", (unsigned long long)t->t.addr,
                        (unsigned long long)t->t.offset);
     for (uint32_t d = 0; d < t->t.ndims && len < (int)sizeof buf - 32; d++)
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)t->t.shape[d]);
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%llu", d ? ", " : "",
+                        (unsigned long long)t->t.shape[d]);
     snprintf(buf + len, sizeof buf - (size_t)len, "%s) dtype=%s>", t->t.ndims == 1 ? "," : "",
              strata_dtype_name(t->t.dtype));
     return PyUnicode_FromString(buf);

@@ -17,22 +17,12 @@ static const int datatype_to_c[] = {
 };
 #define NDATATYPES (int)(sizeof datatype_to_c / sizeof datatype_to_c[0])
 
-static PyObject *runtime_attr(const char *name)
-{
-    PyObject *mod = PyImport_ImportModule("strata._runtime");
-    if (!mod)
-        return NULL;
-    PyObject *f = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return f;
-}
-
 int pys_dtype_from(PyObject *o)
 {
     PyObject *code = NULL;
     if (!PyLong_Check(o)) {
         /* a str, a numpy dtype or type: strata._runtime knows the names */
-        PyObject *f = runtime_attr("datatype_of");
+        PyObject *f = pys_runtime_attr("datatype_of");
         if (!f)
             return -1;
         code = PyObject_CallFunctionObjArgs(f, o, NULL);
@@ -257,7 +247,7 @@ int pys_tensor_from(PyObject *obj, strata_tensor *out, PyObject **owner)
     } else if (!PyObject_CheckBuffer(obj) && PyObject_HasAttrString(obj, "__dlpack__")) {
         /* DLPack (a torch CPU tensor, say): a numpy array over the same memory
            (no copy), which also keeps the producer alive. */
-        PyObject *f = runtime_attr("as_host_array");
+        PyObject *f = pys_runtime_attr("as_host_array");
         PyObject *arr = f ? PyObject_CallFunctionObjArgs(f, obj, NULL) : NULL;
         Py_XDECREF(f);
         if (!arr)
@@ -349,7 +339,7 @@ static PyObject *tensor_get_strides(PyObject *self, void *c)
 static PyObject *tensor_get_dtype(PyObject *self, void *c)
 {
     (void)c;
-    PyObject *f = runtime_attr("DataType");
+    PyObject *f = pys_runtime_attr("DataType");
     if (!f)
         return NULL;
     PyObject *r = PyObject_CallFunction(f, "i", datatype_of_c(((pys_tensor *)self)->t.dtype));
@@ -605,7 +595,7 @@ static PyObject *ta_add_scalar(PyObject *self, PyObject *v)
     Py_RETURN_NONE;
 }
 
-static int index_arg(PyObject *o, uint32_t n, const char *what, uint32_t *out)
+int pys_index_arg(PyObject *o, uint32_t n, const char *what, uint32_t *out)
 {
     Py_ssize_t i = PyNumber_AsSsize_t(o, PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
@@ -624,7 +614,7 @@ static PyObject *ta_tensor(PyObject *self, PyObject *i)
 {
     pys_taskargs *a = (pys_taskargs *)self;
     uint32_t k;
-    if (index_arg(i, a->ntensors, "tensor", &k) < 0)
+    if (pys_index_arg(i, a->ntensors, "tensor", &k) < 0)
         return NULL;
     PyObject *o = a->owners[k];
     if (o && Py_IS_TYPE(o, pys.Tensor))
@@ -636,7 +626,7 @@ static PyObject *ta_scalar(PyObject *self, PyObject *i)
 {
     pys_taskargs *a = (pys_taskargs *)self;
     uint32_t k;
-    if (index_arg(i, a->nscalars, "scalar", &k) < 0)
+    if (pys_index_arg(i, a->nscalars, "scalar", &k) < 0)
         return NULL;
     return PyLong_FromUnsignedLongLong(a->scalars[k]);
 }
@@ -645,9 +635,9 @@ static PyObject *ta_tag(PyObject *self, PyObject *i)
 {
     pys_taskargs *a = (pys_taskargs *)self;
     uint32_t k;
-    if (index_arg(i, a->ntensors, "tensor", &k) < 0)
+    if (pys_index_arg(i, a->ntensors, "tensor", &k) < 0)
         return NULL;
-    PyObject *f = runtime_attr("TensorArgType");
+    PyObject *f = pys_runtime_attr("TensorArgType");
     if (!f)
         return NULL;
     PyObject *r = PyObject_CallFunction(f, "i", (int)a->tags[k]);
@@ -664,7 +654,7 @@ static PyObject *ta_set_tag(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     uint32_t k;
     int g;
-    if (ta_changeable(a) < 0 || index_arg(args[0], a->ntensors, "tensor", &k) < 0 || (g = pys_tag_from(args[1])) < 0)
+    if (ta_changeable(a) < 0 || pys_index_arg(args[0], a->ntensors, "tensor", &k) < 0 || (g = pys_tag_from(args[1])) < 0)
         return NULL;
     a->tags[k] = (strata_tag)g;
     Py_RETURN_NONE;

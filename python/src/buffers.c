@@ -281,9 +281,9 @@ static PyObject *hostbuf_dlpack(PyObject *self, PyObject *const *args, Py_ssize_
     (void)args;
     (void)nargs;
     (void)kwnames;   /* stream: meaningless for host memory */
-    PyObject *mod = PyImport_ImportModule("strata._runtime");
-    PyObject *r = mod ? PyObject_CallMethod(mod, "hostbuf_dlpack", "O", self) : NULL;
-    Py_XDECREF(mod);
+    PyObject *f = pys_runtime_attr("hostbuf_dlpack");
+    PyObject *r = f ? PyObject_CallFunctionObjArgs(f, self, NULL) : NULL;
+    Py_XDECREF(f);
     return r;
 }
 

@@ -211,6 +211,14 @@ static int hook_interrupted(void *ctx)
     return 0;
 }
 
+PyObject *pys_runtime_attr(const char *name)
+{
+    static PyObject *runtime;   /* the module, imported once (it imports numpy) */
+    if (!runtime && !(runtime = PyImport_ImportModule("strata._runtime")))
+        return NULL;
+    return PyObject_GetAttrString(runtime, name);
+}
+
 /* ---- argument parsing for METH_FASTCALL | METH_KEYWORDS ---- */
 
 int pys_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
@@ -400,7 +408,6 @@ static int add_errors(PyObject *m)
             return -1;
         pys.errors[-error_classes[i].status] = cls;
     }
-    pys.RunInterruptedError = pys.errors[-STRATA_EINTR];
     return 0;
 }
 
@@ -433,7 +440,6 @@ PyMODINIT_FUNC PyInit__strata(void)
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
-    pys.module = m;
     if (!(pys.Worker = make_type(m, &pys_worker_spec, "Worker")) ||
         !(pys.Orch = make_type(m, &pys_orch_spec, "Orchestrator")) ||
         !(pys.Scope = make_type(m, &pys_scope_spec, "_Scope")) ||

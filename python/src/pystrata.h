@@ -32,14 +32,9 @@
 /* The module's classes and exceptions. Single-phase init: one module per
    process (the extension keeps process-wide hooks, as the library does). */
 typedef struct pys_state {
-    PyObject *module;
     PyTypeObject *Worker, *Orch, *Scope, *TaskArgs, *Tensor, *HostBuffer, *ChipBuffer, *SubArgs, *Handle;
     PyObject *StrataError;
     PyObject *errors[16];          /* by -status; NULL for OK */
-    PyObject *RunInterruptedError; /* STRATA_EINTR with no Python exception pending */
-    PyObject *sub_call;            /* strata._runtime.sub_call(fn, args) -> None or traceback text */
-    PyObject *sub_load;            /* strata._runtime.load_function(bytes) -> function */
-    PyObject *make_array;          /* strata._runtime.make_array(mv, dtype, shape, strides, offset) */
 } pys_state;
 
 extern pys_state pys;
@@ -49,6 +44,15 @@ struct pys_worker;
 /* The name of o's type, for messages (the limited API has no tp_name). The
    text lives until the thread's next call. */
 const char *pys_tname(PyObject *o);
+
+/* strata._runtime.<name> (the Python side the extension calls back into:
+   dtype names, numpy arrays, SUB calls), a new reference; NULL with an
+   exception set. */
+PyObject *pys_runtime_attr(const char *name);
+
+/* An index argument i for a sequence of n `what`s (negative counts from the
+   end): IndexError, by Python's convention, when out of range. */
+int pys_index_arg(PyObject *o, uint32_t n, const char *what, uint32_t *out);
 
 /* ---- errors (module.c) ---- */
 /* Raise the exception class of status rc with message msg (NULL: the calling

@@ -91,30 +91,16 @@ static int sa_live(pys_subargs *s)
 
 static int sa_index(pys_subargs *s, PyObject *o, uint32_t n, const char *what, uint32_t *out)
 {
-    if (sa_live(s) < 0)
-        return -1;
-    Py_ssize_t i = PyNumber_AsSsize_t(o, PyExc_IndexError);
-    if (i == -1 && PyErr_Occurred())
-        return -1;
-    if (i < 0)
-        i += n;
-    if (i < 0 || (uint64_t)i >= n) {
-        PyErr_Format(PyExc_IndexError, "%s index out of range (%u %ss)", what, n, what);
-        return -1;
-    }
-    *out = (uint32_t)i;
-    return 0;
+    return sa_live(s) < 0 ? -1 : pys_index_arg(o, n, what, out);
 }
 
-static PyObject *runtime_fn(PyObject **slot, const char *name)
+/* The runtime's functions a SUB child calls for every task, looked up once. */
+static PyObject *make_array, *make_view, *sub_call, *load_function;
+
+static PyObject *cached(PyObject **slot, const char *name)
 {
-    if (!*slot) {
-        PyObject *mod = PyImport_ImportModule("strata._runtime");
-        if (!mod)
-            return NULL;
-        *slot = PyObject_GetAttrString(mod, name);
-        Py_DECREF(mod);
-    }
+    if (!*slot)
+        *slot = pys_runtime_attr(name);
     return *slot;
 }
 
@@ -122,7 +108,7 @@ static PyObject *runtime_fn(PyObject **slot, const char *name)
 static PyObject *tensor_object(pys_subargs *s, uint32_t i, PyObject **slot, const char *maker)
 {
     const strata_tensor *t = &s->a->tensors[i];
-    PyObject *f = runtime_fn(slot, maker);
+    PyObject *f = cached(slot, maker);
     if (!f)
         return NULL;
     PyObject *mv = PyMemoryView_FromMemory((char *)(uintptr_t)t->addr, (Py_ssize_t)t->nbytes, PyBUF_WRITE);
@@ -159,10 +145,8 @@ static PyObject *sa_tensor(PyObject *self, PyObject *i)
     uint32_t k;
     if (sa_index(s, i, s->a ? s->a->ntensors : 0, "tensor", &k) < 0)
         return NULL;
-    return tensor_object(s, k, &pys.make_array, "make_array");
+    return tensor_object(s, k, &make_array, "make_array");
 }
-
-static PyObject *view_maker;
 
 static PyObject *sa_item(PyObject *self, Py_ssize_t i)
 {
@@ -173,7 +157,7 @@ static PyObject *sa_item(PyObject *self, Py_ssize_t i)
         PyErr_Format(PyExc_IndexError, "tensor index out of range (%u tensors)", s->a->ntensors);
         return NULL;
     }
-    return tensor_object(s, (uint32_t)i, &view_maker, "make_view");
+    return tensor_object(s, (uint32_t)i, &make_view, "make_view");
 }
 
 static PyObject *sa_scalar(PyObject *self, PyObject *i)
@@ -263,7 +247,7 @@ static PyObject *function_of(sub_record *rec)
         Py_DECREF(key);
         return Py_NewRef(fn);
     }
-    PyObject *load = runtime_fn(&pys.sub_load, "load_function");
+    PyObject *load = cached(&load_function, "load_function");
     PyObject *bytes = load ? PyBytes_FromStringAndSize((const char *)rec->data, (Py_ssize_t)rec->len) : NULL;
     fn = bytes ? PyObject_CallFunctionObjArgs(load, bytes, NULL) : NULL;
     Py_XDECREF(bytes);
@@ -278,7 +262,7 @@ int pys_sub_trampoline(const strata_task_args *args, void *ctx)
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = STRATA_OK;
     PyObject *fn = function_of(ctx);
-    PyObject *call = runtime_fn(&pys.sub_call, "sub_call");
+    PyObject *call = cached(&sub_call, "sub_call");
     pys_subargs *sa = (fn && call) ? PyObject_New(pys_subargs, pys.SubArgs) : NULL;
     PyObject *text = NULL;
     if (sa) {

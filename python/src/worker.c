@@ -633,11 +633,9 @@ static int host_view(PyObject *o, bool writable, Py_buffer *v, PyObject **keep)
                      "torch CPU tensor), not %s", writable ? "copy_from's dst" : "copy_to's src", pys_tname(o));
         return -1;
     }
-    PyObject *mod = PyImport_ImportModule("strata._runtime");
-    if (!mod)
-        return -1;
-    PyObject *arr = PyObject_CallMethod(mod, "as_host_array", "O", o);
-    Py_DECREF(mod);
+    PyObject *f = pys_runtime_attr("as_host_array");
+    PyObject *arr = f ? PyObject_CallFunctionObjArgs(f, o, NULL) : NULL;
+    Py_XDECREF(f);
     if (!arr)
         return -1;
     int rc = PyObject_GetBuffer(arr, v, writable ? (PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) : PyBUF_C_CONTIGUOUS);
@@ -648,24 +646,30 @@ static int host_view(PyObject *o, bool writable, Py_buffer *v, PyObject **keep)
     return rc;
 }
 
-/* copy_to(dst: ChipBuffer, src, offset=0): host -> chip */
-static PyObject *worker_copy_to(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* copy_to(dst: ChipBuffer, src, offset=0): host -> chip, len(src) bytes;
+   copy_from(dst, src: ChipBuffer, offset=0): chip -> host, len(dst) bytes. */
+static PyObject *copy(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, bool to_chip)
 {
     pys_worker *w = (pys_worker *)self;
     static const char *const names[] = {"dst", "src", "offset", NULL};
+    const char *call = to_chip ? "copy_to" : "copy_from";
     PyObject *a[3];
     strata_buffer b;
     uint64_t off = 0;
-    if (pys_parse("copy_to", args, nargs, kwnames, names, 2, 3, a) < 0 || check_caller(w, "copy_to") < 0 ||
-        chipbuf_arg(a[0], "copy_to's dst", &b) < 0 || (a[2] && pys_u64(a[2], "offset", &off) < 0))
+    if (pys_parse(call, args, nargs, kwnames, names, 2, 3, a) < 0 || check_caller(w, call) < 0)
+        return NULL;
+    PyObject *chip = to_chip ? a[0] : a[1], *host = to_chip ? a[1] : a[0];
+    if (chipbuf_arg(chip, to_chip ? "copy_to's dst" : "copy_from's src", &b) < 0 ||
+        (a[2] && pys_u64(a[2], "offset", &off) < 0))
         return NULL;
     Py_buffer v;
     PyObject *keep;
-    if (host_view(a[1], false, &v, &keep) < 0)
+    if (host_view(host, !to_chip, &v, &keep) < 0)
         return NULL;
     int rc;
     PYS_RELEASE_GIL(w)
-    rc = strata_worker_copy_to(w->w, b, off, v.buf, (uint64_t)v.len);
+    rc = to_chip ? strata_worker_copy_to(w->w, b, off, v.buf, (uint64_t)v.len)
+                 : strata_worker_copy_from(w->w, v.buf, b, off, (uint64_t)v.len);
     PYS_ACQUIRE_GIL(w)
     PyBuffer_Release(&v);
     Py_XDECREF(keep);
@@ -674,30 +678,14 @@ static PyObject *worker_copy_to(PyObject *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
-/* copy_from(dst, src: ChipBuffer, offset=0): chip -> host, len(dst) bytes */
+static PyObject *worker_copy_to(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return copy(self, args, nargs, kwnames, true);
+}
+
 static PyObject *worker_copy_from(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    pys_worker *w = (pys_worker *)self;
-    static const char *const names[] = {"dst", "src", "offset", NULL};
-    PyObject *a[3];
-    strata_buffer b;
-    uint64_t off = 0;
-    if (pys_parse("copy_from", args, nargs, kwnames, names, 2, 3, a) < 0 || check_caller(w, "copy_from") < 0 ||
-        chipbuf_arg(a[1], "copy_from's src", &b) < 0 || (a[2] && pys_u64(a[2], "offset", &off) < 0))
-        return NULL;
-    Py_buffer v;
-    PyObject *keep;
-    if (host_view(a[0], true, &v, &keep) < 0)
-        return NULL;
-    int rc;
-    PYS_RELEASE_GIL(w)
-    rc = strata_worker_copy_from(w->w, v.buf, b, off, (uint64_t)v.len);
-    PYS_ACQUIRE_GIL(w)
-    PyBuffer_Release(&v);
-    Py_XDECREF(keep);
-    if (rc != STRATA_OK)
-        return pys_raise(rc, NULL);
-    Py_RETURN_NONE;
+    return copy(self, args, nargs, kwnames, false);
 }
 
 static PyObject *worker_host_alloc(PyObject *self, PyObject *arg)

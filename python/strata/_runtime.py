@@ -79,6 +79,13 @@ _NUMPY_OF_C = {
     _C["U32"]: np.uint32, _C["I32"]: np.int32, _C["U64"]: np.uint64, _C["I64"]: np.int64,
     _C["F16"]: np.float16, _C["BF16"]: np.uint16, _C["F32"]: np.float32, _C["F64"]: np.float64,
 }
+# C dtype value -> DataType (the C library's types only: no BOOL, no FP8).
+_DATATYPE_OF_C = {
+    _C["U8"]: DataType.UINT8, _C["I8"]: DataType.INT8, _C["U16"]: DataType.UINT16, _C["I16"]: DataType.INT16,
+    _C["U32"]: DataType.UINT32, _C["I32"]: DataType.INT32, _C["U64"]: DataType.UINT64, _C["I64"]: DataType.INT64,
+    _C["F16"]: DataType.FLOAT16, _C["BF16"]: DataType.BFLOAT16, _C["F32"]: DataType.FLOAT32,
+    _C["F64"]: DataType.FLOAT64,
+}
 _DATATYPE_NUMPY = {
     DataType.FLOAT32: np.float32, DataType.FLOAT16: np.float16, DataType.INT32: np.int32,
     DataType.INT16: np.int16, DataType.INT8: np.int8, DataType.UINT8: np.uint8,
@@ -142,11 +149,7 @@ class TensorView:
         self.strides = strides
         self._c_dtype = c_dtype
         self._offset = offset
-        inv = {v: k for k, v in _C.items()}[c_dtype]
-        self.dtype = {"U8": DataType.UINT8, "I8": DataType.INT8, "U16": DataType.UINT16,
-                      "I16": DataType.INT16, "U32": DataType.UINT32, "I32": DataType.INT32,
-                      "U64": DataType.UINT64, "I64": DataType.INT64, "F16": DataType.FLOAT16,
-                      "BF16": DataType.BFLOAT16, "F32": DataType.FLOAT32, "F64": DataType.FLOAT64}[inv]
+        self.dtype = _DATATYPE_OF_C[c_dtype]
 
     def numpy(self):
         return make_array(self.buffer, self._c_dtype, self.shapes, self.strides, self._offset)

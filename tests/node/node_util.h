@@ -55,6 +55,30 @@ static inline int sum_sub(const strata_task_args *a, void *ctx)
     return 0;
 }
 
+/* A chain of ntasks SUB tasks (default 1) on one INOUT tensor, each given one
+   scalar: the orchestration function of sub_chain_orch. */
+typedef struct sub_chain {
+    strata_handle sub;
+    strata_tensor t;
+    uint64_t      scalar;
+    int           ntasks;   /* 0 counts as 1 */
+} sub_chain;
+
+static inline int sub_chain_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                                 void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    sub_chain *j = ctx;
+    strata_tag tag = STRATA_INOUT;
+    for (int i = 0; i < (j->ntasks ? j->ntasks : 1); i++) {
+        int rc = strata_submit_sub(o, j->sub, &(strata_task_args){&j->t, &tag, 1, &j->scalar, 1});
+        if (rc != STRATA_OK)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
 /* A level-3 worker with nchips chips (device ids 10, 11, ...) and nsubs SUB
    children, the add callable registered as *chip_h. Not yet initialised. */
 static inline strata_worker *node_worker(uint32_t nchips, uint32_t nsubs, strata_death_policy policy,

@@ -16,28 +16,13 @@ static int double_plus(const strata_task_args *a, void *ctx)
     return 0;
 }
 
-typedef struct job {
-    strata_handle sub;
-    strata_tensor t;
-} job;
-
-static int job_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
-{
-    (void)args;
-    (void)cfg;
-    job *j = ctx;
-    strata_tag tag = STRATA_INOUT;
-    uint64_t k = 1;
-    return strata_submit_sub(o, j->sub, &(strata_task_args){&j->t, &tag, 1, &k, 1});
-}
-
 TEST_CASE(shared_mapping_reaches_the_children)
 {
     size_t len = 1 << 16;
     uint64_t *shared = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(shared != MAP_FAILED);
     strata_worker *w = node_worker(0, 2, STRATA_ON_DEATH_RESTART, NULL);
-    job j;
+    sub_chain j = {.scalar = 1};
     CHECK_OK(strata_worker_register_sub(w, double_plus, NULL, &j.sub));
     CHECK_OK(strata_worker_host_adopt(w, shared, len));
     CHECK_OK(strata_worker_init(w));
@@ -48,7 +33,7 @@ TEST_CASE(shared_mapping_reaches_the_children)
     j.t.nbytes = len;
     j.t.offset = 100;
     for (int run = 0; run < 3; run++)
-        CHECK_OK(strata_worker_run(w, job_orch, &j, NULL, NULL));
+        CHECK_OK(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL));
     for (int i = 0; i < 8; i++)
         CHECK_EQ_U64(shared[100 + i], (uint64_t)i * 8 + 7);   /* ((2i+1)*2+1)*2+1 */
     CHECK_STATUS(strata_worker_host_free(w, shared), STRATA_EINVAL);

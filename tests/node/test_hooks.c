@@ -89,28 +89,17 @@ static int sub_fn(const strata_task_args *a, void *ctx)
     return 0;
 }
 
-typedef struct job {
-    strata_handle sub;
-    strata_tensor t;
-    uint64_t how;
-    int ntasks;
-} job;
-
-static int job_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+/* Run j until it succeeds (a replaced child may take a moment), at most 10 s. */
+static int run_until_ok(strata_worker *w, sub_chain *j)
 {
-    (void)args;
-    (void)cfg;
-    job *j = ctx;
-    strata_tag tag = STRATA_INOUT;
-    for (int i = 0; i < j->ntasks; i++) {
-        int rc = strata_submit_sub(o, j->sub, &(strata_task_args){&j->t, &tag, 1, &j->how, 1});
-        if (rc != STRATA_OK)
-            return rc;
-    }
-    return STRATA_OK;
+    uint64_t deadline = test_now_ns() + 10000000000ull;
+    int rc;
+    while ((rc = strata_worker_run(w, sub_chain_orch, j, NULL, NULL)) != STRATA_OK && test_now_ns() < deadline)
+        sleep_ms(5);
+    return rc;
 }
 
-static strata_worker *hooked_worker(uint32_t nchips, uint32_t nsubs, job *j, uint64_t **data)
+static strata_worker *hooked_worker(uint32_t nchips, uint32_t nsubs, sub_chain *j, uint64_t **data)
 {
     strata_worker *w = node_worker(nchips, nsubs, STRATA_ON_DEATH_RESTART, NULL);
     CHECK_OK(strata_worker_register_sub(w, sub_fn, NULL, &j->sub));
@@ -122,7 +111,7 @@ static strata_worker *hooked_worker(uint32_t nchips, uint32_t nsubs, job *j, uin
 TEST_CASE(fork_hooks_around_every_fork)
 {
     install_hooks();
-    job j = {0};
+    sub_chain j = {0};
     uint64_t *data;
     strata_worker *w = hooked_worker(1, 1, &j, &data);
     /* One fork by this process (the spawner) and one per child by the spawner;
@@ -139,11 +128,7 @@ TEST_CASE(fork_hooks_around_every_fork)
     CHECK(kill(sub, SIGKILL) == 0);
     CHECK(known_dead(w, 1));
     j.ntasks = 1;
-    uint64_t deadline = test_now_ns() + 10000000000ull;
-    int rc;
-    while ((rc = strata_worker_run(w, job_orch, &j, NULL, NULL)) != STRATA_OK && test_now_ns() < deadline)
-        sleep_ms(5);
-    CHECK_OK(rc);
+    CHECK_OK(run_until_ok(w, &j));
     CHECK_EQ_U64(atomic_load(&counts->prepare), 4);
     CHECK_EQ_U64(atomic_load(&counts->parent), 4);
     CHECK_EQ_U64(atomic_load(&counts->child), 4);
@@ -156,11 +141,11 @@ TEST_CASE(fork_hooks_around_every_fork)
 TEST_CASE(wait_hooks_pair_around_each_sleep)
 {
     install_hooks();
-    job j = {.how = 1, .ntasks = 3};
+    sub_chain j = {.scalar = 1, .ntasks = 3};
     uint64_t *data;
     strata_worker *w = hooked_worker(1, 1, &j, &data);
     for (int run = 0; run < 5; run++)
-        CHECK_OK(strata_worker_run(w, job_orch, &j, NULL, NULL));
+        CHECK_OK(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL));
     CHECK_EQ_U64(data[0], 15);
     /* Each run waited (a SUB task sleeps 30 ms), each wait ended before the
        run returned, none nested, and no interrupt check ran inside one. */
@@ -185,7 +170,7 @@ static void *interrupt_later(void *arg)
 TEST_CASE(interrupt_stops_a_hung_run_and_the_worker_goes_on)
 {
     install_hooks();
-    job j = {.how = 2, .ntasks = 1};
+    sub_chain j = {.scalar = 2, .ntasks = 1};
     uint64_t *data;
     strata_worker *w = hooked_worker(1, 1, &j, &data);
     pid_t sub;
@@ -194,7 +179,7 @@ TEST_CASE(interrupt_stops_a_hung_run_and_the_worker_goes_on)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, interrupt_later, (void *)(intptr_t)100) == 0);
     uint64_t t0 = test_now_ns();
-    CHECK_STATUS(strata_worker_run(w, job_orch, &j, NULL, NULL), STRATA_EINTR);
+    CHECK_STATUS(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL), STRATA_EINTR);
     uint64_t took_ms = (test_now_ns() - t0) / 1000000;
     CHECK(pthread_join(th, NULL) == 0);
     CHECK_ERROR_HAS("interrupted");
@@ -206,12 +191,8 @@ TEST_CASE(interrupt_stops_a_hung_run_and_the_worker_goes_on)
     /* The hung child was killed and is replaced; the worker goes on. */
     CHECK(wait_gone(sub));
     atomic_store(&counts->stop, 0);
-    j.how = 0;
-    uint64_t deadline = test_now_ns() + 10000000000ull;
-    int rc;
-    while ((rc = strata_worker_run(w, job_orch, &j, NULL, NULL)) != STRATA_OK && test_now_ns() < deadline)
-        sleep_ms(5);
-    CHECK_OK(rc);
+    j.scalar = 0;
+    CHECK_OK(run_until_ok(w, &j));
     CHECK_EQ_U64(data[0], 1);
     CHECK_EQ_U64(zombie_children(), 0);
     CHECK_OK(strata_worker_close(w));
@@ -223,19 +204,19 @@ TEST_CASE(interrupt_cancels_unstarted_tasks)
 {
     install_hooks();
     atomic_store(&counts->stop, 1);           /* interrupted from the first check */
-    job j = {.how = 1, .ntasks = 50};         /* 50 x 30 ms in one chain */
+    sub_chain j = {.scalar = 1, .ntasks = 50};         /* 50 x 30 ms in one chain */
     uint64_t *data;
     strata_worker *w = hooked_worker(1, 1, &j, &data);
     uint64_t t0 = test_now_ns();
-    int rc = strata_worker_run(w, job_orch, &j, NULL, NULL);
+    int rc = strata_worker_run(w, sub_chain_orch, &j, NULL, NULL);
     CHECK(rc == STRATA_EINTR);
     CHECK((test_now_ns() - t0) / 1000000 < 1000);   /* far from the 1.5 s of the whole chain */
     CHECK(data[0] < 50);
     atomic_store(&counts->stop, 0);
     j.ntasks = 1;
-    j.how = 0;
+    j.scalar = 0;
     uint64_t before = data[0];
-    CHECK_OK(strata_worker_run(w, job_orch, &j, NULL, NULL));
+    CHECK_OK(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL));
     CHECK_EQ_U64(data[0], before + 1);
     CHECK_OK(strata_worker_close(w));
     strata_worker_destroy(w);
@@ -244,14 +225,14 @@ TEST_CASE(interrupt_cancels_unstarted_tasks)
 
 TEST_CASE(task_error_reaches_the_run_error)
 {
-    job j = {.how = 3, .ntasks = 1};
+    sub_chain j = {.scalar = 3, .ntasks = 1};
     uint64_t *data;
     strata_worker *w = hooked_worker(1, 1, &j, &data);
-    CHECK_STATUS(strata_worker_run(w, job_orch, &j, NULL, NULL), STRATA_ETASK);
+    CHECK_STATUS(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL), STRATA_ETASK);
     CHECK_ERROR_HAS("row 7 of table 'kv' is out of range");
     /* The message is the task's, not left behind for the next one. */
-    j.how = 0;
-    CHECK_OK(strata_worker_run(w, job_orch, &j, NULL, NULL));
+    j.scalar = 0;
+    CHECK_OK(strata_worker_run(w, sub_chain_orch, &j, NULL, NULL));
     CHECK_EQ_U64(data[0], 1);
     CHECK_OK(strata_worker_close(w));
     strata_worker_destroy(w);

@@ -582,3 +582,45 @@ def test_taskargs_in_flight_cannot_change(chip_callable):
         out = np.zeros(8, dtype=np.int64)
         w.copy_from(out, buf)
         assert (out == 1).all()
+
+
+def test_application_ignoring_or_reaping_sigchld():
+    """An application that ignores SIGCHLD, or reaps every child itself
+    (os.waitpid(-1) from a handler): Strata's children are the spawner's, so a
+    kill is still reported with its signal and the replacement serves."""
+    import signal
+
+    def inc(args):
+        args.tensor(0)[:] += 1
+
+    reaped = []
+
+    def reap_all(signum, frame):
+        try:
+            while True:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                reaped.append(pid)
+        except ChildProcessError:
+            pass
+
+    for handler in (signal.SIG_IGN, reap_all):
+        old = signal.signal(signal.SIGCHLD, handler)
+        try:
+            with Worker(level=3, num_sub_workers=1) as w:
+                h = w.register(inc)
+                w.init()
+                x = w.host_zeros(1, "int64")
+                w.run(lambda o, a, c: o.submit_sub(h, tensor_args(x)))
+                pid = w.child_pid(0)
+                os.kill(pid, signal.SIGKILL)
+                with pytest.raises(strata.ChildDiedError, match=f"pid {pid}.*signal 9"):
+                    assert wait_until(lambda: not alive(pid))
+                    time.sleep(0.2)                       # the spawner publishes the death
+                    w.run(lambda o, a, c: o.submit_sub(h, tensor_args(x)))
+                w.run(lambda o, a, c: o.submit_sub(h, tensor_args(x)))
+                assert x[0] == 2 and w.child_pid(0) != pid
+                assert pid not in reaped                  # never the application's child
+        finally:
+            signal.signal(signal.SIGCHLD, old)

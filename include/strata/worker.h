@@ -5,7 +5,9 @@
  *   any --close--> CLOSED;  a hung task (L2) --> FAILED --close--> CLOSED
  *
  * Level 2 is one simulated chip in the calling process; level 3 is a node whose
- * chips and SUB workers are child processes (docs/lifecycle.md). One thread
+ * chips and SUB workers are child processes; levels 4 to 6 have the same engine,
+ * whose children are workers one level down, each in a child process of its
+ * own, and SUB workers (docs/lifecycle.md). One thread
  * drives a worker at a time; different workers may be driven from different
  * threads. */
 #ifndef STRATA_WORKER_H
@@ -34,11 +36,11 @@ typedef enum strata_state {
 } strata_state;
 
 typedef struct strata_worker_config {
-    int                 level;               /* 2 or 3 in this version (4..6 come later) */
+    int                 level;               /* 2 (chip), 3 (node), 4..6 (workers of workers) */
     const char         *platform;            /* "sim"; copied at create */
     const char         *runtime;             /* "tensormap_and_ringbuffer"; copied */
     int                 device_id;           /* L2: the chip's device id, >= 0 */
-    const int          *device_ids;          /* L3: one chip child per id; copied */
+    const int          *device_ids;          /* L3 only: one chip child per id; copied */
     uint32_t            ndevices;
     uint32_t            num_sub_workers;     /* L3+: SUB child processes */
     strata_death_policy on_child_death;      /* L3+; default RESTART */
@@ -111,6 +113,27 @@ typedef int (*strata_orch_fn)(strata_orch *o, const strata_task_args *args, cons
    points to as it was when the child started. */
 STRATA_API int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out);
 
+/* Register an orchestration function that the workers one level down run (L4+):
+   strata_submit_next_level(o, handle, args, cfg, worker) in an orchestration
+   function of this worker makes added worker `worker` run fn(ctx) with those
+   args on its own engine, in its own process; the task completes when that run
+   returns, with its status and message. Before or after init, as for SUB
+   functions; fn and ctx must mean the same in the children (code and data
+   mapped before init). */
+STRATA_API int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out);
+
+/* Add `child`, a configured worker of level w's level - 1 in state NEW, to w
+   (L4+, before init). *worker_id: its id, 0, 1, ... in the order added; SUB
+   workers follow the added workers. w owns child from now on: w's init starts
+   a process that initialises it (its own children below that process) before
+   w is ready, and w's destroy destroys it (strata_worker_destroy of the child
+   then does nothing). Until the top of the tree is initialised, the child
+   still takes registrations and strata_worker_host_alloc (its children inherit
+   them); every other call on it is STRATA_ESTATE. The child's shared heap is
+   mapped in this process: strata_worker_malloc(w, worker_id, ...) allocates
+   there and strata_worker_copy_to/_from reach it directly. */
+STRATA_API int strata_worker_add_worker(strata_worker *w, strata_worker *child, int *worker_id);
+
 /* Register the chip callable exported by shared object so_path as a
    `const strata_chip_callable` named `symbol` (L3): the parent and every child
    load the object themselves, so it works after init and across restarts.
@@ -131,7 +154,11 @@ STRATA_API int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ct
    `worker` (0..ndevices-1). args: copied before return; every tensor must lie in
    the shared host heap (strata_worker_host_alloc) or in that chip's memory
    (strata_worker_malloc). cfg: may be NULL (the run's); copied. Dependencies on
-   earlier tasks of the run follow from the tags. */
+   earlier tasks of the run follow from the tags.
+   At L4+: h is an orchestration function (strata_worker_register_orch) and
+   `worker` an added worker; the tensors lie in this worker's shared heap (or
+   memory it adopted or, in a worker child, inherited from the levels above) or
+   in that worker's memory (strata_worker_malloc). */
 STRATA_API int strata_submit_next_level(strata_orch *o, strata_handle h, const strata_task_args *args,
                                         const strata_call_config *cfg, int worker);
 /* A group: n members of chip callable h, member m with args[m] on chip worker
@@ -152,7 +179,8 @@ STRATA_API int strata_submit_sub_group(strata_orch *o, strata_handle h, const st
 STRATA_API int strata_orch_scope_begin(strata_orch *o);
 STRATA_API int strata_orch_scope_end(strata_orch *o);
 
-/* The pid of child `worker` (chips 0..ndevices-1, then SUB workers), L3. A child
+/* The pid of child `worker` (chips 0..ndevices-1 at L3, added workers at L4+,
+   then SUB workers). A child
    that died and was not replaced yet answers STRATA_ECHILD. */
 STRATA_API int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out);
 

@@ -48,7 +48,9 @@
 typedef enum strata__request_kind {
     STRATA__REQ_TASK = 1,   /* run handle with args and cfg */
     STRATA__REQ_EXIT = 2,   /* leave the main loop and _exit(0) */
-    STRATA__REQ_REGISTER = 3 /* append a registration (node/registry.c) */
+    STRATA__REQ_REGISTER = 3, /* append a registration (node/registry.c) */
+    STRATA__REQ_MALLOC = 4,   /* a worker child: allocate `value` bytes in its heap; reply value: the address */
+    STRATA__REQ_FREE = 5      /* a worker child: free the buffer at address `value` */
 } strata__request_kind;
 
 typedef struct strata__mailbox {
@@ -59,6 +61,7 @@ typedef struct strata__mailbox {
     alignas(STRATA__CACHE_LINE) uint32_t kind;   /* strata__request_kind */
     uint32_t           handle;
     uint64_t           task;                     /* the parent's task id, for messages */
+    uint64_t           value;                    /* MALLOC, FREE: the request's operand; reply: MALLOC's address */
     strata_call_config cfg;
     uint32_t           args_len;
     int32_t            status;                   /* reply: 0 or a strata_status */

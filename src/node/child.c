@@ -1,5 +1,6 @@
 /* The main loop of a child process: a chip child runs chip callables on an L2
- * chip of its own, a SUB child runs SUB functions.
+ * chip of its own, a SUB child runs SUB functions; a worker child (L4+) shares
+ * the start here and then runs its own loop (node/worker_child.c).
  *
  * A child is forked by the worker's spawner (node/spawner.c), in a process
  * group of its own. It leaves only through _exit: it inherited the parent's
@@ -31,7 +32,6 @@
 #include "core/wait.h"
 #include "ipc/wire.h"
 
-#define STRATA__PARENT_CHECK_MS 100
 
 static pid_t spawner_pid;
 static pid_t self_pid;
@@ -51,13 +51,12 @@ static bool not_the_child(void)
     return forked_copy || getpid() != self_pid;
 }
 
-static bool parent_alive(void)
+bool strata__child_parent_alive(void)
 {
     return getppid() == spawner_pid;
 }
 
-/* Tell the parent the child runs (the init handshake). */
-static void report_ready(strata__node *n, strata__child *c)
+void strata__child_report_ready(strata__node *n, strata__child *c)
 {
     /* release: everything the child set up is done; pairs with the acquire in
        await_ready() */
@@ -65,7 +64,7 @@ static void report_ready(strata__node *n, strata__child *c)
     strata__mailbox_answer(n->header, c->mb, 0);
 }
 
-static void fail_start(strata__node *n, strata__child *c, const char *message)
+void strata__child_fail_start(strata__node *n, strata__child *c, const char *message)
 {
     strata__mailbox_set_result(c->mb, STRATA_ECHILD, message);
     (void)n;
@@ -131,12 +130,16 @@ static void fault_at_start(const strata__child *c)
     }
 }
 
-void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
+void strata__child_start(strata__child *c, pid_t spawner)
 {
     spawner_pid = spawner;
     self_pid = getpid();
+    /* This process may descend from a child of a level above (a worker child's
+       own children): whatever it inherited, it is the child now. */
+    forked_copy = false;
     strata__fault_enter_child();
-    pthread_atfork(NULL, NULL, mark_forked_copy);
+    if (c->kind == STRATA__CHILD_SUB)
+        pthread_atfork(NULL, NULL, mark_forked_copy);
     /* Die with the spawner: set first, then check, so a spawner that died
        before the prctl is noticed too. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -149,20 +152,24 @@ void strata__child_main(strata__node *n, strata__child *c, pid_t spawner)
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     fault_at_start(c);
+}
+
+void strata__child_main(strata__node *n, strata__child *c)
+{
     strata__chip *chip = NULL;
     if (c->kind == STRATA__CHILD_CHIP) {
         int rc = strata__chip_open(strata__platform_find(n->cfg.platform), c->device_id, c->memory_bytes / 2,
                                    c->memory, n->cfg.aic_cores, n->cfg.aiv_cores, &n->chip_rings, 0, &chip);
         if (rc)
-            fail_start(n, c, strata_last_error());
+            strata__child_fail_start(n, c, strata_last_error());
     }
-    report_ready(n, c);
+    strata__child_report_ready(n, c);
 
     uint32_t seen = 0;
     uint64_t spin_ns = STRATA__SPIN_MIN_NS;
     for (;;) {
         uint64_t wait_from = strata__now_ns();
-        seen = strata__mailbox_wait(c->mb, seen, spin_ns, STRATA__PARENT_CHECK_MS, parent_alive);
+        seen = strata__mailbox_wait(c->mb, seen, spin_ns, STRATA__PARENT_CHECK_MS, strata__child_parent_alive);
         spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
         strata__mailbox *mb = c->mb;
         if (mb->kind == STRATA__REQ_EXIT)

@@ -56,12 +56,25 @@ static inline strata__node_task *task_of(strata__node *n, uint32_t t)
     return &n->tasks[t & (n->window - 1)];
 }
 
+/* Children one level down run chip callables at L3 and orchestration
+   functions at L4+: the registration kind strata_submit_next_level takes. */
+static strata__reg_kind next_kind(const strata__node *n)
+{
+    return n->level == 3 ? STRATA__REG_CHIP : STRATA__REG_ORCH;
+}
+
+/* "chip" at L3, "worker" at L4+: for messages. */
+static const char *next_word(const strata__node *n)
+{
+    return n->level == 3 ? "chip" : "worker";
+}
+
 /* The FIFO a ready task waits in (see node/node.h). */
 static strata__task_fifo *fifo_for(strata__node *n, strata__reg_kind kind, uint32_t nmembers, int target)
 {
     if (nmembers != 1)
         return &n->group_ready;
-    return kind == STRATA__REG_CHIP ? &n->chip_ready[target] : &n->sub_ready;
+    return kind != STRATA__REG_SUB ? &n->chip_ready[target] : &n->sub_ready;
 }
 
 /* A task enters a FIFO once, and at most `window` tasks live at once: a FIFO
@@ -105,7 +118,8 @@ static void complete(strata__node *n, uint32_t t, int status, const char *msg)
 static const char *reg_name(const strata__node *n, uint32_t handle)
 {
     const strata__registration *r = &n->regs[handle - 1];
-    return r->kind == STRATA__REG_CHIP ? r->chip.name : "SUB function";
+    return r->kind == STRATA__REG_CHIP ? r->chip.name : r->kind == STRATA__REG_ORCH ? "orchestration function"
+                                                                                    : "SUB function";
 }
 
 /* Post member m of task t to child c. */
@@ -149,7 +163,7 @@ static void member_done(strata__node *n, uint32_t t, int status, const char *msg
 static bool pick_children(strata__node *n, const strata__node_task *task, strata__child **picks, bool *dead)
 {
     *dead = false;
-    if (task->kind == STRATA__REG_CHIP) {
+    if (task->kind != STRATA__REG_SUB) {
         bool all = true;
         for (uint32_t m = 0; m < task->nmembers; m++) {
             strata__child *c = &n->children[task->members[m].target];
@@ -160,7 +174,7 @@ static bool pick_children(strata__node *n, const strata__node_task *task, strata
         return all && !*dead;
     }
     uint32_t found = 0, alive = 0;
-    for (uint32_t k = n->nchips; k < n->nchildren; k++) {
+    for (uint32_t k = n->nnext; k < n->nchildren; k++) {
         strata__child *c = &n->children[k];
         alive += !c->dead;
         if (!c->dead && !c->busy && found < task->nmembers)
@@ -208,9 +222,9 @@ static bool dispatch_groups(strata__node *n)
         bool failed = strata__failure_status(&n->failure) != 0;
         bool dead = false;
         bool can = !task->poisoned && !failed && pick_children(n, task, picks, &dead);
-        if (!can && settle_unrunnable(n, t, failed, dead ? (task->kind == STRATA__REG_CHIP
-                                                                ? "a chip child it targets is dead"
-                                                                : "too few SUB children are alive")
+        if (!can && settle_unrunnable(n, t, failed, dead ? (task->kind == STRATA__REG_SUB
+                                                                ? "too few SUB children are alive"
+                                                                : "a child it targets is dead")
                                                          : NULL)) {
             settled = true;
             continue;
@@ -231,13 +245,13 @@ static bool dispatch_groups(strata__node *n)
 static bool dispatch_singles(strata__node *n)
 {
     bool settled = false;
-    for (uint32_t k = 0; k < n->nchips; k++) {
+    for (uint32_t k = 0; k < n->nnext; k++) {
         strata__child *c = &n->children[k];
         strata__task_fifo *f = &n->chip_ready[k];
         while (f->head != f->tail) {
             uint32_t t = fifo_at(n, f, f->head);
             bool failed = strata__failure_status(&n->failure) != 0;
-            if (settle_unrunnable(n, t, failed, c->dead ? "a chip child it targets is dead" : NULL)) {
+            if (settle_unrunnable(n, t, failed, c->dead ? "the child it targets is dead" : NULL)) {
                 f->head++;
                 settled = true;
                 continue;
@@ -250,8 +264,8 @@ static bool dispatch_singles(strata__node *n)
         }
     }
     strata__task_fifo *f = &n->sub_ready;
-    uint32_t next_sub = n->nchips, alive = 0;   /* deaths are noticed in pump(), not here */
-    for (uint32_t k = n->nchips; k < n->nchildren; k++)
+    uint32_t next_sub = n->nnext, alive = 0;   /* deaths are noticed in pump(), not here */
+    for (uint32_t k = n->nnext; k < n->nchildren; k++)
         alive += !n->children[k].dead;
     while (f->head != f->tail) {
         uint32_t t = fifo_at(n, f, f->head);
@@ -524,18 +538,23 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
             snprintf(what, sizeof what, "%s%s: tensor %u", call, who, i);
             return strata__node_no_chip_buffer(n, what, t->addr);
         }
+        if (!b && n->ninherited && strata__node_inherited_buffer(n, t->addr, t->nbytes, &buf[i]))
+            b = strata__tmap_buffer(&n->buffers, buf[i]);
         if (!b)
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u: addr 0x%llx is not the base of a buffer the children "
                                 "can see; use memory from strata_worker_host_alloc (shared host heap) or "
-                                "strata_worker_malloc (chip memory)", call, who, i, (unsigned long long)t->addr);
+                                "strata_worker_malloc (%s memory)", call, who, i, (unsigned long long)t->addr,
+                                n->level == 3 ? "chip" : "a worker child's");
         if (t->nbytes > b->nbytes)
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it "
                                 "holds %llu", call, who, i, (unsigned long long)t->addr,
                                 (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
-        if (b->kind == STRATA__BUFFER_CHIP && (kind != STRATA__REG_CHIP || (int)b->owner_data != worker))
-            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of chip worker %d, which %s cannot "
-                                "see", call, who, i, (int)b->owner_data,
-                                kind == STRATA__REG_CHIP ? "the target chip" : "a SUB worker");
+        if (b->kind == STRATA__BUFFER_CHIP && (kind == STRATA__REG_SUB || (int)b->owner_data != worker))
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of %s worker %d, which %s cannot "
+                                "see", call, who, i, next_word(n), (int)b->owner_data,
+                                kind == STRATA__REG_SUB ? "a SUB worker"
+                                : n->level == 3         ? "the target chip"
+                                                        : "the target worker");
     }
     if (strata__wire_size(args) > STRATA__MAILBOX_ARGS)
         return strata__fail(STRATA_EINVAL, "%s%s: the arguments take %zu bytes encoded; a mailbox holds %u", call,
@@ -543,13 +562,13 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
     return STRATA_OK;
 }
 
-/* Check the targets of a submit: chip workers that exist, distinct within a
+/* Check the targets of a submit: next-level workers that exist, distinct within a
    group; enough SUB workers for a SUB group. */
 static int check_targets(strata__node *n, const char *call, strata__reg_kind kind, uint32_t count,
                          const int *workers)
 {
     if (kind == STRATA__REG_SUB) {
-        uint32_t nsubs = n->nchildren - n->nchips;
+        uint32_t nsubs = n->nchildren - n->nnext;
         if (nsubs == 0)
             return strata__fail(STRATA_ENOENT, "%s: this worker has no SUB workers (num_sub_workers is 0)", call);
         if (count > nsubs)
@@ -559,13 +578,14 @@ static int check_targets(strata__node *n, const char *call, strata__reg_kind kin
     }
     for (uint32_t m = 0; m < count; m++) {
         int worker = workers[m];
-        if (worker < 0 || (uint32_t)worker >= n->nchips)
-            return strata__fail(STRATA_ENOENT, "%s: worker %d is not a chip of this level-%d worker (%u chips: 0..%d)",
-                                call, worker, n->level, n->nchips, (int)n->nchips - 1);
+        if (worker < 0 || (uint32_t)worker >= n->nnext)
+            return strata__fail(STRATA_ENOENT, "%s: worker %d is not a %s of this level-%d worker (%u %ss: 0..%d)",
+                                call, worker, next_word(n), n->level, n->nnext, next_word(n), (int)n->nnext - 1);
         for (uint32_t k = 0; k < m; k++)
             if (workers[k] == worker)
-                return strata__fail(STRATA_EINVAL, "%s: members %u and %u both target chip worker %d; the members of "
-                                    "a group start together, one per chip", call, k, m, worker);
+                return strata__fail(STRATA_EINVAL, "%s: members %u and %u both target %s worker %d; the members of "
+                                    "a group start together, one per %s", call, k, m, next_word(n), worker,
+                                    next_word(n));
     }
     return STRATA_OK;
 }
@@ -580,16 +600,21 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     if (rc)
         return rc;
     strata__node *n = o->node;
-    if (count == 0 || (count > 1 && args == NULL) || (kind == STRATA__REG_CHIP && workers == NULL))
+    if (kind != STRATA__REG_SUB)
+        kind = next_kind(n);
+    if (count == 0 || (count > 1 && args == NULL) || (kind != STRATA__REG_SUB && workers == NULL))
         return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: %s", call,
                                          count == 0 ? "a group needs at least one member"
-                                         : workers == NULL && kind == STRATA__REG_CHIP ? "workers is NULL"
-                                                                                       : "args is NULL"));
+                                         : workers == NULL && kind != STRATA__REG_SUB ? "workers is NULL"
+                                                                                      : "args is NULL"));
     if (count > 256)
         return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: a group of %u members; at most 256", call, count));
     if (h == STRATA_HANDLE_INVALID || h > n->nregs || n->regs[h - 1].kind != kind)
-        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: handle %u is not a %s registered on this worker", call,
-                                         h, kind == STRATA__REG_CHIP ? "chip callable" : "SUB function"));
+        return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: handle %u is not %s registered on this worker", call,
+                                         h, kind == STRATA__REG_CHIP   ? "a chip callable"
+                                            : kind == STRATA__REG_ORCH ? "an orchestration function "
+                                                                         "(strata_worker_register_orch)"
+                                                                       : "a SUB function"));
     rc = check_targets(n, call, kind, count, workers);
     if (rc)
         return orch_fail(n, rc);
@@ -672,7 +697,7 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
             for (uint32_t m = 0; m < count; m++) {
                 const strata_task_args *a = args ? &args[m] : NULL;
                 uint32_t mt = a ? a->ntensors : 0, ms = a ? a->nscalars : 0;
-                task->members[m] = (strata__node_member){kind == STRATA__REG_CHIP ? workers[m] : -1, ft, mt, fs, ms};
+                task->members[m] = (strata__node_member){kind != STRATA__REG_SUB ? workers[m] : -1, ft, mt, fs, ms};
                 if (mt) {
                     memcpy(task->tensors + ft, a->tensors, mt * sizeof task->tensors[0]);
                     memcpy(task->tags + ft, a->tags, mt * sizeof task->tags[0]);
@@ -775,7 +800,7 @@ static void reset_run(strata__node *n)
     strata__tmap_forget_accesses(&n->buffers);
     n->ntasks = n->nedges = 0;
     n->free_edge = STRATA__NONE;
-    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
+    for (uint32_t k = 0; n->chip_ready && k < n->nnext; k++)
         n->chip_ready[k].head = n->chip_ready[k].tail = 0;
     n->sub_ready.head = n->sub_ready.tail = 0;
     n->group_ready.head = n->group_ready.tail = 0;

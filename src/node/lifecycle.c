@@ -56,6 +56,24 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     return STRATA_OK;
 }
 
+int strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *child, int *id)
+{
+    if (n->nadded + (uint64_t)n->cfg.num_sub_workers >= 255)
+        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: this level-%d worker has %u workers and %u SUB "
+                            "workers; a worker has at most 255 children", n->level, n->nadded, n->cfg.num_sub_workers);
+    void *grown = realloc(n->added, (n->nadded + 1) * sizeof *n->added);
+    if (!grown)
+        return strata__fail(STRATA_ENOMEM, "strata_worker_add_worker: out of host memory");
+    n->added = grown;
+    n->added[n->nadded].worker = w;
+    n->added[n->nadded].node = child;
+    strata__node_live_lock();   /* added_to is read by a spawner's forget_others */
+    child->added_to = n;
+    strata__node_live_unlock();
+    *id = (int)n->nadded++;
+    return STRATA_OK;
+}
+
 static void release_child_memory(const strata__node *n, strata__child *c)
 {
     if (c->resident)
@@ -110,8 +128,9 @@ int strata__node_init(strata__node *n)
     /* The children, their mailboxes and their chips' memory, made under the
        list's lock: a spawner forked meanwhile sees all of them or none. */
     strata__node_live_lock();
-    n->nchips = n->cfg.ndevices;
-    n->nchildren = n->cfg.ndevices + n->cfg.num_sub_workers;
+    /* one level down: chips at L3, the added workers at L4+ */
+    n->nnext = n->level == 3 ? n->cfg.ndevices : n->nadded;
+    n->nchildren = n->nnext + n->cfg.num_sub_workers;
     n->children = strata__calloc(n->nchildren, sizeof n->children[0]);
     int rc = n->children ? STRATA_OK : strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
     n->mail_bytes = sizeof(strata__mailbox_header) + (uint64_t)n->nchildren * sizeof(strata__mailbox);
@@ -128,10 +147,14 @@ int strata__node_init(strata__node *n)
     strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        c->kind = i < n->nchips ? STRATA__CHILD_CHIP : STRATA__CHILD_SUB;
+        c->kind = i >= n->nnext ? STRATA__CHILD_SUB : n->level == 3 ? STRATA__CHILD_CHIP : STRATA__CHILD_WORKER;
         c->worker = (int)i;
-        c->device_id = i < n->nchips ? n->cfg.device_ids[i] : -1;
+        c->device_id = c->kind == STRATA__CHILD_CHIP ? n->cfg.device_ids[i] : -1;
         c->mb = &boxes[i];
+        if (c->kind == STRATA__CHILD_WORKER) {
+            c->sub_worker = n->added[i].worker;
+            c->sub_node = n->added[i].node;
+        }
         if (c->kind == STRATA__CHILD_CHIP) {
             char what[64];
             snprintf(what, sizeof what, "the memory of chip %d (device_memory_bytes)", c->device_id);
@@ -172,8 +195,9 @@ int strata__node_init(strata__node *n)
         release_children(n, true);
         return rc;
     }
-    strata__log(STRATA__LOG_INFO, "level-%d worker ready: %u chip children, %u SUB children, spawner pid %d",
-                n->level, n->nchips, n->nchildren - n->nchips, (int)n->spawner_pid);
+    strata__log(STRATA__LOG_INFO, "level-%d worker ready: %u %s children, %u SUB children, spawner pid %d",
+                n->level, n->nnext, n->level == 3 ? "chip" : "worker", n->nchildren - n->nnext,
+                (int)n->spawner_pid);
     return STRATA_OK;
 }
 
@@ -190,7 +214,7 @@ int strata__node_recover(strata__node *n)
             n->failed = true;
             continue;
         }
-        if (c->kind == STRATA__CHILD_CHIP) {
+        if (c->kind != STRATA__CHILD_SUB) {
             c->lost_pid = c->pid;
             strata__node_drop_chip_buffers(n, c);
         }
@@ -200,7 +224,10 @@ int strata__node_recover(strata__node *n)
             /* Could not replace it: it stays dead, the next run says why and
                tries again; the other dead children are still replaced. */
             char *why = strata__format("%s child %d: its replacement could not start: %s",
-                                       c->kind == STRATA__CHILD_CHIP ? "chip" : "SUB", c->worker, strata_last_error());
+                                       c->kind == STRATA__CHILD_CHIP     ? "chip"
+                                       : c->kind == STRATA__CHILD_WORKER ? "worker"
+                                                                         : "SUB",
+                                       c->worker, strata_last_error());
             c->dead = true;
             c->death_reported = false;
             free(c->death_message);
@@ -285,6 +312,8 @@ void strata__node_destroy(strata__node *n)
     }
     free(n->regs);
     free(n->adopted);
+    free(n->added);
+    free(n->inherited);
     free(n->run_deaths);
     free(n->objects);
     strata__node_free_window(n);

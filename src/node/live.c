@@ -83,14 +83,46 @@ void strata__node_set_serving(const strata__node *n)
     serving = n;
 }
 
+/* Whether a is b or one of b's ancestors (b was added to it, directly or
+   through workers between them). */
+static bool is_ancestor_or_self(const strata__node *a, const strata__node *b)
+{
+    for (; b; b = b->added_to)
+        if (a == b)
+            return true;
+    return false;
+}
+
+/* The node whose worker this process runs as a worker child; NULL elsewhere.
+   With the pid that took it over: the processes forked below it (its
+   spawner, its children) inherit the variables but not the worker. */
+static const strata__node *taken_over;
+static pid_t taken_over_by;
+
+void strata__node_take_over(const strata__node *n)
+{
+    taken_over = n;
+    taken_over_by = getpid();
+}
+
+bool strata__node_taken_over_here(const strata__node *n)
+{
+    return taken_over == n && taken_over_by == getpid();
+}
+
 void strata__node_forget_others(const strata__node *self)
 {
     /* Run in a new spawner, single-threaded: the list is this process's copy.
        Each copy is emptied as it is dropped, so that a later close of that
-       worker here (an exit handler in a child) touches nothing twice. */
+       worker here (an exit handler in a child) touches nothing twice.
+       Kept: self; the workers added below it, whole (a worker child runs one
+       of them, on the heap mapped when it was created); and the heaps of the
+       workers above it (its tasks' tensors may lie there, at L4+), of which
+       every descriptor, mailbox and chip memory goes. */
     for (strata__node *o = live_nodes; o; o = o->next_live) {
-        if (o == self)
+        if (o == self || is_ancestor_or_self(self, o))
             continue;
+        bool ancestor = is_ancestor_or_self(o, self);
         for (uint32_t i = 0; i < o->nchildren; i++) {
             strata__child *c = &o->children[i];
             if (c->memory)
@@ -107,9 +139,11 @@ void strata__node_forget_others(const strata__node *self)
         o->spawner_cmd = o->spawner_peer = o->spawner_pidfd = -1;
         o->spawner_pid = 0;
         strata__shm_unmap(o->mail, o->mail_bytes);
-        strata__shm_unmap(o->heap, o->heap_bytes);
         o->mail = NULL;
-        o->heap = NULL;
+        if (!ancestor) {
+            strata__shm_unmap(o->heap, o->heap_bytes);
+            o->heap = NULL;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-/* Memory of a node worker: the shared host heap (strata_worker_host_alloc) and
- * chip memory (strata_worker_malloc at L3).
+/* Memory of a node worker: the shared host heap (strata_worker_host_alloc),
+ * chip memory (strata_worker_malloc at L3) and the memory of a worker child
+ * (strata_worker_malloc at L4+).
  *
  * Both are allocated by the parent. The host heap is one shared mapping made at
  * create; each chip child's memory is a shared mapping made at init, whose lower
@@ -9,6 +10,10 @@
  * init), so that allocation and copies are the platform's: on sim they are an
  * allocator and memcpy over memory every child inherited at the same address;
  * a real accelerator's backend would transfer instead.
+ * A worker child's buffers lie in the shared heap of the worker it runs, which
+ * was mapped when that worker was created, in this process, before any child:
+ * the child allocates them (a MALLOC request: its own heap's allocator lives in
+ * its process) and the parent copies to and from them directly.
  * Every buffer is registered in the node's TensorMap, which is how a submit
  * checks that a tensor lies in memory its target can see. */
 #include "node/node.h"
@@ -123,22 +128,35 @@ int strata__node_host_adopt(strata__node *n, void *p, uint64_t nbytes)
     return STRATA_OK;
 }
 
+/* Free a buffer of next-level child c: through the chip's platform, or by
+   asking the worker child (a child that cannot be asked, being dead, took the
+   buffer with it). */
+static void child_free(strata__node *n, strata__child *c, uint64_t addr, uint64_t nbytes)
+{
+    if (c->kind == STRATA__CHILD_CHIP)
+        n->platform->mem_free(c->resident, addr, nbytes);
+    else if (!c->dead && c->pid > 0)
+        (void)strata__node_request(n, c, STRATA__REQ_FREE, addr, NULL);
+}
+
 int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out)
 {
-    if (worker < 0 || (uint32_t)worker >= n->nchips)
-        return strata__fail(STRATA_ENOENT, "strata_worker_malloc: worker %d is not a chip of this level-%d worker "
-                            "(chips are 0..%d)", worker, n->level, (int)n->nchips - 1);
+    const char *what = n->level == 3 ? "chip" : "worker";
+    if (worker < 0 || (uint32_t)worker >= n->nnext)
+        return strata__fail(STRATA_ENOENT, "strata_worker_malloc: worker %d is not a %s of this level-%d worker "
+                            "(%ss are 0..%d)", worker, what, n->level, what, (int)n->nnext - 1);
     if (nbytes == 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_malloc: nbytes is 0; ask for at least 1 byte");
     strata__child *c = &n->children[worker];
     uint64_t addr;
-    int rc = n->platform->mem_alloc(c->resident, nbytes, &addr);
+    int rc = c->kind == STRATA__CHILD_CHIP ? n->platform->mem_alloc(c->resident, nbytes, &addr)
+                                           : strata__node_request(n, c, STRATA__REQ_MALLOC, nbytes, &addr);
     if (rc)
-        return strata__error_prefix(rc, "strata_worker_malloc on chip worker %d", worker);
+        return strata__error_prefix(rc, "strata_worker_malloc on %s worker %d", what, worker);
     uint32_t index;
     rc = strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_CHIP, &index);
     if (rc) {
-        n->platform->mem_free(c->resident, addr, nbytes);
+        child_free(n, c, addr, nbytes);
         return rc;
     }
     strata__tmap_buffer(&n->buffers, index)->owner_data = (uint64_t)worker;
@@ -148,10 +166,16 @@ int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buf
 
 const strata__child *strata__node_lost_buffer_owner(const strata__node *n, uint64_t addr)
 {
-    for (uint32_t i = 0; i < n->nchips; i++) {
+    for (uint32_t i = 0; i < n->nnext; i++) {
         const strata__child *c = &n->children[i];
-        uint64_t lo = (uint64_t)(uintptr_t)c->memory;
-        if (c->lost_pid && addr >= lo + c->memory_bytes / 2 && addr < lo + c->memory_bytes)
+        uint64_t lo = (uint64_t)(uintptr_t)c->memory, hi = lo + c->memory_bytes;
+        if (c->kind == STRATA__CHILD_WORKER) {
+            lo = (uint64_t)(uintptr_t)c->sub_node->heap;
+            hi = lo + c->sub_node->heap_bytes;
+        } else {
+            lo += c->memory_bytes / 2;
+        }
+        if (c->lost_pid && addr >= lo && addr < hi)
             return c;
     }
     return NULL;
@@ -161,10 +185,10 @@ int strata__node_no_chip_buffer(const strata__node *n, const char *call, uint64_
 {
     const strata__child *c = strata__node_lost_buffer_owner(n, addr);
     if (c)
-        return strata__fail(STRATA_ENOENT, "%s: no live chip buffer starts at 0x%llx; it lay in the memory of chip "
+        return strata__fail(STRATA_ENOENT, "%s: no live chip buffer starts at 0x%llx; it lay in the memory of %s "
                             "worker %d, whose child (pid %d) died and took its buffers with it (the child has been "
                             "replaced since); allocate and upload it again", call, (unsigned long long)addr,
-                            c->worker, (int)c->lost_pid);
+                            c->kind == STRATA__CHILD_CHIP ? "chip" : "level-3+", c->worker, (int)c->lost_pid);
     return strata__fail(STRATA_ENOENT, "%s: no live chip buffer from strata_worker_malloc starts at 0x%llx "
                         "(already freed, or not the base address?)", call, (unsigned long long)addr);
 }
@@ -174,7 +198,7 @@ int strata__node_free(strata__node *n, strata_buffer buf)
     strata__buffer *b = find_kind(n, buf.addr, STRATA__BUFFER_CHIP);
     if (!b)
         return strata__node_no_chip_buffer(n, "strata_worker_free", buf.addr);
-    n->platform->mem_free(n->children[b->owner_data].resident, buf.addr, b->nbytes);
+    child_free(n, &n->children[b->owner_data], buf.addr, b->nbytes);
     strata__tmap_buffer_remove(&n->buffers, strata__tmap_buffer_find(&n->buffers, buf.addr));
     return STRATA_OK;
 }
@@ -191,7 +215,15 @@ int strata__node_copy(strata__node *n, strata_buffer buf, uint64_t offset, void 
         return strata__fail(STRATA_EINVAL, "%s: bytes [%llu, %llu) lie outside the %llu-byte buffer at 0x%llx", call,
                             (unsigned long long)offset, (unsigned long long)(offset + nbytes),
                             (unsigned long long)b->nbytes, (unsigned long long)buf.addr);
-    strata__device *dev = n->children[b->owner_data].resident;
+    const strata__child *c = &n->children[b->owner_data];
+    if (c->kind == STRATA__CHILD_WORKER) {
+        /* the worker's heap, shared with this process since its create */
+        void *at = (void *)(uintptr_t)(buf.addr + offset);
+        if (nbytes)
+            memcpy(to ? at : host, to ? host : at, nbytes);
+        return STRATA_OK;
+    }
+    strata__device *dev = c->resident;
     int rc = to ? n->platform->copy_to(dev, buf.addr + offset, host, nbytes)
                 : n->platform->copy_from(dev, host, buf.addr + offset, nbytes);
     return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
@@ -202,8 +234,30 @@ void strata__node_drop_chip_buffers(strata__node *n, strata__child *c)
     for (uint32_t i = 0; i < n->buffers.nbuffers; i++) {
         strata__buffer *b = &n->buffers.buffers[i];
         if (b->kind == STRATA__BUFFER_CHIP && b->owner_data == (uint64_t)c->worker) {
-            n->platform->mem_free(c->resident, b->addr, b->nbytes);
+            if (c->kind == STRATA__CHILD_CHIP)
+                n->platform->mem_free(c->resident, b->addr, b->nbytes);
             strata__tmap_buffer_remove(&n->buffers, i);
         }
     }
+}
+
+bool strata__node_inherited_buffer(strata__node *n, uint64_t addr, uint64_t nbytes, uint32_t *index)
+{
+    for (uint32_t k = 0; k < n->ninherited; k++) {
+        uint64_t lo = n->inherited[k].addr, hi = lo + n->inherited[k].nbytes;
+        if (addr < lo || addr >= hi || nbytes > hi - addr)
+            continue;
+        uint32_t i = strata__tmap_buffer_find(&n->buffers, addr);
+        if (i != STRATA__NONE) {
+            strata__buffer *b = strata__tmap_buffer(&n->buffers, i);
+            if (b->kind != STRATA__BUFFER_INHERITED)
+                return false;
+            if (nbytes > b->nbytes)
+                b->nbytes = nbytes;   /* the level above reused the address for a larger buffer */
+            *index = i;
+            return true;
+        }
+        return strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_INHERITED, index) == STRATA_OK;
+    }
+    return false;
 }

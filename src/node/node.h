@@ -34,7 +34,11 @@
 #include "ipc/mailbox.h"
 #include "strata/strata.h"
 
-typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB } strata__child_kind;
+/* A child one level down (a chip at L3, an added worker at L4+) or a SUB
+   worker. */
+typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB, STRATA__CHILD_WORKER } strata__child_kind;
+
+struct strata__node;
 
 typedef struct strata__child {
     strata__child_kind kind;
@@ -59,14 +63,22 @@ typedef struct strata__child {
     strata__device    *resident;      /* the parent's platform device over the upper half: the
                                          buffers of strata_worker_malloc, allocated and copied
                                          through the platform (platform/platform.h) */
+    /* workers (L4+): the configured worker one level down that this child
+       process initialises and serves (node/worker_child.c); owned by the
+       strata_worker this node belongs to */
+    strata_worker     *sub_worker;
+    struct strata__node *sub_node;
 } strata__child;
 
-typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB } strata__reg_kind;
+/* What a handle names: a chip callable (run by a chip child at L3), a SUB
+   function, or an orchestration function (run by an added worker at L4+). */
+typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB, STRATA__REG_ORCH } strata__reg_kind;
 
 typedef struct strata__registration {
     strata__reg_kind  kind;
     strata__callable  chip;    /* STRATA__REG_CHIP */
     strata_sub_fn     fn;      /* STRATA__REG_SUB */
+    strata_orch_fn    orch;    /* STRATA__REG_ORCH */
     void             *ctx;
     char             *so_path, *symbol; /* a chip callable loaded by symbol (owned), replayed as such */
     char             *error;   /* in a child that could not take it: why (owned); its tasks fail */
@@ -75,7 +87,7 @@ typedef struct strata__registration {
 /* One member of a task: the task itself, or one of a group's. Its tensors and
    scalars are a slice of the task's arrays. */
 typedef struct strata__node_member {
-    int      target;                /* chip worker id; -1 for any SUB worker */
+    int      target;                /* next-level worker id; -1 for any SUB worker */
     uint32_t first_tensor, ntensors, first_scalar, nscalars;
 } strata__node_member;
 
@@ -127,9 +139,22 @@ typedef struct strata__node {
     /* memory the application mapped shared before init (strata_worker_host_adopt) */
     struct { uint64_t addr, nbytes; } *adopted;
     uint32_t               nadopted;
-    /* children */
+    /* children: nnext one level down (chips at L3, added workers at L4+), then
+       the SUB workers */
     strata__child         *children;
-    uint32_t               nchildren, nchips;
+    uint32_t               nchildren, nnext;
+    /* L4+: the workers added one level down (strata_worker_add_worker), ids
+       0..nadded-1; not owned (their strata_worker owns them) */
+    struct { strata_worker *worker; struct strata__node *node; } *added;
+    uint32_t               nadded;
+    /* The node this one was added to (NULL at the top): a spawner keeps the
+       heaps of its node's ancestors and descendants (live.c). */
+    struct strata__node   *added_to;
+    /* In a worker child: the memory of the levels above, which this worker's
+       children see at the same address (the parent's heap and what it saw);
+       a tensor inside it is taken as it comes (memory.c). */
+    struct { uint64_t addr, nbytes; } *inherited;
+    uint32_t               ninherited;
     void                  *mail;         /* header + mailboxes, shared */
     uint64_t               mail_bytes;
     strata__mailbox_header *header;
@@ -172,7 +197,7 @@ typedef struct strata__node {
        children's backlog: a task for one chip in that chip's FIFO, a task for
        one SUB child in the SUB FIFO, a group (several children at once) in
        the group list, which is compacted in place. */
-    strata__task_fifo     *chip_ready;   /* nchips FIFOs */
+    strata__task_fifo     *chip_ready;   /* nnext FIFOs */
     strata__task_fifo      sub_ready, group_ready;
     uint32_t               done_count, done_watermark;
     uint32_t               nscopes;
@@ -195,6 +220,11 @@ void strata__node_forget_others(const strata__node *self);
 bool strata__node_serves_here(const strata__node *n);
 /* Mark this process as n's spawner or child (at its start). */
 void strata__node_set_serving(const strata__node *n);
+/* In a worker child (L4+): the worker of node n, created in the application
+   and added to the worker above, is this process's own from now on (its
+   public calls are admitted here, node/worker.c). */
+void strata__node_take_over(const strata__node *n);
+bool strata__node_taken_over_here(const strata__node *n);
 /* The lock of the process-wide list of node workers and of the fields of a
    listed node that a new spawner reads (see lifecycle.c); recursive. */
 void  strata__node_live_lock(void);
@@ -256,13 +286,35 @@ void strata__spawner_forget(strata__node *n);
    when unknown. Before it is reaped. */
 char *strata__spawner_describe_end(strata__node *n);
 
-/* child.c: the main loop of a child process, run in the spawner's fork of it;
-   it never returns. */
-void strata__child_main(strata__node *n, strata__child *c, pid_t spawner) __attribute__((noreturn));
+/* child.c: the start of every child process, in the spawner's fork of it
+   (dies with the spawner, default signal mask, the tests' start hook), then
+   the main loop of a chip or SUB child; it never returns. */
+void strata__child_start(strata__child *c, pid_t spawner);
+void strata__child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
+/* In a child: tell the parent it runs (the init handshake); or report why it
+   could not start, and exit. */
+void strata__child_report_ready(strata__node *n, strata__child *c);
+void strata__child_fail_start(strata__node *n, strata__child *c, const char *message) __attribute__((noreturn));
+/* In a child: whether the spawner that forked it still runs. */
+bool strata__child_parent_alive(void);
+/* How often a waiting child looks whether its spawner still runs. */
+#define STRATA__PARENT_CHECK_MS 100
 
 /* dispatch.c */
 int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, void *ctx,
                       const strata_task_args *args, const strata_call_config *cfg);
+
+/* worker_child.c: the main loop of a worker child (L4+): it initialises
+   c->sub_worker, reports ready, then runs orchestration functions on it until
+   asked to exit. Never returns. */
+void strata__worker_child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
+
+
+/* request.c */
+/* Post request `kind` with `value` to idle child c and wait, bounded by
+   init_timeout_ms, for its answer; *reply (may be NULL): its value. The
+   child's failure comes back with its name in front. */
+int  strata__node_request(strata__node *n, strata__child *c, uint32_t kind, uint64_t value, uint64_t *reply);
 
 /* window.c */
 /* Make the task window and the ready FIFOs (at the first run). */
@@ -325,11 +377,19 @@ const strata__child *strata__node_lost_buffer_owner(const strata__node *n, uint6
 /* STRATA_ENOENT for an address that is no live chip buffer, saying when it was
    lost with a dead chip child. */
 int  strata__node_no_chip_buffer(const strata__node *n, const char *call, uint64_t addr);
-/* Forget every chip buffer of chip child c (it died). */
+/* Forget every buffer of next-level child c (it died). */
 void strata__node_drop_chip_buffers(strata__node *n, strata__child *c);
+/* Whether [addr, addr + nbytes) lies in memory of the levels above
+   (inherited); then a buffer of kind STRATA__BUFFER_INHERITED is made for it
+   at addr (or grown), and *index names it. */
+bool strata__node_inherited_buffer(strata__node *n, uint64_t addr, uint64_t nbytes, uint32_t *index);
+/* Add a worker one level down (strata_worker_add_worker): its id in *id. */
+int  strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *child, int *id);
 
 /* Buffer kinds in the node's TensorMap. An adopted range is host memory too
    (every child sees it), but the application's: never freed here. */
-enum { STRATA__BUFFER_HOST = 3, STRATA__BUFFER_CHIP = 4, STRATA__BUFFER_ADOPTED = 5 };
+enum { STRATA__BUFFER_HOST = 3, STRATA__BUFFER_CHIP = 4, STRATA__BUFFER_ADOPTED = 5, STRATA__BUFFER_INHERITED = 6 };
+/* A CHIP buffer lies in the memory of the next-level child owner_data: a chip's
+   at L3, an added worker's shared heap at L4+. */
 
 #endif

@@ -32,6 +32,9 @@ const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
 {
     if (c->kind == STRATA__CHILD_CHIP)
         snprintf(buf, cap, "chip child %d (device %d, pid %d)", c->worker, c->device_id, (int)c->pid);
+    else if (c->kind == STRATA__CHILD_WORKER)
+        snprintf(buf, cap, "level-%d worker child %d (pid %d)", c->sub_node ? c->sub_node->level : 0, c->worker,
+                 (int)c->pid);
     else
         snprintf(buf, cap, "SUB child %d (pid %d)", c->worker, (int)c->pid);
     return buf;

@@ -65,6 +65,10 @@ int strata__reg_frame_encode(const strata__registration *r, uint8_t *dst, size_t
         f.orch = (uint64_t)(uintptr_t)r->chip.orch;
         name = r->chip.name;
         f.name_len = (uint32_t)strlen(name);
+    } else if (r->kind == STRATA__REG_ORCH) {
+        f.kind = STRATA__REG_ORCH;
+        f.fn = (uint64_t)(uintptr_t)r->orch;
+        f.ctx = (uint64_t)(uintptr_t)r->ctx;
     } else {
         f.kind = STRATA__REG_SUB;
         f.fn = (uint64_t)(uintptr_t)r->fn;
@@ -98,7 +102,7 @@ int strata__reg_frame_parse(const void *buf, size_t len, strata__reg_parsed *out
         return strata__fail(STRATA_EINVAL, "registration frame of %zu bytes is shorter than its %zu-byte header", len,
                             sizeof f);
     memcpy(&f, buf, sizeof f);
-    if (f.kind != STRATA__REG_CHIP && f.kind != STRATA__REG_SUB && f.kind != REG_SYMBOL)
+    if (f.kind != STRATA__REG_CHIP && f.kind != STRATA__REG_SUB && f.kind != STRATA__REG_ORCH && f.kind != REG_SYMBOL)
         return strata__fail(STRATA_EINVAL, "registration frame of unknown kind %u", f.kind);
     if (f.kind != STRATA__REG_CHIP && f.nkernels != 0)
         return strata__fail(STRATA_EINVAL, "registration frame of kind %u claims %u kernels", f.kind, f.nkernels);
@@ -113,7 +117,7 @@ int strata__reg_frame_parse(const void *buf, size_t len, strata__reg_parsed *out
         return strata__fail(STRATA_EINVAL, "symbol registration frame without a path or a symbol");
     const uint8_t *p = (const uint8_t *)buf + sizeof f;
     *out = (strata__reg_parsed){
-        .kind = f.kind == STRATA__REG_SUB ? STRATA__REG_SUB : STRATA__REG_CHIP,
+        .kind = f.kind == REG_SYMBOL ? STRATA__REG_CHIP : (strata__reg_kind)f.kind,
         .by_symbol = f.kind == REG_SYMBOL,
         .orch = f.orch, .fn = f.fn, .ctx = f.ctx,
         .kernels = p, .nkernels = f.nkernels,
@@ -146,6 +150,10 @@ int strata__child_register(strata__node *n, const strata__mailbox *mb)
     } else if (f.kind == STRATA__REG_CHIP) {
         rc = strata__reg_parsed_callable(&f, &r.chip);
         r.kind = STRATA__REG_CHIP;
+    } else if (f.kind == STRATA__REG_ORCH) {
+        r.kind = STRATA__REG_ORCH;
+        r.orch = (strata_orch_fn)(uintptr_t)f.fn;
+        r.ctx = (void *)(uintptr_t)f.ctx;
     } else {
         r.kind = STRATA__REG_SUB;
         r.fn = (strata_sub_fn)(uintptr_t)f.fn;

@@ -111,6 +111,8 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
             snprintf(what, sizeof what, "the kernel of func_id %d", r->chip.kernels[i].func_id);
             rc = strata__node_check_pointer(n, (const void *)(uintptr_t)r->chip.kernels[i].fn, what);
         }
+    } else if (live && r->kind == STRATA__REG_ORCH) {
+        rc = strata__node_check_pointer(n, (const void *)(uintptr_t)r->orch, "the orchestration function");
     } else if (live) {
         rc = strata__node_check_pointer(n, (const void *)(uintptr_t)r->fn, "the SUB function");
     }

@@ -188,7 +188,11 @@ static void spawn(spawner *s, uint32_t i, uint32_t gen)
             close(s->sigfd);
         setpgid(0, 0);
         strata__hooks_fork_child(&s->n->hooks);
-        strata__child_main(s->n, &s->n->children[i], getppid());
+        strata__child *c = &s->n->children[i];
+        strata__child_start(c, getppid());
+        if (c->kind == STRATA__CHILD_WORKER)
+            strata__worker_child_main(s->n, c);
+        strata__child_main(s->n, c);
     }
     int err = errno;
     strata__hooks_fork_parent(&s->n->hooks);
@@ -324,6 +328,10 @@ int strata__spawner_start(strata__node *n)
     pid_t pid = strata__sys_fork();
     if (pid == 0) {
         close(sv[0]);
+        /* Here the node names none of the parent's descriptors: a worker
+           child forked from here (L4+) keeps this copy of the node, and would
+           otherwise close numbers it has reused since. */
+        n->spawner_cmd = n->spawner_peer = -1;
         strata__hooks_fork_child(&n->hooks);
         spawner_main(n, sv[1]);
     }

@@ -12,9 +12,9 @@ int strata__node_make_window(strata__node *n)
     n->window = n->cfg.node_task_window;
     n->free_edge = STRATA__NONE;
     n->tasks = strata__calloc(n->window, sizeof n->tasks[0]);
-    n->chip_ready = strata__calloc(n->nchips ? n->nchips : 1, sizeof n->chip_ready[0]);
+    n->chip_ready = strata__calloc(n->nnext ? n->nnext : 1, sizeof n->chip_ready[0]);
     bool ok = n->tasks && n->chip_ready;
-    for (uint32_t k = 0; ok && k < n->nchips; k++)
+    for (uint32_t k = 0; ok && k < n->nnext; k++)
         ok = (n->chip_ready[k].items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     ok = ok && (n->sub_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     ok = ok && (n->group_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
@@ -33,7 +33,7 @@ void strata__node_free_window(strata__node *n)
     }
     free(n->tasks);
     n->tasks = NULL;
-    for (uint32_t k = 0; n->chip_ready && k < n->nchips; k++)
+    for (uint32_t k = 0; n->chip_ready && k < n->nnext; k++)
         free(n->chip_ready[k].items);
     free(n->chip_ready);
     n->chip_ready = NULL;

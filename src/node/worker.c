@@ -53,6 +53,7 @@ struct strata_worker {
     strata__node        *node;         /* L3: from create to destroy */
     strata_run_stats     last_stats;   /* kept across close */
     pid_t                owner_pid;    /* the process that created it */
+    strata_worker       *added_to;     /* the worker above that owns it (strata_worker_add_worker), or NULL */
     bool                 destroy_pending; /* destroy was called inside a run: done when the run returns */
 };
 
@@ -105,10 +106,18 @@ static const unsigned char admission[STRATA_STATE_CLOSED + 1][NCALL_KINDS] = {
     [STRATA_STATE_CLOSED]       = {REFUSE_STATE, REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  REFUSE_STATE,  ADMIT, ADMIT},
 };
 
-/* Whether this process is the one that created w. */
+/* Whether this process is the one that created w, or the worker child that
+   runs it for the worker above (node/worker_child.c). */
 static bool owned_here(const strata_worker *w)
 {
-    return w->owner_pid == getpid();
+    return w->owner_pid == getpid() || (w->node && strata__node_taken_over_here(w->node));
+}
+
+/* The worker above that owns w, or NULL: none at the top, and none in the
+   worker child that runs w (node/worker_child.c), where w is that process's. */
+static const strata_worker *owner_above(const strata_worker *w)
+{
+    return w->added_to && !strata__node_taken_over_here(w->node) ? w->added_to : NULL;
 }
 
 /* Whether `call` may run on w now: STRATA_OK, or the status and message that
@@ -120,6 +129,25 @@ static int admit(const strata_worker *w, call_kind call, const char *name)
                             "(a fork of that process, or one of the worker's own children); a worker can be used "
                             "only by the process that created it: create a new one here", name, w->cfg.level,
                             where(w), (int)w->owner_pid, (int)getpid());
+    if (owner_above(w)) {
+        const strata_worker *up = w->added_to, *top = up;
+        while (top->added_to)
+            top = top->added_to;
+        if (call == CALL_STATS)
+            return STRATA_OK;
+        /* until the top of its tree starts, the configuration goes on */
+        if ((call == CALL_REGISTER || call == CALL_HOST_MEMORY) && top->state == STRATA_STATE_NEW)
+            return STRATA_OK;
+        return strata__fail(STRATA_ESTATE, "%s: this level-%d worker was added to a level-%d worker, which owns it: "
+                            "%s", name, w->cfg.level, up->cfg.level,
+                            call == CALL_INIT    ? "that worker's init starts it, in a child process of its own"
+                            : call == CALL_CLOSE ? "it closes with that worker"
+                            : call == CALL_REGISTER || call == CALL_HOST_MEMORY
+                                ? "that worker is initialised, so its child process has started from the worker "
+                                  "as it was; do this before that worker's init"
+                                : "it runs in a child process of that worker; submit to it from that worker's "
+                                  "orchestration functions");
+    }
     verdict v = (verdict)admission[w->state][call];
     if (v == ADMIT)
         return STRATA_OK;
@@ -159,10 +187,10 @@ static int check_config(const strata_worker_config *cfg)
 {
     if (cfg->level < 2 || cfg->level > 6)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: level is %d; it must be 2 (chip) to 6", cfg->level);
-    if (cfg->level > 3)
-        return strata__fail(STRATA_EINVAL, "strata_worker_create: level %d workers are not available in this "
-                            "version of Strata; levels 2 (one chip in this process) and 3 (a node of chip and SUB "
-                            "child processes) are", cfg->level);
+    if (cfg->level > 3 && cfg->ndevices)
+        return strata__fail(STRATA_EINVAL, "strata_worker_create: ndevices is %u; a level-%d worker's children are "
+                            "level-%d workers (strata_worker_add_worker) and SUB workers, and chips belong to level 3",
+                            cfg->ndevices, cfg->level, cfg->level - 1);
     if (cfg->platform == NULL || strata__platform_find(cfg->platform) == NULL)
         return strata__fail(STRATA_ENOENT, "strata_worker_create: platform '%s' is not built in; available: sim",
                             cfg->platform ? cfg->platform : "(null)");
@@ -225,6 +253,13 @@ static int read_ring_env(uint64_t memory_bytes, strata__ring_sizes *r)
 
 static void free_worker(strata_worker *w)
 {
+    /* The workers added below it, once its children (which ran them) are gone:
+       here they were never initialised, and only their heaps are released. */
+    if (w->node) {
+        strata__node_close(w->node);
+        for (uint32_t i = 0; i < w->node->nadded; i++)
+            free_worker(w->node->added[i].worker);
+    }
     strata__node_destroy(w->node);
     for (uint32_t i = 0; i < w->ncallables; i++) {
         strata__callable_free(w->callables[i]);
@@ -339,6 +374,8 @@ int strata_worker_close(strata_worker *w)
         return strata__fail(STRATA_EINVAL, "strata_worker_close: w is NULL");
     if (!owned_here(w))
         return close_elsewhere(w, "strata_worker_close");
+    if (owner_above(w))
+        return admit(w, CALL_CLOSE, "strata_worker_close");
     if (w->chip && strata__on_lane_of(w->chip))
         return strata__fail(STRATA_ESTATE, "strata_worker_close: called from a core thread of chip %d (inside a "
                             "kernel); a thread cannot join itself: call it from the thread that drives the worker",
@@ -373,8 +410,8 @@ int strata_worker_close(strata_worker *w)
 
 void strata_worker_destroy(strata_worker *w)
 {
-    if (w == NULL)
-        return;
+    if (w == NULL || owner_above(w))
+        return;   /* an added worker is destroyed with the worker it was added to */
     if (!owned_here(w)) {
         close_elsewhere(w, "strata_worker_destroy");
         /* Freed only where the process does not live on it; in the worker's
@@ -396,6 +433,56 @@ void strata_worker_destroy(strata_worker *w)
     if (w->state != STRATA_STATE_CLOSED)
         return;   /* close refused (from a core thread): it said why */
     free_worker(w);
+}
+
+int strata_worker_add_worker(strata_worker *w, strata_worker *child, int *worker_id)
+{
+    strata__clear_error();
+    if (w == NULL || child == NULL || worker_id == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: %s is NULL",
+                            w == NULL ? "w" : child == NULL ? "child" : "worker_id");
+    int rc = admit(w, CALL_REGISTER, "strata_worker_add_worker");   /* this process's own; configurable */
+    if (rc)
+        return rc;
+    if (w->state != STRATA_STATE_NEW)
+        return strata__fail(STRATA_ESTATE, "strata_worker_add_worker: the worker is %s; workers are added before "
+                            "init, which starts a child process for each", state_name(w->state));
+    if (w->cfg.level < 4)
+        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: this worker is level %d; workers are added to "
+                            "level 4 and up (a level-3 worker's children are its chips and SUB workers)",
+                            w->cfg.level);
+    if (child->cfg.level != w->cfg.level - 1)
+        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: the child is a level-%d worker; a level-%d "
+                            "worker's children are level %d", child->cfg.level, w->cfg.level, w->cfg.level - 1);
+    if (child->added_to)
+        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: the child was added to a level-%d worker "
+                            "already; a worker has one parent", child->added_to->cfg.level);
+    rc = admit(child, CALL_INIT, "strata_worker_add_worker: the child");   /* NEW, owned here */
+    if (rc)
+        return rc;
+    rc = strata__node_add_worker(w->node, child, child->node, worker_id);
+    if (rc)
+        return rc;
+    child->added_to = w;
+    return STRATA_OK;
+}
+
+int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out)
+{
+    strata__clear_error();
+    if (w == NULL || fn == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_orch: %s is NULL",
+                            w == NULL ? "w" : fn == NULL ? "fn" : "out");
+    if (w->cfg.level < 4)
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_orch: this worker is level %d; orchestration "
+                            "functions are registered on level 4 and up, whose children are workers that run them "
+                            "(at level %d, pass one to strata_worker_run)", w->cfg.level, w->cfg.level);
+    int rc = admit(w, CALL_REGISTER, "strata_worker_register_orch");
+    if (rc)
+        return rc;
+    strata__registration r = {.kind = STRATA__REG_ORCH, .orch = fn, .ctx = ctx};
+    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
+    return rc ? strata__error_prefix(rc, "strata_worker_register_orch") : STRATA_OK;
 }
 
 strata_state strata_worker_state(const strata_worker *w)
@@ -589,8 +676,8 @@ int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out)
         return arc;
     if (worker < 0 || (uint32_t)worker >= w->node->nchildren)
         return strata__fail(STRATA_ENOENT, "strata_worker_child_pid: worker %d does not exist (this worker has %u "
-                            "children: chips 0..%d, then SUB workers)", worker, w->node->nchildren,
-                            (int)w->node->nchips - 1);
+                            "children: %ss 0..%d, then SUB workers)", worker, w->node->nchildren,
+                            w->cfg.level == 3 ? "chip" : "worker", (int)w->node->nnext - 1);
     /* Take the deaths the spawner has published, so a pid is never answered
        for a child known to be gone (the answer is a read of the worker's
        state; the engine's own copy of it is brought up to date). */

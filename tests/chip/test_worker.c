@@ -119,9 +119,12 @@ TEST_CASE(bad_config)
 {
     strata_worker_config cfg;
     strata_worker *w = NULL;
+    int one_id[1] = {0};
     strata_worker_config_init(&cfg, 4);
+    cfg.device_ids = one_id;
+    cfg.ndevices = 1;
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
-    CHECK_ERROR_HAS("level 4 workers are not available");
+    CHECK_ERROR_HAS("chips belong to level 3");
     strata_worker_config_init(&cfg, 3);
     cfg.num_sub_workers = 256;
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);

@@ -387,14 +387,20 @@ static bool check_timeouts(strata__node *n)
         strata__child *c = &n->children[i];
         if (!c->busy || c->dead)
             continue;
-        bool late = c->timeout_ms && now - c->started_ns > (uint64_t)c->timeout_ms * 1000000u;
+        uint64_t limit = (uint64_t)c->timeout_ms * 1000000u;
+        if (c->kind == STRATA__CHILD_WORKER)
+            limit += (uint64_t)n->cfg.close_grace_ms * 1000000u;   /* its own deadline fires first (below) */
+        bool late = c->timeout_ms && now - c->started_ns > limit;
         bool stopped = n->stop_by_ns && now > n->stop_by_ns;
-        if (!late && !stopped)
+        bool above = n->deadline_ns && now > n->deadline_ns;
+        if (!late && !stopped && !above)
             continue;
         char name[96];
         strata__child_name(c, name, sizeof name);
         char *why = late ? strata__format("%s was killed by Strata: its task ran past its timeout of %u ms", name,
                                           c->timeout_ms)
+                    : above ? strata__format("%s was killed by Strata: its task was still running when the task of "
+                                             "the level above that started this run reached its timeout", name)
                          : strata__format("%s was killed by Strata: the run was interrupted and its task did not "
                                           "finish within close_grace_ms (%u ms)", name, n->cfg.close_grace_ms);
         strata__node_kill(n, c, why ? why : "a child was killed: its task passed its timeout");
@@ -453,11 +459,17 @@ static void pump(strata__node *n, bool block)
         uint32_t left = n->stop_by_ns > now ? (uint32_t)((n->stop_by_ns - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;
     }
+    if (n->deadline_ns) {
+        uint32_t left = n->deadline_ns > now ? (uint32_t)((n->deadline_ns - now) / 1000000u) + 1 : 1;
+        timeout_ms = left < timeout_ms ? left : timeout_ms;
+    }
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         if (!c->busy || c->dead || !c->timeout_ms)
             continue;
         uint64_t end = c->started_ns + (uint64_t)c->timeout_ms * 1000000u;
+        if (c->kind == STRATA__CHILD_WORKER)
+            end += (uint64_t)n->cfg.close_grace_ms * 1000000u;
         uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;
     }

@@ -174,6 +174,9 @@ typedef struct strata__node {
                                             others at each run (core/hooks.h) */
     uint64_t               interrupt_checked_ns; /* the run's last interrupt poll */
     uint64_t               stop_by_ns;   /* interrupted run: running tasks end by then, else killed */
+    uint64_t               deadline_ns;  /* in a worker child: when the task of the level above that
+                                            started this run times out (0: never); running tasks
+                                            are killed then, so the run names what was stuck */
     uint64_t               restarts;
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     uint64_t               spin_ns;      /* how long the next wait polls (strata__spin_learn) */

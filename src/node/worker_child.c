@@ -105,8 +105,13 @@ void strata__worker_child_main(strata__node *n, strata__child *c)
             if (rc == STRATA_OK)
                 rc = find_orch(n, mb->handle, &r);
             if (rc == STRATA_OK) {
+                /* The level above kills this process close_grace_ms after the
+                   task's timeout: the run ends its own stuck tasks at the
+                   timeout, so that the answer names them. */
                 strata_call_config cfg = mb->cfg;
+                c->sub_node->deadline_ns = cfg.timeout_ms ? strata__now_ns() + (uint64_t)cfg.timeout_ms * 1000000u : 0;
                 rc = strata_worker_run(w, r->orch, r->ctx, &args, &cfg);
+                c->sub_node->deadline_ns = 0;
             }
             break;
         }

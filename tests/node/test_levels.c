@@ -503,6 +503,110 @@ TEST_CASE(thousand_runs_stay_flat)
     strata_worker_destroy(w4);
 }
 
+TEST_CASE(init_fails_with_a_grandchild)
+{
+    strata_handle orch;
+    strata_worker *w4 = l4_tree(1, &orch);
+    test_setenv("STRATA_FAULT_CHILD_START", "exit:1");   /* worker 1 of each level: the level-3 worker's SUB child */
+    CHECK_STATUS(strata_worker_init(w4), STRATA_ECHILD);
+    test_setenv("STRATA_FAULT_CHILD_START", NULL);
+    CHECK_ERROR_HAS("level-3 worker child 0 (pid");
+    CHECK_ERROR_HAS("SUB child 1 (pid");
+    CHECK_ERROR_HAS("exited with status 7 while starting");
+    CHECK_EQ_U64(strata_worker_state(w4), STRATA_STATE_NEW);
+    pid_t left[8];
+    CHECK_EQ_U64(descendants(getpid(), left, 8), 0);
+    /* the transaction left nothing: init again works */
+    CHECK_OK(strata_worker_init(w4));
+    uint64_t *x, *acc;
+    job j = {.orch = orch, .x = host_u64(w4, 1, &x), .acc = host_u64(w4, 1, &acc), .nsteps = 1};
+    j.steps[0] = (step){0, {4, H3_ADD, H3_ACC}};
+    CHECK_OK(strata_worker_run(w4, l4_orch, &j, NULL, NULL));
+    CHECK_EQ_U64(acc[0], 4);
+    CHECK_OK(strata_worker_close(w4));
+    strata_worker_destroy(w4);
+}
+
+TEST_CASE(stuck_level3_child_bounded_by_the_timeout)
+{
+    strata_handle orch;
+    strata_worker *w4 = l4_tree(1, &orch);
+    uint64_t *x, *acc;
+    job j = {.orch = orch, .x = host_u64(w4, 1, &x), .acc = host_u64(w4, 1, &acc), .nsteps = 1};
+    j.steps[0] = (step){0, {1, H3_PID, 0}};   /* hangs in the kernel */
+    CHECK_OK(strata_worker_init(w4));
+    pid_t l3, below[16];
+    CHECK_OK(strata_worker_child_pid(w4, 0, &l3));
+    int nbelow = descendants(l3, below, 16);
+    strata_call_config cfg = {.timeout_ms = 300};
+    uint64_t t0 = test_now_ns();
+    int rc = strata_worker_run(w4, l4_orch, &j, NULL, &cfg);
+    uint64_t took = test_now_ns() - t0;
+    /* the level-3 worker ends its stuck chip at the task's timeout, before the
+       top would kill the whole level-3 child (close_grace_ms later): the
+       answer names the chip */
+    CHECK_STATUS(rc, STRATA_ETIMEDOUT);
+    CHECK_ERROR_HAS("level-3 worker child 0");
+    char want[96];
+    snprintf(want, sizeof want, "chip child 0 (device 10, pid %d) was killed by Strata", (int)x[0]);
+    CHECK_ERROR_HAS(want);
+    pid_t same;
+    CHECK_OK(strata_worker_child_pid(w4, 0, &same));
+    CHECK_EQ_U64(same, l3);
+    CHECK(took < 3000000000ull);   /* ten times the timeout */
+    CHECK(wait_gone((pid_t)x[0]));
+    (void)nbelow;
+    uint64_t before = x[0];
+    j.steps[0] = (step){0, {2, H3_ADD, 0}};
+    int tries = 0;
+    while ((rc = strata_worker_run(w4, l4_orch, &j, NULL, NULL)) != STRATA_OK && ++tries < 3)
+        ;
+    CHECK_OK(rc);
+    CHECK_EQ_U64(x[0], before + 2);
+    CHECK_OK(strata_worker_close(w4));
+    strata_worker_destroy(w4);
+}
+
+/* Level-3 orchestration that never returns. */
+static int stuck_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    (void)ctx;
+    for (;;)
+        sleep_ms(1000);
+    return 0;
+}
+
+TEST_CASE(stuck_orchestration_in_a_level3_child)
+{
+    strata_handle orch, stuck;
+    strata_worker *w4 = l4_tree(1, &orch);
+    CHECK_OK(strata_worker_register_orch(w4, stuck_orch, NULL, &stuck));
+    uint64_t *x, *acc;
+    job j = {.orch = stuck, .x = host_u64(w4, 1, &x), .acc = host_u64(w4, 1, &acc), .nsteps = 1};
+    j.steps[0] = (step){0, {1, H3_ADD, 0}};
+    CHECK_OK(strata_worker_init(w4));
+    pid_t l3, below[16];
+    CHECK_OK(strata_worker_child_pid(w4, 0, &l3));
+    int nbelow = descendants(l3, below, 16);
+    strata_call_config cfg = {.timeout_ms = 200};
+    CHECK_STATUS(strata_worker_run(w4, l4_orch, &j, NULL, &cfg), STRATA_ETIMEDOUT);
+    char want[96];
+    snprintf(want, sizeof want, "level-3 worker child 0 (pid %d) was killed by Strata", (int)l3);
+    CHECK_ERROR_HAS(want);
+    for (int i = 0; i < nbelow; i++)
+        CHECK(wait_gone(below[i]));
+    j.orch = orch;
+    CHECK_OK(strata_worker_run(w4, l4_orch, &j, NULL, NULL));
+    CHECK_EQ_U64(x[0], 1);
+    CHECK_OK(strata_worker_close(w4));
+    strata_worker_destroy(w4);
+}
+
 TEST_MAIN(CASE(orchestration_runs_on_level3_children), CASE(memory_of_a_child_worker), CASE(three_levels),
           CASE(refusals_say_why), CASE(grandchild_killed_mid_task), CASE(level3_child_killed_takes_its_children),
-          CASE(close_tears_the_tree_down), CASE(top_killed_leaves_nothing), CASE(thousand_runs_stay_flat))
+          CASE(close_tears_the_tree_down), CASE(top_killed_leaves_nothing), CASE(thousand_runs_stay_flat),
+          CASE(init_fails_with_a_grandchild), CASE(stuck_level3_child_bounded_by_the_timeout),
+          CASE(stuck_orchestration_in_a_level3_child))

@@ -9,7 +9,7 @@
  * makes the run fail: its dependents are cancelled, tasks already posted finish,
  * and later submits return STRATA_ECANCELED. */
 #define _GNU_SOURCE
-#include "node/node.h"
+#include "node/transport.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -127,22 +127,14 @@ static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
 {
     strata__node_task *task = task_of(n, t);
     const strata__node_member *mem = &task->members[m];
-    strata__mailbox *mb = c->mb;
     strata_task_args a = {task->tensors + mem->first_tensor, task->tags + mem->first_tensor, mem->ntensors,
                           task->scalars + mem->first_scalar, mem->nscalars};
-    size_t len = 0;
-    /* fits: checked at submit */
-    (void)strata__wire_encode(&a, mb->args, sizeof mb->args, &len);
-    mb->kind = STRATA__REQ_TASK;
-    mb->handle = task->handle;
-    mb->task = (uint64_t)t + 1;
-    mb->cfg = task->cfg;
-    mb->args_len = (uint32_t)len;
     c->busy = true;
     c->task = (uint64_t)t + 1;
     c->started_ns = strata__now_ns();
     c->timeout_ms = task->cfg.timeout_ms;
-    strata__mailbox_post(mb, ++c->seq);
+    strata__post(n, c, &(strata__request){.kind = STRATA__REQ_TASK, .handle = task->handle, .task = c->task,
+                                          .cfg = &task->cfg, .args = &a});
 }
 
 /* One member of task t finished (answered, or its child died): the task
@@ -403,7 +395,7 @@ static bool check_timeouts(strata__node *n)
                                              "the level above that started this run reached its timeout", name)
                          : strata__format("%s was killed by Strata: the run was interrupted and its task did not "
                                           "finish within close_grace_ms (%u ms)", name, n->cfg.close_grace_ms);
-        strata__node_kill(n, c, why ? why : "a child was killed: its task passed its timeout");
+        strata__kill(n, c, why ? why : "a child was killed: its task passed its timeout");
         free(why);
         killed = true;
     }
@@ -417,20 +409,20 @@ static void pump(strata__node *n, bool block)
     bool progress = false;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (!c->busy || c->dead || !strata__mailbox_answered(c->mb, c->seq))
+        if (!c->busy || c->dead || !strata__answered(n, c))
             continue;
         uint32_t t = (uint32_t)(c->task - 1);
         c->busy = false;
         c->task = 0;
-        strata__mailbox *mb = c->mb;
+        strata__reply reply;
+        strata__reply_of(n, c, &reply);
         char *msg = NULL;
-        int status = strata__mailbox_reply_status(mb);
-        if (status != STRATA_OK) {
+        if (reply.status != STRATA_OK) {
             char name[96];
-            msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name),
-                                 (int)strata__mailbox_message_len(mb), mb->message);
+            msg = strata__format("%s: %.*s", strata__child_name(c, name, sizeof name), (int)reply.message_len,
+                                 reply.message);
         }
-        member_done(n, t, status, msg ? msg : "a task failed in a child");
+        member_done(n, t, reply.status, msg ? msg : "a task failed in a child");
         free(msg);
         progress = true;
     }
@@ -438,7 +430,7 @@ static void pump(strata__node *n, bool block)
        sleep through its pidfd) or when a child has no pidfd. */
     if (n->check_deaths) {
         n->check_deaths = false;
-        if (strata__node_reap(n)) {
+        if (strata__reap(n)) {
             handle_deaths(n);
             progress = true;
         }
@@ -473,7 +465,7 @@ static void pump(strata__node *n, bool block)
         uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;
     }
-    strata__node_sleep(n, timeout_ms);
+    strata__sleep(n, timeout_ms);
 }
 
 /* ---- submit ---- */
@@ -836,7 +828,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     /* Children that died between runs (the spawner's death included): this run
        reports every one of them, in one message, and starts nothing. */
     n->check_spawner = true;
-    strata__node_reap(n);
+    strata__reap(n);
     char *report = NULL;
     int status = STRATA_OK;
     for (uint32_t i = 0; i < n->nchildren; i++) {

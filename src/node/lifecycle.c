@@ -8,7 +8,7 @@
  * (mailboxes, the shared heap, its chip memory) exists before that fork. The
  * spawner forks the children. */
 #define _GNU_SOURCE
-#include "node/node.h"
+#include "node/transport.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -74,39 +74,20 @@ int strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *chi
     return STRATA_OK;
 }
 
-static void release_child_memory(const strata__node *n, strata__child *c)
-{
-    if (c->resident)
-        n->platform->close(c->resident);   /* over our mapping: it unmaps nothing */
-    c->resident = NULL;
-    if (c->memory) {
-        strata__shm_unmap(c->memory, c->memory_bytes);
-        c->memory = NULL;
-    }
-}
-
-/* Undo init: every child ended and reaped with the spawner (when kill_them),
-   every mapping and descriptor of this process released. In a process that is
-   not the one that started the children (a child running an exit handler, or a
-   fork of the application) kill_them is false: it touches no child and only
-   drops its own copies. */
+/* Undo init: every child ended and reaped (when kill_them), every mapping and
+   descriptor of this process released. In a process that is not the one that
+   started the children (a child running an exit handler, or a fork of the
+   application) kill_them is false: it touches no child and only drops its own
+   copies. */
 static void release_children(strata__node *n, bool kill_them)
 {
-    if (kill_them)
-        strata__spawner_stop(n, strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1000000000u);
-    else
-        strata__spawner_forget(n);
-    strata__node_live_lock();
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        free(c->death_message);
-        release_child_memory(n, c);
-    }
+    n->tp->close(n, kill_them);
+    strata__node_live_lock();   /* a spawner forked meanwhile reads the children array */
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        free(n->children[i].death_message);
     free(n->children);
     n->children = NULL;
     n->nchildren = 0;
-    strata__shm_unmap(n->mail, n->mail_bytes);
-    n->mail = NULL;
     strata__node_live_unlock();
     n->spin_ns = STRATA__SPIN_MIN_NS;
 }
@@ -114,7 +95,7 @@ static void release_children(strata__node *n, bool kill_them)
 /* The first child of children[0, upto) found dead, or NULL. */
 static strata__child *first_dead(strata__node *n, uint32_t upto)
 {
-    strata__node_reap(n);
+    strata__reap(n);
     for (uint32_t i = 0; i < upto; i++)
         if (n->children[i].dead)
             return &n->children[i];
@@ -125,64 +106,39 @@ int strata__node_init(strata__node *n)
 {
     n->parent_pid = getpid();
     n->platform = strata__platform_find(n->cfg.platform);
-    /* The children, their mailboxes and their chips' memory, made under the
-       list's lock: a spawner forked meanwhile sees all of them or none. */
+    /* The children, made under the list's lock: a spawner of another worker
+       forked meanwhile sees all of them or none. */
     strata__node_live_lock();
     /* one level down: chips at L3, the added workers at L4+ */
     n->nnext = n->level == 3 ? n->cfg.ndevices : n->nadded;
-    n->nchildren = n->nnext + n->cfg.num_sub_workers;
-    n->children = strata__calloc(n->nchildren, sizeof n->children[0]);
-    int rc = n->children ? STRATA_OK : strata__fail(STRATA_ENOMEM, "out of host memory for %u children", n->nchildren);
-    n->mail_bytes = sizeof(strata__mailbox_header) + (uint64_t)n->nchildren * sizeof(strata__mailbox);
-    if (rc == STRATA_OK)
-        rc = strata__shm_map(n->mail_bytes, "the children's mailboxes", &n->mail);
-    if (rc) {
-        free(n->children);
-        n->children = NULL;
-        n->nchildren = 0;
-        strata__node_live_unlock();
-        return rc;
-    }
-    n->header = n->mail;
-    strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
+    n->children = strata__calloc(n->nnext + n->cfg.num_sub_workers, sizeof n->children[0]);
+    n->nchildren = n->children ? n->nnext + n->cfg.num_sub_workers : 0;
+    n->tp = &strata__proc_transport;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
+        c->tp = n->tp;
         c->kind = i >= n->nnext ? STRATA__CHILD_SUB : n->level == 3 ? STRATA__CHILD_CHIP : STRATA__CHILD_WORKER;
         c->worker = (int)i;
         c->device_id = c->kind == STRATA__CHILD_CHIP ? n->cfg.device_ids[i] : -1;
-        c->mb = &boxes[i];
         if (c->kind == STRATA__CHILD_WORKER) {
             c->sub_worker = n->added[i].worker;
             c->sub_node = n->added[i].node;
         }
-        if (c->kind == STRATA__CHILD_CHIP) {
-            char what[64];
-            snprintf(what, sizeof what, "the memory of chip %d (device_memory_bytes)", c->device_id);
-            c->memory_bytes = n->cfg.device_memory_bytes;
-            rc = strata__shm_map(c->memory_bytes, what, (void **)&c->memory);
-            /* the lower half is the chip child's own; the upper half holds the
-               buffers the parent allocates and copies through the platform */
-            if (rc == STRATA_OK)
-                rc = n->platform->open(c->device_id, c->memory_bytes / 2, c->memory + c->memory_bytes / 2,
-                                       &c->resident);
-            if (rc) {
-                strata__shm_unmap(c->memory, c->memory_bytes);
-                c->memory = NULL;
-                c->resident = NULL;
-            }
-            if (rc) {
-                strata__node_live_unlock();
-                release_children(n, true);
-                return rc;
-            }
-        }
     }
     strata__node_live_unlock();
-    /* Every mapping exists: now the spawner, then the children one by one. */
-    rc = strata__spawner_start(n);
+    if (!n->children)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for %u children",
+                            n->nnext + n->cfg.num_sub_workers);
+    /* Every mapping a child needs, then the transport's processes (the
+       spawner), then the children one by one. */
+    int rc = n->tp->open(n);
+    if (rc) {
+        release_children(n, false);   /* open released what it had made */
+        return rc;
+    }
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
     for (uint32_t i = 0; rc == STRATA_OK && i < n->nchildren; i++) {
-        rc = strata__node_spawn(n, &n->children[i], deadline);
+        rc = strata__start(n, &n->children[i], deadline);
         strata__child *o = rc ? NULL : first_dead(n, i + 1);
         if (o) {
             char name[96];
@@ -219,7 +175,7 @@ int strata__node_recover(strata__node *n)
             strata__node_drop_chip_buffers(n, c);
         }
         uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
-        int rc = strata__node_spawn(n, c, deadline);
+        int rc = strata__start(n, c, deadline);
         if (rc) {
             /* Could not replace it: it stays dead, the next run says why and
                tries again; the other dead children are still replaced. */
@@ -251,7 +207,7 @@ static bool child_alive(const strata__child *c)
 static bool all_gone(strata__node *n, uint64_t deadline_ns)
 {
     for (;;) {
-        strata__node_reap(n);
+        strata__reap(n);
         bool alive = false;
         for (uint32_t i = 0; i < n->nchildren; i++)
             alive |= child_alive(&n->children[i]);
@@ -259,7 +215,7 @@ static bool all_gone(strata__node *n, uint64_t deadline_ns)
             return true;
         if (strata__now_ns() >= deadline_ns)
             return false;
-        strata__node_sleep(n, 10);
+        strata__sleep(n, 10);
     }
 }
 
@@ -272,8 +228,7 @@ void strata__node_close(strata__node *n)
         for (uint32_t i = 0; i < n->nchildren; i++) {
             strata__child *c = &n->children[i];
             if (child_alive(c) && !c->busy) {
-                c->mb->kind = STRATA__REQ_EXIT;
-                strata__mailbox_post(c->mb, ++c->seq);
+                strata__post(n, c, &(strata__request){.kind = STRATA__REQ_EXIT});
             }
         }
         uint64_t grace = (uint64_t)n->cfg.close_grace_ms * 1000000u;
@@ -282,7 +237,7 @@ void strata__node_close(strata__node *n)
         if (!all_gone(n, strata__now_ns() + grace)) {
             for (uint32_t i = 0; i < n->nchildren; i++)
                 if (child_alive(&n->children[i]))
-                    strata__node_signal(n, &n->children[i], SIGTERM);
+                    strata__signal(n, &n->children[i], SIGTERM);
             all_gone(n, strata__now_ns() + grace);
         }
         release_children(n, true);

@@ -39,8 +39,10 @@
 typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB, STRATA__CHILD_WORKER } strata__child_kind;
 
 struct strata__node;
+struct strata__transport;
 
 typedef struct strata__child {
+    const struct strata__transport *tp; /* how the engine reaches it (node/transport.h) */
     strata__child_kind kind;
     int                worker;        /* worker id: chips first, then SUB workers */
     int                device_id;     /* chips */
@@ -143,6 +145,7 @@ typedef struct strata__node {
        the SUB workers */
     strata__child         *children;
     uint32_t               nchildren, nnext;
+    const struct strata__transport *tp;  /* the children's transport (node/transport.h) */
     /* L4+: the workers added one level down (strata_worker_add_worker), ids
        0..nadded-1; not owned (their strata_worker owns them) */
     struct { strata_worker *worker; struct strata__node *node; } *added;
@@ -251,7 +254,7 @@ int  strata__node_recover(strata__node *n);
    ready (and has taken every registration the spawner did not inherit), dies,
    or passes the deadline (then it is killed). Another child's death meanwhile
    is recorded for the next run to report, and fails nothing here. */
-int  strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns);
+int  strata__proc_start(strata__node *n, strata__child *c, uint64_t deadline_ns);
 
 /* reaper.c */
 /* "chip child 0 (device 3, pid 42)", "SUB child 2 (pid 43)": into buf. */
@@ -259,18 +262,18 @@ const char *strata__child_name(const strata__child *c, char *buf, size_t cap);
 /* Take the deaths the spawner published (and, when check_spawner is set, see
    whether the spawner itself lives); each child found becomes dead with its
    death message. Returns the number found. */
-int  strata__node_reap(strata__node *n);
+int  strata__proc_reap(strata__node *n);
 /* Kill child c (its process group) with SIGKILL through the spawner and wait,
    bounded, until it is reaped. why: the death message, or NULL to describe how
    it died. */
-void strata__node_kill(strata__node *n, strata__child *c, const char *why);
+void strata__proc_kill(strata__node *n, strata__child *c, const char *why);
 /* The spawner is gone (or cannot be trusted): take the deaths it published,
    end and reap it; every other child not dead yet (but `skip`, may be NULL) is
    dead with it (PR_SET_PDEATHSIG), for the next run to report. Returns how many
    children became dead. */
 int  strata__node_spawner_lost(strata__node *n, const strata__child *skip);
 /* Send signal sig to child c's process group through the spawner. */
-void strata__node_signal(strata__node *n, strata__child *c, int sig);
+void strata__proc_signal(strata__node *n, strata__child *c, int sig);
 
 /* spawner.c: the parent's side of the spawner (the spawner's own side is
    static there). */
@@ -328,7 +331,7 @@ void strata__node_free_window(strata__node *n);
 /* sleep.c */
 /* Sleep until a child answers or dies, or timeout_ms passes (0 = the longest
    sleep, STRATA__NODE_SLEEP_MAX_MS). */
-void strata__node_sleep(strata__node *n, uint32_t timeout_ms);
+void strata__proc_sleep(strata__node *n, uint32_t timeout_ms);
 /* Every sleep of the engine ends after this long, to see whether the spawner
    still lives (its death publishes nothing). */
 #define STRATA__NODE_SLEEP_MAX_MS 100u

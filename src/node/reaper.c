@@ -113,7 +113,7 @@ int strata__node_spawner_lost(strata__node *n, const strata__child *skip)
     return found;
 }
 
-int strata__node_reap(strata__node *n)
+int strata__proc_reap(strata__node *n)
 {
     int found = take_published(n);
     /* The spawner's death publishes nothing: look when asked, and at least
@@ -129,13 +129,13 @@ int strata__node_reap(strata__node *n)
     return found;
 }
 
-void strata__node_signal(strata__node *n, strata__child *c, int sig)
+void strata__proc_signal(strata__node *n, strata__child *c, int sig)
 {
     if (c->gen != 0 && !c->dead)
         (void)strata__spawner_kill(n, c, sig);
 }
 
-void strata__node_kill(strata__node *n, strata__child *c, const char *why)
+void strata__proc_kill(strata__node *n, strata__child *c, const char *why)
 {
     if (c->gen == 0 || c->dead)
         return;
@@ -145,9 +145,9 @@ void strata__node_kill(strata__node *n, strata__child *c, const char *why)
     uint64_t deadline = strata__now_ns() + STRATA__KILL_WAIT_MS * 1000000ull;
     while (rc == STRATA_OK && !c->dead && strata__now_ns() < deadline) {
         n->check_spawner = true;
-        strata__node_reap(n);
+        strata__proc_reap(n);
         if (!c->dead)
-            strata__node_sleep(n, 10);
+            strata__proc_sleep(n, 10);
     }
     if (!c->dead) {
         /* The spawner cannot be trusted with it any more: end the spawner, and

@@ -11,7 +11,7 @@
  * one list that every process appends to in the same order, and that a
  * replacement child inherits whole (reg_frame.c: the frames and the list). */
 #define _GNU_SOURCE
-#include "node/node.h"
+#include "node/transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +23,15 @@
 #include "core/log.h"
 #include "core/sys.h"
 
-/* Send frame (already in every mailbox's args) to every live child and wait for
-   each to acknowledge. */
-static int broadcast(strata__node *n, size_t len)
+/* Send registration r to every live child and wait for each to acknowledge. */
+static int broadcast(strata__node *n, const strata__registration *r)
 {
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         if (c->dead || c->pid <= 0)
             continue;
-        c->mb->kind = STRATA__REQ_REGISTER;
-        c->mb->args_len = (uint32_t)len;
         c->busy = true;
-        strata__mailbox_post(c->mb, ++c->seq);
+        strata__post(n, c, &(strata__request){.kind = STRATA__REQ_REGISTER, .reg = r});
     }
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
     int rc = STRATA_OK;
@@ -44,18 +41,20 @@ static int broadcast(strata__node *n, size_t len)
             strata__child *c = &n->children[i];
             if (!c->busy || c->dead)
                 continue;
-            if (!strata__mailbox_answered(c->mb, c->seq)) {
+            if (!strata__answered(n, c)) {
                 waiting = true;
                 continue;
             }
             c->busy = false;
-            if (c->mb->status != STRATA_OK && rc == STRATA_OK) {
+            strata__reply reply;
+            strata__reply_of(n, c, &reply);
+            if (reply.status != STRATA_OK && rc == STRATA_OK) {
                 char name[96];
-                rc = strata__fail(strata__mailbox_reply_status(c->mb), "%s: %.*s", strata__child_name(c, name, sizeof name),
-                                  (int)strata__mailbox_message_len(c->mb), c->mb->message);
+                rc = strata__fail(reply.status, "%s: %.*s", strata__child_name(c, name, sizeof name),
+                                  (int)reply.message_len, reply.message);
             }
         }
-        strata__node_reap(n);   /* a death is reported by the next run; its replacement inherits */
+        strata__reap(n);   /* a death is reported by the next run; its replacement inherits */
         if (!waiting)
             return rc;
         if (strata__now_ns() > deadline) {
@@ -64,34 +63,34 @@ static int broadcast(strata__node *n, size_t len)
                 if (c->busy && !c->dead) {
                     char name[96];
                     strata__child_name(c, name, sizeof name);
-                    strata__node_kill(n, c, NULL);
+                    strata__kill(n, c, NULL);
                     rc = strata__fail(STRATA_ETIMEDOUT, "%s did not acknowledge the registration within "
                                       "init_timeout_ms (%u ms) and was killed", name, n->cfg.init_timeout_ms);
                 }
             }
             return rc;
         }
-        strata__node_sleep(n, 10);
+        strata__sleep(n, 10);
     }
 }
 
-/* Encode the frame of r (a symbol registration when r->so_path is set) into
-   dst, which holds STRATA__MAILBOX_ARGS bytes. */
-static int write_frames(strata__node *n, const strata__registration *r, size_t *len)
+/* Whether r's registration frame fits a request (encoded once, into scratch
+   memory, as each child's transport will). */
+static int check_frame(const strata__registration *r)
 {
-    for (uint32_t i = 0; i < n->nchildren; i++) {
-        int rc = strata__reg_frame_encode(r, n->children[i].mb->args, len);
-        if (rc)
-            return rc;
-    }
-    return STRATA_OK;
+    void *scratch = malloc(STRATA__MAILBOX_ARGS);
+    if (!scratch)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for a registration frame");
+    size_t len;
+    int rc = strata__reg_frame_encode(r, scratch, &len);
+    free(scratch);
+    return rc;
 }
 
 int strata__node_register(strata__node *n, bool live, const strata__registration *r, const char *so_path,
                           const char *symbol, strata_handle *out)
 {
     strata__registration copy = *r;
-    size_t len = 0;
     int rc = STRATA_OK;
     if (so_path) {
         copy.kind = STRATA__REG_CHIP;
@@ -103,7 +102,7 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
         if (!copy.so_path || !copy.symbol)
             rc = strata__fail(STRATA_ENOMEM, "out of host memory for a registration");
         if (rc == STRATA_OK && live)
-            rc = write_frames(n, &copy, &len);
+            rc = check_frame(&copy);
     } else if (live && r->kind == STRATA__REG_CHIP) {
         rc = strata__node_check_pointer(n, (const void *)(uintptr_t)r->chip.orch, "the orchestration function");
         for (uint32_t i = 0; rc == STRATA_OK && i < r->chip.nkernels; i++) {
@@ -117,7 +116,7 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
         rc = strata__node_check_pointer(n, (const void *)(uintptr_t)r->fn, "the SUB function");
     }
     if (rc == STRATA_OK && live && !so_path)
-        rc = write_frames(n, &copy, &len);
+        rc = check_frame(&copy);
     if (rc == STRATA_OK)
         rc = strata__node_reg_append(n, &copy, out);
     if (rc) {
@@ -129,7 +128,7 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
     }
     if (!live)
         return STRATA_OK;
-    rc = broadcast(n, len);
+    rc = broadcast(n, &n->regs[n->nregs - 1]);
     if (rc) {
         /* Some child could not take it: the handle stays, so that every process
            keeps the same list, but the caller is told which child failed. */

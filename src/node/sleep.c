@@ -29,7 +29,7 @@ static bool any_answer_of(void *n)
     return any_answer(n);
 }
 
-void strata__node_sleep(strata__node *n, uint32_t timeout_ms)
+void strata__proc_sleep(strata__node *n, uint32_t timeout_ms)
 {
     uint64_t wait_from = strata__now_ns();
     bool answered = strata__spin_poll(any_answer_of, n, n->spin_ns);
@@ -54,7 +54,7 @@ static bool any_life_news(strata__node *n)
     return false;
 }
 
-/* The sleep of strata__node_sleep: a futex wait on the header's wake word,
+/* The sleep of strata__proc_sleep: a futex wait on the header's wake word,
    which a child bumps when it answers while the parent sleeps and the spawner
    bumps after every death (ipc/mailbox.h). */
 static void sleep_until_something(strata__node *n, uint32_t timeout_ms)

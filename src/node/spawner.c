@@ -105,7 +105,7 @@ static void publish(const spawner *s, uint32_t i, uint32_t gen, uint32_t state, 
     mb->pid = pid;
     mb->wstatus = wstatus;
     /* release: pid and wstatus before the word; pairs with the acquire in
-       strata__node_reap() */
+       strata__proc_reap() */
     strata__store_release(&mb->life, strata__life_word(gen, state));
     strata__mailbox_wake_parent(s->n->header);
 }

@@ -21,7 +21,7 @@ static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
     char name[96];
     for (;;) {
-        strata__node_reap(n);
+        strata__proc_reap(n);
         if (c->dead) {
             c->death_reported = true;
             const char *how = c->death_message ? c->death_message : "the child died";
@@ -39,12 +39,12 @@ static int await_ready(strata__node *n, strata__child *c, uint64_t deadline_ns)
             return STRATA_OK;
         if (strata__now_ns() >= deadline_ns) {
             strata__child_name(c, name, sizeof name);
-            strata__node_kill(n, c, NULL);
+            strata__proc_kill(n, c, NULL);
             c->death_reported = true;
             return strata__fail(STRATA_ETIMEDOUT, "%s did not report ready within init_timeout_ms (%u ms) and was "
                                 "killed; raise init_timeout_ms if starting is just slow", name, n->cfg.init_timeout_ms);
         }
-        strata__node_sleep(n, 10);
+        strata__proc_sleep(n, 10);
     }
 }
 
@@ -73,14 +73,14 @@ static int replay_registrations(strata__node *n, strata__child *c, uint64_t dead
         c->mb->args_len = (uint32_t)len;
         strata__mailbox_post(c->mb, ++c->seq);
         while (!strata__mailbox_answered(c->mb, c->seq)) {
-            strata__node_reap(n);
+            strata__proc_reap(n);
             if (c->dead)
                 return strata__fail(STRATA_ECHILD, "%s while taking registration %u", c->death_message
                                     ? c->death_message : "the child died", k + 1);
             if (strata__now_ns() > deadline_ns)
                 return strata__fail(STRATA_ETIMEDOUT, "%s did not take registration %u within init_timeout_ms (%u "
                                     "ms)", strata__child_name(c, name, sizeof name), k + 1, n->cfg.init_timeout_ms);
-            strata__node_sleep(n, 10);
+            strata__proc_sleep(n, 10);
         }
         /* A registration the child refused stays there as a placeholder that
            fails each of its tasks with the reason, as it did in the children
@@ -93,7 +93,7 @@ static int replay_registrations(strata__node *n, strata__child *c, uint64_t dead
     return STRATA_OK;
 }
 
-int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
+int strata__proc_start(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
     /* A spawner that died since it was last seen took the other children with
        it (reported by the next run): look before c is made new, since c's own
@@ -140,7 +140,7 @@ int strata__node_spawn(strata__node *n, strata__child *c, uint64_t deadline_ns)
         if (rc) {
             char name[96];
             strata__child_name(c, name, sizeof name);
-            strata__node_kill(n, c, NULL);
+            strata__proc_kill(n, c, NULL);
             c->death_reported = true;
             rc = strata__error_prefix(rc, "%s could not take the registrations made after init", name);
         }

@@ -32,7 +32,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/status.h"
-#include "node/node.h"
+#include "node/transport.h"
 
 const char *strata_version_string(void)
 {
@@ -683,7 +683,7 @@ int strata_worker_child_pid(const strata_worker *w, int worker, pid_t *out)
        state; the engine's own copy of it is brought up to date). */
     if (w->state == STRATA_STATE_READY) {
         w->node->check_spawner = true;   /* a spawner's death takes every child */
-        strata__node_reap(w->node);
+        strata__reap(w->node);
     }
     const strata__child *c = &w->node->children[worker];
     if (c->dead || c->pid <= 0)

@@ -112,6 +112,9 @@ typedef int (*strata_orch_fn)(strata_orch *o, const strata_task_args *args, cons
    for chip callables). fn: kept; ctx: passed as is; a child sees the memory it
    points to as it was when the child started. */
 STRATA_API int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out);
+/* The same, under a name (see strata_worker_register_orch_named). */
+STRATA_API int strata_worker_register_sub_named(strata_worker *w, const char *name, strata_sub_fn fn, void *ctx,
+                                                strata_handle *out);
 
 /* Register an orchestration function that the workers one level down run (L4+):
    strata_submit_next_level(o, handle, args, cfg, worker) in an orchestration
@@ -121,6 +124,13 @@ STRATA_API int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, vo
    functions; fn and ctx must mean the same in the children (code and data
    mapped before init). */
 STRATA_API int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out);
+
+/* The same, under a name (1..200 printable characters, no spaces, unique on the
+   worker; copied): the name is how a remote worker (an MPI rank, which has the
+   same program but not the same addresses) finds its own copy of the function.
+   Every rank registers the same names; init fails naming a rank that lacks one. */
+STRATA_API int strata_worker_register_orch_named(strata_worker *w, const char *name, strata_orch_fn fn, void *ctx,
+                                                 strata_handle *out);
 
 /* Add `child`, a configured worker of level w's level - 1 in state NEW, to w
    (L4+, before init). *worker_id: its id, 0, 1, ... in the order added; SUB

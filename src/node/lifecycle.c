@@ -263,6 +263,7 @@ void strata__node_destroy(strata__node *n)
             strata__callable_free(&n->regs[i].chip);
         free(n->regs[i].error);
         free(n->regs[i].so_path);
+        free(n->regs[i].name);
         free(n->regs[i].symbol);
     }
     free(n->regs);

@@ -83,6 +83,8 @@ typedef struct strata__registration {
     strata_orch_fn    orch;    /* STRATA__REG_ORCH */
     void             *ctx;
     char             *so_path, *symbol; /* a chip callable loaded by symbol (owned), replayed as such */
+    char             *name;    /* ORCH, SUB: the name it was registered under (owned), by which a
+                                  remote worker finds its own copy; NULL: unnamed */
     char             *error;   /* in a child that could not take it: why (owned); its tasks fail */
 } strata__registration;
 

@@ -124,6 +124,7 @@ int strata__node_register(strata__node *n, bool live, const strata__registration
             strata__callable_free(&copy.chip);   /* given to us: not kept */
         free(copy.so_path);
         free(copy.symbol);
+        free(copy.name);
         return rc;
     }
     if (!live)

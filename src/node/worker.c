@@ -467,22 +467,36 @@ int strata_worker_add_worker(strata_worker *w, strata_worker *child, int *worker
     return STRATA_OK;
 }
 
-int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out)
+static int register_fn(strata_worker *w, strata__registration *r, const char *name, const char *call,
+                       strata_handle *out);
+
+static int register_orch(strata_worker *w, const char *name, strata_orch_fn fn, void *ctx, strata_handle *out,
+                         const char *call)
 {
     strata__clear_error();
     if (w == NULL || fn == NULL || out == NULL)
-        return strata__fail(STRATA_EINVAL, "strata_worker_register_orch: %s is NULL",
-                            w == NULL ? "w" : fn == NULL ? "fn" : "out");
+        return strata__fail(STRATA_EINVAL, "%s: %s is NULL", call, w == NULL ? "w" : fn == NULL ? "fn" : "out");
     if (w->cfg.level < 4)
-        return strata__fail(STRATA_EINVAL, "strata_worker_register_orch: this worker is level %d; orchestration "
-                            "functions are registered on level 4 and up, whose children are workers that run them "
-                            "(at level %d, pass one to strata_worker_run)", w->cfg.level, w->cfg.level);
-    int rc = admit(w, CALL_REGISTER, "strata_worker_register_orch");
-    if (rc)
-        return rc;
+        return strata__fail(STRATA_EINVAL, "%s: this worker is level %d; orchestration functions are registered on "
+                            "level 4 and up, whose children are workers that run them (at level %d, pass one to "
+                            "strata_worker_run)", call, w->cfg.level, w->cfg.level);
     strata__registration r = {.kind = STRATA__REG_ORCH, .orch = fn, .ctx = ctx};
-    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
-    return rc ? strata__error_prefix(rc, "strata_worker_register_orch") : STRATA_OK;
+    return register_fn(w, &r, name, call, out);
+}
+
+int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out)
+{
+    return register_orch(w, NULL, fn, ctx, out, "strata_worker_register_orch");
+}
+
+int strata_worker_register_orch_named(strata_worker *w, const char *name, strata_orch_fn fn, void *ctx,
+                                      strata_handle *out)
+{
+    if (name == NULL) {
+        strata__clear_error();
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_orch_named: name is NULL");
+    }
+    return register_orch(w, name, fn, ctx, out, "strata_worker_register_orch_named");
 }
 
 strata_state strata_worker_state(const strata_worker *w)
@@ -497,21 +511,65 @@ static int check_node_register(strata_worker *w, const char *call)
     return admit(w, CALL_REGISTER, call);
 }
 
-int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out)
+/* A name for a registration: 1..200 printable bytes, unique on the worker. */
+static int check_name(const strata_worker *w, const char *name, const char *call)
+{
+    size_t len = strlen(name);
+    bool printable = len > 0 && len <= 200;
+    for (size_t i = 0; printable && i < len; i++)
+        printable = name[i] > ' ' && name[i] < 127;
+    if (!printable)
+        return strata__fail(STRATA_EINVAL, "%s: the name '%.200s' is not 1..200 printable characters without spaces",
+                            call, name);
+    for (uint32_t i = 0; i < w->node->nregs; i++)
+        if (w->node->regs[i].name && strcmp(w->node->regs[i].name, name) == 0)
+            return strata__fail(STRATA_EINVAL, "%s: the name '%s' is registered already (handle %u); a name names "
+                                "one callable", call, name, i + 1);
+    return STRATA_OK;
+}
+
+/* Register an orchestration function or SUB function r, named (name may be
+   NULL: unnamed). */
+static int register_fn(strata_worker *w, strata__registration *r, const char *name, const char *call,
+                       strata_handle *out)
+{
+    int rc = admit(w, CALL_REGISTER, call);
+    if (rc == STRATA_OK && name)
+        rc = check_name(w, name, call);
+    if (rc)
+        return rc;
+    if (name && !(r->name = strata__strdup(name)))
+        return strata__fail(STRATA_ENOMEM, "%s: out of host memory", call);
+    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, r, NULL, NULL, out);
+    return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
+}
+
+static int register_sub(strata_worker *w, const char *name, strata_sub_fn fn, void *ctx, strata_handle *out,
+                        const char *call)
 {
     strata__clear_error();
     if (w == NULL || fn == NULL || out == NULL)
-        return strata__fail(STRATA_EINVAL, "strata_worker_register_sub: %s is NULL",
-                            w == NULL ? "w" : fn == NULL ? "fn" : "out");
+        return strata__fail(STRATA_EINVAL, "%s: %s is NULL", call, w == NULL ? "w" : fn == NULL ? "fn" : "out");
     if (!w->node)
-        return strata__fail(STRATA_EINVAL, "strata_worker_register_sub: a level-%d worker has no SUB workers; SUB "
-                            "functions run at level 3 and up", w->cfg.level);
-    int rc = check_node_register(w, "strata_worker_register_sub");
-    if (rc)
-        return rc;
+        return strata__fail(STRATA_EINVAL, "%s: a level-%d worker has no SUB workers; SUB functions run at level 3 "
+                            "and up", call, w->cfg.level);
     strata__registration r = {.kind = STRATA__REG_SUB, .fn = fn, .ctx = ctx};
-    rc = strata__node_register(w->node, w->state == STRATA_STATE_READY, &r, NULL, NULL, out);
-    return rc ? strata__error_prefix(rc, "strata_worker_register_sub") : STRATA_OK;
+    return register_fn(w, &r, name, call, out);
+}
+
+int strata_worker_register_sub(strata_worker *w, strata_sub_fn fn, void *ctx, strata_handle *out)
+{
+    return register_sub(w, NULL, fn, ctx, out, "strata_worker_register_sub");
+}
+
+int strata_worker_register_sub_named(strata_worker *w, const char *name, strata_sub_fn fn, void *ctx,
+                                     strata_handle *out)
+{
+    if (name == NULL) {
+        strata__clear_error();
+        return strata__fail(STRATA_EINVAL, "strata_worker_register_sub_named: name is NULL");
+    }
+    return register_sub(w, name, fn, ctx, out, "strata_worker_register_sub_named");
 }
 
 int strata_worker_register_chip_symbol(strata_worker *w, const char *so_path, const char *symbol,

@@ -553,6 +553,12 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it "
                                 "holds %llu", call, who, i, (unsigned long long)t->addr,
                                 (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
+        if (b->kind != STRATA__BUFFER_CHIP && kind != STRATA__REG_SUB &&
+            n->children[worker].kind == STRATA__CHILD_REMOTE)
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in this worker's host memory, which remote worker "
+                                "%d (rank %d) cannot see; allocate the buffer on it (strata_worker_malloc with worker "
+                                "%d) and move data with strata_worker_copy_to or a copy task", call, who, i, worker,
+                                n->children[worker].rank, worker);
         if (b->kind == STRATA__BUFFER_CHIP && (kind == STRATA__REG_SUB || (int)b->owner_data != worker))
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of %s worker %d, which %s cannot "
                                 "see", call, who, i, next_word(n), (int)b->owner_data,

@@ -56,21 +56,40 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     return STRATA_OK;
 }
 
-int strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *child, int *id)
+static int add_child(strata__node *n, int *id)
 {
     if (n->nadded + (uint64_t)n->cfg.num_sub_workers >= 255)
-        return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: this level-%d worker has %u workers and %u SUB "
-                            "workers; a worker has at most 255 children", n->level, n->nadded, n->cfg.num_sub_workers);
+        return strata__fail(STRATA_EINVAL, "this level-%d worker has %u workers and %u SUB workers; a worker has at "
+                            "most 255 children", n->level, n->nadded, n->cfg.num_sub_workers);
     void *grown = realloc(n->added, (n->nadded + 1) * sizeof *n->added);
     if (!grown)
-        return strata__fail(STRATA_ENOMEM, "strata_worker_add_worker: out of host memory");
+        return strata__fail(STRATA_ENOMEM, "out of host memory");
     n->added = grown;
-    n->added[n->nadded].worker = w;
-    n->added[n->nadded].node = child;
+    memset(&n->added[n->nadded], 0, sizeof n->added[0]);
+    *id = (int)n->nadded++;
+    return STRATA_OK;
+}
+
+int strata__node_add_remote(strata__node *n, const strata__transport *tp, int rank, int *id)
+{
+    int rc = add_child(n, id);
+    if (rc == STRATA_OK) {
+        n->added[*id].tp = tp;
+        n->added[*id].rank = rank;
+    }
+    return rc;
+}
+
+int strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *child, int *id)
+{
+    int rc = add_child(n, id);
+    if (rc)
+        return strata__error_prefix(rc, "strata_worker_add_worker");
+    n->added[*id].worker = w;
+    n->added[*id].node = child;
     strata__node_live_lock();   /* added_to is read by a spawner's forget_others */
     child->added_to = n;
     strata__node_live_unlock();
-    *id = (int)n->nadded++;
     return STRATA_OK;
 }
 
@@ -81,7 +100,8 @@ int strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *chi
    copies. */
 static void release_children(strata__node *n, bool kill_them)
 {
-    n->tp->close(n, kill_them);
+    for (uint32_t t = n->ntps; t-- > 0;)
+        n->tps[t]->close(n, kill_them);
     strata__node_live_lock();   /* a spawner forked meanwhile reads the children array */
     for (uint32_t i = 0; i < n->nchildren; i++)
         free(n->children[i].death_message);
@@ -113,14 +133,21 @@ int strata__node_init(strata__node *n)
     n->nnext = n->level == 3 ? n->cfg.ndevices : n->nadded;
     n->children = strata__calloc(n->nnext + n->cfg.num_sub_workers, sizeof n->children[0]);
     n->nchildren = n->children ? n->nnext + n->cfg.num_sub_workers : 0;
-    n->tp = &strata__proc_transport;
+    n->tps[0] = &strata__proc_transport;
+    n->ntps = 1;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        c->tp = n->tp;
+        c->tp = &strata__proc_transport;
         c->kind = i >= n->nnext ? STRATA__CHILD_SUB : n->level == 3 ? STRATA__CHILD_CHIP : STRATA__CHILD_WORKER;
         c->worker = (int)i;
         c->device_id = c->kind == STRATA__CHILD_CHIP ? n->cfg.device_ids[i] : -1;
-        if (c->kind == STRATA__CHILD_WORKER) {
+        if (c->kind == STRATA__CHILD_WORKER && n->added[i].tp) {
+            c->kind = STRATA__CHILD_REMOTE;
+            c->tp = n->added[i].tp;
+            c->rank = n->added[i].rank;
+            if (n->ntps == 1 || n->tps[1] != c->tp)
+                n->tps[n->ntps++] = c->tp;   /* one remote transport at most */
+        } else if (c->kind == STRATA__CHILD_WORKER) {
             c->sub_worker = n->added[i].worker;
             c->sub_node = n->added[i].node;
         }
@@ -131,9 +158,14 @@ int strata__node_init(strata__node *n)
                             n->nnext + n->cfg.num_sub_workers);
     /* Every mapping a child needs, then the transport's processes (the
        spawner), then the children one by one. */
-    int rc = n->tp->open(n);
+    int rc = STRATA_OK;
+    uint32_t opened = 0;
+    for (; rc == STRATA_OK && opened < n->ntps; opened++)
+        rc = n->tps[opened]->open(n);
     if (rc) {
-        release_children(n, false);   /* open released what it had made */
+        while (--opened > 0)
+            n->tps[opened - 1]->close(n, true);
+        release_children(n, false);   /* each open released what it had made */
         return rc;
     }
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;

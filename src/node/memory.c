@@ -16,7 +16,7 @@
  * its process) and the parent copies to and from them directly.
  * Every buffer is registered in the node's TensorMap, which is how a submit
  * checks that a tensor lies in memory its target can see. */
-#include "node/node.h"
+#include "node/transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +168,8 @@ const strata__child *strata__node_lost_buffer_owner(const strata__node *n, uint6
 {
     for (uint32_t i = 0; i < n->nnext; i++) {
         const strata__child *c = &n->children[i];
+        if (c->kind == STRATA__CHILD_REMOTE)
+            continue;   /* its memory is on another host: no address range here */
         uint64_t lo = (uint64_t)(uintptr_t)c->memory, hi = lo + c->memory_bytes;
         if (c->kind == STRATA__CHILD_WORKER) {
             lo = (uint64_t)(uintptr_t)c->sub_node->heap;
@@ -215,7 +217,11 @@ int strata__node_copy(strata__node *n, strata_buffer buf, uint64_t offset, void 
         return strata__fail(STRATA_EINVAL, "%s: bytes [%llu, %llu) lie outside the %llu-byte buffer at 0x%llx", call,
                             (unsigned long long)offset, (unsigned long long)(offset + nbytes),
                             (unsigned long long)b->nbytes, (unsigned long long)buf.addr);
-    const strata__child *c = &n->children[b->owner_data];
+    strata__child *c = &n->children[b->owner_data];
+    if (c->tp->copy) {   /* a remote worker: through its transport */
+        int rc = c->tp->copy(n, c, buf.addr + offset, host, nbytes, to);
+        return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
+    }
     if (c->kind == STRATA__CHILD_WORKER) {
         /* the worker's heap, shared with this process since its create */
         void *at = (void *)(uintptr_t)(buf.addr + offset);

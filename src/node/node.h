@@ -36,7 +36,7 @@
 
 /* A child one level down (a chip at L3, an added worker at L4+) or a SUB
    worker. */
-typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB, STRATA__CHILD_WORKER } strata__child_kind;
+typedef enum { STRATA__CHILD_CHIP, STRATA__CHILD_SUB, STRATA__CHILD_WORKER, STRATA__CHILD_REMOTE } strata__child_kind;
 
 struct strata__node;
 struct strata__transport;
@@ -70,6 +70,9 @@ typedef struct strata__child {
        strata_worker this node belongs to */
     strata_worker     *sub_worker;
     struct strata__node *sub_node;
+    /* remote workers (L4+, another transport: an MPI rank) */
+    int                rank;
+    void              *tp_state;      /* the transport's own record of it (owned by the transport) */
 } strata__child;
 
 /* What a handle names: a chip callable (run by a chip child at L3), a SUB
@@ -147,10 +150,14 @@ typedef struct strata__node {
        the SUB workers */
     strata__child         *children;
     uint32_t               nchildren, nnext;
-    const struct strata__transport *tp;  /* the children's transport (node/transport.h) */
+    const struct strata__transport *tps[2]; /* the children's transports, each once; [0] the process one */
+    uint32_t               ntps;
     /* L4+: the workers added one level down (strata_worker_add_worker), ids
        0..nadded-1; not owned (their strata_worker owns them) */
-    struct { strata_worker *worker; struct strata__node *node; } *added;
+    struct {
+        strata_worker *worker; struct strata__node *node;   /* local: run by a worker child */
+        const struct strata__transport *tp; int rank;      /* remote: reached through tp (worker NULL) */
+    } *added;
     uint32_t               nadded;
     /* The node this one was added to (NULL at the top): a spawner keeps the
        heaps of its node's ancestors and descendants (live.c). */
@@ -332,8 +339,12 @@ void strata__node_free_window(strata__node *n);
 
 /* sleep.c */
 /* Sleep until a child answers or dies, or timeout_ms passes (0 = the longest
-   sleep, STRATA__NODE_SLEEP_MAX_MS). */
+   sleep, STRATA__NODE_SLEEP_MAX_MS): a spin on any_answer, then the wait. */
 void strata__proc_sleep(strata__node *n, uint32_t timeout_ms);
+/* Whether a busy child of the process transport has answered. */
+bool strata__proc_any_answer(strata__node *n);
+/* The futex wait of strata__proc_sleep alone. */
+void strata__proc_wait(strata__node *n, uint32_t timeout_ms);
 /* Every sleep of the engine ends after this long, to see whether the spawner
    still lives (its death publishes nothing). */
 #define STRATA__NODE_SLEEP_MAX_MS 100u
@@ -393,6 +404,8 @@ void strata__node_drop_chip_buffers(strata__node *n, strata__child *c);
 bool strata__node_inherited_buffer(strata__node *n, uint64_t addr, uint64_t nbytes, uint32_t *index);
 /* Add a worker one level down (strata_worker_add_worker): its id in *id. */
 int  strata__node_add_worker(strata__node *n, strata_worker *w, strata__node *child, int *id);
+/* Add a remote worker one level down, reached through transport tp as `rank`. */
+int  strata__node_add_remote(strata__node *n, const struct strata__transport *tp, int rank, int *id);
 
 /* Buffer kinds in the node's TensorMap. An adopted range is host memory too
    (every child sees it), but the application's: never freed here. */

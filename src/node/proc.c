@@ -14,6 +14,12 @@
 #include "ipc/shm.h"
 #include "ipc/wire.h"
 
+/* The process transport's children of n. */
+static bool ours(const strata__child *c)
+{
+    return c->tp == &strata__proc_transport;
+}
+
 /* Release chip child c's memory here (the platform device over it first). */
 static void release_memory(const strata__node *n, strata__child *c)
 {
@@ -28,6 +34,8 @@ static void release_memory(const strata__node *n, strata__child *c)
    meanwhile sees all of them or none), then the spawner: every mapping a
    child needs exists before the fork that will make it (fork ordering,
    lifecycle.c). */
+static void proc_close(strata__node *n, bool kill_them);
+
 static int proc_open(strata__node *n)
 {
     strata__node_live_lock();
@@ -41,7 +49,7 @@ static int proc_open(strata__node *n)
     }
     for (uint32_t i = 0; rc == STRATA_OK && i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->kind != STRATA__CHILD_CHIP)
+        if (!ours(c) || c->kind != STRATA__CHILD_CHIP)
             continue;
         char what[64];
         snprintf(what, sizeof what, "the memory of chip %d (device_memory_bytes)", c->device_id);
@@ -57,7 +65,7 @@ static int proc_open(strata__node *n)
     if (rc == STRATA_OK)
         rc = strata__spawner_start(n);
     if (rc)
-        n->tp->close(n, true);
+        proc_close(n, true);
     return rc;
 }
 
@@ -129,4 +137,7 @@ const strata__transport strata__proc_transport = {
     .signal = strata__proc_signal,
     .reap = strata__proc_reap,
     .sleep = strata__proc_sleep,
+    .any_answer = strata__proc_any_answer,
+    .wait = strata__proc_wait,
+    .max_wait_ms = STRATA__NODE_SLEEP_MAX_MS,
 };

@@ -32,6 +32,8 @@ const char *strata__child_name(const strata__child *c, char *buf, size_t cap)
 {
     if (c->kind == STRATA__CHILD_CHIP)
         snprintf(buf, cap, "chip child %d (device %d, pid %d)", c->worker, c->device_id, (int)c->pid);
+    else if (c->kind == STRATA__CHILD_REMOTE)
+        snprintf(buf, cap, "remote worker %d (rank %d, pid %d)", c->worker, c->rank, (int)c->pid);
     else if (c->kind == STRATA__CHILD_WORKER)
         snprintf(buf, cap, "level-%d worker child %d (pid %d)", c->sub_node ? c->sub_node->level : 0, c->worker,
                  (int)c->pid);

@@ -4,7 +4,7 @@
  * death, a failed fork), or the timeout. Used by runs, init, close,
  * registrations and kills alike. */
 #define _GNU_SOURCE
-#include "node/node.h"
+#include "node/transport.h"
 
 #include <errno.h>
 
@@ -12,21 +12,19 @@
 #include "core/sys.h"
 #include "core/wait.h"
 
-static bool any_answer(strata__node *n)
+bool strata__proc_any_answer(strata__node *n)
 {
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->busy && !c->dead && strata__mailbox_answered(c->mb, c->seq))
+        if (c->tp == &strata__proc_transport && c->busy && !c->dead && strata__mailbox_answered(c->mb, c->seq))
             return true;
     }
     return false;
 }
 
-static void sleep_until_something(strata__node *n, uint32_t timeout_ms);
-
 static bool any_answer_of(void *n)
 {
-    return any_answer(n);
+    return strata__proc_any_answer(n);
 }
 
 void strata__proc_sleep(strata__node *n, uint32_t timeout_ms)
@@ -34,7 +32,7 @@ void strata__proc_sleep(strata__node *n, uint32_t timeout_ms)
     uint64_t wait_from = strata__now_ns();
     bool answered = strata__spin_poll(any_answer_of, n, n->spin_ns);
     if (!answered)
-        sleep_until_something(n, timeout_ms);
+        strata__proc_wait(n, timeout_ms);
     n->spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
 }
 
@@ -44,7 +42,7 @@ static bool any_life_news(strata__node *n)
 {
     for (uint32_t i = 0; i < n->nchildren; i++) {
         const strata__child *c = &n->children[i];
-        if (c->gen == 0 || c->dead)
+        if (c->gen == 0 || c->dead || c->tp != &strata__proc_transport)
             continue;
         /* acquire: pairs with the release in the spawner's publish() */
         uint32_t life = strata__load_acquire(&c->mb->life);
@@ -57,7 +55,7 @@ static bool any_life_news(strata__node *n)
 /* The sleep of strata__proc_sleep: a futex wait on the header's wake word,
    which a child bumps when it answers while the parent sleeps and the spawner
    bumps after every death (ipc/mailbox.h). */
-static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
+void strata__proc_wait(strata__node *n, uint32_t timeout_ms)
 {
     if (timeout_ms == 0 || timeout_ms > STRATA__NODE_SLEEP_MAX_MS)
         timeout_ms = STRATA__NODE_SLEEP_MAX_MS;
@@ -69,7 +67,7 @@ static void sleep_until_something(strata__node *n, uint32_t timeout_ms)
        strata__mailbox_answer(). */
     strata__full_fence();
     int r = 0;
-    if (!any_answer(n) && !any_life_news(n)) {
+    if (!strata__proc_any_answer(n) && !any_life_news(n)) {
         /* In a run, the embedding hooks see the driving thread sleep (an
            interpreter lets its other threads go meanwhile). */
         bool hooked = n->running;

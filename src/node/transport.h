@@ -54,13 +54,21 @@ typedef struct strata__transport {
     /* every child of this transport */
     int  (*reap)(strata__node *n);                      /* deaths found: each child becomes dead */
     void (*sleep)(strata__node *n, uint32_t timeout_ms); /* until an answer, a death, or timeout_ms */
+    /* the same sleep in two halves, for a node whose children use several
+       transports: a look (one poll, no wait) and a wait without a spin */
+    bool (*any_answer)(strata__node *n);
+    void (*wait)(strata__node *n, uint32_t timeout_ms);
+    uint32_t max_wait_ms;   /* how long a wait may last and still notice what it cannot wake on */
+    /* copy to (to) or from a buffer of child c, bounded; NULL where the engine
+       reaches the child's memory itself (memory.c) */
+    int  (*copy)(strata__node *n, strata__child *c, uint64_t addr, void *host, uint64_t nbytes, bool to);
 } strata__transport;
 
 /* Child processes of this host (node/proc.c). */
 extern const strata__transport strata__proc_transport;
 
-/* The engine's calls. A node's children share one transport today (the
-   children's own pointer says which); the node-wide calls go through it. */
+/* The engine's calls: a child's through its own transport; the node-wide
+   ones through every transport of the node's children. */
 static inline void strata__post(strata__node *n, strata__child *c, const strata__request *r)
 {
     c->tp->post(n, c, r);
@@ -93,12 +101,14 @@ static inline int strata__start(strata__node *n, strata__child *c, uint64_t dead
 
 static inline int strata__reap(strata__node *n)
 {
-    return n->tp->reap(n);
+    int found = 0;
+    for (uint32_t t = 0; t < n->ntps; t++)
+        found += n->tps[t]->reap(n);
+    return found;
 }
 
-static inline void strata__sleep(strata__node *n, uint32_t timeout_ms)
-{
-    n->tp->sleep(n, timeout_ms);
-}
+/* Sleep until a child of any transport answers or dies, or timeout_ms passes
+   (node/transport.c). */
+void strata__sleep(strata__node *n, uint32_t timeout_ms);
 
 #endif

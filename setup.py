@@ -26,7 +26,8 @@ def library_sources():
             if not line or line.startswith("#"):
                 continue
             layer, path = line.split()
-            out.append(path)
+            if layer != "mpi":   # libstrata_mpi's own layer (needs Open MPI): not in the package
+                out.append(path)
     return out
 
 

@@ -9,7 +9,7 @@ set -euo pipefail
 python=(python3 python3-dev python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv)
 want=(cmake ninja-build gcc make pkg-config "${python[@]}")
 case "${1:-}" in
-  test)  want+=(valgrind clang libclang-rt-dev) ;;   # clang: the fuzz targets (libFuzzer)
+  test)  want+=(valgrind clang libclang-rt-dev openmpi-bin libopenmpi-dev) ;;   # clang: the fuzz targets (libFuzzer); Open MPI: libstrata_mpi and its tests
   bench) want+=(valgrind clang libomp-dev libstarpu-dev openmpi-bin libopenmpi-dev) ;;
 esac
 missing=()

@@ -325,6 +325,12 @@ int  strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, vo
 void strata__worker_child_main(strata__node *n, strata__child *c) __attribute__((noreturn));
 
 
+/* worker.c, for the MPI layer (node/mpi/): the node of a level-3+ worker;
+   and adding a remote child to w (as strata_worker_add_worker checks it). */
+strata__node *strata__worker_node(strata_worker *w);
+int  strata__worker_add_remote(strata_worker *w, const struct strata__transport *tp, int rank, int *id,
+                               const char *call);
+
 /* request.c */
 /* Post request `kind` with `value` to idle child c and wait, bounded by
    init_timeout_ms, for its answer; *reply (may be NULL): its value. The

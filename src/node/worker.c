@@ -258,7 +258,8 @@ static void free_worker(strata_worker *w)
     if (w->node) {
         strata__node_close(w->node);
         for (uint32_t i = 0; i < w->node->nadded; i++)
-            free_worker(w->node->added[i].worker);
+            if (w->node->added[i].worker)   /* NULL: a remote worker, its rank's own */
+                free_worker(w->node->added[i].worker);
     }
     strata__node_destroy(w->node);
     for (uint32_t i = 0; i < w->ncallables; i++) {
@@ -482,6 +483,26 @@ static int register_orch(strata_worker *w, const char *name, strata_orch_fn fn, 
                             "strata_worker_run)", call, w->cfg.level, w->cfg.level);
     strata__registration r = {.kind = STRATA__REG_ORCH, .orch = fn, .ctx = ctx};
     return register_fn(w, &r, name, call, out);
+}
+
+strata__node *strata__worker_node(strata_worker *w)
+{
+    return w->node;
+}
+
+int strata__worker_add_remote(strata_worker *w, const strata__transport *tp, int rank, int *id, const char *call)
+{
+    int rc = admit(w, CALL_REGISTER, call);   /* this process's own; configurable */
+    if (rc)
+        return rc;
+    if (w->state != STRATA_STATE_NEW)
+        return strata__fail(STRATA_ESTATE, "%s: the worker is %s; workers are added before init", call,
+                            state_name(w->state));
+    if (w->cfg.level < 4)
+        return strata__fail(STRATA_EINVAL, "%s: this worker is level %d; remote workers are added to level 4 and "
+                            "up", call, w->cfg.level);
+    rc = strata__node_add_remote(w->node, tp, rank, id);
+    return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
 }
 
 int strata_worker_register_orch(strata_worker *w, strata_orch_fn fn, void *ctx, strata_handle *out)

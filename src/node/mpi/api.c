@@ -1,0 +1,57 @@
+/* The public calls of include/strata/mpi.h that are neither the transport
+ * (remote.c) nor the serving loop (serve.c). */
+#include "node/mpi/mpi.h"
+
+#include "strata/mpi.h"
+
+MPI_Comm strata__mpi_comm = MPI_COMM_NULL;
+
+int strata_mpi_init(MPI_Comm comm)
+{
+    strata__clear_error();
+    int up = 0;
+    MPI_Initialized(&up);
+    if (!up)
+        return strata__fail(STRATA_ESTATE, "strata_mpi_init: MPI is not initialised; call MPI_Init_thread first");
+    if (strata__mpi_comm != MPI_COMM_NULL)
+        return strata__fail(STRATA_ESTATE, "strata_mpi_init: called twice (strata_mpi_finalize first)");
+    if (MPI_Comm_dup(comm, &strata__mpi_comm) != MPI_SUCCESS)
+        return strata__fail(STRATA_ESYS, "strata_mpi_init: MPI_Comm_dup of the communicator failed");
+    /* Errors come back as codes: with ULFM a failed rank is an answer, not the
+       end of this process (node/mpi/remote.c). */
+    MPI_Comm_set_errhandler(strata__mpi_comm, MPI_ERRORS_RETURN);
+    return STRATA_OK;
+}
+
+int strata_mpi_add_rank(strata_worker *w, int rank, int *worker_id)
+{
+    strata__clear_error();
+    if (w == NULL || worker_id == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_mpi_add_rank: %s is NULL", w == NULL ? "w" : "worker_id");
+    if (strata__mpi_comm == MPI_COMM_NULL)
+        return strata__fail(STRATA_ESTATE, "strata_mpi_add_rank: call strata_mpi_init first");
+    int me = 0, size = 0;
+    MPI_Comm_rank(strata__mpi_comm, &me);
+    MPI_Comm_size(strata__mpi_comm, &size);
+    if (me != 0)
+        return strata__fail(STRATA_EINVAL, "strata_mpi_add_rank: this is rank %d; the top worker lives on rank 0, "
+                            "and rank %d serves (strata_mpi_serve)", me, me);
+    if (rank <= 0 || rank >= size)
+        return strata__fail(STRATA_EINVAL, "strata_mpi_add_rank: rank %d does not serve; ranks 1..%d of %d do",
+                            rank, size - 1, size);
+    strata__node *n = strata__worker_node(w);
+    for (uint32_t i = 0; n && i < n->nadded; i++)
+        if (n->added[i].tp && n->added[i].rank == rank)
+            return strata__fail(STRATA_EINVAL, "strata_mpi_add_rank: rank %d was added already (worker %u); a rank "
+                                "serves one worker", rank, i);
+    return strata__worker_add_remote(w, &strata__mpi_transport, rank, worker_id, "strata_mpi_add_rank");
+}
+
+int strata_mpi_finalize(void)
+{
+    strata__clear_error();
+    if (strata__mpi_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&strata__mpi_comm);
+    strata__mpi_comm = MPI_COMM_NULL;
+    return STRATA_OK;
+}

@@ -1,0 +1,18 @@
+/* Strata's MPI layer, inside libstrata_mpi: the transport to remote workers
+ * (remote.c, rank 0), the loop of a serving rank (serve.c) and the public calls
+ * (api.c, include/strata/mpi.h). */
+#ifndef STRATA_NODE_MPI_MPI_H
+#define STRATA_NODE_MPI_MPI_H
+
+#include <mpi.h>
+
+#include "node/mpi/protocol.h"
+#include "node/transport.h"
+
+/* Strata's duplicate of the application's communicator (strata_mpi_init);
+   MPI_COMM_NULL before and after. */
+extern MPI_Comm strata__mpi_comm;
+
+extern const strata__transport strata__mpi_transport;
+
+#endif

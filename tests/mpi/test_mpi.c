@@ -1,0 +1,232 @@
+/* mpi.*: remote level-3 workers on the ranks of an MPI job (include/strata/mpi.h).
+ *
+ * One SPMD program, run by tests/mpi/run.sh under mpiexec with three ranks and a
+ * hard timeout, which then checks that no process of it is left. Rank 0 holds a
+ * level-4 worker with one local level-3 child (worker 0) and ranks 1 and 2
+ * (workers 1 and 2); every rank builds the same top worker and registers the
+ * same names. Each case is named on the command line; rank 0 prints
+ * "PASS <case>" when every check held. */
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <strata/mpi.h>
+#include <strata/strata.h>
+
+static int rank;
+static const char *case_name;
+
+#define CHECK(cond)                                                                                       \
+    do {                                                                                                  \
+        if (!(cond)) {                                                                                    \
+            fprintf(stderr, "FAIL %s (rank %d, %s:%d): CHECK(%s); last error: \"%s\"\n", case_name, rank,  \
+                    __FILE__, __LINE__, #cond, strata_last_error());                                       \
+            MPI_Abort(MPI_COMM_WORLD, 1);                                                                 \
+        }                                                                                                 \
+    } while (0)
+#define CHECK_OK(expr) CHECK((expr) == STRATA_OK)
+#define CHECK_ERROR_HAS(s) CHECK(strstr(strata_last_error(), (s)) != NULL)
+
+static uint64_t *u64_of(const strata_tensor *t)
+{
+    return (uint64_t *)(uintptr_t)(t->addr + t->offset * strata_dtype_size(t->dtype));
+}
+
+/* in-core kernel: t[i] += scalars[0] */
+static int add_kernel(const strata_task_args *a)
+{
+    uint64_t *p = u64_of(&a->tensors[0]);
+    for (uint64_t i = 0; i < a->tensors[0].shape[0]; i++)
+        p[i] += a->scalars[0];
+    return 0;
+}
+
+static int add_chip_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    return strata_chip_submit(o, 0, &(strata_task_args){args->tensors, &tag, 1, args->scalars, 1});
+}
+
+static const strata_kernel_entry add_kernels[] = {{0, STRATA_AIV, add_kernel}};
+
+/* Level-3 orchestration, run on each level-3 worker: the add chip callable
+   (handle 1 on every level-3 worker) over tensors[0] with scalars[0]. */
+static int add_on_chip(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    (void)ctx;
+    strata_tag tag = STRATA_INOUT;
+    return strata_submit_next_level(o, 1, &(strata_task_args){args->tensors, &tag, 1, args->scalars, 1}, NULL, 0);
+}
+
+static strata_worker *make_l3(void)
+{
+    static int ids[1] = {0};
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 3);
+    cfg.device_ids = ids;
+    cfg.ndevices = 1;
+    cfg.num_sub_workers = 1;
+    cfg.device_memory_bytes = 16 << 20;
+    cfg.shared_heap_bytes = 4 << 20;
+    cfg.close_grace_ms = 500;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable add = {"add", add_chip_orch, add_kernels, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &add, &h));
+    CHECK(h == 1);
+    return w;
+}
+
+/* The top worker, the same on every rank; `named`: whether this rank
+   registers the orchestration function under its name. */
+static strata_worker *make_top(bool named, strata_handle *orch)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 4);
+    cfg.shared_heap_bytes = 4 << 20;
+    cfg.close_grace_ms = 500;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    if (named)
+        CHECK_OK(strata_worker_register_orch_named(w, "add_on_chip", add_on_chip, NULL, orch));
+    else
+        CHECK_OK(strata_worker_register_orch(w, add_on_chip, NULL, orch));
+    return w;
+}
+
+typedef struct job {
+    strata_handle orch;
+    strata_tensor t[3];     /* on workers 0, 1, 2 */
+    uint64_t      add[3];
+} job;
+
+static int top_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    job *j = ctx;
+    strata_tag tag = STRATA_INOUT;
+    for (int k = 0; k < 3; k++) {
+        int rc = strata_submit_next_level(o, j->orch, &(strata_task_args){&j->t[k], &tag, 1, &j->add[k], 1}, NULL,
+                                          k);
+        if (rc)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
+/* Rank 0's tree: worker 0 local, workers 1 and 2 on ranks 1 and 2. */
+static strata_worker *tree(bool named, strata_handle *orch)
+{
+    strata_worker *top = make_top(named, orch);
+    int id;
+    CHECK_OK(strata_worker_add_worker(top, make_l3(), &id));
+    CHECK(id == 0);
+    for (int r = 1; r <= 2; r++) {
+        CHECK_OK(strata_mpi_add_rank(top, r, &id));
+        CHECK(id == r);
+    }
+    return top;
+}
+
+static void case_round_trips(void)
+{
+    if (rank != 0) {
+        strata_handle h;
+        strata_worker *top = make_top(true, &h), *w = make_l3();
+        CHECK_OK(strata_mpi_serve(top, w));
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    job j;
+    strata_worker *top = tree(true, &j.orch);
+    CHECK_OK(strata_worker_init(top));
+    uint64_t shape[1] = {8}, init[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8];
+    strata_buffer b[3];
+    void *local;
+    CHECK_OK(strata_worker_host_alloc(top, sizeof init, &local));
+    memcpy(local, init, sizeof init);
+    j.t[0] = strata_tensor_make(local, STRATA_U64, 1, shape);
+    for (int k = 1; k <= 2; k++) {
+        CHECK_OK(strata_worker_malloc(top, k, sizeof init, &b[k]));
+        CHECK_OK(strata_worker_copy_to(top, b[k], 0, init, sizeof init));
+        j.t[k] = strata_tensor_make((void *)(uintptr_t)b[k].addr, STRATA_U64, 1, shape);
+    }
+    for (int k = 0; k < 3; k++)
+        j.add[k] = (uint64_t)(k + 1) * 10;
+    for (int run = 1; run <= 100; run++)
+        CHECK_OK(strata_worker_run(top, top_orch, &j, NULL, NULL));
+    for (int i = 0; i < 8; i++)
+        CHECK(((uint64_t *)local)[i] == init[i] + 1000);
+    for (int k = 1; k <= 2; k++) {
+        CHECK_OK(strata_worker_copy_from(top, out, b[k], 0, sizeof out));
+        for (int i = 0; i < 8; i++)
+            CHECK(out[i] == init[i] + 100 * (uint64_t)(k + 1) * 10);
+    }
+    /* this host's memory is not a remote worker's */
+    j.t[1] = j.t[0];
+    CHECK(strata_worker_run(top, top_orch, &j, NULL, NULL) == STRATA_EINVAL);
+    CHECK_ERROR_HAS("remote worker 1 (rank 1) cannot see");
+    pid_t p;
+    CHECK_OK(strata_worker_child_pid(top, 2, &p));
+    CHECK(p > 0);
+    CHECK_OK(strata_worker_free(top, b[1]));
+    CHECK_OK(strata_worker_close(top));
+    strata_worker_destroy(top);
+}
+
+/* Rank 2 lacks the name: rank 0's init fails naming it, nothing is left. */
+static void case_missing_callable(void)
+{
+    if (rank != 0) {
+        strata_handle h;
+        strata_worker *top = make_top(rank != 2, &h), *w = make_l3();
+        int rc = strata_mpi_serve(top, w);
+        if (rank == 2) {
+            CHECK(rc == STRATA_ENOENT);
+            CHECK_ERROR_HAS("callable 'add_on_chip' (orchestration function) is not registered here");
+        } else {
+            CHECK_OK(rc);
+        }
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    job j;
+    strata_worker *top = tree(true, &j.orch);
+    CHECK(strata_worker_init(top) == STRATA_ENOENT);
+    CHECK_ERROR_HAS("rank 2: callable 'add_on_chip' (orchestration function) is not registered here");
+    CHECK(strata_worker_state(top) == STRATA_STATE_NEW);
+    strata_worker_destroy(top);
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    case_name = argc > 1 ? argv[1] : "";
+    CHECK_OK(strata_mpi_init(MPI_COMM_WORLD));
+    if (strcmp(case_name, "round_trips") == 0)
+        case_round_trips();
+    else if (strcmp(case_name, "missing_callable") == 0)
+        case_missing_callable();
+    else {
+        if (rank == 0)
+            fprintf(stderr, "test_mpi: unknown case '%s'\n", case_name);
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    CHECK_OK(strata_mpi_finalize());
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0)
+        printf("PASS %s\n", case_name);
+    MPI_Finalize();
+    return 0;
+}

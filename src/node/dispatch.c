@@ -380,7 +380,7 @@ static bool check_timeouts(strata__node *n)
         if (!c->busy || c->dead)
             continue;
         uint64_t limit = (uint64_t)c->timeout_ms * 1000000u;
-        if (c->kind == STRATA__CHILD_WORKER)
+        if (c->kind == STRATA__CHILD_WORKER || c->kind == STRATA__CHILD_REMOTE)
             limit += (uint64_t)n->cfg.close_grace_ms * 1000000u;   /* its own deadline fires first (below) */
         bool late = c->timeout_ms && now - c->started_ns > limit;
         bool stopped = n->stop_by_ns && now > n->stop_by_ns;
@@ -460,7 +460,7 @@ static void pump(strata__node *n, bool block)
         if (!c->busy || c->dead || !c->timeout_ms)
             continue;
         uint64_t end = c->started_ns + (uint64_t)c->timeout_ms * 1000000u;
-        if (c->kind == STRATA__CHILD_WORKER)
+        if (c->kind == STRATA__CHILD_WORKER || c->kind == STRATA__CHILD_REMOTE)
             end += (uint64_t)n->cfg.close_grace_ms * 1000000u;
         uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;

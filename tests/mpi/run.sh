@@ -11,7 +11,7 @@ rc=$?
 sleep 0.2
 left=$(pgrep -f -- "^$exe $case" || true)
 if [ -n "$left" ]; then
-  echo "run.sh: processes of $case left behind: $left" >&2
+  echo "run.sh: processes of $case left behind: $left"
   pkill -9 -f -- "^$exe $case"
   exit 1
 fi

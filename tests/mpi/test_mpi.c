@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -207,6 +208,92 @@ static void case_missing_callable(void)
     strata_worker_destroy(top);
 }
 
+/* Level-3 orchestration that, on rank 2, kills its own process (a rank that
+   dies); elsewhere does nothing. `rank` is the process's MPI rank (a local
+   worker child of rank 0 has 0). */
+static int die(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    (void)ctx;
+    if (rank == 2)
+        kill(getpid(), SIGKILL);
+    return 0;
+}
+
+/* Level-3 orchestration that, on rank 2, never returns (a rank alive but
+   stuck). */
+static int stuck(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)o;
+    (void)args;
+    (void)cfg;
+    (void)ctx;
+    while (rank == 2)
+        sleep(1);
+    return 0;
+}
+
+/* A fault on rank 2 during a task: `which` is "die" or "stuck". Without ULFM
+   the job ends (the driver checks it ends, promptly, with a message naming
+   the rank, and that nothing is left); rank 0 never hangs. */
+static void case_fault(const char *which)
+{
+    strata_handle h, bad;
+    strata_worker *top = make_top(true, &h);
+    CHECK_OK(strata_worker_register_orch_named(top, which, strcmp(which, "die") == 0 ? die : stuck, NULL, &bad));
+    if (rank != 0) {
+        strata_worker *w = make_l3();
+        (void)strata_mpi_serve(top, w);   /* rank 2 never returns */
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    int id;
+    CHECK_OK(strata_worker_add_worker(top, make_l3(), &id));
+    for (int r = 1; r <= 2; r++)
+        CHECK_OK(strata_mpi_add_rank(top, r, &id));
+    CHECK_OK(strata_worker_init(top));
+    job j = {.orch = bad};
+    strata_buffer b[3];
+    uint64_t shape[1] = {1};
+    void *local;
+    CHECK_OK(strata_worker_host_alloc(top, 8, &local));
+    j.t[0] = strata_tensor_make(local, STRATA_U64, 1, shape);
+    for (int k = 1; k <= 2; k++) {
+        CHECK_OK(strata_worker_malloc(top, k, 8, &b[k]));
+        j.t[k] = strata_tensor_make((void *)(uintptr_t)b[k].addr, STRATA_U64, 1, shape);
+    }
+    strata_call_config cfg = {.timeout_ms = 300};
+    int rc = strata_worker_run(top, top_orch, &j, NULL, &cfg);
+    /* only with ULFM does the run return; then the rank is a dead child */
+    CHECK(rc == STRATA_ECHILD || rc == STRATA_ETIMEDOUT);
+    fprintf(stderr, "rank 0: the run returned %s: %s\n", strata_status_name(rc), strata_last_error());
+    strata_worker_destroy(top);
+}
+
+/* Rank 0 killed after init: the job ends, its local children with it. */
+static void case_top_killed(void)
+{
+    strata_handle h;
+    strata_worker *top = make_top(true, &h);
+    if (rank != 0) {
+        strata_worker *w = make_l3();
+        (void)strata_mpi_serve(top, w);
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    int id;
+    CHECK_OK(strata_worker_add_worker(top, make_l3(), &id));
+    for (int r = 1; r <= 2; r++)
+        CHECK_OK(strata_mpi_add_rank(top, r, &id));
+    CHECK_OK(strata_worker_init(top));
+    fprintf(stderr, "rank 0: initialised; killing myself\n");
+    kill(getpid(), SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -218,6 +305,12 @@ int main(int argc, char **argv)
         case_round_trips();
     else if (strcmp(case_name, "missing_callable") == 0)
         case_missing_callable();
+    else if (strcmp(case_name, "remote_rank_killed") == 0)
+        case_fault("die");
+    else if (strcmp(case_name, "remote_rank_stuck") == 0)
+        case_fault("stuck");
+    else if (strcmp(case_name, "top_killed") == 0)
+        case_top_killed();
     else {
         if (rank == 0)
             fprintf(stderr, "test_mpi: unknown case '%s'\n", case_name);

@@ -17,6 +17,18 @@
  * For each: the wall time of each run (CLOCK_MONOTONIC), min, median, p90, p99;
  * then the ratio l4-l3 / l3-chip (issue 12's target: within 2x).
  *
+ * Built again as l4_dispatch_mpi (libstrata_mpi) and run with two ranks
+ * (bench/l4_dispatch.sh, over shared memory and over TCP): rank 0 then times,
+ * interleaved in the same rounds,
+ *
+ *   mpi-pingpong   a raw MPI round trip of 64 bytes (MPI_Isend + MPI_Irecv,
+ *                  MPI_Test spinning: the floor under everything below);
+ *   l4-remote      one task to the level-3 worker rank 1 serves, whose
+ *                  orchestration function submits nothing;
+ *   l4-remote-chip the same submitting one empty chip task on rank 1's chip,
+ *
+ * and the ratio l4-remote / mpi-pingpong (issue 12's target: within 3x).
+ *
  * --quick (the CTest smoke test) runs small counts. docs/performance.md records
  * the figures and the command. */
 #define _GNU_SOURCE
@@ -25,13 +37,18 @@
 #include <string.h>
 
 #include <strata/strata.h>
+#ifdef STRATA_BENCH_MPI
+#include <strata/mpi.h>
+#endif
 
 #include "common.h"
 
 #define PROG "l4_dispatch"
 
+#ifndef STRATA_BENCH_MPI
 enum { W_L3_CHIP, W_L4_L3, W_L4_L3_CHIP, NWORKLOADS };
 static const char *const names[NWORKLOADS] = {"l3-chip", "l4-l3", "l4-l3-chip"};
+#endif
 
 /* The level-3 orchestration functions, run in the level-3 child: nothing, or
    one empty chip task (the chip callable's handle in ctx). */
@@ -77,21 +94,29 @@ static void print_row(const char *name, uint64_t *v, uint32_t n)
            bench_percentile(v, n, 0.90) / 1e3, bench_percentile(v, n, 0.99) / 1e3);
 }
 
-int main(int argc, char **argv)
+static int parse(int argc, char **argv, uint32_t *runs, uint32_t *rounds)
 {
-    uint32_t runs = 20000, rounds = 10;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
-            runs = 500;
-            rounds = 2;
-        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc && bench_parse_u32(argv[i + 1], &runs) && runs) {
+            *runs = 500;
+            *rounds = 2;
+        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc && bench_parse_u32(argv[i + 1], runs) && *runs) {
             i++;
         } else {
             fprintf(stderr, "usage: %s [--quick] [--runs N]   (N runs of each workload, in %u rounds)\n", PROG,
-                    rounds);
+                    *rounds);
             return 2;
         }
     }
+    return 0;
+}
+
+#ifndef STRATA_BENCH_MPI
+int main(int argc, char **argv)
+{
+    uint32_t runs = 20000, rounds = 10;
+    if (parse(argc, argv, &runs, &rounds))
+        return 2;
     bench_print_machine("strata", "");
 
     strata_worker *l3 = NULL, *w4 = NULL, *child = NULL;
@@ -161,3 +186,134 @@ int main(int argc, char **argv)
     strata_worker_destroy(l3);
     return 0;
 }
+#else
+enum { M_PINGPONG, M_REMOTE, M_REMOTE_CHIP, NMPI };
+static const char *const mpi_names[NMPI] = {"mpi-pingpong", "l4-remote", "l4-remote-chip"};
+
+/* The top worker, the same on both ranks: the orchestration functions by name. */
+static strata_worker *mpi_top(strata_handle *h_nothing, strata_handle *h_chip)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 4);
+    cfg.shared_heap_bytes = 16 << 20;
+    strata_worker *w4;
+    int rc = strata_worker_create(&cfg, &w4);
+    if (rc == STRATA_OK)
+        rc = strata_worker_register_orch_named(w4, "nothing", bench_orch_nothing, NULL, h_nothing);
+    if (rc == STRATA_OK)
+        rc = strata_worker_register_orch_named(w4, "one_chip_task", l3_one_chip_task, (void *)(uintptr_t)1, h_chip);
+    if (rc)
+        exit(bench_fail(PROG, "the top worker", rc));
+    return w4;
+}
+
+/* One raw round trip of 64 bytes, rank 0 to rank 1 and back. */
+static void pingpong(MPI_Comm comm, int rank, char *buf)
+{
+    MPI_Request rq[2];
+    int peer = 1 - rank, done = 0;
+    if (rank == 0) {
+        MPI_Irecv(buf + 64, 64, MPI_BYTE, peer, 9, comm, &rq[1]);
+        MPI_Isend(buf, 64, MPI_BYTE, peer, 9, comm, &rq[0]);
+    } else {
+        MPI_Irecv(buf + 64, 64, MPI_BYTE, peer, 9, comm, &rq[1]);
+        while (!done)
+            MPI_Test(&rq[1], &done, MPI_STATUS_IGNORE);
+        MPI_Isend(buf, 64, MPI_BYTE, peer, 9, comm, &rq[0]);
+        rq[1] = MPI_REQUEST_NULL;
+    }
+    for (done = 0; !done;)
+        MPI_Testall(2, rq, &done, MPI_STATUSES_IGNORE);
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t runs = 20000, rounds = 10;
+    int provided, rank, size;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size != 2 || parse(argc, argv, &runs, &rounds)) {
+        if (rank == 0)
+            fprintf(stderr, "%s: run with two ranks (bench/l4_dispatch.sh)\n", PROG);
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    int rc = strata_mpi_init(MPI_COMM_WORLD);
+    if (rc)
+        return bench_fail(PROG, "strata_mpi_init", rc);
+    strata_handle h_nothing, h_chip, chip;
+    strata_worker *w4 = mpi_top(&h_nothing, &h_chip), *l3 = NULL;
+    if ((rc = make_l3(&l3, &chip)) || chip != 1)
+        return bench_fail(PROG, "the level-3 worker", rc ? rc : STRATA_EINVAL);
+    uint32_t per_round = (runs + rounds - 1) / rounds;
+    static char buf[128];
+    if (rank == 1) {
+        /* the ping-pongs of every round, then serving; rank 0 says when */
+        for (uint32_t r = 0; r < rounds; r++)
+            for (uint32_t i = 0; i < per_round / 10 + 10 + per_round; i++)
+                pingpong(comm, 1, buf);
+        if ((rc = strata_mpi_serve(w4, l3)))
+            return bench_fail(PROG, "strata_mpi_serve", rc);
+        strata_worker_destroy(l3);
+        strata_worker_destroy(w4);
+        strata_mpi_finalize();
+        MPI_Comm_free(&comm);
+        MPI_Finalize();
+        return 0;
+    }
+    bench_print_machine("strata", "");
+    uint64_t *samples[NMPI];
+    uint32_t done[NMPI] = {0};
+    for (int k = 0; k < NMPI; k++)
+        if (!(samples[k] = malloc(runs * sizeof samples[k][0])))
+            return 1;
+    /* the ping-pongs first, all rounds (rank 1 cannot serve meanwhile) */
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (uint32_t i = 0; i < per_round / 10 + 10; i++)
+            pingpong(comm, 0, buf);
+        for (uint32_t i = 0; i < per_round; i++) {
+            uint64_t t0 = bench_now_ns();
+            pingpong(comm, 0, buf);
+            if (done[M_PINGPONG] < runs)
+                samples[M_PINGPONG][done[M_PINGPONG]++] = bench_now_ns() - t0;
+        }
+    }
+    int id;
+    if ((rc = strata_mpi_add_rank(w4, 1, &id)) || (rc = strata_worker_init(w4)))
+        return bench_fail(PROG, "the level-4 worker", rc);
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (int k = M_REMOTE; k < NMPI; k++) {
+            void *ctx = (void *)(uintptr_t)(k == M_REMOTE ? h_nothing : h_chip);
+            for (uint32_t i = 0; i < per_round / 10 + 10; i++)
+                if ((rc = strata_worker_run(w4, one_task, ctx, NULL, NULL)))
+                    return bench_fail(PROG, mpi_names[k], rc);
+            for (uint32_t i = 0; i < per_round && done[k] < runs; i++) {
+                uint64_t t0 = bench_now_ns();
+                rc = strata_worker_run(w4, one_task, ctx, NULL, NULL);
+                samples[k][done[k]++] = bench_now_ns() - t0;
+                if (rc)
+                    return bench_fail(PROG, mpi_names[k], rc);
+            }
+        }
+    }
+    printf("# one round trip (MPI) or one run of one empty task, microseconds\n");
+    printf("%-14s %8s %9s %9s %9s %9s\n", "workload", "runs", "min", "median", "p90", "p99");
+    double med[NMPI];
+    for (int k = 0; k < NMPI; k++) {
+        print_row(mpi_names[k], samples[k], done[k]);
+        med[k] = (double)bench_median_u64(samples[k], done[k]);
+        free(samples[k]);
+    }
+    printf("ratio l4-remote / mpi-pingpong (median): %.2f   (target: at most 3)\n", med[M_REMOTE] / med[M_PINGPONG]);
+    if ((rc = strata_worker_close(w4)))
+        return bench_fail(PROG, "close", rc);
+    strata_worker_destroy(w4);
+    strata_worker_destroy(l3);
+    strata_mpi_finalize();
+    MPI_Comm_free(&comm);
+    MPI_Finalize();
+    return 0;
+}
+#endif

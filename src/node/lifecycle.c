@@ -133,8 +133,7 @@ int strata__node_init(strata__node *n)
     n->nnext = n->level == 3 ? n->cfg.ndevices : n->nadded;
     n->children = strata__calloc(n->nnext + n->cfg.num_sub_workers, sizeof n->children[0]);
     n->nchildren = n->children ? n->nnext + n->cfg.num_sub_workers : 0;
-    n->tps[0] = &strata__proc_transport;
-    n->ntps = 1;
+    n->ntps = 0;
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         c->tp = &strata__proc_transport;
@@ -145,13 +144,21 @@ int strata__node_init(strata__node *n)
             c->kind = STRATA__CHILD_REMOTE;
             c->tp = n->added[i].tp;
             c->rank = n->added[i].rank;
-            if (n->ntps == 1 || n->tps[1] != c->tp)
-                n->tps[n->ntps++] = c->tp;   /* one remote transport at most */
         } else if (c->kind == STRATA__CHILD_WORKER) {
             c->sub_worker = n->added[i].worker;
             c->sub_node = n->added[i].node;
         }
     }
+    /* The transports in use, each once, the process one first; the process
+       one alone for a worker with no children. */
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        if (n->children[i].tp == &strata__proc_transport && n->ntps == 0)
+            n->tps[n->ntps++] = &strata__proc_transport;
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        if (n->children[i].tp != &strata__proc_transport && (n->ntps == 0 || n->tps[n->ntps - 1] != n->children[i].tp))
+            n->tps[n->ntps++] = n->children[i].tp;   /* one remote transport at most */
+    if (n->ntps == 0)
+        n->tps[n->ntps++] = &strata__proc_transport;
     strata__node_live_unlock();
     if (!n->children)
         return strata__fail(STRATA_ENOMEM, "out of host memory for %u children",

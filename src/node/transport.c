@@ -25,6 +25,26 @@ static bool any_answer(void *arg)
     return false;
 }
 
+/* Naps that double from NAP_MIN_NS up to max_ns, polling every transport in
+   between, until an answer or timeout_ms after `from`. */
+static void nap_until_answer(strata__node *n, uint64_t from, uint32_t timeout_ms, uint64_t max_ns)
+{
+    uint64_t end = from + (uint64_t)timeout_ms * 1000000u, nap_ns = NAP_MIN_NS;
+    while (!any_answer(n) && strata__now_ns() < end) {
+        nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
+        nap_ns = nap_ns * 2 > max_ns ? max_ns : nap_ns * 2;
+    }
+}
+
+void strata__sleep_polling(strata__node *n, uint32_t timeout_ms)
+{
+    uint64_t wait_from = strata__now_ns();
+    if (!strata__spin_poll(any_answer, n, n->spin_ns))
+        nap_until_answer(n, wait_from, timeout_ms ? timeout_ms : STRATA__NODE_SLEEP_MAX_MS,
+                         (uint64_t)n->tps[n->ntps - 1]->max_wait_ms * 1000000u);
+    n->spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
+}
+
 void strata__sleep(strata__node *n, uint32_t timeout_ms)
 {
     if (n->ntps == 1) {
@@ -33,22 +53,16 @@ void strata__sleep(strata__node *n, uint32_t timeout_ms)
     }
     uint64_t wait_from = strata__now_ns();
     if (!strata__spin_poll(any_answer, n, n->spin_ns)) {
-        uint32_t limit_ms = timeout_ms ? timeout_ms : STRATA__NODE_SLEEP_MAX_MS;
+        uint32_t limit_ms = timeout_ms ? timeout_ms : STRATA__NODE_SLEEP_MAX_MS, nap = limit_ms;
+        for (uint32_t t = 0; t < n->ntps; t++)
+            nap = n->tps[t]->max_wait_ms < nap ? n->tps[t]->max_wait_ms : nap;
         bool local_busy = false;
         for (uint32_t i = 0; i < n->nchildren; i++)
             local_busy |= n->children[i].tp == n->tps[0] && n->children[i].busy && !n->children[i].dead;
         if (local_busy) {
-            uint32_t nap = limit_ms;
-            for (uint32_t t = 0; t < n->ntps; t++)
-                nap = n->tps[t]->max_wait_ms < nap ? n->tps[t]->max_wait_ms : nap;
             n->tps[0]->wait(n, nap);
         } else {
-            uint64_t end = wait_from + (uint64_t)limit_ms * 1000000u, nap_ns = NAP_MIN_NS;
-            uint64_t max_ns = (uint64_t)n->tps[1]->max_wait_ms * 1000000u;
-            while (!any_answer(n) && strata__now_ns() < end) {
-                nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
-                nap_ns = nap_ns * 2 > max_ns ? max_ns : nap_ns * 2;
-            }
+            nap_until_answer(n, wait_from, limit_ms, (uint64_t)nap * 1000000u);
             n->check_deaths = true;   /* as after the first transport's own wait */
         }
     }

@@ -110,5 +110,8 @@ static inline int strata__reap(strata__node *n)
 /* Sleep until a child of any transport answers or dies, or timeout_ms passes
    (node/transport.c). */
 void strata__sleep(strata__node *n, uint32_t timeout_ms);
+/* The sleep of a transport that nothing can wake (remote workers): a spin,
+   then naps polling every transport (node/transport.c). */
+void strata__sleep_polling(strata__node *n, uint32_t timeout_ms);
 
 #endif

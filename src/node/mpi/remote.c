@@ -348,13 +348,6 @@ static void mpi_wait(strata__node *n, uint32_t timeout_ms)
     nanosleep(&ts, NULL);
 }
 
-static void mpi_sleep(strata__node *n, uint32_t timeout_ms)
-{
-    (void)timeout_ms;   /* a nap: nothing wakes it early */
-    if (!mpi_any_answer(n))
-        mpi_wait(n, 1);
-}
-
 /* Copy nbytes between host and the remote buffer at addr: the request, the
    data in chunks, the answer; bounded by init_timeout_ms per chunk. */
 static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host, uint64_t nbytes, bool to)
@@ -417,7 +410,7 @@ const strata__transport strata__mpi_transport = {
     .kill = mpi_kill,
     .signal = mpi_signal,
     .reap = mpi_reap,
-    .sleep = mpi_sleep,
+    .sleep = strata__sleep_polling,
     .any_answer = mpi_any_answer,
     .wait = mpi_wait,
     .max_wait_ms = 1,

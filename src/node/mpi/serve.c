@@ -47,15 +47,24 @@ static const char *kind_name(uint32_t kind)
                                                                                         : "chip callable";
 }
 
-/* Wait for the next request from rank 0 and receive it into s->in. */
+/* Wait for the next request from rank 0 and receive it into s->in, which holds
+   the largest one rank 0 makes (a task's arguments, or a HELLO naming up to
+   1 MiB of callables). */
 static int receive(server *s, size_t *len)
 {
     uint64_t from = strata__now_ns(), nap_ns = 20000;
     MPI_Status st;
+    MPI_Request rq;
+    MPI_Irecv(s->in, (int)s->in_cap, MPI_BYTE, 0, STRATA__TAG_REQUEST, strata__mpi_comm, &rq);
     for (;;) {
-        int flag = 0;
-        MPI_Iprobe(0, STRATA__TAG_REQUEST, strata__mpi_comm, &flag, &st);
-        if (flag)
+        int done = 0;
+        int err = MPI_Test(&rq, &done, &st);
+        if (err != MPI_SUCCESS) {
+            /* truncated: larger than any request rank 0 makes */
+            return strata__fail(STRATA_EINVAL, "a request from rank 0 larger than %zu bytes (MPI error %d)",
+                                s->in_cap, err);
+        }
+        if (done)
             break;
         if (strata__now_ns() - from < STRATA__SERVE_SPIN_NS)
             continue;
@@ -64,34 +73,22 @@ static int receive(server *s, size_t *len)
     }
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
-    if ((size_t)count > s->in_cap) {
-        uint8_t *grown = realloc(s->in, (size_t)count);
-        if (!grown)
-            return strata__fail(STRATA_ENOMEM, "out of host memory for a request of %d bytes", count);
-        s->in = grown;
-        s->in_cap = (size_t)count;
-    }
-    MPI_Recv(s->in, count, MPI_BYTE, 0, STRATA__TAG_REQUEST, strata__mpi_comm, MPI_STATUS_IGNORE);
     *len = (size_t)count;
     return STRATA_OK;
 }
+
+static uint8_t reply_buf[sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX];
 
 static void answer(const strata__mpi_request *h, int status, const char *message, uint64_t value)
 {
     size_t mlen = message ? strlen(message) : 0;
     if (mlen > STRATA__MPI_MESSAGE_MAX)
         mlen = STRATA__MPI_MESSAGE_MAX;
-    uint8_t *buf = malloc(sizeof(strata__mpi_reply) + mlen);
-    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, buf ? (uint32_t)mlen : 0, value};
-    if (!buf)
-        buf = (uint8_t *)&r;   /* the header alone */
-    else {
-        memcpy(buf, &r, sizeof r);
-        memcpy(buf + sizeof r, message, mlen);
-    }
-    MPI_Send(buf, (int)(sizeof r + r.message_len), MPI_BYTE, 0, STRATA__TAG_REPLY, strata__mpi_comm);
-    if (buf != (uint8_t *)&r)
-        free(buf);
+    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, (uint32_t)mlen, value};
+    memcpy(reply_buf, &r, sizeof r);
+    if (mlen)
+        memcpy(reply_buf + sizeof r, message, mlen);
+    MPI_Send(reply_buf, (int)(sizeof r + mlen), MPI_BYTE, 0, STRATA__TAG_REPLY, strata__mpi_comm);
 }
 
 /* Map the name entries of a HELLO or REGISTER payload to this rank's
@@ -208,6 +205,9 @@ int strata_mpi_serve(strata_worker *top, strata_worker *w)
     if (!s.names || !strata__worker_node(w))
         return strata__fail(STRATA_EINVAL, "strata_mpi_serve: top and w must be level 3 or more (top: the top "
                             "worker as configured on rank 0; w: the worker this rank serves)");
+    s.in_cap = sizeof(strata__mpi_request) + STRATA__MPI_PAYLOAD_MAX + (1u << 20);   /* + 1 MiB of names */
+    if (!(s.in = malloc(s.in_cap)))
+        return strata__fail(STRATA_ENOMEM, "strata_mpi_serve: out of host memory");
     char host[256] = "unknown host";
     gethostname(host, sizeof host - 1);
     int result = STRATA_OK;

@@ -5,6 +5,11 @@
 #define STRATA_NODE_MPI_MPI_H
 
 #include <mpi.h>
+#if defined(__has_include)
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h>   /* Open MPI's extensions: ULFM's MPIX_ERR_PROC_FAILED, where it was built with it */
+#endif
+#endif
 
 #include "node/mpi/protocol.h"
 #include "node/transport.h"

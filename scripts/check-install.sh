@@ -21,4 +21,19 @@ CM
 cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer/build" >/dev/null
 "$prefix/consumer/build/via_cmake" >/dev/null
-echo "check-install: the installed headers, library, pkg-config file and CMake package work"
+# libstrata_mpi, where the build had Open MPI: an MPI program through pkg-config
+# and through the CMake package.
+if [ -f "$libdir/strata-mpi.pc" ]; then
+  cc -std=c11 -Wall -Wextra -Werror examples/l4_cluster/main.c \
+    $(PKG_CONFIG_PATH=$libdir pkg-config --cflags --libs strata-mpi) -lm -Wl,-rpath,"$prefix/lib" \
+    -o "$prefix/mpi_via_pkgconfig"
+  cat >> "$prefix/consumer/CMakeLists.txt" <<CM
+add_executable(mpi_via_cmake $PWD/examples/l4_cluster/main.c)
+target_link_libraries(mpi_via_cmake PRIVATE strata::strata_mpi m)
+CM
+  cmake -S "$prefix/consumer" -B "$prefix/consumer/build" >/dev/null
+  cmake --build "$prefix/consumer/build" >/dev/null
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 \
+    mpiexec -n 3 --oversubscribe --mca btl self,vader "$prefix/mpi_via_pkgconfig" >/dev/null
+fi
+echo "check-install: the installed headers, libraries, pkg-config files and CMake package work"

@@ -34,7 +34,9 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <strata/strata.h>
 #ifdef STRATA_BENCH_MPI
@@ -207,6 +209,32 @@ static strata_worker *mpi_top(strata_handle *h_nothing, strata_handle *h_chip)
     return w4;
 }
 
+/* Nanoseconds every thread of process pid spent on a CPU (the first field of
+   /proc/<pid>/task/<tid>/schedstat: the serving loop's thread and MPI's own). */
+static double cpu_ns(pid_t pid)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    double total = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f) {
+            if (fscanf(f, "%llu", &ns) != 1)
+                ns = 0;
+            fclose(f);
+        }
+        total += (double)ns;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
 /* One raw round trip of 64 bytes, rank 0 to rank 1 and back. */
 static void pingpong(MPI_Comm comm, int rank, char *buf)
 {
@@ -307,6 +335,16 @@ int main(int argc, char **argv)
         free(samples[k]);
     }
     printf("ratio l4-remote / mpi-pingpong (median): %.2f   (target: at most 3)\n", med[M_REMOTE] / med[M_PINGPONG]);
+    /* The serving rank at rest: its CPU time over 2 s without a request (same
+       host, /proc). */
+    pid_t server;
+    if ((rc = strata_worker_child_pid(w4, 0, &server)))
+        return bench_fail(PROG, "strata_worker_child_pid", rc);
+    double t0 = cpu_ns(server), w0 = (double)bench_now_ns();
+    sleep(2);
+    double t1 = cpu_ns(server), w1 = (double)bench_now_ns();
+    printf("idle serving rank (pid %d): %.2f %% of a core over %.1f s\n", (int)server,
+           100.0 * (t1 - t0) / (w1 - w0), (w1 - w0) / 1e9);
     if ((rc = strata_worker_close(w4)))
         return bench_fail(PROG, "close", rc);
     strata_worker_destroy(w4);

@@ -9,8 +9,8 @@
  *
  * Waiting costs little: a short spin on MPI_Iprobe (back-to-back tasks never
  * sleep), then naps that double up to STRATA__SERVE_NAP_MAX_NS, so an idle rank
- * uses well under 1 % of a core (docs/performance.md, "The MPI floor") and the
- * first request after a long idle waits at most one nap. */
+ * uses under 0.5 % of a core (bench/l4_dispatch.sh, docs/performance.md) and
+ * the first request after a long idle waits at most one nap. */
 #define _GNU_SOURCE
 #include "node/mpi/mpi.h"
 #include "strata/mpi.h"
@@ -28,7 +28,7 @@
 #include "ipc/wire.h"
 
 #define STRATA__SERVE_SPIN_NS    50000ull
-#define STRATA__SERVE_NAP_MAX_NS 5000000ull
+#define STRATA__SERVE_NAP_MAX_NS 10000000ull
 
 typedef struct server {
     strata_worker *top, *w;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +123,53 @@ static int top_orch(strata_orch *o, const strata_task_args *args, const strata_c
     return STRATA_OK;
 }
 
+/* Entries of a directory but . and .. */
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    for (int ch; f && (ch = fgetc(f)) != EOF;)
+        n += ch == '\n';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The processes whose parent is pid. */
+static int children_of(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[len] = '\0';
+        char *rp = strrchr(buf, ')');
+        int ppid = 0;
+        char state;
+        if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == pid)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* Rank 0's tree: worker 0 local, workers 1 and 2 on ranks 1 and 2. */
 static strata_worker *tree(bool named, strata_handle *orch)
 {
@@ -162,14 +210,21 @@ static void case_round_trips(void)
     }
     for (int k = 0; k < 3; k++)
         j.add[k] = (uint64_t)(k + 1) * 10;
-    for (int run = 1; run <= 100; run++)
+    /* a thousand runs leave descriptors, mappings and processes as they were
+       (the baseline taken after MPI_Init and the first run) */
+    CHECK_OK(strata_worker_run(top, top_orch, &j, NULL, NULL));
+    int fds = count_entries("/proc/self/fd"), maps = count_lines("/proc/self/maps"), kids = children_of(getpid());
+    for (int run = 2; run <= 1000; run++)
         CHECK_OK(strata_worker_run(top, top_orch, &j, NULL, NULL));
+    CHECK(count_entries("/proc/self/fd") == fds);
+    CHECK(count_lines("/proc/self/maps") == maps);
+    CHECK(children_of(getpid()) == kids);
     for (int i = 0; i < 8; i++)
-        CHECK(((uint64_t *)local)[i] == init[i] + 1000);
+        CHECK(((uint64_t *)local)[i] == init[i] + 10000);
     for (int k = 1; k <= 2; k++) {
         CHECK_OK(strata_worker_copy_from(top, out, b[k], 0, sizeof out));
         for (int i = 0; i < 8; i++)
-            CHECK(out[i] == init[i] + 100 * (uint64_t)(k + 1) * 10);
+            CHECK(out[i] == init[i] + 1000 * (uint64_t)(k + 1) * 10);
     }
     /* this host's memory is not a remote worker's */
     j.t[1] = j.t[0];

@@ -3,6 +3,7 @@
  * strata_orch); afterwards every method raises StateError. */
 #include "pystrata.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct pys_orch {
@@ -342,10 +343,175 @@ static PyMethodDef orch_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* orch.worker: the Worker whose run this is (in a Worker added one level
+   down, the one that runs it there: how an orchestration function shared by
+   several added Workers finds the handles registered on its own). */
+static PyObject *orch_get_worker(PyObject *self, void *c)
+{
+    (void)c;
+    pys_orch *o = (pys_orch *)self;
+    if (live(o, "worker") < 0)
+        return NULL;
+    return Py_NewRef((PyObject *)o->w);
+}
+
+static PyGetSetDef orch_getset[] = {
+    {"worker", orch_get_worker, NULL, "The Worker whose run this is.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot orch_slots[] = {
     {Py_tp_dealloc, orch_dealloc},
     {Py_tp_methods, orch_methods},
+    {Py_tp_getset, orch_getset},
     {Py_tp_doc, "The orchestration object of a level-3 run (the first argument of orch_fn)."},
     {0, NULL},
 };
 PyType_Spec pys_orch_spec = {"strata.Orchestrator", sizeof(pys_orch), 0, Py_TPFLAGS_DEFAULT, orch_slots};
+
+/* ---- orchestration functions run by added Workers (L4+) ----
+ *
+ * A Python function registered on a level-4+ Worker as an orchestration
+ * function runs in the process of each Worker added to it: the library's worker
+ * child calls the trampoline from strata_worker_run on the added worker. The
+ * record is in this process's memory, made before init, so the children
+ * (forked at init) see it. The trampoline takes the GIL (the fork hooks left
+ * it free in the child), finds the added Worker that runs (the one whose
+ * library worker is RUNNING in this process), and calls
+ * fn(orch, args, config): args a TaskArgs over the task's tensors (they lie in
+ * memory this process sees), config a CallConfig. An exception fails the task
+ * with its traceback as the message. */
+
+typedef struct child_orch_record {
+    PyObject   *fn;     /* borrowed: the handle holds it */
+    pys_worker *top;    /* borrowed: the Worker it was registered on (its added list) */
+} child_orch_record;
+
+static PyObject *taskargs_of(const strata_task_args *a)
+{
+    PyObject *ta = PyObject_CallNoArgs((PyObject *)pys.TaskArgs);
+    for (uint32_t i = 0; ta && a && i < a->ntensors; i++) {
+        pys_tensor *t = PyObject_GC_New(pys_tensor, pys.Tensor);
+        if (!t) {
+            Py_CLEAR(ta);
+            break;
+        }
+        t->t = a->tensors[i];
+        t->owner = NULL;
+        PyObject_GC_Track(t);
+        PyObject *r = PyObject_CallMethod(ta, "add_tensor", "Oi", (PyObject *)t, (int)a->tags[i]);
+        Py_DECREF(t);
+        if (!r)
+            Py_CLEAR(ta);
+        Py_XDECREF(r);
+    }
+    for (uint32_t i = 0; ta && a && i < a->nscalars; i++) {
+        PyObject *r = PyObject_CallMethod(ta, "add_scalar", "K", (unsigned long long)a->scalars[i]);
+        if (!r)
+            Py_CLEAR(ta);
+        Py_XDECREF(r);
+    }
+    return ta;
+}
+
+static PyObject *call_config_of(const strata_call_config *c)
+{
+    PyObject *mod = PyImport_ImportModule("strata");
+    PyObject *cls = mod ? PyObject_GetAttrString(mod, "CallConfig") : NULL;
+    Py_XDECREF(mod);
+    PyObject *r = cls ? PyObject_CallFunction(cls, "IKKKI", c->timeout_ms, (unsigned long long)c->ring_task_window,
+                                              (unsigned long long)c->ring_heap, (unsigned long long)c->ring_dep_pool,
+                                              c->block_dim)
+                      : NULL;
+    Py_XDECREF(cls);
+    return r;
+}
+
+static pys_worker *running_child(pys_worker *top)
+{
+    for (Py_ssize_t i = 0; top->added && i < PyList_Size(top->added); i++) {
+        pys_worker *c = (pys_worker *)PyList_GetItem(top->added, i);
+        if (c->w && strata_worker_state(c->w) == STRATA_STATE_RUNNING)
+            return c;
+    }
+    return NULL;
+}
+
+static int child_orch_trampoline(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg,
+                                 void *ctx)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    child_orch_record *rec = ctx;
+    int rc = STRATA_OK;
+    pys_worker *w = running_child(rec->top);
+    PyObject *keep = PyList_New(0), *ta = NULL, *pc = NULL, *orch = NULL, *r = NULL;
+    if (!w) {
+        rc = strata_task_error("the Python orchestration function found no added Worker running in this process");
+        goto out;
+    }
+    ta = keep ? taskargs_of(args) : NULL;
+    pc = ta ? call_config_of(cfg) : NULL;
+    orch = pc ? pys_orch_new(w, o, keep) : NULL;
+    PyObject *call = orch ? pys_runtime_attr("orch_call") : NULL;
+    if (call) {
+        unsigned long prev = w->busy_thread;
+        w->busy_thread = PyThread_get_thread_ident();
+        w->in_run = true;
+        r = PyObject_CallFunctionObjArgs(call, rec->fn, orch, ta, pc, NULL);
+        w->in_run = false;
+        w->busy_thread = prev;
+        pys_orch_invalidate(orch);
+        Py_DECREF(call);
+    }
+    if (!r) {   /* the machinery failed (orch_call catches the function's own errors) */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *str = value ? PyObject_Str(value) : NULL;
+        const char *msg = str ? PyUnicode_AsUTF8AndSize(str, NULL) : NULL;
+        rc = strata_task_error("the Python orchestration function could not be called: %s",
+                               msg ? msg : "unknown error");
+        Py_XDECREF(str);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+    } else if (r != Py_None) {
+        const char *msg = PyUnicode_AsUTF8AndSize(r, NULL);
+        rc = strata_task_error("%s", msg ? msg : "the orchestration function raised");
+        PyErr_Clear();
+    }
+out:
+    Py_XDECREF(r);
+    Py_XDECREF(orch);
+    Py_XDECREF(pc);
+    Py_XDECREF(ta);
+    Py_XDECREF(keep);   /* the run has returned: its tasks no longer read the TaskArgs */
+    PyGILState_Release(g);
+    return rc;
+}
+
+int pys_child_orch_register(pys_worker *w, PyObject *fn, uint32_t *out)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "an orchestration function must be callable, not %s", pys_tname(fn));
+        return -1;
+    }
+    child_orch_record *rec = malloc(sizeof *rec);   /* kept for the process's life: children hold the pointer */
+    if (!rec) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    rec->fn = fn;
+    rec->top = w;
+    strata_handle h;
+    int rc;
+    PYS_RELEASE_GIL(w)
+    rc = strata_worker_register_orch(w->w, child_orch_trampoline, rec, &h);
+    PYS_ACQUIRE_GIL(w)
+    if (rc != STRATA_OK) {
+        pys_raise(rc, NULL);
+        return -1;
+    }
+    *out = h;
+    return 0;
+}

@@ -189,6 +189,8 @@ typedef struct pys_worker {
     uint32_t nadopted;
     PyObject *weakreflist;
     PyObject *dict;
+    PyObject *added;            /* list of the Workers added one level down (add_worker), or NULL */
+    PyObject *given_to;         /* the Worker this one was added to (which owns its library worker), or NULL */
 } pys_worker;
 
 /* Around a library call made with the GIL released: the worker is busy on
@@ -214,6 +216,9 @@ void pys_orch_invalidate(PyObject *orch);
    memory (every child inherits it); after init, in the shared heap, holding
    the function serialised (children started before it load it). */
 int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out);
+/* orch.c: an orchestration function that the Workers added to w run (L4+), in
+   their own processes. */
+int pys_child_orch_register(pys_worker *w, PyObject *fn, uint32_t *out);
 int pys_sub_trampoline(const strata_task_args *args, void *ctx);
 
 /* ---- type specs ---- */

@@ -57,7 +57,8 @@ static PyObject *handle_richcompare(PyObject *a, PyObject *b, int op)
 static PyObject *handle_repr(PyObject *self)
 {
     pys_handle *h = (pys_handle *)self;
-    return PyUnicode_FromFormat("<strata.CallableHandle %u (%s%s)>", h->h, h->kind == 0 ? "chip" : "SUB",
+    return PyUnicode_FromFormat("<strata.CallableHandle %u (%s%s)>", h->h,
+                                h->kind == 0 ? "chip" : h->kind == 2 ? "orchestration" : "SUB",
                                 h->retired ? ", retired" : "");
 }
 
@@ -310,6 +311,12 @@ static void close_now(pys_worker *w)
 {
     if (!w->w)
         return;
+    if (w->given_to) {
+        /* added to another Worker, which closes and frees the library worker */
+        pys_hostbufs_forget(w);
+        w->w = NULL;
+        return;
+    }
     forget_adopted(w);
     strata_worker *cw = w->w;
     if ((long)getpid() != w->creator_pid) {
@@ -328,6 +335,12 @@ static void close_now(pys_worker *w)
     strata_worker_destroy(cw);
     PYS_ACQUIRE_GIL(w)
     w->w = NULL;
+    /* the Workers added to it were destroyed with it */
+    for (Py_ssize_t i = 0; w->added && i < PyList_Size(w->added); i++) {
+        pys_worker *c = (pys_worker *)PyList_GetItem(w->added, i);
+        pys_hostbufs_forget(c);
+        c->w = NULL;
+    }
     pys_hostbufs_remap(kept);
     Py_XDECREF(kept);
 }
@@ -336,6 +349,9 @@ static PyObject *worker_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
     pys_worker *w = (pys_worker *)self;
+    if (w->given_to && w->w)
+        return pys_raise(STRATA_ESTATE, "Worker.close: this worker was added to a higher-level worker, which owns it "
+                                        "and closes it with itself");
     unsigned long me = PyThread_get_thread_ident();
     if (w->busy_thread && w->busy_thread != me)
         return pys_raisef(STRATA_ESTATE, "Worker.close: thread %lu is in %s of this worker; close it from that "
@@ -421,6 +437,43 @@ static PyObject *worker_register_sub(PyObject *self, PyObject *const *args, Py_s
     if (pys_sub_register(w, args[0], args[1], &h) < 0)
         return NULL;
     return make_handle(w, h, 1, args[0]);
+}
+
+/* _register_orch(fn): an orchestration function the added Workers run (L4+). */
+static PyObject *worker_register_orch(PyObject *self, PyObject *fn)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (check_caller(w, "register") < 0)
+        return NULL;
+    uint32_t h;
+    if (pys_child_orch_register(w, fn, &h) < 0)
+        return NULL;
+    return make_handle(w, h, 2, fn);
+}
+
+/* _add_worker(child) -> its worker id (L4+, before init). */
+static PyObject *worker_add_worker(PyObject *self, PyObject *child)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (check_caller(w, "add_worker") < 0)
+        return NULL;
+    if (!PyObject_TypeCheck(child, pys.Worker))
+        return PyErr_Format(PyExc_TypeError, "add_worker() takes a Worker, not %s", pys_tname(child));
+    pys_worker *c = (pys_worker *)child;
+    if (!c->w)
+        return pys_raise(STRATA_ESTATE, "Worker.add_worker: the child worker is closed");
+    if (!w->added && !(w->added = PyList_New(0)))
+        return NULL;
+    int id = -1;
+    int rc = strata_worker_add_worker(w->w, c->w, &id);
+    if (rc != STRATA_OK)
+        return pys_raise(rc, NULL);
+    if (PyList_Append(w->added, child) < 0)   /* it lives as long as w: its processes run it */
+        return NULL;
+    PyObject *old = c->given_to;
+    c->given_to = Py_NewRef(self);   /* and w as long as it: w owns its library worker */
+    Py_XDECREF(old);
+    return PyLong_FromLong(id);
 }
 
 static PyObject *worker_unregister(PyObject *self, PyObject *arg)
@@ -775,6 +828,8 @@ static int worker_traverse(PyObject *self, visitproc visit, void *arg)
     pys_worker *w = (pys_worker *)self;
     Py_VISIT(w->handles);
     Py_VISIT(w->dict);
+    Py_VISIT(w->added);
+    Py_VISIT(w->given_to);
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -784,6 +839,8 @@ static int worker_clear(PyObject *self)
     pys_worker *w = (pys_worker *)self;
     Py_CLEAR(w->handles);
     Py_CLEAR(w->dict);
+    Py_CLEAR(w->added);
+    Py_CLEAR(w->given_to);
     return 0;
 }
 
@@ -807,6 +864,8 @@ static PyMethodDef worker_methods[] = {
     {"_adopt", (PyCFunction)(void (*)(void))worker_adopt, METH_FASTCALL, NULL},
     {"_register_chip", (PyCFunction)(void (*)(void))worker_register_chip, METH_FASTCALL, NULL},
     {"_register_sub", (PyCFunction)(void (*)(void))worker_register_sub, METH_FASTCALL, NULL},
+    {"_register_orch", worker_register_orch, METH_O, NULL},
+    {"_add_worker", worker_add_worker, METH_O, NULL},
     {"unregister", worker_unregister, METH_O, "unregister(h): retire a handle; tasks on it fail with NotFoundError."},
     {"init", worker_init, METH_NOARGS, "Start the worker: its chips and SUB children (L3), or its chip (L2)."},
     {"close", worker_close, METH_NOARGS, "Stop every child and release everything; any number of times."},

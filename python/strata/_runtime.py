@@ -199,6 +199,20 @@ def _flush():
             pass
 
 
+def orch_call(fn, orch, args, config):
+    """Run an orchestration function in the process of a Worker added one
+    level down: None when it returns, else the text of its traceback (the
+    task's error message)."""
+    try:
+        fn(orch, args, config)
+        return None
+    except BaseException:
+        return "Python orchestration function {} raised:\n{}".format(
+            getattr(fn, "__qualname__", repr(fn)), traceback.format_exc().rstrip())
+    finally:
+        _flush()
+
+
 def sub_call(fn, args):
     """Run a SUB function in its child: None when it returns, else the text of
     its traceback (which becomes the task's error message)."""

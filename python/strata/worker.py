@@ -1,6 +1,7 @@
 """Worker: the followed runtime's names and keywords over Strata's C worker."""
 
 import atexit
+import inspect
 import os
 import shutil
 import subprocess
@@ -96,6 +97,21 @@ def _ms(seconds, name):
     return int(round(seconds * 1000))
 
 
+def _positional_parameters(fn):
+    """How many arguments fn takes by position without defaults (None: any)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    n = 0
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            n += 1
+    return n
+
+
 class Worker(_strata.Worker):
     """A Strata worker. Level 3: chip children (device_ids) and SUB children
     (num_sub_workers), driven by run(orch_fn). Level 2: one chip in this
@@ -131,15 +147,32 @@ class Worker(_strata.Worker):
 
     # -- registration --
     def register(self, target):
-        """A ChipCallable or a Python function (a SUB callable) -> CallableHandle."""
+        """A ChipCallable or a Python function -> CallableHandle. At level 4 and
+        up, a function of three parameters (orch, args, config) is an
+        orchestration function the Workers added one level down run
+        (orch.submit_next_level(handle, args, config, worker=i)); any other
+        function is a SUB callable."""
         if self._state == WorkerState.CLOSED:
             raise _strata.StateError("Worker.register: the worker is closed")
         if isinstance(target, ChipCallable):
             return self._register_chip(target.so_path, target.symbol, target)
         if isinstance(target, (_strata.CallableHandle, _strata.Tensor)) or not callable(target):
             raise TypeError(f"register() takes a ChipCallable or a Python function, not {type(target).__name__}")
+        if self.level >= 4 and _positional_parameters(target) == 3:
+            if self._state != WorkerState.NEW:
+                raise _strata.StateError(
+                    "Worker.register: orchestration functions for the added Workers are registered before "
+                    "init (their processes start from the program as it is at init)")
+            return self._register_orch(target)
         blob = None if self._state == WorkerState.NEW else dump_function(target)
         return self._register_sub(target, blob)
+
+    def add_worker(self, worker):
+        """Add a Worker one level down (level 4 and up, before init) -> its
+        worker id. init() starts a process that initialises it (its own
+        children below it); this Worker owns it from now on and closes it with
+        itself. Until init, it still takes register()."""
+        return self._add_worker(worker)
 
     def init(self):
         """Start the worker. At level 3, memory this process mapped shared and

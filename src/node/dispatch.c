@@ -867,12 +867,15 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     if (orc == STRATA_EINTR && n->stop_by_ns == 0)   /* the orchestration function was interrupted */
         n->stop_by_ns = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1;
     if (orc != 0) {
+        /* what it said (strata_task_error), or the failed call it returned after */
+        char *why = strata_last_error()[0] ? strata__format(": %s", strata_last_error()) : NULL;
         if (orc < 0 && strata__is_status(orc))
-            strata__failure_set(&n->failure, orc, "the orchestration function returned %d (%s)", orc,
-                                strata_status_name(orc));
+            strata__failure_set(&n->failure, orc, "the orchestration function returned %d (%s)%s", orc,
+                                strata_status_name(orc), why ? why : "");
         else
             strata__failure_set(&n->failure, STRATA_ETASK, "the orchestration function returned %d; it must return "
-                                "0 or a negative strata_status", orc);
+                                "0 or a negative strata_status%s", orc, why ? why : "");
+        free(why);
     }
     while (n->done_count < n->ntasks)
         pump(n, true);

@@ -33,7 +33,8 @@ target_link_libraries(mpi_via_cmake PRIVATE strata::strata_mpi m)
 CM
   cmake -S "$prefix/consumer" -B "$prefix/consumer/build" >/dev/null
   cmake --build "$prefix/consumer/build" >/dev/null
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 \
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_backing_directory="$prefix" \
+    OMPI_MCA_orte_tmpdir_base="$prefix" timeout 120 \
     mpiexec -n 3 --oversubscribe --mca btl self,vader "$prefix/mpi_via_pkgconfig" >/dev/null
 fi
 echo "check-install: the installed headers, libraries, pkg-config files and CMake package work"

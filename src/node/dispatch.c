@@ -560,8 +560,8 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
                                 "%d) and move data with strata_worker_copy_to or a copy task", call, who, i, worker,
                                 n->children[worker].rank, worker);
         if (b->kind == STRATA__BUFFER_CHIP && (kind == STRATA__REG_SUB || (int)b->owner_data != worker))
-            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of %s worker %d, which %s cannot "
-                                "see", call, who, i, next_word(n), (int)b->owner_data,
+            return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in the memory of %s %d, which %s cannot "
+                                "see", call, who, i, n->level == 3 ? "chip worker" : "worker", (int)b->owner_data,
                                 kind == STRATA__REG_SUB ? "a SUB worker"
                                 : n->level == 3         ? "the target chip"
                                                         : "the target worker");

@@ -209,6 +209,8 @@ int strata__node_recover(strata__node *n)
             n->failed = true;
             continue;
         }
+        if (c->kind == STRATA__CHILD_REMOTE)
+            continue;   /* a rank cannot be replaced: no process joins the job; its tasks fail fast */
         if (c->kind != STRATA__CHILD_SUB) {
             c->lost_pid = c->pid;
             strata__node_drop_chip_buffers(n, c);

@@ -141,7 +141,7 @@ static void child_free(strata__node *n, strata__child *c, uint64_t addr, uint64_
 
 int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buffer *out)
 {
-    const char *what = n->level == 3 ? "chip" : "worker";
+    const char *what = n->level == 3 ? "chip" : "worker", *which = n->level == 3 ? "chip worker" : "worker";
     if (worker < 0 || (uint32_t)worker >= n->nnext)
         return strata__fail(STRATA_ENOENT, "strata_worker_malloc: worker %d is not a %s of this level-%d worker "
                             "(%ss are 0..%d)", worker, what, n->level, what, (int)n->nnext - 1);
@@ -151,8 +151,17 @@ int strata__node_malloc(strata__node *n, int worker, uint64_t nbytes, strata_buf
     uint64_t addr;
     int rc = c->kind == STRATA__CHILD_CHIP ? n->platform->mem_alloc(c->resident, nbytes, &addr)
                                            : strata__node_request(n, c, STRATA__REQ_MALLOC, nbytes, &addr);
+    if (rc == STRATA_OK && c->kind == STRATA__CHILD_WORKER) {
+        /* the child's word: it must name a range of its heap, which this
+           process writes into on copies */
+        uint64_t lo = (uint64_t)(uintptr_t)c->sub_node->heap, hi = lo + c->sub_node->heap_bytes;
+        if (addr < lo || addr > hi || nbytes > hi - addr)
+            rc = strata__fail(STRATA_ECHILD, "the child answered address 0x%llx, outside its shared heap "
+                              "(0x%llx..0x%llx)", (unsigned long long)addr, (unsigned long long)lo,
+                              (unsigned long long)hi);
+    }
     if (rc)
-        return strata__error_prefix(rc, "strata_worker_malloc on %s worker %d", what, worker);
+        return strata__error_prefix(rc, "strata_worker_malloc on %s %d", which, worker);
     uint32_t index;
     rc = strata__tmap_buffer_add(&n->buffers, addr, nbytes, STRATA__BUFFER_CHIP, &index);
     if (rc) {

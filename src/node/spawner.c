@@ -149,7 +149,34 @@ static void sleep_1ms(void)
     nanosleep(&ts, NULL);
 }
 
-/* SIGKILL every child's group, reap (bounded), and leave. */
+/* SIGKILL the processes this one adopted as subreaper (descendants whose
+   parent died: a worker child's own spawner, at L4+, before it has ended its
+   children), from the kernel's list of this process's children. */
+static void kill_adopted(const spawner *s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;   /* a kernel without the list: they end through their own parent checks */
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        if (child_of(s, pid) == UINT32_MAX)
+            kill(pid, SIGKILL);
+    fclose(f);
+}
+
+/* Whether this process has any child left, alive or not yet reaped. */
+static bool any_child_left(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* SIGKILL every child's group, reap (bounded), and leave; not before every
+   descendant adopted meanwhile is gone too, so that a close that waited for
+   this process has ended the whole tree below it. */
 static void __attribute__((noreturn)) shut_down(spawner *s)
 {
     for (uint32_t i = 0; i < s->n->nchildren; i++)
@@ -163,7 +190,9 @@ static void __attribute__((noreturn)) shut_down(spawner *s)
         bool left = false;
         for (uint32_t i = 0; i < s->n->nchildren; i++)
             left |= s->pids[i] > 0;
-        if (!left || strata__now_ns() > deadline)
+        if (!left)
+            kill_adopted(s);
+        if ((!left && !any_child_left()) || strata__now_ns() > deadline)
             _exit(0);
         sleep_1ms();
     }

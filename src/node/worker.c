@@ -461,6 +461,11 @@ int strata_worker_add_worker(strata_worker *w, strata_worker *child, int *worker
     rc = admit(child, CALL_INIT, "strata_worker_add_worker: the child");   /* NEW, owned here */
     if (rc)
         return rc;
+    for (uint32_t i = 0; i < child->node->nadded; i++)
+        if (child->node->added[i].tp)
+            return strata__fail(STRATA_EINVAL, "strata_worker_add_worker: the level-%d child has remote workers "
+                                "(rank %d); it would run in a child process, which must not call MPI: remote workers "
+                                "belong to the top worker only", child->cfg.level, child->node->added[i].rank);
     rc = strata__node_add_worker(w->node, child, child->node, worker_id);
     if (rc)
         return rc;
@@ -501,6 +506,10 @@ int strata__worker_add_remote(strata_worker *w, const strata__transport *tp, int
     if (w->cfg.level < 4)
         return strata__fail(STRATA_EINVAL, "%s: this worker is level %d; remote workers are added to level 4 and "
                             "up", call, w->cfg.level);
+    if (w->added_to)
+        return strata__fail(STRATA_EINVAL, "%s: this level-%d worker was added to a level-%d worker, so it runs in a "
+                            "child process, which must not call MPI; add remote workers to the top worker only",
+                            call, w->cfg.level, w->added_to->cfg.level);
     rc = strata__node_add_remote(w->node, tp, rank, id);
     return rc ? strata__error_prefix(rc, "%s", call) : STRATA_OK;
 }

@@ -238,14 +238,16 @@ static void case_round_trips(void)
     strata_worker_destroy(top);
 }
 
-/* Rank 2 lacks the name: rank 0's init fails naming it, nothing is left. */
-static void case_missing_callable(void)
+/* Rank `lacking` lacks the name: rank 0's init fails naming it; every rank
+   leaves strata_mpi_serve (the ones never reached when strata_mpi_finalize
+   tells them), nothing is left. */
+static void case_missing_callable(int lacking)
 {
     if (rank != 0) {
         strata_handle h;
-        strata_worker *top = make_top(rank != 2, &h), *w = make_l3();
+        strata_worker *top = make_top(rank != lacking, &h), *w = make_l3();
         int rc = strata_mpi_serve(top, w);
-        if (rank == 2) {
+        if (rank == lacking) {
             CHECK(rc == STRATA_ENOENT);
             CHECK_ERROR_HAS("callable 'add_on_chip' (orchestration function) is not registered here");
         } else {
@@ -258,7 +260,10 @@ static void case_missing_callable(void)
     job j;
     strata_worker *top = tree(true, &j.orch);
     CHECK(strata_worker_init(top) == STRATA_ENOENT);
-    CHECK_ERROR_HAS("rank 2: callable 'add_on_chip' (orchestration function) is not registered here");
+    char want[96];
+    snprintf(want, sizeof want, "rank %d: callable 'add_on_chip' (orchestration function) is not registered here",
+             lacking);
+    CHECK_ERROR_HAS(want);
     CHECK(strata_worker_state(top) == STRATA_STATE_NEW);
     strata_worker_destroy(top);
 }
@@ -349,6 +354,24 @@ static void case_top_killed(void)
     kill(getpid(), SIGKILL);
 }
 
+/* Rank 0 builds the tree and destroys it without init: the serving ranks
+   leave strata_mpi_serve when strata_mpi_finalize tells them, their workers
+   never started. */
+static void case_top_never_initialised(void)
+{
+    strata_handle h;
+    if (rank != 0) {
+        strata_worker *top = make_top(true, &h), *w = make_l3();
+        CHECK_OK(strata_mpi_serve(top, w));
+        CHECK(strata_worker_state(w) == STRATA_STATE_CLOSED);
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    strata_worker *top = tree(true, &h);
+    strata_worker_destroy(top);
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -359,7 +382,11 @@ int main(int argc, char **argv)
     if (strcmp(case_name, "round_trips") == 0)
         case_round_trips();
     else if (strcmp(case_name, "missing_callable") == 0)
-        case_missing_callable();
+        case_missing_callable(2);
+    else if (strcmp(case_name, "missing_callable_first_rank") == 0)
+        case_missing_callable(1);
+    else if (strcmp(case_name, "top_never_initialised") == 0)
+        case_top_never_initialised();
     else if (strcmp(case_name, "remote_rank_killed") == 0)
         case_fault("die");
     else if (strcmp(case_name, "remote_rank_stuck") == 0)

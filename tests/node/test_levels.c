@@ -202,7 +202,7 @@ TEST_CASE(memory_of_a_child_worker)
     /* another worker cannot see it */
     j.steps[0].worker = 0;
     CHECK_STATUS(strata_worker_run(w4, l4_orch, &j, NULL, NULL), STRATA_EINVAL);
-    CHECK_ERROR_HAS("lies in the memory of worker worker 1, which the target worker cannot see");
+    CHECK_ERROR_HAS("lies in the memory of worker 1, which the target worker cannot see");
     CHECK_OK(strata_worker_free(w4, b));
     CHECK_STATUS(strata_worker_free(w4, b), STRATA_ENOENT);
     CHECK_STATUS(strata_worker_malloc(w4, 2, 64, &b), STRATA_ENOENT);

@@ -4,7 +4,25 @@
 
 #include "strata/mpi.h"
 
+#include <stdlib.h>
+
+#include "core/alloc.h"
+#include "core/sys.h"
+
 MPI_Comm strata__mpi_comm = MPI_COMM_NULL;
+
+/* Rank 0: which ranks were asked to leave strata_mpi_serve (or left by
+   themselves); the others are asked at strata_mpi_finalize, so that no rank
+   waits for ever when the top worker was never initialised, or its init failed
+   before reaching them. */
+static unsigned char *told;
+static int nranks;
+
+void strata__mpi_told_to_exit(int rank)
+{
+    if (told && rank > 0 && rank < nranks)
+        told[rank] = 1;
+}
 
 int strata_mpi_init(MPI_Comm comm)
 {
@@ -20,6 +38,12 @@ int strata_mpi_init(MPI_Comm comm)
     /* Errors come back as codes: with ULFM a failed rank is an answer, not the
        end of this process (node/mpi/remote.c). */
     MPI_Comm_set_errhandler(strata__mpi_comm, MPI_ERRORS_RETURN);
+    MPI_Comm_size(strata__mpi_comm, &nranks);
+    told = strata__calloc((size_t)nranks, 1);
+    if (!told) {
+        MPI_Comm_free(&strata__mpi_comm);
+        return strata__fail(STRATA_ENOMEM, "strata_mpi_init: out of host memory");
+    }
     return STRATA_OK;
 }
 
@@ -50,8 +74,16 @@ int strata_mpi_add_rank(strata_worker *w, int rank, int *worker_id)
 int strata_mpi_finalize(void)
 {
     strata__clear_error();
-    if (strata__mpi_comm != MPI_COMM_NULL)
-        MPI_Comm_free(&strata__mpi_comm);
+    if (strata__mpi_comm == MPI_COMM_NULL)
+        return STRATA_OK;
+    int me = 0;
+    MPI_Comm_rank(strata__mpi_comm, &me);
+    for (int r = 1; me == 0 && r < nranks; r++)
+        if (!told[r])
+            strata__mpi_tell_exit(r, strata__now_ns() + 10000000000ull);
+    free(told);
+    told = NULL;
+    MPI_Comm_free(&strata__mpi_comm);
     strata__mpi_comm = MPI_COMM_NULL;
     return STRATA_OK;
 }

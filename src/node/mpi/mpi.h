@@ -20,4 +20,11 @@ extern MPI_Comm strata__mpi_comm;
 
 extern const strata__transport strata__mpi_transport;
 
+/* Rank 0: `rank` was asked to exit, or left strata_mpi_serve by itself (a
+   failed start): strata_mpi_finalize does not tell it again (api.c). */
+void strata__mpi_told_to_exit(int rank);
+/* Rank 0: ask `rank` to leave strata_mpi_serve and wait, bounded, for its
+   answer (remote.c). */
+void strata__mpi_tell_exit(int rank, uint64_t deadline_ns);
+
 #endif

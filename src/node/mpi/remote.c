@@ -71,8 +71,9 @@ static void put_name(uint8_t *buf, size_t *at, uint32_t handle, const strata__re
     *at += sizeof e + e.name_len;
 }
 
-/* Send request kind with payload [payload, payload + len) (already in p->out
-   after the header when payload is NULL) and post the receive of its answer. */
+/* Send request h with the payload already in p->out after the header (len
+   bytes), and post the receive of its answer. An MPI error here means the rank
+   failed (ULFM; without it the job has ended already): c becomes dead. */
 static void send_request(strata__child *c, strata__mpi_request h, size_t len)
 {
     peer *p = peer_of(c);
@@ -80,11 +81,25 @@ static void send_request(strata__child *c, strata__mpi_request h, size_t len)
     h.seq = ++p->seq;
     h.payload_len = (uint32_t)len;
     memcpy(p->out, &h, sizeof h);
-    p->handle = h.handle;
-    p->task = h.task;
-    MPI_Isend(p->out, (int)(sizeof h + len), MPI_BYTE, c->rank, STRATA__TAG_REQUEST, strata__mpi_comm, &p->send);
-    MPI_Irecv(p->in, (int)(sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX), MPI_BYTE, c->rank,
-              STRATA__TAG_REPLY, strata__mpi_comm, &p->recv);
+    p->handle = h.kind == STRATA__REQ_TASK ? h.handle : 0;   /* names the task in an abort message */
+    p->task = h.kind == STRATA__REQ_TASK ? h.task : 0;
+    if (h.kind == STRATA__REQ_EXIT)
+        strata__mpi_told_to_exit(c->rank);
+    int err = MPI_Isend(p->out, (int)(sizeof h + len), MPI_BYTE, c->rank, STRATA__TAG_REQUEST, strata__mpi_comm,
+                        &p->send);
+    if (err == MPI_SUCCESS)
+        err = MPI_Irecv(p->in, (int)(sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX), MPI_BYTE, c->rank,
+                        STRATA__TAG_REPLY, strata__mpi_comm, &p->recv);
+    if (err != MPI_SUCCESS) {
+        p->send = p->recv = MPI_REQUEST_NULL;
+        c->dead = true;
+        c->busy = false;
+        c->death_status = STRATA_ECHILD;
+        free(c->death_message);
+        char name[96];
+        c->death_message = strata__format("%s could not be reached (MPI error %d)",
+                                          strata__child_name(c, name, sizeof name), err);
+    }
 }
 
 static void mpi_post(strata__node *n, strata__child *c, const strata__request *r)
@@ -135,6 +150,8 @@ static bool mpi_answered(strata__node *n, strata__child *c)
 {
     (void)n;
     peer *p = peer_of(c);
+    if (c->dead)
+        return false;
     int done = 0;
     int err = MPI_Test(&p->recv, &done, MPI_STATUS_IGNORE);
     if (err != MPI_SUCCESS && rank_failed(err)) {
@@ -193,10 +210,12 @@ static void __attribute__((noreturn)) abort_job(strata__node *n, strata__child *
 {
     peer *p = peer_of(c);
     const strata__registration *r = p->handle && p->handle <= n->nregs ? &n->regs[p->handle - 1] : NULL;
-    fprintf(stderr, "strata: aborting the MPI job: %s (task %llu, callable '%s', handle %u); a remote rank that "
-            "stops answering cannot be stopped alone with an MPI that has no ULFM\n",
-            why ? why : "a remote worker stopped answering", (unsigned long long)p->task,
-            r && r->name ? r->name : "unnamed", p->handle);
+    char task[160] = "";
+    if (p->task)
+        snprintf(task, sizeof task, " (task %llu, callable '%s', handle %u)", (unsigned long long)p->task,
+                 r && r->name ? r->name : "unnamed", p->handle);
+    fprintf(stderr, "strata: aborting the MPI job: %s%s; a remote rank that stops answering cannot be stopped "
+            "alone with an MPI that has no ULFM\n", why ? why : "a remote worker stopped answering", task);
     fflush(stderr);
     MPI_Abort(strata__mpi_comm, 70);
     _exit(70);
@@ -260,6 +279,7 @@ static int mpi_start(strata__node *n, strata__child *c, uint64_t deadline_ns)
     mpi_reply(n, c, &r);
     c->pid = (pid_t)r.value;
     if (r.status != STRATA_OK) {
+        strata__mpi_told_to_exit(c->rank);   /* a rank that could not start has left strata_mpi_serve */
         c->dead = true;
         c->death_reported = true;
         c->death_status = r.status;
@@ -297,23 +317,27 @@ static int mpi_open(strata__node *n)
 
 static void mpi_close(strata__node *n, bool kill_them)
 {
-    uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1000000000u;
+    /* Every rank that started is asked to exit, unless the engine's close
+       already did (its answer is outstanding); all at once, then each answer
+       (it closed its worker) within close_grace_ms and a second of its own. A
+       rank silent past that ends the job. Ranks never reached are told at
+       strata_mpi_finalize. */
+    for (uint32_t i = 0; kill_them && i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        peer *p = ours(c) ? peer_of(c) : NULL;
+        if (p && !c->dead && c->pid > 0 && p->recv == MPI_REQUEST_NULL)
+            send_request(c, (strata__mpi_request){.kind = STRATA__REQ_EXIT}, 0);
+    }
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
         peer *p = ours(c) ? peer_of(c) : NULL;
         if (!p)
             continue;
-        /* Every rank that started is asked to exit, unless the engine's close
-           already did (its answer is outstanding): the answer says it closed
-           its worker. A rank silent past the grace ends the job. */
-        if (kill_them && !c->dead && c->pid > 0) {
-            if (p->recv == MPI_REQUEST_NULL)
-                send_request(c, (strata__mpi_request){.kind = STRATA__REQ_EXIT}, 0);
-            if (!await_answer(n, c, deadline)) {
-                char name[96];
-                abort_job(n, c, strata__format("%s did not close within close_grace_ms (%u ms)",
-                                               strata__child_name(c, name, sizeof name), n->cfg.close_grace_ms));
-            }
+        uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1000000000u;
+        if (kill_them && !c->dead && c->pid > 0 && !await_answer(n, c, deadline)) {
+            char name[96];
+            abort_job(n, c, strata__format("%s did not close within close_grace_ms (%u ms)",
+                                           strata__child_name(c, name, sizeof name), n->cfg.close_grace_ms));
         }
         if (kill_them)
             cancel(p);
@@ -349,7 +373,8 @@ static void mpi_wait(strata__node *n, uint32_t timeout_ms)
 }
 
 /* Copy nbytes between host and the remote buffer at addr: the request, the
-   data in chunks, the answer; bounded by init_timeout_ms per chunk. */
+   data in chunks, the answer; each chunk (and the answer) bounded by
+   init_timeout_ms. */
 static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host, uint64_t nbytes, bool to)
 {
     char name[96];
@@ -374,8 +399,10 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
             if (!ok && mpi_answered(n, c))   /* the rank refused the copy before its data: its answer says why */
                 break;
             if (!ok && strata__now_ns() > deadline)
-                abort_job(n, c, strata__format("%s did not take its data within init_timeout_ms (%u ms)",
-                                               strata__child_name(c, name, sizeof name), n->cfg.init_timeout_ms));
+                abort_job(n, c, strata__format("%s moved no chunk of a %llu-byte copy %s it within "
+                                               "init_timeout_ms (%u ms)", strata__child_name(c, name, sizeof name),
+                                               (unsigned long long)nbytes, to ? "to" : "from",
+                                               n->cfg.init_timeout_ms));
             if (!ok)
                 nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
             nap_ns = nap_ns * 2 > 1000000 ? 1000000 : nap_ns * 2;
@@ -386,8 +413,9 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
             break;
         }
         done += (uint64_t)chunk;
+        deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;   /* the next chunk's */
     }
-    if (!await_answer(n, c, deadline + (uint64_t)n->cfg.init_timeout_ms * 1000000u))
+    if (!await_answer(n, c, deadline))
         abort_job(n, c, strata__format("%s did not answer a copy within init_timeout_ms (%u ms)",
                                        strata__child_name(c, name, sizeof name), n->cfg.init_timeout_ms));
     strata__reply r;
@@ -397,6 +425,33 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
         return strata__fail(r.status, "%s: %.*s", strata__child_name(c, name, sizeof name), (int)r.message_len,
                             r.message);
     return STRATA_OK;
+}
+
+void strata__mpi_tell_exit(int rank, uint64_t deadline_ns)
+{
+    strata__mpi_request h = {.magic = STRATA__MPI_MAGIC, .kind = STRATA__REQ_EXIT, .seq = 1};
+    uint8_t in[sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX];
+    MPI_Request rq[2];
+    strata__mpi_told_to_exit(rank);
+    if (MPI_Isend(&h, (int)sizeof h, MPI_BYTE, rank, STRATA__TAG_REQUEST, strata__mpi_comm, &rq[0]) != MPI_SUCCESS)
+        return;   /* (ULFM) gone already */
+    MPI_Irecv(in, (int)sizeof in, MPI_BYTE, rank, STRATA__TAG_REPLY, strata__mpi_comm, &rq[1]);
+    uint64_t nap_ns = 1000;
+    for (int done = 0; !done;) {
+        if (MPI_Testall(2, rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+            return;
+        if (done)
+            break;
+        if (strata__now_ns() > deadline_ns) {
+            fprintf(stderr, "strata: aborting the MPI job: rank %d did not leave strata_mpi_serve when "
+                    "strata_mpi_finalize asked it to\n", rank);
+            fflush(stderr);
+            MPI_Abort(strata__mpi_comm, 70);
+            _exit(70);
+        }
+        nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
+        nap_ns = nap_ns * 2 > 1000000 ? 1000000 : nap_ns * 2;
+    }
 }
 
 const strata__transport strata__mpi_transport = {

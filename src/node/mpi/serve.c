@@ -47,6 +47,20 @@ static const char *kind_name(uint32_t kind)
                                                                                         : "chip callable";
 }
 
+static uint8_t reply_buf[sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX];
+
+static void answer(const strata__mpi_request *h, int status, const char *message, uint64_t value)
+{
+    size_t mlen = message ? strlen(message) : 0;
+    if (mlen > STRATA__MPI_MESSAGE_MAX)
+        mlen = STRATA__MPI_MESSAGE_MAX;
+    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, (uint32_t)mlen, value};
+    memcpy(reply_buf, &r, sizeof r);
+    if (mlen)
+        memcpy(reply_buf + sizeof r, message, mlen);
+    MPI_Send(reply_buf, (int)(sizeof r + mlen), MPI_BYTE, 0, STRATA__TAG_REPLY, strata__mpi_comm);
+}
+
 /* Wait for the next request from rank 0 and receive it into s->in, which holds
    the largest one rank 0 makes (a task's arguments, or a HELLO naming up to
    1 MiB of callables). */
@@ -60,9 +74,15 @@ static int receive(server *s, size_t *len)
         int done = 0;
         int err = MPI_Test(&rq, &done, &st);
         if (err != MPI_SUCCESS) {
-            /* truncated: larger than any request rank 0 makes */
-            return strata__fail(STRATA_EINVAL, "a request from rank 0 larger than %zu bytes (MPI error %d)",
-                                s->in_cap, err);
+            /* truncated: larger than this rank takes; answered, so that rank 0
+               says why rather than that the rank fell silent */
+            strata__mpi_request h;
+            memcpy(&h, s->in, sizeof h);
+            int rc = strata__fail(STRATA_EINVAL, "rank %d: a request from rank 0 larger than %zu bytes (more than "
+                                  "1 MiB of callable names?) (MPI error %d)", s->rank, s->in_cap, err);
+            if (h.magic == STRATA__MPI_MAGIC)
+                answer(&h, rc, strata_last_error(), (uint64_t)getpid());
+            return rc;
         }
         if (done)
             break;
@@ -75,20 +95,6 @@ static int receive(server *s, size_t *len)
     MPI_Get_count(&st, MPI_BYTE, &count);
     *len = (size_t)count;
     return STRATA_OK;
-}
-
-static uint8_t reply_buf[sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX];
-
-static void answer(const strata__mpi_request *h, int status, const char *message, uint64_t value)
-{
-    size_t mlen = message ? strlen(message) : 0;
-    if (mlen > STRATA__MPI_MESSAGE_MAX)
-        mlen = STRATA__MPI_MESSAGE_MAX;
-    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, (uint32_t)mlen, value};
-    memcpy(reply_buf, &r, sizeof r);
-    if (mlen)
-        memcpy(reply_buf + sizeof r, message, mlen);
-    MPI_Send(reply_buf, (int)(sizeof r + mlen), MPI_BYTE, 0, STRATA__TAG_REPLY, strata__mpi_comm);
 }
 
 /* Map the name entries of a HELLO or REGISTER payload to this rank's

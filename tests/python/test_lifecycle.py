@@ -17,8 +17,8 @@ import pytest
 import strata
 from strata import CallConfig, TaskArgs, TensorArgType, Worker, WorkerState
 
-from conftest import (alive, children_of, counts_memory, descendants, gone, mappings, open_fds, proc_stat,
-                      tensor_args, wait_until, zombies_below)
+from conftest import (UNDER_ASAN, alive, children_of, counts_memory, descendants, gone, mappings, open_fds,
+                      proc_stat, tensor_args, wait_until, zombies_below)
 
 
 def describe(procs):
@@ -505,7 +505,8 @@ def test_worker_created_and_closed_many_times_leaves_nothing():
         once()
     gc.collect()
     assert wait_until(lambda: children_of(os.getpid())[0] == [])
-    assert open_fds() == fds and mappings() == maps
+    # (under ASan its allocator maps memory as earlier tests shaped it: descriptors only)
+    assert open_fds() == fds and (UNDER_ASAN or mappings() == maps)
 
 
 @counts_memory

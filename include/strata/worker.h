@@ -184,6 +184,14 @@ STRATA_API int strata_submit_sub(strata_orch *o, strata_handle h, const strata_t
 /* A group of n SUB tasks that start together on n idle SUB workers (n at most
    num_sub_workers); one node of the dependency graph, as above. */
 STRATA_API int strata_submit_sub_group(strata_orch *o, strata_handle h, const strata_task_args *args, uint32_t n);
+/* A copy task (L3+): after every earlier writer of src's bytes and every earlier
+   reader and writer of dst's (the tags INPUT src, OUTPUT dst), move src's bytes
+   to dst. dst and src are contiguous views of the same byte size, each in this
+   worker's memory (its heap, memory it adopted or inherited), in a worker
+   child's (local, L4+), or in a remote worker's (MPI): data between remote
+   workers moves rank to rank, never through this process. Both ends in this
+   process: the engine copies when the task is ready. dst, src: copied. */
+STRATA_API int strata_submit_copy(strata_orch *o, const strata_tensor *dst, const strata_tensor *src);
 /* Scopes of an orchestration function (L3): nest like chip scopes; an unmatched
    end is STRATA_EINVAL. */
 STRATA_API int strata_orch_scope_begin(strata_orch *o);

@@ -74,6 +74,8 @@ static strata__task_fifo *fifo_for(strata__node *n, strata__reg_kind kind, uint3
 {
     if (nmembers != 1)
         return &n->group_ready;
+    if (kind == STRATA__REG_COPY && target < 0)
+        return &n->engine_ready;
     return kind != STRATA__REG_SUB ? &n->chip_ready[target] : &n->sub_ready;
 }
 
@@ -117,9 +119,64 @@ static void complete(strata__node *n, uint32_t t, int status, const char *msg)
 
 static const char *reg_name(const strata__node *n, uint32_t handle)
 {
+    if (handle == 0)
+        return "copy";   /* strata_submit_copy */
     const strata__registration *r = &n->regs[handle - 1];
     return r->kind == STRATA__REG_CHIP ? r->chip.name : r->kind == STRATA__REG_ORCH ? "orchestration function"
                                                                                     : "SUB function";
+}
+
+/* The first byte a contiguous view touches, and how many it touches. */
+static uint64_t view_start(const strata_tensor *t)
+{
+    return t->addr + t->offset * strata_dtype_size(t->dtype);
+}
+
+static uint64_t view_bytes(const strata_tensor *t)
+{
+    uint64_t b = strata_dtype_size(t->dtype);
+    for (uint32_t d = 0; d < t->ndims; d++)
+        b *= t->shape[d];
+    return b;
+}
+
+/* The remote child whose memory holds the buffer at addr, or NULL (this
+   process's memory: a host buffer, or a local worker child's heap). */
+static strata__child *remote_owner(strata__node *n, uint64_t addr)
+{
+    uint32_t i = strata__tmap_buffer_find(&n->buffers, addr);
+    const strata__buffer *b = i == STRATA__NONE ? NULL : strata__tmap_buffer(&n->buffers, i);
+    if (!b || b->kind != STRATA__BUFFER_CHIP)
+        return NULL;
+    strata__child *c = &n->children[b->owner_data];
+    return c->kind == STRATA__CHILD_REMOTE ? c : NULL;
+}
+
+/* Post child c's part of copy task (tensors [dst, src]): receive into dst if
+   dst is in its memory, else send src; the other end is another remote
+   worker's rank, or this process (rank 0) with its local pointer. */
+static void post_copy(strata__node *n, strata__child *c, const strata__node_task *task)
+{
+    const strata_tensor *dst = &task->tensors[0], *src = &task->tensors[1];
+    strata__child *d = remote_owner(n, dst->addr), *s = remote_owner(n, src->addr);
+    strata__request r = {.task = c->task, .cfg = &task->cfg, .nbytes = view_bytes(dst)};
+    if (d == c && s == c) {   /* both ends in its memory: it copies (local: the destination there) */
+        r.kind = STRATA__REQ_SEND_TO;
+        r.value = view_start(src);
+        r.peer = c->rank;
+        r.local = (void *)(uintptr_t)view_start(dst);
+    } else if (d == c) {      /* it receives from the other rank, or from this process */
+        r.kind = STRATA__REQ_RECV_FROM;
+        r.value = view_start(dst);
+        r.peer = s ? s->rank : 0;
+        r.local = s ? NULL : (void *)(uintptr_t)view_start(src);
+    } else {                  /* it sends to the other rank, or to this process */
+        r.kind = STRATA__REQ_SEND_TO;
+        r.value = view_start(src);
+        r.peer = d ? d->rank : 0;
+        r.local = d ? NULL : (void *)(uintptr_t)view_start(dst);
+    }
+    strata__post(n, c, &r);
 }
 
 /* Post member m of task t to child c. */
@@ -133,6 +190,10 @@ static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
     c->task = (uint64_t)t + 1;
     c->started_ns = strata__now_ns();
     c->timeout_ms = task->cfg.timeout_ms;
+    if (task->kind == STRATA__REG_COPY) {
+        post_copy(n, c, task);
+        return;
+    }
     strata__post(n, c, &(strata__request){.kind = STRATA__REQ_TASK, .handle = task->handle, .task = c->task,
                                           .cfg = &task->cfg, .args = &a});
 }
@@ -280,10 +341,30 @@ static bool dispatch_singles(strata__node *n)
 
 /* Post what is ready to idle children; cancel what cannot run. Completing a
    task that cannot run may make others ready, in any FIFO: so until stable. */
+/* Copies with both ends in this process: made here, at once. */
+static bool dispatch_engine(strata__node *n)
+{
+    strata__task_fifo *f = &n->engine_ready;
+    bool settled = false;
+    while (f->head != f->tail) {
+        uint32_t t = fifo_at(n, f, f->head++);
+        strata__node_task *task = task_of(n, t);
+        settled = true;
+        if (settle_unrunnable(n, t, strata__failure_status(&n->failure) != 0, NULL))
+            continue;
+        memmove((void *)(uintptr_t)view_start(&task->tensors[0]), (const void *)(uintptr_t)view_start(&task->tensors[1]),
+                view_bytes(&task->tensors[0]));
+        task->remaining = 1;
+        member_done(n, t, STRATA_OK, NULL);
+    }
+    return settled;
+}
+
 static void dispatch(strata__node *n)
 {
     for (;;) {
-        bool settled = dispatch_groups(n);
+        bool settled = dispatch_engine(n);
+        settled |= dispatch_groups(n);
         settled |= dispatch_singles(n);
         if (!settled)
             return;
@@ -553,6 +634,8 @@ static int check_member(strata__node *n, const char *call, uint32_t m, uint32_t 
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u says its buffer at 0x%llx holds %llu bytes, but it "
                                 "holds %llu", call, who, i, (unsigned long long)t->addr,
                                 (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
+        if (kind == STRATA__REG_COPY)
+            continue;   /* a copy's ends are checked by strata_submit_copy */
         if (b->kind != STRATA__BUFFER_CHIP && kind != STRATA__REG_SUB &&
             n->children[worker].kind == STRATA__CHILD_REMOTE)
             return strata__fail(STRATA_EINVAL, "%s%s: tensor %u lies in this worker's host memory, which remote worker "
@@ -610,7 +693,7 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     if (rc)
         return rc;
     strata__node *n = o->node;
-    if (kind != STRATA__REG_SUB)
+    if (kind != STRATA__REG_SUB && kind != STRATA__REG_COPY)
         kind = next_kind(n);
     if (count == 0 || (count > 1 && args == NULL) || (kind != STRATA__REG_SUB && workers == NULL))
         return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: %s", call,
@@ -619,13 +702,13 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
                                                                                       : "args is NULL"));
     if (count > 256)
         return orch_fail(n, strata__fail(STRATA_EINVAL, "%s: a group of %u members; at most 256", call, count));
-    if (h == STRATA_HANDLE_INVALID || h > n->nregs || n->regs[h - 1].kind != kind)
+    if (kind != STRATA__REG_COPY && (h == STRATA_HANDLE_INVALID || h > n->nregs || n->regs[h - 1].kind != kind))
         return orch_fail(n, strata__fail(STRATA_ENOENT, "%s: handle %u is not %s registered on this worker", call,
                                          h, kind == STRATA__REG_CHIP   ? "a chip callable"
                                             : kind == STRATA__REG_ORCH ? "an orchestration function "
                                                                          "(strata_worker_register_orch)"
                                                                        : "a SUB function"));
-    rc = check_targets(n, call, kind, count, workers);
+    rc = kind == STRATA__REG_COPY ? STRATA_OK : check_targets(n, call, kind, count, workers);   /* copy: checked */
     if (rc)
         return orch_fail(n, rc);
 
@@ -772,6 +855,56 @@ int strata_submit_sub(strata_orch *o, strata_handle h, const strata_task_args *a
 int strata_submit_sub_group(strata_orch *o, strata_handle h, const strata_task_args *args, uint32_t n)
 {
     return submit(o, "strata_submit_sub_group", STRATA__REG_SUB, h, args, n, NULL, NULL);
+}
+
+/* One end of a copy: a contiguous view of a buffer this worker knows. */
+static int copy_end(strata__node *n, const strata_tensor *t, const char *which)
+{
+    if (t == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s is NULL", which);
+    for (uint32_t d = 0; d < t->ndims; d++)
+        if (t->strides[d] != 0)
+            return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s is a strided view; a copy moves contiguous "
+                                "bytes (copy each row, or make the view contiguous)", which);
+    uint32_t i = strata__tmap_buffer_find(&n->buffers, t->addr);
+    if (i == STRATA__NONE && !(n->ninherited && strata__node_inherited_buffer(n, t->addr, t->nbytes, &i)))
+        return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s: addr 0x%llx is not the base of a buffer of this "
+                            "worker or of a worker below it (strata_worker_host_alloc, strata_worker_malloc)", which,
+                            (unsigned long long)t->addr);
+    const strata__buffer *b = strata__tmap_buffer(&n->buffers, i);
+    if (b->kind == STRATA__BUFFER_CHIP && n->children[b->owner_data].kind == STRATA__CHILD_CHIP)
+        return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s lies in a chip's memory; copies move data between "
+                            "workers of levels 3 and up (a chip task moves it on its chip)", which);
+    return STRATA_OK;
+}
+
+int strata_submit_copy(strata_orch *o, const strata_tensor *dst, const strata_tensor *src)
+{
+    strata__clear_error();
+    int rc = check_submit(o, "strata_submit_copy");
+    if (rc)
+        return rc;
+    strata__node *n = o->node;
+    if ((rc = copy_end(n, dst, "dst")) || (rc = copy_end(n, src, "src")))
+        return orch_fail(n, rc);
+    if (view_bytes(dst) != view_bytes(src))
+        return orch_fail(n, strata__fail(STRATA_EINVAL, "strata_submit_copy: dst's view holds %llu bytes and src's "
+                                         "%llu; a copy moves as many as it takes", (unsigned long long)view_bytes(dst),
+                                         (unsigned long long)view_bytes(src)));
+    /* The remote workers holding an end take part; both ends here: the engine. */
+    strata__child *d = remote_owner(n, dst->addr), *s = remote_owner(n, src->addr);
+    int workers[2];
+    uint32_t count = 0;
+    if (d)
+        workers[count++] = d->worker;
+    if (s && s != d)
+        workers[count++] = s->worker;
+    if (count == 0)
+        workers[count++] = -1;
+    strata_tensor ts[2] = {*dst, *src};
+    strata_tag tags[2] = {STRATA_OUTPUT, STRATA_INPUT};
+    strata_task_args a[2] = {{ts, tags, 2, NULL, 0}, {ts, tags, 2, NULL, 0}};
+    return submit(o, "strata_submit_copy", STRATA__REG_COPY, 0, a, count, NULL, workers);
 }
 
 int strata_orch_scope_begin(strata_orch *o)

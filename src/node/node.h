@@ -77,7 +77,9 @@ typedef struct strata__child {
 
 /* What a handle names: a chip callable (run by a chip child at L3), a SUB
    function, or an orchestration function (run by an added worker at L4+). */
-typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB, STRATA__REG_ORCH } strata__reg_kind;
+typedef enum { STRATA__REG_CHIP, STRATA__REG_SUB, STRATA__REG_ORCH,
+               STRATA__REG_COPY   /* not a registration: a task kind, a copy (strata_submit_copy) */
+} strata__reg_kind;
 
 typedef struct strata__registration {
     strata__reg_kind  kind;
@@ -214,6 +216,7 @@ typedef struct strata__node {
        the group list, which is compacted in place. */
     strata__task_fifo     *chip_ready;   /* nnext FIFOs */
     strata__task_fifo      sub_ready, group_ready;
+    strata__task_fifo      engine_ready;  /* copies the engine makes itself (both ends in this process) */
     uint32_t               done_count, done_watermark;
     uint32_t               nscopes;
     bool                   running;

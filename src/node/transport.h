@@ -20,14 +20,22 @@
 
 #include "node/node.h"
 
+/* Request kinds of a copy task's members (strata_submit_copy): the child
+   sends its bytes to, or receives them from, `peer` (another remote worker's
+   rank, or 0: this process, from or into `local`). */
+enum { STRATA__REQ_SEND_TO = 19, STRATA__REQ_RECV_FROM = 20 };
+
 typedef struct strata__request {
-    uint32_t                    kind;     /* strata__request_kind (ipc/mailbox.h) */
+    uint32_t                    kind;     /* strata__request_kind (ipc/mailbox.h), or the two above */
     uint32_t                    handle;   /* TASK: the registration to run */
     uint64_t                    task;     /* TASK: the engine's task id + 1, for messages */
     const strata_call_config   *cfg;      /* TASK */
     const strata_task_args     *args;     /* TASK: fits the transport (checked at submit) */
     const strata__registration *reg;      /* REGISTER: fits (checked at register) */
-    uint64_t                    value;    /* MALLOC: bytes; FREE: the address */
+    uint64_t                    value;    /* MALLOC: bytes; FREE: the address; SEND_TO, RECV_FROM: the child's */
+    uint64_t                    nbytes;   /* SEND_TO, RECV_FROM */
+    int                         peer;     /* SEND_TO, RECV_FROM: the rank at the other end */
+    void                       *local;    /* SEND_TO, RECV_FROM with peer 0: this process's end */
 } strata__request;
 
 typedef struct strata__reply {

@@ -18,6 +18,7 @@ int strata__node_make_window(strata__node *n)
         ok = (n->chip_ready[k].items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     ok = ok && (n->sub_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     ok = ok && (n->group_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
+    ok = ok && (n->engine_ready.items = strata__malloc(n->window * sizeof(uint32_t))) != NULL;
     if (ok)
         return STRATA_OK;
     strata__node_free_window(n);
@@ -39,7 +40,8 @@ void strata__node_free_window(strata__node *n)
     n->chip_ready = NULL;
     free(n->sub_ready.items);
     free(n->group_ready.items);
-    n->sub_ready.items = n->group_ready.items = NULL;
+    free(n->engine_ready.items);
+    n->sub_ready.items = n->group_ready.items = n->engine_ready.items = NULL;
     free(n->edges);
     n->edges = NULL;
     n->nedges = n->edges_cap = 0;

@@ -372,6 +372,86 @@ static void case_top_never_initialised(void)
     strata_worker_destroy(top);
 }
 
+/* Copy tasks in the graph, ordered by their tags: this host -> rank 1, a task
+   there, rank 1 -> rank 2 (rank to rank), a task there, rank 2 -> this host;
+   and a copy within this host. */
+typedef struct copies {
+    strata_handle orch;
+    strata_tensor x, y, z, b1, b2;
+} copies;
+
+static int copy_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    copies *c = ctx;
+    strata_tag tag = STRATA_INOUT;
+    uint64_t ten = 10, twenty = 20;
+    int rc = strata_submit_copy(o, &c->b1, &c->x);
+    if (rc == STRATA_OK)
+        rc = strata_submit_next_level(o, c->orch, &(strata_task_args){&c->b1, &tag, 1, &ten, 1}, NULL, 1);
+    if (rc == STRATA_OK)
+        rc = strata_submit_copy(o, &c->b2, &c->b1);
+    if (rc == STRATA_OK)
+        rc = strata_submit_next_level(o, c->orch, &(strata_task_args){&c->b2, &tag, 1, &twenty, 1}, NULL, 2);
+    if (rc == STRATA_OK)
+        rc = strata_submit_copy(o, &c->y, &c->b2);
+    if (rc == STRATA_OK)
+        rc = strata_submit_copy(o, &c->z, &c->x);
+    return rc;
+}
+
+static int bad_copy_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    copies *c = ctx;
+    strata_tensor shorter = c->x;
+    shorter.shape[0] = 4;
+    return strata_submit_copy(o, &c->b1, &shorter);
+}
+
+static void case_copy_tasks(void)
+{
+    if (rank != 0) {
+        strata_handle h;
+        strata_worker *top = make_top(true, &h), *w = make_l3();
+        CHECK_OK(strata_mpi_serve(top, w));
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    copies c;
+    strata_worker *top = tree(true, &c.orch);
+    CHECK_OK(strata_worker_init(top));
+    uint64_t shape[1] = {8};
+    void *p[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(strata_worker_host_alloc(top, 64, &p[i]));
+    c.x = strata_tensor_make(p[0], STRATA_U64, 1, shape);
+    c.y = strata_tensor_make(p[1], STRATA_U64, 1, shape);
+    c.z = strata_tensor_make(p[2], STRATA_U64, 1, shape);
+    strata_buffer b1, b2;
+    CHECK_OK(strata_worker_malloc(top, 1, 64, &b1));
+    CHECK_OK(strata_worker_malloc(top, 2, 64, &b2));
+    c.b1 = strata_tensor_make((void *)(uintptr_t)b1.addr, STRATA_U64, 1, shape);
+    c.b2 = strata_tensor_make((void *)(uintptr_t)b2.addr, STRATA_U64, 1, shape);
+    uint64_t *x = p[0], *y = p[1], *z = p[2];
+    for (int run = 1; run <= 50; run++) {
+        for (int i = 0; i < 8; i++)
+            x[i] = (uint64_t)(run * 100 + i);
+        CHECK_OK(strata_worker_run(top, copy_orch, &c, NULL, NULL));
+        for (int i = 0; i < 8; i++) {
+            CHECK(y[i] == x[i] + 30);
+            CHECK(z[i] == x[i]);
+        }
+    }
+    CHECK(strata_worker_run(top, bad_copy_orch, &c, NULL, NULL) == STRATA_EINVAL);
+    CHECK_ERROR_HAS("dst's view holds 64 bytes and src's 32");
+    CHECK_OK(strata_worker_close(top));
+    strata_worker_destroy(top);
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -387,6 +467,8 @@ int main(int argc, char **argv)
         case_missing_callable(1);
     else if (strcmp(case_name, "top_never_initialised") == 0)
         case_top_never_initialised();
+    else if (strcmp(case_name, "copy_tasks") == 0)
+        case_copy_tasks();
     else if (strcmp(case_name, "remote_rank_killed") == 0)
         case_fault("die");
     else if (strcmp(case_name, "remote_rank_stuck") == 0)

@@ -605,8 +605,59 @@ TEST_CASE(stuck_orchestration_in_a_level3_child)
     strata_worker_destroy(w4);
 }
 
+/* Copy tasks between this process's memory and local worker children's,
+   ordered by their tags with the tasks around them. */
+typedef struct local_copies {
+    strata_handle orch;
+    strata_tensor x, y, b0, b1;
+} local_copies;
+
+static int local_copy_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    local_copies *c = ctx;
+    strata_tag tag = STRATA_INOUT;
+    uint64_t s0[3] = {5, H3_ADD, 0}, s1[3] = {7, H3_ADD, 0};
+    int rc = strata_submit_copy(o, &c->b0, &c->x);
+    if (rc == STRATA_OK)
+        rc = strata_submit_next_level(o, c->orch, &(strata_task_args){&c->b0, &tag, 1, s0, 3}, NULL, 0);
+    if (rc == STRATA_OK)
+        rc = strata_submit_copy(o, &c->b1, &c->b0);
+    if (rc == STRATA_OK)
+        rc = strata_submit_next_level(o, c->orch, &(strata_task_args){&c->b1, &tag, 1, s1, 3}, NULL, 1);
+    if (rc == STRATA_OK)
+        rc = strata_submit_copy(o, &c->y, &c->b1);
+    return rc;
+}
+
+TEST_CASE(copy_tasks_between_workers)
+{
+    local_copies c;
+    strata_worker *w4 = l4_tree(2, &c.orch);
+    CHECK_OK(strata_worker_init(w4));
+    uint64_t *x, *y;
+    c.x = host_u64(w4, 8, &x);
+    c.y = host_u64(w4, 8, &y);
+    strata_buffer b0, b1;
+    CHECK_OK(strata_worker_malloc(w4, 0, 64, &b0));
+    CHECK_OK(strata_worker_malloc(w4, 1, 64, &b1));
+    uint64_t shape[1] = {8};
+    c.b0 = strata_tensor_make((void *)(uintptr_t)b0.addr, STRATA_U64, 1, shape);
+    c.b1 = strata_tensor_make((void *)(uintptr_t)b1.addr, STRATA_U64, 1, shape);
+    for (int run = 1; run <= 20; run++) {
+        for (int i = 0; i < 8; i++)
+            x[i] = (uint64_t)(run * 1000 + i);
+        CHECK_OK(strata_worker_run(w4, local_copy_orch, &c, NULL, NULL));
+        for (int i = 0; i < 8; i++)
+            CHECK_EQ_U64(y[i], x[i] + 12);
+    }
+    CHECK_OK(strata_worker_close(w4));
+    strata_worker_destroy(w4);
+}
+
 TEST_MAIN(CASE(orchestration_runs_on_level3_children), CASE(memory_of_a_child_worker), CASE(three_levels),
           CASE(refusals_say_why), CASE(grandchild_killed_mid_task), CASE(level3_child_killed_takes_its_children),
           CASE(close_tears_the_tree_down), CASE(top_killed_leaves_nothing), CASE(thousand_runs_stay_flat),
           CASE(init_fails_with_a_grandchild), CASE(stuck_level3_child_bounded_by_the_timeout),
-          CASE(stuck_orchestration_in_a_level3_child))
+          CASE(stuck_orchestration_in_a_level3_child), CASE(copy_tasks_between_workers))

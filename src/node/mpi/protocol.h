@@ -7,7 +7,10 @@
  * tag TAG_REPLY: a header, then `message_len` bytes (an error message, or on
  * HELLO the serving host's name). COPY_TO and COPY_FROM move their bytes in
  * TAG_DATA messages of at most STRATA__MPI_CHUNK bytes, after the request
- * (COPY_TO, rank 0 sends) or before the answer (COPY_FROM, the rank sends).
+ * (COPY_TO, rank 0 sends) or before the answer (COPY_FROM, the rank sends);
+ * SEND_TO and RECV_FROM (a copy task's parts) move theirs, in the same chunks,
+ * to or from `peer`: another serving rank, or rank 0, which posts its side of
+ * the data with the request.
  * One request is outstanding per rank at a time. */
 #ifndef STRATA_NODE_MPI_PROTOCOL_H
 #define STRATA_NODE_MPI_PROTOCOL_H
@@ -37,6 +40,9 @@ typedef struct strata__mpi_request {
     strata_call_config cfg;           /* TASK */
     uint32_t           payload_len;
     int32_t            level;         /* HELLO: the top worker's level */
+    int32_t            peer;          /* SEND_TO, RECV_FROM: the rank at the other end */
+    uint32_t           pad;
+    uint64_t           other;         /* SEND_TO to itself: the destination address */
 } strata__mpi_request;
 
 typedef struct strata__mpi_reply {

@@ -37,6 +37,8 @@ typedef struct peer {
     uint8_t    *out;                  /* request header + payload */
     size_t      out_cap;
     uint8_t    *in;                   /* reply header + message */
+    MPI_Request *data;                /* a copy task's chunks to or from this process (ndata of them) */
+    int          ndata, data_cap;
 } peer;
 
 static peer *peer_of(const strata__child *c)
@@ -102,12 +104,50 @@ static void send_request(strata__child *c, strata__mpi_request h, size_t len)
     }
 }
 
+/* A copy task's part with rank 0 at the other end: post this process's side
+   of the data, chunk by chunk, with the request; the answer counts only once
+   every chunk has moved (mpi_answered). */
+static void post_data(strata__child *c, const strata__request *r)
+{
+    peer *p = peer_of(c);
+    int chunks = (int)((r->nbytes + STRATA__MPI_CHUNK - 1) / STRATA__MPI_CHUNK);
+    if (chunks > p->data_cap) {
+        MPI_Request *grown = realloc(p->data, (size_t)chunks * sizeof *grown);
+        if (!grown) {
+            p->ndata = 0;   /* the rank then waits for data that never comes: its timeout says so */
+            return;
+        }
+        p->data = grown;
+        p->data_cap = chunks;
+    }
+    p->ndata = chunks;
+    for (int k = 0; k < chunks; k++) {
+        uint64_t at = (uint64_t)k * STRATA__MPI_CHUNK, left = r->nbytes - at;
+        int len = (int)(left < STRATA__MPI_CHUNK ? left : STRATA__MPI_CHUNK);
+        uint8_t *local = (uint8_t *)r->local + at;
+        if (r->kind == STRATA__REQ_SEND_TO)   /* the rank sends: this process receives */
+            MPI_Irecv(local, len, MPI_BYTE, c->rank, STRATA__TAG_DATA, strata__mpi_comm, &p->data[k]);
+        else
+            MPI_Isend(local, len, MPI_BYTE, c->rank, STRATA__TAG_DATA, strata__mpi_comm, &p->data[k]);
+    }
+}
+
 static void mpi_post(strata__node *n, strata__child *c, const strata__request *r)
 {
     (void)n;
     peer *p = peer_of(c);
     strata__mpi_request h = {.kind = r->kind, .handle = r->handle, .task = r->task, .value = r->value};
     size_t len = 0;
+    if (r->kind == STRATA__REQ_SEND_TO || r->kind == STRATA__REQ_RECV_FROM) {
+        h.nbytes = r->nbytes;
+        h.peer = r->peer;
+        h.other = r->peer == c->rank ? (uint64_t)(uintptr_t)r->local : 0;
+        send_request(c, h, 0);
+        p->task = r->task;
+        if (r->peer == 0 && !c->dead)
+            post_data(c, r);
+        return;
+    }
     if (r->kind == STRATA__REQ_TASK) {
         h.cfg = *r->cfg;
         len = strata__wire_size(r->args);
@@ -157,6 +197,15 @@ static bool mpi_answered(strata__node *n, strata__child *c)
     if (err != MPI_SUCCESS && rank_failed(err)) {
         mark_dead(c, "failed (its MPI process is gone, MPIX_ERR_PROC_FAILED)");
         return false;
+    }
+    if (done && p->ndata) {
+        /* a copy task's part: its data moved too (the rank answers after
+           its last chunk, so this does not wait long) */
+        int moved = 0;
+        MPI_Testall(p->ndata, p->data, &moved, MPI_STATUSES_IGNORE);
+        if (!moved)
+            return false;   /* the answer stays received; tested again */
+        p->ndata = 0;
     }
     if (done && p->send != MPI_REQUEST_NULL)
         MPI_Wait(&p->send, MPI_STATUS_IGNORE);   /* answered: its request was received */
@@ -343,6 +392,7 @@ static void mpi_close(strata__node *n, bool kill_them)
             cancel(p);
         free(p->out);
         free(p->in);
+        free(p->data);
         free(p);
         c->tp_state = NULL;
         c->pid = 0;

@@ -196,6 +196,41 @@ static int copy(server *s, const strata__mpi_request *h, bool to)
     return STRATA_OK;
 }
 
+/* SEND_TO / RECV_FROM, a copy task's part: this rank's bytes at value go to,
+   or come from, rank peer (0: the top's process; itself: a copy within its
+   heap, to `other`), in chunks; as for copy(), the data moves even when the
+   range is refused, so that the other side is never left waiting. */
+static int move(server *s, const strata__mpi_request *h, bool send)
+{
+    if (h->peer == s->rank) {   /* within this rank's memory */
+        if (!in_heap(s, h->value, h->nbytes) || !in_heap(s, h->other, h->nbytes))
+            return strata__fail(STRATA_EINVAL, "rank %d: a copy within its heap names bytes outside it", s->rank);
+        memmove((void *)(uintptr_t)h->other, (const void *)(uintptr_t)h->value, h->nbytes);
+        return STRATA_OK;
+    }
+    int size = 0;
+    MPI_Comm_size(strata__mpi_comm, &size);
+    if (h->peer < 0 || h->peer >= size)
+        return strata__fail(STRATA_EINVAL, "rank %d: a copy with rank %d, which is not in the job", s->rank, h->peer);
+    bool ok = in_heap(s, h->value, h->nbytes);
+    if (!ok && !s->scratch && !(s->scratch = strata__calloc(1, STRATA__MPI_CHUNK)))
+        return strata__fail(STRATA_ENOMEM, "out of host memory");
+    for (uint64_t done = 0; done < h->nbytes;) {
+        int chunk = (int)(h->nbytes - done < STRATA__MPI_CHUNK ? h->nbytes - done : STRATA__MPI_CHUNK);
+        uint8_t *at = ok ? (uint8_t *)(uintptr_t)(h->value + done) : s->scratch;
+        if (send)
+            MPI_Send(at, chunk, MPI_BYTE, h->peer, STRATA__TAG_DATA, strata__mpi_comm);
+        else
+            MPI_Recv(at, chunk, MPI_BYTE, h->peer, STRATA__TAG_DATA, strata__mpi_comm, MPI_STATUS_IGNORE);
+        done += (uint64_t)chunk;
+    }
+    if (!ok)
+        return strata__fail(STRATA_EINVAL, "rank %d: bytes 0x%llx..0x%llx of a copy task do not lie in the served "
+                            "worker's shared heap", s->rank, (unsigned long long)h->value,
+                            (unsigned long long)(h->value + h->nbytes));
+    return STRATA_OK;
+}
+
 int strata_mpi_serve(strata_worker *top, strata_worker *w)
 {
     strata__clear_error();
@@ -267,6 +302,10 @@ int strata_mpi_serve(strata_worker *top, strata_worker *w)
         case STRATA__REQ_COPY_TO:
         case STRATA__REQ_COPY_FROM:
             rc = copy(&s, &h, h.kind == STRATA__REQ_COPY_TO);
+            break;
+        case STRATA__REQ_SEND_TO:
+        case STRATA__REQ_RECV_FROM:
+            rc = move(&s, &h, h.kind == STRATA__REQ_SEND_TO);
             break;
         case STRATA__REQ_EXIT:
             rc = strata_worker_close(w);

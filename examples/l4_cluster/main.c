@@ -10,12 +10,14 @@
  *
  * Each run computes y = W x and |y|^2 for a 384 x 384 matrix split by rows
  * into three blocks, one per worker. The blocks of W were uploaded once into
- * each worker's own memory. Each run moves x to the remote workers explicitly
- * (strata_worker_copy_to), runs one level-4 task per worker (an orchestration
- * function, found by its name on every rank, that submits the matrix-vector
- * kernel to its chip and then a SUB task summing the squares of its part of y),
- * and brings the remote parts of y back (strata_worker_copy_from). Every y and
- * sum is checked against a host computation. */
+ * each worker's own memory (strata_worker_copy_to). Inside each run, ordered
+ * by their tags alone: a copy task moves x from the top's heap into each
+ * worker's memory (to the remote ones as MPI messages), one level-4 task per
+ * worker runs an orchestration function (found by its name on every rank) that
+ * submits the matrix-vector kernel to its chip and then a SUB task summing the
+ * squares of its part of y, and copy tasks bring each part of y and its sum
+ * back into the top's heap. Every y and sum is checked against a host
+ * computation. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -134,6 +136,7 @@ static strata_worker *make_top(strata_handle *block)
 typedef struct model {
     strata_handle block;
     strata_tensor w[3], x[3], y[3], s[3];   /* per worker, in its memory */
+    strata_tensor x_all, y_part[3], s_part[3];   /* in the top's heap: x, and views of y and the sums */
 } model;
 
 static int step(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
@@ -144,7 +147,13 @@ static int step(strata_orch *o, const strata_task_args *args, const strata_call_
     strata_tag tags[4] = {STRATA_INPUT, STRATA_INPUT, STRATA_OUTPUT, STRATA_OUTPUT};
     for (int k = 0; k < 3; k++) {
         strata_tensor t[4] = {m->w[k], m->x[k], m->y[k], m->s[k]};
-        int rc = strata_submit_next_level(o, m->block, &(strata_task_args){t, tags, 4, NULL, 0}, NULL, k);
+        int rc = strata_submit_copy(o, &m->x[k], &m->x_all);
+        if (rc == STRATA_OK)
+            rc = strata_submit_next_level(o, m->block, &(strata_task_args){t, tags, 4, NULL, 0}, NULL, k);
+        if (rc == STRATA_OK)
+            rc = strata_submit_copy(o, &m->y_part[k], &m->y[k]);
+        if (rc == STRATA_OK)
+            rc = strata_submit_copy(o, &m->s_part[k], &m->s[k]);
         if (rc)
             return rc;
     }
@@ -173,14 +182,6 @@ static void put(strata_worker *top, int k, strata_buffer b, const void *src, uin
     int rc = k == 0 ? (memcpy((void *)(uintptr_t)b.addr, src, n), STRATA_OK) : strata_worker_copy_to(top, b, 0, src, n);
     if (rc)
         fail("strata_worker_copy_to", rc);
-}
-
-static void get(strata_worker *top, int k, strata_buffer b, void *dst, uint64_t n)
-{
-    int rc = k == 0 ? (memcpy(dst, (void *)(uintptr_t)b.addr, n), STRATA_OK)
-                    : strata_worker_copy_from(top, dst, b, 0, n);
-    if (rc)
-        fail("strata_worker_copy_from", rc);
 }
 
 static int serve(void)
@@ -226,7 +227,7 @@ int main(int argc, char **argv)
     if ((rc = strata_worker_init(top)))
         return fail("strata_worker_init", rc);
 
-    static float host_w[N * N], host_x[N], y[N];
+    static float host_w[N * N], host_x[N];
     for (int i = 0; i < N * N; i++)
         host_w[i] = (float)((i * 7919) % 23) / 23.0f - 0.5f;
     uint64_t wshape[2] = {BLOCK, N}, xshape[1] = {N}, yshape[1] = {BLOCK}, one[1] = {1};
@@ -238,21 +239,32 @@ int main(int argc, char **argv)
         m.s[k] = on_worker(top, k, STRATA_F64, 1, one, &sb[k]);
         put(top, k, wb[k], host_w + (size_t)k * BLOCK * N, sizeof(float) * BLOCK * N);   /* once */
     }
+    float *x, *y;
+    double *sums;
+    if ((rc = strata_worker_host_alloc(top, sizeof(float) * N, (void **)&x)) ||
+        (rc = strata_worker_host_alloc(top, sizeof(float) * N, (void **)&y)) ||
+        (rc = strata_worker_host_alloc(top, sizeof(double) * 3, (void **)&sums)))
+        return fail("strata_worker_host_alloc", rc);
+    uint64_t three[1] = {3};
+    m.x_all = strata_tensor_make(x, STRATA_F32, 1, xshape);
+    strata_tensor y_all = strata_tensor_make(y, STRATA_F32, 1, xshape), s_all = strata_tensor_make(sums, STRATA_F64, 1,
+                                                                                                   three);
+    for (int k = 0; k < 3; k++) {
+        m.y_part[k] = y_all;   /* a view of y's rows [k * BLOCK, (k + 1) * BLOCK) */
+        m.y_part[k].shape[0] = BLOCK;
+        m.y_part[k].offset = (uint64_t)k * BLOCK;
+        m.s_part[k] = s_all;   /* a view of sums[k] */
+        m.s_part[k].shape[0] = 1;
+        m.s_part[k].offset = (uint64_t)k;
+    }
     double last = 0;
     for (int run = 1; run <= RUNS; run++) {
         for (int j = 0; j < N; j++)
             host_x[j] = (float)((run * 13 + j) % 29) / 29.0f;
-        for (int k = 0; k < 3; k++)
-            put(top, k, xb[k], host_x, sizeof host_x);   /* x to every worker */
+        memcpy(x, host_x, sizeof host_x);
         if ((rc = strata_worker_run(top, step, &m, NULL, NULL)))
             return fail("strata_worker_run", rc);
-        double total = 0, expect = 0;
-        for (int k = 0; k < 3; k++) {
-            double s;
-            get(top, k, yb[k], y + k * BLOCK, sizeof(float) * BLOCK);
-            get(top, k, sb[k], &s, sizeof s);
-            total += s;
-        }
+        double total = sums[0] + sums[1] + sums[2], expect = 0;
         bool ok = true;
         for (int i = 0; i < N; i++) {
             float r = 0;

@@ -438,8 +438,15 @@ PyMODINIT_FUNC PyInit__strata(void);
 PyMODINIT_FUNC PyInit__strata(void)
 {
     PyObject *m = PyModule_Create(&module_def);
-    if (!m)
+#ifdef STRATA_PYTHON_MPI
+    const long has_mpi = 1;
+#else
+    const long has_mpi = 0;
+#endif
+    if (!m || PyModule_AddFunctions(m, pys_mpi_methods) < 0 || PyModule_AddIntConstant(m, "has_mpi", has_mpi) < 0) {
+        Py_XDECREF(m);
         return NULL;
+    }
     if (!(pys.Worker = make_type(m, &pys_worker_spec, "Worker")) ||
         !(pys.Orch = make_type(m, &pys_orch_spec, "Orchestrator")) ||
         !(pys.Scope = make_type(m, &pys_scope_spec, "_Scope")) ||

@@ -429,6 +429,8 @@ static PyObject *call_config_of(const strata_call_config *c)
 
 static pys_worker *running_child(pys_worker *top)
 {
+    if (top->serving)   /* an MPI rank serving a Worker to rank 0 (mpi_serve) */
+        return (pys_worker *)top->serving;
     for (Py_ssize_t i = 0; top->added && i < PyList_Size(top->added); i++) {
         pys_worker *c = (pys_worker *)PyList_GetItem(top->added, i);
         if (c->w && strata_worker_state(c->w) == STRATA_STATE_RUNNING)
@@ -490,7 +492,7 @@ out:
     return rc;
 }
 
-int pys_child_orch_register(pys_worker *w, PyObject *fn, uint32_t *out)
+int pys_child_orch_register(pys_worker *w, PyObject *fn, const char *name, uint32_t *out)
 {
     if (!PyCallable_Check(fn)) {
         PyErr_Format(PyExc_TypeError, "an orchestration function must be callable, not %s", pys_tname(fn));
@@ -506,7 +508,8 @@ int pys_child_orch_register(pys_worker *w, PyObject *fn, uint32_t *out)
     strata_handle h;
     int rc;
     PYS_RELEASE_GIL(w)
-    rc = strata_worker_register_orch(w->w, child_orch_trampoline, rec, &h);
+    rc = name ? strata_worker_register_orch_named(w->w, name, child_orch_trampoline, rec, &h)
+              : strata_worker_register_orch(w->w, child_orch_trampoline, rec, &h);
     PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK) {
         pys_raise(rc, NULL);

@@ -191,6 +191,7 @@ typedef struct pys_worker {
     PyObject *dict;
     PyObject *added;            /* list of the Workers added one level down (add_worker), or NULL */
     PyObject *given_to;         /* the Worker this one was added to (which owns its library worker), or NULL */
+    PyObject *serving;          /* on an MPI rank in mpi_serve: the Worker served for this one, or NULL */
 } pys_worker;
 
 /* Around a library call made with the GIL released: the worker is busy on
@@ -218,7 +219,10 @@ void pys_orch_invalidate(PyObject *orch);
 int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out);
 /* orch.c: an orchestration function that the Workers added to w run (L4+), in
    their own processes. */
-int pys_child_orch_register(pys_worker *w, PyObject *fn, uint32_t *out);
+int pys_child_orch_register(pys_worker *w, PyObject *fn, const char *name, uint32_t *out);
+/* mpi.c: remote Workers (where the build had Open MPI) */
+extern PyMethodDef pys_mpi_methods[];
+int pys_add_rank(pys_worker *w, int rank, int *id);
 int pys_sub_trampoline(const strata_task_args *args, void *ctx);
 
 /* ---- type specs ---- */

@@ -439,16 +439,39 @@ static PyObject *worker_register_sub(PyObject *self, PyObject *const *args, Py_s
     return make_handle(w, h, 1, args[0]);
 }
 
-/* _register_orch(fn): an orchestration function the added Workers run (L4+). */
-static PyObject *worker_register_orch(PyObject *self, PyObject *fn)
+/* _register_orch(fn, name): an orchestration function the added Workers run
+   (L4+), under name (str; remote Workers find it by it) or None. */
+static PyObject *worker_register_orch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     pys_worker *w = (pys_worker *)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_register_orch(fn, name)");
+        return NULL;
+    }
     if (check_caller(w, "register") < 0)
         return NULL;
-    uint32_t h;
-    if (pys_child_orch_register(w, fn, &h) < 0)
+    const char *name = args[1] == Py_None ? NULL : PyUnicode_AsUTF8AndSize(args[1], NULL);
+    if (args[1] != Py_None && !name)
         return NULL;
-    return make_handle(w, h, 2, fn);
+    uint32_t h;
+    if (pys_child_orch_register(w, args[0], name, &h) < 0)
+        return NULL;
+    return make_handle(w, h, 2, args[0]);
+}
+
+/* _add_rank(rank) -> the worker id of the Worker MPI rank `rank` serves. */
+static PyObject *worker_add_rank(PyObject *self, PyObject *arg)
+{
+    pys_worker *w = (pys_worker *)self;
+    if (check_caller(w, "add_rank") < 0)
+        return NULL;
+    long rank = PyLong_AsLong(arg);
+    if (rank == -1 && PyErr_Occurred())
+        return NULL;
+    int id = -1;
+    if (pys_add_rank(w, (int)rank, &id) < 0)
+        return NULL;
+    return PyLong_FromLong(id);
 }
 
 /* _add_worker(child) -> its worker id (L4+, before init). */
@@ -830,6 +853,7 @@ static int worker_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(w->dict);
     Py_VISIT(w->added);
     Py_VISIT(w->given_to);
+    Py_VISIT(w->serving);
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -841,6 +865,7 @@ static int worker_clear(PyObject *self)
     Py_CLEAR(w->dict);
     Py_CLEAR(w->added);
     Py_CLEAR(w->given_to);
+    Py_CLEAR(w->serving);
     return 0;
 }
 
@@ -864,7 +889,8 @@ static PyMethodDef worker_methods[] = {
     {"_adopt", (PyCFunction)(void (*)(void))worker_adopt, METH_FASTCALL, NULL},
     {"_register_chip", (PyCFunction)(void (*)(void))worker_register_chip, METH_FASTCALL, NULL},
     {"_register_sub", (PyCFunction)(void (*)(void))worker_register_sub, METH_FASTCALL, NULL},
-    {"_register_orch", worker_register_orch, METH_O, NULL},
+    {"_register_orch", (PyCFunction)(void (*)(void))worker_register_orch, METH_FASTCALL, NULL},
+    {"_add_rank", worker_add_rank, METH_O, NULL},
     {"_add_worker", worker_add_worker, METH_O, NULL},
     {"unregister", worker_unregister, METH_O, "unregister(h): retire a handle; tasks on it fail with NotFoundError."},
     {"init", worker_init, METH_NOARGS, "Start the worker: its chips and SUB children (L3), or its chip (L2)."},

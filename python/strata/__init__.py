@@ -7,11 +7,13 @@ from . import _strata
 from ._strata import (TaskArgs, Tensor, HostBuffer, ChipBuffer, CallableHandle, Orchestrator, SubArgs,
                       StrataError, InvalidArgumentError, StateError, NotFoundError, OutOfMemoryError,
                       RingError, TaskError, CanceledError, ChildDiedError, TaskTimeoutError,
-                      WorkerFailedError, SystemCallError, RunInterruptedError, status_name, last_error)
+                      WorkerFailedError, SystemCallError, RunInterruptedError, status_name, last_error,
+                      mpi_init, mpi_finalize, mpi_serve)
 from ._runtime import DataType, TensorArgType, WorkerState, TensorView, numpy_dtype
 from .worker import Worker, ChipCallable, get_include
 
 __version__ = _strata.version()
+has_mpi = bool(_strata.has_mpi)   # remote Workers over MPI (mpi_init, Worker.add_rank, mpi_serve) built in
 
 # The library's words: the exception's first argument, whoever raised it.
 StrataError.message = property(lambda self: str(self.args[0]) if self.args else "",
@@ -65,4 +67,5 @@ __all__ = ["Worker", "TaskArgs", "CallConfig", "ChipCallable", "TensorArgType", 
            "StrataError", "InvalidArgumentError", "StateError", "NotFoundError", "OutOfMemoryError",
            "RingError", "TaskError", "CanceledError", "ChildDiedError", "TaskTimeoutError",
            "WorkerFailedError", "SystemCallError", "RunInterruptedError", "status_name", "last_error",
+           "mpi_init", "mpi_finalize", "mpi_serve",
            "get_include", "numpy_dtype", "INPUT", "OUTPUT", "INOUT", "OUTPUT_EXISTING", "NO_DEP"]

@@ -163,9 +163,23 @@ class Worker(_strata.Worker):
                 raise _strata.StateError(
                     "Worker.register: orchestration functions for the added Workers are registered before "
                     "init (their processes start from the program as it is at init)")
-            return self._register_orch(target)
+            # named by module and qualified name: how a remote Worker (an MPI rank
+            # running the same program) finds its own copy; a second function of
+            # the same name stays unnamed, for local Workers only
+            name = f"{getattr(target, '__module__', None)}.{getattr(target, '__qualname__', None)}"
+            try:
+                return self._register_orch(target, name)
+            except _strata.InvalidArgumentError:
+                return self._register_orch(target, None)
         blob = None if self._state == WorkerState.NEW else dump_function(target)
         return self._register_sub(target, blob)
+
+    def add_rank(self, rank):
+        """Add the Worker MPI rank `rank` serves (strata.mpi_serve) one level
+        down (level 4 and up, before init, on rank 0 after strata.mpi_init) ->
+        its worker id. Its tasks name memory allocated on it (malloc(nbytes,
+        worker=id)); data moves with copy_to / copy_from."""
+        return self._add_rank(rank)
 
     def add_worker(self, worker):
         """Add a Worker one level down (level 4 and up, before init) -> its

@@ -3,7 +3,10 @@ orchestration functions run in their processes, and the lifecycle through the
 tree: a level-3 child killed, an orchestration function that raises, close."""
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +14,9 @@ import pytest
 import strata
 from strata import CallConfig, TaskArgs, TensorArgType, Worker
 
-from conftest import alive, descendants, wait_until
+from conftest import UNDER_ASAN, alive, descendants, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _tree(chip_callable, n=2):
@@ -122,3 +127,18 @@ def test_refusals():
         top.add_worker(other)
     top.close()
     other.close()
+
+
+@pytest.mark.skipif(not strata.has_mpi or not shutil.which("mpiexec") or UNDER_ASAN,
+                    reason="needs the package built with Open MPI, mpiexec, and no sanitizer (Open MPI is not clean "
+                           "under them)")
+def test_remote_workers_over_mpi(chip_callable):
+    """tests/python/mpi_tree.py under mpiexec with three ranks, through the
+    driver that checks no process and nothing in /dev/shm is left."""
+    run = os.path.join(HERE, "..", "mpi", "run.sh")
+    script = os.path.join(HERE, "mpi_tree.py")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(strata.__file__)))
+    env = dict(os.environ, PYTHONPATH=package)
+    r = subprocess.run([run, sys.executable, f"{script} {chip_callable.so_path}"], env=env, capture_output=True,
+                       text=True, timeout=170)
+    assert r.returncode == 0 and "PASS python_mpi" in r.stdout, r.stdout + r.stderr

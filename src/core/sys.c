@@ -30,6 +30,30 @@ void *strata__sys_mmap(size_t len, int prot, int flags)
     return fails("mmap", ENOMEM) ? MAP_FAILED : mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
 }
 
+static _Atomic pid_t self_pid;   /* 0: not known yet in this process */
+static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_self_pid(void)
+{
+    atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forget_self_pid);
+}
+
+pid_t strata__self_pid(void)
+{
+    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    if (p == 0) {
+        pthread_once(&self_pid_once, watch_forks);
+        p = getpid();
+        atomic_store_explicit(&self_pid, p, memory_order_relaxed);
+    }
+    return p;
+}
+
 pid_t strata__sys_fork(void)
 {
     return fails("fork", EAGAIN) ? -1 : fork();

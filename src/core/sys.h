@@ -34,6 +34,13 @@ const char *strata__sys_dlerror(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t strata__now_ns(void);
 
+/* This process's pid, without a system call after the first: every public
+   call checks it (a worker belongs to the process that created it), and a
+   getpid costs 100 ns and more on a virtual machine. Kept right across fork()
+   by a pthread_atfork child handler; a process made otherwise (a raw clone)
+   must not call Strata, as POSIX already asks of vfork children. */
+pid_t strata__self_pid(void);
+
 /* Sleep while *word == expected, at most timeout_ns (0 = no limit). Returns 0 when
    woken or the word differed, ETIMEDOUT after the limit, EINTR on a signal. */
 int  strata__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "core/sys.h"
 #include "ipc/shm.h"
 
 /* Global state: every node worker from create to destroy, so that a new
@@ -107,7 +108,7 @@ void strata__node_take_over(const strata__node *n)
 
 bool strata__node_taken_over_here(const strata__node *n)
 {
-    return taken_over == n && taken_over_by == getpid();
+    return taken_over == n && taken_over_by == strata__self_pid();
 }
 
 void strata__node_forget_others(const strata__node *self)

@@ -32,6 +32,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "core/sys.h"
 #include "node/transport.h"
 
 const char *strata_version_string(void)
@@ -110,7 +111,7 @@ static const unsigned char admission[STRATA_STATE_CLOSED + 1][NCALL_KINDS] = {
    runs it for the worker above (node/worker_child.c). */
 static bool owned_here(const strata_worker *w)
 {
-    return w->owner_pid == getpid() || (w->node && strata__node_taken_over_here(w->node));
+    return w->owner_pid == strata__self_pid() || (w->node && strata__node_taken_over_here(w->node));
 }
 
 /* The worker above that owns w, or NULL: none at the top, and none in the

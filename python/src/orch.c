@@ -487,7 +487,8 @@ out:
     Py_XDECREF(orch);
     Py_XDECREF(pc);
     Py_XDECREF(ta);
-    Py_XDECREF(keep);   /* the run has returned: its tasks no longer read the TaskArgs */
+    Py_XDECREF(keep);   /* (the level-3 run goes on with copies of the tasks' arguments; the memory they
+                           name is the levels above's or this worker's heap, never these objects') */
     PyGILState_Release(g);
     return rc;
 }
@@ -512,6 +513,7 @@ int pys_child_orch_register(pys_worker *w, PyObject *fn, const char *name, uint3
               : strata_worker_register_orch(w->w, child_orch_trampoline, rec, &h);
     PYS_ACQUIRE_GIL(w)
     if (rc != STRATA_OK) {
+        free(rec);   /* before init only (worker.py): no child holds it */
         pys_raise(rc, NULL);
         return -1;
     }

@@ -190,7 +190,9 @@ typedef struct pys_worker {
     PyObject *weakreflist;
     PyObject *dict;
     PyObject *added;            /* list of the Workers added one level down (add_worker), or NULL */
-    PyObject *given_to;         /* the Worker this one was added to (which owns its library worker), or NULL */
+    PyObject *given_to;         /* the Worker this one was added to, kept alive as long as this one, or NULL */
+    bool given;                 /* added to another Worker, which owns its library worker: set once, never
+                                   cleared (not even by the collector's clear, which drops given_to) */
     PyObject *serving;          /* on an MPI rank in mpi_serve: the Worker served for this one, or NULL */
 } pys_worker;
 

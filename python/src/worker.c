@@ -311,7 +311,7 @@ static void close_now(pys_worker *w)
 {
     if (!w->w)
         return;
-    if (w->given_to) {
+    if (w->given) {
         /* added to another Worker, which closes and frees the library worker */
         pys_hostbufs_forget(w);
         w->w = NULL;
@@ -349,7 +349,7 @@ static PyObject *worker_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
     pys_worker *w = (pys_worker *)self;
-    if (w->given_to && w->w)
+    if (w->given && w->w)
         return pys_raise(STRATA_ESTATE, "Worker.close: this worker was added to a higher-level worker, which owns it "
                                         "and closes it with itself");
     unsigned long me = PyThread_get_thread_ident();
@@ -491,6 +491,7 @@ static PyObject *worker_add_worker(PyObject *self, PyObject *child)
     int rc = strata_worker_add_worker(w->w, c->w, &id);
     if (rc != STRATA_OK)
         return pys_raise(rc, NULL);
+    c->given = true;   /* w destroys its library worker from now on, whatever happens below */
     if (PyList_Append(w->added, child) < 0)   /* it lives as long as w: its processes run it */
         return NULL;
     PyObject *old = c->given_to;

@@ -862,10 +862,22 @@ static int copy_end(strata__node *n, const strata_tensor *t, const char *which)
 {
     if (t == NULL)
         return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s is NULL", which);
-    for (uint32_t d = 0; d < t->ndims; d++)
-        if (t->strides[d] != 0)
-            return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s is a strided view; a copy moves contiguous "
-                                "bytes (copy each row, or make the view contiguous)", which);
+    strata__extent ext;
+    int rc = strata__tensor_check(t, 0, &ext);
+    if (rc)
+        return strata__error_prefix(rc, "strata_submit_copy: %s", which);
+    /* row-major and contiguous: strides all 0, or each the product of the
+       dimensions after it, so bytes and elements come in the same order */
+    uint64_t step = 1;
+    bool row_major = true, given = false;
+    for (uint32_t d = t->ndims; d-- > 0;) {
+        given |= t->strides[d] != 0;
+        row_major &= (uint64_t)t->strides[d] == step;
+        step *= t->shape[d];
+    }
+    if (given && !row_major)
+        return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s is not a contiguous row-major view; a copy moves "
+                            "contiguous bytes (copy each row, or make the view contiguous)", which);
     uint32_t i = strata__tmap_buffer_find(&n->buffers, t->addr);
     if (i == STRATA__NONE && !(n->ninherited && strata__node_inherited_buffer(n, t->addr, t->nbytes, &i)))
         return strata__fail(STRATA_EINVAL, "strata_submit_copy: %s: addr 0x%llx is not the base of a buffer of this "

@@ -645,6 +645,8 @@ TEST_CASE(copy_tasks_between_workers)
     uint64_t shape[1] = {8};
     c.b0 = strata_tensor_make((void *)(uintptr_t)b0.addr, STRATA_U64, 1, shape);
     c.b1 = strata_tensor_make((void *)(uintptr_t)b1.addr, STRATA_U64, 1, shape);
+    /* explicit row-major strides are contiguous too */
+    c.b0.strides[0] = 1;
     for (int run = 1; run <= 20; run++) {
         for (int i = 0; i < 8; i++)
             x[i] = (uint64_t)(run * 1000 + i);
@@ -652,6 +654,12 @@ TEST_CASE(copy_tasks_between_workers)
         for (int i = 0; i < 8; i++)
             CHECK_EQ_U64(y[i], x[i] + 12);
     }
+    /* every other element is not contiguous: refused, saying so */
+    c.b0.shape[0] = 4;
+    c.b0.strides[0] = 2;
+    c.x.shape[0] = 4;
+    CHECK_STATUS(strata_worker_run(w4, local_copy_orch, &c, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("dst is not a contiguous row-major view");
     CHECK_OK(strata_worker_close(w4));
     strata_worker_destroy(w4);
 }

@@ -142,3 +142,21 @@ def test_remote_workers_over_mpi(chip_callable):
     r = subprocess.run([run, sys.executable, f"{script} {chip_callable.so_path}"], env=env, capture_output=True,
                        text=True, timeout=170)
     assert r.returncode == 0 and "PASS python_mpi" in r.stdout, r.stdout + r.stderr
+
+
+def test_collected_together_with_an_added_worker():
+    """A top Worker, its added Worker and a third object holding the latter,
+    collected in one cycle: the added Worker's library worker is freed once,
+    by the top."""
+    import gc
+    gc.disable()
+    try:
+        top = Worker(level=4)
+        kid = Worker(level=3, num_sub_workers=1)
+        top.add_worker(kid)
+        holder = [kid]
+        holder.append(holder)
+        del top, kid, holder
+        gc.collect()
+    finally:
+        gc.enable()

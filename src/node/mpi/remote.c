@@ -39,6 +39,8 @@ typedef struct peer {
     uint8_t    *in;                   /* reply header + message */
     MPI_Request *data;                /* a copy task's chunks to or from this process (ndata of them) */
     int          ndata, data_cap;
+    bool         copying;             /* the request outstanding is a copy task's part */
+    int          refused;             /* a request that could not be sent: its answer, made here */
 } peer;
 
 static peer *peer_of(const strata__child *c)
@@ -84,7 +86,9 @@ static void send_request(strata__child *c, strata__mpi_request h, size_t len)
     h.payload_len = (uint32_t)len;
     memcpy(p->out, &h, sizeof h);
     p->handle = h.kind == STRATA__REQ_TASK ? h.handle : 0;   /* names the task in an abort message */
-    p->task = h.kind == STRATA__REQ_TASK ? h.task : 0;
+    p->task = h.kind == STRATA__REQ_TASK || h.kind == STRATA__REQ_SEND_TO || h.kind == STRATA__REQ_RECV_FROM ? h.task
+                                                                                                           : 0;
+    p->copying = h.kind == STRATA__REQ_SEND_TO || h.kind == STRATA__REQ_RECV_FROM;
     if (h.kind == STRATA__REQ_EXIT)
         strata__mpi_told_to_exit(c->rank);
     int err = MPI_Isend(p->out, (int)(sizeof h + len), MPI_BYTE, c->rank, STRATA__TAG_REQUEST, strata__mpi_comm,
@@ -107,19 +111,24 @@ static void send_request(strata__child *c, strata__mpi_request h, size_t len)
 /* A copy task's part with rank 0 at the other end: post this process's side
    of the data, chunk by chunk, with the request; the answer counts only once
    every chunk has moved (mpi_answered). */
+/* Room for the chunks of a copy of nbytes (before anything is sent). */
+static bool reserve_data(peer *p, uint64_t nbytes)
+{
+    int chunks = (int)((nbytes + STRATA__MPI_CHUNK - 1) / STRATA__MPI_CHUNK);
+    if (chunks <= p->data_cap)
+        return true;
+    MPI_Request *grown = realloc(p->data, (size_t)chunks * sizeof *grown);
+    if (!grown)
+        return false;
+    p->data = grown;
+    p->data_cap = chunks;
+    return true;
+}
+
 static void post_data(strata__child *c, const strata__request *r)
 {
     peer *p = peer_of(c);
-    int chunks = (int)((r->nbytes + STRATA__MPI_CHUNK - 1) / STRATA__MPI_CHUNK);
-    if (chunks > p->data_cap) {
-        MPI_Request *grown = realloc(p->data, (size_t)chunks * sizeof *grown);
-        if (!grown) {
-            p->ndata = 0;   /* the rank then waits for data that never comes: its timeout says so */
-            return;
-        }
-        p->data = grown;
-        p->data_cap = chunks;
-    }
+    int chunks = (int)((r->nbytes + STRATA__MPI_CHUNK - 1) / STRATA__MPI_CHUNK);   /* room: reserve_data */
     p->ndata = chunks;
     for (int k = 0; k < chunks; k++) {
         uint64_t at = (uint64_t)k * STRATA__MPI_CHUNK, left = r->nbytes - at;
@@ -139,6 +148,10 @@ static void mpi_post(strata__node *n, strata__child *c, const strata__request *r
     strata__mpi_request h = {.kind = r->kind, .handle = r->handle, .task = r->task, .value = r->value};
     size_t len = 0;
     if (r->kind == STRATA__REQ_SEND_TO || r->kind == STRATA__REQ_RECV_FROM) {
+        if (r->peer == 0 && !reserve_data(p, r->nbytes)) {
+            p->refused = STRATA_ENOMEM;   /* nothing sent: answered at once, saying why */
+            return;
+        }
         h.nbytes = r->nbytes;
         h.peer = r->peer;
         h.other = r->peer == c->rank ? (uint64_t)(uintptr_t)r->local : 0;
@@ -192,6 +205,8 @@ static bool mpi_answered(strata__node *n, strata__child *c)
     peer *p = peer_of(c);
     if (c->dead)
         return false;
+    if (p->refused)
+        return true;
     int done = 0;
     int err = MPI_Test(&p->recv, &done, MPI_STATUS_IGNORE);
     if (err != MPI_SUCCESS && rank_failed(err)) {
@@ -202,7 +217,10 @@ static bool mpi_answered(strata__node *n, strata__child *c)
         /* a copy task's part: its data moved too (the rank answers after
            its last chunk, so this does not wait long) */
         int moved = 0;
-        MPI_Testall(p->ndata, p->data, &moved, MPI_STATUSES_IGNORE);
+        if (MPI_Testall(p->ndata, p->data, &moved, MPI_STATUSES_IGNORE) != MPI_SUCCESS) {
+            mark_dead(c, "failed while moving a copy's data (MPI error)");
+            return false;
+        }
         if (!moved)
             return false;   /* the answer stays received; tested again */
         p->ndata = 0;
@@ -216,6 +234,14 @@ static void mpi_reply(strata__node *n, strata__child *c, strata__reply *out)
 {
     (void)n;
     peer *p = peer_of(c);
+    if (p->refused) {
+        out->status = p->refused;
+        out->message = "out of host memory for the requests of a copy's data";
+        out->message_len = (uint32_t)strlen(out->message);
+        out->value = 0;
+        p->refused = 0;
+        return;
+    }
     strata__mpi_reply h;
     memcpy(&h, p->in, sizeof h);
     bool sane = h.magic == STRATA__MPI_MAGIC && h.seq == p->seq && h.message_len <= STRATA__MPI_MESSAGE_MAX;
@@ -240,9 +266,16 @@ static bool await_answer(strata__node *n, strata__child *c, uint64_t deadline_ns
     return true;
 }
 
-/* Cancel c's outstanding receive (and send): nothing of it is in flight after. */
+/* Cancel c's outstanding receive (and send, and a copy's data): nothing of it
+   is in flight after. */
 static void cancel(peer *p)
 {
+    for (int k = 0; k < p->ndata; k++)
+        if (p->data[k] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&p->data[k]);
+            MPI_Request_free(&p->data[k]);
+        }
+    p->ndata = 0;
     if (p->recv != MPI_REQUEST_NULL) {
         MPI_Cancel(&p->recv);
         MPI_Request_free(&p->recv);
@@ -260,7 +293,9 @@ static void __attribute__((noreturn)) abort_job(strata__node *n, strata__child *
     peer *p = peer_of(c);
     const strata__registration *r = p->handle && p->handle <= n->nregs ? &n->regs[p->handle - 1] : NULL;
     char task[160] = "";
-    if (p->task)
+    if (p->task && p->copying)
+        snprintf(task, sizeof task, " (copy task %llu)", (unsigned long long)p->task);
+    else if (p->task)
         snprintf(task, sizeof task, " (task %llu, callable '%s', handle %u)", (unsigned long long)p->task,
                  r && r->name ? r->name : "unnamed", p->handle);
     fprintf(stderr, "strata: aborting the MPI job: %s%s; a remote rank that stops answering cannot be stopped "

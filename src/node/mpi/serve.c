@@ -178,8 +178,6 @@ static bool in_heap(server *s, uint64_t addr, uint64_t nbytes)
 static int copy(server *s, const strata__mpi_request *h, bool to)
 {
     bool ok = in_heap(s, h->value, h->nbytes);
-    if (!ok && !s->scratch && !(s->scratch = strata__calloc(1, STRATA__MPI_CHUNK)))
-        return strata__fail(STRATA_ENOMEM, "out of host memory");
     for (uint64_t done = 0; done < h->nbytes;) {
         int chunk = (int)(h->nbytes - done < STRATA__MPI_CHUNK ? h->nbytes - done : STRATA__MPI_CHUNK);
         uint8_t *at = ok ? (uint8_t *)(uintptr_t)(h->value + done) : s->scratch;
@@ -213,8 +211,6 @@ static int move(server *s, const strata__mpi_request *h, bool send)
     if (h->peer < 0 || h->peer >= size)
         return strata__fail(STRATA_EINVAL, "rank %d: a copy with rank %d, which is not in the job", s->rank, h->peer);
     bool ok = in_heap(s, h->value, h->nbytes);
-    if (!ok && !s->scratch && !(s->scratch = strata__calloc(1, STRATA__MPI_CHUNK)))
-        return strata__fail(STRATA_ENOMEM, "out of host memory");
     for (uint64_t done = 0; done < h->nbytes;) {
         int chunk = (int)(h->nbytes - done < STRATA__MPI_CHUNK ? h->nbytes - done : STRATA__MPI_CHUNK);
         uint8_t *at = ok ? (uint8_t *)(uintptr_t)(h->value + done) : s->scratch;
@@ -247,8 +243,15 @@ int strata_mpi_serve(strata_worker *top, strata_worker *w)
         return strata__fail(STRATA_EINVAL, "strata_mpi_serve: top and w must be level 3 or more (top: the top "
                             "worker as configured on rank 0; w: the worker this rank serves)");
     s.in_cap = sizeof(strata__mpi_request) + STRATA__MPI_PAYLOAD_MAX + (1u << 20);   /* + 1 MiB of names */
-    if (!(s.in = malloc(s.in_cap)))
+    s.in = malloc(s.in_cap);
+    /* where the data of a refused copy goes (or comes from): made now, so that
+       a refusal never leaves a peer's chunks unread */
+    s.scratch = strata__calloc(1, STRATA__MPI_CHUNK);
+    if (!s.in || !s.scratch) {
+        free(s.in);
+        free(s.scratch);
         return strata__fail(STRATA_ENOMEM, "strata_mpi_serve: out of host memory");
+    }
     char host[256] = "unknown host";
     gethostname(host, sizeof host - 1);
     int result = STRATA_OK;

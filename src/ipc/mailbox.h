@@ -34,6 +34,7 @@
 #ifndef STRATA_IPC_MAILBOX_H
 #define STRATA_IPC_MAILBOX_H
 
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -92,6 +93,11 @@ static inline uint32_t strata__life_word(uint32_t generation, uint32_t state)
 typedef struct strata__mailbox_header {
     alignas(STRATA__CACHE_LINE) _Atomic uint32_t parent_sleeping;
     alignas(STRATA__CACHE_LINE) _Atomic uint32_t wake;   /* the parent's futex word */
+    /* Held by the spawner for its whole life: a robust, process-shared mutex,
+       which the kernel marks "owner died" the moment the spawner's only thread
+       ends. The parent's trylock says whether it lives without a system call
+       (node/spawner.c: strata__spawner_alive). */
+    alignas(STRATA__CACHE_LINE) pthread_mutex_t spawner_life;
 } strata__mailbox_header;
 
 /* Bump `wake` and wake the parent (a child that answered, or the spawner). */

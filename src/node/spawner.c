@@ -256,6 +256,11 @@ static void __attribute__((noreturn)) spawner_main(strata__node *n, int sock)
        handlers runs here or in a child), SIGCHLD blocked and read from a
        signalfd. */
     strata__fault_enter_child();
+    /* Held until this process ends: the parent's no-syscall test of its life
+       (strata__spawner_alive). Robust: the kernel marks it when this, the
+       only thread, ends, however it ends. */
+    if (pthread_mutex_lock(&n->header->spawner_life) == EOWNERDEAD)
+        pthread_mutex_consistent(&n->header->spawner_life);
     setpgid(0, 0);
     strata__node_set_serving(n);
     struct sigaction dfl;
@@ -329,6 +334,19 @@ static bool still_ours(const strata__node *n)
     return n->spawner_start_time == 0 || start_time(n->spawner_pid) == n->spawner_start_time;
 }
 
+/* Make spawner_life new and free, for the spawner about to be forked (the last
+   one may have died holding it). */
+static void reset_life(strata__node *n)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    memset(&n->header->spawner_life, 0, sizeof n->header->spawner_life);
+    pthread_mutex_init(&n->header->spawner_life, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
 int strata__spawner_start(strata__node *n)
 {
     int rc = strata__node_snapshot_objects(n);
@@ -353,6 +371,7 @@ int strata__spawner_start(strata__node *n)
        from the copy taken here (core/hooks.h); never under the list's lock: an
        interpreter's prepare hook may wait for a thread that waits for it. */
     n->hooks = strata__hooks_get();
+    reset_life(n);
     strata__hooks_fork_prepare(&n->hooks);
     pid_t pid = strata__sys_fork();
     if (pid == 0) {
@@ -437,8 +456,25 @@ static bool wait_spawner(const strata__node *n, int timeout_ms)
 
 bool strata__spawner_alive(const strata__node *n)
 {
-    return n->spawner_pid > 0 && !wait_spawner(n, 0);
+    if (n->spawner_pid <= 0)
+        return false;
+    /* The spawner holds spawner_life for its whole life (a robust mutex): busy
+       means alive, without a system call; "owner died" means it ended. Free
+       (it has not taken it yet, just forked): ask its pidfd. */
+    pthread_mutex_t *life = &n->header->spawner_life;
+    int r = pthread_mutex_trylock(life);
+    if (r == EBUSY)
+        return true;
+    if (r == EOWNERDEAD) {
+        pthread_mutex_consistent(life);
+        pthread_mutex_unlock(life);
+        return false;
+    }
+    if (r == 0)
+        pthread_mutex_unlock(life);
+    return !wait_spawner(n, 0);
 }
+
 
 /* Reap the spawner, which has ended (bounded: it may have been reaped by the
    application already, which is fine). */

@@ -13,14 +13,16 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 scratch=$(mktemp -d)
 export OMPI_MCA_btl_vader_backing_directory=$scratch OMPI_MCA_orte_tmpdir_base=$scratch
 shm_before=$(ls /dev/shm | wc -l)
-timeout -k 5 120 mpiexec -n 3 --oversubscribe --mca btl "$btl" "$exe" $case
+# The run's directory goes last on the command line (the programs ignore it):
+# it tells this run's processes from another run's of the same case.
+timeout -k 5 120 mpiexec -n 3 --oversubscribe --mca btl "$btl" "$exe" $case "$scratch"
 rc=$?
 sleep 0.2
-left=$(pgrep -f -- "^$exe $case" || true)
+left=$(pgrep -f -- "^$exe .*$scratch" || true)
 rm -rf "$scratch"
 if [ -n "$left" ]; then
   echo "run.sh: processes of $case left behind: $left"
-  pkill -9 -f -- "^$exe $case"
+  pkill -9 -f -- "^$exe .*$scratch"
   exit 1
 fi
 if [ "$(ls /dev/shm | wc -l)" -gt "$shm_before" ]; then

@@ -238,6 +238,48 @@ static void case_round_trips(void)
     strata_worker_destroy(top);
 }
 
+/* A SUB function under the orchestration function's name (rank 2). */
+static int sub_named_like_the_orch(const strata_task_args *args, void *ctx)
+{
+    (void)args;
+    (void)ctx;
+    return 0;
+}
+
+/* Rank 2 registered the name as another kind: rank 0's init fails naming
+   both kinds; nothing is left. */
+static void case_callable_of_another_kind(void)
+{
+    strata_handle h;
+    if (rank != 0) {
+        strata_worker *top;
+        if (rank == 2) {
+            strata_worker_config cfg;
+            strata_worker_config_init(&cfg, 4);
+            cfg.shared_heap_bytes = 4 << 20;
+            CHECK_OK(strata_worker_create(&cfg, &top));
+            CHECK_OK(strata_worker_register_sub_named(top, "add_on_chip", sub_named_like_the_orch, NULL, &h));
+        } else {
+            top = make_top(true, &h);
+        }
+        strata_worker *w = make_l3();
+        int rc = strata_mpi_serve(top, w);
+        if (rank == 2) {
+            CHECK(rc == STRATA_EINVAL);
+            CHECK_ERROR_HAS("is an orchestration function on rank 0 and a SUB function here");
+        } else {
+            CHECK_OK(rc);
+        }
+        strata_worker_destroy(w);
+        strata_worker_destroy(top);
+        return;
+    }
+    strata_worker *top = tree(true, &h);
+    CHECK(strata_worker_init(top) == STRATA_EINVAL);
+    CHECK_ERROR_HAS("rank 2: callable 'add_on_chip' is an orchestration function on rank 0 and a SUB function here");
+    strata_worker_destroy(top);
+}
+
 /* Rank `lacking` lacks the name: rank 0's init fails naming it; every rank
    leaves strata_mpi_serve (the ones never reached when strata_mpi_finalize
    tells them), nothing is left. */
@@ -469,6 +511,8 @@ int main(int argc, char **argv)
         case_top_never_initialised();
     else if (strcmp(case_name, "copy_tasks") == 0)
         case_copy_tasks();
+    else if (strcmp(case_name, "callable_of_another_kind") == 0)
+        case_callable_of_another_kind();
     else if (strcmp(case_name, "remote_rank_killed") == 0)
         case_fault("die");
     else if (strcmp(case_name, "remote_rank_stuck") == 0)

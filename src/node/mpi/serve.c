@@ -123,8 +123,10 @@ static int map_names(server *s, const uint8_t *p, size_t len)
                                 "under the same name on every rank", s->rank, (int)e.name_len, name,
                                 kind_name(e.kind));
         if ((uint32_t)s->names->regs[found - 1].kind != e.kind)
-            return strata__fail(STRATA_EINVAL, "rank %d: callable '%.*s' is a %s on rank 0 and a %s here", s->rank,
-                                (int)e.name_len, name, kind_name(e.kind),
+            return strata__fail(STRATA_EINVAL, "rank %d: callable '%.*s' is %s %s on rank 0 and %s %s here; register "
+                                "it as the same kind on every rank", s->rank, (int)e.name_len, name,
+                                e.kind == STRATA__REG_ORCH ? "an" : "a", kind_name(e.kind),
+                                s->names->regs[found - 1].kind == STRATA__REG_ORCH ? "an" : "a",
                                 kind_name(s->names->regs[found - 1].kind));
         if (e.handle > s->nlocal) {
             uint32_t *grown = realloc(s->local, e.handle * sizeof *grown);

@@ -225,6 +225,32 @@ typedef struct strata_run_stats {
    (and from the driving thread only). */
 STRATA_API int strata_worker_stats(const strata_worker *w, strata_run_stats *out);
 
+/* The last run, in time (L2 and up). `size`: the caller's sizeof(strata_run_info),
+   set before the call; fields past it are not written, so a program built
+   against this header keeps working with a later library that adds fields. */
+typedef struct strata_run_info {
+    uint32_t size;
+    uint32_t tasks;              /* tasks the run submitted (L3+; L2: 0) */
+    uint64_t wall_ns;            /* from entering strata_worker_run(_chip) to its return */
+    uint64_t orch_ns;            /* inside the orchestration function (L3+; L2: 0) */
+    uint64_t longest_task_ns;    /* the longest task, from posted to answered (L3+) */
+    uint64_t longest_task;       /* its task id (1, 2, ... in submit order), 0 when none */
+} strata_run_info;
+STRATA_API int strata_worker_run_info(const strata_worker *w, strata_run_info *out);
+
+/* What each child (L3+) did since the worker was created. */
+typedef struct strata_child_stats {
+    int      worker;             /* its id */
+    pid_t    pid;                /* its process now; 0 while dead, or remote */
+    uint64_t tasks;              /* tasks it answered */
+    uint64_t busy_ns;            /* time from posting a task to it until its answer */
+    uint64_t restarts;           /* times it was replaced */
+} strata_child_stats;
+/* Up to cap children's figures into out[], in worker id order; *count: how
+   many children there are (call with cap 0 to size out). L3+, after init. */
+STRATA_API int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t cap,
+                                         uint32_t *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -816,7 +816,7 @@ static PyObject *worker_stats(PyObject *self, PyObject *unused)
     int rc = strata_worker_stats(w->w, &s);
     if (rc != STRATA_OK)
         return pys_raise(rc, NULL);
-    return Py_BuildValue("{s:K,s:K,s:K,s:{s:K,s:K},s:{s:K,s:K},s:{s:K,s:K},s:K}", "tasks_completed",
+    PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:{s:K,s:K},s:{s:K,s:K},s:{s:K,s:K},s:K}", "tasks_completed",
                          (unsigned long long)s.tasks_completed, "tasks_failed", (unsigned long long)s.tasks_failed,
                          "tasks_canceled", (unsigned long long)s.tasks_canceled, "task_window", "size",
                          (unsigned long long)s.task_window.size, "high_water",
@@ -825,6 +825,46 @@ static PyObject *worker_stats(PyObject *self, PyObject *unused)
                          "dep_pool", "size", (unsigned long long)s.dep_pool.size, "high_water",
                          (unsigned long long)s.dep_pool.high_water, "child_restarts",
                          (unsigned long long)s.child_restarts);
+    if (!d)
+        return NULL;
+    /* the last run in time, and (L3+, once the children exist) each child */
+    strata_run_info info = {.size = sizeof info};
+    PyObject *last = strata_worker_run_info(w->w, &info) == STRATA_OK
+                         ? Py_BuildValue("{s:I,s:K,s:K,s:K,s:K}", "tasks", info.tasks, "wall_ns",
+                                         (unsigned long long)info.wall_ns, "orch_ns", (unsigned long long)info.orch_ns,
+                                         "longest_task_ns", (unsigned long long)info.longest_task_ns, "longest_task",
+                                         (unsigned long long)info.longest_task)
+                         : NULL;
+    if (!last || PyDict_SetItemString(d, "last_run", last) < 0) {
+        Py_XDECREF(last);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(last);
+    uint32_t count = 0;
+    if (w->level >= 3 && strata_worker_child_stats(w->w, NULL, 0, &count) == STRATA_OK) {
+        strata_child_stats *cs = PyMem_Malloc((count ? count : 1) * sizeof *cs);
+        PyObject *list = cs ? PyList_New(0) : PyErr_NoMemory();
+        if (list && strata_worker_child_stats(w->w, cs, count, &count) == STRATA_OK) {
+            for (uint32_t i = 0; list && i < count; i++) {
+                PyObject *c = Py_BuildValue("{s:i,s:l,s:K,s:K,s:K}", "worker", cs[i].worker, "pid", (long)cs[i].pid,
+                                            "tasks", (unsigned long long)cs[i].tasks, "busy_ns",
+                                            (unsigned long long)cs[i].busy_ns, "restarts",
+                                            (unsigned long long)cs[i].restarts);
+                if (!c || PyList_Append(list, c) < 0)
+                    Py_CLEAR(list);
+                Py_XDECREF(c);
+            }
+        }
+        PyMem_Free(cs);
+        if (!list || PyDict_SetItemString(d, "children", list) < 0) {
+            Py_XDECREF(list);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(list);
+    }
+    return d;
 }
 
 /* ---- the type ---- */

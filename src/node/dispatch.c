@@ -493,6 +493,13 @@ static void pump(strata__node *n, bool block)
         if (!c->busy || c->dead || !strata__answered(n, c))
             continue;
         uint32_t t = (uint32_t)(c->task - 1);
+        uint64_t took = strata__now_ns() - c->started_ns;
+        c->stat_tasks++;
+        c->stat_busy_ns += took;
+        if (took > n->run_longest_ns) {
+            n->run_longest_ns = took;
+            n->run_longest_task = c->task;
+        }
         c->busy = false;
         c->task = 0;
         strata__reply reply;
@@ -974,6 +981,8 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
             return rc;
     }
     n->window_high_water = 0;
+    n->run_longest_ns = n->run_longest_task = n->run_orch_ns = 0;
+    n->run_tasks = 0;
     n->hooks = strata__hooks_get();
     strata__failure_reset(&n->failure);
     /* Children that died between runs (the spawner's death included): this run
@@ -1008,7 +1017,9 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     n->stop_by_ns = 0;
     n->interrupt_checked_ns = strata__now_ns();
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
+    uint64_t orch_from = strata__now_ns();
     int orc = orch(&o, args, o.run_cfg, ctx);
+    n->run_orch_ns = strata__now_ns() - orch_from;   /* its submits' waits for room included */
     if (orc == STRATA_EINTR && n->stop_by_ns == 0)   /* the orchestration function was interrupted */
         n->stop_by_ns = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1;
     if (orc != 0) {
@@ -1025,6 +1036,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     while (n->done_count < n->ntasks)
         pump(n, true);
     n->running = false;
+    n->run_tasks = n->ntasks;
     reset_run(n);
     int rc = strata__failure_raise(&n->failure);
     if (rc == STRATA_OK)

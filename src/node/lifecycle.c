@@ -234,6 +234,7 @@ int strata__node_recover(strata__node *n)
             continue;
         }
         n->restarts++;
+        c->stat_restarts++;
         strata__log(STRATA__LOG_INFO, "replaced child %d with pid %d", c->worker, (int)c->pid);
     }
     return first;

@@ -70,6 +70,8 @@ typedef struct strata__child {
        strata_worker this node belongs to */
     strata_worker     *sub_worker;
     struct strata__node *sub_node;
+    /* what it did since create (strata_worker_child_stats) */
+    uint64_t           stat_tasks, stat_busy_ns, stat_restarts;
     /* remote workers (L4+, another transport: an MPI rank) */
     int                rank;
     void              *tp_state;      /* the transport's own record of it (owned by the transport) */
@@ -224,6 +226,9 @@ typedef struct strata__node {
     uint32_t               nrun_deaths, run_deaths_cap;
     strata__failure        failure;
     uint64_t               stat_completed, stat_failed, stat_canceled;
+    /* the last run in time (strata_worker_run_info) */
+    uint64_t               run_wall_ns, run_orch_ns, run_longest_ns, run_longest_task;
+    uint32_t               run_tasks;
 } strata__node;
 
 /* live.c: the process-wide list of node workers */

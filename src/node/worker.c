@@ -53,6 +53,7 @@ struct strata_worker {
     strata__chip        *chip;         /* L2: READY, RUNNING, FAILED */
     strata__node        *node;         /* L3: from create to destroy */
     strata_run_stats     last_stats;   /* kept across close */
+    uint64_t             last_wall_ns; /* the last run's wall time (strata_worker_run_info) */
     pid_t                owner_pid;    /* the process that created it */
     strata_worker       *added_to;     /* the worker above that owns it (strata_worker_add_worker), or NULL */
     bool                 destroy_pending; /* destroy was called inside a run: done when the run returns */
@@ -688,7 +689,9 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
     if (rc)
         return strata__error_prefix(rc, "strata_worker_run_chip: args");
     w->state = STRATA_STATE_RUNNING;
+    uint64_t from = strata__now_ns();
     rc = strata__chip_run(w->chip, w->callables[chip - 1], args, cfg);
+    w->last_wall_ns = strata__now_ns() - from;
     w->state = w->chip->hung ? STRATA_STATE_FAILED : STRATA_STATE_READY;
     if (w->destroy_pending)
         return destroy_after_run(w, rc);
@@ -723,7 +726,9 @@ int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ctx, const st
     if (rc)
         return strata__error_prefix(rc, "strata_worker_run: args");
     w->state = STRATA_STATE_RUNNING;
+    uint64_t from = strata__now_ns();
     rc = strata__node_run(w->node, w, orch, ctx, args, cfg);
+    w->last_wall_ns = strata__now_ns() - from;
     w->state = w->node->failed ? STRATA_STATE_FAILED : STRATA_STATE_READY;
     if (w->destroy_pending)
         return destroy_after_run(w, rc);
@@ -749,6 +754,54 @@ int strata_worker_stats(const strata_worker *w, strata_run_stats *out)
         out->child_restarts = w->node->restarts;
         out->task_window = (strata_ring_stats){w->node->window ? w->node->window : w->cfg.node_task_window,
                                                w->node->window_high_water};
+    }
+    return STRATA_OK;
+}
+
+int strata_worker_run_info(const strata_worker *w, strata_run_info *out)
+{
+    strata__clear_error();
+    if (w == NULL || out == NULL)
+        return strata__fail(STRATA_EINVAL, "strata_worker_run_info: %s is NULL", w == NULL ? "w" : "out");
+    if (out->size < sizeof(uint32_t) * 2)
+        return strata__fail(STRATA_EINVAL, "strata_worker_run_info: out->size is %u; set it to "
+                            "sizeof(strata_run_info) before the call", out->size);
+    int arc = admit(w, CALL_STATS, "strata_worker_run_info");
+    if (arc)
+        return arc;
+    strata_run_info info = {.size = out->size, .wall_ns = w->last_wall_ns};
+    if (w->node) {
+        info.tasks = w->node->run_tasks;
+        info.orch_ns = w->node->run_orch_ns;
+        info.longest_task_ns = w->node->run_longest_ns;
+        info.longest_task = w->node->run_longest_task;
+    }
+    /* as much as the caller's struct holds: a program built against an older
+       header gets the fields it knows */
+    memcpy(out, &info, out->size < sizeof info ? out->size : sizeof info);
+    return STRATA_OK;
+}
+
+int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t cap, uint32_t *count)
+{
+    strata__clear_error();
+    if (w == NULL || count == NULL || (cap && out == NULL))
+        return strata__fail(STRATA_EINVAL, "strata_worker_child_stats: %s is NULL",
+                            w == NULL ? "w" : count == NULL ? "count" : "out");
+    if (!w->node)
+        return strata__fail(STRATA_EINVAL, "strata_worker_child_stats: a level-2 worker has no child processes");
+    int arc = admit(w, CALL_CHILDREN, "strata_worker_child_stats");
+    if (arc)
+        return arc;
+    const strata__node *n = w->node;
+    *count = n->nchildren;
+    for (uint32_t i = 0; i < n->nchildren && i < cap; i++) {
+        const strata__child *c = &n->children[i];
+        out[i] = (strata_child_stats){.worker = c->worker,
+                                      .pid = c->dead || c->kind == STRATA__CHILD_REMOTE ? 0 : c->pid,
+                                      .tasks = c->stat_tasks,
+                                      .busy_ns = c->stat_busy_ns,
+                                      .restarts = c->stat_restarts};
     }
     return STRATA_OK;
 }

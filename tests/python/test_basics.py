@@ -570,3 +570,22 @@ def test_review_cases(chip_callable):
     assert ref() is None
     from conftest import wait_until, gone
     assert wait_until(lambda: gone(pid))
+
+
+def test_stats_say_what_the_last_run_and_each_child_did():
+    with Worker(level=3, num_sub_workers=2) as w:
+        h = w.register(lambda args: None)
+        w.init()
+
+        def two_subs(orch, args, config):
+            orch.submit_sub(h)
+            orch.submit_sub(h)
+
+        w.run(two_subs)
+        s = w.stats()
+        last = s["last_run"]
+        assert last["tasks"] == 2 and last["longest_task"] in (1, 2)
+        assert last["wall_ns"] >= last["orch_ns"] > 0
+        assert [c["worker"] for c in s["children"]] == [0, 1]
+        assert sum(c["tasks"] for c in s["children"]) == 2
+        assert all(c["pid"] == w.child_pid(c["worker"]) and c["restarts"] == 0 for c in s["children"])

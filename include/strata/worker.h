@@ -225,9 +225,10 @@ typedef struct strata_run_stats {
    (and from the driving thread only). */
 STRATA_API int strata_worker_stats(const strata_worker *w, strata_run_stats *out);
 
-/* The last run, in time (L2 and up). `size`: the caller's sizeof(strata_run_info),
-   set before the call; fields past it are not written, so a program built
-   against this header keeps working with a later library that adds fields. */
+/* The last run that finished, in time (L2 and up). `size`: the caller's
+   sizeof(strata_run_info), set before the call: a multiple of 8, at least 8;
+   fields past it are not written, and on return it says how many bytes this
+   library filled, so programs and libraries of different versions agree. */
 typedef struct strata_run_info {
     uint32_t size;
     uint32_t tasks;              /* tasks the run submitted (L3+; L2: 0) */
@@ -247,9 +248,12 @@ typedef struct strata_child_stats {
     uint64_t restarts;           /* times it was replaced */
 } strata_child_stats;
 /* Up to cap children's figures into out[], in worker id order; *count: how
-   many children there are (call with cap 0 to size out). L3+, after init. */
-STRATA_API int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t cap,
-                                         uint32_t *count);
+   many children there are (call with cap 0 to size out). out_size: the
+   caller's sizeof(strata_child_stats), the array's stride; each element gets
+   no more than that, so a later library that adds fields keeps old programs
+   working. L3+, from init to close. */
+STRATA_API int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t out_size,
+                                         uint32_t cap, uint32_t *count);
 
 #ifdef __cplusplus
 }

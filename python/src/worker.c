@@ -829,7 +829,12 @@ static PyObject *worker_stats(PyObject *self, PyObject *unused)
         return NULL;
     /* the last run in time, and (L3+, once the children exist) each child */
     strata_run_info info = {.size = sizeof info};
-    PyObject *last = strata_worker_run_info(w->w, &info) == STRATA_OK
+    int irc = strata_worker_run_info(w->w, &info);
+    if (irc != STRATA_OK) {
+        Py_DECREF(d);
+        return pys_raise(irc, NULL);
+    }
+    PyObject *last = irc == STRATA_OK
                          ? Py_BuildValue("{s:I,s:K,s:K,s:K,s:K}", "tasks", info.tasks, "wall_ns",
                                          (unsigned long long)info.wall_ns, "orch_ns", (unsigned long long)info.orch_ns,
                                          "longest_task_ns", (unsigned long long)info.longest_task_ns, "longest_task",
@@ -842,11 +847,12 @@ static PyObject *worker_stats(PyObject *self, PyObject *unused)
     }
     Py_DECREF(last);
     uint32_t count = 0;
-    if (w->level >= 3 && strata_worker_child_stats(w->w, NULL, 0, &count) == STRATA_OK) {
+    if (w->level >= 3 && strata_worker_child_stats(w->w, NULL, 0, 0, &count) == STRATA_OK) {
         strata_child_stats *cs = PyMem_Malloc((count ? count : 1) * sizeof *cs);
         PyObject *list = cs ? PyList_New(0) : PyErr_NoMemory();
-        if (list && strata_worker_child_stats(w->w, cs, count, &count) == STRATA_OK) {
-            for (uint32_t i = 0; list && i < count; i++) {
+        uint32_t got = count;
+        if (list && strata_worker_child_stats(w->w, cs, sizeof *cs, count, &count) == STRATA_OK) {
+            for (uint32_t i = 0; list && i < count && i < got; i++) {
                 PyObject *c = Py_BuildValue("{s:i,s:l,s:K,s:K,s:K}", "worker", cs[i].worker, "pid", (long)cs[i].pid,
                                             "tasks", (unsigned long long)cs[i].tasks, "busy_ns",
                                             (unsigned long long)cs[i].busy_ns, "restarts",

@@ -30,26 +30,35 @@ void *strata__sys_mmap(size_t len, int prot, int flags)
     return fails("mmap", ENOMEM) ? MAP_FAILED : mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
 }
 
-static _Atomic pid_t self_pid;   /* 0: not known yet in this process */
+/* The cached pid lives in a page the kernel zeroes in every child made without
+   CLONE_VM (MADV_WIPEONFORK): fork(), _Fork(), a raw fork or clone system call,
+   whichever ran or skipped the atfork handlers. Where the kernel cannot (before
+   Linux 4.14), nothing is cached. */
+static _Atomic pid_t *self_pid_page;
 static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
 
-static void forget_self_pid(void)
+static void make_self_pid_page(void)
 {
-    atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
-}
-
-static void watch_forks(void)
-{
-    pthread_atfork(NULL, NULL, forget_self_pid);
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    if (madvise(p, 4096, MADV_WIPEONFORK) != 0) {
+        munmap(p, 4096);
+        return;
+    }
+    self_pid_page = p;
 }
 
 pid_t strata__self_pid(void)
 {
-    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    pthread_once(&self_pid_once, make_self_pid_page);
+    _Atomic pid_t *page = self_pid_page;
+    if (!page)
+        return getpid();
+    pid_t p = atomic_load_explicit(page, memory_order_relaxed);
     if (p == 0) {
-        pthread_once(&self_pid_once, watch_forks);
         p = getpid();
-        atomic_store_explicit(&self_pid, p, memory_order_relaxed);
+        atomic_store_explicit(page, p, memory_order_relaxed);
     }
     return p;
 }

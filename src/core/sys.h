@@ -36,9 +36,9 @@ uint64_t strata__now_ns(void);
 
 /* This process's pid, without a system call after the first: every public
    call checks it (a worker belongs to the process that created it), and a
-   getpid costs 100 ns and more on a virtual machine. Kept right across fork()
-   by a pthread_atfork child handler; a process made otherwise (a raw clone)
-   must not call Strata, as POSIX already asks of vfork children. */
+   getpid costs 100 ns and more on a virtual machine. Kept in a page the kernel
+   zeroes in every child however it was forked (MADV_WIPEONFORK: fork, _Fork,
+   a raw system call); without that (Linux before 4.14), getpid every time. */
 pid_t strata__self_pid(void);
 
 /* Sleep while *word == expected, at most timeout_ns (0 = no limit). Returns 0 when

@@ -496,9 +496,9 @@ static void pump(strata__node *n, bool block)
         uint64_t took = strata__now_ns() - c->started_ns;
         c->stat_tasks++;
         c->stat_busy_ns += took;
-        if (took > n->run_longest_ns) {
-            n->run_longest_ns = took;
-            n->run_longest_task = c->task;
+        if (took > n->cur_longest_ns) {
+            n->cur_longest_ns = took;
+            n->cur_longest_task = c->task;
         }
         c->busy = false;
         c->task = 0;
@@ -975,14 +975,14 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
 {
     (void)w;
     static const strata_call_config zero_cfg;
+    uint64_t run_from = strata__now_ns();
     if (n->tasks == NULL) {
         int rc = strata__node_make_window(n);
         if (rc)
             return rc;
     }
     n->window_high_water = 0;
-    n->run_longest_ns = n->run_longest_task = n->run_orch_ns = 0;
-    n->run_tasks = 0;
+    n->cur_longest_ns = n->cur_longest_task = 0;   /* published as run_* when the run ends */
     n->hooks = strata__hooks_get();
     strata__failure_reset(&n->failure);
     /* Children that died between runs (the spawner's death included): this run
@@ -1019,7 +1019,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     strata_orch o = {.node = n, .run_cfg = cfg ? cfg : &zero_cfg};
     uint64_t orch_from = strata__now_ns();
     int orc = orch(&o, args, o.run_cfg, ctx);
-    n->run_orch_ns = strata__now_ns() - orch_from;   /* its submits' waits for room included */
+    uint64_t orch_ns = strata__now_ns() - orch_from;   /* its submits' waits for room included */
     if (orc == STRATA_EINTR && n->stop_by_ns == 0)   /* the orchestration function was interrupted */
         n->stop_by_ns = strata__now_ns() + (uint64_t)n->cfg.close_grace_ms * 1000000u + 1;
     if (orc != 0) {
@@ -1036,7 +1036,11 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     while (n->done_count < n->ntasks)
         pump(n, true);
     n->running = false;
-    n->run_tasks = n->ntasks;
+    n->run_tasks = n->ntasks;   /* the run is over: its figures replace the last one's */
+    n->run_wall_ns = strata__now_ns() - run_from;
+    n->run_orch_ns = orch_ns;
+    n->run_longest_ns = n->cur_longest_ns;
+    n->run_longest_task = n->cur_longest_task;
     reset_run(n);
     int rc = strata__failure_raise(&n->failure);
     if (rc == STRATA_OK)

@@ -185,6 +185,10 @@ typedef struct strata__node {
     uint32_t               nregs_spawner; /* registrations the spawner inherited; later ones are replayed */
     bool                   check_spawner; /* see whether the spawner lives at the next reap */
     uint64_t               spawner_checked_ns; /* when it was last seen alive */
+    uint64_t               spawner_polled_ns;  /* when its pidfd was last asked (at least every
+                                                  STRATA__NODE_SLEEP_MAX_MS: the robust mutex's
+                                                  word is not trusted alone) */
+    bool                   life_robust;  /* the header's spawner_life mutex could be made robust */
     struct strata__node   *next_live;    /* the process-wide list of initialised nodes */
     strata_hooks           hooks;        /* the embedding hooks: fork ones taken at init, the
                                             others at each run (core/hooks.h) */
@@ -229,6 +233,7 @@ typedef struct strata__node {
     /* the last run in time (strata_worker_run_info) */
     uint64_t               run_wall_ns, run_orch_ns, run_longest_ns, run_longest_task;
     uint32_t               run_tasks;
+    uint64_t               cur_longest_ns, cur_longest_task;   /* the run in progress */
 } strata__node;
 
 /* live.c: the process-wide list of node workers */
@@ -298,8 +303,11 @@ int  strata__spawner_start(strata__node *n);
 /* Ask the spawner to fork child c as generation c->gen. */
 int  strata__spawner_spawn(strata__node *n, const strata__child *c);
 int  strata__spawner_kill(strata__node *n, const strata__child *c, int sig);
-/* Whether the spawner process still runs (one poll, no wait). */
+/* Whether the spawner process still runs: a trylock of the robust mutex it
+   holds (no system call), or its pidfd where that mutex could not be made. */
 bool strata__spawner_alive(const strata__node *n);
+/* The same, asking the pidfd (one poll, no wait) whatever the mutex says. */
+bool strata__spawner_alive_pidfd(const strata__node *n);
 /* Ask the spawner to end every child and exit; wait (bounded) and reap it. */
 void strata__spawner_stop(strata__node *n, uint64_t deadline_ns);
 /* Close the spawner's descriptors here and forget it (after it ended, or in a

@@ -122,10 +122,17 @@ int strata__proc_reap(strata__node *n)
        every STRATA__NODE_SLEEP_MAX_MS whatever ends the sleeps (an
        application's timer signal interrupts every futex wait). */
     uint64_t now = strata__now_ns();
-    if (n->check_spawner || now - n->spawner_checked_ns >= STRATA__NODE_SLEEP_MAX_MS * 1000000ull) {
+    /* Asked (every run, after every sleep): the robust mutex, no system call.
+       At least every STRATA__NODE_SLEEP_MAX_MS: the pidfd too, which does not
+       depend on the kernel having marked the mutex (an emulator without robust
+       futexes, an old kernel whose OOM reaper ran first). */
+    bool poll_pidfd = now - n->spawner_polled_ns >= STRATA__NODE_SLEEP_MAX_MS * 1000000ull;
+    if (n->check_spawner || poll_pidfd || now - n->spawner_checked_ns >= STRATA__NODE_SLEEP_MAX_MS * 1000000ull) {
         n->check_spawner = false;
         n->spawner_checked_ns = now;
-        if (n->spawner_pid > 0 && !strata__spawner_alive(n))
+        if (poll_pidfd)
+            n->spawner_polled_ns = now;
+        if (n->spawner_pid > 0 && !(poll_pidfd ? strata__spawner_alive_pidfd(n) : strata__spawner_alive(n)))
             found += strata__node_spawner_lost(n, NULL);
     }
     return found;

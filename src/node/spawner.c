@@ -259,7 +259,7 @@ static void __attribute__((noreturn)) spawner_main(strata__node *n, int sock)
     /* Held until this process ends: the parent's no-syscall test of its life
        (strata__spawner_alive). Robust: the kernel marks it when this, the
        only thread, ends, however it ends. */
-    if (pthread_mutex_lock(&n->header->spawner_life) == EOWNERDEAD)
+    if (n->life_robust && pthread_mutex_lock(&n->header->spawner_life) == EOWNERDEAD)
         pthread_mutex_consistent(&n->header->spawner_life);
     setpgid(0, 0);
     strata__node_set_serving(n);
@@ -335,16 +335,18 @@ static bool still_ours(const strata__node *n)
 }
 
 /* Make spawner_life new and free, for the spawner about to be forked (the last
-   one may have died holding it). */
+   one may have died holding it). Where it cannot be made robust and shared,
+   life_robust is false and the pidfd alone says whether the spawner lives. */
 static void reset_life(strata__node *n)
 {
     pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    bool ok = pthread_mutexattr_init(&a) == 0;
+    ok = ok && pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0;
+    ok = ok && pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0;
     memset(&n->header->spawner_life, 0, sizeof n->header->spawner_life);
-    pthread_mutex_init(&n->header->spawner_life, &a);
+    ok = ok && pthread_mutex_init(&n->header->spawner_life, &a) == 0;
     pthread_mutexattr_destroy(&a);
+    n->life_robust = ok;
 }
 
 int strata__spawner_start(strata__node *n)
@@ -454,10 +456,17 @@ static bool wait_spawner(const strata__node *n, int timeout_ms)
     }
 }
 
+bool strata__spawner_alive_pidfd(const strata__node *n)
+{
+    return n->spawner_pid > 0 && !wait_spawner(n, 0);
+}
+
 bool strata__spawner_alive(const strata__node *n)
 {
     if (n->spawner_pid <= 0)
         return false;
+    if (!n->life_robust)
+        return !wait_spawner(n, 0);
     /* The spawner holds spawner_life for its whole life (a robust mutex): busy
        means alive, without a system call; "owner died" means it ended. Free
        (it has not taken it yet, just forked): ask its pidfd. */

@@ -726,9 +726,7 @@ int strata_worker_run(strata_worker *w, strata_orch_fn orch, void *ctx, const st
     if (rc)
         return strata__error_prefix(rc, "strata_worker_run: args");
     w->state = STRATA_STATE_RUNNING;
-    uint64_t from = strata__now_ns();
-    rc = strata__node_run(w->node, w, orch, ctx, args, cfg);
-    w->last_wall_ns = strata__now_ns() - from;
+    rc = strata__node_run(w->node, w, orch, ctx, args, cfg);   /* its figures: the node's, when it ran */
     w->state = w->node->failed ? STRATA_STATE_FAILED : STRATA_STATE_READY;
     if (w->destroy_pending)
         return destroy_after_run(w, rc);
@@ -763,14 +761,16 @@ int strata_worker_run_info(const strata_worker *w, strata_run_info *out)
     strata__clear_error();
     if (w == NULL || out == NULL)
         return strata__fail(STRATA_EINVAL, "strata_worker_run_info: %s is NULL", w == NULL ? "w" : "out");
-    if (out->size < sizeof(uint32_t) * 2)
+    if (out->size < 8 || out->size % 8 != 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_run_info: out->size is %u; set it to "
                             "sizeof(strata_run_info) before the call", out->size);
     int arc = admit(w, CALL_STATS, "strata_worker_run_info");
     if (arc)
         return arc;
-    strata_run_info info = {.size = out->size, .wall_ns = w->last_wall_ns};
+    uint32_t filled = out->size < sizeof(strata_run_info) ? out->size : (uint32_t)sizeof(strata_run_info);
+    strata_run_info info = {.size = filled, .wall_ns = w->last_wall_ns};
     if (w->node) {
+        info.wall_ns = w->node->run_wall_ns;
         info.tasks = w->node->run_tasks;
         info.orch_ns = w->node->run_orch_ns;
         info.longest_task_ns = w->node->run_longest_ns;
@@ -778,16 +778,20 @@ int strata_worker_run_info(const strata_worker *w, strata_run_info *out)
     }
     /* as much as the caller's struct holds: a program built against an older
        header gets the fields it knows */
-    memcpy(out, &info, out->size < sizeof info ? out->size : sizeof info);
+    memcpy(out, &info, filled);
     return STRATA_OK;
 }
 
-int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t cap, uint32_t *count)
+int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, uint32_t out_size, uint32_t cap,
+                              uint32_t *count)
 {
     strata__clear_error();
     if (w == NULL || count == NULL || (cap && out == NULL))
         return strata__fail(STRATA_EINVAL, "strata_worker_child_stats: %s is NULL",
                             w == NULL ? "w" : count == NULL ? "count" : "out");
+    if (cap && (out_size < 8 || out_size % 8 != 0))
+        return strata__fail(STRATA_EINVAL, "strata_worker_child_stats: out_size is %u; pass "
+                            "sizeof(strata_child_stats)", out_size);
     if (!w->node)
         return strata__fail(STRATA_EINVAL, "strata_worker_child_stats: a level-2 worker has no child processes");
     int arc = admit(w, CALL_CHILDREN, "strata_worker_child_stats");
@@ -795,13 +799,15 @@ int strata_worker_child_stats(const strata_worker *w, strata_child_stats *out, u
         return arc;
     const strata__node *n = w->node;
     *count = n->nchildren;
+    size_t each = out_size < sizeof(strata_child_stats) ? out_size : sizeof(strata_child_stats);
     for (uint32_t i = 0; i < n->nchildren && i < cap; i++) {
         const strata__child *c = &n->children[i];
-        out[i] = (strata_child_stats){.worker = c->worker,
-                                      .pid = c->dead || c->kind == STRATA__CHILD_REMOTE ? 0 : c->pid,
-                                      .tasks = c->stat_tasks,
-                                      .busy_ns = c->stat_busy_ns,
-                                      .restarts = c->stat_restarts};
+        strata_child_stats one = {.worker = c->worker,
+                                  .pid = c->dead || c->kind == STRATA__CHILD_REMOTE ? 0 : c->pid,
+                                  .tasks = c->stat_tasks,
+                                  .busy_ns = c->stat_busy_ns,
+                                  .restarts = c->stat_restarts};
+        memcpy((unsigned char *)out + (size_t)i * out_size, &one, each);
     }
     return STRATA_OK;
 }

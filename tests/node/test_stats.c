@@ -39,7 +39,7 @@ TEST_CASE(run_info_and_child_stats)
     strata_worker *w = node_worker(2, 1, STRATA_ON_DEATH_RESTART, &j.chip);
     CHECK_OK(strata_worker_register_sub(w, sleepy_sub, NULL, &j.sub));
     uint32_t count = 99;
-    CHECK_STATUS(strata_worker_child_stats(w, NULL, 0, &count), STRATA_ESTATE);   /* no children before init */
+    CHECK_STATUS(strata_worker_child_stats(w, NULL, 0, 0, &count), STRATA_ESTATE);   /* no children before init */
     CHECK_OK(strata_worker_init(w));
     uint64_t *d0, *d1;
     j.t[0] = host_u64(w, 4, &d0);
@@ -49,16 +49,24 @@ TEST_CASE(run_info_and_child_stats)
     strata_run_info info = {.size = sizeof info};
     CHECK_OK(strata_worker_run_info(w, &info));
     CHECK_EQ_U64(info.size, sizeof info);
+    /* a newer program's larger struct: told how much this library filled */
+    struct {
+        strata_run_info info;
+        uint64_t        newer_field;
+    } big = {.info.size = sizeof big};
+    CHECK_OK(strata_worker_run_info(w, &big.info));
+    CHECK_EQ_U64(big.info.size, sizeof(strata_run_info));
+    CHECK_EQ_U64(big.newer_field, 0);
     CHECK_EQ_U64(info.tasks, 6);
     CHECK(info.wall_ns >= info.orch_ns);
     CHECK(info.longest_task_ns >= 30000000ull);          /* a SUB task of 30 ms */
     CHECK(info.longest_task == 5 || info.longest_task == 6);
     CHECK(info.wall_ns >= info.longest_task_ns);
 
-    CHECK_OK(strata_worker_child_stats(w, NULL, 0, &count));
+    CHECK_OK(strata_worker_child_stats(w, NULL, 0, 0, &count));
     CHECK_EQ_U64(count, 3);
     strata_child_stats cs[3];
-    CHECK_OK(strata_worker_child_stats(w, cs, 3, &count));
+    CHECK_OK(strata_worker_child_stats(w, cs, sizeof cs[0], 3, &count));
     CHECK_EQ_U64(cs[0].tasks, 3);
     CHECK_EQ_U64(cs[1].tasks, 1);
     CHECK_EQ_U64(cs[2].tasks, 2);
@@ -75,7 +83,7 @@ TEST_CASE(run_info_and_child_stats)
     CHECK(known_dead(w, 1));
     CHECK_STATUS(strata_worker_run(w, mixed_orch, &j, NULL, NULL), STRATA_ECHILD);
     CHECK_OK(strata_worker_run(w, mixed_orch, &j, NULL, NULL));
-    CHECK_OK(strata_worker_child_stats(w, cs, 3, &count));
+    CHECK_OK(strata_worker_child_stats(w, cs, sizeof cs[0], 3, &count));
     CHECK_EQ_U64(cs[1].restarts, 1);
     CHECK_EQ_U64(cs[1].tasks, 2);
     CHECK_EQ_U64(cs[0].tasks, 6);
@@ -89,6 +97,7 @@ TEST_CASE(run_info_and_child_stats)
     memset(&small, 0xab, sizeof small);
     small.head.size = (uint32_t)offsetof(strata_run_info, longest_task_ns);
     CHECK_OK(strata_worker_run_info(w, &small.head));
+    CHECK_EQ_U64(small.head.size, offsetof(strata_run_info, longest_task_ns));
     CHECK_EQ_U64(small.head.tasks, 6);
     CHECK_EQ_U64(small.head.longest_task_ns, 0xababababababababull);   /* past its size: untouched */
     small.head.size = 4;
@@ -119,7 +128,7 @@ TEST_CASE(level2_run_info)
     CHECK_OK(strata_worker_run_info(w, &info));
     CHECK(info.wall_ns > 0);
     uint32_t count;
-    CHECK_STATUS(strata_worker_child_stats(w, NULL, 0, &count), STRATA_EINVAL);
+    CHECK_STATUS(strata_worker_child_stats(w, NULL, 0, 0, &count), STRATA_EINVAL);
     CHECK_ERROR_HAS("level-2 worker has no child processes");
     CHECK_OK(strata_worker_close(w));
     strata_worker_destroy(w);

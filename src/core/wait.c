@@ -3,6 +3,7 @@
 #include "core/wait.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include "core/sys.h"
 
@@ -90,4 +91,10 @@ bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns)
         }
         strata__cpu_relax();
     }
+}
+
+void strata__nap(uint64_t *nap_ns, uint64_t max_ns)
+{
+    nanosleep(&(struct timespec){(time_t)(*nap_ns / 1000000000u), (long)(*nap_ns % 1000000000u)}, NULL);
+    *nap_ns = *nap_ns * 2 > max_ns ? max_ns : *nap_ns * 2;
 }

@@ -98,4 +98,9 @@ static inline uint64_t strata__spin_learn(uint64_t waited_ns)
    for still gets a CPU that is oversubscribed. */
 bool strata__spin_poll(bool (*ready)(void *), void *arg, uint64_t spin_ns);
 
+/* For waits nothing can wake (a remote answer over MPI): sleep *nap_ns, then
+   double it, up to max_ns, so that a short wait costs little and a long one
+   little CPU. */
+void strata__nap(uint64_t *nap_ns, uint64_t max_ns);
+
 #endif

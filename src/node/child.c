@@ -71,10 +71,9 @@ void strata__child_fail_start(strata__node *n, strata__child *c, const char *mes
     _exit(3);
 }
 
-static int run_chip_task(strata__node *n, strata__chip *chip, const strata__mailbox *mb,
+static int run_chip_task(const strata__registration *r, strata__chip *chip, const strata__mailbox *mb,
                          const strata_task_args *args)
 {
-    const strata__registration *r = &n->regs[mb->handle - 1];
     /* The parent enforces the timeout by killing this child, which (unlike a
        stuck core thread at L2) always works: the chip itself runs without one. */
     strata_call_config cfg = mb->cfg;
@@ -86,9 +85,8 @@ static int run_chip_task(strata__node *n, strata__chip *chip, const strata__mail
     return rc;
 }
 
-static int run_sub_task(strata__node *n, const strata__mailbox *mb, const strata_task_args *args)
+static int run_sub_task(const strata__registration *r, const strata__mailbox *mb, const strata_task_args *args)
 {
-    const strata__registration *r = &n->regs[mb->handle - 1];
     strata__clear_error();
     int rc = r->fn(args, r->ctx);
     if (rc != 0 && strata_last_error()[0] == '\0')
@@ -154,6 +152,31 @@ void strata__child_start(strata__child *c, pid_t spawner)
     fault_at_start(c);
 }
 
+strata__mailbox *strata__child_next(strata__child *c, uint32_t *seen, uint64_t *spin_ns)
+{
+    uint64_t wait_from = strata__now_ns();
+    *seen = strata__mailbox_wait(c->mb, *seen, *spin_ns, STRATA__PARENT_CHECK_MS, strata__child_parent_alive);
+    *spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
+    return c->mb;
+}
+
+void strata__child_answer(strata__node *n, strata__child *c, uint32_t seen, int rc)
+{
+    strata__mailbox_set_result(c->mb, rc, rc ? strata_last_error() : NULL);
+    strata__mailbox_answer(n->header, c->mb, seen);
+}
+
+int strata__child_registration(const strata__node *n, uint32_t handle, const strata__registration **out)
+{
+    if (handle == 0 || handle > n->nregs)
+        return strata__fail(STRATA_ENOENT, "handle %u is not registered in this child", handle);
+    if (n->regs[handle - 1].error)
+        return strata__fail(STRATA_ENOENT, "handle %u could not be registered in this child: %s", handle,
+                            n->regs[handle - 1].error);
+    *out = &n->regs[handle - 1];
+    return STRATA_OK;
+}
+
 void strata__child_main(strata__node *n, strata__child *c)
 {
     strata__chip *chip = NULL;
@@ -168,34 +191,22 @@ void strata__child_main(strata__node *n, strata__child *c)
     uint32_t seen = 0;
     uint64_t spin_ns = STRATA__SPIN_MIN_NS;
     for (;;) {
-        uint64_t wait_from = strata__now_ns();
-        seen = strata__mailbox_wait(c->mb, seen, spin_ns, STRATA__PARENT_CHECK_MS, strata__child_parent_alive);
-        spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
-        strata__mailbox *mb = c->mb;
+        strata__mailbox *mb = strata__child_next(c, &seen, &spin_ns);
         if (mb->kind == STRATA__REQ_EXIT)
             _exit(0);
         if (mb->kind == STRATA__REQ_REGISTER) {
-            int rc = strata__child_register(n, mb);
-            strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
-            strata__mailbox_answer(n->header, mb, seen);
+            strata__child_answer(n, c, seen, strata__child_register(n, mb));
             continue;
         }
         strata_task_args args;
+        const strata__registration *r;
         int rc = strata__mailbox_request_args(mb, &args);
-        if (rc == STRATA_OK) {
-            if (mb->handle == 0 || mb->handle > n->nregs)
-                rc = strata__fail(STRATA_ENOENT, "handle %u is not registered in this child", mb->handle);
-            else if (n->regs[mb->handle - 1].error)
-                rc = strata__fail(STRATA_ENOENT, "handle %u could not be registered in this child: %s", mb->handle,
-                                  n->regs[mb->handle - 1].error);
-            else if (c->kind == STRATA__CHILD_CHIP)
-                rc = run_chip_task(n, chip, mb, &args);
-            else
-                rc = run_sub_task(n, mb, &args);
-        }
+        if (rc == STRATA_OK)
+            rc = strata__child_registration(n, mb->handle, &r);
+        if (rc == STRATA_OK)
+            rc = c->kind == STRATA__CHILD_CHIP ? run_chip_task(r, chip, mb, &args) : run_sub_task(r, mb, &args);
         if (c->kind == STRATA__CHILD_SUB && not_the_child())
             _exit(0);   /* a copy the SUB function forked: the child answers, not it */
-        strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
-        strata__mailbox_answer(n->header, mb, seen);
+        strata__child_answer(n, c, seen, rc);
     }
 }

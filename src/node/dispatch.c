@@ -450,6 +450,17 @@ static void poll_interrupt(strata__node *n, bool about_to_sleep)
                         "were given close_grace_ms (%u ms) to finish", r, n->cfg.close_grace_ms);
 }
 
+/* How long child c's task may run before c is killed (its timeout_ms set). A
+   child that runs a whole worker gets close_grace_ms more: that worker's run
+   ends its own stuck tasks at the timeout and answers, naming them. */
+static uint64_t kill_after_ns(const strata__node *n, const strata__child *c)
+{
+    uint64_t limit = (uint64_t)c->timeout_ms * 1000000u;
+    if (c->kind == STRATA__CHILD_WORKER || c->kind == STRATA__CHILD_REMOTE)
+        limit += (uint64_t)n->cfg.close_grace_ms * 1000000u;
+    return limit;
+}
+
 /* Kill children whose task passed its timeout, or the end an interrupted run
    gave it; whether it killed any. */
 static bool check_timeouts(strata__node *n)
@@ -460,10 +471,7 @@ static bool check_timeouts(strata__node *n)
         strata__child *c = &n->children[i];
         if (!c->busy || c->dead)
             continue;
-        uint64_t limit = (uint64_t)c->timeout_ms * 1000000u;
-        if (c->kind == STRATA__CHILD_WORKER || c->kind == STRATA__CHILD_REMOTE)
-            limit += (uint64_t)n->cfg.close_grace_ms * 1000000u;   /* its own deadline fires first (below) */
-        bool late = c->timeout_ms && now - c->started_ns > limit;
+        bool late = c->timeout_ms && now - c->started_ns > kill_after_ns(n, c);
         bool stopped = n->stop_by_ns && now > n->stop_by_ns;
         bool above = n->deadline_ns && now > n->deadline_ns;
         if (!late && !stopped && !above)
@@ -550,9 +558,7 @@ static void pump(strata__node *n, bool block)
         strata__child *c = &n->children[i];
         if (!c->busy || c->dead || !c->timeout_ms)
             continue;
-        uint64_t end = c->started_ns + (uint64_t)c->timeout_ms * 1000000u;
-        if (c->kind == STRATA__CHILD_WORKER || c->kind == STRATA__CHILD_REMOTE)
-            end += (uint64_t)n->cfg.close_grace_ms * 1000000u;
+        uint64_t end = c->started_ns + kill_after_ns(n, c);
         uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;
     }

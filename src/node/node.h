@@ -328,6 +328,13 @@ void strata__child_report_ready(strata__node *n, strata__child *c);
 void strata__child_fail_start(strata__node *n, strata__child *c, const char *message) __attribute__((noreturn));
 /* In a child: whether the spawner that forked it still runs. */
 bool strata__child_parent_alive(void);
+/* In a child: wait for the parent's next request (polling as long as recent
+   waits lasted, strata__spin_learn; leaving when the spawner is gone); then
+   answer it with status rc and, on failure, the thread's last error. */
+strata__mailbox *strata__child_next(strata__child *c, uint32_t *seen, uint64_t *spin_ns);
+void strata__child_answer(strata__node *n, strata__child *c, uint32_t seen, int rc);
+/* In a child: registration `handle` as this process holds it, or why not. */
+int  strata__child_registration(const strata__node *n, uint32_t handle, const strata__registration **out);
 /* How often a waiting child looks whether its spawner still runs. */
 #define STRATA__PARENT_CHECK_MS 100
 

@@ -9,7 +9,6 @@
  * comes a little after the spin costs a little, not a whole max_wait_ms. */
 #include "node/transport.h"
 
-#include <time.h>
 
 #include "core/sys.h"
 #include "core/wait.h"
@@ -30,10 +29,8 @@ static bool any_answer(void *arg)
 static void nap_until_answer(strata__node *n, uint64_t from, uint32_t timeout_ms, uint64_t max_ns)
 {
     uint64_t end = from + (uint64_t)timeout_ms * 1000000u, nap_ns = NAP_MIN_NS;
-    while (!any_answer(n) && strata__now_ns() < end) {
-        nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
-        nap_ns = nap_ns * 2 > max_ns ? max_ns : nap_ns * 2;
-    }
+    while (!any_answer(n) && strata__now_ns() < end)
+        strata__nap(&nap_ns, max_ns);
 }
 
 void strata__sleep_polling(strata__node *n, uint32_t timeout_ms)

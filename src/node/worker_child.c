@@ -27,16 +27,10 @@
 /* The orchestration function a TASK names, or a failure saying why not. */
 static int find_orch(const strata__node *n, uint32_t handle, const strata__registration **out)
 {
-    if (handle == 0 || handle > n->nregs)
-        return strata__fail(STRATA_ENOENT, "handle %u is not registered in this worker child", handle);
-    const strata__registration *r = &n->regs[handle - 1];
-    if (r->error)
-        return strata__fail(STRATA_ENOENT, "handle %u could not be registered in this worker child: %s", handle,
-                            r->error);
-    if (r->kind != STRATA__REG_ORCH)
-        return strata__fail(STRATA_ENOENT, "handle %u is not an orchestration function", handle);
-    *out = r;
-    return STRATA_OK;
+    int rc = strata__child_registration(n, handle, out);
+    if (rc == STRATA_OK && (*out)->kind != STRATA__REG_ORCH)
+        rc = strata__fail(STRATA_ENOENT, "handle %u is not an orchestration function", handle);
+    return rc;
 }
 
 /* The memory of the worker above (its heap, what it adopted and what it
@@ -77,10 +71,7 @@ void strata__worker_child_main(strata__node *n, strata__child *c)
     uint32_t seen = 0;
     uint64_t spin_ns = STRATA__SPIN_MIN_NS;
     for (;;) {
-        uint64_t wait_from = strata__now_ns();
-        seen = strata__mailbox_wait(c->mb, seen, spin_ns, STRATA__PARENT_CHECK_MS, strata__child_parent_alive);
-        spin_ns = strata__spin_learn(strata__now_ns() - wait_from);
-        strata__mailbox *mb = c->mb;
+        strata__mailbox *mb = strata__child_next(c, &seen, &spin_ns);
         strata__clear_error();
         switch (mb->kind) {
         case STRATA__REQ_EXIT:
@@ -119,7 +110,6 @@ void strata__worker_child_main(strata__node *n, strata__child *c)
             rc = strata__fail(STRATA_EINVAL, "request of unknown kind %u", mb->kind);
             break;
         }
-        strata__mailbox_set_result(mb, rc, rc ? strata_last_error() : NULL);
-        strata__mailbox_answer(n->header, mb, seen);
+        strata__child_answer(n, c, seen, rc);
     }
 }

@@ -170,6 +170,19 @@ static int children_of(pid_t pid)
     return n;
 }
 
+/* A serving rank's whole part in a case where it only serves: the top worker
+   as on rank 0 (the name registered), its level-3 worker served until rank
+   0's top closes (or strata_mpi_finalize sends it away), then closed. */
+static void serve_until_closed(void)
+{
+    strata_handle h;
+    strata_worker *top = make_top(true, &h), *w = make_l3();
+    CHECK_OK(strata_mpi_serve(top, w));
+    CHECK(strata_worker_state(w) == STRATA_STATE_CLOSED);
+    strata_worker_destroy(w);
+    strata_worker_destroy(top);
+}
+
 /* Rank 0's tree: worker 0 local, workers 1 and 2 on ranks 1 and 2. */
 static strata_worker *tree(bool named, strata_handle *orch)
 {
@@ -187,11 +200,7 @@ static strata_worker *tree(bool named, strata_handle *orch)
 static void case_round_trips(void)
 {
     if (rank != 0) {
-        strata_handle h;
-        strata_worker *top = make_top(true, &h), *w = make_l3();
-        CHECK_OK(strata_mpi_serve(top, w));
-        strata_worker_destroy(w);
-        strata_worker_destroy(top);
+        serve_until_closed();
         return;
     }
     job j;
@@ -401,15 +410,11 @@ static void case_top_killed(void)
    never started. */
 static void case_top_never_initialised(void)
 {
-    strata_handle h;
     if (rank != 0) {
-        strata_worker *top = make_top(true, &h), *w = make_l3();
-        CHECK_OK(strata_mpi_serve(top, w));
-        CHECK(strata_worker_state(w) == STRATA_STATE_CLOSED);
-        strata_worker_destroy(w);
-        strata_worker_destroy(top);
+        serve_until_closed();
         return;
     }
+    strata_handle h;
     strata_worker *top = tree(true, &h);
     strata_worker_destroy(top);
 }
@@ -456,11 +461,7 @@ static int bad_copy_orch(strata_orch *o, const strata_task_args *args, const str
 static void case_copy_tasks(void)
 {
     if (rank != 0) {
-        strata_handle h;
-        strata_worker *top = make_top(true, &h), *w = make_l3();
-        CHECK_OK(strata_mpi_serve(top, w));
-        strata_worker_destroy(w);
-        strata_worker_destroy(top);
+        serve_until_closed();
         return;
     }
     copies c;

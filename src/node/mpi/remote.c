@@ -27,7 +27,12 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/sys.h"
+#include "core/wait.h"
 #include "ipc/wire.h"
+
+/* The naps of this file's bounded waits: from 1 us, doubling up to 1 ms. */
+#define NAP_MIN_NS 1000ull
+#define NAP_MAX_NS 1000000ull
 
 typedef struct peer {
     uint32_t    seq;
@@ -155,8 +160,7 @@ static void mpi_post(strata__node *n, strata__child *c, const strata__request *r
         h.nbytes = r->nbytes;
         h.peer = r->peer;
         h.other = r->peer == c->rank ? (uint64_t)(uintptr_t)r->local : 0;
-        send_request(c, h, 0);
-        p->task = r->task;
+        send_request(c, h, 0);   /* it names the copy task for an abort message */
         if (r->peer == 0 && !c->dead)
             post_data(c, r);
         return;
@@ -255,13 +259,11 @@ static void mpi_reply(strata__node *n, strata__child *c, strata__reply *out)
    naps keep the CPU free). */
 static bool await_answer(strata__node *n, strata__child *c, uint64_t deadline_ns)
 {
-    uint64_t nap_ns = 1000;
+    uint64_t nap_ns = NAP_MIN_NS;
     while (!mpi_answered(n, c)) {
         if (c->dead || strata__now_ns() >= deadline_ns)
             return false;
-        struct timespec ts = {0, (long)nap_ns};
-        nanosleep(&ts, NULL);
-        nap_ns = nap_ns * 2 > 1000000 ? 1000000 : nap_ns * 2;
+        strata__nap(&nap_ns, NAP_MAX_NS);
     }
     return true;
 }
@@ -469,7 +471,6 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
     uint64_t deadline = strata__now_ns() + (uint64_t)n->cfg.init_timeout_ms * 1000000u;
     send_request(c, (strata__mpi_request){.kind = to ? STRATA__REQ_COPY_TO : STRATA__REQ_COPY_FROM, .value = addr,
                                           .nbytes = nbytes}, 0);
-    peer *p = peer_of(c);
     for (uint64_t done = 0; done < nbytes;) {
         int chunk = (int)(nbytes - done < STRATA__MPI_CHUNK ? nbytes - done : STRATA__MPI_CHUNK);
         MPI_Request q;
@@ -478,7 +479,7 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
         else
             MPI_Irecv((uint8_t *)host + done, chunk, MPI_BYTE, c->rank, STRATA__TAG_DATA, strata__mpi_comm, &q);
         int ok = 0;
-        uint64_t nap_ns = 1000;
+        uint64_t nap_ns = NAP_MIN_NS;
         while (!ok) {
             MPI_Test(&q, &ok, MPI_STATUS_IGNORE);
             if (!ok && mpi_answered(n, c))   /* the rank refused the copy before its data: its answer says why */
@@ -489,8 +490,7 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
                                                (unsigned long long)nbytes, to ? "to" : "from",
                                                n->cfg.init_timeout_ms));
             if (!ok)
-                nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
-            nap_ns = nap_ns * 2 > 1000000 ? 1000000 : nap_ns * 2;
+                strata__nap(&nap_ns, NAP_MAX_NS);
         }
         if (!ok) {
             MPI_Cancel(&q);
@@ -505,7 +505,6 @@ static int mpi_copy(strata__node *n, strata__child *c, uint64_t addr, void *host
                                        strata__child_name(c, name, sizeof name), n->cfg.init_timeout_ms));
     strata__reply r;
     mpi_reply(n, c, &r);
-    (void)p;
     if (r.status != STRATA_OK)
         return strata__fail(r.status, "%s: %.*s", strata__child_name(c, name, sizeof name), (int)r.message_len,
                             r.message);
@@ -521,7 +520,7 @@ void strata__mpi_tell_exit(int rank, uint64_t deadline_ns)
     if (MPI_Isend(&h, (int)sizeof h, MPI_BYTE, rank, STRATA__TAG_REQUEST, strata__mpi_comm, &rq[0]) != MPI_SUCCESS)
         return;   /* (ULFM) gone already */
     MPI_Irecv(in, (int)sizeof in, MPI_BYTE, rank, STRATA__TAG_REPLY, strata__mpi_comm, &rq[1]);
-    uint64_t nap_ns = 1000;
+    uint64_t nap_ns = NAP_MIN_NS;
     for (int done = 0; !done;) {
         if (MPI_Testall(2, rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
             return;
@@ -534,8 +533,7 @@ void strata__mpi_tell_exit(int rank, uint64_t deadline_ns)
             MPI_Abort(strata__mpi_comm, 70);
             _exit(70);
         }
-        nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
-        nap_ns = nap_ns * 2 > 1000000 ? 1000000 : nap_ns * 2;
+        strata__nap(&nap_ns, NAP_MAX_NS);
     }
 }
 

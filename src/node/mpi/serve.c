@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -88,8 +87,7 @@ static int receive(server *s, size_t *len)
             break;
         if (strata__now_ns() - from < STRATA__SERVE_SPIN_NS)
             continue;
-        nanosleep(&(struct timespec){0, (long)nap_ns}, NULL);
-        nap_ns = nap_ns * 2 > STRATA__SERVE_NAP_MAX_NS ? STRATA__SERVE_NAP_MAX_NS : nap_ns * 2;
+        strata__nap(&nap_ns, STRATA__SERVE_NAP_MAX_NS);
     }
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);

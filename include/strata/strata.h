@@ -12,5 +12,6 @@
 #include "strata/worker.h"
 #include "strata/memory.h"
 #include "strata/hooks.h"
+#include "strata/trace.h"
 
 #endif

@@ -76,7 +76,7 @@ typedef struct strata_call_config {
     uint64_t ring_task_window;  /* per-run ring sizes; 0 = environment or default */
     uint64_t ring_heap;         /* bytes */
     uint64_t ring_dep_pool;     /* edge records */
-    uint32_t trace;             /* reserved for tracing; 0 */
+    uint32_t trace;             /* 0: recorded while a trace is open; STRATA_TRACE_SKIP: never (strata/trace.h) */
     uint64_t user[4];           /* free for the orchestration function */
 } strata_call_config;
 

@@ -139,6 +139,9 @@ typedef struct strata__lane {
     _Atomic uint64_t started_ns;
     /* Written by the lane, read by the orchestrator after `done` (acquire). */
     uint64_t completed, failed, canceled;
+    /* Its event ring (core/recorder.h), or NULL: the kernel it is in, always;
+       every kernel's begin and end while the chip's area is traced. */
+    struct strata__rec_ring *rec;
 } strata__lane;
 
 struct strata__chip {
@@ -190,6 +193,7 @@ struct strata__chip {
     uint32_t            ndetached;         /* lanes close abandoned in a hung kernel */
 
     uint64_t            stat_completed, stat_failed, stat_canceled;
+    struct strata__rec_area *rec;          /* its events (strata__chip_set_recorder), or NULL */
     strata__chip       *next_abandoned;    /* see strata__chip_close() */
     uint32_t           *attached;          /* TensorMap indexes of external buffers */
     uint32_t            nattached, attached_cap;
@@ -209,6 +213,10 @@ int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t
 /* Stop and join lanes, release everything. A chip whose task hung is abandoned
    instead (see lane.c); returns true when it was released. */
 bool strata__chip_close(strata__chip *chip);
+
+/* Record into area (core/recorder.h; it outlives the chip): ring 0 is the
+   orchestrator's, ring 1 + i lane i's (AIC lanes first). Before the first run. */
+void strata__chip_set_recorder(strata__chip *chip, struct strata__rec_area *area);
 
 /* One run of callable c. */
 int  strata__chip_run(strata__chip *chip, const strata__callable *c, const strata_task_args *args,

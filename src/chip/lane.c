@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/recorder.h"
 #include "core/sys.h"
 
 /* The lane a thread is, so close() called from inside a kernel can refuse to join
@@ -37,7 +38,23 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
             /* release: started_ns is visible to the acquire in check_timeouts() */
             strata__store_release(&lane->running_id, t->id);
         }
+        /* The flight recorder: the kernel it is in (two stores); a traced run
+           records begin and end too. */
+        strata__rec_ring *rec = lane->rec;
+        bool traced = rec && strata__rec_traced(chip->rec);
+        if (rec) {
+            if (traced)
+                strata__rec_write(rec, strata__now_ns(), STRATA__REC_KERNEL_BEGIN, 0, t->id, (uint64_t)body->func_id);
+            /* relaxed: read by the parent after this process died, or as a hint */
+            strata__store_relaxed(&rec->current_arg, (uint64_t)body->func_id);
+            strata__store_relaxed(&rec->current, t->id + 1);
+        }
         int rc = chip->platform->launch(chip->dev, body->fn, &body->view);
+        if (rec) {
+            strata__store_relaxed(&rec->current, 0);
+            if (traced)
+                strata__rec_write(rec, strata__now_ns(), STRATA__REC_KERNEL_END, 0, t->id, (uint64_t)(int64_t)rc);
+        }
         if (timed)
             strata__store_release(&lane->running_id, 0);
         if (rc != 0) {
@@ -119,6 +136,13 @@ static void *lane_main(void *arg)
             hold_off(chip);
     }
     return NULL;
+}
+
+void strata__chip_set_recorder(strata__chip *chip, strata__rec_area *area)
+{
+    chip->rec = area;
+    for (uint32_t i = 0; i < chip->nlanes; i++)
+        chip->lanes[i].rec = strata__rec_area_ring(area, 1 + i);
 }
 
 bool strata__on_lane_of(const strata__chip *chip)

@@ -62,6 +62,7 @@ typedef struct strata__mailbox {
     alignas(STRATA__CACHE_LINE) uint32_t kind;   /* strata__request_kind */
     uint32_t           handle;
     uint64_t           task;                     /* the parent's task id, for messages */
+    uint32_t           run;                      /* the parent's run, for events (node/record.h) */
     uint64_t           value;                    /* MALLOC, FREE: the request's operand; reply: MALLOC's address */
     strata_call_config cfg;
     uint32_t           args_len;

@@ -31,6 +31,7 @@
 #include "core/sys.h"
 #include "core/wait.h"
 #include "ipc/wire.h"
+#include "node/record.h"
 
 
 static pid_t spawner_pid;
@@ -132,6 +133,7 @@ void strata__child_start(strata__child *c, pid_t spawner)
 {
     spawner_pid = spawner;
     self_pid = getpid();
+    strata__record_child_started(c);
     /* This process may descend from a child of a level above (a worker child's
        own children): whatever it inherited, it is the child now. */
     forked_copy = false;
@@ -185,6 +187,7 @@ void strata__child_main(strata__node *n, strata__child *c)
                                    c->memory, n->cfg.aic_cores, n->cfg.aiv_cores, &n->chip_rings, 0, &chip);
         if (rc)
             strata__child_fail_start(n, c, strata_last_error());
+        strata__chip_set_recorder(chip, c->rec);   /* its cores' rings follow the orchestrator's */
     }
     strata__child_report_ready(n, c);
 
@@ -200,6 +203,11 @@ void strata__child_main(strata__node *n, strata__child *c)
         }
         strata_task_args args;
         const strata__registration *r;
+        /* the flight recorder's two events per task, traced or not */
+        uint64_t id = (uint64_t)mb->run << 32 | (mb->task & 0xffffffffu);
+        strata__rec_ring *rec = strata__rec_area_ring(c->rec, 0);
+        if (rec)
+            strata__rec_write(rec, strata__now_ns(), STRATA__REC_TASK_BEGIN, 0, id, mb->handle);
         int rc = strata__mailbox_request_args(mb, &args);
         if (rc == STRATA_OK)
             rc = strata__child_registration(n, mb->handle, &r);
@@ -207,6 +215,8 @@ void strata__child_main(strata__node *n, strata__child *c)
             rc = c->kind == STRATA__CHILD_CHIP ? run_chip_task(r, chip, mb, &args) : run_sub_task(r, mb, &args);
         if (c->kind == STRATA__CHILD_SUB && not_the_child())
             _exit(0);   /* a copy the SUB function forked: the child answers, not it */
+        if (rec)
+            strata__rec_write(rec, strata__now_ns(), STRATA__REC_TASK_END, 0, id, (uint64_t)(int64_t)rc);
         strata__child_answer(n, c, seen, rc);
     }
 }

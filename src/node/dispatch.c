@@ -9,6 +9,7 @@
  * makes the run fail: its dependents are cancelled, tasks already posted finish,
  * and later submits return STRATA_ECANCELED. */
 #define _GNU_SOURCE
+#include "node/record.h"
 #include "node/transport.h"
 
 #include <errno.h>
@@ -104,6 +105,7 @@ static void complete(strata__node *n, uint32_t t, int status, const char *msg)
         run_fail(n, status, msg);
     for (uint32_t e = task->succ, next; e != STRATA__NONE; e = next) {
         strata__node_task *s = task_of(n, n->edges[e].succ);
+        strata__record(n, STRATA__REC_RELEASE, 0, strata__record_id(n, t), strata__record_id(n, n->edges[e].succ));
         if (status != STRATA_OK)
             s->poisoned = true;
         if (--s->pending == 0)
@@ -179,6 +181,16 @@ static void post_copy(strata__node *n, strata__child *c, const strata__node_task
     strata__post(n, c, &r);
 }
 
+/* Tasks ready and not posted (for the trace's counter). */
+static uint64_t ready_count(const strata__node *n)
+{
+    uint64_t k = (uint64_t)(n->sub_ready.tail - n->sub_ready.head) + (n->group_ready.tail - n->group_ready.head) +
+                 (n->engine_ready.tail - n->engine_ready.head);
+    for (uint32_t i = 0; n->chip_ready && i < n->nnext; i++)
+        k += n->chip_ready[i].tail - n->chip_ready[i].head;
+    return k;
+}
+
 /* Post member m of task t to child c. */
 static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
 {
@@ -190,12 +202,16 @@ static void post(strata__node *n, strata__child *c, uint32_t t, uint32_t m)
     c->task = (uint64_t)t + 1;
     c->started_ns = strata__now_ns();
     c->timeout_ms = task->cfg.timeout_ms;
+    if (n->traced) {
+        strata__record(n, STRATA__REC_POST, (uint32_t)(c - n->children), strata__record_id(n, t), task->handle);
+        strata__record(n, STRATA__REC_COUNTER, STRATA__COUNTER_READY, 0, ready_count(n));
+    }
     if (task->kind == STRATA__REG_COPY) {
         post_copy(n, c, task);
         return;
     }
     strata__post(n, c, &(strata__request){.kind = STRATA__REQ_TASK, .handle = task->handle, .task = c->task,
-                                          .cfg = &task->cfg, .args = &a});
+                                          .run = n->run_id, .cfg = &task->cfg, .args = &a});
 }
 
 /* One member of task t finished (answered, or its child died): the task
@@ -412,6 +428,7 @@ static void handle_deaths(strata__node *n)
         if (!c->dead || c->death_reported)
             continue;
         c->death_reported = true;
+        strata__record_death(n, c);   /* the flight recorder's summary joins its message */
         char *msg;
         if (c->task) {
             uint32_t t = (uint32_t)(c->task - 1);
@@ -515,6 +532,7 @@ static void pump(strata__node *n, bool block)
         c->task = 0;
         strata__reply reply;
         strata__reply_of(n, c, &reply);
+        strata__record(n, STRATA__REC_ANSWER, i, strata__record_id(n, t), (uint64_t)(int64_t)reply.status);
         char *msg = NULL;
         if (reply.status != STRATA_OK) {
             char name[96];
@@ -561,6 +579,12 @@ static void pump(strata__node *n, bool block)
         uint64_t end = c->started_ns + kill_after_ns(n, c);
         uint32_t left = end > now ? (uint32_t)((end - now) / 1000000u) + 1 : 1;
         timeout_ms = left < timeout_ms ? left : timeout_ms;
+    }
+    if (n->traced) {
+        /* a traced run drains the rings while it waits, at least every
+           STRATA__TRACE_DRAIN_MS, so a long task's kernels do not lap them */
+        strata__record_drain(n);
+        timeout_ms = timeout_ms < STRATA__TRACE_DRAIN_MS ? timeout_ms : STRATA__TRACE_DRAIN_MS;
     }
     strata__sleep(n, timeout_ms);
 }
@@ -754,8 +778,12 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     /* Back-pressure: a full window waits until its oldest task is done. The
        tasks in it always finish (children run them, or die and fail them), so
        this wait always ends. */
-    while (rc == STRATA_OK && n->ntasks - n->done_watermark >= n->window)
-        pump(n, true);
+    if (rc == STRATA_OK && n->ntasks - n->done_watermark >= n->window) {
+        strata__record(n, STRATA__REC_WAIT_BEGIN, 0, n->ntasks, STRATA__COUNTER_TASK_WINDOW);
+        while (n->ntasks - n->done_watermark >= n->window)
+            pump(n, true);
+        strata__record(n, STRATA__REC_WAIT_END, 0, n->ntasks, STRATA__COUNTER_TASK_WINDOW);
+    }
     uint32_t t = n->ntasks;
     strata__node_task *task = NULL;
     if (rc == STRATA_OK) {
@@ -819,6 +847,11 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
             n->ntasks++;
             if (n->ntasks - n->done_watermark > n->window_high_water)
                 n->window_high_water = n->ntasks - n->done_watermark;
+            if (n->traced) {
+                strata__record(n, STRATA__REC_SUBMIT, kind != STRATA__REG_SUB ? (uint32_t)workers[0] + 1 : 0,
+                               strata__record_id(n, t), h);
+                strata__record(n, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, n->ntasks - n->done_watermark);
+            }
         }
     }
     /* The task reads and writes the union of its members' tensors. */
@@ -1004,6 +1037,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
         if (!c->dead || c->death_reported)
             continue;
         c->death_reported = true;
+        strata__record_death(n, c);
         status = status ? status : (c->death_status ? c->death_status : STRATA_ECHILD);
         char *more = strata__format("%s%s%s", report ? report : "", report ? "; " : "",
                                     c->death_message ? c->death_message : "a child died");
@@ -1021,6 +1055,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
         return status;
     }
     n->running = true;
+    strata__record_run_begin(n, cfg ? cfg : &zero_cfg);
     n->check_deaths = true;
     n->stop_by_ns = 0;
     /* one clock read for the interrupt poll's start and the run's figures: the
@@ -1044,6 +1079,7 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
     }
     while (n->done_count < n->ntasks)
         pump(n, true);
+    strata__record_run_end(n);
     n->running = false;
     n->run_tasks = n->ntasks;   /* the run is over: its figures replace the last one's */
     n->run_wall_ns = strata__now_ns() - run_from;

@@ -8,6 +8,7 @@
  * (mailboxes, the shared heap, its chip memory) exists before that fork. The
  * spawner forks the children. */
 #define _GNU_SOURCE
+#include "node/record.h"
 #include "node/transport.h"
 
 #include <pthread.h>
@@ -43,6 +44,14 @@ int strata__node_create(const strata_worker_config *cfg, strata__node **out)
     if (rc == STRATA_OK) {
         rc = strata__tmap_init(&n->buffers);
         if (rc) {
+            strata__arena_destroy(&n->heap_arena);
+            strata__shm_unmap(n->heap, n->heap_bytes);
+        }
+    }
+    if (rc == STRATA_OK) {
+        rc = strata__record_create(n);
+        if (rc) {
+            strata__tmap_destroy(&n->buffers);
             strata__arena_destroy(&n->heap_arena);
             strata__shm_unmap(n->heap, n->heap_bytes);
         }
@@ -236,6 +245,9 @@ int strata__node_recover(strata__node *n)
         n->restarts++;
         c->stat_restarts++;
         strata__log(STRATA__LOG_INFO, "replaced child %d with pid %d", c->worker, (int)c->pid);
+        char detail[64];
+        snprintf(detail, sizeof detail, "child %d now runs as pid %d", c->worker, (int)c->pid);
+        strata__record_instant(n, c, "child restarted", detail);
     }
     return first;
 }
@@ -315,6 +327,7 @@ void strata__node_destroy(strata__node *n)
     free(n->run_deaths);
     free(n->objects);
     strata__node_free_window(n);
+    strata__record_destroy(n);
     strata__failure_reset(&n->failure);
     free(n);
 }

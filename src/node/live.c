@@ -141,6 +141,10 @@ void strata__node_forget_others(const strata__node *self)
         o->spawner_pid = 0;
         strata__shm_unmap(o->mail, o->mail_bytes);
         o->mail = NULL;
+        strata__shm_unmap(o->rec_map, o->rec_map_bytes);
+        o->rec_map = NULL;
+        for (uint32_t i = 0; i < o->nchildren; i++)
+            o->children[i].rec = NULL;
         if (!ancestor) {
             strata__shm_unmap(o->heap, o->heap_bytes);
             o->heap = NULL;
@@ -163,6 +167,8 @@ const char *strata__node_mapping_at(uint64_t lo, uint64_t hi)
             what = "the shared heap of a Strata worker";
         else if (overlaps(lo, hi, o->mail, o->mail_bytes))
             what = "the mailboxes of a Strata worker";
+        else if (overlaps(lo, hi, o->rec_map, o->rec_map_bytes))
+            what = "the event rings of a Strata worker's children";
         for (uint32_t i = 0; i < o->nchildren && !what; i++)
             if (overlaps(lo, hi, o->children[i].memory, o->children[i].memory_bytes))
                 what = "the memory of a Strata worker's chip child";

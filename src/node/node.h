@@ -72,6 +72,12 @@ typedef struct strata__child {
     struct strata__node *sub_node;
     /* what it did since create (strata_worker_child_stats) */
     uint64_t           stat_tasks, stat_busy_ns, stat_restarts;
+    /* its events (node/record.h): its area in the node's shared mapping (NULL
+       for a remote worker), the trace's reader of it, and whether its death's
+       record was read */
+    struct strata__rec_area *rec;
+    struct strata__record_reader *trace;
+    bool               death_recorded;
     /* remote workers (L4+, another transport: an MPI rank) */
     int                rank;
     void              *tp_state;      /* the transport's own record of it (owned by the transport) */
@@ -198,6 +204,17 @@ typedef struct strata__node {
                                             started this run times out (0: never); running tasks
                                             are killed then, so the run names what was stuck */
     uint64_t               restarts;
+    /* events (node/record.h): the engine's own area (owned at the top; a
+       worker child's is the one its parent made for it), the children's
+       areas in one shared mapping, the trace's reader of the engine's area */
+    struct strata__rec_area *rec;
+    bool                   rec_owned;
+    uint32_t               rec_capacity;  /* events per ring (STRATA_TRACE_EVENTS) */
+    void                  *rec_map;
+    uint64_t               rec_map_bytes;
+    struct strata__record_reader *trace;
+    bool                   traced;       /* the run in progress is recorded in the trace */
+    uint32_t               run_id;       /* runs so far (events name a run by it) */
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     uint64_t               spin_ns;      /* how long the next wait polls (strata__spin_learn) */
     bool                   failed;       /* policy FAIL after a death */

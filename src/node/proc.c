@@ -13,6 +13,7 @@
 #include "core/sys.h"
 #include "ipc/shm.h"
 #include "ipc/wire.h"
+#include "node/record.h"
 
 /* The process transport's children of n. */
 static bool ours(const strata__child *c)
@@ -46,6 +47,7 @@ static int proc_open(strata__node *n)
         strata__mailbox *boxes = (strata__mailbox *)(void *)((uint8_t *)n->mail + sizeof(strata__mailbox_header));
         for (uint32_t i = 0; i < n->nchildren; i++)
             n->children[i].mb = &boxes[i];
+        rc = strata__record_map_children(n);
     }
     for (uint32_t i = 0; rc == STRATA_OK && i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
@@ -86,6 +88,7 @@ static void proc_close(strata__node *n, bool kill_them)
     strata__shm_unmap(n->mail, n->mail_bytes);
     n->mail = NULL;
     n->header = NULL;
+    strata__record_unmap_children(n);
     strata__node_live_unlock();
 }
 
@@ -99,6 +102,7 @@ static void proc_post(strata__node *n, strata__child *c, const strata__request *
         (void)strata__wire_encode(r->args, mb->args, sizeof mb->args, &len);
         mb->handle = r->handle;
         mb->task = r->task;
+        mb->run = r->run;
         mb->cfg = *r->cfg;
     } else if (r->kind == STRATA__REQ_REGISTER) {
         (void)strata__reg_frame_encode(r->reg, mb->args, &len);   /* fits: checked at register */

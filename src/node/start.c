@@ -4,6 +4,7 @@
  * since the spawner was forked, replayed to it. */
 #define _GNU_SOURCE
 #include "node/node.h"
+#include "node/record.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -103,6 +104,7 @@ int strata__proc_start(strata__node *n, strata__child *c, uint64_t deadline_ns)
     /* A fresh mailbox: the new child starts at sequence 0. The life word lies
        past the part cleared; the new generation tells its news from the old. */
     memset(c->mb, 0, offsetof(strata__mailbox, message));
+    strata__record_child_reset(n, c);   /* its events: this generation's only */
     /* The start hook of the tests travels in the mailbox: the spawner's
        environment is the one it was forked with. */
     const char *fault = getenv("STRATA_FAULT_CHILD_START");

@@ -29,6 +29,7 @@ typedef struct strata__request {
     uint32_t                    kind;     /* strata__request_kind (ipc/mailbox.h), or the two above */
     uint32_t                    handle;   /* TASK: the registration to run */
     uint64_t                    task;     /* TASK: the engine's task id + 1, for messages */
+    uint32_t                    run;      /* TASK: the engine's run, for events */
     const strata_call_config   *cfg;      /* TASK */
     const strata_task_args     *args;     /* TASK: fits the transport (checked at submit) */
     const strata__registration *reg;      /* REGISTER: fits (checked at register) */

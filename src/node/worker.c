@@ -31,6 +31,7 @@
 #include "core/array.h"
 #include "core/env.h"
 #include "core/log.h"
+#include "core/trace.h"
 #include "core/status.h"
 #include "core/sys.h"
 #include "node/transport.h"
@@ -284,8 +285,10 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
     int rc = check_config(cfg);
     if (rc == STRATA_OK)
         rc = strata__log_configure();
+    if (rc == STRATA_OK)
+        rc = strata__trace_from_env();   /* STRATA_TRACE: once per process */
     if (rc)
-        return rc;
+        return strata__error_prefix(rc, "strata_worker_create");
     strata_worker *w = strata__calloc(1, sizeof *w);
     if (w == NULL)
         return strata__fail(STRATA_ENOMEM, "strata_worker_create: out of host memory");

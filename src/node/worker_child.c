@@ -17,6 +17,7 @@
  * spawner sees its socket hang up then and ends every child below. */
 #define _GNU_SOURCE
 #include "node/node.h"
+#include "node/record.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -60,6 +61,7 @@ void strata__worker_child_main(strata__node *n, strata__child *c)
 {
     strata_worker *w = c->sub_worker;
     int rc = inherit(c->sub_node, n);
+    strata__record_adopt(c->sub_node, c->rec);   /* its engine's events go where this level reads them */
     if (rc == STRATA_OK) {
         strata__node_take_over(c->sub_node);
         rc = strata_worker_init(w);
@@ -101,7 +103,13 @@ void strata__worker_child_main(strata__node *n, strata__child *c)
                    timeout, so that the answer names them. */
                 strata_call_config cfg = mb->cfg;
                 c->sub_node->deadline_ns = cfg.timeout_ms ? strata__now_ns() + (uint64_t)cfg.timeout_ms * 1000000u : 0;
+                uint64_t id = (uint64_t)mb->run << 32 | (mb->task & 0xffffffffu);
+                strata__rec_ring *rec = strata__rec_area_ring(c->rec, 0);
+                if (rec)
+                    strata__rec_write(rec, strata__now_ns(), STRATA__REC_TASK_BEGIN, 0, id, mb->handle);
                 rc = strata_worker_run(w, r->orch, r->ctx, &args, &cfg);
+                if (rec)
+                    strata__rec_write(rec, strata__now_ns(), STRATA__REC_TASK_END, 0, id, (uint64_t)(int64_t)rc);
                 c->sub_node->deadline_ns = 0;
             }
             break;

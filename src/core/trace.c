@@ -1,0 +1,311 @@
+/* The trace file (core/trace.h, include/strata/trace.h).
+ *
+ * One process-wide sink: a descriptor, a buffer, and a mutex. Events are
+ * formatted into the buffer under the mutex and written at unlock, at event
+ * boundaries only, so the file is a valid prefix of the array at every moment
+ * (viewers accept an array without its closing bracket: a killed process
+ * leaves a readable file). Memory is bounded by the buffer, whatever the
+ * number of events. */
+#define _GNU_SOURCE
+#include "core/trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/status.h"
+#include "core/sys.h"
+#include "strata/trace.h"
+
+#define SINK_BUFFER (64u * 1024u)
+
+_Atomic uint32_t strata__trace_open_word;
+
+static struct {
+    pthread_mutex_t lock;
+    int             fd;          /* -1: none open */
+    pid_t           owner;       /* the process that opened it */
+    char           *path;
+    uint64_t        epoch;
+    bool            first;       /* no event written yet (no comma before the next) */
+    bool            from_env;    /* opened for STRATA_TRACE (closed at exit) */
+    bool            env_read;
+    int             write_errno; /* the first failed write, reported at end */
+    char            buf[SINK_BUFFER];
+    size_t          len;
+} sink = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+static _Atomic uint32_t next_track = 0, next_source = 1;
+
+uint64_t strata__trace_epoch(void)
+{
+    return sink.epoch;   /* read under the lock by every caller that matters */
+}
+
+uint32_t strata__trace_new_tracks(uint32_t n)
+{
+    uint32_t first = strata__fetch_add_relaxed(&next_track, n);   /* relaxed: a counter */
+    return first % STRATA__TRACE_TRACKS;
+}
+
+uint32_t strata__trace_new_source(void)
+{
+    return strata__fetch_add_relaxed(&next_source, 1) & 0xff;   /* relaxed: a counter */
+}
+
+static void sink_write_out(void)
+{
+    size_t off = 0;
+    while (off < sink.len) {
+        ssize_t w = write(sink.fd, sink.buf + off, sink.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (sink.write_errno == 0)
+                sink.write_errno = w < 0 ? errno : EIO;
+            break;   /* the trace loses this much; the run goes on */
+        }
+        off += (size_t)w;
+    }
+    sink.len = 0;
+}
+
+/* Append formatted text; an event longer than the buffer is cut (names and
+   args are short). */
+static void sink_printf(const char *fmt, ...) STRATA__PRINTF(1, 2);
+static void sink_printf(const char *fmt, ...)
+{
+    if (SINK_BUFFER - sink.len < 1024)
+        sink_write_out();
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sink.buf + sink.len, SINK_BUFFER - sink.len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sink.len += (size_t)n < SINK_BUFFER - sink.len ? (size_t)n : SINK_BUFFER - sink.len - 1;
+}
+
+/* Append s as the inside of a JSON string. */
+static void sink_escaped(const char *s)
+{
+    for (; *s; s++) {
+        if (SINK_BUFFER - sink.len < 16)
+            sink_write_out();
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            sink.buf[sink.len++] = '\\';
+            sink.buf[sink.len++] = (char)ch;
+        } else if (ch < 0x20) {
+            sink.len += (size_t)snprintf(sink.buf + sink.len, 8, "\\u%04x", ch);
+        } else {
+            sink.buf[sink.len++] = (char)ch;
+        }
+    }
+}
+
+static void event_open(void)
+{
+    sink_printf("%s{", sink.first ? "" : ",\n");
+    sink.first = false;
+}
+
+static void put_common(const char *ph, int pid, uint32_t track, uint64_t ts_ns, const char *name)
+{
+    event_open();
+    sink_printf("\"ph\":\"%s\",\"pid\":%d,\"tid\":%" PRId64 ",\"ts\":%" PRIu64 ".%03u,\"name\":\"", ph, pid,
+                (int64_t)pid * STRATA__TRACE_TRACKS + track, ts_ns / 1000u, (unsigned)(ts_ns % 1000u));
+    sink_escaped(name);
+    sink_printf("\"");
+}
+
+static void put_args(const char *args)
+{
+    if (args && args[0])
+        sink_printf(",\"args\":{%s}", args);
+}
+
+static int open_locked(const char *path, const char *what)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return strata__fail(STRATA_ESYS, "%s: cannot write the trace file '%s': %s", what, path, strerror(errno));
+    char *copy = strdup(path);
+    if (!copy) {
+        close(fd);
+        return strata__fail(STRATA_ENOMEM, "%s: out of host memory", what);
+    }
+    sink.fd = fd;
+    sink.owner = strata__self_pid();
+    sink.path = copy;
+    sink.epoch++;
+    sink.first = true;
+    sink.len = 0;
+    sink.write_errno = 0;
+    sink_printf("[\n");
+    /* release: a writer that sees the word open takes the lock and finds the file */
+    strata__store_release(&strata__trace_open_word, 1);
+    return STRATA_OK;
+}
+
+/* Write the closing bracket and close; the first write error, if any. */
+static int close_locked(void)
+{
+    strata__store_release(&strata__trace_open_word, 0);
+    sink_printf("\n]\n");
+    sink_write_out();
+    int err = sink.write_errno;
+    char *path = sink.path;
+    close(sink.fd);
+    sink.fd = -1;
+    sink.path = NULL;
+    int rc = err ? strata__fail(STRATA_ESYS, "strata_trace_end: writing the trace file '%s' failed: %s; it lacks "
+                                             "events", path, strerror(err))
+                 : STRATA_OK;
+    free(path);
+    return rc;
+}
+
+static void close_at_exit(void)
+{
+    pthread_mutex_lock(&sink.lock);
+    if (sink.fd >= 0 && sink.owner == strata__self_pid())
+        (void)close_locked();
+    pthread_mutex_unlock(&sink.lock);
+}
+
+int strata__trace_from_env(void)
+{
+    pthread_mutex_lock(&sink.lock);
+    int rc = STRATA_OK;
+    if (!sink.env_read) {
+        sink.env_read = true;
+        const char *path = getenv("STRATA_TRACE");
+        if (path && path[0] && sink.fd < 0) {
+            rc = open_locked(path, "STRATA_TRACE");
+            if (rc == STRATA_OK) {
+                sink.from_env = true;
+                atexit(close_at_exit);
+            }
+        }
+    }
+    pthread_mutex_unlock(&sink.lock);
+    return rc;
+}
+
+int strata_trace_begin(const char *path)
+{
+    strata__clear_error();
+    if (path == NULL || path[0] == '\0')
+        return strata__fail(STRATA_EINVAL, "strata_trace_begin: path is %s", path ? "empty" : "NULL");
+    pthread_mutex_lock(&sink.lock);
+    int rc;
+    if (sink.fd >= 0 && sink.owner == strata__self_pid())
+        rc = strata__fail(STRATA_ESTATE, "strata_trace_begin: a trace is open already (into '%s'%s); end it "
+                          "first (strata_trace_end)", sink.path, sink.from_env ? ", from STRATA_TRACE" : "");
+    else {
+        if (sink.fd >= 0) {   /* a forked copy of another process's sink: drop it, never write it */
+            close(sink.fd);
+            free(sink.path);
+            sink.fd = -1;
+            sink.path = NULL;
+        }
+        rc = open_locked(path, "strata_trace_begin");
+    }
+    sink.env_read = true;   /* a trace begun by the program wins over STRATA_TRACE */
+    pthread_mutex_unlock(&sink.lock);
+    return rc;
+}
+
+int strata_trace_end(void)
+{
+    strata__clear_error();
+    pthread_mutex_lock(&sink.lock);
+    int rc = STRATA_OK;
+    if (sink.fd >= 0 && sink.owner == strata__self_pid())
+        rc = close_locked();
+    sink.from_env = false;
+    pthread_mutex_unlock(&sink.lock);
+    return rc;
+}
+
+bool strata__trace_lock(void)
+{
+    if (!strata__trace_active())
+        return false;
+    pthread_mutex_lock(&sink.lock);
+    if (sink.fd >= 0 && sink.owner == strata__self_pid())
+        return true;
+    pthread_mutex_unlock(&sink.lock);
+    return false;
+}
+
+void strata__trace_unlock(void)
+{
+    if (sink.len > 0)
+        sink_write_out();   /* the file holds every event drained so far */
+    pthread_mutex_unlock(&sink.lock);
+}
+
+void strata__trace_process_name(int pid, const char *name, int sort_index)
+{
+    event_open();
+    sink_printf("\"ph\":\"M\",\"pid\":%d,\"name\":\"process_name\",\"args\":{\"name\":\"", pid);
+    sink_escaped(name);
+    sink_printf("\"}},\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_sort_index\",\"args\":{\"sort_index\":%d}}", pid,
+                sort_index);
+}
+
+void strata__trace_thread_name(int pid, uint32_t track, const char *name, int sort_index)
+{
+    int64_t tid = (int64_t)pid * STRATA__TRACE_TRACKS + track;
+    event_open();
+    sink_printf("\"ph\":\"M\",\"pid\":%d,\"tid\":%" PRId64 ",\"name\":\"thread_name\",\"args\":{\"name\":\"", pid,
+                tid);
+    sink_escaped(name);
+    sink_printf("\"}},\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%" PRId64 ",\"name\":\"thread_sort_index\","
+                "\"args\":{\"sort_index\":%d}}", pid, tid, sort_index);
+}
+
+void strata__trace_slice(int pid, uint32_t track, uint64_t begin_ns, uint64_t end_ns, const char *name,
+                         const char *args)
+{
+    uint64_t dur = end_ns > begin_ns ? end_ns - begin_ns : 0;
+    put_common("X", pid, track, begin_ns, name);
+    sink_printf(",\"dur\":%" PRIu64 ".%03u,\"cat\":\"strata\"", dur / 1000u, (unsigned)(dur % 1000u));
+    put_args(args);
+    sink_printf("}");
+}
+
+void strata__trace_unended(int pid, uint32_t track, uint64_t begin_ns, const char *name, const char *args)
+{
+    put_common("B", pid, track, begin_ns, name);
+    sink_printf(",\"cat\":\"strata\"");
+    put_args(args);
+    sink_printf("}");
+}
+
+void strata__trace_instant(int pid, uint32_t track, uint64_t ts_ns, const char *name, const char *args)
+{
+    put_common("i", pid, track, ts_ns, name);
+    sink_printf(",\"s\":\"t\",\"cat\":\"strata\"");
+    put_args(args);
+    sink_printf("}");
+}
+
+void strata__trace_counter(int pid, uint64_t ts_ns, const char *name, uint64_t value)
+{
+    put_common("C", pid, 0, ts_ns, name);
+    sink_printf(",\"args\":{\"value\":%" PRIu64 "}}", value);
+}
+
+void strata__trace_flow(int pid, uint32_t track, uint64_t ts_ns, const char *name, uint64_t id, bool start)
+{
+    put_common(start ? "s" : "f", pid, track, ts_ns, name);
+    sink_printf(",\"cat\":\"strata\",\"id\":%" PRIu64 "%s}", id, start ? "" : ",\"bp\":\"e\"");
+}

@@ -1,0 +1,331 @@
+/* From event rings to the trace (core/trace_drain.h). */
+#include "core/trace_drain.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "core/sys.h"
+#include "core/trace.h"
+
+#define READ_BATCH 256u
+
+/* Flow ids: bit 52 tells the two kinds apart; a source's number above the
+   run's and task's (every id stays below 2^53, exact in a JSON reader's
+   double). */
+static uint64_t submit_flow(uint32_t source, uint64_t id)
+{
+    return (uint64_t)(source & 0xff) << 44 | ((id >> 32) & 0xfff) << 32 | (id & 0xffffffffu);
+}
+
+int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t dispatch,
+                            const strata__trace_names *names, const char *label, uint32_t flow_source)
+{
+    memset(r, 0, sizeof *r);
+    r->area = area;
+    r->names = *names;
+    snprintf(r->label, sizeof r->label, "%s", label);
+    r->nrings = area->nrings;
+    r->ntracks = area->nrings + dispatch;
+    r->track_base = strata__trace_new_tracks(r->ntracks);
+    r->source = strata__trace_new_source();
+    r->flow_source = flow_source;
+    r->cursors = strata__calloc(r->nrings, sizeof r->cursors[0]);
+    r->open = strata__calloc(r->ntracks, sizeof r->open[0]);
+    r->depth = strata__calloc(r->ntracks, sizeof r->depth[0]);
+    r->pending = dispatch ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->pending[0]) : NULL;
+    if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending)) {
+        strata__rec_reader_free(r);
+        return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader of %u tracks", r->ntracks);
+    }
+    r->named_pid = -1;
+    return STRATA_OK;
+}
+
+void strata__rec_reader_free(strata__rec_reader *r)
+{
+    free(r->cursors);
+    free(r->open);
+    free(r->depth);
+    free(r->pending);
+    r->cursors = NULL;
+    r->open = NULL;
+    r->depth = NULL;
+    r->pending = NULL;
+}
+
+void strata__rec_reader_restart(strata__rec_reader *r)
+{
+    memset(r->cursors, 0, r->nrings * sizeof r->cursors[0]);
+    memset(r->depth, 0, r->ntracks * sizeof r->depth[0]);
+    r->named_pid = -1;
+    r->chip_handle = 0;
+}
+
+static int pid_of(const strata__rec_reader *r)
+{
+    return strata__load_relaxed(&r->area->pid);   /* relaxed: set before the process's first event */
+}
+
+static void name_tracks(strata__rec_reader *r, int pid)
+{
+    char buf[160];
+    if (r->names.process) {   /* an area that is a whole process */
+        r->names.process(r->names.ctx, buf, sizeof buf);
+        strata__trace_process_name(pid, buf, (int)r->track_base);
+    }
+    for (uint32_t t = 0; t < r->ntracks; t++) {
+        r->names.track(r->names.ctx, t, buf, sizeof buf);
+        strata__trace_thread_name(pid, r->track_base + t, buf, (int)(r->track_base + t));
+    }
+    r->named_pid = pid;
+    r->epoch = strata__trace_epoch();
+}
+
+static const char *callable(const strata__rec_reader *r, uint32_t handle, char *buf, size_t cap)
+{
+    const char *name = r->names.callable ? r->names.callable(r->names.ctx, handle) : NULL;
+    if (name)
+        return name;
+    snprintf(buf, cap, "handle %u", handle);
+    return buf;
+}
+
+static void push(strata__rec_reader *r, uint32_t track, const strata__rec_copy *e)
+{
+    if (track >= r->ntracks || r->depth[track] >= STRATA__DRAIN_DEPTH)
+        return;
+    r->open[track][r->depth[track]++] = (strata__drain_open){e->ts_ns, e->id, e->arg, e->kind};
+}
+
+/* The open slice on track that `end_kind` ends (the innermost of its begin
+   kind): removed and returned, or false when its begin was lost. */
+static bool pop(strata__rec_reader *r, uint32_t track, uint32_t begin_kind, uint64_t id, strata__drain_open *out)
+{
+    if (track >= r->ntracks)
+        return false;
+    for (uint32_t d = r->depth[track]; d-- > 0;) {
+        strata__drain_open *o = &r->open[track][d];
+        if (o->kind != begin_kind || o->id != id)
+            continue;
+        *out = *o;
+        memmove(o, o + 1, (r->depth[track] - d - 1) * sizeof *o);
+        r->depth[track]--;
+        return true;
+    }
+    return false;
+}
+
+static const char *core_label(const strata__rec_reader *r, uint32_t track, char *buf, size_t cap)
+{
+    r->names.track(r->names.ctx, track, buf, cap);
+    return buf;
+}
+
+/* The name and args of a slice that began with o. */
+static void describe(strata__rec_reader *r, uint32_t track, const strata__drain_open *o, const strata__rec_copy *end,
+                     char *name, size_t name_cap, char *args, size_t args_cap)
+{
+    char buf[96], core[64];
+    switch (o->kind) {
+    case STRATA__REC_RUN_BEGIN:
+        snprintf(name, name_cap, "run %" PRIu64, o->id);
+        snprintf(args, args_cap, "\"run\":%" PRIu64 ",\"level\":%" PRIu64, o->id, o->arg);
+        break;
+    case STRATA__REC_TASK_BEGIN:
+    case STRATA__REC_POST: {
+        const char *c = callable(r, (uint32_t)o->arg, buf, sizeof buf);
+        snprintf(name, name_cap, "%s", c);
+        int n = snprintf(args, args_cap, "\"run\":%" PRIu64 ",\"task\":%" PRIu64 ",\"handle\":%" PRIu64, o->id >> 32,
+                         o->id & 0xffffffffu, o->arg);
+        if (o->kind == STRATA__REC_POST && n > 0 && (size_t)n < args_cap)
+            n += snprintf(args + n, args_cap - (size_t)n, ",\"child\":%u", track - r->nrings);
+        if (end && n > 0 && (size_t)n < args_cap)
+            snprintf(args + n, args_cap - (size_t)n, ",\"status\":%d", (int)(int64_t)end->arg);
+        break;
+    }
+    case STRATA__REC_KERNEL_BEGIN: {
+        const char *c = callable(r, r->chip_handle, buf, sizeof buf);
+        snprintf(name, name_cap, "%s: func_id %" PRIu64, c, o->arg);
+        int n = snprintf(args, args_cap, "\"task\":%" PRIu64 ",\"func_id\":%" PRIu64 ",\"core\":\"%s\",\"callable\":\"",
+                         o->id, o->arg, core_label(r, track, core, sizeof core));
+        /* the callable's name is the user's: escape what JSON needs escaped */
+        for (const char *s = c; *s && n > 0 && (size_t)n + 8 < args_cap; s++) {
+            if (*s == '"' || *s == '\\')
+                args[n++] = '\\';
+            args[n++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+        }
+        if (n > 0 && (size_t)n + 48 < args_cap)
+            snprintf(args + n, args_cap - (size_t)n, "\",\"run\":%" PRIu64 ",\"node_task\":%" PRIu64 "%s",
+                     r->chip_task >> 32, r->chip_task & 0xffffffffu,
+                     end && end->arg ? ",\"failed\":true" : "");
+        break;
+    }
+    case STRATA__REC_WAIT_BEGIN:
+        snprintf(name, name_cap, "waiting for room in the %s", o->arg == STRATA__COUNTER_HEAP ? "heap"
+                                                               : o->arg == STRATA__COUNTER_DEP_POOL ? "dep pool"
+                                                                                                    : "task window");
+        args[0] = '\0';
+        break;
+    default:
+        snprintf(name, name_cap, "%s", strata__rec_kind_name(o->kind));
+        args[0] = '\0';
+    }
+}
+
+static void end_slice(strata__rec_reader *r, int pid, uint32_t track, uint32_t begin_kind, const strata__rec_copy *e)
+{
+    strata__drain_open o;
+    if (!pop(r, track, begin_kind, e->id, &o))
+        return;
+    char name[160], args[512];
+    describe(r, track, &o, e, name, sizeof name, args, sizeof args);
+    strata__trace_slice(pid, r->track_base + track, o.ts_ns, e->ts_ns, name, args);
+    if (begin_kind == STRATA__REC_POST) {
+        r->answer_id = e->id;
+        r->answer_track = track;
+        r->answer_begin = o.ts_ns;
+        r->answer_end = e->ts_ns;
+    }
+}
+
+static void release(strata__rec_reader *r, int pid, const strata__rec_copy *e)
+{
+    if (!r->pending)
+        return;
+    uint32_t track = 0;
+    uint64_t ts = e->ts_ns;
+    if (r->answer_id == e->id) {   /* inside the producer's dispatch slice, just before its end */
+        track = r->answer_track;
+        ts = r->answer_end > r->answer_begin ? r->answer_end - 1 : r->answer_end;
+    }
+    uint64_t flow = (uint64_t)1 << 52 | (uint64_t)(r->source & 0xff) << 44 | (r->next_flow++ & 0xfffffffffffull);
+    /* the consumer's slot: a task id's low bits, probed linearly */
+    for (uint32_t k = 0; k < 8; k++) {
+        uint32_t at = (uint32_t)(e->arg + k) % STRATA__DRAIN_PENDING;
+        if (r->pending[at].consumer == 0) {
+            r->pending[at].consumer = e->arg;
+            r->pending[at].flow = flow;
+            strata__trace_flow(pid, r->track_base + track, ts, "dependency", flow, true);
+            return;
+        }
+    }
+    /* a consumer with more producers than the table keeps nearby: no arrow */
+}
+
+static void posted(strata__rec_reader *r, int pid, uint32_t track, const strata__rec_copy *e)
+{
+    if (!r->pending)
+        return;
+    for (uint32_t k = 0; k < 8; k++) {
+        uint32_t at = (uint32_t)(e->id + k) % STRATA__DRAIN_PENDING;
+        if (r->pending[at].consumer == e->id) {
+            strata__trace_flow(pid, r->track_base + track, e->ts_ns, "dependency", r->pending[at].flow, false);
+            r->pending[at].consumer = 0;
+        }
+    }
+}
+
+static void counter(strata__rec_reader *r, int pid, const strata__rec_copy *e)
+{
+    static const char *const names[STRATA__COUNTERS] = {"task window", "ready tasks", "heap bytes", "dep pool"};
+    char name[96];
+    snprintf(name, sizeof name, "%s (%s)", e->aux < STRATA__COUNTERS ? names[e->aux] : "counter", r->label);
+    strata__trace_counter(pid, e->ts_ns, name, e->arg);
+}
+
+static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strata__rec_copy *e)
+{
+    uint32_t track = ring;
+    switch (e->kind) {
+    case STRATA__REC_RUN_BEGIN:
+    case STRATA__REC_KERNEL_BEGIN:
+    case STRATA__REC_WAIT_BEGIN:
+        push(r, track, e);
+        break;
+    case STRATA__REC_TASK_BEGIN:
+        push(r, track, e);
+        if (ring == 0) {
+            r->chip_handle = (uint32_t)e->arg;
+            r->chip_task = e->id;
+        }
+        if (r->flow_source)
+            strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->flow_source, e->id),
+                               false);
+        break;
+    case STRATA__REC_RUN_END:
+        end_slice(r, pid, track, STRATA__REC_RUN_BEGIN, e);
+        if (r->pending)   /* arrows to tasks that never started end with their run */
+            memset(r->pending, 0, STRATA__DRAIN_PENDING * sizeof r->pending[0]);
+        break;
+    case STRATA__REC_TASK_END:
+        end_slice(r, pid, track, STRATA__REC_TASK_BEGIN, e);
+        break;
+    case STRATA__REC_KERNEL_END:
+        end_slice(r, pid, track, STRATA__REC_KERNEL_BEGIN, e);
+        break;
+    case STRATA__REC_WAIT_END:
+        end_slice(r, pid, track, STRATA__REC_WAIT_BEGIN, e);
+        break;
+    case STRATA__REC_SUBMIT:
+        strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->source, e->id), true);
+        break;
+    case STRATA__REC_POST:
+        push(r, r->nrings + e->aux, e);
+        posted(r, pid, r->nrings + e->aux, e);
+        break;
+    case STRATA__REC_ANSWER:
+        end_slice(r, pid, r->nrings + e->aux, STRATA__REC_POST, e);
+        break;
+    case STRATA__REC_RELEASE:
+        release(r, pid, e);
+        break;
+    case STRATA__REC_COUNTER:
+        counter(r, pid, e);
+        break;
+    default:
+        break;   /* a dead child's memory is read too: unknown kinds are skipped */
+    }
+}
+
+void strata__rec_drain(strata__rec_reader *r)
+{
+    int pid = pid_of(r);
+    if (pid <= 0)
+        return;   /* the process has not started */
+    if (r->named_pid != pid || r->epoch != strata__trace_epoch())
+        name_tracks(r, pid);
+    strata__rec_copy batch[READ_BATCH];
+    for (uint32_t ring = 0; ring < r->nrings; ring++) {
+        const strata__rec_ring *rr = strata__rec_area_ring(r->area, ring);
+        uint32_t n;
+        while ((n = strata__rec_read(rr, &r->cursors[ring], batch, READ_BATCH, &r->lost)) > 0)
+            for (uint32_t i = 0; i < n; i++)
+                one_event(r, pid, ring, &batch[i]);
+    }
+    if (r->lost != r->lost_told) {
+        char args[96];
+        snprintf(args, sizeof args, "\"lost\":%" PRIu64 ",\"raise\":\"STRATA_TRACE_EVENTS\"", r->lost - r->lost_told);
+        strata__trace_instant(pid, r->track_base, strata__now_ns(), "events lost: a ring wrapped before "
+                              "it was read", args);
+        r->lost_told = r->lost;
+    }
+}
+
+void strata__rec_drain_died(strata__rec_reader *r)
+{
+    int pid = pid_of(r);
+    if (pid <= 0)
+        return;
+    for (uint32_t t = 0; t < r->ntracks; t++) {
+        for (uint32_t d = 0; d < r->depth[t]; d++) {
+            char name[160], args[512];
+            describe(r, t, &r->open[t][d], NULL, name, sizeof name, args, sizeof args);
+            strata__trace_unended(pid, r->track_base + t, r->open[t][d].ts_ns, name, args);
+        }
+        r->depth[t] = 0;
+    }
+}

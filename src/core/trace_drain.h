@@ -1,0 +1,82 @@
+/* From event rings to the trace: a reader of one process's area of rings
+ * (core/recorder.h) that turns what it finds into slices, flows, counters
+ * and instants in the trace file (core/trace.h).
+ *
+ * Each reader belongs to the thread that drives the worker whose area it reads
+ * (the worker's own, or one child's): it keeps its cursors and the slices its
+ * tracks have open (a begin read, its end not yet), so a slice is written once,
+ * whole, when its end comes; a slice whose process died in it is written as
+ * one that never ended.
+ *
+ * Tracks of the process: 0 the main thread, 1..nrings-1 the cores, then (a
+ * worker's own area) one dispatch track per child, where the engine's posts
+ * and answers show what each child held. Flows: a submit's arrow ends at the
+ * start of the task in the child (the reader of a child's area knows the
+ * engine that submitted, `flow_source`); a dependency's arrow goes from the
+ * producer's dispatch slice to its consumer's. */
+#ifndef STRATA_CORE_TRACE_DRAIN_H
+#define STRATA_CORE_TRACE_DRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/recorder.h"
+
+/* How a reader names what the events number. */
+typedef struct strata__trace_names {
+    void *ctx;
+    /* the process (its track group) */
+    void (*process)(void *ctx, char *buf, size_t cap);
+    /* track t: 0 main, 1..nrings-1 cores, nrings + c the dispatch track of child c */
+    void (*track)(void *ctx, uint32_t track, char *buf, size_t cap);
+    /* a registered callable; NULL: "handle N" */
+    const char *(*callable)(void *ctx, uint32_t handle);
+} strata__trace_names;
+
+#define STRATA__DRAIN_DEPTH   4u     /* slices open at once on one track */
+#define STRATA__DRAIN_PENDING 4096u  /* dependency arrows whose consumer has not started */
+
+typedef struct strata__drain_open {
+    uint64_t ts_ns, id, arg;
+    uint32_t kind;
+} strata__drain_open;
+
+typedef struct strata__rec_reader {
+    const strata__rec_area *area;
+    strata__trace_names names;
+    char       label[48];            /* in counter names: "task window (<label>)" */
+    uint32_t   track_base;           /* the area's first track in its process */
+    uint32_t   nrings, ntracks;      /* ntracks = nrings + dispatch tracks */
+    uint32_t   source;               /* this area's engine, in flow ids (its own submits) */
+    uint32_t   flow_source;          /* the engine that submitted this area's tasks; 0: none */
+    uint64_t   epoch;                /* the trace file its names went to */
+    int32_t    named_pid;
+    uint64_t  *cursors;              /* per ring */
+    strata__drain_open (*open)[STRATA__DRAIN_DEPTH];   /* per track */
+    uint8_t   *depth;                /* per track */
+    uint32_t   chip_handle;          /* the callable the cores' kernels belong to (ring 0's task) */
+    uint64_t   chip_task;
+    uint64_t   lost, lost_told;      /* events overwritten before they were read */
+    /* the last answer read: where a dependency's arrow starts */
+    uint64_t   answer_id, answer_begin, answer_end;
+    uint32_t   answer_track;
+    uint64_t   next_flow;
+    struct { uint64_t consumer, flow; } *pending;   /* STRATA__DRAIN_PENDING, consumer 0 = free */
+} strata__rec_reader;
+
+/* Set r up to read area (whose memory outlives r); dispatch: tracks past the
+   rings (a worker's children). STRATA_ENOMEM. */
+int  strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t dispatch,
+                             const strata__trace_names *names, const char *label, uint32_t flow_source);
+void strata__rec_reader_free(strata__rec_reader *r);
+/* The area was reset for a new process (a restarted child): read it from
+   its start, with nothing open. */
+void strata__rec_reader_restart(strata__rec_reader *r);
+/* Write what the area holds past r's cursors (the trace's lock held). */
+void strata__rec_drain(strata__rec_reader *r);
+/* The area's process died: its open slices are written as never ended (after
+   a last drain). */
+void strata__rec_drain_died(strata__rec_reader *r);
+
+#endif

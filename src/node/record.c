@@ -1,0 +1,482 @@
+/* The node's events: areas, the drain, the flight recorder (node/record.h). */
+#define _GNU_SOURCE
+#include "node/record.h"
+#include "node/transport.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/sys.h"
+#include "core/trace.h"
+#include "ipc/shm.h"
+#include "strata/trace.h"
+
+/* The trace's reader of one area, with what its names need. */
+typedef struct strata__record_reader {
+    strata__rec_reader reader;
+    strata__node      *n;
+    strata__child     *c;     /* NULL: the engine's own area */
+} strata__record_reader;
+
+/* Rings of child c's area: a chip's orchestrator and cores; one for the others. */
+static uint32_t rings_of(const strata__node *n, const strata__child *c)
+{
+    return c->kind == STRATA__CHILD_CHIP ? 1 + n->cfg.aic_cores + n->cfg.aiv_cores : 1;
+}
+
+int strata__record_create(strata__node *n)
+{
+    int rc = strata__rec_capacity_from_env(&n->rec_capacity);
+    if (rc)
+        return rc;
+    size_t bytes = strata__rec_area_bytes(1, n->rec_capacity);
+    /* a private mapping: aligned, and its pages allocated as they are written */
+    void *p = strata__sys_mmap(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (p == MAP_FAILED)
+        return strata__fail(STRATA_ENOMEM, "cannot map the worker's event ring (%zu bytes; STRATA_TRACE_EVENTS): %s",
+                            bytes, strerror(errno));
+    n->rec = p;
+    strata__rec_area_reset(n->rec, 1, n->rec_capacity);
+    strata__store_relaxed(&n->rec->pid, (int32_t)getpid());
+    n->rec_owned = true;
+    return STRATA_OK;
+}
+
+void strata__record_adopt(strata__node *n, strata__rec_area *area)
+{
+    if (!area)
+        return;
+    if (n->rec_owned)
+        munmap(n->rec, strata__rec_area_bytes(1, n->rec_capacity));
+    n->rec = area;
+    n->rec_owned = false;
+}
+
+static void free_reader(strata__record_reader **p)
+{
+    if (*p) {
+        strata__rec_reader_free(&(*p)->reader);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+void strata__record_destroy(strata__node *n)
+{
+    free_reader(&n->trace);
+    if (n->rec_owned)
+        munmap(n->rec, strata__rec_area_bytes(1, n->rec_capacity));
+    n->rec = NULL;
+    n->rec_owned = false;
+}
+
+int strata__record_map_children(strata__node *n)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        if (n->children[i].tp == &strata__proc_transport)
+            bytes += strata__rec_area_bytes(rings_of(n, &n->children[i]), n->rec_capacity);
+    if (bytes == 0)
+        return STRATA_OK;
+    /* pages are allocated as they are written: untraced rings cost address space only */
+    int rc = strata__shm_map(bytes, "the children's event rings (STRATA_TRACE_EVENTS)", &n->rec_map);
+    if (rc)
+        return rc;
+    n->rec_map_bytes = bytes;
+    uint8_t *at = n->rec_map;
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->tp != &strata__proc_transport)
+            continue;
+        c->rec = (strata__rec_area *)(void *)at;
+        strata__rec_area_reset(c->rec, rings_of(n, c), n->rec_capacity);
+        at += strata__rec_area_bytes(rings_of(n, c), n->rec_capacity);
+    }
+    return STRATA_OK;
+}
+
+void strata__record_unmap_children(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        free_reader(&n->children[i].trace);
+        n->children[i].rec = NULL;
+    }
+    strata__shm_unmap(n->rec_map, n->rec_map_bytes);
+    n->rec_map = NULL;
+    n->rec_map_bytes = 0;
+}
+
+void strata__record_child_reset(strata__node *n, strata__child *c)
+{
+    if (!c->rec)
+        return;
+    strata__rec_area_reset(c->rec, rings_of(n, c), n->rec_capacity);
+    if (c->trace)
+        strata__rec_reader_restart(&c->trace->reader);
+    c->death_recorded = false;
+}
+
+void strata__record_child_started(strata__child *c)
+{
+    if (c->rec)
+        strata__store_relaxed(&c->rec->pid, (int32_t)getpid());   /* relaxed: before its first event */
+}
+
+/* ---- names ---- */
+
+static void name_process(void *ctx, char *buf, size_t cap)
+{
+    strata__record_reader *rr = ctx;
+    if (rr->c)
+        strata__child_name(rr->c, buf, cap);
+    else
+        snprintf(buf, cap, "application (pid %d)", (int)getpid());
+}
+
+static void name_track(void *ctx, uint32_t track, char *buf, size_t cap)
+{
+    strata__record_reader *rr = ctx;
+    strata__node *n = rr->n;
+    if (rr->c == NULL) {
+        if (track == 0) {
+            snprintf(buf, cap, "level-%d worker: orchestrator", n->level);
+        } else if (track - 1 < n->nchildren) {
+            char name[96];
+            strata__child_name(&n->children[track - 1], name, sizeof name);
+            snprintf(buf, cap, "level-%d worker: tasks of %s", n->level, name);
+        } else {
+            snprintf(buf, cap, "track %u", track);
+        }
+        return;
+    }
+    const strata__child *c = rr->c;
+    if (track == 0) {
+        snprintf(buf, cap, "%s", c->kind == STRATA__CHILD_CHIP ? "chip orchestrator"
+                                 : c->kind == STRATA__CHILD_SUB ? "SUB function"
+                                                                 : "engine");
+        return;
+    }
+    uint32_t core = track - 1;
+    if (core < n->cfg.aic_cores)
+        snprintf(buf, cap, "AIC core %u", core);
+    else
+        snprintf(buf, cap, "AIV core %u", core - n->cfg.aic_cores);
+}
+
+static const char *name_callable(void *ctx, uint32_t handle)
+{
+    strata__record_reader *rr = ctx;
+    const strata__node *n = rr->n;
+    if (handle == 0)
+        return "copy";
+    if (handle > n->nregs)
+        return NULL;
+    const strata__registration *r = &n->regs[handle - 1];
+    if (r->kind == STRATA__REG_CHIP)
+        return r->chip.name;
+    if (r->name)
+        return r->name;
+    return r->kind == STRATA__REG_ORCH ? "orchestration function" : "SUB function";
+}
+
+static int make_reader(strata__node *n, strata__child *c, strata__record_reader **out)
+{
+    strata__record_reader *rr = strata__calloc(1, sizeof *rr);
+    if (!rr)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader");
+    rr->n = n;
+    rr->c = c;
+    strata__trace_names names = {rr, c || n->rec_owned ? name_process : NULL, name_track, name_callable};
+    char label[48];
+    if (c)
+        snprintf(label, sizeof label, "%s %d", c->kind == STRATA__CHILD_CHIP ? "chip" : "child", c->worker);
+    else
+        snprintf(label, sizeof label, "level-%d worker", n->level);
+    int rc = strata__rec_reader_init(&rr->reader, c ? c->rec : n->rec, c ? 0 : n->nchildren, &names, label,
+                                     c && n->trace ? n->trace->reader.source : 0);
+    if (rc) {
+        free(rr);
+        return rc;
+    }
+    *out = rr;
+    return STRATA_OK;
+}
+
+/* Readers of every area, made the first time a run is traced. */
+static bool make_readers(strata__node *n)
+{
+    if (!n->trace && make_reader(n, NULL, &n->trace) != STRATA_OK)
+        return false;
+    for (uint32_t i = 0; i < n->nchildren; i++) {
+        strata__child *c = &n->children[i];
+        if (c->rec && !c->trace && make_reader(n, c, &c->trace) != STRATA_OK)
+            return false;
+    }
+    return true;
+}
+
+/* ---- runs ---- */
+
+static void tell_children(strata__node *n, uint32_t traced)
+{
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        if (n->children[i].rec)   /* relaxed: the post of each task publishes it (release) */
+            strata__store_relaxed(&n->children[i].rec->traced, traced);
+}
+
+void strata__record_run_begin(strata__node *n, const strata_call_config *cfg)
+{
+    n->run_id++;
+    /* at the top, whether this process has a trace open; in a worker child,
+       whether the level above traces the run that runs this one */
+    bool open = n->rec_owned ? strata__trace_active() : strata__rec_traced(n->rec);
+    bool want = open && cfg->trace != STRATA_TRACE_SKIP;
+    n->traced = want && make_readers(n);   /* no reader (no memory): the run goes untraced */
+    if (n->traced)
+        tell_children(n, 1);
+    strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), STRATA__REC_RUN_BEGIN, 0, n->run_id,
+                      (uint64_t)n->level);
+}
+
+void strata__record_run_end(strata__node *n)
+{
+    strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), STRATA__REC_RUN_END, 0, n->run_id, 0);
+    if (n->traced) {
+        strata__record_drain(n);
+        tell_children(n, 0);
+    }
+    n->traced = false;
+}
+
+void strata__record_drain(strata__node *n)
+{
+    if (!n->trace || !strata__trace_lock())
+        return;
+    for (uint32_t i = 0; i < n->nchildren; i++)
+        if (n->children[i].trace && !n->children[i].dead)
+            strata__rec_drain(&n->children[i].trace->reader);
+    strata__rec_drain(&n->trace->reader);   /* last: the answers it saw have their tasks' slices */
+    strata__trace_unlock();
+}
+
+void strata__record_instant(strata__node *n, const strata__child *c, const char *what, const char *detail)
+{
+    if (!n->trace || !strata__trace_lock())
+        return;
+    char args[1024] = "";
+    if (detail) {
+        size_t k = 0;
+        k += (size_t)snprintf(args, sizeof args, "\"detail\":\"");
+        for (const char *s = detail; *s && k + 8 < sizeof args; s++) {
+            if (*s == '"' || *s == '\\')
+                args[k++] = '\\';
+            args[k++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+        }
+        snprintf(args + k, sizeof args - k, "\"");
+    }
+    uint32_t track = c ? (uint32_t)(c - n->children) + 1 : 0;
+    strata__trace_instant((int)getpid(), n->trace->reader.track_base + track, strata__now_ns(), what, args);
+    strata__trace_unlock();
+}
+
+/* ---- the flight recorder ---- */
+
+#define POSTMORTEM_EVENTS 2048u   /* the last events of each ring in a postmortem file */
+#define POSTMORTEM_FILES  16u     /* kept per process; the oldest goes first */
+
+static pthread_mutex_t postmortem_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *postmortems[POSTMORTEM_FILES];
+static uint32_t npostmortems;
+
+/* Where postmortem files go: STRATA_POSTMORTEM_DIR, else TMPDIR, else /tmp. */
+static const char *postmortem_dir(void)
+{
+    const char *d = getenv("STRATA_POSTMORTEM_DIR");
+    if (!d || !d[0])
+        d = getenv("TMPDIR");
+    return d && d[0] ? d : "/tmp";
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* Write child c's area to a postmortem file: its path (malloc'd), or NULL. */
+static char *write_postmortem(strata__node *n, strata__child *c, const char *summary, uint64_t now)
+{
+    char *path = strata__format("%s/strata-%d-%d-%u.json", postmortem_dir(), (int)getpid(), (int)c->pid, c->gen);
+    if (!path)
+        return NULL;
+    FILE *f = fopen(path, "we");
+    if (!f) {
+        strata__log(STRATA__LOG_WARN, "cannot write the postmortem file '%s': %s", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    strata__record_reader names = {.n = n, .c = c};
+    char name[96];
+    strata__child_name(c, name, sizeof name);
+    fprintf(f, "{\"strata_postmortem\": 1,\n \"child\": ");
+    json_string(f, name);
+    fprintf(f, ",\n \"parent_pid\": %d, \"pid\": %d, \"noticed_ns\": %" PRIu64 ",\n \"death\": ", (int)getpid(),
+            (int)c->pid, now);
+    json_string(f, c->death_message);
+    fprintf(f, ",\n \"summary\": ");
+    json_string(f, summary);
+    fprintf(f, ",\n \"rings\": [");
+    strata__rec_copy e;
+    for (uint32_t r = 0; r < c->rec->nrings && r < rings_of(n, c); r++) {
+        const strata__rec_ring *ring = strata__rec_area_ring(c->rec, r);
+        char track[64];
+        name_track(&names, r, track, sizeof track);
+        uint64_t current = strata__load_relaxed(&ring->current);
+        fprintf(f, "%s\n  {\"name\": ", r ? "," : "");
+        json_string(f, track);
+        if (current)
+            fprintf(f, ", \"in_kernel\": {\"task\": %" PRIu64 ", \"func_id\": %" PRIu64 "}", current - 1,
+                    strata__load_relaxed(&ring->current_arg));
+        fprintf(f, ", \"events\": [");
+        uint64_t cursor = strata__rec_oldest(ring), lost = 0;
+        uint64_t head = strata__load_acquire(&ring->head);
+        if (head - cursor > POSTMORTEM_EVENTS)
+            cursor = head - POSTMORTEM_EVENTS;
+        bool first = true;
+        while (strata__rec_read(ring, &cursor, &e, 1, &lost) == 1) {
+            fprintf(f, "%s\n    {\"ts_ns\": %" PRIu64 ", \"event\": \"%s\", \"id\": %" PRIu64 ", \"arg\": %" PRIu64,
+                    first ? "" : ",", e.ts_ns, strata__rec_kind_name(e.kind), e.id, e.arg);
+            if (e.kind == STRATA__REC_TASK_BEGIN) {
+                const char *cn = name_callable(&names, (uint32_t)e.arg);
+                fprintf(f, ", \"run\": %" PRIu64 ", \"task\": %" PRIu64 ", \"callable\": ", e.id >> 32,
+                        e.id & 0xffffffffu);
+                json_string(f, cn ? cn : "?");
+            }
+            fprintf(f, "}");
+            first = false;
+        }
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n ]}\n");
+    bool ok = fflush(f) == 0 && !ferror(f);
+    fclose(f);
+    if (!ok) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    /* bounded: the oldest file of this process goes once POSTMORTEM_FILES are kept */
+    pthread_mutex_lock(&postmortem_lock);
+    if (npostmortems == POSTMORTEM_FILES) {
+        unlink(postmortems[0]);
+        free(postmortems[0]);
+        memmove(postmortems, postmortems + 1, (POSTMORTEM_FILES - 1) * sizeof postmortems[0]);
+        npostmortems--;
+    }
+    postmortems[npostmortems++] = strata__format("%s", path);
+    pthread_mutex_unlock(&postmortem_lock);
+    return path;
+}
+
+static void append(char *buf, size_t cap, const char *fmt, ...) STRATA__PRINTF(3, 4);
+static void append(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* "it was running task 3 of run 2 (chip callable 'spin') for 1.204 s; AIV
+   core 0 was in kernel func_id 1 (chip task 7)". */
+static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out, size_t cap)
+{
+    strata__record_reader names = {.n = n, .c = c};
+    const strata__rec_ring *main = strata__rec_area_ring(c->rec, 0);
+    strata__rec_copy e, begin = {0}, last_end = {0};
+    uint64_t cursor = strata__rec_oldest(main), lost = 0, count = 0;
+    while (strata__rec_read(main, &cursor, &e, 1, &lost) == 1) {
+        count++;
+        if (e.kind == STRATA__REC_TASK_BEGIN)
+            begin = e;
+        else if (e.kind == STRATA__REC_TASK_END && e.id == begin.id) {
+            last_end = e;
+            begin.kind = STRATA__REC_NONE;
+        }
+    }
+    out[0] = '\0';
+    const char *what = c->kind == STRATA__CHILD_CHIP ? "chip callable" : c->kind == STRATA__CHILD_SUB ? "SUB function"
+                                                                                                      : "callable";
+    if (begin.kind == STRATA__REC_TASK_BEGIN) {
+        const char *cn = name_callable(&names, (uint32_t)begin.arg);
+        uint64_t d = now > begin.ts_ns ? now - begin.ts_ns : 0;
+        append(out, cap, "it was running task %" PRIu64 " of run %" PRIu64 " (%s '%s') for %" PRIu64 ".%03" PRIu64
+               " s", begin.id & 0xffffffffu, begin.id >> 32, what, cn ? cn : "?", d / 1000000000u,
+               d / 1000000u % 1000u);
+    } else if (last_end.kind == STRATA__REC_TASK_END) {
+        uint64_t d = now > last_end.ts_ns ? now - last_end.ts_ns : 0;
+        append(out, cap, "it was idle; its last task, %" PRIu64 " of run %" PRIu64 ", ended %" PRIu64 ".%03" PRIu64
+               " s before", last_end.id & 0xffffffffu, last_end.id >> 32, d / 1000000000u, d / 1000000u % 1000u);
+    } else {
+        append(out, cap, "it had run no task%s", count ? " it recorded" : "");
+    }
+    for (uint32_t r = 1; r < c->rec->nrings && r < rings_of(n, c); r++) {
+        const strata__rec_ring *ring = strata__rec_area_ring(c->rec, r);
+        uint64_t current = strata__load_relaxed(&ring->current);
+        if (!current)
+            continue;
+        char track[64];
+        name_track(&names, r, track, sizeof track);
+        append(out, cap, "; %s was in kernel func_id %" PRIu64 " (chip task %" PRIu64 ")", track,
+               strata__load_relaxed(&ring->current_arg), current - 1);
+    }
+}
+
+void strata__record_death(strata__node *n, strata__child *c)
+{
+    if (c->death_recorded)
+        return;
+    c->death_recorded = true;
+    if (c->trace && strata__trace_lock()) {   /* what it published before it died, then its death */
+        strata__rec_drain(&c->trace->reader);
+        strata__rec_drain_died(&c->trace->reader);
+        strata__trace_unlock();
+    }
+    if (c->rec && strata__load_relaxed(&c->rec->pid) > 0) {
+        uint64_t now = strata__now_ns();
+        char summary[1024];
+        summarize(n, c, now, summary, sizeof summary);
+        char *path = write_postmortem(n, c, summary, now);
+        char *more = strata__format("%s (flight recorder: %s; its last events are in %s)",
+                                    c->death_message ? c->death_message : "a child died", summary,
+                                    path ? path : "no postmortem file: it could not be written");
+        if (more) {
+            free(c->death_message);
+            c->death_message = more;
+        }
+        free(path);
+    }
+    strata__record_instant(n, c, c->death_status == STRATA_ETIMEDOUT ? "child killed: timeout" : "child died",
+                           c->death_message);
+}

@@ -1,0 +1,69 @@
+/* The node's events (core/recorder.h): every child's area of rings in one
+ * shared mapping made with the mailboxes, the engine's own area, the drain of
+ * all of them into the trace, and the flight recorder read at a child's death.
+ *
+ *   area                     writer                          lives in
+ *   the engine's own         the driving thread              private memory at the top; the area
+ *                                                            its parent gave a worker child
+ *   a chip child's           its orchestrator (ring 0) and   the children's mapping (shared,
+ *                            its cores (rings 1..)           made before the spawner is forked)
+ *   a SUB child's            its main thread                 the same
+ *   a worker child's         its engine                      the same
+ *
+ * The parent resets a child's area before each fork of it, so an area holds
+ * one process's life, and reads it while that process runs (the trace) and
+ * after it died (the death message's summary, the postmortem file). */
+#ifndef STRATA_NODE_RECORD_H
+#define STRATA_NODE_RECORD_H
+
+#include "core/recorder.h"
+#include "core/sys.h"
+#include "core/trace_drain.h"
+#include "node/node.h"
+
+/* The engine's own area (at create): private memory of one ring. */
+int  strata__record_create(strata__node *n);
+void strata__record_destroy(strata__node *n);
+/* A worker child (L4+): its engine writes into `area`, the one the level
+   above made for this process, instead of its own (dropped). */
+void strata__record_adopt(strata__node *n, strata__rec_area *area);
+/* The children's areas, one mapping (the process transport's open and close,
+   under the live lock). */
+int  strata__record_map_children(strata__node *n);
+void strata__record_unmap_children(strata__node *n);
+/* Before each fork of child c: an empty area (and its trace reader restarted). */
+void strata__record_child_reset(strata__node *n, strata__child *c);
+/* In child c at its start: the area is this process's. */
+void strata__record_child_started(strata__child *c);
+
+/* A run begins: whether it is traced (a trace is open and cfg does not skip
+   it), told to every child's writers; the run's begin in the engine's area. */
+void strata__record_run_begin(strata__node *n, const strata_call_config *cfg);
+/* The run ended: its end recorded, every area drained, the children told. */
+void strata__record_run_end(strata__node *n);
+/* Write what every area holds into the trace (a traced run, while it waits). */
+void strata__record_drain(strata__node *n);
+
+/* Child c's death is about to be reported: its last events summed up at the
+   end of its death message, the whole area written to a postmortem file named
+   there, and (tracing) the death an instant of the trace. Once per death. */
+void strata__record_death(strata__node *n, strata__child *c);
+/* An instant on child c's dispatch track ("restarted"), when tracing. */
+void strata__record_instant(strata__node *n, const strata__child *c, const char *what, const char *detail);
+
+/* A traced run drains the rings at least this often while it waits. */
+#define STRATA__TRACE_DRAIN_MS 5u
+
+/* An event of the engine's own (traced runs only). */
+static inline void strata__record(strata__node *n, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg)
+{
+    if (n->traced)
+        strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), kind, aux, id, arg);
+}
+/* A task's id in events: the run's number above the task's (index + 1). */
+static inline uint64_t strata__record_id(const strata__node *n, uint32_t t)
+{
+    return (uint64_t)n->run_id << 32 | ((uint64_t)t + 1);
+}
+
+#endif

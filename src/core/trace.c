@@ -36,6 +36,7 @@ static struct {
     bool            first;       /* no event written yet (no comma before the next) */
     bool            from_env;    /* opened for STRATA_TRACE (closed at exit) */
     bool            env_read;
+    bool            atexit_set;
     int             write_errno; /* the first failed write, reported at end */
     char            buf[SINK_BUFFER];
     size_t          len;
@@ -184,15 +185,17 @@ int strata__trace_from_env(void)
     pthread_mutex_lock(&sink.lock);
     int rc = STRATA_OK;
     if (!sink.env_read) {
-        sink.env_read = true;
         const char *path = getenv("STRATA_TRACE");
         if (path && path[0] && sink.fd < 0) {
             rc = open_locked(path, "STRATA_TRACE");
             if (rc == STRATA_OK) {
                 sink.from_env = true;
-                atexit(close_at_exit);
+                if (!sink.atexit_set)
+                    atexit(close_at_exit);
+                sink.atexit_set = true;
             }
         }
+        sink.env_read = rc == STRATA_OK;   /* a path that failed fails every create, as any bad value does */
     }
     pthread_mutex_unlock(&sink.lock);
     return rc;

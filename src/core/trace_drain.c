@@ -65,6 +65,15 @@ void strata__rec_reader_restart(strata__rec_reader *r)
     r->chip_handle = 0;
 }
 
+void strata__rec_reader_skip(strata__rec_reader *r)
+{
+    for (uint32_t i = 0; i < r->nrings; i++)   /* acquire: pairs with the writers' release */
+        r->cursors[i] = strata__load_acquire(&strata__rec_area_ring(r->area, i)->head);
+    memset(r->depth, 0, r->ntracks * sizeof r->depth[0]);
+    if (r->pending)
+        memset(r->pending, 0, STRATA__DRAIN_PENDING * sizeof r->pending[0]);
+}
+
 static int pid_of(const strata__rec_reader *r)
 {
     return strata__load_relaxed(&r->area->pid);   /* relaxed: set before the process's first event */

@@ -73,6 +73,9 @@ void strata__rec_reader_free(strata__rec_reader *r);
 /* The area was reset for a new process (a restarted child): read it from
    its start, with nothing open. */
 void strata__rec_reader_restart(strata__rec_reader *r);
+/* Forget what the area holds now (a run that begins traced after untraced
+   ones: their events are not the trace's). */
+void strata__rec_reader_skip(strata__rec_reader *r);
 /* Write what the area holds past r's cursors (the trace's lock held). */
 void strata__rec_drain(strata__rec_reader *r);
 /* The area's process died: its open slices are written as never ended (after

@@ -432,13 +432,15 @@ static void handle_deaths(strata__node *n)
         char *msg;
         if (c->task) {
             uint32_t t = (uint32_t)(c->task - 1);
-            msg = strata__format("%s while running task %u (%s)", c->death_message ? c->death_message : "a child died",
-                                 t + 1, reg_name(n, task_of(n, t)->handle));
+            strata__record(n, STRATA__REC_ANSWER, i, strata__record_id(n, t), (uint64_t)(int64_t)c->death_status);
+            msg = strata__format("%s while running task %u (%s)%s", c->death_message ? c->death_message : "a child died",
+                                 t + 1, reg_name(n, task_of(n, t)->handle), c->death_record ? c->death_record : "");
             c->task = 0;
             note_death(n, msg ? msg : "a child died while running a task");
             member_done(n, t, c->death_status, msg ? msg : "a child died while running a task");
         } else {
-            msg = strata__format("%s while idle", c->death_message ? c->death_message : "a child died");
+            msg = strata__format("%s while idle%s", c->death_message ? c->death_message : "a child died",
+                                 c->death_record ? c->death_record : "");
             note_death(n, msg ? msg : "a child died while idle");
             run_fail(n, STRATA_ECHILD, msg ? msg : "a child died while idle");
         }
@@ -1039,8 +1041,9 @@ int strata__node_run(strata__node *n, strata_worker *w, strata_orch_fn orch, voi
         c->death_reported = true;
         strata__record_death(n, c);
         status = status ? status : (c->death_status ? c->death_status : STRATA_ECHILD);
-        char *more = strata__format("%s%s%s", report ? report : "", report ? "; " : "",
-                                    c->death_message ? c->death_message : "a child died");
+        char *more = strata__format("%s%s%s%s", report ? report : "", report ? "; " : "",
+                                    c->death_message ? c->death_message : "a child died",
+                                    c->death_record ? c->death_record : "");
         free(report);
         report = more;
     }

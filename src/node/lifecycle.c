@@ -112,8 +112,10 @@ static void release_children(strata__node *n, bool kill_them)
     for (uint32_t t = n->ntps; t-- > 0;)
         n->tps[t]->close(n, kill_them);
     strata__node_live_lock();   /* a spawner forked meanwhile reads the children array */
-    for (uint32_t i = 0; i < n->nchildren; i++)
+    for (uint32_t i = 0; i < n->nchildren; i++) {
         free(n->children[i].death_message);
+        free(n->children[i].death_record);
+    }
     free(n->children);
     n->children = NULL;
     n->nchildren = 0;

@@ -78,6 +78,7 @@ typedef struct strata__child {
     struct strata__rec_area *rec;
     struct strata__record_reader *trace;
     bool               death_recorded;
+    char              *death_record;  /* the flight recorder's words on its last death (owned), or NULL */
     /* remote workers (L4+, another transport: an MPI rank) */
     int                rank;
     void              *tp_state;      /* the transport's own record of it (owned by the transport) */

@@ -51,16 +51,6 @@ int strata__record_create(strata__node *n)
     return STRATA_OK;
 }
 
-void strata__record_adopt(strata__node *n, strata__rec_area *area)
-{
-    if (!area)
-        return;
-    if (n->rec_owned)
-        munmap(n->rec, strata__rec_area_bytes(1, n->rec_capacity));
-    n->rec = area;
-    n->rec_owned = false;
-}
-
 static void free_reader(strata__record_reader **p)
 {
     if (*p) {
@@ -123,12 +113,8 @@ void strata__record_child_reset(strata__node *n, strata__child *c)
     if (c->trace)
         strata__rec_reader_restart(&c->trace->reader);
     c->death_recorded = false;
-}
-
-void strata__record_child_started(strata__child *c)
-{
-    if (c->rec)
-        strata__store_relaxed(&c->rec->pid, (int32_t)getpid());   /* relaxed: before its first event */
+    free(c->death_record);
+    c->death_record = NULL;
 }
 
 /* ---- names ---- */
@@ -183,9 +169,7 @@ static const char *name_callable(void *ctx, uint32_t handle)
     const strata__registration *r = &n->regs[handle - 1];
     if (r->kind == STRATA__REG_CHIP)
         return r->chip.name;
-    if (r->name)
-        return r->name;
-    return r->kind == STRATA__REG_ORCH ? "orchestration function" : "SUB function";
+    return r->name;   /* NULL: unnamed, called by its handle */
 }
 
 static int make_reader(strata__node *n, strata__child *c, strata__record_reader **out)
@@ -241,8 +225,15 @@ void strata__record_run_begin(strata__node *n, const strata_call_config *cfg)
     bool open = n->rec_owned ? strata__trace_active() : strata__rec_traced(n->rec);
     bool want = open && cfg->trace != STRATA_TRACE_SKIP;
     n->traced = want && make_readers(n);   /* no reader (no memory): the run goes untraced */
-    if (n->traced)
+    if (n->traced) {
+        /* what untraced runs left in the rings is not this trace's (a traced
+           run drains everything before it ends) */
+        strata__rec_reader_skip(&n->trace->reader);
+        for (uint32_t i = 0; i < n->nchildren; i++)
+            if (n->children[i].trace && !n->children[i].dead)
+                strata__rec_reader_skip(&n->children[i].trace->reader);
         tell_children(n, 1);
+    }
     strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), STRATA__REC_RUN_BEGIN, 0, n->run_id,
                       (uint64_t)n->level);
 }
@@ -297,10 +288,13 @@ static pthread_mutex_t postmortem_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *postmortems[POSTMORTEM_FILES];
 static uint32_t npostmortems;
 
-/* Where postmortem files go: STRATA_POSTMORTEM_DIR, else TMPDIR, else /tmp. */
+/* Where postmortem files go: STRATA_POSTMORTEM_DIR, else TMPDIR, else /tmp;
+   NULL for STRATA_POSTMORTEM_DIR=none. */
 static const char *postmortem_dir(void)
 {
     const char *d = getenv("STRATA_POSTMORTEM_DIR");
+    if (d && strcmp(d, "none") == 0)
+        return NULL;
     if (!d || !d[0])
         d = getenv("TMPDIR");
     return d && d[0] ? d : "/tmp";
@@ -324,7 +318,8 @@ static void json_string(FILE *f, const char *s)
 /* Write child c's area to a postmortem file: its path (malloc'd), or NULL. */
 static char *write_postmortem(strata__node *n, strata__child *c, const char *summary, uint64_t now)
 {
-    char *path = strata__format("%s/strata-%d-%d-%u.json", postmortem_dir(), (int)getpid(), (int)c->pid, c->gen);
+    const char *dir = postmortem_dir();
+    char *path = dir ? strata__format("%s/strata-%d-%d-%u.json", dir, (int)getpid(), (int)c->pid, c->gen) : NULL;
     if (!path)
         return NULL;
     FILE *f = fopen(path, "we");
@@ -408,6 +403,18 @@ static void append(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+/* "1.204 s", "3.2 ms", "41 us" */
+static const char *duration(uint64_t ns, char *buf, size_t cap)
+{
+    if (ns >= 1000000000u)
+        snprintf(buf, cap, "%.3f s", (double)ns / 1e9);
+    else if (ns >= 1000000u)
+        snprintf(buf, cap, "%.1f ms", (double)ns / 1e6);
+    else
+        snprintf(buf, cap, "%" PRIu64 " us", ns / 1000u);
+    return buf;
+}
+
 /* "it was running task 3 of run 2 (chip callable 'spin') for 1.204 s; AIV
    core 0 was in kernel func_id 1 (chip task 7)". */
 static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out, size_t cap)
@@ -428,16 +435,20 @@ static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out
     out[0] = '\0';
     const char *what = c->kind == STRATA__CHILD_CHIP ? "chip callable" : c->kind == STRATA__CHILD_SUB ? "SUB function"
                                                                                                       : "callable";
+    char took[32];
     if (begin.kind == STRATA__REC_TASK_BEGIN) {
         const char *cn = name_callable(&names, (uint32_t)begin.arg);
-        uint64_t d = now > begin.ts_ns ? now - begin.ts_ns : 0;
-        append(out, cap, "it was running task %" PRIu64 " of run %" PRIu64 " (%s '%s') for %" PRIu64 ".%03" PRIu64
-               " s", begin.id & 0xffffffffu, begin.id >> 32, what, cn ? cn : "?", d / 1000000000u,
-               d / 1000000u % 1000u);
+        char callable[96];
+        if (cn)
+            snprintf(callable, sizeof callable, "%s '%s'", what, cn);
+        else
+            snprintf(callable, sizeof callable, "%s, handle %" PRIu64, what, begin.arg);
+        append(out, cap, "it was running task %" PRIu64 " of run %" PRIu64 " (%s) for %s", begin.id & 0xffffffffu,
+               begin.id >> 32, callable, duration(now > begin.ts_ns ? now - begin.ts_ns : 0, took, sizeof took));
     } else if (last_end.kind == STRATA__REC_TASK_END) {
-        uint64_t d = now > last_end.ts_ns ? now - last_end.ts_ns : 0;
-        append(out, cap, "it was idle; its last task, %" PRIu64 " of run %" PRIu64 ", ended %" PRIu64 ".%03" PRIu64
-               " s before", last_end.id & 0xffffffffu, last_end.id >> 32, d / 1000000000u, d / 1000000u % 1000u);
+        append(out, cap, "it was idle; its last task, %" PRIu64 " of run %" PRIu64 ", ended %s before",
+               last_end.id & 0xffffffffu, last_end.id >> 32,
+               duration(now > last_end.ts_ns ? now - last_end.ts_ns : 0, took, sizeof took));
     } else {
         append(out, cap, "it had run no task%s", count ? " it recorded" : "");
     }
@@ -468,15 +479,15 @@ void strata__record_death(strata__node *n, strata__child *c)
         char summary[1024];
         summarize(n, c, now, summary, sizeof summary);
         char *path = write_postmortem(n, c, summary, now);
-        char *more = strata__format("%s (flight recorder: %s; its last events are in %s)",
-                                    c->death_message ? c->death_message : "a child died", summary,
-                                    path ? path : "no postmortem file: it could not be written");
-        if (more) {
-            free(c->death_message);
-            c->death_message = more;
-        }
+        free(c->death_record);
+        c->death_record = strata__format("; flight recorder: %s; its last events are in %s", summary,
+                                         path ? path : postmortem_dir() ? "no file (it could not be written)"
+                                                                        : "no file (STRATA_POSTMORTEM_DIR=none)");
         free(path);
     }
+    char *detail = strata__format("%s%s", c->death_message ? c->death_message : "a child died",
+                                  c->death_record ? c->death_record : "");
     strata__record_instant(n, c, c->death_status == STRATA_ETIMEDOUT ? "child killed: timeout" : "child died",
-                           c->death_message);
+                           detail ? detail : c->death_message);
+    free(detail);
 }

@@ -18,15 +18,27 @@
 
 #include "core/recorder.h"
 #include "core/sys.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 #include "core/trace_drain.h"
 #include "node/node.h"
 
 /* The engine's own area (at create): private memory of one ring. */
 int  strata__record_create(strata__node *n);
 void strata__record_destroy(strata__node *n);
-/* A worker child (L4+): its engine writes into `area`, the one the level
-   above made for this process, instead of its own (dropped). */
-void strata__record_adopt(strata__node *n, strata__rec_area *area);
+/* The child's side (inline: the child's loops call nothing of the parent's
+   side). A worker child (L4+): its engine writes into `area`, the one the
+   level above made for this process, instead of its own (dropped). */
+static inline void strata__record_adopt(strata__node *n, strata__rec_area *area)
+{
+    if (!area)
+        return;
+    if (n->rec_owned)
+        munmap(n->rec, strata__rec_area_bytes(1, n->rec_capacity));
+    n->rec = area;
+    n->rec_owned = false;
+}
 /* The children's areas, one mapping (the process transport's open and close,
    under the live lock). */
 int  strata__record_map_children(strata__node *n);
@@ -34,7 +46,11 @@ void strata__record_unmap_children(strata__node *n);
 /* Before each fork of child c: an empty area (and its trace reader restarted). */
 void strata__record_child_reset(strata__node *n, strata__child *c);
 /* In child c at its start: the area is this process's. */
-void strata__record_child_started(strata__child *c);
+static inline void strata__record_child_started(strata__child *c)
+{
+    if (c->rec)
+        strata__store_relaxed(&c->rec->pid, (int32_t)getpid());   /* relaxed: before its first event */
+}
 
 /* A run begins: whether it is traced (a trace is open and cfg does not skip
    it), told to every child's writers; the run's begin in the engine's area. */

@@ -8,6 +8,9 @@
 #include "node_util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -148,10 +151,230 @@ TEST_CASE(dag_slices_and_flows)
     CHECK_OK(strata_trace_end());
     CHECK_EQ_U64(u64_of(&d.out)[0], 2 * 9 + 2);   /* the DAG ran three times, traced or not: x = 9 */
     strata_worker_destroy(w);
-    const char *expect[] = {"--runs", "1,2", "--tasks-per-run", "4", "--edges", "1>2,1>3,2>4,3>4",
+    const char *expect[] = {"--runs", "1,2", "--absent-runs", "3", "--tasks-per-run", "4", "--edges", "1>2,1>3,2>4,3>4",
                             "--kernels-per-chip-task", "3", "--callables", "chain3,plus,sum", NULL};
     CHECK(check_trace(path, expect));
     scratch_remove();
 }
 
-TEST_MAIN(CASE(dag_slices_and_flows))
+/* ---- a child killed in a kernel ---- */
+
+/* spins until killed, after saying so in tensors[0][0] */
+static int spin_kernel(const strata_task_args *a)
+{
+    volatile uint64_t *flag = u64_of(&a->tensors[0]);
+    *flag = 1;
+    for (;;)
+        ;
+    return 0;
+}
+
+static int spin_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    return strata_chip_submit(o, 3, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
+}
+
+static const strata_kernel_entry spin_kernels[] = {{3, STRATA_AIV, spin_kernel}};
+
+typedef struct killer {
+    volatile uint64_t *flag;
+    pid_t              pid;
+} killer;
+
+/* Kill the chip child once its kernel runs (bounded: 30 s). */
+static void *kill_when_spinning(void *arg)
+{
+    killer *k = arg;
+    for (int i = 0; i < 30000 && *k->flag == 0; i++)
+        sleep_ms(1);
+    kill(k->pid, SIGKILL);
+    return NULL;
+}
+
+typedef struct spin_job {
+    strata_handle spin;
+    strata_tensor flag;
+} spin_job;
+
+static int spin_job_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    spin_job *j = ctx;
+    strata_tag tag = STRATA_INOUT;
+    return strata_submit_next_level(o, j->spin, &(strata_task_args){&j->flag, &tag, 1, NULL, 0}, NULL, 0);
+}
+
+/* The path the death message names (after "its last events are in "). */
+static void postmortem_path(const char *msg, char *out, size_t cap)
+{
+    const char *at = strstr(msg, "its last events are in ");
+    CHECK(at != NULL);
+    at += strlen("its last events are in ");
+    size_t len = strcspn(at, ")");
+    CHECK(len > 0 && len < cap);
+    memcpy(out, at, len);
+    out[len] = '\0';
+}
+
+TEST_CASE(death_in_kernel_recorded_and_traced)
+{
+    char path[512], dir[512];
+    scratch_path(path, sizeof path, "death.json");
+    scratch_path(dir, sizeof dir, "postmortem");
+    CHECK(mkdir(dir, 0700) == 0);
+    setenv("STRATA_POSTMORTEM_DIR", dir, 1);
+    dag d;
+    strata_worker *w = dag_worker(&d, STRATA_ON_DEATH_RESTART);
+    spin_job j;
+    strata_chip_callable c = {"spin", spin_orch, spin_kernels, 1};
+    CHECK_OK(strata_worker_register_chip(w, &c, &j.spin));
+    uint64_t *flag;
+    j.flag = host_u64(w, 1, &flag);
+    killer k = {flag, 0};
+    CHECK_OK(strata_worker_child_pid(w, 0, &k.pid));
+    CHECK_OK(strata_trace_begin(path));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, kill_when_spinning, &k) == 0);
+    CHECK_STATUS(strata_worker_run(w, spin_job_orch, &j, NULL, NULL), STRATA_ECHILD);
+    CHECK(pthread_join(t, NULL) == 0);
+    /* the death's message: how it died, and the flight recorder's summary */
+    CHECK_ERROR_HAS("was killed by signal 9");
+    CHECK_ERROR_HAS("was killed by signal 9 (Killed) while running task 1 (spin); flight recorder: it was running "
+                    "task 1 of run 1 (chip callable 'spin') for ");
+    CHECK_ERROR_HAS("AIV core 0 was in kernel func_id 3");
+    char pm[512];
+    postmortem_path(strata_last_error(), pm, sizeof pm);
+    CHECK(strncmp(pm, dir, strlen(dir)) == 0);
+    const char *pm_expect[] = {"--postmortem", "--callable", "spin", "--in-kernel", NULL};
+    CHECK(check_trace(pm, pm_expect));
+    /* replaced: the next run works, in a new process, in the same trace */
+    CHECK_OK(strata_worker_run(w, dag_orch, &d, NULL, NULL));
+    CHECK_OK(strata_trace_end());
+    strata_worker_destroy(w);
+    unsetenv("STRATA_POSTMORTEM_DIR");
+    const char *expect[] = {"--runs", "2", "--tasks-per-run", "4", "--edges", "1>2,1>3,2>4,3>4",
+                            "--instant", "child died", "--instant", "child restarted",
+                            "--unended", "2", "--pids-of-child", "2", NULL};
+    CHECK(check_trace(path, expect));
+    scratch_remove();
+}
+
+/* SUB: sleeps scalars[0] ms */
+static int nap_sub(const strata_task_args *a, void *ctx)
+{
+    (void)ctx;
+    sleep_ms((long)a->scalars[0]);
+    return 0;
+}
+
+typedef struct nap_job {
+    strata_handle nap;
+    uint64_t      ms;
+} nap_job;
+
+static int nap_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    nap_job *j = ctx;
+    return strata_submit_sub(o, j->nap, &(strata_task_args){NULL, NULL, 0, &j->ms, 1});
+}
+
+/* No trace open: the flight recorder still names what a dead child was doing,
+   killed mid-task (a timeout) and killed while idle. */
+TEST_CASE(flight_recorder_without_trace)
+{
+    char dir[512];
+    scratch_path(dir, sizeof dir, "postmortem");
+    CHECK(mkdir(dir, 0700) == 0);
+    setenv("STRATA_POSTMORTEM_DIR", dir, 1);
+    strata_worker *w = node_worker(0, 1, STRATA_ON_DEATH_RESTART, NULL);
+    nap_job j = {.ms = 5};
+    CHECK_OK(strata_worker_register_sub_named(w, "nap", nap_sub, NULL, &j.nap));
+    CHECK_OK(strata_worker_init(w));
+    CHECK_OK(strata_worker_run(w, nap_orch, &j, NULL, NULL));
+    /* a task past its timeout: killed by Strata */
+    j.ms = 20000;
+    strata_call_config cfg = {.timeout_ms = 200};
+    CHECK_STATUS(strata_worker_run(w, nap_orch, &j, NULL, &cfg), STRATA_ETIMEDOUT);
+    CHECK_ERROR_HAS("ran past its timeout of 200 ms");
+    CHECK_ERROR_HAS("flight recorder: it was running task 1 of run 2 (SUB function 'nap') for ");
+    char pm[512];
+    postmortem_path(strata_last_error(), pm, sizeof pm);
+    const char *pm_expect[] = {"--postmortem", "--callable", "nap", NULL};
+    CHECK(check_trace(pm, pm_expect));
+    /* killed between runs, idle: the next run reports it with its last task */
+    j.ms = 1;
+    CHECK_OK(strata_worker_run(w, nap_orch, &j, NULL, NULL));
+    pid_t pid;
+    CHECK_OK(strata_worker_child_pid(w, 0, &pid));
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(wait_gone(pid));
+    CHECK_STATUS(strata_worker_run(w, nap_orch, &j, NULL, NULL), STRATA_ECHILD);
+    CHECK_ERROR_HAS("flight recorder: it was idle; its last task, 1 of run 3, ended ");
+    CHECK_OK(strata_worker_run(w, nap_orch, &j, NULL, NULL));
+    strata_worker_destroy(w);
+    unsetenv("STRATA_POSTMORTEM_DIR");
+    scratch_remove();
+}
+
+/* STRATA_TRACE opens a trace at the first create; ending it and beginning
+   another gives a second file that stands alone (its tracks named again). */
+TEST_CASE(strata_trace_variable_and_a_second_window)
+{
+    char path[512], second[512];
+    scratch_path(path, sizeof path, "env.json");
+    scratch_path(second, sizeof second, "second.json");
+    setenv("STRATA_TRACE", path, 1);
+    dag d;
+    strata_worker *w = dag_worker(&d, STRATA_ON_DEATH_RESTART);
+    CHECK_OK(strata_worker_run(w, dag_orch, &d, NULL, NULL));
+    CHECK_STATUS(strata_trace_begin(second), STRATA_ESTATE);
+    CHECK_ERROR_HAS("a trace is open already");
+    CHECK_ERROR_HAS("from STRATA_TRACE");
+    CHECK_OK(strata_trace_end());
+    CHECK_OK(strata_worker_run(w, dag_orch, &d, NULL, NULL));   /* run 2: no trace open */
+    CHECK_OK(strata_trace_begin(second));
+    CHECK_OK(strata_worker_run(w, dag_orch, &d, NULL, NULL));   /* run 3 */
+    CHECK_OK(strata_trace_end());
+    CHECK_OK(strata_trace_end());   /* none open: nothing to do */
+    strata_worker_destroy(w);
+    unsetenv("STRATA_TRACE");
+    const char *first_expect[] = {"--runs", "1", "--absent-runs", "2,3", "--tasks-per-run", "4", "--edges",
+                                  "1>2,1>3,2>4,3>4", NULL};
+    CHECK(check_trace(path, first_expect));
+    const char *second_expect[] = {"--runs", "3", "--absent-runs", "1,2", "--tasks-per-run", "4", "--edges",
+                                   "1>2,1>3,2>4,3>4", "--kernels-per-chip-task", "3", NULL};
+    CHECK(check_trace(second, second_expect));
+    scratch_remove();
+}
+
+TEST_CASE(trace_refusals)
+{
+    /* a bad STRATA_TRACE fails the create that reads it, naming the variable */
+    setenv("STRATA_TRACE", "/nonexistent-strata-dir/env.json", 1);
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 3);
+    strata_worker *w = NULL;
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_ESYS);
+    CHECK_ERROR_HAS("STRATA_TRACE: cannot write the trace file '/nonexistent-strata-dir/env.json'");
+    CHECK(w == NULL);
+    unsetenv("STRATA_TRACE");
+    CHECK_STATUS(strata_trace_begin(NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("strata_trace_begin: path is NULL");
+    CHECK_STATUS(strata_trace_begin(""), STRATA_EINVAL);
+    CHECK_STATUS(strata_trace_begin("/nonexistent-strata-dir/t.json"), STRATA_ESYS);
+    CHECK_ERROR_HAS("cannot write the trace file '/nonexistent-strata-dir/t.json'");
+    CHECK_OK(strata_trace_end());
+    /* a bad ring size likewise */
+    setenv("STRATA_TRACE_EVENTS", "1000", 1);
+    CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("STRATA_TRACE_EVENTS");
+    unsetenv("STRATA_TRACE_EVENTS");
+}
+
+TEST_MAIN(CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+          CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

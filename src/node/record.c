@@ -491,3 +491,116 @@ void strata__record_death(strata__node *n, strata__child *c)
                            detail ? detail : c->death_message);
     free(detail);
 }
+
+/* ---- level 2: a chip in this process ---- */
+
+struct strata__chip_record {
+    strata__rec_area  *area;
+    size_t             bytes;
+    uint32_t           aic, runs;
+    int                device_id;
+    bool               traced;
+    uint64_t           id;
+    strata__rec_reader reader;
+    bool               reading;
+    const char *(*name)(void *ctx, uint32_t handle);
+    void              *ctx;
+};
+
+static void chip_process(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "application (pid %d)", (int)getpid());
+}
+
+static void chip_track(void *ctx, uint32_t track, char *buf, size_t cap)
+{
+    strata__chip_record *r = ctx;
+    if (track == 0)
+        snprintf(buf, cap, "chip %d: orchestrator", r->device_id);
+    else if (track - 1 < r->aic)
+        snprintf(buf, cap, "chip %d: AIC core %u", r->device_id, track - 1);
+    else
+        snprintf(buf, cap, "chip %d: AIV core %u", r->device_id, track - 1 - r->aic);
+}
+
+static const char *chip_callable(void *ctx, uint32_t handle)
+{
+    strata__chip_record *r = ctx;
+    return r->name(r->ctx, handle);
+}
+
+int strata__chip_record_open(strata__chip *chip, int device_id, uint32_t aic, uint32_t aiv,
+                             const char *(*name)(void *ctx, uint32_t handle), void *ctx, strata__chip_record **out)
+{
+    uint32_t capacity;
+    int rc = strata__rec_capacity_from_env(&capacity);
+    if (rc)
+        return rc;
+    strata__chip_record *r = strata__calloc(1, sizeof *r);
+    if (!r)
+        return strata__fail(STRATA_ENOMEM, "out of host memory for chip %d's event rings", device_id);
+    r->bytes = strata__rec_area_bytes(1 + aic + aiv, capacity);
+    void *p = strata__sys_mmap(r->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        size_t bytes = r->bytes;
+        free(r);
+        return strata__fail(STRATA_ENOMEM, "cannot map chip %d's event rings (%zu bytes; STRATA_TRACE_EVENTS): %s",
+                            device_id, bytes, strerror(err));
+    }
+    r->area = p;
+    strata__rec_area_reset(r->area, 1 + aic + aiv, capacity);
+    strata__store_relaxed(&r->area->pid, (int32_t)getpid());
+    r->aic = aic;
+    r->device_id = device_id;
+    r->name = name;
+    r->ctx = ctx;
+    strata__chip_set_recorder(chip, r->area);
+    *out = r;
+    return STRATA_OK;
+}
+
+void strata__chip_record_close(strata__chip_record *r, bool abandoned)
+{
+    if (!r)
+        return;
+    if (r->reading)
+        strata__rec_reader_free(&r->reader);
+    if (!abandoned)
+        munmap(r->area, r->bytes);
+    free(r);
+}
+
+void strata__chip_record_run_begin(strata__chip_record *r, uint32_t handle, const strata_call_config *cfg)
+{
+    r->runs++;
+    r->id = (uint64_t)r->runs << 32 | 1;   /* a level-2 run is one task: its callable */
+    r->traced = strata__trace_active() && (!cfg || cfg->trace != STRATA_TRACE_SKIP);
+    if (r->traced && !r->reading) {
+        strata__trace_names names = {r, chip_process, chip_track, chip_callable};
+        char label[48];
+        snprintf(label, sizeof label, "chip %d", r->device_id);
+        r->reading = strata__rec_reader_init(&r->reader, r->area, 0, &names, label, 0) == STRATA_OK;
+    }
+    r->traced = r->traced && r->reading;
+    if (r->traced) {
+        strata__rec_reader_skip(&r->reader);
+        strata__store_relaxed(&r->area->traced, 1);   /* relaxed: the run's first push publishes it */
+    }
+    strata__rec_write(strata__rec_area_ring(r->area, 0), strata__now_ns(), STRATA__REC_TASK_BEGIN, 0, r->id, handle);
+}
+
+void strata__chip_record_run_end(strata__chip_record *r, int status)
+{
+    strata__rec_write(strata__rec_area_ring(r->area, 0), strata__now_ns(), STRATA__REC_TASK_END, 0, r->id,
+                      (uint64_t)(int64_t)status);
+    if (!r->traced)
+        return;
+    strata__store_relaxed(&r->area->traced, 0);
+    if (strata__trace_lock()) {
+        strata__rec_drain(&r->reader);
+        strata__trace_unlock();
+    }
+    r->traced = false;
+}

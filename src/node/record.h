@@ -70,6 +70,17 @@ void strata__record_instant(strata__node *n, const strata__child *c, const char 
 /* A traced run drains the rings at least this often while it waits. */
 #define STRATA__TRACE_DRAIN_MS 5u
 
+/* A level-2 worker's events: a chip in this process, its area private (ring
+   0 its orchestrator, the thread that runs it; rings 1.. its cores). */
+typedef struct strata__chip_record strata__chip_record;
+/* name(ctx, handle): the chip callable's name. */
+int  strata__chip_record_open(strata__chip *chip, int device_id, uint32_t aic, uint32_t aiv,
+                              const char *(*name)(void *ctx, uint32_t handle), void *ctx, strata__chip_record **out);
+/* abandoned: the chip's cores may still write (a hung kernel): the area stays. */
+void strata__chip_record_close(strata__chip_record *r, bool abandoned);
+void strata__chip_record_run_begin(strata__chip_record *r, uint32_t handle, const strata_call_config *cfg);
+void strata__chip_record_run_end(strata__chip_record *r, int status);
+
 /* An event of the engine's own (traced runs only). */
 static inline void strata__record(strata__node *n, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg)
 {

@@ -32,6 +32,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "core/trace.h"
+#include "node/record.h"
 #include "core/status.h"
 #include "core/sys.h"
 #include "node/transport.h"
@@ -53,6 +54,7 @@ struct strata_worker {
     uint32_t             ncallables, callables_cap;
     strata__chip        *chip;         /* L2: READY, RUNNING, FAILED */
     strata__node        *node;         /* L3: from create to destroy */
+    strata__chip_record *chip_rec;     /* L2: the chip's events (node/record.h) */
     strata_run_stats     last_stats;   /* kept across close */
     uint64_t             last_wall_ns; /* the last run's wall time (strata_worker_run_info) */
     pid_t                owner_pid;    /* the process that created it */
@@ -327,6 +329,13 @@ int strata_worker_create(const strata_worker_config *cfg, strata_worker **out)
     return STRATA_OK;
 }
 
+/* A chip callable's name by its handle (the L2 trace's names). */
+static const char *chip_name(void *ctx, uint32_t handle)
+{
+    const strata_worker *w = ctx;
+    return handle >= 1 && handle <= w->ncallables ? w->callables[handle - 1]->name : NULL;
+}
+
 int strata_worker_init(strata_worker *w)
 {
     strata__clear_error();
@@ -346,6 +355,14 @@ int strata_worker_init(strata_worker *w)
     if (rc) {
         w->state = STRATA_STATE_NEW;
         w->chip = NULL;
+        return strata__error_prefix(rc, "strata_worker_init of chip %d", w->cfg.device_id);
+    }
+    rc = strata__chip_record_open(w->chip, w->cfg.device_id, w->cfg.aic_cores, w->cfg.aiv_cores, chip_name, w,
+                                  &w->chip_rec);
+    if (rc) {
+        strata__chip_close(w->chip);
+        w->chip = NULL;
+        w->state = STRATA_STATE_NEW;
         return strata__error_prefix(rc, "strata_worker_init of chip %d", w->cfg.device_id);
     }
     strata__chip_stats(w->chip, &w->last_stats);
@@ -397,7 +414,10 @@ int strata_worker_close(strata_worker *w)
     if (w->chip) {
         strata__chip_stats(w->chip, &w->last_stats);
         const strata__callable *in_use = w->chip->callable;
-        if (!strata__chip_close(w->chip)) {
+        bool released = strata__chip_close(w->chip);
+        strata__chip_record_close(w->chip_rec, !released);   /* an abandoned chip's cores may still write */
+        w->chip_rec = NULL;
+        if (!released) {
             /* Abandoned (hung kernel): the callable of the hung run stays
                allocated, reachable from the abandoned chip, since the stuck core
                thread may still name it in a message. */
@@ -693,7 +713,9 @@ int strata_worker_run_chip(strata_worker *w, strata_handle chip, const strata_ta
         return strata__error_prefix(rc, "strata_worker_run_chip: args");
     w->state = STRATA_STATE_RUNNING;
     uint64_t from = strata__now_ns();
+    strata__chip_record_run_begin(w->chip_rec, chip, cfg);
     rc = strata__chip_run(w->chip, w->callables[chip - 1], args, cfg);
+    strata__chip_record_run_end(w->chip_rec, rc);
     w->last_wall_ns = strata__now_ns() - from;
     w->state = w->chip->hung ? STRATA_STATE_FAILED : STRATA_STATE_READY;
     if (w->destroy_pending)

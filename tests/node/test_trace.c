@@ -376,5 +376,54 @@ TEST_CASE(trace_refusals)
     unsetenv("STRATA_TRACE_EVENTS");
 }
 
-TEST_MAIN(CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+/* ---- level 2: a chip in the application's process ---- */
+
+/* 64 independent kernels, one per element */
+static int wide_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    for (uint64_t i = 0; i < 64; i++) {
+        strata_tensor t = args->tensors[0];
+        t.shape[0] = 1;
+        t.offset = i;
+        int rc = strata_chip_submit(o, 7, &(strata_task_args){&t, &tag, 1, NULL, 0});
+        if (rc)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
+TEST_CASE(level2_kernels_on_their_cores)
+{
+    char path[512];
+    scratch_path(path, sizeof path, "l2.json");
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 2;
+    cfg.device_memory_bytes = 16 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"wide", wide_orch, inc_kernels, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    CHECK_OK(strata_worker_init(w));
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(w, 0, 64 * 8, &b));
+    strata_tensor t = {.addr = b.addr, .nbytes = 64 * 8, .dtype = STRATA_U64, .ndims = 1, .shape = {64}};
+    strata_tag tag = STRATA_INOUT;
+    CHECK_OK(strata_trace_begin(path));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    CHECK_OK(strata_trace_end());
+    uint64_t out[64];
+    CHECK_OK(strata_worker_copy_from(w, out, b, 0, sizeof out));
+    CHECK_EQ_U64(out[63], 2);
+    strata_worker_destroy(w);
+    const char *expect[] = {"--kernels", "128", "--callables", "wide", NULL};   /* which core ran which: the machine's */
+    CHECK(check_trace(path, expect));
+    scratch_remove();
+}
+
+TEST_MAIN(CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
           CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

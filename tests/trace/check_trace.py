@@ -7,7 +7,7 @@ when every check holds; otherwise each failed check is printed and the exit
 status is 1.
 
   check_trace.py TRACE [--runs 1,2] [--absent-runs 3] [--tasks-per-run N] [--edges 1>2,1>3]
-                       [--kernels-per-chip-task K] [--callables a,b]
+                       [--kernels-per-chip-task K] [--kernels N] [--kernel-cores N] [--callables a,b]
                        [--instant NAME]... [--unended N] [--pids-of-child N]
   check_trace.py --postmortem FILE [--callable NAME] [--in-kernel]
 """
@@ -95,11 +95,17 @@ def check_trace(path, args):
                          % (run, task, cb, ce, db, de))
                 if d[0]["pid"] == c[0]["pid"]:
                     fail("run %d task %d: the child's slice is on the parent's process" % (run, task))
+    kernels = [e for e in slices if "AIC core" in track(e) or "AIV core" in track(e)]
+    if args.kernels is not None and len(kernels) != args.kernels:
+        fail("%d kernel slices, not %d" % (len(kernels), args.kernels))
+    if args.kernel_cores is not None and len({(e["pid"], e["tid"]) for e in kernels}) != args.kernel_cores:
+        fail("kernels ran on %d core tracks, not %d" % (len({(e["pid"], e["tid"]) for e in kernels}),
+                                                        args.kernel_cores))
     # kernels: on core tracks, inside their chip task's slice
     if args.kernels_per_chip_task is not None:
         per_task = {}
         for e in slices:
-            if not track(e).startswith(("AIC core", "AIV core")):
+            if "AIC core" not in track(e) and "AIV core" not in track(e):
                 continue
             a = e.get("args", {})
             for key in ("task", "func_id", "core", "run", "node_task", "callable"):
@@ -206,6 +212,8 @@ def main():
     ap.add_argument("--edges")
     ap.add_argument("--kernels-per-chip-task", type=int)
     ap.add_argument("--callables")
+    ap.add_argument("--kernels", type=int)
+    ap.add_argument("--kernel-cores", type=int)
     ap.add_argument("--instant", action="append")
     ap.add_argument("--unended", type=int)
     ap.add_argument("--pids-of-child", type=int)

@@ -810,15 +810,17 @@ int pys_call_config_from(PyObject *o, strata_call_config *out, bool *given)
     *given = false;
     if (!o || o == Py_None)
         return 0;
-    uint64_t timeout = 0, block_dim = 0;
+    uint64_t timeout = 0, block_dim = 0, trace = 0;
     if (cfg_field(o, "timeout_ms", &timeout) < 0 || cfg_field(o, "block_dim", &block_dim) < 0 ||
+        cfg_field(o, "trace", &trace) < 0 ||
         cfg_field(o, "ring_task_window", &out->ring_task_window) < 0 ||
         cfg_field(o, "ring_heap", &out->ring_heap) < 0 || cfg_field(o, "ring_dep_pool", &out->ring_dep_pool) < 0)
         return -1;
-    if (timeout > UINT32_MAX || block_dim > UINT32_MAX) {
-        pys_raise(STRATA_EINVAL, "CallConfig: timeout_ms and block_dim must fit in 32 bits");
+    if (timeout > UINT32_MAX || block_dim > UINT32_MAX || trace > UINT32_MAX) {
+        pys_raise(STRATA_EINVAL, "CallConfig: timeout_ms, block_dim and trace must fit in 32 bits");
         return -1;
     }
+    out->trace = (uint32_t)trace;
     out->timeout_ms = (uint32_t)timeout;
     out->block_dim = (uint32_t)block_dim;
     *given = true;

@@ -322,7 +322,33 @@ static PyObject *mod_set_hooks(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_trace_begin(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    PyObject *bytes = NULL;
+    if (!PyUnicode_FSConverter(arg, &bytes))
+        return NULL;
+    const char *path = PyBytes_AsString(bytes);
+    int rc = path ? strata_trace_begin(path) : STRATA_EINVAL;
+    Py_DECREF(bytes);
+    if (rc)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_trace_end(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    int rc = strata_trace_end();
+    if (rc)
+        return pys_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"trace_begin", mod_trace_begin, METH_O, "Open a trace into path (strata_trace_begin)."},
+    {"trace_end", mod_trace_end, METH_NOARGS, "Write and close the open trace (strata_trace_end)."},
     {"status_name", mod_status_name, METH_O, "The C name of a status code (STRATA_EINVAL, ...)."},
     {"last_error", mod_last_error, METH_NOARGS, "The calling thread's last Strata error message."},
     {"version", mod_version, METH_NOARGS, "The library's version string."},

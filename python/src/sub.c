@@ -27,6 +27,26 @@ typedef struct sub_record {
     unsigned char data[];
 } sub_record;
 
+/* "module.qualname" of fn, the name its tasks carry in traces and death
+   messages; NULL (no error set) when it has none. Malloc'd. */
+static char *sub_name(PyObject *fn)
+{
+    PyObject *mod = PyObject_GetAttrString(fn, "__module__");
+    PyObject *qual = mod ? PyObject_GetAttrString(fn, "__qualname__") : NULL;
+    PyObject *mb = mod && PyUnicode_Check(mod) ? PyUnicode_AsUTF8String(mod) : NULL;
+    PyObject *qb = qual && PyUnicode_Check(qual) ? PyUnicode_AsUTF8String(qual) : NULL;
+    const char *m = mb ? PyBytes_AsString(mb) : NULL, *q = qb ? PyBytes_AsString(qb) : NULL;
+    char *name = NULL;
+    if (m && q && (name = malloc(strlen(m) + strlen(q) + 2)) != NULL)
+        sprintf(name, "%s.%s", m, q);
+    Py_XDECREF(mb);
+    Py_XDECREF(qb);
+    Py_XDECREF(mod);
+    Py_XDECREF(qual);
+    PyErr_Clear();
+    return name;
+}
+
 int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out)
 {
     if (!PyCallable_Check(fn)) {
@@ -62,9 +82,12 @@ int pys_sub_register(pys_worker *w, PyObject *fn, PyObject *blob, uint32_t *out)
     }
     strata_handle h;
     int rc;
+    char *name = sub_name(fn);
     PYS_RELEASE_GIL(w)
-    rc = strata_worker_register_sub(w->w, pys_sub_trampoline, rec, &h);
+    rc = name ? strata_worker_register_sub_named(w->w, name, pys_sub_trampoline, rec, &h)
+              : strata_worker_register_sub(w->w, pys_sub_trampoline, rec, &h);
     PYS_ACQUIRE_GIL(w)
+    free(name);
     if (rc != STRATA_OK) {
         pys_raise(rc, NULL);
         return -1;   /* the record stays: a child may hold the pointer */

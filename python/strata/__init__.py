@@ -3,12 +3,14 @@
 The names follow the runtime its users come from (Worker, TaskArgs,
 CallConfig, orch.submit_next_level): see docs/python.md."""
 
+import os
+
 from . import _strata
 from ._strata import (TaskArgs, Tensor, HostBuffer, ChipBuffer, CallableHandle, Orchestrator, SubArgs,
                       StrataError, InvalidArgumentError, StateError, NotFoundError, OutOfMemoryError,
                       RingError, TaskError, CanceledError, ChildDiedError, TaskTimeoutError,
                       WorkerFailedError, SystemCallError, RunInterruptedError, status_name, last_error,
-                      mpi_init, mpi_finalize, mpi_serve)
+                      mpi_init, mpi_finalize, mpi_serve, trace_begin, trace_end)
 from ._runtime import DataType, TensorArgType, WorkerState, TensorView, numpy_dtype
 from .worker import Worker, ChipCallable, get_include
 
@@ -40,11 +42,12 @@ class CallConfig:
     runtime's ring names; a list of per-scope-depth sizes is accepted and sized
     by its largest entry until Strata has rings per scope depth."""
 
-    __slots__ = ("timeout_ms", "block_dim", "ring_task_window", "ring_heap", "ring_dep_pool")
+    __slots__ = ("timeout_ms", "block_dim", "ring_task_window", "ring_heap", "ring_dep_pool", "trace")
 
     def __init__(self, timeout_ms=0, ring_task_window=0, ring_heap=0, ring_dep_pool=0, block_dim=0,
-                 runtime_env=None):
+                 runtime_env=None, trace=0):
         self.timeout_ms = timeout_ms
+        self.trace = trace
         self.block_dim = block_dim
         self.ring_task_window = ring_task_window
         self.ring_heap = ring_heap
@@ -62,10 +65,33 @@ class CallConfig:
                                           if getattr(self, k)) + ")")
 
 
+TRACE_RUN = 1    # CallConfig(trace=...): the run is recorded while a trace is open (as 0 is)
+TRACE_SKIP = 2   # never recorded (a warm-up run, a health check)
+
+
+class trace:
+    """A window of the program's life recorded in a trace that Perfetto and
+    chrome://tracing open: ``with strata.trace("run.json"): w.run(...)``.
+    Every run of every Worker of this process is recorded while it is open
+    (CallConfig(trace=strata.TRACE_SKIP) leaves one out); the file is complete
+    when the block ends. docs/observability.md shows how to read it."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def __enter__(self):
+        trace_begin(self.path)
+        return self
+
+    def __exit__(self, *exc):
+        trace_end()
+        return False
+
+
 __all__ = ["Worker", "TaskArgs", "CallConfig", "ChipCallable", "TensorArgType", "DataType", "WorkerState",
            "Tensor", "TensorView", "HostBuffer", "ChipBuffer", "CallableHandle", "Orchestrator", "SubArgs",
            "StrataError", "InvalidArgumentError", "StateError", "NotFoundError", "OutOfMemoryError",
            "RingError", "TaskError", "CanceledError", "ChildDiedError", "TaskTimeoutError",
            "WorkerFailedError", "SystemCallError", "RunInterruptedError", "status_name", "last_error",
-           "mpi_init", "mpi_finalize", "mpi_serve",
+           "mpi_init", "mpi_finalize", "mpi_serve", "trace", "trace_begin", "trace_end", "TRACE_RUN", "TRACE_SKIP",
            "get_include", "numpy_dtype", "INPUT", "OUTPUT", "INOUT", "OUTPUT_EXISTING", "NO_DEP"]

@@ -72,6 +72,15 @@ static int reserve_out(peer *p, size_t bytes)
 }
 
 /* Append r's name entry to buf at *at (the caller reserved the room). */
+/* Whether the ranks must know registration r by its name: an orchestration
+   function (what a remote worker runs). A SUB function's name only labels
+   its tasks here (traces, messages): SUB tasks never leave this process's
+   children. */
+static bool names_a_remote_callable(const strata__registration *r)
+{
+    return r->name && r->kind == STRATA__REG_ORCH;
+}
+
 static void put_name(uint8_t *buf, size_t *at, uint32_t handle, const strata__registration *r)
 {
     strata__mpi_name e = {.handle = handle, .kind = (uint32_t)r->kind, .name_len = (uint32_t)strlen(r->name)};
@@ -172,7 +181,7 @@ static void mpi_post(strata__node *n, strata__child *c, const strata__request *r
             (void)strata__wire_encode(r->args, p->out + sizeof h, len, &len);   /* fits: checked at submit */
         else
             len = 0;   /* the rank then refuses a task without its arguments, saying so */
-    } else if (r->kind == STRATA__REQ_REGISTER && r->reg->name) {
+    } else if (r->kind == STRATA__REQ_REGISTER && names_a_remote_callable(r->reg)) {
         if (reserve_out(p, sizeof h + sizeof(strata__mpi_name) + strlen(r->reg->name)) == STRATA_OK)
             put_name(p->out, &(size_t){sizeof h}, (uint32_t)(r->reg - n->regs) + 1, r->reg);
         len = sizeof(strata__mpi_name) + strlen(r->reg->name);
@@ -340,13 +349,13 @@ static int mpi_start(strata__node *n, strata__child *c, uint64_t deadline_ns)
     peer *p = peer_of(c);
     size_t len = 0, need = 0;
     for (uint32_t i = 0; i < n->nregs; i++)
-        if (n->regs[i].name)
+        if (names_a_remote_callable(&n->regs[i]))
             need += sizeof(strata__mpi_name) + strlen(n->regs[i].name);
     int rc = reserve_out(p, sizeof(strata__mpi_request) + need);
     if (rc)
         return rc;
     for (uint32_t i = 0; i < n->nregs; i++)
-        if (n->regs[i].name) {
+        if (names_a_remote_callable(&n->regs[i])) {
             size_t at = sizeof(strata__mpi_request) + len;
             put_name(p->out, &at, i + 1, &n->regs[i]);
             len = at - sizeof(strata__mpi_request);

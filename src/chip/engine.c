@@ -1,6 +1,8 @@
 /* The chip engine: rings, runs, completion and retirement. See chip/engine.h. */
 #include "chip/engine.h"
 
+#include "core/recorder.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,6 +360,8 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     strata__failure_reset(&chip->failure);
     chip->callable = c;
     chip->run_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : chip->task_timeout_ms;
+    chip->run_watch = (chip->run_timeout_ms ? STRATA__WATCH_TIMED : 0) |
+                      (strata__rec_traced(chip->rec) ? STRATA__WATCH_TRACED : 0);
     chip->high_window = chip->high_dep = 0;
     chip->dep_head = chip->dep_tail = 0;
     chip->nscopes = 0;

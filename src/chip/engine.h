@@ -77,6 +77,9 @@
 #define STRATA__EDGE_EMPTY  UINT32_MAX          /* fanout list: no successor yet */
 #define STRATA__EDGE_CLOSED (UINT32_MAX - 1)    /* fanout list: producer completed */
 
+/* chip->run_watch: one word the lanes test per kernel for both. */
+enum { STRATA__WATCH_TIMED = 1, STRATA__WATCH_TRACED = 2 };
+
 typedef struct strata__ring_sizes {
     uint64_t task_window, heap, dep_pool;
 } strata__ring_sizes;
@@ -139,9 +142,12 @@ typedef struct strata__lane {
     _Atomic uint64_t started_ns;
     /* Written by the lane, read by the orchestrator after `done` (acquire). */
     uint64_t completed, failed, canceled;
-    /* Its event ring (core/recorder.h), or NULL: the kernel it is in, always;
-       every kernel's begin and end while the chip's area is traced. */
+    /* Its event ring (core/recorder.h), or NULL: every kernel's begin and end
+       while the run is traced. `current` is never NULL: the ring's word for
+       the kernel it is in (the flight recorder's), or current_here without one. */
     struct strata__rec_ring *rec;
+    _Atomic uint64_t *current;
+    _Atomic uint64_t current_here;
 } strata__lane;
 
 struct strata__chip {
@@ -173,6 +179,8 @@ struct strata__chip {
     uint64_t           *scopes;            /* hrec_next at each open scope_begin */
     uint32_t            nscopes, scopes_cap;
     uint64_t            run_timeout_ms;
+    uint32_t            run_watch;         /* STRATA__WATCH_*: what lanes do around a kernel this run;
+                                              set before its first task is pushed */
     uint64_t            high_window, high_dep;
     bool                hung;              /* a task passed its timeout: lanes abandoned */
 

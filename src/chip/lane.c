@@ -22,6 +22,28 @@
    its own thread. */
 static _Thread_local strata__lane *current_lane;
 
+/* Before and after a kernel of a run with a timeout (the orchestrator's check
+   reads which task a lane runs since when) or traced (its begin and end). */
+static __attribute__((noinline)) void watch_begin(strata__lane *lane, uint64_t id, int func_id, uint32_t watch)
+{
+    uint64_t now = strata__now_ns();
+    if (watch & STRATA__WATCH_TIMED) {
+        strata__store_relaxed(&lane->started_ns, now);
+        /* release: started_ns is visible to the acquire in check_timeouts() */
+        strata__store_release(&lane->running_id, id);
+    }
+    if ((watch & STRATA__WATCH_TRACED) && lane->rec)
+        strata__rec_write(lane->rec, now, STRATA__REC_KERNEL_BEGIN, 0, id, (uint64_t)func_id);
+}
+
+static __attribute__((noinline)) void watch_end(strata__lane *lane, uint64_t id, int rc, uint32_t watch)
+{
+    if ((watch & STRATA__WATCH_TRACED) && lane->rec)
+        strata__rec_write(lane->rec, strata__now_ns(), STRATA__REC_KERNEL_END, 0, id, (uint64_t)(int64_t)rc);
+    if (watch & STRATA__WATCH_TIMED)
+        strata__store_release(&lane->running_id, 0);
+}
+
 /* Runs slot; returns the next slot to run (see strata__chip_complete) or NONE. */
 static uint32_t run_task(strata__lane *lane, uint32_t slot)
 {
@@ -32,31 +54,16 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
     if (strata__load_relaxed(&t->poisoned) || strata__failure_status(&chip->failure) != 0) {
         status = STRATA_ECANCELED;
     } else {
-        bool timed = chip->run_timeout_ms != 0;
-        if (timed) {
-            strata__store_relaxed(&lane->started_ns, strata__now_ns());
-            /* release: started_ns is visible to the acquire in check_timeouts() */
-            strata__store_release(&lane->running_id, t->id);
-        }
-        /* The flight recorder: the kernel it is in (two stores); a traced run
-           records begin and end too. */
-        strata__rec_ring *rec = lane->rec;
-        bool traced = rec && strata__rec_traced(chip->rec);
-        if (rec) {
-            if (traced)
-                strata__rec_write(rec, strata__now_ns(), STRATA__REC_KERNEL_BEGIN, 0, t->id, (uint64_t)body->func_id);
-            /* relaxed: read by the parent after this process died, or as a hint */
-            strata__store_relaxed(&rec->current_arg, (uint64_t)body->func_id);
-            strata__store_relaxed(&rec->current, t->id + 1);
-        }
+        uint32_t watch = chip->run_watch;   /* 0 in the common case: one test for timeouts and tracing */
+        if (watch)
+            watch_begin(lane, t->id, body->func_id, watch);
+        /* The flight recorder: the kernel this core is in, one store each way
+           (relaxed: read by the parent after this process died, or as a hint). */
+        strata__store_relaxed(lane->current, strata__rec_current(body->func_id));
         int rc = chip->platform->launch(chip->dev, body->fn, &body->view);
-        if (rec) {
-            strata__store_relaxed(&rec->current, 0);
-            if (traced)
-                strata__rec_write(rec, strata__now_ns(), STRATA__REC_KERNEL_END, 0, t->id, (uint64_t)(int64_t)rc);
-        }
-        if (timed)
-            strata__store_release(&lane->running_id, 0);
+        strata__store_relaxed(lane->current, 0);
+        if (watch)
+            watch_end(lane, t->id, rc, watch);
         if (rc != 0) {
             /* A kernel may have said why (strata_task_error): read on failure
                only, then cleared, so the hot path never touches the message. */
@@ -141,8 +148,11 @@ static void *lane_main(void *arg)
 void strata__chip_set_recorder(strata__chip *chip, strata__rec_area *area)
 {
     chip->rec = area;
-    for (uint32_t i = 0; i < chip->nlanes; i++)
-        chip->lanes[i].rec = strata__rec_area_ring(area, 1 + i);
+    for (uint32_t i = 0; i < chip->nlanes; i++) {
+        strata__lane *l = &chip->lanes[i];
+        l->rec = strata__rec_area_ring(area, 1 + i);
+        l->current = l->rec ? &l->rec->current : &l->current_here;
+    }
 }
 
 bool strata__on_lane_of(const strata__chip *chip)
@@ -164,6 +174,7 @@ int strata__lanes_start(strata__chip *chip)
         l->chip = chip;
         l->core = i < chip->ncores[STRATA_AIC] ? STRATA_AIC : STRATA_AIV;
         l->index = l->core == STRATA_AIC ? i : i - chip->ncores[STRATA_AIC];
+        l->current = &l->current_here;
         args[i] = l;
     }
     uint32_t started = 0;

@@ -82,13 +82,23 @@ typedef struct strata__rec_copy {
 
 typedef struct strata__rec_ring {
     alignas(STRATA__CACHE_LINE) _Atomic uint64_t head;   /* events written since the ring was reset */
-    _Atomic uint64_t current;      /* what the writer is in: kernel: task id + 1, 0 = none */
-    _Atomic uint64_t current_arg;  /* its func_id */
-    _Atomic uint64_t current_ns;   /* since when (0 where the writer does not read the clock) */
+    _Atomic uint64_t current;      /* the kernel a core is in (strata__rec_current), 0 = none */
     uint32_t         capacity;     /* events, a power of two */
     uint32_t         pad_;
     alignas(STRATA__CACHE_LINE) strata__rec_event events[];
 } strata__rec_ring;
+
+/* A core's current kernel in one word, func_id + 1 (func_ids are >= 0): one
+   store each way per kernel, tracing or not, all the flight recorder costs a
+   kernel (a traced run's events carry the task ids). */
+static inline uint64_t strata__rec_current(int func_id)
+{
+    return (uint64_t)func_id + 1;
+}
+static inline uint64_t strata__rec_current_func(uint64_t word)
+{
+    return word - 1;
+}
 
 /* Bytes of a ring of `capacity` events (a power of two). */
 size_t strata__rec_ring_bytes(uint32_t capacity);

@@ -94,9 +94,9 @@ static void name_tracks(strata__rec_reader *r, int pid)
     r->epoch = strata__trace_epoch();
 }
 
-static const char *callable(const strata__rec_reader *r, uint32_t handle, char *buf, size_t cap)
+static const char *callable(const strata__rec_reader *r, bool dispatched, uint32_t handle, char *buf, size_t cap)
 {
-    const char *name = r->names.callable ? r->names.callable(r->names.ctx, handle) : NULL;
+    const char *name = r->names.callable ? r->names.callable(r->names.ctx, dispatched, handle) : NULL;
     if (name)
         return name;
     snprintf(buf, cap, "handle %u", handle);
@@ -146,7 +146,7 @@ static void describe(strata__rec_reader *r, uint32_t track, const strata__drain_
         break;
     case STRATA__REC_TASK_BEGIN:
     case STRATA__REC_POST: {
-        const char *c = callable(r, (uint32_t)o->arg, buf, sizeof buf);
+        const char *c = callable(r, o->kind == STRATA__REC_POST, (uint32_t)o->arg, buf, sizeof buf);
         snprintf(name, name_cap, "%s", c);
         int n = snprintf(args, args_cap, "\"run\":%" PRIu64 ",\"task\":%" PRIu64 ",\"handle\":%" PRIu64, o->id >> 32,
                          o->id & 0xffffffffu, o->arg);
@@ -157,7 +157,7 @@ static void describe(strata__rec_reader *r, uint32_t track, const strata__drain_
         break;
     }
     case STRATA__REC_KERNEL_BEGIN: {
-        const char *c = callable(r, r->chip_handle, buf, sizeof buf);
+        const char *c = callable(r, false, r->chip_handle, buf, sizeof buf);
         snprintf(name, name_cap, "%s: func_id %" PRIu64, c, o->arg);
         int n = snprintf(args, args_cap, "\"task\":%" PRIu64 ",\"func_id\":%" PRIu64 ",\"core\":\"%s\",\"callable\":\"",
                          o->id, o->arg, core_label(r, track, core, sizeof core));
@@ -305,6 +305,13 @@ void strata__rec_drain(strata__rec_reader *r)
     int pid = pid_of(r);
     if (pid <= 0)
         return;   /* the process has not started */
+    if (r->named_pid > 0 && pid != r->named_pid) {
+        /* another process writes the area now (a restart the reader was not
+           told of: one below a worker child): the last one's open slices
+           never ended, and the area started over */
+        strata__rec_drain_died(r);
+        memset(r->cursors, 0, r->nrings * sizeof r->cursors[0]);
+    }
     if (r->named_pid != pid || r->epoch != strata__trace_epoch())
         name_tracks(r, pid);
     strata__rec_copy batch[READ_BATCH];
@@ -326,7 +333,7 @@ void strata__rec_drain(strata__rec_reader *r)
 
 void strata__rec_drain_died(strata__rec_reader *r)
 {
-    int pid = pid_of(r);
+    int pid = r->named_pid;   /* the process the open slices were of */
     if (pid <= 0)
         return;
     for (uint32_t t = 0; t < r->ntracks; t++) {

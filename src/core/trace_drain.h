@@ -30,8 +30,10 @@ typedef struct strata__trace_names {
     void (*process)(void *ctx, char *buf, size_t cap);
     /* track t: 0 main, 1..nrings-1 cores, nrings + c the dispatch track of child c */
     void (*track)(void *ctx, uint32_t track, char *buf, size_t cap);
-    /* a registered callable; NULL: "handle N" */
-    const char *(*callable)(void *ctx, uint32_t handle);
+    /* a registered callable (dispatched: a handle of the area's own engine, in
+       a post or answer; else of the level that gave the area's process its
+       task); NULL: "handle N" */
+    const char *(*callable)(void *ctx, bool dispatched, uint32_t handle);
 } strata__trace_names;
 
 #define STRATA__DRAIN_DEPTH   4u     /* slices open at once on one track */

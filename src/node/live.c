@@ -141,10 +141,12 @@ void strata__node_forget_others(const strata__node *self)
         o->spawner_pid = 0;
         strata__shm_unmap(o->mail, o->mail_bytes);
         o->mail = NULL;
-        strata__shm_unmap(o->rec_map, o->rec_map_bytes);
-        o->rec_map = NULL;
-        for (uint32_t i = 0; i < o->nchildren; i++)
-            o->children[i].rec = NULL;
+        if (!ancestor) {   /* an ancestor's: the areas of this worker's tree lie in it */
+            strata__shm_unmap(o->rec_map, o->rec_map_bytes);
+            o->rec_map = NULL;
+            for (uint32_t i = 0; i < o->nchildren; i++)
+                o->children[i].rec = NULL;
+        }
         if (!ancestor) {
             strata__shm_unmap(o->heap, o->heap_bytes);
             o->heap = NULL;

@@ -213,6 +213,10 @@ typedef struct strata__node {
     uint32_t               rec_capacity;  /* events per ring (STRATA_TRACE_EVENTS) */
     void                  *rec_map;
     uint64_t               rec_map_bytes;
+    uint8_t               *rec_reserved; /* a worker child's: its children's areas and below, in the
+                                            top's mapping (set by the level above before the fork) */
+    struct strata__record_reader **deep; /* the top's readers of areas below its worker children */
+    uint32_t               ndeep;
     struct strata__record_reader *trace;
     bool                   traced;       /* the run in progress is recorded in the trace */
     uint32_t               run_id;       /* runs so far (events name a run by it) */

@@ -20,14 +20,70 @@
 #include "ipc/shm.h"
 #include "strata/trace.h"
 
-/* The trace's reader of one area, with what its names need. */
+/* The trace's reader of one area, with what names its process, tracks and
+   tasks. At the top worker, an area is its own, a child's, or (below a worker
+   child, levels 4+) a descendant's: the top maps the areas of its whole local
+   tree before any child starts, so it reads every one of them directly. */
 typedef struct strata__record_reader {
-    strata__rec_reader reader;
-    strata__node      *n;
-    strata__child     *c;     /* NULL: the engine's own area */
+    strata__rec_reader  reader;
+    const strata__node *owner;      /* the worker whose child writes the area (whose registrations
+                                       name its tasks); the top itself for its own area */
+    const strata__node *sub;        /* a worker child's own node: its dispatch tracks, its engine's handles */
+    strata__child      *c;          /* the top's own child record, or NULL */
+    bool                own;        /* the top engine's own area */
+    strata__child_kind  kind;
+    uint32_t            index;      /* the child's worker id in owner */
+    int                 device_id;
+    char                under[96];  /* the worker child it runs under ("" for the top's children) */
 } strata__record_reader;
 
-/* Rings of child c's area: a chip's orchestrator and cores; one for the others. */
+/* How many children node n has, from its config (the same before its init,
+   in the application, as after it, in the process that runs it). */
+static uint32_t children_of(const strata__node *n)
+{
+    return (n->level == 3 ? n->cfg.ndevices : n->nadded) + n->cfg.num_sub_workers;
+}
+
+/* Child i of n as n's config makes it: its kind, the rings of its area (0: a
+   remote worker, which has none here), and its node when it is a local worker. */
+static uint32_t layout_of(const strata__node *n, uint32_t i, strata__child_kind *kind, const strata__node **sub)
+{
+    uint32_t next = n->level == 3 ? n->cfg.ndevices : n->nadded;
+    *sub = NULL;
+    if (i >= next) {
+        *kind = STRATA__CHILD_SUB;
+        return 1;
+    }
+    if (n->level == 3) {
+        *kind = STRATA__CHILD_CHIP;
+        return 1 + n->cfg.aic_cores + n->cfg.aiv_cores;
+    }
+    if (n->added[i].tp) {
+        *kind = STRATA__CHILD_REMOTE;
+        return 0;
+    }
+    *kind = STRATA__CHILD_WORKER;
+    *sub = n->added[i].node;
+    return 1;
+}
+
+/* Bytes of the areas of n's children and of everything below them. */
+static uint64_t tree_bytes(const strata__node *n)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < children_of(n); i++) {
+        strata__child_kind kind;
+        const strata__node *sub;
+        uint32_t rings = layout_of(n, i, &kind, &sub);
+        if (rings)
+            bytes += strata__rec_area_bytes(rings, n->rec_capacity);
+        if (sub)
+            bytes += tree_bytes(sub);
+    }
+    return bytes;
+}
+
+/* Rings of child c's area. */
 static uint32_t rings_of(const strata__node *n, const strata__child *c)
 {
     return c->kind == STRATA__CHILD_CHIP ? 1 + n->cfg.aic_cores + n->cfg.aiv_cores : 1;
@@ -71,25 +127,34 @@ void strata__record_destroy(strata__node *n)
 
 int strata__record_map_children(strata__node *n)
 {
-    uint64_t bytes = 0;
-    for (uint32_t i = 0; i < n->nchildren; i++)
-        if (n->children[i].tp == &strata__proc_transport)
-            bytes += strata__rec_area_bytes(rings_of(n, &n->children[i]), n->rec_capacity);
+    uint64_t bytes = tree_bytes(n);
     if (bytes == 0)
         return STRATA_OK;
-    /* pages are allocated as they are written: untraced rings cost address space only */
-    int rc = strata__shm_map(bytes, "the children's event rings (STRATA_TRACE_EVENTS)", &n->rec_map);
-    if (rc)
-        return rc;
-    n->rec_map_bytes = bytes;
-    uint8_t *at = n->rec_map;
+    uint8_t *at;
+    if (n->rec_reserved) {   /* a worker child: its part of the top's mapping */
+        at = n->rec_reserved;
+    } else {
+        /* pages are allocated as they are written: untraced rings cost address space only */
+        int rc = strata__shm_map(bytes, "the event rings of the worker's children (STRATA_TRACE_EVENTS)", &n->rec_map);
+        if (rc)
+            return rc;
+        n->rec_map_bytes = bytes;
+        at = n->rec_map;
+    }
     for (uint32_t i = 0; i < n->nchildren; i++) {
-        strata__child *c = &n->children[i];
-        if (c->tp != &strata__proc_transport)
-            continue;
-        c->rec = (strata__rec_area *)(void *)at;
-        strata__rec_area_reset(c->rec, rings_of(n, c), n->rec_capacity);
-        at += strata__rec_area_bytes(rings_of(n, c), n->rec_capacity);
+        strata__child_kind kind;
+        const strata__node *sub;
+        uint32_t rings = layout_of(n, i, &kind, &sub);
+        if (rings) {
+            n->children[i].rec = (strata__rec_area *)(void *)at;
+            strata__rec_area_reset(n->children[i].rec, rings, n->rec_capacity);
+            at += strata__rec_area_bytes(rings, n->rec_capacity);
+        }
+        if (sub) {
+            /* before the spawner is forked: the worker child finds its block in its copy */
+            n->children[i].sub_node->rec_reserved = at;
+            at += tree_bytes(sub);
+        }
     }
     return STRATA_OK;
 }
@@ -100,6 +165,11 @@ void strata__record_unmap_children(strata__node *n)
         free_reader(&n->children[i].trace);
         n->children[i].rec = NULL;
     }
+    for (uint32_t i = 0; i < n->ndeep; i++)
+        free_reader(&n->deep[i]);
+    free(n->deep);
+    n->deep = NULL;
+    n->ndeep = 0;
     strata__shm_unmap(n->rec_map, n->rec_map_bytes);
     n->rec_map = NULL;
     n->rec_map_bytes = 0;
@@ -119,49 +189,78 @@ void strata__record_child_reset(strata__node *n, strata__child *c)
 
 /* ---- names ---- */
 
+/* "chip child 0 (device 10)", "SUB child 2", "level-3 worker child 1" */
+static void child_label(strata__child_kind kind, uint32_t index, int device_id, const strata__node *sub, char *buf,
+                        size_t cap)
+{
+    if (kind == STRATA__CHILD_CHIP && device_id >= 0)
+        snprintf(buf, cap, "chip child %u (device %d)", index, device_id);
+    else if (kind == STRATA__CHILD_CHIP)
+        snprintf(buf, cap, "chip child %u", index);
+    else if (kind == STRATA__CHILD_WORKER)
+        snprintf(buf, cap, "level-%d worker child %u", sub ? sub->level : 0, index);
+    else if (kind == STRATA__CHILD_REMOTE)
+        snprintf(buf, cap, "remote worker %u", index);
+    else
+        snprintf(buf, cap, "SUB child %u", index);
+}
+
 static void name_process(void *ctx, char *buf, size_t cap)
 {
     strata__record_reader *rr = ctx;
-    if (rr->c)
-        strata__child_name(rr->c, buf, cap);
-    else
+    if (rr->own) {
         snprintf(buf, cap, "application (pid %d)", (int)getpid());
+        return;
+    }
+    char label[96];
+    child_label(rr->kind, rr->index, -1, rr->sub, label, sizeof label);
+    int pid = (int)strata__load_relaxed(&rr->reader.area->pid);
+    if (rr->kind == STRATA__CHILD_CHIP)
+        snprintf(buf, cap, "%s (device %d, pid %d)%s%s", label, rr->device_id, pid, rr->under[0] ? " under " : "",
+                 rr->under);
+    else
+        snprintf(buf, cap, "%s (pid %d)%s%s", label, pid, rr->under[0] ? " under " : "", rr->under);
+}
+
+/* "tasks of chip child 0 (device 10)": a dispatch track of node n. */
+static void dispatch_track(const strata__node *n, uint32_t i, char *buf, size_t cap)
+{
+    strata__child_kind kind;
+    const strata__node *sub;
+    (void)layout_of(n, i, &kind, &sub);
+    char label[96];
+    child_label(kind, i, kind == STRATA__CHILD_CHIP ? n->cfg.device_ids[i] : -1, sub, label, sizeof label);
+    snprintf(buf, cap, "level-%d worker: tasks of %s", n->level, label);
 }
 
 static void name_track(void *ctx, uint32_t track, char *buf, size_t cap)
 {
     strata__record_reader *rr = ctx;
-    strata__node *n = rr->n;
-    if (rr->c == NULL) {
-        if (track == 0) {
+    const strata__node *owner = rr->owner;
+    uint32_t nrings = rr->reader.nrings;
+    if (rr->own || (rr->sub && track >= nrings)) {   /* an engine's own tracks */
+        const strata__node *n = rr->own ? owner : rr->sub;
+        if (track == 0)
             snprintf(buf, cap, "level-%d worker: orchestrator", n->level);
-        } else if (track - 1 < n->nchildren) {
-            char name[96];
-            strata__child_name(&n->children[track - 1], name, sizeof name);
-            snprintf(buf, cap, "level-%d worker: tasks of %s", n->level, name);
-        } else {
-            snprintf(buf, cap, "track %u", track);
-        }
+        else
+            dispatch_track(n, track - nrings, buf, cap);
         return;
     }
-    const strata__child *c = rr->c;
     if (track == 0) {
-        snprintf(buf, cap, "%s", c->kind == STRATA__CHILD_CHIP ? "chip orchestrator"
-                                 : c->kind == STRATA__CHILD_SUB ? "SUB function"
-                                                                 : "engine");
+        snprintf(buf, cap, "%s", rr->kind == STRATA__CHILD_CHIP ? "chip orchestrator"
+                                 : rr->kind == STRATA__CHILD_SUB ? "SUB function"
+                                                                  : "engine");
         return;
     }
     uint32_t core = track - 1;
-    if (core < n->cfg.aic_cores)
+    if (core < owner->cfg.aic_cores)
         snprintf(buf, cap, "AIC core %u", core);
     else
-        snprintf(buf, cap, "AIV core %u", core - n->cfg.aic_cores);
+        snprintf(buf, cap, "AIV core %u", core - owner->cfg.aic_cores);
 }
 
-static const char *name_callable(void *ctx, uint32_t handle)
+static const char *reg_name_of(const strata__node *n, uint32_t handle)
 {
-    strata__record_reader *rr = ctx;
-    const strata__node *n = rr->n;
     if (handle == 0)
         return "copy";
     if (handle > n->nregs)
@@ -172,38 +271,99 @@ static const char *name_callable(void *ctx, uint32_t handle)
     return r->name;   /* NULL: unnamed, called by its handle */
 }
 
-static int make_reader(strata__node *n, strata__child *c, strata__record_reader **out)
+static const char *name_callable(void *ctx, bool dispatched, uint32_t handle)
+{
+    strata__record_reader *rr = ctx;
+    /* what a worker child's engine dispatched is its own worker's; the task
+       it was given is the level above's */
+    return reg_name_of(dispatched && rr->sub ? rr->sub : rr->owner, handle);
+}
+
+static strata__record_reader *new_reader(const strata__node *owner, strata__rec_area *area, uint32_t dispatch,
+                                         uint32_t flow_source, const char *label)
 {
     strata__record_reader *rr = strata__calloc(1, sizeof *rr);
     if (!rr)
-        return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader");
-    rr->n = n;
-    rr->c = c;
-    strata__trace_names names = {rr, c || n->rec_owned ? name_process : NULL, name_track, name_callable};
-    char label[48];
-    if (c)
-        snprintf(label, sizeof label, "%s %d", c->kind == STRATA__CHILD_CHIP ? "chip" : "child", c->worker);
-    else
-        snprintf(label, sizeof label, "level-%d worker", n->level);
-    int rc = strata__rec_reader_init(&rr->reader, c ? c->rec : n->rec, c ? 0 : n->nchildren, &names, label,
-                                     c && n->trace ? n->trace->reader.source : 0);
-    if (rc) {
+        return NULL;
+    rr->owner = owner;
+    strata__trace_names names = {rr, name_process, name_track, name_callable};
+    if (strata__rec_reader_init(&rr->reader, area, dispatch, &names, label, flow_source) != STRATA_OK) {
         free(rr);
-        return rc;
+        return NULL;
     }
-    *out = rr;
-    return STRATA_OK;
+    return rr;
 }
 
-/* Readers of every area, made the first time a run is traced. */
+/* Readers of the areas below worker child `sub` (levels 4+), added to n->deep. */
+static bool add_deep(strata__node *n, const strata__node *sub, uint8_t *at, uint32_t flow_source, const char *under)
+{
+    for (uint32_t i = 0; i < children_of(sub); i++) {
+        strata__child_kind kind;
+        const strata__node *below;
+        uint32_t rings = layout_of(sub, i, &kind, &below);
+        if (!rings)
+            continue;
+        strata__rec_area *area = (strata__rec_area *)(void *)at;
+        at += strata__rec_area_bytes(rings, sub->rec_capacity);
+        char label[64];
+        snprintf(label, sizeof label, "%s %u of %.32s", kind == STRATA__CHILD_CHIP ? "chip" : "child", i, under);
+        void *grown = realloc(n->deep, (n->ndeep + 1) * sizeof n->deep[0]);
+        if (!grown)
+            return false;
+        n->deep = grown;
+        strata__record_reader *rr = new_reader(sub, area, below ? children_of(below) : 0, flow_source, label);
+        if (!rr)
+            return false;
+        n->deep[n->ndeep++] = rr;
+        rr->sub = below;
+        rr->kind = kind;
+        rr->index = i;
+        rr->device_id = kind == STRATA__CHILD_CHIP ? sub->cfg.device_ids[i] : -1;
+        snprintf(rr->under, sizeof rr->under, "%s", under);
+        if (below) {
+            char deeper[96];
+            child_label(kind, i, -1, below, deeper, sizeof deeper);
+            char path[104];
+            snprintf(path, sizeof path, "%.40s under %.50s", deeper, under);
+            if (!add_deep(n, below, at, rr->reader.source, path))
+                return false;
+            at += tree_bytes(below);
+        }
+    }
+    return true;
+}
+
+/* Readers of every area of the top's tree, made the first time a run is traced. */
 static bool make_readers(strata__node *n)
 {
-    if (!n->trace && make_reader(n, NULL, &n->trace) != STRATA_OK)
-        return false;
+    if (!n->trace) {
+        char label[48];
+        snprintf(label, sizeof label, "level-%d worker", n->level);
+        n->trace = new_reader(n, n->rec, n->nchildren, 0, label);
+        if (!n->trace)
+            return false;
+        n->trace->own = true;
+    }
     for (uint32_t i = 0; i < n->nchildren; i++) {
         strata__child *c = &n->children[i];
-        if (c->rec && !c->trace && make_reader(n, c, &c->trace) != STRATA_OK)
+        if (!c->rec || c->trace)
+            continue;
+        char label[48];
+        snprintf(label, sizeof label, "%s %d", c->kind == STRATA__CHILD_CHIP ? "chip" : "child", c->worker);
+        c->trace = new_reader(n, c->rec, c->sub_node ? children_of(c->sub_node) : 0, n->trace->reader.source, label);
+        if (!c->trace)
             return false;
+        c->trace->c = c;
+        c->trace->sub = c->sub_node;
+        c->trace->kind = c->kind;
+        c->trace->index = (uint32_t)c->worker;
+        c->trace->device_id = c->device_id;
+        if (c->sub_node) {
+            char under[96];
+            child_label(c->kind, (uint32_t)c->worker, -1, c->sub_node, under, sizeof under);
+            if (!add_deep(n, c->sub_node, c->sub_node->rec_reserved, c->trace->reader.source, under))
+                return false;
+        }
     }
     return true;
 }
@@ -224,16 +384,20 @@ void strata__record_run_begin(strata__node *n, const strata_call_config *cfg)
        whether the level above traces the run that runs this one */
     bool open = n->rec_owned ? strata__trace_active() : strata__rec_traced(n->rec);
     bool want = open && cfg->trace != STRATA_TRACE_SKIP;
-    n->traced = want && make_readers(n);   /* no reader (no memory): the run goes untraced */
-    if (n->traced) {
+    /* the top reads every area of its tree; a worker child only records */
+    n->traced = want && (!n->rec_owned || make_readers(n));   /* no reader (no memory): untraced */
+    if (n->traced && n->trace) {
         /* what untraced runs left in the rings is not this trace's (a traced
            run drains everything before it ends) */
         strata__rec_reader_skip(&n->trace->reader);
         for (uint32_t i = 0; i < n->nchildren; i++)
             if (n->children[i].trace && !n->children[i].dead)
                 strata__rec_reader_skip(&n->children[i].trace->reader);
-        tell_children(n, 1);
+        for (uint32_t i = 0; i < n->ndeep; i++)
+            strata__rec_reader_skip(&n->deep[i]->reader);
     }
+    if (n->traced)
+        tell_children(n, 1);
     strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), STRATA__REC_RUN_BEGIN, 0, n->run_id,
                       (uint64_t)n->level);
 }
@@ -252,6 +416,8 @@ void strata__record_drain(strata__node *n)
 {
     if (!n->trace || !strata__trace_lock())
         return;
+    for (uint32_t i = 0; i < n->ndeep; i++)   /* below worker children first: their tasks end before their parents' */
+        strata__rec_drain(&n->deep[i]->reader);
     for (uint32_t i = 0; i < n->nchildren; i++)
         if (n->children[i].trace && !n->children[i].dead)
             strata__rec_drain(&n->children[i].trace->reader);
@@ -280,6 +446,16 @@ void strata__record_instant(strata__node *n, const strata__child *c, const char 
 }
 
 /* ---- the flight recorder ---- */
+
+/* What names child c's area's tracks and tasks, without a reader. */
+static strata__record_reader names_for(strata__node *n, strata__child *c)
+{
+    strata__record_reader rr = {.owner = n, .sub = c->sub_node, .c = c, .kind = c->kind,
+                                .index = (uint32_t)c->worker, .device_id = c->device_id};
+    rr.reader.area = c->rec;
+    rr.reader.nrings = rings_of(n, c);
+    return rr;
+}
 
 #define POSTMORTEM_EVENTS 2048u   /* the last events of each ring in a postmortem file */
 #define POSTMORTEM_FILES  16u     /* kept per process; the oldest goes first */
@@ -328,7 +504,7 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
         free(path);
         return NULL;
     }
-    strata__record_reader names = {.n = n, .c = c};
+    strata__record_reader names = names_for(n, c);
     char name[96];
     strata__child_name(c, name, sizeof name);
     fprintf(f, "{\"strata_postmortem\": 1,\n \"child\": ");
@@ -348,8 +524,7 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
         fprintf(f, "%s\n  {\"name\": ", r ? "," : "");
         json_string(f, track);
         if (current)
-            fprintf(f, ", \"in_kernel\": {\"task\": %" PRIu64 ", \"func_id\": %" PRIu64 "}", current - 1,
-                    strata__load_relaxed(&ring->current_arg));
+            fprintf(f, ", \"in_kernel\": {\"func_id\": %" PRIu64 "}", strata__rec_current_func(current));
         fprintf(f, ", \"events\": [");
         uint64_t cursor = strata__rec_oldest(ring), lost = 0;
         uint64_t head = strata__load_acquire(&ring->head);
@@ -360,7 +535,7 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
             fprintf(f, "%s\n    {\"ts_ns\": %" PRIu64 ", \"event\": \"%s\", \"id\": %" PRIu64 ", \"arg\": %" PRIu64,
                     first ? "" : ",", e.ts_ns, strata__rec_kind_name(e.kind), e.id, e.arg);
             if (e.kind == STRATA__REC_TASK_BEGIN) {
-                const char *cn = name_callable(&names, (uint32_t)e.arg);
+                const char *cn = name_callable(&names, false, (uint32_t)e.arg);
                 fprintf(f, ", \"run\": %" PRIu64 ", \"task\": %" PRIu64 ", \"callable\": ", e.id >> 32,
                         e.id & 0xffffffffu);
                 json_string(f, cn ? cn : "?");
@@ -419,7 +594,7 @@ static const char *duration(uint64_t ns, char *buf, size_t cap)
    core 0 was in kernel func_id 1 (chip task 7)". */
 static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out, size_t cap)
 {
-    strata__record_reader names = {.n = n, .c = c};
+    strata__record_reader names = names_for(n, c);
     const strata__rec_ring *main = strata__rec_area_ring(c->rec, 0);
     strata__rec_copy e, begin = {0}, last_end = {0};
     uint64_t cursor = strata__rec_oldest(main), lost = 0, count = 0;
@@ -437,7 +612,7 @@ static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out
                                                                                                       : "callable";
     char took[32];
     if (begin.kind == STRATA__REC_TASK_BEGIN) {
-        const char *cn = name_callable(&names, (uint32_t)begin.arg);
+        const char *cn = name_callable(&names, false, (uint32_t)begin.arg);
         char callable[96];
         if (cn)
             snprintf(callable, sizeof callable, "%s '%s'", what, cn);
@@ -459,8 +634,7 @@ static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out
             continue;
         char track[64];
         name_track(&names, r, track, sizeof track);
-        append(out, cap, "; %s was in kernel func_id %" PRIu64 " (chip task %" PRIu64 ")", track,
-               strata__load_relaxed(&ring->current_arg), current - 1);
+        append(out, cap, "; %s was in kernel func_id %" PRIu64, track, strata__rec_current_func(current));
     }
 }
 
@@ -524,8 +698,9 @@ static void chip_track(void *ctx, uint32_t track, char *buf, size_t cap)
         snprintf(buf, cap, "chip %d: AIV core %u", r->device_id, track - 1 - r->aic);
 }
 
-static const char *chip_callable(void *ctx, uint32_t handle)
+static const char *chip_callable(void *ctx, bool dispatched, uint32_t handle)
 {
+    (void)dispatched;
     strata__chip_record *r = ctx;
     return r->name(r->ctx, handle);
 }

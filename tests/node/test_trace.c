@@ -425,5 +425,82 @@ TEST_CASE(level2_kernels_on_their_cores)
     scratch_remove();
 }
 
-TEST_MAIN(CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+/* ---- level 4: the engines and children below a worker child ---- */
+
+/* Level-3 orchestration (in a worker child): chain3 on chip 0 over x, then
+   SUB y = x + 1. Handles of the level-3 workers: chain3 1, plus 2. */
+static int l3_trace_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)cfg;
+    (void)ctx;
+    strata_tag inout = STRATA_INOUT, in_out[2] = {STRATA_INPUT, STRATA_OUTPUT};
+    int rc = strata_submit_next_level(o, 1, &(strata_task_args){&args->tensors[0], &inout, 1, NULL, 0}, NULL, 0);
+    if (rc == STRATA_OK)
+        rc = strata_submit_sub(o, 2, &(strata_task_args){args->tensors, in_out, 2, NULL, 0});
+    return rc;
+}
+
+typedef struct l4_job {
+    strata_handle orch;
+    strata_tensor xy[2][2];
+} l4_job;
+
+/* one task on each of the two level-3 workers */
+static int l4_trace_orch(strata_orch *o, const strata_task_args *args, const strata_call_config *cfg, void *ctx)
+{
+    (void)args;
+    (void)cfg;
+    l4_job *j = ctx;
+    strata_tag tags[2] = {STRATA_INOUT, STRATA_OUTPUT};
+    int rc = STRATA_OK;
+    for (int k = 0; rc == STRATA_OK && k < 2; k++)
+        rc = strata_submit_next_level(o, j->orch, &(strata_task_args){j->xy[k], tags, 2, NULL, 0}, NULL, k);
+    return rc;
+}
+
+TEST_CASE(level4_tree_in_one_trace)
+{
+    char path[512];
+    scratch_path(path, sizeof path, "l4.json");
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 4);
+    cfg.shared_heap_bytes = 16 << 20;
+    cfg.close_grace_ms = 500;
+    strata_worker *w4;
+    CHECK_OK(strata_worker_create(&cfg, &w4));
+    for (int k = 0; k < 2; k++) {
+        strata_worker *w3 = node_worker(1, 1, STRATA_ON_DEATH_RESTART, NULL);
+        strata_chip_callable c = {"chain3", chain3_orch, inc_kernels, 1};
+        strata_handle h;
+        CHECK_OK(strata_worker_register_chip(w3, &c, &h));
+        CHECK_EQ_U64(h, 1);
+        CHECK_OK(strata_worker_register_sub_named(w3, "plus", plus_sub, NULL, &h));
+        CHECK_EQ_U64(h, 2);
+        int id;
+        CHECK_OK(strata_worker_add_worker(w4, w3, &id));
+    }
+    l4_job j;
+    CHECK_OK(strata_worker_register_orch_named(w4, "l3_trace_orch", l3_trace_orch, NULL, &j.orch));
+    CHECK_OK(strata_worker_init(w4));
+    uint64_t *p;
+    for (int k = 0; k < 2; k++) {
+        j.xy[k][0] = host_u64(w4, 1, &p);
+        j.xy[k][1] = host_u64(w4, 1, &p);
+    }
+    CHECK_OK(strata_trace_begin(path));
+    CHECK_OK(strata_worker_run(w4, l4_trace_orch, &j, NULL, NULL));
+    CHECK_OK(strata_worker_run(w4, l4_trace_orch, &j, NULL, NULL));
+    CHECK_OK(strata_trace_end());
+    CHECK_EQ_U64(u64_of(&j.xy[1][1])[0], 7);   /* x = 6 after two runs of chain3: y = 7 */
+    strata_worker_destroy(w4);
+    /* the top's two tasks per run; below each worker child, per run, its chip
+       task and SUB task (2 runs x 2 workers), their dispatch slices, kernels */
+    const char *expect[] = {"--runs", "1,2", "--tasks-per-run", "2", "--edges", "", "--callables",
+                            "l3_trace_orch,chain3,plus", "--deep-chip-tasks", "4", "--deep-sub-tasks", "4",
+                            "--deep-dispatch", "8", "--kernels", "12", "--kernels-per-chip-task", "3", NULL};
+    CHECK(check_trace(path, expect));
+    scratch_remove();
+}
+
+TEST_MAIN(CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
           CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

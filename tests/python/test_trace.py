@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,13 @@ def check(path, *expect):
 
 
 def produce(args):
+    # waits (bounded) until every task of the run is submitted: each then waits
+    # for its producers, so every edge of the DAG is an arrow
+    gate = args.tensor(1)
+    for _ in range(10000):
+        if gate[0]:
+            break
+        time.sleep(0.001)
     args.tensor(0)[:] = 1
 
 
@@ -41,10 +49,13 @@ def test_a_dag_in_the_trace(tmp_path):
         hp, h1, ha = w.register(produce), w.register(plus_one), w.register(add)
         w.init()
         x, y, z, out = (w.host_empty((4,), "float32") for _ in range(4))
+        gate = w.host_zeros((1,), "int64")
 
         def dag(orch, args, config):
+            gate[0] = 0
             ta = TaskArgs()
             ta.add_tensor(x, TensorArgType.OUTPUT)
+            ta.add_tensor(gate, TensorArgType.NO_DEP)
             orch.submit_sub(hp, ta)
             for dst in (y, z):
                 ta = TaskArgs()
@@ -56,6 +67,7 @@ def test_a_dag_in_the_trace(tmp_path):
             ta.add_tensor(z, TensorArgType.INPUT)
             ta.add_tensor(out, TensorArgType.OUTPUT)
             orch.submit_sub(ha, ta)
+            gate[0] = 1
 
         with strata.trace(path):
             w.run(dag)
@@ -63,7 +75,7 @@ def test_a_dag_in_the_trace(tmp_path):
             w.run(dag)
         assert (out == 4).all()
     check(path, "--runs", "1,3", "--absent-runs", "2", "--tasks-per-run", "4", "--edges", "1>2,1>3,2>4,3>4",
-          "--callables", "test_trace.produce,test_trace.plus_one,test_trace.add")
+          "--all-edges", "--callables", "test_trace.produce,test_trace.plus_one,test_trace.add")
     events = json.loads(path.read_text())
     names = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
     assert "SUB function" in names and "level-3 worker: orchestrator" in names

@@ -61,7 +61,14 @@ def check_trace(path, args):
         return threads.get((e["pid"], e["tid"]), "")
 
     slices = [e for e in body if e["ph"] == "X"]
-    # the engine's dispatch slices and the children's task slices, by (run, task)
+    # the top engine's dispatch slices and its children's task slices, by (run,
+    # task); processes below a worker child (levels 4+) are " under " one
+    def top(e):
+        return procs.get(e["pid"], "").startswith("application")
+
+    def deep(e):
+        return " under " in procs.get(e["pid"], "")
+
     dispatch, child = {}, {}
     for e in slices:
         a = e.get("args", {})
@@ -69,10 +76,22 @@ def check_trace(path, args):
             continue
         key = (a["run"], a["task"])
         name = track(e)
-        if "tasks of" in name:
+        if "tasks of" in name and top(e):
             dispatch.setdefault(key, []).append(e)
-        elif name in ("chip orchestrator", "SUB function", "engine"):
+        elif name in ("chip orchestrator", "SUB function", "engine") and not deep(e):
             child.setdefault(key, []).append(e)
+    if args.deep_chip_tasks is not None:
+        got = sum(1 for e in slices if deep(e) and track(e) == "chip orchestrator")
+        if got != args.deep_chip_tasks:
+            fail("%d chip tasks below worker children, not %d" % (got, args.deep_chip_tasks))
+    if args.deep_sub_tasks is not None:
+        got = sum(1 for e in slices if deep(e) and track(e) == "SUB function")
+        if got != args.deep_sub_tasks:
+            fail("%d SUB tasks below worker children, not %d" % (got, args.deep_sub_tasks))
+    if args.deep_dispatch is not None:
+        got = sum(1 for e in slices if not top(e) and not deep(e) and "tasks of" in track(e))
+        if got != args.deep_dispatch:
+            fail("%d slices on worker children's dispatch tracks, not %d" % (got, args.deep_dispatch))
     runs = [int(r) for r in args.runs.split(",")] if args.runs else []
     absent = [int(r) for r in args.absent_runs.split(",")] if args.absent_runs else []
     for key in list(dispatch) + list(child):
@@ -112,10 +131,15 @@ def check_trace(path, args):
                 if key not in a:
                     fail("kernel slice without %r: %r" % (key, e))
             per_task.setdefault((a.get("run"), a.get("node_task")), []).append(e)
-        for (run, task), cs in child.items():
-            if track(cs[0]) != "chip orchestrator":
-                continue
-            ks = per_task.get((run, task), [])
+        chip_tasks = {}
+        for e in slices:
+            if track(e) == "chip orchestrator" and "run" in e.get("args", {}):
+                chip_tasks.setdefault((e["pid"], e["args"]["run"], e["args"]["task"]), []).append(e)
+        per_task = {}
+        for e in kernels:
+            per_task.setdefault((e["pid"], e["args"].get("run"), e["args"].get("node_task")), []).append(e)
+        for (pid, run, task), cs in chip_tasks.items():
+            ks = per_task.get((pid, run, task), [])
             if len(ks) != args.kernels_per_chip_task:
                 fail("run %d chip task %d: %d kernel slices, not %d" % (run, task, len(ks), args.kernels_per_chip_task))
             cb, ce = ns(cs[0]["ts"]), ns(cs[0]["ts"]) + ns(cs[0]["dur"])
@@ -140,14 +164,17 @@ def check_trace(path, args):
                 return s
         return None
     dispatch_slices = [s for v in dispatch.values() for s in v]
+    all_dispatch = [e for e in slices if "tasks of" in track(e)]
     child_slices = [s for v in child.values() for s in v]
     for run in runs:
-        submits = set()
+        submits, submitted_at = set(), {}
         for (name, fid), ends in flows.items():
             if name == "submit" and "f" in ends:
                 s = slice_at(ends["f"], child_slices)
                 if s and s["args"]["run"] == run:
                     submits.add(s["args"]["task"])
+                    if "s" in ends:
+                        submitted_at[s["args"]["task"]] = ns(ends["s"]["ts"])
         want = set(range(1, (args.tasks_per_run or 0) + 1))
         if submits != want:
             fail("run %d: submit arrows reach tasks %s, not %s" % (run, sorted(submits), sorted(want)))
@@ -156,14 +183,31 @@ def check_trace(path, args):
             for (name, fid), ends in flows.items():
                 if name != "dependency" or len(ends) != 2:
                     continue
+                if not top(ends["s"]):   # a worker child's engine's: it joins its own dispatch slices
+                    if slice_at(ends["s"], all_dispatch) is None or slice_at(ends["f"], all_dispatch) is None:
+                        fail("dependency arrow %d below the top does not join two dispatch slices" % fid)
+                    continue
                 p, c = slice_at(ends["s"], dispatch_slices), slice_at(ends["f"], dispatch_slices)
                 if p is None or c is None:
                     fail("dependency arrow %d does not join two dispatch slices" % fid)
                 elif p["args"]["run"] == run:
                     got.add((p["args"]["task"], c["args"]["task"]))
-            want_edges = {tuple(int(x) for x in pair.split(">")) for pair in args.edges.split(",") if pair}
-            if got != want_edges:
-                fail("run %d: dependency arrows %s, not %s" % (run, sorted(got), sorted(want_edges)))
+            dag = {tuple(int(x) for x in pair.split(">")) for pair in args.edges.split(",") if pair}
+            # An arrow is a release: a consumer submitted before its producer's
+            # answer waited for it and must have one; one submitted after found
+            # the producer done and waited for nothing (no arrow, no edge made).
+            must = set()
+            for (p, c) in dag:
+                d = dispatch.get((run, p), [])
+                if d and c in submitted_at and submitted_at[c] < ns(d[0]["ts"]) + ns(d[0]["dur"]):
+                    must.add((p, c))
+            if not got <= dag:
+                fail("run %d: dependency arrows %s that are no edge of %s" % (run, sorted(got - dag), sorted(dag)))
+            if not must <= got:
+                fail("run %d: no dependency arrow for %s (consumers submitted while their producer ran)"
+                     % (run, sorted(must - got)))
+            if args.all_edges and got != dag:
+                fail("run %d: dependency arrows %s, not %s" % (run, sorted(got), sorted(dag)))
     names = {e["name"] for e in slices}
     for c in (args.callables.split(",") if args.callables else []):
         if not any(n == c or n.startswith(c + ":") for n in names):
@@ -210,9 +254,13 @@ def main():
     ap.add_argument("--absent-runs")
     ap.add_argument("--tasks-per-run", type=int)
     ap.add_argument("--edges")
+    ap.add_argument("--all-edges", action="store_true", help="every edge of --edges must be an arrow")
     ap.add_argument("--kernels-per-chip-task", type=int)
     ap.add_argument("--callables")
     ap.add_argument("--kernels", type=int)
+    ap.add_argument("--deep-chip-tasks", type=int)
+    ap.add_argument("--deep-sub-tasks", type=int)
+    ap.add_argument("--deep-dispatch", type=int)
     ap.add_argument("--kernel-cores", type=int)
     ap.add_argument("--instant", action="append")
     ap.add_argument("--unended", type=int)

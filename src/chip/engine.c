@@ -312,6 +312,20 @@ static int check_timeouts(strata__chip *chip)
     return STRATA_OK;
 }
 
+void strata__chip_note(strata__chip *chip, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg)
+{
+    strata__rec_ring *ring = strata__rec_area_ring(chip->rec, 0);
+    if (ring)
+        strata__rec_write(ring, strata__now_ns(), kind, aux, id, arg);
+}
+
+void strata__chip_note_counters(strata__chip *chip)
+{
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, chip->next_id - chip->retire_next);
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_DEP_POOL, 0, chip->dep_head - chip->dep_tail);
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_HEAP, 0, chip->heap.used);
+}
+
 int strata__chip_wait_progress(strata__chip *chip)
 {
     if (chip->hung)
@@ -320,6 +334,13 @@ int strata__chip_wait_progress(strata__chip *chip)
        stops submitting while it waits */
     uint32_t streaming = strata__load_relaxed(&chip->streaming);
     strata__store_relaxed(&chip->streaming, 0);
+    if (chip->on_wait && (chip->run_watch & STRATA__WATCH_TRACED)) {
+        uint64_t now = strata__now_ns();
+        if (now - chip->waited_ns >= 1000000u) {
+            chip->waited_ns = now;
+            chip->on_wait(chip->on_wait_ctx);
+        }
+    }
     int rc = wait_progress(chip);
     strata__store_relaxed(&chip->streaming, streaming);
     return rc;
@@ -362,6 +383,7 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     chip->run_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : chip->task_timeout_ms;
     chip->run_watch = (chip->run_timeout_ms ? STRATA__WATCH_TIMED : 0) |
                       (strata__rec_traced(chip->rec) ? STRATA__WATCH_TRACED : 0);
+    chip->launch = chip->run_watch ? strata__lane_watched_launch : chip->platform->launch;
     chip->high_window = chip->high_dep = 0;
     chip->dep_head = chip->dep_tail = 0;
     chip->nscopes = 0;

@@ -179,8 +179,18 @@ struct strata__chip {
     uint64_t           *scopes;            /* hrec_next at each open scope_begin */
     uint32_t            nscopes, scopes_cap;
     uint64_t            run_timeout_ms;
-    uint32_t            run_watch;         /* STRATA__WATCH_*: what lanes do around a kernel this run;
-                                              set before its first task is pushed */
+    uint32_t            run_watch;         /* STRATA__WATCH_*: what the run records or checks; set,
+                                              with launch, before its first task is pushed */
+    /* The run's kernel launch: the platform's, or, for a timed or traced run,
+       strata__lane_watched_launch around it, so an unwatched kernel pays no
+       test for either. */
+    int               (*launch)(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args);
+
+    /* Called (traced runs, at most every millisecond) while the orchestrator
+       waits: a level-2 worker drains its rings into the trace then. */
+    void              (*on_wait)(void *ctx);
+    void               *on_wait_ctx;
+    uint64_t            waited_ns;
     uint64_t            high_window, high_dep;
     bool                hung;              /* a task passed its timeout: lanes abandoned */
 
@@ -249,6 +259,13 @@ void strata__chip_retire(strata__chip *chip);
 int  strata__chip_wait_progress(strata__chip *chip);
 int  strata__lanes_start(strata__chip *chip);
 void strata__lanes_stop(strata__chip *chip);
+/* A timed or traced run's launch (chip->launch): the lane's bookkeeping around
+   the platform's. */
+int  strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args);
+/* Record a traced run's event on the orchestrator's ring. */
+void strata__chip_note(strata__chip *chip, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg);
+/* A traced run's occupancy counters, on the orchestrator's ring. */
+void strata__chip_note_counters(strata__chip *chip);
 /* Whether the calling thread is one of chip's lanes (a kernel is calling). */
 bool strata__on_lane_of(const strata__chip *chip);
 

@@ -10,6 +10,7 @@
 #include "chip/engine.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,18 @@
    its own thread. */
 static _Thread_local strata__lane *current_lane;
 
-/* Before and after a kernel of a run with a timeout (the orchestrator's check
-   reads which task a lane runs since when) or traced (its begin and end). */
-static __attribute__((noinline)) void watch_begin(strata__lane *lane, uint64_t id, int func_id, uint32_t watch)
+/* The launch of a run with a timeout (the orchestrator's check reads which
+   task a lane runs since when) or traced (each kernel's begin and end): the
+   lane's bookkeeping around the platform's launch. Only such runs call it
+   (chip->launch), so a plain run's kernels pay for neither. */
+int strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args)
 {
+    strata__lane *lane = current_lane;
+    strata__chip *chip = lane->chip;
+    const strata__task_body *body = (const strata__task_body *)(const void *)
+                                    ((const char *)args - offsetof(strata__task_body, view));
+    uint64_t id = chip->tasks[body - chip->bodies].id;
+    uint32_t watch = chip->run_watch;
     uint64_t now = strata__now_ns();
     if (watch & STRATA__WATCH_TIMED) {
         strata__store_relaxed(&lane->started_ns, now);
@@ -33,15 +42,13 @@ static __attribute__((noinline)) void watch_begin(strata__lane *lane, uint64_t i
         strata__store_release(&lane->running_id, id);
     }
     if ((watch & STRATA__WATCH_TRACED) && lane->rec)
-        strata__rec_write(lane->rec, now, STRATA__REC_KERNEL_BEGIN, 0, id, (uint64_t)func_id);
-}
-
-static __attribute__((noinline)) void watch_end(strata__lane *lane, uint64_t id, int rc, uint32_t watch)
-{
+        strata__rec_write(lane->rec, now, STRATA__REC_KERNEL_BEGIN, 0, id, (uint64_t)body->func_id);
+    int rc = chip->platform->launch(dev, fn, args);
     if ((watch & STRATA__WATCH_TRACED) && lane->rec)
         strata__rec_write(lane->rec, strata__now_ns(), STRATA__REC_KERNEL_END, 0, id, (uint64_t)(int64_t)rc);
     if (watch & STRATA__WATCH_TIMED)
         strata__store_release(&lane->running_id, 0);
+    return rc;
 }
 
 /* Runs slot; returns the next slot to run (see strata__chip_complete) or NONE. */
@@ -54,16 +61,11 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
     if (strata__load_relaxed(&t->poisoned) || strata__failure_status(&chip->failure) != 0) {
         status = STRATA_ECANCELED;
     } else {
-        uint32_t watch = chip->run_watch;   /* 0 in the common case: one test for timeouts and tracing */
-        if (watch)
-            watch_begin(lane, t->id, body->func_id, watch);
         /* The flight recorder: the kernel this core is in, one store each way
            (relaxed: read by the parent after this process died, or as a hint). */
         strata__store_relaxed(lane->current, strata__rec_current(body->func_id));
-        int rc = chip->platform->launch(chip->dev, body->fn, &body->view);
+        int rc = chip->launch(chip->dev, body->fn, &body->view);
         strata__store_relaxed(lane->current, 0);
-        if (watch)
-            watch_end(lane, t->id, rc, watch);
         if (rc != 0) {
             /* A kernel may have said why (strata_task_error): read on failure
                only, then cleared, so the hot path never touches the message. */

@@ -3,6 +3,8 @@
  * orchestrator state of the chip (TensorMap, rings' heads, scope stack). */
 #include "chip/engine.h"
 
+#include "core/recorder.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,9 +63,23 @@ static bool dep_pool_full(const strata__chip *chip)
     return chip->dep_head - chip->dep_tail >= chip->sizes.dep_pool;
 }
 
+/* Back-pressure: wait until a task retires, for room in `ring` (a
+   strata__rec_counter); a traced run records the wait and the rings' fill. */
+static int wait_for_room(strata__chip *chip, uint32_t ring)
+{
+    if (!(chip->run_watch & STRATA__WATCH_TRACED))
+        return strata__chip_wait_progress(chip);
+    strata__chip_note_counters(chip);
+    strata__chip_note(chip, STRATA__REC_WAIT_BEGIN, 0, chip->next_id, ring);
+    int rc = strata__chip_wait_progress(chip);
+    strata__chip_note(chip, STRATA__REC_WAIT_END, 0, chip->next_id, ring);
+    strata__chip_note_counters(chip);
+    return rc;
+}
+
 /* Whether producer has finished, so the new task needs no edge to it; poisons
    the new task when the producer failed. */
-static bool producer_finished(submit_ctx *ctx, uint64_t producer)
+static inline __attribute__((always_inline)) bool producer_finished(submit_ctx *ctx, uint64_t producer)
 {
     strata__chip *chip = ctx->chip;
     if (producer < chip->retire_next)
@@ -108,7 +124,7 @@ static int add_dep(void *arg, uint64_t producer)
             break;
         if (producer_finished(ctx, producer))
             return STRATA_OK;
-        if (strata__chip_wait_progress(chip))
+        if (wait_for_room(chip, STRATA__COUNTER_DEP_POOL))
             return timeout_error(chip, "waiting for room in the dep_pool ring");
     }
 
@@ -132,6 +148,8 @@ static int add_dep(void *arg, uint64_t producer)
     }
     chip->dep_head++;
     ctx->linked++;
+    if (__builtin_expect(chip->run_watch & STRATA__WATCH_TRACED, 0))   /* a traced run records the edge */
+        strata__chip_note(chip, STRATA__REC_EDGE, 0, producer, ctx->id);
     if (chip->dep_head - chip->dep_tail > chip->high_dep) {
         strata__chip_retire(chip);   /* as for the window's mark, see strata_chip_submit */
         uint64_t used = chip->dep_head - chip->dep_tail;
@@ -220,7 +238,7 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         strata__chip_retire(chip);
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)
             break;
-        if (strata__chip_wait_progress(chip))
+        if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
             return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
     }
     /* A new high-water mark is recorded only after a look at what has finished
@@ -273,6 +291,11 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
     strata__store_relaxed(&t->done, 0);
     strata__store_relaxed(&t->fanout, STRATA__EDGE_EMPTY);
 
+    if (__builtin_expect(chip->run_watch & STRATA__WATCH_TRACED, 0)) {   /* before its edges and any lane */
+        strata__chip_note(chip, STRATA__REC_SUBMIT, 0, id, (uint64_t)func_id);
+        if ((id & 63) == 0)
+            strata__chip_note_counters(chip);
+    }
     /* Every buffer is marked used by this task before the first wait inside
        tmap_access (dep_pool back-pressure): a second line of defence behind the
        scope check in resolve_buffers(). */
@@ -422,7 +445,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
                              chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)].closed;
         if (!oldest_closed || chip->retire_next == chip->next_id)
             return orch_fail(chip, heap_stuck(chip, n));
-        if (strata__chip_wait_progress(chip))
+        if (wait_for_room(chip, STRATA__COUNTER_HEAP))
             return timeout_error(chip, "strata_chip_alloc: waiting for room in the heap ring");
     }
     uint64_t addr = chip->heap_addr + offset;

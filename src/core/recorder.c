@@ -44,7 +44,7 @@ uint32_t strata__rec_read(const strata__rec_ring *r, uint64_t *cursor, strata__r
         const strata__rec_event *e = &r->events[from & (cap - 1)];
         /* acquire (each): a field of the writer's next lap brings the head
            that allowed it, so the check below sees the lap */
-        strata__rec_copy c = {.ts_ns = strata__load_acquire(&e->ts_ns)};
+        strata__rec_copy c = {.pos = from, .ts_ns = strata__load_acquire(&e->ts_ns)};
         uint64_t what = strata__load_acquire(&e->what);
         c.id = strata__load_acquire(&e->id);
         c.arg = strata__load_acquire(&e->arg);
@@ -71,7 +71,7 @@ const char *strata__rec_kind_name(uint32_t kind)
         [STRATA__REC_SUBMIT] = "submit",             [STRATA__REC_POST] = "post",
         [STRATA__REC_ANSWER] = "answer",             [STRATA__REC_RELEASE] = "release",
         [STRATA__REC_WAIT_BEGIN] = "wait_begin",     [STRATA__REC_WAIT_END] = "wait_end",
-        [STRATA__REC_COUNTER] = "counter",
+        [STRATA__REC_COUNTER] = "counter",          [STRATA__REC_EDGE] = "edge",
     };
     return kind < STRATA__REC_KINDS && names[kind] ? names[kind] : "unknown";
 }

@@ -52,6 +52,9 @@ typedef enum strata__rec_kind {
     STRATA__REC_WAIT_BEGIN, STRATA__REC_WAIT_END,
     /* a counter (aux: strata__rec_counter; arg: its value) */
     STRATA__REC_COUNTER,
+    /* a chip's orchestrator made task arg wait for task id (an edge of the
+       chip's graph, written when it is linked) */
+    STRATA__REC_EDGE,
     STRATA__REC_KINDS
 } strata__rec_kind;
 
@@ -75,6 +78,7 @@ typedef struct strata__rec_event {
 
 /* A plain copy of an event, as a reader holds it. */
 typedef struct strata__rec_copy {
+    uint64_t pos;             /* its position in the ring (a reader's cursor to it) */
     uint64_t ts_ns;
     uint32_t kind, aux;
     uint64_t id, arg;

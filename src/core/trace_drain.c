@@ -11,7 +11,6 @@
 #include "core/sys.h"
 #include "core/trace.h"
 
-#define READ_BATCH 256u
 
 /* Flow ids: bit 52 tells the two kinds apart; a source's number above the
    run's and task's (every id stays below 2^53, exact in a JSON reader's
@@ -37,7 +36,14 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     r->open = strata__calloc(r->ntracks, sizeof r->open[0]);
     r->depth = strata__calloc(r->ntracks, sizeof r->depth[0]);
     r->pending = dispatch ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->pending[0]) : NULL;
-    if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending)) {
+    r->batch = strata__calloc((size_t)r->nrings * STRATA__DRAIN_BATCH, sizeof r->batch[0]);
+    r->batch_at = strata__calloc(r->nrings, sizeof r->batch_at[0]);
+    r->batch_len = strata__calloc(r->nrings, sizeof r->batch_len[0]);
+    bool kernels = r->nrings > 1;   /* an area with cores */
+    r->edges = kernels ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->edges[0]) : NULL;
+    r->ended = kernels ? strata__calloc(STRATA__DRAIN_KERNELS, sizeof r->ended[0]) : NULL;
+    if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending) || !r->batch || !r->batch_at ||
+        !r->batch_len || (kernels && (!r->edges || !r->ended))) {
         strata__rec_reader_free(r);
         return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader of %u tracks", r->ntracks);
     }
@@ -51,6 +57,15 @@ void strata__rec_reader_free(strata__rec_reader *r)
     free(r->open);
     free(r->depth);
     free(r->pending);
+    free(r->batch);
+    free(r->batch_at);
+    free(r->batch_len);
+    free(r->edges);
+    free(r->ended);
+    r->batch = NULL;
+    r->batch_at = r->batch_len = NULL;
+    r->edges = NULL;
+    r->ended = NULL;
     r->cursors = NULL;
     r->open = NULL;
     r->depth = NULL;
@@ -238,6 +253,44 @@ static void posted(strata__rec_reader *r, int pid, uint32_t track, const strata_
     }
 }
 
+/* Kernels: each one's submit arrow from the orchestrator ends where it starts;
+   each edge the orchestrator linked (kept by its consumer until then) is an
+   arrow from the producer's kernel to it. In time order the producer's end
+   and the edge come before the consumer's start. */
+static void edge_linked(strata__rec_reader *r, const strata__rec_copy *e)
+{
+    if (!r->edges)
+        return;
+    for (uint32_t k = 0; k < 8; k++) {
+        uint32_t at = (uint32_t)((e->arg + k) % STRATA__DRAIN_PENDING);
+        if (r->edges[at].consumer == 0) {
+            r->edges[at].producer = e->id;
+            r->edges[at].consumer = e->arg;
+            return;
+        }
+    }
+}
+
+static void kernel_began(strata__rec_reader *r, int pid, uint32_t track, const strata__rec_copy *e)
+{
+    strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->source, e->id), false);
+    if (!r->edges)
+        return;
+    for (uint32_t k = 0; k < 8; k++) {
+        uint32_t at = (uint32_t)((e->id + k) % STRATA__DRAIN_PENDING);
+        if (r->edges[at].consumer != e->id)
+            continue;
+        uint64_t p = r->edges[at].producer;
+        r->edges[at].consumer = 0;
+        const __typeof__(r->ended[0]) *end = &r->ended[p % STRATA__DRAIN_KERNELS];
+        if (end->id != p)
+            continue;   /* its end was not read (lost, or long ago): no arrow */
+        uint64_t flow = (uint64_t)1 << 52 | (uint64_t)(r->source & 0xff) << 44 | (r->next_flow++ & 0xfffffffffffull);
+        strata__trace_flow(pid, r->track_base + end->track, end->end_ns ? end->end_ns - 1 : 0, "dependency", flow, true);
+        strata__trace_flow(pid, r->track_base + track, e->ts_ns, "dependency", flow, false);
+    }
+}
+
 static void counter(strata__rec_reader *r, int pid, const strata__rec_copy *e)
 {
     static const char *const names[STRATA__COUNTERS] = {"task window", "ready tasks", "heap bytes", "dep pool"};
@@ -250,10 +303,16 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
 {
     uint32_t track = ring;
     switch (e->kind) {
-    case STRATA__REC_RUN_BEGIN:
     case STRATA__REC_KERNEL_BEGIN:
+        push(r, track, e);
+        kernel_began(r, pid, track, e);
+        break;
+    case STRATA__REC_RUN_BEGIN:
     case STRATA__REC_WAIT_BEGIN:
         push(r, track, e);
+        break;
+    case STRATA__REC_EDGE:
+        edge_linked(r, e);
         break;
     case STRATA__REC_TASK_BEGIN:
         push(r, track, e);
@@ -275,6 +334,12 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
         break;
     case STRATA__REC_KERNEL_END:
         end_slice(r, pid, track, STRATA__REC_KERNEL_BEGIN, e);
+        if (r->ended) {
+            uint32_t at = (uint32_t)(e->id % STRATA__DRAIN_KERNELS);
+            r->ended[at].id = e->id;
+            r->ended[at].end_ns = e->ts_ns;
+            r->ended[at].track = track;
+        }
         break;
     case STRATA__REC_WAIT_END:
         end_slice(r, pid, track, STRATA__REC_WAIT_BEGIN, e);
@@ -300,7 +365,27 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
     }
 }
 
-void strata__rec_drain(strata__rec_reader *r)
+#define RING_DONE UINT32_MAX   /* batch_at: nothing more to read from the ring in this drain */
+
+/* Read ring's next batch, up to `limit` in time; whether it has one (else the
+   ring is done for this drain). */
+static bool refill(strata__rec_reader *r, uint32_t ring, uint64_t limit)
+{
+    strata__rec_copy *b = &r->batch[(size_t)ring * STRATA__DRAIN_BATCH];
+    uint64_t cursor = r->cursors[ring];
+    uint32_t n = strata__rec_read(strata__rec_area_ring(r->area, ring), &cursor, b, STRATA__DRAIN_BATCH, &r->lost);
+    uint32_t keep = 0;
+    while (keep < n && b[keep].ts_ns <= limit)
+        keep++;
+    /* from the first event held on (what the writer overwrote before it is
+       counted lost once) */
+    r->cursors[ring] = n ? b[0].pos : cursor;
+    r->batch_at[ring] = keep ? 0 : RING_DONE;
+    r->batch_len[ring] = keep;
+    return keep > 0;
+}
+
+void strata__rec_drain(strata__rec_reader *r, bool final)
 {
     int pid = pid_of(r);
     if (pid <= 0)
@@ -314,13 +399,30 @@ void strata__rec_drain(strata__rec_reader *r)
     }
     if (r->named_pid != pid || r->epoch != strata__trace_epoch())
         name_tracks(r, pid);
-    strata__rec_copy batch[READ_BATCH];
-    for (uint32_t ring = 0; ring < r->nrings; ring++) {
-        const strata__rec_ring *rr = strata__rec_area_ring(r->area, ring);
-        uint32_t n;
-        while ((n = strata__rec_read(rr, &r->cursors[ring], batch, READ_BATCH, &r->lost)) > 0)
-            for (uint32_t i = 0; i < n; i++)
-                one_event(r, pid, ring, &batch[i]);
+    /* Merge the rings in time order, a batch of each at a time; a ring's
+       events past `limit` wait for the next drain. */
+    uint64_t limit = final ? UINT64_MAX : strata__now_ns() - STRATA__DRAIN_LAG_NS;
+    for (uint32_t ring = 0; ring < r->nrings; ring++)
+        r->batch_at[ring] = r->batch_len[ring] = 0;   /* empty: read at the first look */
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        uint64_t best_ts = 0;
+        for (uint32_t ring = 0; ring < r->nrings; ring++) {
+            if (r->batch_at[ring] == RING_DONE)
+                continue;
+            if (r->batch_at[ring] == r->batch_len[ring] && !refill(r, ring, limit))
+                continue;
+            uint64_t ts = r->batch[(size_t)ring * STRATA__DRAIN_BATCH + r->batch_at[ring]].ts_ns;
+            if (best == UINT32_MAX || ts < best_ts) {
+                best = ring;
+                best_ts = ts;
+            }
+        }
+        if (best == UINT32_MAX)
+            break;
+        const strata__rec_copy *e = &r->batch[(size_t)best * STRATA__DRAIN_BATCH + r->batch_at[best]++];
+        r->cursors[best] = e->pos + 1;
+        one_event(r, pid, best, e);
     }
     if (r->lost != r->lost_told) {
         char args[96];

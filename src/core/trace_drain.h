@@ -38,6 +38,14 @@ typedef struct strata__trace_names {
 
 #define STRATA__DRAIN_DEPTH   4u     /* slices open at once on one track */
 #define STRATA__DRAIN_PENDING 4096u  /* dependency arrows whose consumer has not started */
+#define STRATA__DRAIN_KERNELS 4096u  /* recent kernels, for the arrows between them */
+#define STRATA__DRAIN_BATCH   256u   /* events read from one ring at a time */
+/* A drain while the writers run takes events at least this old only: each ring
+   is in time order, and the events of all rings are merged in time order, so
+   what an event follows from (a producer's end, the edge to it) is read
+   before it unless its writer stalled this long between clock and publish
+   (then an arrow may be missing; never a slice). */
+#define STRATA__DRAIN_LAG_NS  2000000u
 
 typedef struct strata__drain_open {
     uint64_t ts_ns, id, arg;
@@ -65,6 +73,13 @@ typedef struct strata__rec_reader {
     uint32_t   answer_track;
     uint64_t   next_flow;
     struct { uint64_t consumer, flow; } *pending;   /* STRATA__DRAIN_PENDING, consumer 0 = free */
+    /* the merge of the rings in time order: a batch per ring */
+    strata__rec_copy *batch;         /* nrings * STRATA__DRAIN_BATCH */
+    uint32_t  *batch_at, *batch_len;
+    /* between kernels of a chip: the edges its orchestrator linked, waiting
+       for their consumer to start (by consumer), and recent kernels' ends */
+    struct { uint64_t producer, consumer; } *edges;       /* STRATA__DRAIN_PENDING */
+    struct { uint64_t id, end_ns; uint32_t track; } *ended;  /* STRATA__DRAIN_KERNELS, by id */
 } strata__rec_reader;
 
 /* Set r up to read area (whose memory outlives r); dispatch: tracks past the
@@ -78,8 +93,10 @@ void strata__rec_reader_restart(strata__rec_reader *r);
 /* Forget what the area holds now (a run that begins traced after untraced
    ones: their events are not the trace's). */
 void strata__rec_reader_skip(strata__rec_reader *r);
-/* Write what the area holds past r's cursors (the trace's lock held). */
-void strata__rec_drain(strata__rec_reader *r);
+/* Write what the area holds past r's cursors (the trace's lock held). final:
+   the writers are quiet (the run ended, the process died): everything;
+   otherwise what is STRATA__DRAIN_LAG_NS old. */
+void strata__rec_drain(strata__rec_reader *r, bool final);
 /* The area's process died: its open slices are written as never ended (after
    a last drain). */
 void strata__rec_drain_died(strata__rec_reader *r);

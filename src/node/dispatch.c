@@ -585,7 +585,7 @@ static void pump(strata__node *n, bool block)
     if (n->traced) {
         /* a traced run drains the rings while it waits, at least every
            STRATA__TRACE_DRAIN_MS, so a long task's kernels do not lap them */
-        strata__record_drain(n);
+        strata__record_drain(n, false);
         timeout_ms = timeout_ms < STRATA__TRACE_DRAIN_MS ? timeout_ms : STRATA__TRACE_DRAIN_MS;
     }
     strata__sleep(n, timeout_ms);

@@ -406,22 +406,22 @@ void strata__record_run_end(strata__node *n)
 {
     strata__rec_write(strata__rec_area_ring(n->rec, 0), strata__now_ns(), STRATA__REC_RUN_END, 0, n->run_id, 0);
     if (n->traced) {
-        strata__record_drain(n);
+        strata__record_drain(n, true);
         tell_children(n, 0);
     }
     n->traced = false;
 }
 
-void strata__record_drain(strata__node *n)
+void strata__record_drain(strata__node *n, bool final)
 {
     if (!n->trace || !strata__trace_lock())
         return;
     for (uint32_t i = 0; i < n->ndeep; i++)   /* below worker children first: their tasks end before their parents' */
-        strata__rec_drain(&n->deep[i]->reader);
+        strata__rec_drain(&n->deep[i]->reader, final);
     for (uint32_t i = 0; i < n->nchildren; i++)
         if (n->children[i].trace && !n->children[i].dead)
-            strata__rec_drain(&n->children[i].trace->reader);
-    strata__rec_drain(&n->trace->reader);   /* last: the answers it saw have their tasks' slices */
+            strata__rec_drain(&n->children[i].trace->reader, final);
+    strata__rec_drain(&n->trace->reader, final);   /* last: the answers it saw have their tasks' slices */
     strata__trace_unlock();
 }
 
@@ -644,7 +644,7 @@ void strata__record_death(strata__node *n, strata__child *c)
         return;
     c->death_recorded = true;
     if (c->trace && strata__trace_lock()) {   /* what it published before it died, then its death */
-        strata__rec_drain(&c->trace->reader);
+        strata__rec_drain(&c->trace->reader, true);
         strata__rec_drain_died(&c->trace->reader);
         strata__trace_unlock();
     }
@@ -705,6 +705,17 @@ static const char *chip_callable(void *ctx, bool dispatched, uint32_t handle)
     return r->name(r->ctx, handle);
 }
 
+/* The orchestrator waits in a traced run: what the rings hold so far goes to
+   the trace, so a long run's kernels do not lap them. */
+static void chip_drain_while_waiting(void *ctx)
+{
+    strata__chip_record *r = ctx;
+    if (r->traced && r->reading && strata__trace_lock()) {
+        strata__rec_drain(&r->reader, false);
+        strata__trace_unlock();
+    }
+}
+
 int strata__chip_record_open(strata__chip *chip, int device_id, uint32_t aic, uint32_t aiv,
                              const char *(*name)(void *ctx, uint32_t handle), void *ctx, strata__chip_record **out)
 {
@@ -732,6 +743,8 @@ int strata__chip_record_open(strata__chip *chip, int device_id, uint32_t aic, ui
     r->name = name;
     r->ctx = ctx;
     strata__chip_set_recorder(chip, r->area);
+    chip->on_wait = chip_drain_while_waiting;
+    chip->on_wait_ctx = r;
     *out = r;
     return STRATA_OK;
 }
@@ -774,7 +787,7 @@ void strata__chip_record_run_end(strata__chip_record *r, int status)
         return;
     strata__store_relaxed(&r->area->traced, 0);
     if (strata__trace_lock()) {
-        strata__rec_drain(&r->reader);
+        strata__rec_drain(&r->reader, true);
         strata__trace_unlock();
     }
     r->traced = false;

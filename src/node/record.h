@@ -57,8 +57,10 @@ static inline void strata__record_child_started(strata__child *c)
 void strata__record_run_begin(strata__node *n, const strata_call_config *cfg);
 /* The run ended: its end recorded, every area drained, the children told. */
 void strata__record_run_end(strata__node *n);
-/* Write what every area holds into the trace (a traced run, while it waits). */
-void strata__record_drain(strata__node *n);
+/* Write what every area holds into the trace: while a traced run waits
+   (final false: what is old enough, core/trace_drain.h), or once its tasks
+   are done (final). */
+void strata__record_drain(strata__node *n, bool final);
 
 /* Child c's death is about to be reported: its last events summed up at the
    end of its death message, the whole area written to a postmortem file named
@@ -68,7 +70,7 @@ void strata__record_death(strata__node *n, strata__child *c);
 void strata__record_instant(strata__node *n, const strata__child *c, const char *what, const char *detail);
 
 /* A traced run drains the rings at least this often while it waits. */
-#define STRATA__TRACE_DRAIN_MS 5u
+#define STRATA__TRACE_DRAIN_MS 1u
 
 /* A level-2 worker's events: a chip in this process, its area private (ring
    0 its orchestrator, the thread that runs it; rings 1.. its cores). */

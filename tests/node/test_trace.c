@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -394,6 +395,60 @@ static int wide_orch(strata_chip_orch *o, const strata_task_args *args, const st
     return STRATA_OK;
 }
 
+/* A chain of 16 kernels whose first waits until the orchestration function
+   has submitted them all: every edge is linked while its producer runs. */
+static _Atomic int chain_gate;
+
+static int gated_kernel(const strata_task_args *a)
+{
+    for (int i = 0; i < 10000 && !atomic_load(&chain_gate); i++)
+        sleep_ms(1);
+    return inc_kernel(a);
+}
+
+static int chain16_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    atomic_store(&chain_gate, 0);
+    for (int k = 0; k < 16; k++) {
+        int rc = strata_chip_submit(o, k == 0 ? 8 : 7, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
+        if (rc)
+            return rc;
+    }
+    atomic_store(&chain_gate, 1);
+    return STRATA_OK;
+}
+
+static const strata_kernel_entry chain16_kernels[] = {{7, STRATA_AIV, inc_kernel}, {8, STRATA_AIV, gated_kernel}};
+
+TEST_CASE(level2_kernel_arrows_follow_the_chain)
+{
+    char path[512];
+    scratch_path(path, sizeof path, "chain.json");
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 2;
+    cfg.device_memory_bytes = 16 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"chain16", chain16_orch, chain16_kernels, 2};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    CHECK_OK(strata_worker_init(w));
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(w, 0, 8, &b));
+    strata_tensor t = {.addr = b.addr, .nbytes = 8, .dtype = STRATA_U64, .ndims = 1, .shape = {1}};
+    strata_tag tag = STRATA_INOUT;
+    CHECK_OK(strata_trace_begin(path));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    CHECK_OK(strata_trace_end());
+    strata_worker_destroy(w);
+    const char *expect[] = {"--kernels", "16", "--kernel-arrows", "15", NULL};
+    CHECK(check_trace(path, expect));
+    scratch_remove();
+}
+
 TEST_CASE(level2_kernels_on_their_cores)
 {
     char path[512];
@@ -502,5 +557,5 @@ TEST_CASE(level4_tree_in_one_trace)
     scratch_remove();
 }
 
-TEST_MAIN(CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+TEST_MAIN(CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
           CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

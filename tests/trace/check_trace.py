@@ -164,7 +164,6 @@ def check_trace(path, args):
                 return s
         return None
     dispatch_slices = [s for v in dispatch.values() for s in v]
-    all_dispatch = [e for e in slices if "tasks of" in track(e)]
     child_slices = [s for v in child.values() for s in v]
     for run in runs:
         submits, submitted_at = set(), {}
@@ -183,9 +182,9 @@ def check_trace(path, args):
             for (name, fid), ends in flows.items():
                 if name != "dependency" or len(ends) != 2:
                     continue
-                if not top(ends["s"]):   # a worker child's engine's: it joins its own dispatch slices
-                    if slice_at(ends["s"], all_dispatch) is None or slice_at(ends["f"], all_dispatch) is None:
-                        fail("dependency arrow %d below the top does not join two dispatch slices" % fid)
+                if not top(ends["s"]):   # a worker child's engine's or a chip's: it joins two of its slices
+                    if slice_at(ends["s"], slices) is None or slice_at(ends["f"], slices) is None:
+                        fail("dependency arrow %d below the top does not join two slices" % fid)
                     continue
                 p, c = slice_at(ends["s"], dispatch_slices), slice_at(ends["f"], dispatch_slices)
                 if p is None or c is None:
@@ -208,6 +207,11 @@ def check_trace(path, args):
                      % (run, sorted(must - got)))
             if args.all_edges and got != dag:
                 fail("run %d: dependency arrows %s, not %s" % (run, sorted(got), sorted(dag)))
+    if args.kernel_arrows is not None:
+        got = sum(1 for (name, fid), ends in flows.items() if name == "dependency" and len(ends) == 2
+                  and ("AIC core" in track(ends["s"]) or "AIV core" in track(ends["s"])))
+        if got != args.kernel_arrows:
+            fail("%d dependency arrows between kernels, not %d" % (got, args.kernel_arrows))
     names = {e["name"] for e in slices}
     for c in (args.callables.split(",") if args.callables else []):
         if not any(n == c or n.startswith(c + ":") for n in names):
@@ -258,6 +262,7 @@ def main():
     ap.add_argument("--kernels-per-chip-task", type=int)
     ap.add_argument("--callables")
     ap.add_argument("--kernels", type=int)
+    ap.add_argument("--kernel-arrows", type=int)
     ap.add_argument("--deep-chip-tasks", type=int)
     ap.add_argument("--deep-sub-tasks", type=int)
     ap.add_argument("--deep-dispatch", type=int)

@@ -319,6 +319,17 @@ void strata__chip_note(strata__chip *chip, uint32_t kind, uint32_t aux, uint64_t
         strata__rec_write(ring, strata__now_ns(), kind, aux, id, arg);
 }
 
+void strata__chip_drain_hook(strata__chip *chip)
+{
+    if (chip->on_wait && (chip->run_watch & STRATA__WATCH_TRACED)) {
+        uint64_t now = strata__now_ns();
+        if (now - chip->waited_ns >= 250000u) {   /* at most every 0.25 ms */
+            chip->waited_ns = now;
+            chip->on_wait(chip->on_wait_ctx);
+        }
+    }
+}
+
 void strata__chip_note_counters(strata__chip *chip)
 {
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, chip->next_id - chip->retire_next);
@@ -334,13 +345,7 @@ int strata__chip_wait_progress(strata__chip *chip)
        stops submitting while it waits */
     uint32_t streaming = strata__load_relaxed(&chip->streaming);
     strata__store_relaxed(&chip->streaming, 0);
-    if (chip->on_wait && (chip->run_watch & STRATA__WATCH_TRACED)) {
-        uint64_t now = strata__now_ns();
-        if (now - chip->waited_ns >= 1000000u) {
-            chip->waited_ns = now;
-            chip->on_wait(chip->on_wait_ctx);
-        }
-    }
+    strata__chip_drain_hook(chip);
     int rc = wait_progress(chip);
     strata__store_relaxed(&chip->streaming, streaming);
     return rc;

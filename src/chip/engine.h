@@ -186,8 +186,8 @@ struct strata__chip {
        test for either. */
     int               (*launch)(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args);
 
-    /* Called (traced runs, at most every millisecond) while the orchestrator
-       waits: a level-2 worker drains its rings into the trace then. */
+    /* Called in traced runs (strata__chip_drain_hook): a level-2 worker
+       drains its rings into the trace then. */
     void              (*on_wait)(void *ctx);
     void               *on_wait_ctx;
     uint64_t            waited_ns;
@@ -264,6 +264,9 @@ void strata__lanes_stop(strata__chip *chip);
 int  strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const strata_task_args *args);
 /* Record a traced run's event on the orchestrator's ring. */
 void strata__chip_note(strata__chip *chip, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg);
+/* A traced run's rings to the trace (chip->on_wait), at most every 0.25 ms:
+   while the orchestrator waits, and every 1024 submits. */
+void strata__chip_drain_hook(strata__chip *chip);
 /* A traced run's occupancy counters, on the orchestrator's ring. */
 void strata__chip_note_counters(strata__chip *chip);
 /* Whether the calling thread is one of chip's lanes (a kernel is calling). */

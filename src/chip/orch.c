@@ -295,6 +295,8 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
         strata__chip_note(chip, STRATA__REC_SUBMIT, 0, id, (uint64_t)func_id);
         if ((id & 63) == 0)
             strata__chip_note_counters(chip);
+        if ((id & 1023) == 0)
+            strata__chip_drain_hook(chip);   /* a level-2 worker's rings to the trace as they fill */
     }
     /* Every buffer is marked used by this task before the first wait inside
        tmap_access (dep_pool back-pressure): a second line of defence behind the

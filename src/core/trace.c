@@ -24,6 +24,7 @@
 #include "strata/trace.h"
 
 #define SINK_BUFFER (64u * 1024u)
+#define SINK_FLUSH  (32u * 1024u)   /* written at unlock once this much waits (and at every run's end) */
 
 _Atomic uint32_t strata__trace_open_word;
 
@@ -99,36 +100,120 @@ static void sink_escaped(const char *s)
         if (SINK_BUFFER - sink.len < 16)
             sink_write_out();
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            sink.buf[sink.len++] = (char)ch;
+        } else if (ch == '"' || ch == '\\') {
             sink.buf[sink.len++] = '\\';
             sink.buf[sink.len++] = (char)ch;
-        } else if (ch < 0x20) {
-            sink.len += (size_t)snprintf(sink.buf + sink.len, 8, "\\u%04x", ch);
         } else {
-            sink.buf[sink.len++] = (char)ch;
+            static const char hex[] = "0123456789abcdef";
+            memcpy(sink.buf + sink.len, "\\u00", 4);
+            sink.buf[sink.len + 4] = hex[ch >> 4];
+            sink.buf[sink.len + 5] = hex[ch & 15];
+            sink.len += 6;
         }
     }
 }
 
+/* Appending without printf: a trace event is formatted per task, and
+   vsnprintf was most of a traced task's cost. Callers keep room (an event's
+   fixed part is below 256 bytes; sink_escaped and the args check their own). */
+static void room(size_t n)
+{
+    if (SINK_BUFFER - sink.len < n)
+        sink_write_out();
+}
+
+static void put_lit(const char *s, size_t n)
+{
+    memcpy(sink.buf + sink.len, s, n);
+    sink.len += n;
+}
+#define PUT(lit) put_lit(lit, sizeof lit - 1)
+
+/* two digits per division: timestamps, track and flow ids have 10 to 16 */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
+static void put_u64(uint64_t v)
+{
+    char tmp[20];
+    int n = 20;
+    while (v >= 100) {
+        unsigned pair = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--n] = digit_pairs[pair + 1];
+        tmp[--n] = digit_pairs[pair];
+    }
+    if (v >= 10) {
+        tmp[--n] = digit_pairs[v * 2 + 1];
+        tmp[--n] = digit_pairs[v * 2];
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(sink.buf + sink.len, tmp + n, (size_t)(20 - n));
+    sink.len += (size_t)(20 - n);
+}
+
+static void put_i64(int64_t v)
+{
+    if (v < 0) {
+        sink.buf[sink.len++] = '-';
+        put_u64((uint64_t)0 - (uint64_t)v);
+    } else {
+        put_u64((uint64_t)v);
+    }
+}
+
+/* ns as microseconds with three decimals: exact to the nanosecond */
+static void put_us(uint64_t ns)
+{
+    put_u64(ns / 1000u);
+    unsigned frac = (unsigned)(ns % 1000u);
+    sink.buf[sink.len++] = '.';
+    sink.buf[sink.len++] = (char)('0' + frac / 100);
+    sink.buf[sink.len++] = (char)('0' + frac / 10 % 10);
+    sink.buf[sink.len++] = (char)('0' + frac % 10);
+}
+
 static void event_open(void)
 {
-    sink_printf("%s{", sink.first ? "" : ",\n");
+    room(256);
+    if (!sink.first)
+        PUT(",\n");
+    sink.buf[sink.len++] = '{';
     sink.first = false;
 }
 
 static void put_common(const char *ph, int pid, uint32_t track, uint64_t ts_ns, const char *name)
 {
     event_open();
-    sink_printf("\"ph\":\"%s\",\"pid\":%d,\"tid\":%" PRId64 ",\"ts\":%" PRIu64 ".%03u,\"name\":\"", ph, pid,
-                (int64_t)pid * STRATA__TRACE_TRACKS + track, ts_ns / 1000u, (unsigned)(ts_ns % 1000u));
+    PUT("\"ph\":\"");
+    put_lit(ph, strlen(ph));
+    PUT("\",\"pid\":");
+    put_i64(pid);
+    PUT(",\"tid\":");
+    put_i64((int64_t)pid * STRATA__TRACE_TRACKS + track);
+    PUT(",\"ts\":");
+    put_us(ts_ns);
+    PUT(",\"name\":\"");
     sink_escaped(name);
-    sink_printf("\"");
+    room(64);
+    PUT("\"");
 }
 
 static void put_args(const char *args)
 {
-    if (args && args[0])
-        sink_printf(",\"args\":{%s}", args);
+    if (args && args[0]) {
+        size_t n = strlen(args);
+        room(n + 16);
+        if (n + 16 > SINK_BUFFER - sink.len)
+            return;   /* longer than the buffer: left out (args are short) */
+        PUT(",\"args\":{");
+        put_lit(args, n);
+        PUT("}");
+    }
 }
 
 static int open_locked(const char *path, const char *what)
@@ -250,9 +335,15 @@ bool strata__trace_lock(void)
 
 void strata__trace_unlock(void)
 {
-    if (sink.len > 0)
-        sink_write_out();   /* the file holds every event drained so far */
+    if (sink.len >= SINK_FLUSH)
+        sink_write_out();   /* whole events only: the file is a valid prefix at every moment */
     pthread_mutex_unlock(&sink.lock);
+}
+
+void strata__trace_flush(void)
+{
+    if (sink.len > 0)
+        sink_write_out();
 }
 
 void strata__trace_process_name(int pid, const char *name, int sort_index)
@@ -280,35 +371,46 @@ void strata__trace_slice(int pid, uint32_t track, uint64_t begin_ns, uint64_t en
 {
     uint64_t dur = end_ns > begin_ns ? end_ns - begin_ns : 0;
     put_common("X", pid, track, begin_ns, name);
-    sink_printf(",\"dur\":%" PRIu64 ".%03u,\"cat\":\"strata\"", dur / 1000u, (unsigned)(dur % 1000u));
+    PUT(",\"dur\":");
+    put_us(dur);
+    PUT(",\"cat\":\"strata\"");
     put_args(args);
-    sink_printf("}");
+    room(4);
+    PUT("}");
 }
 
 void strata__trace_unended(int pid, uint32_t track, uint64_t begin_ns, const char *name, const char *args)
 {
     put_common("B", pid, track, begin_ns, name);
-    sink_printf(",\"cat\":\"strata\"");
+    PUT(",\"cat\":\"strata\"");
     put_args(args);
-    sink_printf("}");
+    room(4);
+    PUT("}");
 }
 
 void strata__trace_instant(int pid, uint32_t track, uint64_t ts_ns, const char *name, const char *args)
 {
     put_common("i", pid, track, ts_ns, name);
-    sink_printf(",\"s\":\"t\",\"cat\":\"strata\"");
+    PUT(",\"s\":\"t\",\"cat\":\"strata\"");
     put_args(args);
-    sink_printf("}");
+    room(4);
+    PUT("}");
 }
 
 void strata__trace_counter(int pid, uint64_t ts_ns, const char *name, uint64_t value)
 {
     put_common("C", pid, 0, ts_ns, name);
-    sink_printf(",\"args\":{\"value\":%" PRIu64 "}}", value);
+    PUT(",\"args\":{\"value\":");
+    put_u64(value);
+    PUT("}}");
 }
 
 void strata__trace_flow(int pid, uint32_t track, uint64_t ts_ns, const char *name, uint64_t id, bool start)
 {
     put_common(start ? "s" : "f", pid, track, ts_ns, name);
-    sink_printf(",\"cat\":\"strata\",\"id\":%" PRIu64 "%s}", id, start ? "" : ",\"bp\":\"e\"");
+    PUT(",\"cat\":\"strata\",\"id\":");
+    put_u64(id);
+    if (!start)
+        PUT(",\"bp\":\"e\"");
+    PUT("}");
 }

@@ -43,6 +43,9 @@ uint32_t strata__trace_new_source(void);
    the file is another process's (this is a child forked after it opened). */
 bool strata__trace_lock(void);
 void strata__trace_unlock(void);
+/* Write what is buffered to the file now (under the lock): at a run's end,
+   so the file holds every finished run. */
+void strata__trace_flush(void);
 
 /* Writers (under the lock). Names are escaped; `args` is the inside of a JSON
    object ("\"task\":3,\"run\":1") or NULL. Times are CLOCK_MONOTONIC ns. */

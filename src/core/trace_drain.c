@@ -27,6 +27,9 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     r->area = area;
     r->names = *names;
     snprintf(r->label, sizeof r->label, "%s", label);
+    static const char *const counters[STRATA__COUNTERS] = {"task window", "ready tasks", "heap bytes", "dep pool"};
+    for (uint32_t i = 0; i < STRATA__COUNTERS; i++)
+        snprintf(r->counter_names[i], sizeof r->counter_names[i], "%s (%s)", counters[i], r->label);
     r->nrings = area->nrings;
     r->ntracks = area->nrings + dispatch;
     r->track_base = strata__trace_new_tracks(r->ntracks);
@@ -37,13 +40,14 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     r->depth = strata__calloc(r->ntracks, sizeof r->depth[0]);
     r->pending = dispatch ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->pending[0]) : NULL;
     r->batch = strata__calloc((size_t)r->nrings * STRATA__DRAIN_BATCH, sizeof r->batch[0]);
+    r->core_names = strata__calloc(r->nrings, sizeof r->core_names[0]);
     r->batch_at = strata__calloc(r->nrings, sizeof r->batch_at[0]);
     r->batch_len = strata__calloc(r->nrings, sizeof r->batch_len[0]);
     bool kernels = r->nrings > 1;   /* an area with cores */
     r->edges = kernels ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->edges[0]) : NULL;
     r->ended = kernels ? strata__calloc(STRATA__DRAIN_KERNELS, sizeof r->ended[0]) : NULL;
     if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending) || !r->batch || !r->batch_at ||
-        !r->batch_len || (kernels && (!r->edges || !r->ended))) {
+        !r->batch_len || !r->core_names || (kernels && (!r->edges || !r->ended))) {
         strata__rec_reader_free(r);
         return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader of %u tracks", r->ntracks);
     }
@@ -62,6 +66,8 @@ void strata__rec_reader_free(strata__rec_reader *r)
     free(r->batch_len);
     free(r->edges);
     free(r->ended);
+    free(r->core_names);
+    r->core_names = NULL;
     r->batch = NULL;
     r->batch_at = r->batch_len = NULL;
     r->edges = NULL;
@@ -143,49 +149,140 @@ static bool pop(strata__rec_reader *r, uint32_t track, uint32_t begin_kind, uint
     return false;
 }
 
-static const char *core_label(const strata__rec_reader *r, uint32_t track, char *buf, size_t cap)
+/* A small text builder (no printf on the per-task path): appends while it
+   fits, always NUL-terminated. */
+typedef struct text {
+    char  *at, *end;
+} text;
+
+static void t_str(text *t, const char *s)
 {
-    r->names.track(r->names.ctx, track, buf, cap);
-    return buf;
+    while (*s && t->at + 1 < t->end)
+        *t->at++ = *s++;
+    *t->at = '\0';
 }
 
+/* s as the inside of a JSON string */
+static void t_json(text *t, const char *s)
+{
+    for (; *s && t->at + 2 < t->end; s++) {
+        if (*s == '"' || *s == '\\')
+            *t->at++ = '\\';
+        *t->at++ = (unsigned char)*s < 0x20 ? ' ' : *s;
+    }
+    *t->at = '\0';
+}
+
+static void t_u64(text *t, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n && t->at + 1 < t->end)
+        *t->at++ = tmp[--n];
+    *t->at = '\0';
+}
+
+static void t_i64(text *t, int64_t v)
+{
+    if (v < 0) {
+        t_str(t, "-");
+        t_u64(t, (uint64_t)0 - (uint64_t)v);
+    } else {
+        t_u64(t, (uint64_t)v);
+    }
+}
+
+/* The JSON-escaped name of core track `track` (named once per reader). */
+static const char *core_label(strata__rec_reader *r, uint32_t track)
+{
+    if (track >= r->nrings)
+        return "";
+    if (!r->core_names[track][0]) {
+        char raw[32];
+        r->names.track(r->names.ctx, track, raw, sizeof raw);
+        size_t k = 0;
+        for (const char *s = raw; *s && k + 2 < sizeof r->core_names[track]; s++) {
+            if (*s == '"' || *s == '\\')
+                r->core_names[track][k++] = '\\';
+            r->core_names[track][k++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+        }
+        r->core_names[track][k] = '\0';
+    }
+    return r->core_names[track];
+}
+
+/* The JSON-escaped name of the callable the cores' kernels belong to. */
+static const char *chip_callable(strata__rec_reader *r)
+{
+    if (r->chip_callable_of != r->chip_handle + 1) {
+        char buf[96];
+        const char *c = callable(r, false, r->chip_handle, buf, sizeof buf);
+        text t = {r->chip_callable, r->chip_callable + sizeof r->chip_callable};
+        t_json(&t, c);
+        r->chip_callable_of = r->chip_handle + 1;
+    }
+    return r->chip_callable;
+}
+
+/* The name and args of a slice that began with o. */
+/* The name and args of a slice that began with o. */
 /* The name and args of a slice that began with o. */
 static void describe(strata__rec_reader *r, uint32_t track, const strata__drain_open *o, const strata__rec_copy *end,
                      char *name, size_t name_cap, char *args, size_t args_cap)
 {
-    char buf[96], core[64];
+    char buf[96];
+    text n = {name, name + name_cap}, a = {args, args + args_cap};
+    name[0] = args[0] = '\0';
     switch (o->kind) {
     case STRATA__REC_RUN_BEGIN:
-        snprintf(name, name_cap, "run %" PRIu64, o->id);
-        snprintf(args, args_cap, "\"run\":%" PRIu64 ",\"level\":%" PRIu64, o->id, o->arg);
+        t_str(&n, "run ");
+        t_u64(&n, o->id);
+        t_str(&a, "\"run\":");
+        t_u64(&a, o->id);
+        t_str(&a, ",\"level\":");
+        t_u64(&a, o->arg);
         break;
     case STRATA__REC_TASK_BEGIN:
-    case STRATA__REC_POST: {
-        const char *c = callable(r, o->kind == STRATA__REC_POST, (uint32_t)o->arg, buf, sizeof buf);
-        snprintf(name, name_cap, "%s", c);
-        int n = snprintf(args, args_cap, "\"run\":%" PRIu64 ",\"task\":%" PRIu64 ",\"handle\":%" PRIu64, o->id >> 32,
-                         o->id & 0xffffffffu, o->arg);
-        if (o->kind == STRATA__REC_POST && n > 0 && (size_t)n < args_cap)
-            n += snprintf(args + n, args_cap - (size_t)n, ",\"child\":%u", track - r->nrings);
-        if (end && n > 0 && (size_t)n < args_cap)
-            snprintf(args + n, args_cap - (size_t)n, ",\"status\":%d", (int)(int64_t)end->arg);
-        break;
-    }
-    case STRATA__REC_KERNEL_BEGIN: {
-        const char *c = callable(r, false, r->chip_handle, buf, sizeof buf);
-        snprintf(name, name_cap, "%s: func_id %" PRIu64, c, o->arg);
-        int n = snprintf(args, args_cap, "\"task\":%" PRIu64 ",\"func_id\":%" PRIu64 ",\"core\":\"%s\",\"callable\":\"",
-                         o->id, o->arg, core_label(r, track, core, sizeof core));
-        /* the callable's name is the user's: escape what JSON needs escaped */
-        for (const char *s = c; *s && n > 0 && (size_t)n + 8 < args_cap; s++) {
-            if (*s == '"' || *s == '\\')
-                args[n++] = '\\';
-            args[n++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+    case STRATA__REC_POST:
+        t_str(&n, callable(r, o->kind == STRATA__REC_POST, (uint32_t)o->arg, buf, sizeof buf));
+        t_str(&a, "\"run\":");
+        t_u64(&a, o->id >> 32);
+        t_str(&a, ",\"task\":");
+        t_u64(&a, o->id & 0xffffffffu);
+        t_str(&a, ",\"handle\":");
+        t_u64(&a, o->arg);
+        if (o->kind == STRATA__REC_POST) {
+            t_str(&a, ",\"child\":");
+            t_u64(&a, track - r->nrings);
         }
-        if (n > 0 && (size_t)n + 48 < args_cap)
-            snprintf(args + n, args_cap - (size_t)n, "\",\"run\":%" PRIu64 ",\"node_task\":%" PRIu64 "%s",
-                     r->chip_task >> 32, r->chip_task & 0xffffffffu,
-                     end && end->arg ? ",\"failed\":true" : "");
+        if (end) {
+            t_str(&a, ",\"status\":");
+            t_i64(&a, (int64_t)end->arg);
+        }
+        break;
+    case STRATA__REC_KERNEL_BEGIN: {
+        const char *c = chip_callable(r);   /* escaped: as a slice's name, it is escaped again */
+        t_str(&n, callable(r, false, r->chip_handle, buf, sizeof buf));
+        t_str(&n, ": func_id ");
+        t_u64(&n, o->arg);
+        t_str(&a, "\"task\":");
+        t_u64(&a, o->id);
+        t_str(&a, ",\"func_id\":");
+        t_u64(&a, o->arg);
+        t_str(&a, ",\"core\":\"");
+        t_str(&a, core_label(r, track));
+        t_str(&a, "\",\"callable\":\"");
+        t_str(&a, c);
+        t_str(&a, "\",\"run\":");
+        t_u64(&a, r->chip_task >> 32);
+        t_str(&a, ",\"node_task\":");
+        t_u64(&a, r->chip_task & 0xffffffffu);
+        if (end && end->arg)
+            t_str(&a, ",\"failed\":true");
         break;
     }
     case STRATA__REC_WAIT_BEGIN:
@@ -293,10 +390,8 @@ static void kernel_began(strata__rec_reader *r, int pid, uint32_t track, const s
 
 static void counter(strata__rec_reader *r, int pid, const strata__rec_copy *e)
 {
-    static const char *const names[STRATA__COUNTERS] = {"task window", "ready tasks", "heap bytes", "dep pool"};
-    char name[96];
-    snprintf(name, sizeof name, "%s (%s)", e->aux < STRATA__COUNTERS ? names[e->aux] : "counter", r->label);
-    strata__trace_counter(pid, e->ts_ns, name, e->arg);
+    if (e->aux < STRATA__COUNTERS)   /* a dead child's memory is read too: anything else is skipped */
+        strata__trace_counter(pid, e->ts_ns, r->counter_names[e->aux], e->arg);
 }
 
 static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strata__rec_copy *e)

@@ -45,7 +45,7 @@ typedef struct strata__trace_names {
    what an event follows from (a producer's end, the edge to it) is read
    before it unless its writer stalled this long between clock and publish
    (then an arrow may be missing; never a slice). */
-#define STRATA__DRAIN_LAG_NS  2000000u
+#define STRATA__DRAIN_LAG_NS  200000u
 
 typedef struct strata__drain_open {
     uint64_t ts_ns, id, arg;
@@ -56,6 +56,7 @@ typedef struct strata__rec_reader {
     const strata__rec_area *area;
     strata__trace_names names;
     char       label[48];            /* in counter names: "task window (<label>)" */
+    char       counter_names[STRATA__COUNTERS][72];
     uint32_t   track_base;           /* the area's first track in its process */
     uint32_t   nrings, ntracks;      /* ntracks = nrings + dispatch tracks */
     uint32_t   source;               /* this area's engine, in flow ids (its own submits) */
@@ -66,6 +67,9 @@ typedef struct strata__rec_reader {
     strata__drain_open (*open)[STRATA__DRAIN_DEPTH];   /* per track */
     uint8_t   *depth;                /* per track */
     uint32_t   chip_handle;          /* the callable the cores' kernels belong to (ring 0's task) */
+    char       chip_callable[96];    /* its name, escaped for JSON (kept while the handle stays) */
+    uint32_t   chip_callable_of;     /* the handle chip_callable names + 1; 0: none yet */
+    char     (*core_names)[32];      /* the cores' track names (ring 1.. ), escaped */
     uint64_t   chip_task;
     uint64_t   lost, lost_told;      /* events overwritten before they were read */
     /* the last answer read: where a dependency's arrow starts */

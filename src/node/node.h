@@ -219,6 +219,7 @@ typedef struct strata__node {
     uint32_t               ndeep;
     struct strata__record_reader *trace;
     bool                   traced;       /* the run in progress is recorded in the trace */
+    uint64_t               drained_ns;   /* when its rings were last drained */
     uint32_t               run_id;       /* runs so far (events name a run by it) */
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */
     uint64_t               spin_ns;      /* how long the next wait polls (strata__spin_learn) */

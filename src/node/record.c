@@ -414,6 +414,10 @@ void strata__record_run_end(strata__node *n)
 
 void strata__record_drain(strata__node *n, bool final)
 {
+    uint64_t now = strata__now_ns();
+    if (!final && now - n->drained_ns < STRATA__TRACE_DRAIN_MS * 1000000ull)
+        return;   /* while the run waits: at most once per STRATA__TRACE_DRAIN_MS */
+    n->drained_ns = now;
     if (!n->trace || !strata__trace_lock())
         return;
     for (uint32_t i = 0; i < n->ndeep; i++)   /* below worker children first: their tasks end before their parents' */
@@ -422,6 +426,8 @@ void strata__record_drain(strata__node *n, bool final)
         if (n->children[i].trace && !n->children[i].dead)
             strata__rec_drain(&n->children[i].trace->reader, final);
     strata__rec_drain(&n->trace->reader, final);   /* last: the answers it saw have their tasks' slices */
+    if (final)
+        strata__trace_flush();
     strata__trace_unlock();
 }
 
@@ -646,6 +652,7 @@ void strata__record_death(strata__node *n, strata__child *c)
     if (c->trace && strata__trace_lock()) {   /* what it published before it died, then its death */
         strata__rec_drain(&c->trace->reader, true);
         strata__rec_drain_died(&c->trace->reader);
+        strata__trace_flush();
         strata__trace_unlock();
     }
     if (c->rec && strata__load_relaxed(&c->rec->pid) > 0) {
@@ -788,6 +795,7 @@ void strata__chip_record_run_end(strata__chip_record *r, int status)
     strata__store_relaxed(&r->area->traced, 0);
     if (strata__trace_lock()) {
         strata__rec_drain(&r->reader, true);
+        strata__trace_flush();
         strata__trace_unlock();
     }
     r->traced = false;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -449,6 +450,70 @@ TEST_CASE(level2_kernel_arrows_follow_the_chain)
     scratch_remove();
 }
 
+/* Resident memory of this process, bytes. */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, pages = 0;
+    CHECK(f != NULL);
+    CHECK(fscanf(f, "%lu %lu", &size, &pages) == 2);
+    fclose(f);
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* 64 independent kernels per submit loop, `rounds` times: many tasks */
+static uint64_t wide_rounds;
+
+static int many_wide_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    for (uint64_t r = 0; r < wide_rounds; r++) {
+        int rc = wide_orch(o, args, cfg);
+        if (rc)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
+/* Events go to the file as they come: three traced runs of 128k tasks each
+   leave the process no larger after the third than after the first, and the
+   first grows it by no more than the rings, the readers and the buffer. */
+TEST_CASE(memory_stays_flat_while_tracing)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 2;
+    cfg.device_memory_bytes = 16 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"many_wide", many_wide_orch, inc_kernels, 1};
+    strata_handle h;
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    CHECK_OK(strata_worker_init(w));
+    strata_buffer b;
+    CHECK_OK(strata_worker_malloc(w, 0, 64 * 8, &b));
+    strata_tensor t = {.addr = b.addr, .nbytes = 64 * 8, .dtype = STRATA_U64, .ndims = 1, .shape = {64}};
+    strata_tag tag = STRATA_INOUT;
+    wide_rounds = 2048;   /* 131072 tasks a run */
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));   /* warm */
+    uint64_t before = resident_bytes();
+    CHECK_OK(strata_trace_begin("/dev/null"));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    uint64_t first = resident_bytes();
+    for (int r = 0; r < 2; r++)
+        CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    uint64_t third = resident_bytes();
+    CHECK_OK(strata_trace_end());
+    /* 3 rings of STRATA_TRACE_EVENTS (16384) events of 32 bytes, the reader's
+       tables (well under 1 MiB), a 64 KiB buffer: bounded by 8 MiB with room
+       for the allocator's own */
+    CHECK(first - before < (8u << 20));
+    CHECK(third <= first + (1u << 20));
+    uint64_t out[64];
+    CHECK_OK(strata_worker_copy_from(w, out, b, 0, sizeof out));
+    CHECK_EQ_U64(out[0], 4 * 2048);
+    strata_worker_destroy(w);
+}
+
 TEST_CASE(level2_kernels_on_their_cores)
 {
     char path[512];
@@ -557,5 +622,5 @@ TEST_CASE(level4_tree_in_one_trace)
     scratch_remove();
 }
 
-TEST_MAIN(CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+TEST_MAIN(CASE(memory_stays_flat_while_tracing), CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
           CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

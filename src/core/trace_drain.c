@@ -41,13 +41,14 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     r->pending = dispatch ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->pending[0]) : NULL;
     r->batch = strata__calloc((size_t)r->nrings * STRATA__DRAIN_BATCH, sizeof r->batch[0]);
     r->core_names = strata__calloc(r->nrings, sizeof r->core_names[0]);
+    r->submitted = strata__calloc(STRATA__DRAIN_KERNELS, sizeof r->submitted[0]);
     r->batch_at = strata__calloc(r->nrings, sizeof r->batch_at[0]);
     r->batch_len = strata__calloc(r->nrings, sizeof r->batch_len[0]);
     bool kernels = r->nrings > 1;   /* an area with cores */
     r->edges = kernels ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->edges[0]) : NULL;
     r->ended = kernels ? strata__calloc(STRATA__DRAIN_KERNELS, sizeof r->ended[0]) : NULL;
     if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending) || !r->batch || !r->batch_at ||
-        !r->batch_len || !r->core_names || (kernels && (!r->edges || !r->ended))) {
+        !r->batch_len || !r->core_names || !r->submitted || (kernels && (!r->edges || !r->ended))) {
         strata__rec_reader_free(r);
         return strata__fail(STRATA_ENOMEM, "out of host memory for a trace reader of %u tracks", r->ntracks);
     }
@@ -67,7 +68,9 @@ void strata__rec_reader_free(strata__rec_reader *r)
     free(r->edges);
     free(r->ended);
     free(r->core_names);
+    free(r->submitted);
     r->core_names = NULL;
+    r->submitted = NULL;
     r->batch = NULL;
     r->batch_at = r->batch_len = NULL;
     r->edges = NULL;
@@ -368,9 +371,22 @@ static void edge_linked(strata__rec_reader *r, const strata__rec_copy *e)
     }
 }
 
+/* The start of task id's submit arrow, on the orchestrator's track at its
+   submit, once it starts; whether it was submitted in this trace. */
+static bool submit_arrow(strata__rec_reader *r, int pid, uint64_t id)
+{
+    uint32_t at = (uint32_t)(id % STRATA__DRAIN_KERNELS);
+    if (r->submitted[at].id != id || id == 0)
+        return false;
+    strata__trace_flow(pid, r->track_base, r->submitted[at].ts_ns, "submit", submit_flow(r->source, id), true);
+    r->submitted[at].id = 0;   /* a group's other members: one arrow */
+    return true;
+}
+
 static void kernel_began(strata__rec_reader *r, int pid, uint32_t track, const strata__rec_copy *e)
 {
-    strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->source, e->id), false);
+    if (submit_arrow(r, pid, e->id))
+        strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->source, e->id), false);
     if (!r->edges)
         return;
     for (uint32_t k = 0; k < 8; k++) {
@@ -439,11 +455,15 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
     case STRATA__REC_WAIT_END:
         end_slice(r, pid, track, STRATA__REC_WAIT_BEGIN, e);
         break;
-    case STRATA__REC_SUBMIT:
-        strata__trace_flow(pid, r->track_base + track, e->ts_ns, "submit", submit_flow(r->source, e->id), true);
+    case STRATA__REC_SUBMIT: {
+        uint32_t at = (uint32_t)(e->id % STRATA__DRAIN_KERNELS);
+        r->submitted[at].id = e->id;
+        r->submitted[at].ts_ns = e->ts_ns;
         break;
+    }
     case STRATA__REC_POST:
         push(r, r->nrings + e->aux, e);
+        submit_arrow(r, pid, e->id);   /* its child's start ends it (that area's reader) */
         posted(r, pid, r->nrings + e->aux, e);
         break;
     case STRATA__REC_ANSWER:

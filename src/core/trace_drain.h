@@ -84,6 +84,9 @@ typedef struct strata__rec_reader {
        for their consumer to start (by consumer), and recent kernels' ends */
     struct { uint64_t producer, consumer; } *edges;       /* STRATA__DRAIN_PENDING */
     struct { uint64_t id, end_ns; uint32_t track; } *ended;  /* STRATA__DRAIN_KERNELS, by id */
+    /* submits not started yet: a submit's arrow is drawn when its task starts
+       (posted at level 3+, begun on a core), never for one that did not */
+    struct { uint64_t id, ts_ns; } *submitted;              /* STRATA__DRAIN_KERNELS, by id */
 } strata__rec_reader;
 
 /* Set r up to read area (whose memory outlives r); dispatch: tracks past the

@@ -286,6 +286,13 @@ int strata__trace_from_env(void)
     return rc;
 }
 
+void strata__trace_env_off(void)
+{
+    pthread_mutex_lock(&sink.lock);
+    sink.env_read = true;
+    pthread_mutex_unlock(&sink.lock);
+}
+
 int strata_trace_begin(const char *path)
 {
     strata__clear_error();

@@ -33,6 +33,9 @@ uint64_t strata__trace_epoch(void);
    (later calls do nothing). A path that cannot be written is STRATA_ESYS
    naming the variable. */
 int strata__trace_from_env(void);
+/* This process writes no trace of its own from STRATA_TRACE (a serving MPI
+   rank: rank 0 writes the job's). Before its first worker is created. */
+void strata__trace_env_off(void);
 /* n consecutive tracks of this process for one source (a worker's
    orchestrator and its children's dispatch tracks): the first one's number. */
 uint32_t strata__trace_new_tracks(uint32_t n);

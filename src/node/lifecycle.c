@@ -115,6 +115,9 @@ static void release_children(strata__node *n, bool kill_them)
     for (uint32_t i = 0; i < n->nchildren; i++) {
         free(n->children[i].death_message);
         free(n->children[i].death_record);
+        for (uint32_t k = 0; k < n->children[i].nremote_names; k++)
+            free(n->children[i].remote_names[k]);
+        free(n->children[i].remote_names);
     }
     free(n->children);
     n->children = NULL;

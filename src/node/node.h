@@ -79,6 +79,8 @@ typedef struct strata__child {
     struct strata__record_reader *trace;
     bool               death_recorded;
     char              *death_record;  /* the flight recorder's words on its last death (owned), or NULL */
+    char             **remote_names;  /* a remote worker's callables' names by its handle (owned), for traces */
+    uint32_t           nremote_names;
     /* remote workers (L4+, another transport: an MPI rank) */
     int                rank;
     void              *tp_state;      /* the transport's own record of it (owned by the transport) */
@@ -219,6 +221,12 @@ typedef struct strata__node {
     uint32_t               ndeep;
     struct strata__record_reader *trace;
     bool                   traced;       /* the run in progress is recorded in the trace */
+    bool                   trace_forced; /* a served worker (MPI): the level above traces this run */
+    uint64_t              *export_at;    /* a served worker: per area and ring, what was exported */
+    int32_t               *export_pid;   /* per area: the process its events were of */
+    uint32_t               export_regs;  /* registrations whose names were exported */
+    struct strata__record_mirror *mirrors; /* rank 0: areas mirroring remote children's (owned) */
+    uint32_t               nmirrors;
     uint64_t               drained_ns;   /* when its rings were last drained */
     uint32_t               run_id;       /* runs so far (events name a run by it) */
     bool                   check_deaths; /* reap at the next pump (set after every sleep) */

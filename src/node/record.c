@@ -35,7 +35,20 @@ typedef struct strata__record_reader {
     uint32_t            index;      /* the child's worker id in owner */
     int                 device_id;
     char                under[96];  /* the worker child it runs under ("" for the top's children) */
+    /* a mirror of a remote worker's area (rank 0): its child record, which
+       area of it (0: its engine), and what names the rank's own handles and cores */
+    strata__child      *remote;
+    uint32_t            remote_area, remote_aic, remote_level;
 } strata__record_reader;
+
+/* An area of rank 0 that mirrors one of a remote worker's (record.h). */
+typedef struct strata__record_mirror {
+    strata__child         *c;
+    uint32_t               area;
+    strata__rec_area      *rec;
+    size_t                 bytes;
+    strata__record_reader *reader;
+} strata__record_mirror;
 
 /* How many children node n has, from its config (the same before its init,
    in the application, as after it, in the process that runs it). */
@@ -116,9 +129,30 @@ static void free_reader(strata__record_reader **p)
     }
 }
 
+static void free_mirrors(strata__node *n)
+{
+    for (uint32_t i = 0; i < n->nmirrors; i++) {
+        free_reader(&n->mirrors[i].reader);
+        munmap(n->mirrors[i].rec, n->mirrors[i].bytes);
+    }
+    free(n->mirrors);
+    n->mirrors = NULL;
+    n->nmirrors = 0;
+}
+
 void strata__record_destroy(strata__node *n)
 {
     free_reader(&n->trace);
+    for (uint32_t i = 0; i < n->ndeep; i++)
+        free_reader(&n->deep[i]);
+    free(n->deep);
+    n->deep = NULL;
+    n->ndeep = 0;
+    free_mirrors(n);
+    free(n->export_at);
+    free(n->export_pid);
+    n->export_at = NULL;
+    n->export_pid = NULL;
     if (n->rec_owned)
         munmap(n->rec, strata__rec_area_bytes(1, n->rec_capacity));
     n->rec = NULL;
@@ -238,6 +272,20 @@ static void name_track(void *ctx, uint32_t track, char *buf, size_t cap)
     strata__record_reader *rr = ctx;
     const strata__node *owner = rr->owner;
     uint32_t nrings = rr->reader.nrings;
+    if (rr->remote && rr->remote_area == 0) {   /* a remote worker's engine */
+        if (track == 0)
+            snprintf(buf, cap, "engine");
+        else
+            snprintf(buf, cap, "level-%u worker: tasks of its child %u", rr->remote_level, track - nrings);
+        return;
+    }
+    if (rr->remote && track >= 1) {   /* a remote chip's cores */
+        if (track - 1 < rr->remote_aic)
+            snprintf(buf, cap, "AIC core %u", track - 1);
+        else
+            snprintf(buf, cap, "AIV core %u", track - 1 - rr->remote_aic);
+        return;
+    }
     if (rr->own || (rr->sub && track >= nrings)) {   /* an engine's own tracks */
         const strata__node *n = rr->own ? owner : rr->sub;
         if (track == 0)
@@ -274,6 +322,10 @@ static const char *reg_name_of(const strata__node *n, uint32_t handle)
 static const char *name_callable(void *ctx, bool dispatched, uint32_t handle)
 {
     strata__record_reader *rr = ctx;
+    if (rr->remote && (dispatched || rr->remote_area != 0)) {   /* a handle of the rank's own worker */
+        strata__child *c = rr->remote;
+        return handle >= 1 && handle <= c->nremote_names ? c->remote_names[handle - 1] : NULL;
+    }
     /* what a worker child's engine dispatched is its own worker's; the task
        it was given is the level above's */
     return reg_name_of(dispatched && rr->sub ? rr->sub : rr->owner, handle);
@@ -382,10 +434,11 @@ void strata__record_run_begin(strata__node *n, const strata_call_config *cfg)
     n->run_id++;
     /* at the top, whether this process has a trace open; in a worker child,
        whether the level above traces the run that runs this one */
-    bool open = n->rec_owned ? strata__trace_active() : strata__rec_traced(n->rec);
+    bool open = n->trace_forced || (n->rec_owned ? strata__trace_active() : strata__rec_traced(n->rec));
     bool want = open && cfg->trace != STRATA_TRACE_SKIP;
-    /* the top reads every area of its tree; a worker child only records */
-    n->traced = want && (!n->rec_owned || make_readers(n));   /* no reader (no memory): untraced */
+    /* the top reads every area of its tree; a worker child, or a served one,
+       only records */
+    n->traced = want && (!n->rec_owned || n->trace_forced || make_readers(n));   /* no reader (memory): untraced */
     if (n->traced && n->trace) {
         /* what untraced runs left in the rings is not this trace's (a traced
            run drains everything before it ends) */
@@ -422,6 +475,8 @@ void strata__record_drain(strata__node *n, bool final)
         return;
     for (uint32_t i = 0; i < n->ndeep; i++)   /* below worker children first: their tasks end before their parents' */
         strata__rec_drain(&n->deep[i]->reader, final);
+    for (uint32_t i = 0; i < n->nmirrors; i++)   /* remote workers' areas: complete once imported */
+        strata__rec_drain(&n->mirrors[i].reader->reader, true);
     for (uint32_t i = 0; i < n->nchildren; i++)
         if (n->children[i].trace && !n->children[i].dead)
             strata__rec_drain(&n->children[i].trace->reader, final);
@@ -799,4 +854,214 @@ void strata__chip_record_run_end(strata__chip_record *r, int status)
         strata__trace_unlock();
     }
     r->traced = false;
+}
+
+/* ---- events across hosts (remote workers) ---- */
+
+void strata__record_force(strata__node *n, bool forced)
+{
+    n->trace_forced = forced;
+}
+
+/* The areas a served worker exports: its own, then its children's (0 when
+   it has none there). */
+static strata__rec_area *export_area(const strata__node *n, uint32_t a)
+{
+    return a == 0 ? n->rec : n->children[a - 1].rec;
+}
+
+static int put_bytes(uint8_t **buf, size_t *cap, size_t *len, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t want = *cap ? *cap : 65536;
+        while (want < *len + n)
+            want *= 2;
+        uint8_t *grown = realloc(*buf, want);
+        if (!grown)
+            return strata__fail(STRATA_ENOMEM, "out of host memory for a remote worker's trace events (%zu bytes)",
+                                want);
+        *buf = grown;
+        *cap = want;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return STRATA_OK;
+}
+
+int strata__record_export(strata__node *n, uint8_t **buf, size_t *cap, size_t *len)
+{
+    uint32_t nareas = 1 + n->nchildren, slots = 0;
+    for (uint32_t a = 0; a < nareas; a++)
+        slots += export_area(n, a) ? export_area(n, a)->nrings : 0;
+    if (!n->export_at) {   /* children are made once per init: their number stays */
+        n->export_at = strata__calloc(slots ? slots : 1, sizeof n->export_at[0]);
+        n->export_pid = strata__calloc(nareas, sizeof n->export_pid[0]);
+        if (!n->export_at || !n->export_pid)
+            return strata__fail(STRATA_ENOMEM, "out of host memory for a served worker's trace cursors");
+    }
+    int rc = STRATA_OK;
+    if (n->nregs > n->export_regs) {   /* names of the callables its events number */
+        size_t at = *len;
+        strata__record_block b = {.area = STRATA__RECORD_NAMES};
+        rc = put_bytes(buf, cap, len, &b, sizeof b);
+        size_t body = *len;
+        for (uint32_t h = n->export_regs + 1; rc == STRATA_OK && h <= n->nregs; h++) {
+            const char *name = reg_name_of(n, h);
+            uint32_t entry[2] = {h, name ? (uint32_t)strlen(name) : 0};
+            rc = put_bytes(buf, cap, len, entry, sizeof entry);
+            if (rc == STRATA_OK && entry[1])
+                rc = put_bytes(buf, cap, len, name, entry[1]);
+        }
+        if (rc)
+            return rc;
+        b.count = (uint32_t)(*len - body);
+        memcpy(*buf + at, &b, sizeof b);
+        n->export_regs = n->nregs;
+    }
+    uint32_t slot = 0;
+    strata__rec_copy e[256];
+    for (uint32_t a = 0; rc == STRATA_OK && a < nareas; a++) {
+        const strata__rec_area *area = export_area(n, a);
+        if (!area)
+            continue;
+        int32_t pid = strata__load_relaxed(&area->pid);
+        if (pid != n->export_pid[a]) {   /* another process: its area started over */
+            memset(&n->export_at[slot], 0, area->nrings * sizeof n->export_at[0]);
+            n->export_pid[a] = pid;
+        }
+        const strata__child *c = a ? &n->children[a - 1] : NULL;
+        for (uint32_t r = 0; rc == STRATA_OK && r < area->nrings; r++, slot++) {
+            const strata__rec_ring *ring = strata__rec_area_ring(area, r);
+            uint64_t lost = 0;
+            for (;;) {
+                uint32_t got = strata__rec_read(ring, &n->export_at[slot], e, 256, &lost);
+                if (got == 0 || rc)
+                    break;
+                strata__record_block b = {.area = a, .ring = r, .pid = pid, .count = got, .nrings = area->nrings,
+                                          .kind = c ? (uint32_t)c->kind : (uint32_t)STRATA__CHILD_REMOTE,
+                                          .device_id = c ? c->device_id : -1, .aic = n->cfg.aic_cores,
+                                          .children = n->nchildren, .level = (uint32_t)n->level};
+                rc = put_bytes(buf, cap, len, &b, sizeof b);
+                for (uint32_t i = 0; rc == STRATA_OK && i < got; i++) {
+                    strata__record_event ev = {e[i].ts_ns, (uint64_t)e[i].kind | (uint64_t)e[i].aux << 8, e[i].id,
+                                               e[i].arg};
+                    rc = put_bytes(buf, cap, len, &ev, sizeof ev);
+                }
+            }
+        }
+    }
+    return rc;
+}
+
+/* Rank 0's mirror of remote child c's area `area`, made at its first block. */
+static strata__record_mirror *mirror_of(strata__node *n, strata__child *c, const strata__record_block *b)
+{
+    for (uint32_t i = 0; i < n->nmirrors; i++)
+        if (n->mirrors[i].c == c && n->mirrors[i].area == b->area)
+            return &n->mirrors[i];
+    if (b->nrings == 0 || b->nrings > 1 + 2 * STRATA__MAX_CORES || !make_readers(n))
+        return NULL;
+    strata__record_mirror *engine = NULL;   /* area 0's: its submits are the arrows' starts */
+    for (uint32_t i = 0; b->area && i < n->nmirrors; i++)
+        if (n->mirrors[i].c == c && n->mirrors[i].area == 0)
+            engine = &n->mirrors[i];
+    if (b->area && !engine)
+        return NULL;   /* the engine's block comes first */
+    void *grown = realloc(n->mirrors, (n->nmirrors + 1) * sizeof n->mirrors[0]);
+    if (!grown)
+        return NULL;
+    n->mirrors = grown;
+    strata__record_mirror *m = &n->mirrors[n->nmirrors];
+    memset(m, 0, sizeof *m);
+    m->bytes = strata__rec_area_bytes(b->nrings, n->rec_capacity);
+    void *p = strata__sys_mmap(m->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    if (p == MAP_FAILED)
+        return NULL;
+    m->rec = p;
+    strata__rec_area_reset(m->rec, b->nrings, n->rec_capacity);
+    char label[48];
+    snprintf(label, sizeof label, "rank %d%s", c->rank, b->area ? " child" : "");
+    m->reader = new_reader(n, m->rec, b->area == 0 ? b->children : 0,
+                           b->area == 0 ? n->trace->reader.source : engine->reader->reader.source, label);
+    if (!m->reader) {
+        munmap(m->rec, m->bytes);
+        return NULL;
+    }
+    strata__record_reader *rr = m->reader;
+    rr->remote = c;
+    rr->remote_area = b->area;
+    rr->remote_aic = b->aic;
+    rr->remote_level = b->level;
+    rr->kind = b->area == 0 ? STRATA__CHILD_REMOTE : (strata__child_kind)b->kind;
+    rr->index = b->area == 0 ? (uint32_t)c->worker : b->area - 1;
+    rr->device_id = b->device_id;
+    if (b->area)
+        snprintf(rr->under, sizeof rr->under, "remote worker %d (rank %d)", c->worker, c->rank);
+    m->c = c;
+    m->area = b->area;
+    n->nmirrors++;
+    return m;
+}
+
+static void import_names(strata__child *c, const uint8_t *p, size_t len)
+{
+    for (size_t at = 0; at + 8 <= len;) {
+        uint32_t entry[2];
+        memcpy(entry, p + at, sizeof entry);
+        at += sizeof entry;
+        if (entry[1] > len - at || entry[0] == 0 || entry[0] > 1u << 20)
+            return;
+        if (entry[0] > c->nremote_names) {
+            char **grown = realloc(c->remote_names, entry[0] * sizeof *grown);
+            if (!grown)
+                return;
+            memset(grown + c->nremote_names, 0, (entry[0] - c->nremote_names) * sizeof *grown);
+            c->remote_names = grown;
+            c->nremote_names = entry[0];
+        }
+        free(c->remote_names[entry[0] - 1]);
+        c->remote_names[entry[0] - 1] = entry[1] ? strata__strndup((const char *)p + at, entry[1]) : NULL;
+        at += entry[1];
+    }
+}
+
+void strata__record_import(strata__node *n, strata__child *c, const uint8_t *buf, size_t len, int64_t offset_ns)
+{
+    for (size_t at = 0; at + sizeof(strata__record_block) <= len;) {
+        strata__record_block b;
+        memcpy(&b, buf + at, sizeof b);
+        at += sizeof b;
+        if (b.area == STRATA__RECORD_NAMES) {
+            if (b.count > len - at)
+                return;
+            import_names(c, buf + at, b.count);
+            at += b.count;
+            continue;
+        }
+        if (b.count > (len - at) / sizeof(strata__record_event))
+            return;   /* damaged */
+        strata__record_mirror *m = mirror_of(n, c, &b);
+        if (m && b.ring < m->rec->nrings) {
+            if (strata__load_relaxed(&m->rec->pid) != b.pid) {
+                /* another process there now (a restart on the rank): what the
+                   last one left is drained, and the mirror starts over */
+                if (strata__load_relaxed(&m->rec->pid) > 0 && strata__trace_lock()) {
+                    strata__rec_drain(&m->reader->reader, true);
+                    strata__rec_drain_died(&m->reader->reader);
+                    strata__trace_unlock();
+                }
+                strata__rec_area_reset(m->rec, m->rec->nrings, m->rec->capacity);
+                strata__rec_reader_restart(&m->reader->reader);
+                strata__store_relaxed(&m->rec->pid, b.pid);
+            }
+            strata__rec_ring *ring = strata__rec_area_ring(m->rec, b.ring);
+            for (uint32_t i = 0; i < b.count; i++) {
+                strata__record_event ev;
+                memcpy(&ev, buf + at + i * sizeof ev, sizeof ev);
+                strata__rec_write(ring, (uint64_t)((int64_t)ev.ts_ns - offset_ns), (uint32_t)(ev.what & 0xff),
+                                  (uint32_t)(ev.what >> 8), ev.id, ev.arg);
+            }
+        }
+        at += (size_t)b.count * sizeof(strata__record_event);
+    }
 }

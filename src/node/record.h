@@ -83,6 +83,43 @@ void strata__chip_record_close(strata__chip_record *r, bool abandoned);
 void strata__chip_record_run_begin(strata__chip_record *r, uint32_t handle, const strata_call_config *cfg);
 void strata__chip_record_run_end(strata__chip_record *r, int status);
 
+/* ---- events across processes of different hosts (remote workers, MPI) ----
+
+   A rank serving a worker exports, with the answer to each traced task, the
+   events its areas gained since the last export, as blocks; rank 0 imports
+   them into areas of its own that mirror the rank's (it writes them, as their
+   one writer, with the rank's clock moved onto its own), which the trace then
+   reads like any other. A block of ring events: */
+typedef struct strata__record_block {
+    uint32_t area;       /* 0: the served worker's own; 1 + i: its child i; STRATA__RECORD_NAMES: names */
+    uint32_t ring;
+    int32_t  pid;        /* the process writing the area */
+    uint32_t count;      /* events (strata__record_event) or bytes of names that follow */
+    uint32_t nrings;     /* the area's rings */
+    uint32_t kind;       /* strata__child_kind of the area's process (area 0: STRATA__CHILD_REMOTE) */
+    int32_t  device_id;  /* a chip's */
+    uint32_t aic;        /* AIC cores of its chips (the cores' names) */
+    uint32_t children;   /* area 0: the served worker's children (its dispatch tracks) */
+    uint32_t level;      /* area 0: the served worker's level */
+} strata__record_block;
+typedef struct strata__record_event {
+    uint64_t ts_ns, what, id, arg;   /* as in a ring (core/recorder.h) */
+} strata__record_event;
+/* A names block: entries of {uint32 handle, uint32 length, then the name}. */
+#define STRATA__RECORD_NAMES UINT32_MAX
+
+/* The served side: while `forced`, n's runs are traced for the level that
+   asked (it has no trace of its own open). */
+void strata__record_force(strata__node *n, bool forced);
+/* The served side: what n's areas gained since the last export (and, the
+   first time and after new registrations, its callables' names), appended to
+   *buf (grown; *len its bytes). STRATA_ENOMEM. */
+int  strata__record_export(strata__node *n, uint8_t **buf, size_t *cap, size_t *len);
+/* Rank 0: import blocks from remote child c, whose clock reads offset_ns more
+   than this host's. A damaged block ends the import (a rank's bytes are not
+   trusted). */
+void strata__record_import(strata__node *n, strata__child *c, const uint8_t *buf, size_t len, int64_t offset_ns);
+
 /* An event of the engine's own (traced runs only). */
 static inline void strata__record(strata__node *n, uint32_t kind, uint32_t aux, uint64_t id, uint64_t arg)
 {

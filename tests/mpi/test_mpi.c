@@ -247,6 +247,47 @@ static void case_round_trips(void)
     strata_worker_destroy(top);
 }
 
+/* The job's trace: rank 0 writes it, the serving ranks' events come back
+   with their answers (their engines, chips and kernels, on rank 0's clock);
+   tests/trace/check_trace.py checks it. */
+static void case_traced_job(const char *dir)
+{
+    if (rank != 0) {
+        serve_until_closed();
+        return;
+    }
+    job j;
+    strata_worker *top = tree(true, &j.orch);
+    CHECK_OK(strata_worker_init(top));
+    uint64_t shape[1] = {8}, init[8] = {0};
+    strata_buffer b[3];
+    void *local;
+    CHECK_OK(strata_worker_host_alloc(top, sizeof init, &local));
+    memset(local, 0, sizeof init);
+    j.t[0] = strata_tensor_make(local, STRATA_U64, 1, shape);
+    for (int k = 1; k <= 2; k++) {
+        CHECK_OK(strata_worker_malloc(top, k, sizeof init, &b[k]));
+        CHECK_OK(strata_worker_copy_to(top, b[k], 0, init, sizeof init));
+        j.t[k] = strata_tensor_make((void *)(uintptr_t)b[k].addr, STRATA_U64, 1, shape);
+        j.add[k] = 1;
+    }
+    j.add[0] = 1;
+    char path[512], cmd[1400];
+    snprintf(path, sizeof path, "%s/job.json", dir);
+    CHECK_OK(strata_trace_begin(path));
+    for (int run = 1; run <= 3; run++)
+        CHECK_OK(strata_worker_run(top, top_orch, &j, NULL, NULL));
+    CHECK_OK(strata_trace_end());
+    CHECK_OK(strata_worker_close(top));
+    strata_worker_destroy(top);
+    /* three tasks a run (a local and two remote level-3 workers), each one
+       chip task with one kernel below it */
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s --runs 1,2,3 --tasks-per-run 3 --edges '' --deep-chip-tasks 9 "
+             "--kernels 9 --kernels-per-chip-task 1 --slack-us 200 --callables add_on_chip,add", STRATA_TEST_CHECK_TRACE,
+             path);
+    CHECK(system(cmd) == 0);
+}
+
 /* A SUB function under the orchestration function's name (rank 2). */
 static int sub_named_like_the_orch(const strata_task_args *args, void *ctx)
 {
@@ -520,6 +561,8 @@ int main(int argc, char **argv)
         case_fault("stuck");
     else if (strcmp(case_name, "top_killed") == 0)
         case_top_killed();
+    else if (strcmp(case_name, "traced_job") == 0)
+        case_traced_job(argc > 2 ? argv[2] : "/tmp");
     else {
         if (rank == 0)
             fprintf(stderr, "test_mpi: unknown case '%s'\n", case_name);

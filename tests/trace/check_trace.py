@@ -109,7 +109,8 @@ def check_trace(path, args):
             if len(d) == 1 and len(c) == 1:
                 db, de = ns(d[0]["ts"]), ns(d[0]["ts"]) + ns(d[0]["dur"])
                 cb, ce = ns(c[0]["ts"]), ns(c[0]["ts"]) + ns(c[0]["dur"])
-                if not (db <= cb and ce <= de):
+                slack = args.slack_us * 1000
+                if not (db - slack <= cb and ce <= de + slack):
                     fail("run %d task %d: the child's slice [%d, %d] is not inside the dispatch slice [%d, %d]"
                          % (run, task, cb, ce, db, de))
                 if d[0]["pid"] == c[0]["pid"]:
@@ -256,6 +257,8 @@ def main():
     ap.add_argument("--postmortem", action="store_true")
     ap.add_argument("--runs")
     ap.add_argument("--absent-runs")
+    ap.add_argument("--slack-us", type=float, default=0,
+                    help="how far a child's slice may stick out of its dispatch slice (another host's clock)")
     ap.add_argument("--tasks-per-run", type=int)
     ap.add_argument("--edges")
     ap.add_argument("--all-edges", action="store_true", help="every edge of --edges must be an arrow")

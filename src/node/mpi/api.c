@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "core/trace.h"
 #include "core/sys.h"
 
 MPI_Comm strata__mpi_comm = MPI_COMM_NULL;
@@ -39,6 +40,12 @@ int strata_mpi_init(MPI_Comm comm)
        end of this process (node/mpi/remote.c). */
     MPI_Comm_set_errhandler(strata__mpi_comm, MPI_ERRORS_RETURN);
     MPI_Comm_size(strata__mpi_comm, &nranks);
+    /* One trace for the job, written by rank 0: every rank inherits the same
+       STRATA_TRACE, and the serving ones send their events to rank 0 */
+    int rank = 0;
+    MPI_Comm_rank(strata__mpi_comm, &rank);
+    if (rank != 0)
+        strata__trace_env_off();
     told = strata__calloc((size_t)nranks, 1);
     if (!told) {
         MPI_Comm_free(&strata__mpi_comm);

@@ -5,7 +5,8 @@
  * bytes (TASK: the task arguments in the wire format of ipc/wire.h; HELLO: every
  * named registration; REGISTER: one). Every request gets exactly one answer of
  * tag TAG_REPLY: a header, then `message_len` bytes (an error message, or on
- * HELLO the serving host's name). COPY_TO and COPY_FROM move their bytes in
+ * HELLO the serving host's name); the answer to a traced TASK is followed by
+ * one TAG_TRACE message of the events the run recorded on that rank. COPY_TO and COPY_FROM move their bytes in
  * TAG_DATA messages of at most STRATA__MPI_CHUNK bytes, after the request
  * (COPY_TO, rank 0 sends) or before the answer (COPY_FROM, the rank sends);
  * SEND_TO and RECV_FROM (a copy task's parts) move theirs, in the same chunks,
@@ -20,7 +21,7 @@
 #include "ipc/mailbox.h"
 #include "strata/tensor.h"
 
-enum { STRATA__TAG_REQUEST = 0x5301, STRATA__TAG_REPLY = 0x5302, STRATA__TAG_DATA = 0x5303 };
+enum { STRATA__TAG_REQUEST = 0x5301, STRATA__TAG_REPLY = 0x5302, STRATA__TAG_DATA = 0x5303, STRATA__TAG_TRACE = 0x5304 };
 
 #define STRATA__MPI_MAGIC 0x5354524du   /* "STRM" */
 #define STRATA__MPI_CHUNK (16u << 20)
@@ -41,7 +42,7 @@ typedef struct strata__mpi_request {
     uint32_t           payload_len;
     int32_t            level;         /* HELLO: the top worker's level */
     int32_t            peer;          /* SEND_TO, RECV_FROM: the rank at the other end */
-    uint32_t           pad;
+    uint32_t           run;           /* TASK: the top's run when it is traced (0: not traced) */
     uint64_t           other;         /* SEND_TO to itself: the destination address */
 } strata__mpi_request;
 
@@ -51,6 +52,13 @@ typedef struct strata__mpi_reply {
     int32_t  status;
     uint32_t message_len;
     uint64_t value;                   /* MALLOC: the address; HELLO: the serving process's pid */
+    /* the serving rank's CLOCK_MONOTONIC when the request came and when this
+       answer left: rank 0 estimates the offset between the two hosts' clocks
+       from every answer (the one with the shortest round trip wins) */
+    uint64_t received_ns, sent_ns;
+    uint32_t events_len;              /* a traced TASK: bytes of trace events that follow in one TAG_TRACE
+                                         message (node/record.h, strata__record_export) */
+    uint32_t pad;
 } strata__mpi_reply;
 
 /* One named registration in a HELLO or REGISTER payload, then name_len bytes. */

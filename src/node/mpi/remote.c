@@ -29,6 +29,7 @@
 #include "core/sys.h"
 #include "core/wait.h"
 #include "ipc/wire.h"
+#include "node/record.h"
 
 /* The naps of this file's bounded waits: from 1 us, doubling up to 1 ms. */
 #define NAP_MIN_NS 1000ull
@@ -46,6 +47,15 @@ typedef struct peer {
     int          ndata, data_cap;
     bool         copying;             /* the request outstanding is a copy task's part */
     int          refused;             /* a request that could not be sent: its answer, made here */
+    /* the rank's clock against this host's (from every answer, the shortest
+       round trip's estimate kept), for its trace events */
+    uint64_t     sent_at;             /* when the request outstanding was sent */
+    bool         taken;               /* its answer's times and events were taken (once: an answered
+                                         request keeps testing done) */
+    int64_t      offset_ns;           /* the rank's CLOCK_MONOTONIC minus this host's */
+    uint64_t     best_rtt_ns;         /* the round trip of that estimate; 0: none yet */
+    uint8_t     *events;              /* a traced task's events, received after its answer */
+    size_t       events_cap;
 } peer;
 
 static peer *peer_of(const strata__child *c)
@@ -105,6 +115,8 @@ static void send_request(strata__child *c, strata__mpi_request h, size_t len)
     p->copying = h.kind == STRATA__REQ_SEND_TO || h.kind == STRATA__REQ_RECV_FROM;
     if (h.kind == STRATA__REQ_EXIT)
         strata__mpi_told_to_exit(c->rank);
+    p->sent_at = strata__now_ns();
+    p->taken = false;
     int err = MPI_Isend(p->out, (int)(sizeof h + len), MPI_BYTE, c->rank, STRATA__TAG_REQUEST, strata__mpi_comm,
                         &p->send);
     if (err == MPI_SUCCESS)
@@ -157,7 +169,6 @@ static void post_data(strata__child *c, const strata__request *r)
 
 static void mpi_post(strata__node *n, strata__child *c, const strata__request *r)
 {
-    (void)n;
     peer *p = peer_of(c);
     strata__mpi_request h = {.kind = r->kind, .handle = r->handle, .task = r->task, .value = r->value};
     size_t len = 0;
@@ -176,6 +187,7 @@ static void mpi_post(strata__node *n, strata__child *c, const strata__request *r
     }
     if (r->kind == STRATA__REQ_TASK) {
         h.cfg = *r->cfg;
+        h.run = n->traced ? n->run_id : 0;   /* the rank records the run and sends its events back */
         len = strata__wire_size(r->args);
         if (reserve_out(p, sizeof h + len) == STRATA_OK)
             (void)strata__wire_encode(r->args, p->out + sizeof h, len, &len);   /* fits: checked at submit */
@@ -212,9 +224,46 @@ static void mark_dead(strata__child *c, const char *how)
     c->death_message = strata__format("%s %s", strata__child_name(c, name, sizeof name), how);
 }
 
+/* An answer came: the clocks' offset from its times, and a traced task's
+   events, which the rank sends right after it (so this receive does not
+   wait on anything but their transfer), into the trace's mirror of the rank. */
+static void took_answer(strata__node *n, strata__child *c, peer *p)
+{
+    uint64_t t2 = strata__now_ns();
+    strata__mpi_reply h;
+    memcpy(&h, p->in, sizeof h);
+    if (h.magic != STRATA__MPI_MAGIC || h.seq != p->seq)
+        return;   /* damaged: mpi_reply says so */
+    if (h.sent_ns >= h.received_ns && t2 >= p->sent_at) {
+        uint64_t served = h.sent_ns - h.received_ns, total = t2 - p->sent_at;
+        uint64_t rtt = total > served ? total - served : 0;
+        if (p->best_rtt_ns == 0 || rtt < p->best_rtt_ns) {
+            p->best_rtt_ns = rtt ? rtt : 1;
+            p->offset_ns = ((int64_t)(h.received_ns - p->sent_at) + (int64_t)(h.sent_ns - t2)) / 2;
+        }
+    }
+    if (h.events_len == 0 || h.events_len > INT32_MAX)
+        return;
+    if (h.events_len > p->events_cap) {
+        uint8_t *grown = realloc(p->events, h.events_len);
+        if (grown) {
+            p->events = grown;
+            p->events_cap = h.events_len;
+        }
+    }
+    /* received whatever happens (the rank is sending it); used when it fits */
+    uint8_t *into = h.events_len <= p->events_cap ? p->events : NULL;
+    if (into) {
+        MPI_Recv(into, (int)h.events_len, MPI_BYTE, c->rank, STRATA__TAG_TRACE, strata__mpi_comm,
+                 MPI_STATUS_IGNORE);
+        strata__record_import(n, c, into, h.events_len, p->offset_ns);
+    } else {
+        MPI_Recv(NULL, 0, MPI_BYTE, c->rank, STRATA__TAG_TRACE, strata__mpi_comm, MPI_STATUS_IGNORE);
+    }
+}
+
 static bool mpi_answered(strata__node *n, strata__child *c)
 {
-    (void)n;
     peer *p = peer_of(c);
     if (c->dead)
         return false;
@@ -240,6 +289,10 @@ static bool mpi_answered(strata__node *n, strata__child *c)
     }
     if (done && p->send != MPI_REQUEST_NULL)
         MPI_Wait(&p->send, MPI_STATUS_IGNORE);   /* answered: its request was received */
+    if (done && !p->taken) {
+        p->taken = true;
+        took_answer(n, c, p);
+    }
     return done != 0;
 }
 
@@ -439,6 +492,7 @@ static void mpi_close(strata__node *n, bool kill_them)
         free(p->out);
         free(p->in);
         free(p->data);
+        free(p->events);
         free(p);
         c->tp_state = NULL;
         c->pid = 0;

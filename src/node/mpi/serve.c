@@ -25,6 +25,7 @@
 #include "core/sys.h"
 #include "core/wait.h"
 #include "ipc/wire.h"
+#include "node/record.h"
 
 #define STRATA__SERVE_SPIN_NS    50000ull
 #define STRATA__SERVE_NAP_MAX_NS 10000000ull
@@ -38,6 +39,9 @@ typedef struct server {
     uint8_t       *in;          /* the request being served */
     size_t         in_cap;
     uint8_t       *scratch;     /* copy data that has no place here */
+    uint64_t       received_ns; /* when the request being served came */
+    uint8_t       *events;      /* a traced task's events for rank 0 (node/record.h) */
+    size_t         events_cap, events_len;
 } server;
 
 static const char *kind_name(uint32_t kind)
@@ -48,16 +52,25 @@ static const char *kind_name(uint32_t kind)
 
 static uint8_t reply_buf[sizeof(strata__mpi_reply) + STRATA__MPI_MESSAGE_MAX];
 
-static void answer(const strata__mpi_request *h, int status, const char *message, uint64_t value)
+/* The answer, then (a traced task) its events: rank 0 receives them once it
+   has the answer, so the events may be any size without either side waiting
+   on the other. */
+static void answer(server *s, const strata__mpi_request *h, int status, const char *message, uint64_t value)
 {
     size_t mlen = message ? strlen(message) : 0;
     if (mlen > STRATA__MPI_MESSAGE_MAX)
         mlen = STRATA__MPI_MESSAGE_MAX;
-    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, (uint32_t)mlen, value};
-    memcpy(reply_buf, &r, sizeof r);
+    size_t events = s->events_len <= INT32_MAX ? s->events_len : 0;
+    strata__mpi_reply r = {STRATA__MPI_MAGIC, h->seq, status, (uint32_t)mlen, value, s->received_ns, 0,
+                           (uint32_t)events, 0};
     if (mlen)
         memcpy(reply_buf + sizeof r, message, mlen);
+    r.sent_ns = strata__now_ns();
+    memcpy(reply_buf, &r, sizeof r);
     MPI_Send(reply_buf, (int)(sizeof r + mlen), MPI_BYTE, 0, STRATA__TAG_REPLY, strata__mpi_comm);
+    if (events)
+        MPI_Send(s->events, (int)events, MPI_BYTE, 0, STRATA__TAG_TRACE, strata__mpi_comm);
+    s->events_len = 0;
 }
 
 /* Wait for the next request from rank 0 and receive it into s->in, which holds
@@ -80,11 +93,13 @@ static int receive(server *s, size_t *len)
             int rc = strata__fail(STRATA_EINVAL, "rank %d: a request from rank 0 larger than %zu bytes (more than "
                                   "1 MiB of callable names?) (MPI error %d)", s->rank, s->in_cap, err);
             if (h.magic == STRATA__MPI_MAGIC)
-                answer(&h, rc, strata_last_error(), (uint64_t)getpid());
+                answer(s, &h, rc, strata_last_error(), (uint64_t)getpid());
             return rc;
         }
-        if (done)
+        if (done) {
+            s->received_ns = strata__now_ns();
             break;
+        }
         if (strata__now_ns() - from < STRATA__SERVE_SPIN_NS)
             continue;
         strata__nap(&nap_ns, STRATA__SERVE_NAP_MAX_NS);
@@ -159,8 +174,28 @@ static int run_task(server *s, const strata__mpi_request *h, const uint8_t *payl
     /* the top kills nothing here: the run ends its own stuck tasks at the
        task's timeout, so that its answer names them */
     wn->deadline_ns = cfg.timeout_ms ? strata__now_ns() + (uint64_t)cfg.timeout_ms * 1000000u : 0;
+    /* a traced task (run: rank 0's): this worker's run is recorded, and its
+       events go back with the answer; the task's own slice in its engine's
+       ring, under rank 0's run and task */
+    uint64_t id = (uint64_t)h->run << 32 | (h->task & 0xffffffffu);
+    strata__rec_ring *ring = strata__rec_area_ring(wn->rec, 0);
+    if (h->run && ring) {
+        strata__record_force(wn, true);
+        strata__rec_write(ring, strata__now_ns(), STRATA__REC_TASK_BEGIN, 0, id, h->handle);
+    }
     rc = strata_worker_run(s->w, r->orch, r->ctx, &args, &cfg);
     wn->deadline_ns = 0;
+    if (h->run && ring) {
+        strata__rec_write(ring, strata__now_ns(), STRATA__REC_TASK_END, 0, id, (uint64_t)(int64_t)rc);
+        strata__record_force(wn, false);
+        char *saved = rc ? strata__format("%s", strata_last_error()) : NULL;
+        if (strata__record_export(wn, &s->events, &s->events_cap, &s->events_len) != STRATA_OK)
+            s->events_len = 0;   /* the trace loses this task's events; the task's answer stands */
+        if (saved) {
+            strata__fail(rc, "%s", saved);
+            free(saved);
+        }
+    }
     return rc;
 }
 
@@ -285,7 +320,7 @@ int strata_mpi_serve(strata_worker *top, strata_worker *w)
                 why = strata__format("%s", strata_last_error());
                 serving = false;   /* rank 0's init fails: it will not ask again */
             }
-            answer(&h, rc, rc ? strata_last_error() : host, value);
+            answer(&s, &h, rc, rc ? strata_last_error() : host, value);
             continue;
         case STRATA__REQ_REGISTER:
             rc = map_names(&s, payload, h.payload_len);
@@ -318,11 +353,12 @@ int strata_mpi_serve(strata_worker *top, strata_worker *w)
             rc = strata__fail(STRATA_EINVAL, "rank %d: a request of unknown kind %u", s.rank, h.kind);
             break;
         }
-        answer(&h, rc, rc ? strata_last_error() : NULL, value);
+        answer(&s, &h, rc, rc ? strata_last_error() : NULL, value);
     }
     free(s.local);
     free(s.in);
     free(s.scratch);
+    free(s.events);
     if (result)
         strata__fail(result, "strata_mpi_serve: %s", why ? why : strata_status_name(result));
     free(why);

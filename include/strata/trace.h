@@ -3,7 +3,10 @@
  *
  * A trace is open from strata_trace_begin until strata_trace_end, or for the
  * whole life of a process started with STRATA_TRACE=path.json (opened when the
- * process creates its first worker, closed at exit). While it is open, every
+ * process creates its first worker, closed at exit; "%p" in the path becomes
+ * the pid, for programs that start others with the same environment). In an
+ * MPI job (strata/mpi.h) rank 0 writes the job's one trace: the serving ranks
+ * ignore STRATA_TRACE and send their events to rank 0. While it is open, every
  * run of every worker of the process is recorded (a run whose call config sets
  * `trace` to STRATA_TRACE_SKIP is left out): one process track per Strata
  * process (the application, each chip child, each SUB child), one thread track
@@ -31,10 +34,12 @@ extern "C" {
 #define STRATA_TRACE_RUN  1u
 #define STRATA_TRACE_SKIP 2u
 
-/* Open a trace into `path` (created or truncated) for every worker of this
-   process. STRATA_ESTATE when a trace is open already (STRATA_TRACE's
-   included); STRATA_ESYS naming the path when it cannot be written. Runs in
-   progress are recorded from their next event on. */
+/* Open a trace into `path` (created or truncated; "%p": the pid) for every
+   worker of this process. STRATA_ESTATE when a trace is open already
+   (STRATA_TRACE's included); STRATA_ESYS naming the path when it cannot be
+   written. A run is traced or not from its start: begin a trace between
+   runs (a run in progress is not in it). A forked child of this process has
+   no trace open. */
 STRATA_API int strata_trace_begin(const char *path);
 /* Write what the workers of this process recorded up to their last finished
    run, and close the file. STRATA_OK when no trace is open. Call it between

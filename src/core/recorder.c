@@ -18,18 +18,18 @@ void strata__rec_ring_reset(strata__rec_ring *r, uint32_t capacity)
     strata__store_release(&r->head, 0);
 }
 
-uint64_t strata__rec_oldest(const strata__rec_ring *r)
+uint64_t strata__rec_oldest(const strata__rec_ring *r, uint32_t capacity)
 {
     uint64_t head = strata__load_acquire(&r->head);
-    return head > r->capacity ? head - r->capacity : 0;
+    return head > capacity ? head - capacity : 0;
 }
 
-uint32_t strata__rec_read(const strata__rec_ring *r, uint64_t *cursor, strata__rec_copy *out, uint32_t max,
-                          uint64_t *lost)
+uint32_t strata__rec_read(const strata__rec_ring *r, uint32_t capacity, uint64_t *cursor, strata__rec_copy *out,
+                          uint32_t max, uint64_t *lost)
 {
-    uint32_t cap = r->capacity;
-    if (cap == 0 || (cap & (cap - 1)) != 0)
-        return 0;   /* not a ring (a dead child's memory is read too: never trusted) */
+    uint32_t cap = capacity;
+    if (!r || cap == 0 || (cap & (cap - 1)) != 0)
+        return 0;
     /* acquire: pairs with the writer's release of head; the events below it are complete */
     uint64_t head = strata__load_acquire(&r->head);
     uint64_t from = *cursor;
@@ -97,6 +97,13 @@ strata__rec_ring *strata__rec_area_ring(const strata__rec_area *a, uint32_t i)
     if (!a || i >= a->nrings)
         return NULL;
     return (strata__rec_ring *)(void *)((uint8_t *)a + STRATA__CACHE_LINE + (size_t)i * a->ring_bytes);
+}
+
+strata__rec_ring *strata__rec_ring_at(const strata__rec_area *a, uint32_t nrings, uint32_t capacity, uint32_t i)
+{
+    if (!a || i >= nrings)
+        return NULL;
+    return (strata__rec_ring *)(void *)((uint8_t *)a + STRATA__CACHE_LINE + (size_t)i * strata__rec_ring_bytes(capacity));
 }
 
 int strata__rec_capacity_from_env(uint32_t *out)

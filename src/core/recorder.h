@@ -128,13 +128,16 @@ static inline void strata__rec_write(strata__rec_ring *r, uint64_t ts_ns, uint32
 
 /* Read the events from *cursor up to the ring's head, at most `max`, into out:
    returns how many; *cursor moves past them, and *lost grows by the events the
-   writer overwrote before they could be read. Any thread or process. */
-uint32_t strata__rec_read(const strata__rec_ring *r, uint64_t *cursor, strata__rec_copy *out, uint32_t max,
-                          uint64_t *lost);
+   writer overwrote before they could be read. Any thread or process.
+   `capacity` is the reader's own knowledge of the ring's size: another
+   process's memory (a child that crashed scribbling) is never trusted for
+   where to read. */
+uint32_t strata__rec_read(const strata__rec_ring *r, uint32_t capacity, uint64_t *cursor, strata__rec_copy *out,
+                          uint32_t max, uint64_t *lost);
 
-/* The number of events in the ring readable now from its oldest kept one: the
-   cursor a reader of "the last events" starts from. */
-uint64_t strata__rec_oldest(const strata__rec_ring *r);
+/* The position of the oldest event the ring still holds: the cursor a reader
+   of "the last events" starts from. */
+uint64_t strata__rec_oldest(const strata__rec_ring *r, uint32_t capacity);
 
 /* A process's rings: ring 0 is its main thread's (a chip's orchestrator, a SUB
    function's thread, a worker's engine), rings 1.. its cores'. A child's area
@@ -157,8 +160,12 @@ size_t strata__rec_area_bytes(uint32_t nrings, uint32_t capacity);
 /* Make the memory at a an empty area (the rings' headers written; their
    events untouched, so untraced memory stays unallocated). */
 void strata__rec_area_reset(strata__rec_area *a, uint32_t nrings, uint32_t capacity);
-/* Ring i of a; NULL when i is out of range. */
+/* Ring i of a, for its writers (they made the area or were given it); NULL
+   when i is out of range. */
 strata__rec_ring *strata__rec_area_ring(const strata__rec_area *a, uint32_t i);
+/* The same for a reader in another process, from what it knows of the area
+   (never from the area's own words): NULL when i >= nrings. */
+strata__rec_ring *strata__rec_ring_at(const strata__rec_area *a, uint32_t nrings, uint32_t capacity, uint32_t i);
 /* Whether the writers of a record everything (relaxed: a hint read once per task). */
 static inline bool strata__rec_traced(const strata__rec_area *a)
 {

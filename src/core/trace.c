@@ -19,12 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/status.h"
 #include "core/sys.h"
 #include "strata/trace.h"
 
 #define SINK_BUFFER (64u * 1024u)
 #define SINK_FLUSH  (32u * 1024u)   /* written at unlock once this much waits (and at every run's end) */
+#define SINK_EVENT  (4u * 1024u)    /* room kept for one event: the buffer goes out between events only */
 
 _Atomic uint32_t strata__trace_open_word;
 
@@ -52,17 +54,34 @@ uint64_t strata__trace_epoch(void)
 
 uint32_t strata__trace_new_tracks(uint32_t n)
 {
-    uint32_t first = strata__fetch_add_relaxed(&next_track, n);   /* relaxed: a counter */
-    return first % STRATA__TRACE_TRACKS;
+    /* relaxed: a counter. A range never straddles the end: it starts over
+       (tracks of workers long gone are named again by whoever takes them). */
+    for (;;) {
+        uint32_t first = strata__load_relaxed(&next_track);
+        uint32_t at = first % STRATA__TRACE_TRACKS;
+        uint32_t next = at + n <= STRATA__TRACE_TRACKS ? first + n : first + (STRATA__TRACE_TRACKS - at) + n;
+        uint32_t start = at + n <= STRATA__TRACE_TRACKS ? at : 0;
+        if (atomic_compare_exchange_weak_explicit(&next_track, &first, next, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return start;
+    }
 }
 
 uint32_t strata__trace_new_source(void)
 {
-    return strata__fetch_add_relaxed(&next_source, 1) & 0xff;   /* relaxed: a counter */
+    for (;;) {   /* relaxed: a counter; 16 bits, never 0 (0 means "none") */
+        uint32_t s = strata__fetch_add_relaxed(&next_source, 1) & 0xffffu;
+        if (s)
+            return s;
+    }
 }
 
 static void sink_write_out(void)
 {
+    if (sink.write_errno) {   /* after a failed write the file ends there: nothing half-written follows */
+        sink.len = 0;
+        return;
+    }
     size_t off = 0;
     while (off < sink.len) {
         ssize_t w = write(sink.fd, sink.buf + off, sink.len - off);
@@ -83,8 +102,6 @@ static void sink_write_out(void)
 static void sink_printf(const char *fmt, ...) STRATA__PRINTF(1, 2);
 static void sink_printf(const char *fmt, ...)
 {
-    if (SINK_BUFFER - sink.len < 1024)
-        sink_write_out();
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(sink.buf + sink.len, SINK_BUFFER - sink.len, fmt, ap);
@@ -97,8 +114,8 @@ static void sink_printf(const char *fmt, ...)
 static void sink_escaped(const char *s)
 {
     for (; *s; s++) {
-        if (SINK_BUFFER - sink.len < 16)
-            sink_write_out();
+        if (SINK_BUFFER - sink.len < 64)
+            return;   /* a name longer than an event's room: cut (the buffer goes out between events) */
         unsigned char ch = (unsigned char)*s;
         if (ch >= 0x20 && ch != '"' && ch != '\\') {
             sink.buf[sink.len++] = (char)ch;
@@ -118,11 +135,6 @@ static void sink_escaped(const char *s)
 /* Appending without printf: a trace event is formatted per task, and
    vsnprintf was most of a traced task's cost. Callers keep room (an event's
    fixed part is below 256 bytes; sink_escaped and the args check their own). */
-static void room(size_t n)
-{
-    if (SINK_BUFFER - sink.len < n)
-        sink_write_out();
-}
 
 static void put_lit(const char *s, size_t n)
 {
@@ -177,9 +189,12 @@ static void put_us(uint64_t ns)
     sink.buf[sink.len++] = (char)('0' + frac % 10);
 }
 
+/* Every event starts here: the buffer goes to the file now if an event might
+   not fit, so the file only ever ends between two events. */
 static void event_open(void)
 {
-    room(256);
+    if (SINK_BUFFER - sink.len < SINK_EVENT)
+        sink_write_out();
     if (!sink.first)
         PUT(",\n");
     sink.buf[sink.len++] = '{';
@@ -199,7 +214,6 @@ static void put_common(const char *ph, int pid, uint32_t track, uint64_t ts_ns, 
     put_us(ts_ns);
     PUT(",\"name\":\"");
     sink_escaped(name);
-    room(64);
     PUT("\"");
 }
 
@@ -207,24 +221,80 @@ static void put_args(const char *args)
 {
     if (args && args[0]) {
         size_t n = strlen(args);
-        room(n + 16);
-        if (n + 16 > SINK_BUFFER - sink.len)
-            return;   /* longer than the buffer: left out (args are short) */
+        if (n + 64 > SINK_BUFFER - sink.len)
+            return;   /* longer than an event's room: left out (args are short) */
         PUT(",\"args\":{");
         put_lit(args, n);
         PUT("}");
     }
 }
 
-static int open_locked(const char *path, const char *what)
+/* The path with each "%p" replaced by this process's pid (malloc'd). */
+static char *expand_path(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return strata__fail(STRATA_ESYS, "%s: cannot write the trace file '%s': %s", what, path, strerror(errno));
-    char *copy = strdup(path);
-    if (!copy) {
-        close(fd);
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    size_t n = 1;
+    for (const char *s = path; *s; s++)
+        n += s[0] == '%' && s[1] == 'p' ? strlen(pid) : 1;
+    char *out = malloc(n), *o = out;
+    for (const char *s = path; out && *s; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            o += sprintf(o, "%s", pid);
+            s++;
+        } else {
+            *o++ = *s;
+        }
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* The fork handlers (registered at the first use): a fork waits for a drain
+   in progress; the child has no trace, a fresh lock, and its copy of the
+   file closed (a child never writes its parent's file). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&sink.lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&sink.lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&sink.lock, NULL);
+    if (sink.fd >= 0)
+        close(sink.fd);
+    sink.fd = -1;
+    free(sink.path);
+    sink.path = NULL;
+    sink.len = 0;
+    sink.from_env = false;
+    sink.env_read = true;   /* the parent's STRATA_TRACE is the parent's */
+    strata__store_relaxed(&strata__trace_open_word, 0);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void register_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static int open_locked(const char *given, const char *what)
+{
+    char *copy = expand_path(given);
+    if (!copy)
         return strata__fail(STRATA_ENOMEM, "%s: out of host memory", what);
+    int fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = strata__fail(STRATA_ESYS, "%s: cannot write the trace file '%s': %s", what, copy, strerror(errno));
+        free(copy);
+        return rc;
     }
     sink.fd = fd;
     sink.owner = strata__self_pid();
@@ -260,13 +330,14 @@ static int close_locked(void)
 static void close_at_exit(void)
 {
     pthread_mutex_lock(&sink.lock);
-    if (sink.fd >= 0 && sink.owner == strata__self_pid())
-        (void)close_locked();
+    if (sink.fd >= 0 && sink.owner == strata__self_pid() && close_locked() != STRATA_OK)
+        strata__log(STRATA__LOG_ERROR, "%s", strata_last_error());   /* STRATA_TRACE's: no caller to tell */
     pthread_mutex_unlock(&sink.lock);
 }
 
 int strata__trace_from_env(void)
 {
+    pthread_once(&fork_once, register_fork_handlers);
     pthread_mutex_lock(&sink.lock);
     int rc = STRATA_OK;
     if (!sink.env_read) {
@@ -298,6 +369,7 @@ int strata_trace_begin(const char *path)
     strata__clear_error();
     if (path == NULL || path[0] == '\0')
         return strata__fail(STRATA_EINVAL, "strata_trace_begin: path is %s", path ? "empty" : "NULL");
+    pthread_once(&fork_once, register_fork_handlers);
     pthread_mutex_lock(&sink.lock);
     int rc;
     if (sink.fd >= 0 && sink.owner == strata__self_pid())
@@ -382,7 +454,6 @@ void strata__trace_slice(int pid, uint32_t track, uint64_t begin_ns, uint64_t en
     put_us(dur);
     PUT(",\"cat\":\"strata\"");
     put_args(args);
-    room(4);
     PUT("}");
 }
 
@@ -391,7 +462,6 @@ void strata__trace_unended(int pid, uint32_t track, uint64_t begin_ns, const cha
     put_common("B", pid, track, begin_ns, name);
     PUT(",\"cat\":\"strata\"");
     put_args(args);
-    room(4);
     PUT("}");
 }
 
@@ -400,7 +470,6 @@ void strata__trace_instant(int pid, uint32_t track, uint64_t ts_ns, const char *
     put_common("i", pid, track, ts_ns, name);
     PUT(",\"s\":\"t\",\"cat\":\"strata\"");
     put_args(args);
-    room(4);
     PUT("}");
 }
 

@@ -8,8 +8,13 @@
  * goes to the file at unlock: Chrome's trace-event JSON, array form.
  *
  * Tracks: process ids are real pids; a thread track is `track` of process pid,
- * written as tid pid * 1000 + track (tracks below 1000), so two processes'
- * tracks never share an id. */
+ * written as tid pid * 100000 + track (tracks below 100000), so two
+ * processes' tracks never share an id.
+ *
+ * Forks: a process forked from one with a trace open has none (its copy of
+ * the file is closed in the child, its lock made fresh), and STRATA_TRACE is
+ * not read again there; an exec'd program that inherits STRATA_TRACE opens
+ * it anew, so give such a family "%p" in the path (the pid). */
 #ifndef STRATA_CORE_TRACE_H
 #define STRATA_CORE_TRACE_H
 
@@ -18,7 +23,7 @@
 
 #include "core/atomic.h"
 
-#define STRATA__TRACE_TRACKS 1000u   /* tracks per process */
+#define STRATA__TRACE_TRACKS 100000u   /* tracks per process */
 
 /* Whether a trace is open (relaxed: a hint; the lock decides). */
 extern _Atomic uint32_t strata__trace_open_word;

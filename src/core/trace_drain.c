@@ -20,8 +20,9 @@ static uint64_t submit_flow(uint32_t source, uint64_t id)
     return (uint64_t)(source & 0xff) << 44 | ((id >> 32) & 0xfff) << 32 | (id & 0xffffffffu);
 }
 
-int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t dispatch,
-                            const strata__trace_names *names, const char *label, uint32_t flow_source)
+int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t nrings, uint32_t capacity,
+                            uint32_t dispatch, const strata__trace_names *names, const char *label,
+                            uint32_t flow_source)
 {
     memset(r, 0, sizeof *r);
     r->area = area;
@@ -30,8 +31,9 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     static const char *const counters[STRATA__COUNTERS] = {"task window", "ready tasks", "heap bytes", "dep pool"};
     for (uint32_t i = 0; i < STRATA__COUNTERS; i++)
         snprintf(r->counter_names[i], sizeof r->counter_names[i], "%s (%s)", counters[i], r->label);
-    r->nrings = area->nrings;
-    r->ntracks = area->nrings + dispatch;
+    r->nrings = nrings;
+    r->capacity = capacity;
+    r->ntracks = nrings + dispatch;
     r->track_base = strata__trace_new_tracks(r->ntracks);
     r->source = strata__trace_new_source();
     r->flow_source = flow_source;
@@ -92,7 +94,7 @@ void strata__rec_reader_restart(strata__rec_reader *r)
 void strata__rec_reader_skip(strata__rec_reader *r)
 {
     for (uint32_t i = 0; i < r->nrings; i++)   /* acquire: pairs with the writers' release */
-        r->cursors[i] = strata__load_acquire(&strata__rec_area_ring(r->area, i)->head);
+        r->cursors[i] = strata__load_acquire(&strata__rec_ring_at(r->area, r->nrings, r->capacity, i)->head);
     memset(r->depth, 0, r->ntracks * sizeof r->depth[0]);
     if (r->pending)
         memset(r->pending, 0, STRATA__DRAIN_PENDING * sizeof r->pending[0]);
@@ -488,7 +490,8 @@ static bool refill(strata__rec_reader *r, uint32_t ring, uint64_t limit)
 {
     strata__rec_copy *b = &r->batch[(size_t)ring * STRATA__DRAIN_BATCH];
     uint64_t cursor = r->cursors[ring];
-    uint32_t n = strata__rec_read(strata__rec_area_ring(r->area, ring), &cursor, b, STRATA__DRAIN_BATCH, &r->lost);
+    uint32_t n = strata__rec_read(strata__rec_ring_at(r->area, r->nrings, r->capacity, ring), r->capacity, &cursor, b,
+                                  STRATA__DRAIN_BATCH, &r->lost);
     uint32_t keep = 0;
     while (keep < n && b[keep].ts_ns <= limit)
         keep++;

@@ -59,6 +59,7 @@ typedef struct strata__rec_reader {
     char       counter_names[STRATA__COUNTERS][72];
     uint32_t   track_base;           /* the area's first track in its process */
     uint32_t   nrings, ntracks;      /* ntracks = nrings + dispatch tracks */
+    uint32_t   capacity;             /* events per ring, as the reader knows them (not the area's word) */
     uint32_t   source;               /* this area's engine, in flow ids (its own submits) */
     uint32_t   flow_source;          /* the engine that submitted this area's tasks; 0: none */
     uint64_t   epoch;                /* the trace file its names went to */
@@ -89,10 +90,12 @@ typedef struct strata__rec_reader {
     struct { uint64_t id, ts_ns; } *submitted;              /* STRATA__DRAIN_KERNELS, by id */
 } strata__rec_reader;
 
-/* Set r up to read area (whose memory outlives r); dispatch: tracks past the
-   rings (a worker's children). STRATA_ENOMEM. */
-int  strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t dispatch,
-                             const strata__trace_names *names, const char *label, uint32_t flow_source);
+/* Set r up to read area (whose memory outlives r), of nrings rings of
+   capacity events as its owner made it; dispatch: tracks past the rings (a
+   worker's children). STRATA_ENOMEM. */
+int  strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area, uint32_t nrings, uint32_t capacity,
+                             uint32_t dispatch, const strata__trace_names *names, const char *label,
+                             uint32_t flow_source);
 void strata__rec_reader_free(strata__rec_reader *r);
 /* The area was reset for a new process (a restarted child): read it from
    its start, with nothing open. */

@@ -4,6 +4,7 @@
 #include "node/transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ typedef struct strata__record_reader {
 typedef struct strata__record_mirror {
     strata__child         *c;
     uint32_t               area;
+    uint32_t               nrings;
     strata__rec_area      *rec;
     size_t                 bytes;
     strata__record_reader *reader;
@@ -331,15 +333,16 @@ static const char *name_callable(void *ctx, bool dispatched, uint32_t handle)
     return reg_name_of(dispatched && rr->sub ? rr->sub : rr->owner, handle);
 }
 
-static strata__record_reader *new_reader(const strata__node *owner, strata__rec_area *area, uint32_t dispatch,
-                                         uint32_t flow_source, const char *label)
+static strata__record_reader *new_reader(const strata__node *owner, strata__rec_area *area, uint32_t nrings,
+                                         uint32_t capacity, uint32_t dispatch, uint32_t flow_source, const char *label)
 {
     strata__record_reader *rr = strata__calloc(1, sizeof *rr);
     if (!rr)
         return NULL;
     rr->owner = owner;
     strata__trace_names names = {rr, name_process, name_track, name_callable};
-    if (strata__rec_reader_init(&rr->reader, area, dispatch, &names, label, flow_source) != STRATA_OK) {
+    if (strata__rec_reader_init(&rr->reader, area, nrings, capacity, dispatch, &names, label, flow_source) !=
+        STRATA_OK) {
         free(rr);
         return NULL;
     }
@@ -363,7 +366,8 @@ static bool add_deep(strata__node *n, const strata__node *sub, uint8_t *at, uint
         if (!grown)
             return false;
         n->deep = grown;
-        strata__record_reader *rr = new_reader(sub, area, below ? children_of(below) : 0, flow_source, label);
+        strata__record_reader *rr = new_reader(sub, area, rings, sub->rec_capacity, below ? children_of(below) : 0,
+                                               flow_source, label);
         if (!rr)
             return false;
         n->deep[n->ndeep++] = rr;
@@ -391,7 +395,7 @@ static bool make_readers(strata__node *n)
     if (!n->trace) {
         char label[48];
         snprintf(label, sizeof label, "level-%d worker", n->level);
-        n->trace = new_reader(n, n->rec, n->nchildren, 0, label);
+        n->trace = new_reader(n, n->rec, 1, n->rec_capacity, n->nchildren, 0, label);
         if (!n->trace)
             return false;
         n->trace->own = true;
@@ -402,7 +406,8 @@ static bool make_readers(strata__node *n)
             continue;
         char label[48];
         snprintf(label, sizeof label, "%s %d", c->kind == STRATA__CHILD_CHIP ? "chip" : "child", c->worker);
-        c->trace = new_reader(n, c->rec, c->sub_node ? children_of(c->sub_node) : 0, n->trace->reader.source, label);
+        c->trace = new_reader(n, c->rec, rings_of(n, c), n->rec_capacity, c->sub_node ? children_of(c->sub_node) : 0,
+                              n->trace->reader.source, label);
         if (!c->trace)
             return false;
         c->trace->c = c;
@@ -552,16 +557,64 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Write child c's area to a postmortem file: its path (malloc'd), or NULL. */
-static char *write_postmortem(strata__node *n, strata__child *c, const char *summary, uint64_t now)
+/* The fork handlers of the list of files (a fork waits for its lock; the
+   child starts with no files of its own, and never removes its parent's). */
+static void postmortem_prepare(void)
 {
+    pthread_mutex_lock(&postmortem_lock);
+}
+
+static void postmortem_parent(void)
+{
+    pthread_mutex_unlock(&postmortem_lock);
+}
+
+static void postmortem_child(void)
+{
+    pthread_mutex_init(&postmortem_lock, NULL);
+    for (uint32_t i = 0; i < npostmortems; i++)
+        free(postmortems[i]);
+    npostmortems = 0;
+}
+
+static pthread_once_t postmortem_once = PTHREAD_ONCE_INIT;
+
+static void postmortem_handlers(void)
+{
+    pthread_atfork(postmortem_prepare, postmortem_parent, postmortem_child);
+}
+
+/* Write child c's area to a postmortem file: its path (malloc'd), or NULL
+   with *why saying why not (malloc'd). A new file only: never through a
+   link, never over a file that is there (the directory may be /tmp). */
+static char *write_postmortem(strata__node *n, strata__child *c, const char *summary, uint64_t now, char **why)
+{
+    pthread_once(&postmortem_once, postmortem_handlers);
+    *why = NULL;
     const char *dir = postmortem_dir();
-    char *path = dir ? strata__format("%s/strata-%d-%d-%u.json", dir, (int)getpid(), (int)c->pid, c->gen) : NULL;
-    if (!path)
+    if (!dir) {
+        *why = strata__format("no file (STRATA_POSTMORTEM_DIR=none)");
         return NULL;
-    FILE *f = fopen(path, "we");
+    }
+    char *path = NULL;
+    int fd = -1, err = 0;
+    for (unsigned k = 0; k < 16 && fd < 0; k++) {
+        free(path);
+        path = k ? strata__format("%s/strata-%d-%d-%u.%u.json", dir, (int)getpid(), (int)c->pid, c->gen, k)
+                 : strata__format("%s/strata-%d-%d-%u.json", dir, (int)getpid(), (int)c->pid, c->gen);
+        if (!path)
+            return NULL;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        err = errno;
+        if (fd < 0 && err != EEXIST)
+            break;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        strata__log(STRATA__LOG_WARN, "cannot write the postmortem file '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        *why = strata__format("no file: '%s' could not be written (%s; set STRATA_POSTMORTEM_DIR to a writable "
+                              "directory, or to none)", path, strerror(fd >= 0 ? errno : err));
         free(path);
         return NULL;
     }
@@ -577,8 +630,12 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
     json_string(f, summary);
     fprintf(f, ",\n \"rings\": [");
     strata__rec_copy e;
-    for (uint32_t r = 0; r < c->rec->nrings && r < rings_of(n, c); r++) {
-        const strata__rec_ring *ring = strata__rec_area_ring(c->rec, r);
+    uint32_t nrings = rings_of(n, c), cap = n->rec_capacity;
+    /* a file stays under about 4 MiB however many cores the chip has */
+    uint64_t per_ring = (4u << 20) / 160u / nrings;
+    per_ring = per_ring < POSTMORTEM_EVENTS ? per_ring : POSTMORTEM_EVENTS;
+    for (uint32_t r = 0; r < nrings; r++) {
+        const strata__rec_ring *ring = strata__rec_ring_at(c->rec, nrings, cap, r);
         char track[64];
         name_track(&names, r, track, sizeof track);
         uint64_t current = strata__load_relaxed(&ring->current);
@@ -587,12 +644,12 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
         if (current)
             fprintf(f, ", \"in_kernel\": {\"func_id\": %" PRIu64 "}", strata__rec_current_func(current));
         fprintf(f, ", \"events\": [");
-        uint64_t cursor = strata__rec_oldest(ring), lost = 0;
+        uint64_t cursor = strata__rec_oldest(ring, cap), lost = 0;
         uint64_t head = strata__load_acquire(&ring->head);
-        if (head - cursor > POSTMORTEM_EVENTS)
-            cursor = head - POSTMORTEM_EVENTS;
+        if (head - cursor > per_ring)
+            cursor = head - per_ring;
         bool first = true;
-        while (strata__rec_read(ring, &cursor, &e, 1, &lost) == 1) {
+        while (strata__rec_read(ring, cap, &cursor, &e, 1, &lost) == 1) {
             fprintf(f, "%s\n    {\"ts_ns\": %" PRIu64 ", \"event\": \"%s\", \"id\": %" PRIu64 ", \"arg\": %" PRIu64,
                     first ? "" : ",", e.ts_ns, strata__rec_kind_name(e.kind), e.id, e.arg);
             if (e.kind == STRATA__REC_TASK_BEGIN) {
@@ -608,8 +665,10 @@ static char *write_postmortem(strata__node *n, strata__child *c, const char *sum
     }
     fprintf(f, "\n ]}\n");
     bool ok = fflush(f) == 0 && !ferror(f);
+    int werr = errno;
     fclose(f);
     if (!ok) {
+        *why = strata__format("no file: writing '%s' failed (%s)", path, strerror(werr));
         unlink(path);
         free(path);
         return NULL;
@@ -656,10 +715,11 @@ static const char *duration(uint64_t ns, char *buf, size_t cap)
 static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out, size_t cap)
 {
     strata__record_reader names = names_for(n, c);
-    const strata__rec_ring *main = strata__rec_area_ring(c->rec, 0);
+    uint32_t nrings = rings_of(n, c), capacity = n->rec_capacity;
+    const strata__rec_ring *main = strata__rec_ring_at(c->rec, nrings, capacity, 0);
     strata__rec_copy e, begin = {0}, last_end = {0};
-    uint64_t cursor = strata__rec_oldest(main), lost = 0, count = 0;
-    while (strata__rec_read(main, &cursor, &e, 1, &lost) == 1) {
+    uint64_t cursor = strata__rec_oldest(main, capacity), lost = 0, count = 0;
+    while (strata__rec_read(main, capacity, &cursor, &e, 1, &lost) == 1) {
         count++;
         if (e.kind == STRATA__REC_TASK_BEGIN)
             begin = e;
@@ -688,8 +748,8 @@ static void summarize(strata__node *n, strata__child *c, uint64_t now, char *out
     } else {
         append(out, cap, "it had run no task%s", count ? " it recorded" : "");
     }
-    for (uint32_t r = 1; r < c->rec->nrings && r < rings_of(n, c); r++) {
-        const strata__rec_ring *ring = strata__rec_area_ring(c->rec, r);
+    for (uint32_t r = 1; r < nrings; r++) {
+        const strata__rec_ring *ring = strata__rec_ring_at(c->rec, nrings, capacity, r);
         uint64_t current = strata__load_relaxed(&ring->current);
         if (!current)
             continue;
@@ -704,7 +764,7 @@ void strata__record_death(strata__node *n, strata__child *c)
     if (c->death_recorded)
         return;
     c->death_recorded = true;
-    if (c->trace && strata__trace_lock()) {   /* what it published before it died, then its death */
+    if (n->traced && c->trace && strata__trace_lock()) {   /* a traced run: what it published, then its death */
         strata__rec_drain(&c->trace->reader, true);
         strata__rec_drain_died(&c->trace->reader);
         strata__trace_flush();
@@ -714,12 +774,16 @@ void strata__record_death(strata__node *n, strata__child *c)
         uint64_t now = strata__now_ns();
         char summary[1024];
         summarize(n, c, now, summary, sizeof summary);
-        char *path = write_postmortem(n, c, summary, now);
+        char *why = NULL;
+        char *path = write_postmortem(n, c, summary, now, &why);
         free(c->death_record);
-        c->death_record = strata__format("; flight recorder: %s; its last events are in %s", summary,
-                                         path ? path : postmortem_dir() ? "no file (it could not be written)"
-                                                                        : "no file (STRATA_POSTMORTEM_DIR=none)");
+        if (path)
+            c->death_record = strata__format("; flight recorder: %s; its last events are in %s", summary, path);
+        else
+            c->death_record = strata__format("; flight recorder: %s; its last events: %s", summary,
+                                             why ? why : "no file (out of memory)");
         free(path);
+        free(why);
     }
     char *detail = strata__format("%s%s", c->death_message ? c->death_message : "a child died",
                                   c->death_record ? c->death_record : "");
@@ -733,6 +797,7 @@ void strata__record_death(strata__node *n, strata__child *c)
 struct strata__chip_record {
     strata__rec_area  *area;
     size_t             bytes;
+    uint32_t           nrings, capacity;
     uint32_t           aic, runs;
     int                device_id;
     bool               traced;
@@ -798,6 +863,8 @@ int strata__chip_record_open(strata__chip *chip, int device_id, uint32_t aic, ui
                             device_id, bytes, strerror(err));
     }
     r->area = p;
+    r->nrings = 1 + aic + aiv;
+    r->capacity = capacity;
     strata__rec_area_reset(r->area, 1 + aic + aiv, capacity);
     strata__store_relaxed(&r->area->pid, (int32_t)getpid());
     r->aic = aic;
@@ -831,7 +898,8 @@ void strata__chip_record_run_begin(strata__chip_record *r, uint32_t handle, cons
         strata__trace_names names = {r, chip_process, chip_track, chip_callable};
         char label[48];
         snprintf(label, sizeof label, "chip %d", r->device_id);
-        r->reading = strata__rec_reader_init(&r->reader, r->area, 0, &names, label, 0) == STRATA_OK;
+        r->reading = strata__rec_reader_init(&r->reader, r->area, r->nrings, r->capacity, 0, &names, label, 0) ==
+                     STRATA_OK;
     }
     r->traced = r->traced && r->reading;
     if (r->traced) {
@@ -870,6 +938,12 @@ static strata__rec_area *export_area(const strata__node *n, uint32_t a)
     return a == 0 ? n->rec : n->children[a - 1].rec;
 }
 
+/* Rings of export area a, as n made it. */
+static uint32_t export_rings(const strata__node *n, uint32_t a)
+{
+    return a == 0 ? 1 : rings_of(n, &n->children[a - 1]);
+}
+
 static int put_bytes(uint8_t **buf, size_t *cap, size_t *len, const void *p, size_t n)
 {
     if (*len + n > *cap) {
@@ -892,7 +966,7 @@ int strata__record_export(strata__node *n, uint8_t **buf, size_t *cap, size_t *l
 {
     uint32_t nareas = 1 + n->nchildren, slots = 0;
     for (uint32_t a = 0; a < nareas; a++)
-        slots += export_area(n, a) ? export_area(n, a)->nrings : 0;
+        slots += export_area(n, a) ? export_rings(n, a) : 0;
     if (!n->export_at) {   /* children are made once per init: their number stays */
         n->export_at = strata__calloc(slots ? slots : 1, sizeof n->export_at[0]);
         n->export_pid = strata__calloc(nareas, sizeof n->export_pid[0]);
@@ -926,18 +1000,19 @@ int strata__record_export(strata__node *n, uint8_t **buf, size_t *cap, size_t *l
             continue;
         int32_t pid = strata__load_relaxed(&area->pid);
         if (pid != n->export_pid[a]) {   /* another process: its area started over */
-            memset(&n->export_at[slot], 0, area->nrings * sizeof n->export_at[0]);
+            memset(&n->export_at[slot], 0, export_rings(n, a) * sizeof n->export_at[0]);
             n->export_pid[a] = pid;
         }
         const strata__child *c = a ? &n->children[a - 1] : NULL;
-        for (uint32_t r = 0; rc == STRATA_OK && r < area->nrings; r++, slot++) {
-            const strata__rec_ring *ring = strata__rec_area_ring(area, r);
+        uint32_t nrings = export_rings(n, a);
+        for (uint32_t r = 0; rc == STRATA_OK && r < nrings; r++, slot++) {
+            const strata__rec_ring *ring = strata__rec_ring_at(area, nrings, n->rec_capacity, r);
             uint64_t lost = 0;
             for (;;) {
-                uint32_t got = strata__rec_read(ring, &n->export_at[slot], e, 256, &lost);
+                uint32_t got = strata__rec_read(ring, n->rec_capacity, &n->export_at[slot], e, 256, &lost);
                 if (got == 0 || rc)
                     break;
-                strata__record_block b = {.area = a, .ring = r, .pid = pid, .count = got, .nrings = area->nrings,
+                strata__record_block b = {.area = a, .ring = r, .pid = pid, .count = got, .nrings = nrings,
                                           .kind = c ? (uint32_t)c->kind : (uint32_t)STRATA__CHILD_REMOTE,
                                           .device_id = c ? c->device_id : -1, .aic = n->cfg.aic_cores,
                                           .children = n->nchildren, .level = (uint32_t)n->level};
@@ -981,7 +1056,8 @@ static strata__record_mirror *mirror_of(strata__node *n, strata__child *c, const
     strata__rec_area_reset(m->rec, b->nrings, n->rec_capacity);
     char label[48];
     snprintf(label, sizeof label, "rank %d%s", c->rank, b->area ? " child" : "");
-    m->reader = new_reader(n, m->rec, b->area == 0 ? b->children : 0,
+    m->nrings = b->nrings;
+    m->reader = new_reader(n, m->rec, b->nrings, n->rec_capacity, b->area == 0 ? b->children : 0,
                            b->area == 0 ? n->trace->reader.source : engine->reader->reader.source, label);
     if (!m->reader) {
         munmap(m->rec, m->bytes);
@@ -1041,7 +1117,7 @@ void strata__record_import(strata__node *n, strata__child *c, const uint8_t *buf
         if (b.count > (len - at) / sizeof(strata__record_event))
             return;   /* damaged */
         strata__record_mirror *m = mirror_of(n, c, &b);
-        if (m && b.ring < m->rec->nrings) {
+        if (m && b.ring < m->nrings) {
             if (strata__load_relaxed(&m->rec->pid) != b.pid) {
                 /* another process there now (a restart on the rank): what the
                    last one left is drained, and the mirror starts over */
@@ -1050,11 +1126,11 @@ void strata__record_import(strata__node *n, strata__child *c, const uint8_t *buf
                     strata__rec_drain_died(&m->reader->reader);
                     strata__trace_unlock();
                 }
-                strata__rec_area_reset(m->rec, m->rec->nrings, m->rec->capacity);
+                strata__rec_area_reset(m->rec, m->nrings, n->rec_capacity);
                 strata__rec_reader_restart(&m->reader->reader);
                 strata__store_relaxed(&m->rec->pid, b.pid);
             }
-            strata__rec_ring *ring = strata__rec_area_ring(m->rec, b.ring);
+            strata__rec_ring *ring = strata__rec_ring_at(m->rec, m->nrings, n->rec_capacity, b.ring);
             for (uint32_t i = 0; i < b.count; i++) {
                 strata__record_event ev;
                 memcpy(&ev, buf + at + i * sizeof ev, sizeof ev);

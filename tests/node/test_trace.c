@@ -318,6 +318,14 @@ TEST_CASE(flight_recorder_without_trace)
     CHECK_STATUS(strata_worker_run(w, nap_orch, &j, NULL, NULL), STRATA_ECHILD);
     CHECK_ERROR_HAS("flight recorder: it was idle; its last task, 1 of run 3, ended ");
     CHECK_OK(strata_worker_run(w, nap_orch, &j, NULL, NULL));
+    /* a directory that cannot take the file: the message says which and why */
+    setenv("STRATA_POSTMORTEM_DIR", "/nonexistent-strata-dir", 1);
+    CHECK_OK(strata_worker_child_pid(w, 0, &pid));
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(wait_gone(pid));
+    CHECK_STATUS(strata_worker_run(w, nap_orch, &j, NULL, NULL), STRATA_ECHILD);
+    CHECK_ERROR_HAS("its last events: no file: '/nonexistent-strata-dir/strata-");
+    CHECK_ERROR_HAS("could not be written (No such file or directory; set STRATA_POSTMORTEM_DIR");
     strata_worker_destroy(w);
     unsetenv("STRATA_POSTMORTEM_DIR");
     scratch_remove();
@@ -352,6 +360,53 @@ TEST_CASE(strata_trace_variable_and_a_second_window)
                                    "1>2,1>3,2>4,3>4", "--kernels-per-chip-task", "3", NULL};
     CHECK(check_trace(second, second_expect));
     scratch_remove();
+}
+
+/* A thread runs traced runs while the main thread forks: every child finds
+   the trace's lock free and no trace of its own (a child never writes its
+   parent's file), within a bounded time. */
+static _Atomic int forking_done;
+
+static void *traced_runs(void *arg)
+{
+    strata_worker *w = arg;
+    nap_job j = {.ms = 0};
+    j.nap = 1;
+    while (!atomic_load(&forking_done))
+        if (strata_worker_run(w, nap_orch, &j, NULL, NULL) != STRATA_OK)
+            return (void *)1;
+    return NULL;
+}
+
+TEST_CASE(fork_while_tracing)
+{
+    strata_worker *w = node_worker(0, 1, STRATA_ON_DEATH_RESTART, NULL);
+    strata_handle h;
+    CHECK_OK(strata_worker_register_sub_named(w, "nap", nap_sub, NULL, &h));
+    CHECK_EQ_U64(h, 1);
+    CHECK_OK(strata_worker_init(w));
+    CHECK_OK(strata_trace_begin("/dev/null"));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, traced_runs, w) == 0);
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            alarm(10);   /* a child stuck on an inherited lock dies of it, and fails the check below */
+            int ok = strata_trace_end() == STRATA_OK && strata_trace_begin("/dev/null") == STRATA_OK &&
+                     strata_trace_end() == STRATA_OK;
+            _exit(ok ? 0 : 1);
+        }
+        int status;
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&forking_done, 1);
+    void *rc;
+    CHECK(pthread_join(t, &rc) == 0);
+    CHECK(rc == NULL);
+    CHECK_OK(strata_trace_end());
+    strata_worker_destroy(w);
 }
 
 TEST_CASE(trace_refusals)
@@ -622,5 +677,5 @@ TEST_CASE(level4_tree_in_one_trace)
     scratch_remove();
 }
 
-TEST_MAIN(CASE(memory_stays_flat_while_tracing), CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
+TEST_MAIN(CASE(fork_while_tracing), CASE(memory_stays_flat_while_tracing), CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
           CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))

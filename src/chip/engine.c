@@ -335,6 +335,10 @@ void strata__chip_note_counters(strata__chip *chip)
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, chip->next_id - chip->retire_next);
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_DEP_POOL, 0, chip->dep_head - chip->dep_tail);
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_HEAP, 0, chip->heap.used);
+    uint64_t ready = 0;
+    for (int t = 0; t < 2; t++)
+        ready += strata__ready_depth(&chip->orch_queues[t]) + strata__ready_depth(&chip->lane_queues[t]);
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_READY, 0, ready);
 }
 
 int strata__chip_wait_progress(strata__chip *chip)

@@ -54,5 +54,12 @@ void strata__ready_push_single(strata__ready_queue *q, uint32_t slot);
 bool strata__ready_pop(strata__ready_queue *q, uint32_t *slot);
 /* Whether a pop would find something now (a hint for waiting threads). */
 bool strata__ready_nonempty(strata__ready_queue *q);
+/* How many tasks wait in q now (a hint: a traced run's counter). */
+static inline uint64_t strata__ready_depth(strata__ready_queue *q)
+{
+    /* relaxed (both): a figure for a trace, read while others push and pop */
+    uint64_t d = strata__load_relaxed(&q->dequeue), e = strata__load_relaxed(&q->enqueue);
+    return e > d ? e - d : 0;
+}
 
 #endif

@@ -71,16 +71,7 @@ void strata__rec_reader_free(strata__rec_reader *r)
     free(r->ended);
     free(r->core_names);
     free(r->submitted);
-    r->core_names = NULL;
-    r->submitted = NULL;
-    r->batch = NULL;
-    r->batch_at = r->batch_len = NULL;
-    r->edges = NULL;
-    r->ended = NULL;
-    r->cursors = NULL;
-    r->open = NULL;
-    r->depth = NULL;
-    r->pending = NULL;
+    memset(r, 0, sizeof *r);   /* read nothing more */
 }
 
 void strata__rec_reader_restart(strata__rec_reader *r)

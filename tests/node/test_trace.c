@@ -435,6 +435,25 @@ TEST_CASE(trace_refusals)
 
 /* ---- level 2: a chip in the application's process ---- */
 
+/* A level-2 worker of two AIV cores running callable c, initialised, with a
+   chip buffer of n u64 elements as *t (its buffer in *b). */
+static strata_worker *l2_worker(const strata_chip_callable *c, uint64_t n, strata_handle *h, strata_buffer *b,
+                                strata_tensor *t)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aiv_cores = 2;
+    cfg.device_memory_bytes = 16 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    CHECK_OK(strata_worker_register_chip(w, c, h));
+    CHECK_OK(strata_worker_init(w));
+    CHECK_OK(strata_worker_malloc(w, 0, n * 8, b));
+    *t = (strata_tensor){.addr = b->addr, .nbytes = n * 8, .dtype = STRATA_U64, .ndims = 1, .shape = {n}};
+    return w;
+}
+
+
 /* 64 independent kernels, one per element */
 static int wide_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
 {
@@ -482,19 +501,11 @@ TEST_CASE(level2_kernel_arrows_follow_the_chain)
 {
     char path[512];
     scratch_path(path, sizeof path, "chain.json");
-    strata_worker_config cfg;
-    strata_worker_config_init(&cfg, 2);
-    cfg.aiv_cores = 2;
-    cfg.device_memory_bytes = 16 << 20;
-    strata_worker *w;
-    CHECK_OK(strata_worker_create(&cfg, &w));
     strata_chip_callable c = {"chain16", chain16_orch, chain16_kernels, 2};
     strata_handle h;
-    CHECK_OK(strata_worker_register_chip(w, &c, &h));
-    CHECK_OK(strata_worker_init(w));
     strata_buffer b;
-    CHECK_OK(strata_worker_malloc(w, 0, 8, &b));
-    strata_tensor t = {.addr = b.addr, .nbytes = 8, .dtype = STRATA_U64, .ndims = 1, .shape = {1}};
+    strata_tensor t;
+    strata_worker *w = l2_worker(&c, 1, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     CHECK_OK(strata_trace_begin(path));
     CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
@@ -534,19 +545,11 @@ static int many_wide_orch(strata_chip_orch *o, const strata_task_args *args, con
    first grows it by no more than the rings, the readers and the buffer. */
 TEST_CASE(memory_stays_flat_while_tracing)
 {
-    strata_worker_config cfg;
-    strata_worker_config_init(&cfg, 2);
-    cfg.aiv_cores = 2;
-    cfg.device_memory_bytes = 16 << 20;
-    strata_worker *w;
-    CHECK_OK(strata_worker_create(&cfg, &w));
     strata_chip_callable c = {"many_wide", many_wide_orch, inc_kernels, 1};
     strata_handle h;
-    CHECK_OK(strata_worker_register_chip(w, &c, &h));
-    CHECK_OK(strata_worker_init(w));
     strata_buffer b;
-    CHECK_OK(strata_worker_malloc(w, 0, 64 * 8, &b));
-    strata_tensor t = {.addr = b.addr, .nbytes = 64 * 8, .dtype = STRATA_U64, .ndims = 1, .shape = {64}};
+    strata_tensor t;
+    strata_worker *w = l2_worker(&c, 64, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     wide_rounds = 2048;   /* 131072 tasks a run */
     CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));   /* warm */
@@ -573,19 +576,11 @@ TEST_CASE(level2_kernels_on_their_cores)
 {
     char path[512];
     scratch_path(path, sizeof path, "l2.json");
-    strata_worker_config cfg;
-    strata_worker_config_init(&cfg, 2);
-    cfg.aiv_cores = 2;
-    cfg.device_memory_bytes = 16 << 20;
-    strata_worker *w;
-    CHECK_OK(strata_worker_create(&cfg, &w));
     strata_chip_callable c = {"wide", wide_orch, inc_kernels, 1};
     strata_handle h;
-    CHECK_OK(strata_worker_register_chip(w, &c, &h));
-    CHECK_OK(strata_worker_init(w));
     strata_buffer b;
-    CHECK_OK(strata_worker_malloc(w, 0, 64 * 8, &b));
-    strata_tensor t = {.addr = b.addr, .nbytes = 64 * 8, .dtype = STRATA_U64, .ndims = 1, .shape = {64}};
+    strata_tensor t;
+    strata_worker *w = l2_worker(&c, 64, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     CHECK_OK(strata_trace_begin(path));
     CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));

@@ -252,8 +252,11 @@ static char *expand_path(const char *path)
 }
 
 /* The fork handlers (registered at the first use): a fork waits for a drain
-   in progress; the child has no trace, a fresh lock, and its copy of the
-   file closed (a child never writes its parent's file). */
+   in progress (the lock is held across it, and released on both sides by the
+   thread that forks); the child has no trace and its copy of the file closed
+   (a child never writes its parent's file). Lock order: a fork made under
+   the node workers' list lock (node/live.c) takes this one inside it, and
+   nothing takes that list's lock while holding this one. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&sink.lock);
@@ -266,7 +269,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    pthread_mutex_init(&sink.lock, NULL);
+    pthread_mutex_unlock(&sink.lock);   /* taken by this thread in fork_prepare */
     if (sink.fd >= 0)
         close(sink.fd);
     sink.fd = -1;

@@ -571,7 +571,7 @@ static void postmortem_parent(void)
 
 static void postmortem_child(void)
 {
-    pthread_mutex_init(&postmortem_lock, NULL);
+    pthread_mutex_unlock(&postmortem_lock);   /* taken by this thread in postmortem_prepare */
     for (uint32_t i = 0; i < npostmortems; i++)
         free(postmortems[i]);
     npostmortems = 0;

@@ -564,8 +564,21 @@ TEST_CASE(memory_stays_flat_while_tracing)
     /* 3 rings of STRATA_TRACE_EVENTS (16384) events of 32 bytes, the reader's
        tables (well under 1 MiB), a 64 KiB buffer: bounded by 8 MiB with room
        for the allocator's own */
-    CHECK(first - before < (8u << 20));
-    CHECK(third <= first + (1u << 20));
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer's own state of the first run's threads and events is
+       resident too (some 200 MiB): only the flatness says something */
+    const uint64_t bound = UINT64_MAX, slack = 4u << 20;
+#elif defined(__SANITIZE_ADDRESS__)
+    /* the shadow of what the trace touches is resident too */
+    const uint64_t bound = 64u << 20, slack = 4u << 20;
+#else
+    const uint64_t bound = 8u << 20, slack = 1u << 20;
+#endif
+    if (first - before >= bound || third > first + slack)
+        fprintf(stderr, "resident: %.1f MiB before, %.1f after the first traced run, %.1f after the third\n",
+                (double)before / 1048576, (double)first / 1048576, (double)third / 1048576);
+    CHECK(first - before < bound);
+    CHECK(third <= first + slack);
     uint64_t out[64];
     CHECK_OK(strata_worker_copy_from(w, out, b, 0, sizeof out));
     CHECK_EQ_U64(out[0], 4 * 2048);

@@ -57,6 +57,22 @@ typedef struct strata_chip_callable {
    run. Orchestration function only. */
 STRATA_API int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args);
 
+/* The same, saying the task's number in the run (0, 1, ... in submit order)
+   in *task (may be NULL), for strata_chip_add_dep. */
+STRATA_API int strata_chip_submit_task(strata_chip_orch *o, int func_id, const strata_task_args *args,
+                                       uint32_t *task);
+
+/* Runtime "host_build_graph" (the worker config's runtime): task `consumer`
+   runs after task `producer` (numbers from strata_chip_submit_task). There a
+   run's graph is built whole before any task runs, ordered by these edges
+   only (tags still say which buffers a task touches), at most the task
+   window's tasks and the dep_pool's edges; it is checked when the
+   orchestration function returns: a cycle fails the run with STRATA_EINVAL
+   naming a task on it, and nothing runs. STRATA_EINVAL for a task not yet
+   submitted, a task on itself, or the tensormap_and_ringbuffer runtime (its
+   order comes from the tags). Orchestration function only. */
+STRATA_API int strata_chip_add_dep(strata_chip_orch *o, uint32_t producer, uint32_t consumer);
+
 /* Scopes bound the lifetime of buffers from strata_chip_alloc. Every run has an
    implicit outermost scope. scope_end without a matching scope_begin is
    STRATA_EINVAL; scope_end never blocks. Orchestration function only. */

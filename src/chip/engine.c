@@ -199,6 +199,7 @@ bool strata__chip_close(strata__chip *chip)
     free(chip->scopes);
     free(chip->lanes);
     free(chip->attached);
+    free(chip->hedges);
     free(chip);
     return true;
 }
@@ -402,9 +403,13 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     }
 
     strata_chip_orch orch = {.chip = chip};
+    chip->run_first_id = chip->next_id;
+    chip->nhedges = 0;
     strata__store_relaxed(&chip->streaming, 1);
     int orc = c->orch(&orch, args, cfg);
     strata__store_relaxed(&chip->streaming, 0);
+    if (chip->host_graph)
+        strata__chip_host_graph_start(chip, orc);
     if (orc != 0) {
         if (orc < 0 && strata__is_status(orc))
             strata__failure_set(&chip->failure, orc, "the orchestration function of chip callable '%s' "

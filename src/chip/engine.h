@@ -179,6 +179,12 @@ struct strata__chip {
     uint64_t           *scopes;            /* hrec_next at each open scope_begin */
     uint32_t            nscopes, scopes_cap;
     uint64_t            run_timeout_ms;
+    /* Runtime host_build_graph (orch.c): a run's whole graph is built first,
+       with explicit edges, checked, then run. */
+    bool                host_graph;
+    uint64_t            run_first_id;      /* the run's first task id: its tasks are 0, 1, ... from it */
+    struct strata__host_edge *hedges;      /* the run's explicit edges, in the order given */
+    uint32_t            nhedges, hedges_cap;
     uint32_t            run_watch;         /* STRATA__WATCH_*: what the run records or checks; set,
                                               with launch, before its first task is pushed */
     /* The run's kernel launch: the platform's, or, for a timed or traced run,
@@ -231,6 +237,14 @@ int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t
 /* Stop and join lanes, release everything. A chip whose task hung is abandoned
    instead (see lane.c); returns true when it was released. */
 bool strata__chip_close(strata__chip *chip);
+
+/* Runtime host_build_graph instead of tensormap_and_ringbuffer: before the
+   first run. */
+void strata__chip_set_host_graph(strata__chip *chip, bool on);
+/* host_build_graph: the orchestration function returned orc; check the run's
+   graph and start it, or fail the run (a cycle, a ring too small) and settle
+   every task without running any (orch.c). */
+void strata__chip_host_graph_start(strata__chip *chip, int orc);
 
 /* Record into area (core/recorder.h; it outlives the chip): ring 0 is the
    orchestrator's, ring 1 + i lane i's (AIC lanes first). Before the first run. */

@@ -200,7 +200,24 @@ static int resolve_buffers(strata__chip *chip, int func_id, const strata_task_ar
     return STRATA_OK;
 }
 
+static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args, uint64_t *id_out);
+
 int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
+{
+    uint64_t id;
+    return submit(o, func_id, args, &id);
+}
+
+int strata_chip_submit_task(strata_chip_orch *o, int func_id, const strata_task_args *args, uint32_t *task)
+{
+    uint64_t id = 0;
+    int rc = submit(o, func_id, args, &id);
+    if (rc == STRATA_OK && task)
+        *task = (uint32_t)(id - o->chip->run_first_id);
+    return rc;
+}
+
+static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args, uint64_t *id_out)
 {
     strata__clear_error();
     int rc = check_orch(o, "strata_chip_submit");
@@ -232,6 +249,12 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
        cross-core miss when they are close behind (a submit with producers also
        retires before its first dependency check, see producer_finished). Then a
        slot in the task window: back-pressure until the oldest task retires. */
+    if (chip->host_graph && chip->next_id - chip->run_first_id >= chip->sizes.task_window)
+        return orch_fail(chip, strata__fail(STRATA_ERING, "strata_chip_submit: runtime host_build_graph holds a "
+                                            "run's whole graph in the task_window ring, which has %llu slots (%s); "
+                                            "this run submits more tasks: raise it",
+                                            (unsigned long long)chip->sizes.task_window,
+                                            chip->sources.task_window));
     if ((chip->next_id & 15) == 0)
         strata__chip_retire(chip);
     while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
@@ -303,6 +326,13 @@ int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args 
        scope check in resolve_buffers(). */
     for (uint32_t i = 0; i < args->ntensors; i++)
         strata__tmap_buffer(&chip->tmap, buf[i])->last_user = id;
+    *id_out = id;
+    if (chip->host_graph) {
+        /* ordered by explicit edges only; held (pending at GUARD) until the
+           orchestration function returns and the graph is checked */
+        t->dep_end = chip->dep_head;
+        return STRATA_OK;
+    }
     submit_ctx ctx = {.chip = chip, .id = id, .slot = slot, .func_id = func_id};
     for (uint32_t i = 0; i < args->ntensors; i++) {
         strata_tag tag = tags[i];
@@ -445,8 +475,8 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
            frees in order, so its users retiring is the only way forward. */
         bool oldest_closed = chip->hrec_head < chip->hrec_next &&
                              chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)].closed;
-        if (!oldest_closed || chip->retire_next == chip->next_id)
-            return orch_fail(chip, heap_stuck(chip, n));
+        if (!oldest_closed || chip->retire_next == chip->next_id || chip->host_graph)
+            return orch_fail(chip, heap_stuck(chip, n));   /* host_build_graph: nothing runs before it returns */
         if (wait_for_room(chip, STRATA__COUNTER_HEAP))
             return timeout_error(chip, "strata_chip_alloc: waiting for room in the heap ring");
     }
@@ -466,4 +496,182 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
     t.nbytes = n;
     *out = t;
     return STRATA_OK;
+}
+
+/* ---- runtime host_build_graph ----
+ *
+ * The followed runtime's development variant: the orchestration function
+ * builds the run's whole graph, tasks (strata_chip_submit_task) and explicit
+ * edges (strata_chip_add_dep), into the task window; no task starts before it
+ * returns. Then the graph is checked (every edge between tasks of the run, no
+ * cycle) and started: the edges are linked into their producers' fanout lists
+ * (in the dep_pool ring, grouped by consumer so that retirement frees them in
+ * order) and each task's guard is dropped as at a submit, so the lanes run it
+ * exactly as they run the other runtime's tasks. A graph that fails the check
+ * runs nothing: every task is settled as cancelled and the run fails saying
+ * why. Tags still say which buffers a task touches (checked at submit); they
+ * order nothing here. */
+
+typedef struct strata__host_edge {
+    uint32_t from, to;   /* task numbers of the run */
+} strata__host_edge;
+
+void strata__chip_set_host_graph(strata__chip *chip, bool on)
+{
+    chip->host_graph = on;
+}
+
+int strata_chip_add_dep(strata_chip_orch *o, uint32_t producer, uint32_t consumer)
+{
+    strata__clear_error();
+    int rc = check_orch(o, "strata_chip_add_dep");
+    if (rc)
+        return rc;
+    strata__chip *chip = o->chip;
+    if (!chip->host_graph)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep: chip %d runs runtime "
+                                            "tensormap_and_ringbuffer, which orders tasks by their tensors' tags; "
+                                            "explicit edges need runtime \"host_build_graph\"", chip->device_id));
+    uint64_t n = chip->next_id - chip->run_first_id;
+    if (producer >= n || consumer >= n)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep(%u, %u): task %u has not been "
+                                            "submitted; this run has tasks 0 to %lld so far", producer, consumer,
+                                            producer >= n ? producer : consumer, (long long)n - 1));
+    if (producer == consumer)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep(%u, %u): a task cannot wait for "
+                                            "itself", producer, consumer));
+    rc = STRATA__RESERVE(chip->hedges, chip->nhedges, chip->hedges_cap, 64, "the run's explicit edges");
+    if (rc)
+        return orch_fail(chip, strata__error_prefix(rc, "strata_chip_add_dep"));
+    chip->hedges[chip->nhedges++] = (strata__host_edge){producer, consumer};
+    return STRATA_OK;
+}
+
+/* Settle every task of the run without running any: cancelled, its slot
+   free to retire. */
+static void settle_all(strata__chip *chip)
+{
+    for (uint64_t id = chip->run_first_id; id < chip->next_id; id++) {
+        strata__task *t = &chip->tasks[id & chip->mask];
+        t->dep_end = chip->dep_head;
+        t->status = STRATA_ECANCELED;
+        strata__store_relaxed(&t->fanout, STRATA__EDGE_CLOSED);
+        strata__store_release(&t->done, 1);
+        chip->stat_canceled++;
+    }
+}
+
+/* A task on a cycle of the graph (Kahn's algorithm: what never drops to no
+   producer left), or UINT32_MAX when there is none. in[] and order[]: n
+   entries each, first[]: n + 1, scratch. */
+static uint32_t find_cycle(const strata__host_edge *e, uint32_t ne, uint32_t n, uint32_t *in, uint32_t *first,
+                           uint32_t *order, uint32_t *by_from)
+{
+    memset(in, 0, n * sizeof in[0]);
+    memset(first, 0, (n + 1) * sizeof first[0]);
+    for (uint32_t i = 0; i < ne; i++) {
+        in[e[i].to]++;
+        first[e[i].from + 1]++;
+    }
+    for (uint32_t v = 0; v < n; v++)
+        first[v + 1] += first[v];
+    for (uint32_t i = 0; i < ne; i++)   /* edges by producer (order[] as the fill cursor) */
+        order[e[i].from] = 0;
+    for (uint32_t i = 0; i < ne; i++)
+        by_from[first[e[i].from] + order[e[i].from]++] = e[i].to;
+    uint32_t head = 0, tail = 0;
+    for (uint32_t v = 0; v < n; v++)
+        if (in[v] == 0)
+            order[tail++] = v;
+    while (head < tail) {
+        uint32_t v = order[head++];
+        for (uint32_t k = first[v]; k < first[v + 1]; k++)
+            if (--in[by_from[k]] == 0)
+                order[tail++] = by_from[k];
+    }
+    if (tail == n)
+        return UINT32_MAX;
+    for (uint32_t v = 0; v < n; v++)
+        if (in[v] > 0)
+            return v;
+    return UINT32_MAX;
+}
+
+void strata__chip_host_graph_start(strata__chip *chip, int orc)
+{
+    uint64_t n64 = chip->next_id - chip->run_first_id;
+    uint32_t n = (uint32_t)n64, ne = chip->nhedges;
+    if (n == 0)
+        return;
+    if (orc != 0 || strata__failure_status(&chip->failure) != 0) {
+        settle_all(chip);   /* the orchestration function failed: nothing of its graph runs */
+        return;
+    }
+    uint64_t free_edges = chip->sizes.dep_pool - (chip->dep_head - chip->dep_tail);
+    if (ne > free_edges) {
+        strata__failure_set(&chip->failure, STRATA_ERING, "runtime host_build_graph: the run's %u explicit edges do "
+                            "not fit the dep_pool ring (%llu edge records, %s); raise it; nothing ran", ne,
+                            (unsigned long long)chip->sizes.dep_pool, chip->sources.dep_pool);
+        settle_all(chip);
+        return;
+    }
+    uint32_t *scratch = strata__malloc((size_t)(4 * (uint64_t)n + 1 + ne) * sizeof(uint32_t));
+    if (!scratch) {
+        strata__failure_set(&chip->failure, STRATA_ENOMEM, "runtime host_build_graph: out of host memory to check a "
+                            "graph of %u tasks and %u edges; nothing ran", n, ne);
+        settle_all(chip);
+        return;
+    }
+    uint32_t *in = scratch, *first = in + n, *order = first + n + 1, *by_from = order + n;
+    uint32_t *count = by_from + ne;   /* n entries: edges into each task */
+    uint32_t on_cycle = find_cycle(chip->hedges, ne, n, in, first, order, by_from);
+    if (on_cycle != UINT32_MAX) {
+        const strata__task_body *b = &chip->bodies[(chip->run_first_id + on_cycle) & chip->mask];
+        strata__failure_set(&chip->failure, STRATA_EINVAL, "runtime host_build_graph: the explicit edges of chip "
+                            "callable '%s' make a cycle through task %u (func_id %d): no order can run it; nothing "
+                            "ran", chip->callable->name, on_cycle, b->func_id);
+        free(scratch);
+        settle_all(chip);
+        return;
+    }
+    /* Link the edges grouped by consumer, consumers in id order: each task's
+       edges lie together in the dep_pool, before the next task's, so that its
+       retirement frees them (dep_end) in order. */
+    memset(count, 0, n * sizeof count[0]);
+    memset(first, 0, (n + 1) * sizeof first[0]);
+    for (uint32_t i = 0; i < ne; i++)
+        first[chip->hedges[i].to + 1]++;
+    for (uint32_t v = 0; v < n; v++)
+        first[v + 1] += first[v];
+    for (uint32_t i = 0; i < ne; i++)   /* by_from[] now: producers by consumer */
+        by_from[first[chip->hedges[i].to] + count[chip->hedges[i].to]++] = chip->hedges[i].from;
+    for (uint32_t v = 0; v < n; v++) {
+        uint64_t id = chip->run_first_id + v;
+        strata__task *t = &chip->tasks[id & chip->mask];
+        for (uint32_t k = first[v]; k < first[v + 1]; k++) {
+            strata__task *p = &chip->tasks[(chip->run_first_id + by_from[k]) & chip->mask];
+            uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
+            chip->edges[e].succ_slot = (uint32_t)(id & chip->mask);
+            /* relaxed: no task of the run runs yet; the ready push below publishes */
+            chip->edges[e].next = strata__load_relaxed(&p->fanout);
+            strata__store_relaxed(&p->fanout, e);
+            chip->dep_head++;
+        }
+        t->dep_end = chip->dep_head;
+    }
+    if (chip->dep_head - chip->dep_tail > chip->high_dep)
+        chip->high_dep = chip->dep_head - chip->dep_tail;
+    if (n64 > chip->high_window)
+        chip->high_window = n64;
+    /* Drop each guard as a submit does: a task whose producers all finished
+       meanwhile (they run from the first drop on) is made ready exactly once,
+       by whoever brings it to zero. */
+    for (uint32_t v = 0; v < n; v++) {
+        uint32_t slot = (uint32_t)((chip->run_first_id + v) & chip->mask);
+        uint32_t drop = STRATA__PENDING_GUARD - count[v];
+        /* acq_rel: as in submit (chip/engine.h) */
+        if (strata__fetch_sub_acq_rel(&chip->tasks[slot].pending, drop) == drop)
+            strata__chip_make_ready(chip, slot);
+    }
+    free(scratch);
 }

@@ -188,6 +188,7 @@ void strata__child_main(strata__node *n, strata__child *c)
         if (rc)
             strata__child_fail_start(n, c, strata_last_error());
         strata__chip_set_recorder(chip, c->rec);   /* its cores' rings follow the orchestrator's */
+        strata__chip_set_host_graph(chip, strcmp(n->cfg.runtime, "host_build_graph") == 0);
     }
     strata__child_report_ready(n, c);
 

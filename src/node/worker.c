@@ -199,9 +199,10 @@ static int check_config(const strata_worker_config *cfg)
     if (cfg->platform == NULL || strata__platform_find(cfg->platform) == NULL)
         return strata__fail(STRATA_ENOENT, "strata_worker_create: platform '%s' is not built in; available: sim",
                             cfg->platform ? cfg->platform : "(null)");
-    if (cfg->runtime == NULL || strcmp(cfg->runtime, "tensormap_and_ringbuffer") != 0)
+    if (cfg->runtime == NULL ||
+        (strcmp(cfg->runtime, "tensormap_and_ringbuffer") != 0 && strcmp(cfg->runtime, "host_build_graph") != 0))
         return strata__fail(STRATA_ENOENT, "strata_worker_create: runtime '%s' is not built in; available: "
-                            "tensormap_and_ringbuffer", cfg->runtime ? cfg->runtime : "(null)");
+                            "tensormap_and_ringbuffer, host_build_graph", cfg->runtime ? cfg->runtime : "(null)");
     if (cfg->device_id < 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_create: device_id is %d; it must be >= 0", cfg->device_id);
     if (cfg->aic_cores < 1 || cfg->aic_cores > STRATA__MAX_CORES || cfg->aiv_cores < 1 ||
@@ -357,6 +358,7 @@ int strata_worker_init(strata_worker *w)
         w->chip = NULL;
         return strata__error_prefix(rc, "strata_worker_init of chip %d", w->cfg.device_id);
     }
+    strata__chip_set_host_graph(w->chip, strcmp(w->cfg.runtime, "host_build_graph") == 0);
     rc = strata__chip_record_open(w->chip, w->cfg.device_id, w->cfg.aic_cores, w->cfg.aiv_cores, chip_name, w,
                                   &w->chip_rec);
     if (rc) {

@@ -589,3 +589,13 @@ def test_stats_say_what_the_last_run_and_each_child_did():
         assert [c["worker"] for c in s["children"]] == [0, 1]
         assert sum(c["tasks"] for c in s["children"]) == 2
         assert all(c["pid"] == w.child_pid(c["worker"]) and c["restarts"] == 0 for c in s["children"])
+
+
+def test_the_runtimes_built_in():
+    # host_build_graph: the followed runtime's other name, accepted at every level
+    with Worker(level=3, runtime="host_build_graph", num_sub_workers=1) as w:
+        h = w.register(lambda args: None)
+        w.init()
+        w.run(lambda orch, args, config: orch.submit_sub(h))
+    with pytest.raises(strata.NotFoundError, match="available: tensormap_and_ringbuffer, host_build_graph"):
+        Worker(level=3, runtime="aicpu_build_graph", num_sub_workers=1)

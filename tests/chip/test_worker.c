@@ -138,9 +138,9 @@ TEST_CASE(bad_config)
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_ENOENT);
     CHECK_ERROR_HAS("platform 'ascend910' is not built in; available: sim");
     strata_worker_config_init(&cfg, 2);
-    cfg.runtime = "host_build_graph";
+    cfg.runtime = "aicpu_build_graph";
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_ENOENT);
-    CHECK_ERROR_HAS("runtime 'host_build_graph'");
+    CHECK_ERROR_HAS("runtime 'aicpu_build_graph' is not built in; available: tensormap_and_ringbuffer, host_build_graph");
     strata_worker_config_init(&cfg, 2);
     cfg.aiv_cores = 0;
     CHECK_STATUS(strata_worker_create(&cfg, &w), STRATA_EINVAL);

@@ -57,6 +57,23 @@ typedef struct strata_chip_callable {
    run. Orchestration function only. */
 STRATA_API int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args);
 
+/* A mixed task (a chip of clusters: aiv_cores = 2 * aic_cores, cluster i being
+   AIC core i with AIV cores 2i and 2i + 1): up to three kernels, an AIC one and
+   two AIV ones, started together on the three cores of one cluster, one node
+   of the graph (one producer of the union of their tensors, at most
+   STRATA_MAX_CORE_TENSORS in all), complete when all have (failed when one
+   has). A func_id of -1: no such part; args of a part may be NULL. */
+typedef struct strata_mixed_task {
+    int                     aic_func_id, aiv0_func_id, aiv1_func_id;
+    const strata_task_args *aic_args, *aiv0_args, *aiv1_args;
+} strata_mixed_task;
+
+/* Submit a mixed task. STRATA_EINVAL for a chip without clusters, a task of no
+   part, a part whose kernel is of the other core type, or more tensors in all
+   than a task takes; otherwise as strata_chip_submit. Orchestration function
+   only. */
+STRATA_API int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t);
+
 /* The same, saying the task's number in the run (0, 1, ... in submit order)
    in *task (may be NULL), for strata_chip_add_dep. */
 STRATA_API int strata_chip_submit_task(strata_chip_orch *o, int func_id, const strata_task_args *args,

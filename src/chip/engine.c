@@ -17,6 +17,9 @@ static void free_rings(strata__chip *chip)
 {
     free(chip->tasks);
     free(chip->bodies);
+    free(chip->parts);
+    chip->parts = NULL;
+    chip->parts_window = 0;
     free(chip->edges);
     chip->tasks = NULL;
     chip->bodies = NULL;
@@ -45,6 +48,9 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         memset(chip->tasks, 0, want->task_window * sizeof chip->tasks[0]);
         chip->sizes.task_window = want->task_window;
         chip->mask = want->task_window - 1;
+        free(chip->parts);   /* remade for this window by the next mixed submit */
+        chip->parts = NULL;
+        chip->parts_window = 0;
     }
     if (chip->sizes.dep_pool != want->dep_pool) {
         free(chip->edges);
@@ -142,7 +148,8 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     rc = platform->open(device_id, memory_bytes, memory, &chip->dev);
     if (rc == STRATA_OK)
         rc = size_rings(chip, defaults);
-    for (int t = 0; rc == STRATA_OK && t < 2; t++) {
+    chip->clusters = aiv_cores == 2 * aic_cores;
+    for (int t = 0; rc == STRATA_OK && t < 3; t++) {
         rc = strata__ready_queue_init(&chip->orch_queues[t], 2ull * STRATA__WINDOW_MAX);
         if (rc == STRATA_OK)
             rc = strata__ready_queue_init(&chip->lane_queues[t], 2ull * STRATA__WINDOW_MAX);
@@ -183,7 +190,7 @@ bool strata__chip_close(strata__chip *chip)
         pthread_mutex_unlock(&abandoned_lock);
         return false;
     }
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         strata__ready_queue_destroy(&chip->orch_queues[t]);
         strata__ready_queue_destroy(&chip->lane_queues[t]);
     }
@@ -210,7 +217,7 @@ void strata__chip_make_ready(strata__chip *chip, uint32_t slot)
 {
     strata_core_type core = chip->bodies[slot].core;
     strata__ready_push_single(&chip->orch_queues[core], slot);
-    strata__event_notify_lazy(&chip->ready_event[core]);
+    strata__event_notify_lazy(&chip->ready_event[core & 1]);   /* mixed (2): the AIC lanes take them */
 }
 
 uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status)
@@ -235,7 +242,7 @@ uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t 
                 next = succ;                         /* run it next, no queue */
             } else {
                 strata__ready_push(&chip->lane_queues[core], succ);
-                strata__event_notify_lazy(&chip->ready_event[core]);
+                strata__event_notify_lazy(&chip->ready_event[core & 1]);   /* mixed (2): AIC lanes */
             }
         }
         e = after;
@@ -337,7 +344,7 @@ void strata__chip_note_counters(strata__chip *chip)
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_DEP_POOL, 0, chip->dep_head - chip->dep_tail);
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_HEAP, 0, chip->heap.used);
     uint64_t ready = 0;
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 3; t++)
         ready += strata__ready_depth(&chip->orch_queues[t]) + strata__ready_depth(&chip->lane_queues[t]);
     strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_READY, 0, ready);
 }
@@ -394,6 +401,8 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     chip->run_watch = (chip->run_timeout_ms ? STRATA__WATCH_TIMED : 0) |
                       (strata__rec_traced(chip->rec) ? STRATA__WATCH_TRACED : 0);
     chip->launch = chip->run_watch ? strata__lane_watched_launch : chip->platform->launch;
+    chip->orch_special = (chip->run_watch & STRATA__WATCH_TRACED ? STRATA__SPECIAL_TRACED : 0) |
+                         (chip->host_graph ? STRATA__SPECIAL_HOST_GRAPH : 0);
     chip->high_window = chip->high_dep = 0;
     chip->dep_head = chip->dep_tail = 0;
     chip->nscopes = 0;

@@ -62,6 +62,10 @@
 #include "platform/platform.h"
 #include "strata/worker.h"
 
+/* The ready queues of mixed tasks, beside STRATA_AIC and STRATA_AIV; their
+   wake-up is the AIC lanes' event (ready_event[core & 1]). */
+#define STRATA__CORE_MIXED 2
+
 /* Ring limits (docs/design.md, "Rings"). */
 #define STRATA__WINDOW_MIN      1u
 #define STRATA__WINDOW_MAX      65536u
@@ -79,6 +83,8 @@
 
 /* chip->run_watch: one word the lanes test per kernel for both. */
 enum { STRATA__WATCH_TIMED = 1, STRATA__WATCH_TRACED = 2 };
+/* chip->orch_special: one word a submit tests for the rare kinds. */
+enum { STRATA__SPECIAL_TRACED = 1, STRATA__SPECIAL_HOST_GRAPH = 2, STRATA__SPECIAL_MIXED = 4 };
 
 typedef struct strata__ring_sizes {
     uint64_t task_window, heap, dep_pool;
@@ -96,6 +102,8 @@ typedef struct strata__task {
     _Atomic uint32_t fanout;     /* head edge index, EMPTY or CLOSED */
     _Atomic uint32_t done;
     _Atomic uint32_t poisoned;
+    _Atomic uint32_t parts_left; /* a mixed task: parts not finished (the last one completes it) */
+    _Atomic int32_t  parts_status; /* a mixed task: its first failing part's status */
     int32_t          status;     /* see the table above */
     uint64_t         id;
     uint64_t         last_succ;  /* orchestrator only: dedupes edges to one successor */
@@ -142,6 +150,11 @@ typedef struct strata__lane {
     _Atomic uint64_t started_ns;
     /* Written by the lane, read by the orchestrator after `done` (acquire). */
     uint64_t completed, failed, canceled;
+    /* A chip of clusters (lane.c, "Mixed tasks"): an AIC lane's two AIV
+       siblings; an AIV lane's part of a mixed task to run next (its part
+       index + 1 in chip->parts, 0: none; release by the AIC lane, acquire here) */
+    struct strata__lane *sibling[2];
+    _Atomic uint32_t assigned;
     /* Its event ring (core/recorder.h), or NULL: every kernel's begin and end
        while the run is traced. `current` is never NULL: the ring's word for
        the kernel it is in (the flight recorder's), or current_here without one. */
@@ -203,9 +216,19 @@ struct strata__chip {
     strata__failure     failure;           /* first failure of the run */
 
     /* shared with lanes */
-    strata__ready_queue orch_queues[2];    /* pushed by the orchestrator only */
-    strata__ready_queue lane_queues[2];    /* pushed by lanes */
-    strata__event       ready_event[2];
+    /* by core type, and [STRATA__CORE_MIXED] for mixed tasks (a cluster's AIC
+       lane takes them) */
+    strata__ready_queue orch_queues[3];    /* pushed by the orchestrator only */
+    strata__ready_queue lane_queues[3];    /* pushed by lanes */
+    strata__event       ready_event[3];
+    bool                clusters;          /* aiv = 2 * aic: mixed tasks run here */
+    strata__task_body  *parts;             /* mixed tasks' parts: 3 per slot (AIC, AIV0, AIV1) once one
+                                              was submitted; fn NULL for a part a task lacks */
+    uint64_t            parts_window;      /* the window parts was made for */
+    const strata_mixed_task *mixed_parts;  /* during strata_chip_submit_mixed's submit only (orch.c) */
+    uint32_t            orch_special;      /* STRATA__SPECIAL_*: what a submit must do beyond the usual;
+                                              the orchestrator's own word (set at run start, and around
+                                              a mixed submit) */
     strata__event       orch_event;        /* a task completed */
     _Atomic uint32_t    stop;
     _Atomic uint32_t    streaming;         /* the orchestrator is submitting (see lane.c) */

@@ -33,7 +33,9 @@ int strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const 
     strata__chip *chip = lane->chip;
     const strata__task_body *body = (const strata__task_body *)(const void *)
                                     ((const char *)args - offsetof(strata__task_body, view));
-    uint64_t id = chip->tasks[body - chip->bodies].id;
+    /* a task's body, or a mixed task's part (three per slot) */
+    bool part = chip->parts && body >= chip->parts && body < chip->parts + chip->parts_window * 3;
+    uint64_t id = chip->tasks[part ? (size_t)(body - chip->parts) / 3 : (size_t)(body - chip->bodies)].id;
     uint32_t watch = chip->run_watch;
     uint64_t now = strata__now_ns();
     if (watch & STRATA__WATCH_TIMED) {
@@ -83,12 +85,111 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
     return strata__chip_complete(chip, lane, slot, status);
 }
 
+/* ---- mixed tasks ----
+ *
+ * On a chip of clusters (AIC core i with AIV cores 2i and 2i + 1), a mixed
+ * task waits in the MIXED ready queues. The AIC lane of a cluster whose two
+ * AIV lanes have no part pending takes one, hands its AIV parts to them (their
+ * `assigned` word, release; they take it, acquire, before any other work) and
+ * runs its AIC part: the three start together on one cluster, as soon as each
+ * core is free. The task completes when its last part has (parts_left counts
+ * down; the last finisher completes it, with the first failing part's status). */
+
+static uint32_t run_part(strata__lane *lane, uint32_t slot, int p)
+{
+    strata__chip *chip = lane->chip;
+    strata__task *t = &chip->tasks[slot];
+    strata__task_body *body = &chip->parts[(size_t)slot * 3 + (size_t)p];
+    strata__store_relaxed(lane->current, strata__rec_current(body->func_id));
+    int rc = chip->launch(chip->dev, body->fn, &body->view);
+    strata__store_relaxed(lane->current, 0);
+    if (rc != 0) {
+        const char *why = strata_last_error();
+        int32_t expect = 0;
+        atomic_compare_exchange_strong_explicit(&t->parts_status, &expect, STRATA_ETASK, memory_order_relaxed,
+                                                memory_order_relaxed);
+        strata__failure_set(&chip->failure, STRATA_ETASK,
+                            "kernel func_id %d (%s part of a mixed task) of chip callable '%s' returned %d in task "
+                            "%llu on %s core %u of chip %d%s%s; its dependent tasks were cancelled", body->func_id,
+                            p == 0 ? "AIC" : p == 1 ? "AIV0" : "AIV1", chip->callable->name, rc,
+                            (unsigned long long)t->id, strata__core_name(lane->core), lane->index, chip->device_id,
+                            why[0] ? ": " : "", why);
+        strata__clear_error();
+    }
+    /* acq_rel: the last finisher sees every part's status (relaxed above, ordered by this chain) */
+    if (strata__fetch_sub_acq_rel(&t->parts_left, 1) != 1)
+        return STRATA__NONE;
+    return strata__chip_complete(chip, lane, slot, strata__load_relaxed(&t->parts_status));
+}
+
+static uint32_t run_mixed(strata__lane *lane, uint32_t slot)
+{
+    strata__chip *chip = lane->chip;
+    strata__task *t = &chip->tasks[slot];
+    const strata__task_body *parts = &chip->parts[(size_t)slot * 3];
+    if (strata__load_relaxed(&t->poisoned) || strata__failure_status(&chip->failure) != 0)
+        return strata__chip_complete(chip, lane, slot, STRATA_ECANCELED);
+    uint32_t n = (parts[0].fn != NULL) + (parts[1].fn != NULL) + (parts[2].fn != NULL);
+    strata__store_relaxed(&t->parts_status, 0);
+    /* relaxed: the releases below publish it with the part */
+    strata__store_relaxed(&t->parts_left, n);
+    bool handed = false;
+    for (int p = 1; p <= 2; p++) {
+        if (parts[p].fn == NULL)
+            continue;
+        /* release: the part's body and the counts are visible to the sibling's acquire */
+        strata__store_release(&lane->sibling[p - 1]->assigned, slot * 3 + (uint32_t)p + 1);
+        handed = true;
+    }
+    if (handed)
+        strata__event_notify(&chip->ready_event[STRATA_AIV]);
+    return parts[0].fn ? run_part(lane, slot, 0) : STRATA__NONE;
+}
+
+/* Whether an AIC lane may take a mixed task now: its cluster's AIV lanes
+   have no part pending. */
+static bool cluster_free(const strata__lane *lane)
+{
+    return strata__load_acquire(&lane->sibling[0]->assigned) == 0 &&
+           strata__load_acquire(&lane->sibling[1]->assigned) == 0;
+}
+
+/* A cluster's AIC lane: take a mixed task and start it; *slot: what to run
+   next. */
+static bool take_mixed(strata__lane *lane, uint32_t *slot)
+{
+    strata__chip *chip = lane->chip;
+    if (!cluster_free(lane) || !(strata__ready_pop(&chip->lane_queues[STRATA__CORE_MIXED], slot) ||
+                                 strata__ready_pop(&chip->orch_queues[STRATA__CORE_MIXED], slot)))
+        return false;
+    *slot = run_mixed(lane, *slot);
+    return true;
+}
+
+/* An AIV lane of a cluster: run the part handed to it, if any; *slot: what
+   to run next. */
+static inline bool take_part(strata__lane *lane, uint32_t *slot)
+{
+    uint32_t part = strata__load_relaxed(&lane->assigned);
+    if (__builtin_expect(part == 0, 1))
+        return false;
+    /* acquire: pairs with the release in run_mixed() */
+    part = strata__load_acquire(&lane->assigned);
+    strata__store_relaxed(&lane->assigned, 0);
+    *slot = run_part(lane, (part - 1) / 3, (int)((part - 1) % 3));
+    return true;
+}
+
 static bool work_or_stop(void *arg)
 {
     strata__lane *lane = arg;
     strata__chip *chip = lane->chip;
     return strata__ready_nonempty(&chip->lane_queues[lane->core]) ||
-           strata__ready_nonempty(&chip->orch_queues[lane->core]) || strata__load_acquire(&chip->stop);
+           strata__ready_nonempty(&chip->orch_queues[lane->core]) || strata__load_acquire(&chip->stop) ||
+           strata__load_relaxed(&lane->assigned) != 0 ||
+           (lane->sibling[0] && cluster_free(lane) &&
+            (strata__ready_nonempty(&chip->lane_queues[STRATA__CORE_MIXED]) ||
+             strata__ready_nonempty(&chip->orch_queues[STRATA__CORE_MIXED])));
 }
 
 /* An idle lane that finds work while the orchestrator is still submitting
@@ -131,10 +232,19 @@ static void *lane_main(void *arg)
     current_lane = lane;
     for (;;) {
         uint32_t slot;
-        /* Successors first: they are on some task's critical path. */
-        if (strata__ready_pop(from_lanes, &slot) || strata__ready_pop(from_orch, &slot)) {
-            while (slot != STRATA__NONE)
-                slot = run_task(lane, slot);
+        /* Successors first: they are on some task's critical path. Then a part
+           of a mixed task handed to this lane (checked after every chain too:
+           its cluster's other parts may be waiting for it), then, a cluster's
+           AIC lane, a mixed task. One loop runs them all, so that run_task
+           stays inlined here. */
+        if (strata__ready_pop(from_lanes, &slot) || strata__ready_pop(from_orch, &slot) || take_part(lane, &slot) ||
+            (lane->sibling[0] && take_mixed(lane, &slot))) {
+            for (;;) {
+                while (slot != STRATA__NONE)
+                    slot = run_task(lane, slot);
+                if (!take_part(lane, &slot))
+                    break;
+            }
             continue;
         }
         /* acquire: pairs with the release in strata__lanes_stop() */
@@ -177,6 +287,10 @@ int strata__lanes_start(strata__chip *chip)
         l->core = i < chip->ncores[STRATA_AIC] ? STRATA_AIC : STRATA_AIV;
         l->index = l->core == STRATA_AIC ? i : i - chip->ncores[STRATA_AIC];
         l->current = &l->current_here;
+        if (chip->clusters && l->core == STRATA_AIC) {   /* cluster i: AIC i, AIV 2i and 2i + 1 */
+            l->sibling[0] = &chip->lanes[chip->ncores[STRATA_AIC] + 2 * i];
+            l->sibling[1] = &chip->lanes[chip->ncores[STRATA_AIC] + 2 * i + 1];
+        }
         args[i] = l;
     }
     uint32_t started = 0;
@@ -194,7 +308,7 @@ void strata__lanes_stop(strata__chip *chip)
         return;
     /* release: pairs with the acquire in lane_main(); the notify wakes sleepers */
     strata__store_release(&chip->stop, 1);
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 3; t++)
         strata__event_notify(&chip->ready_event[t]);
     for (uint32_t i = 0; i < chip->nlanes; i++) {
         strata__lane *l = &chip->lanes[i];

@@ -174,7 +174,8 @@ static void abandon_task(strata__chip *chip, uint32_t slot, int status)
 /* Find each tensor's buffer: a live chip buffer whose base is the tensor's addr,
    at least as large as the tensor says, and, for an intermediate, of a scope
    that is still open. */
-static int resolve_buffers(strata__chip *chip, int func_id, const strata_task_args *args, uint32_t *buf)
+static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *chip, int func_id,
+                                                                 const strata_task_args *args, uint32_t *buf)
 {
     for (uint32_t i = 0; i < args->ntensors; i++) {
         const strata_tensor *t = &args->tensors[i];
@@ -200,24 +201,26 @@ static int resolve_buffers(strata__chip *chip, int func_id, const strata_task_ar
     return STRATA_OK;
 }
 
-static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args, uint64_t *id_out);
+static void fill_parts(strata__chip *chip, uint32_t slot, const strata_mixed_task *m);
+
+static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int func_id,
+                                                        const strata_task_args *args, uint32_t *task);
 
 int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
 {
-    uint64_t id;
-    return submit(o, func_id, args, &id);
+    return submit(o, func_id, args, NULL);   /* task NULL: folded away in this copy */
 }
 
 int strata_chip_submit_task(strata_chip_orch *o, int func_id, const strata_task_args *args, uint32_t *task)
 {
-    uint64_t id = 0;
-    int rc = submit(o, func_id, args, &id);
-    if (rc == STRATA_OK && task)
-        *task = (uint32_t)(id - o->chip->run_first_id);
-    return rc;
+    return submit(o, func_id, args, task);
 }
 
-static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args, uint64_t *id_out)
+/* The submit, inlined into both public ones (the plain one, the hot path,
+   keeps the shape it had before the others came): strata_chip_submit_mixed
+   passes its parts in chip->mixed_parts, NULL for every other submit. */
+static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int func_id,
+                                                        const strata_task_args *args, uint32_t *task)
 {
     strata__clear_error();
     int rc = check_orch(o, "strata_chip_submit");
@@ -249,18 +252,18 @@ static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args
        cross-core miss when they are close behind (a submit with producers also
        retires before its first dependency check, see producer_finished). Then a
        slot in the task window: back-pressure until the oldest task retires. */
-    if (chip->host_graph && chip->next_id - chip->run_first_id >= chip->sizes.task_window)
-        return orch_fail(chip, strata__fail(STRATA_ERING, "strata_chip_submit: runtime host_build_graph holds a "
-                                            "run's whole graph in the task_window ring, which has %llu slots (%s); "
-                                            "this run submits more tasks: raise it",
-                                            (unsigned long long)chip->sizes.task_window,
-                                            chip->sources.task_window));
     if ((chip->next_id & 15) == 0)
         strata__chip_retire(chip);
     while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
         strata__chip_retire(chip);
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)
             break;
+        if (chip->host_graph)   /* nothing runs before the graph is whole: the window holds it all */
+            return orch_fail(chip, strata__fail(STRATA_ERING, "strata_chip_submit: runtime host_build_graph holds "
+                                                "a run's whole graph in the task_window ring, which has %llu slots "
+                                                "(%s); this run submits more tasks: raise it",
+                                                (unsigned long long)chip->sizes.task_window,
+                                                chip->sources.task_window));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
             return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
     }
@@ -314,20 +317,29 @@ static int submit(strata_chip_orch *o, int func_id, const strata_task_args *args
     strata__store_relaxed(&t->done, 0);
     strata__store_relaxed(&t->fanout, STRATA__EDGE_EMPTY);
 
-    if (__builtin_expect(chip->run_watch & STRATA__WATCH_TRACED, 0)) {   /* before its edges and any lane */
-        strata__chip_note(chip, STRATA__REC_SUBMIT, 0, id, (uint64_t)func_id);
-        if ((id & 63) == 0)
-            strata__chip_note_counters(chip);
-        if ((id & 1023) == 0)
-            strata__chip_drain_hook(chip);   /* a level-2 worker's rings to the trace as they fill */
+    /* One test for the rare kinds of submit: traced, mixed, host_build_graph. */
+    uint32_t special = chip->orch_special;
+    if (__builtin_expect(special != 0, 0)) {
+        if (special & STRATA__SPECIAL_MIXED) {
+            body->core = (strata_core_type)STRATA__CORE_MIXED;   /* a cluster's AIC lane takes it (lane.c) */
+            fill_parts(chip, slot, chip->mixed_parts);
+        }
+        if (special & STRATA__SPECIAL_TRACED) {   /* before its edges and any lane */
+            strata__chip_note(chip, STRATA__REC_SUBMIT, 0, id, (uint64_t)func_id);
+            if ((id & 63) == 0)
+                strata__chip_note_counters(chip);
+            if ((id & 1023) == 0)
+                strata__chip_drain_hook(chip);   /* a level-2 worker's rings to the trace as they fill */
+        }
     }
     /* Every buffer is marked used by this task before the first wait inside
        tmap_access (dep_pool back-pressure): a second line of defence behind the
        scope check in resolve_buffers(). */
     for (uint32_t i = 0; i < args->ntensors; i++)
         strata__tmap_buffer(&chip->tmap, buf[i])->last_user = id;
-    *id_out = id;
-    if (chip->host_graph) {
+    if (task)
+        *task = (uint32_t)(id - chip->run_first_id);
+    if (__builtin_expect(special & STRATA__SPECIAL_HOST_GRAPH, 0)) {
         /* ordered by explicit edges only; held (pending at GUARD) until the
            orchestration function returns and the graph is checked */
         t->dep_end = chip->dep_head;
@@ -496,6 +508,109 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
     t.nbytes = n;
     *out = t;
     return STRATA_OK;
+}
+
+/* ---- mixed tasks ---- */
+
+/* The parts of mixed task `slot`, copied into chip->parts (made for the
+   window at the first mixed submit: no mixed task is in flight then). */
+static void fill_parts(strata__chip *chip, uint32_t slot, const strata_mixed_task *m)
+{
+    const int ids[3] = {m->aic_func_id, m->aiv0_func_id, m->aiv1_func_id};
+    const strata_task_args *args[3] = {m->aic_args, m->aiv0_args, m->aiv1_args};
+    static const strata_task_args none;
+    for (int p = 0; p < 3; p++) {
+        strata__task_body *b = &chip->parts[(size_t)slot * 3 + (size_t)p];
+        const strata_kernel_entry *k = ids[p] >= 0 ? strata__callable_kernel(chip->callable, ids[p]) : NULL;
+        b->fn = k ? k->fn : NULL;
+        b->func_id = ids[p];
+        b->core = p == 0 ? STRATA_AIC : STRATA_AIV;
+        const strata_task_args *a = args[p] ? args[p] : &none;
+        strata_tensor *tensors = (strata_tensor *)(void *)b->data;
+        uint64_t *scalars = (uint64_t *)(void *)(tensors + a->ntensors);
+        strata_tag *tags = (strata_tag *)(void *)(scalars + a->nscalars);
+        for (uint32_t i = 0; i < a->ntensors; i++) {
+            tensors[i] = a->tensors[i];
+            tags[i] = a->tags[i];
+        }
+        for (uint32_t i = 0; i < a->nscalars; i++)
+            scalars[i] = a->scalars[i];
+        b->view = (strata_task_args){.tensors = tensors, .tags = tags, .ntensors = a->ntensors, .scalars = scalars,
+                                     .nscalars = a->nscalars};
+    }
+}
+
+int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t)
+{
+    strata__clear_error();
+    int rc = check_orch(o, "strata_chip_submit_mixed");
+    if (rc)
+        return rc;
+    strata__chip *chip = o->chip;
+    if (t == NULL)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: t is NULL"));
+    if (!chip->clusters)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: chip %d has %u AIC and %u AIV "
+                                            "cores; mixed tasks need clusters of 1 AIC + 2 AIV cores "
+                                            "(aiv_cores = 2 * aic_cores)", chip->device_id,
+                                            chip->ncores[STRATA_AIC], chip->ncores[STRATA_AIV]));
+    const int ids[3] = {t->aic_func_id, t->aiv0_func_id, t->aiv1_func_id};
+    const strata_task_args *args[3] = {t->aic_args, t->aiv0_args, t->aiv1_args};
+    static const char *const part[3] = {"AIC", "AIV0", "AIV1"};
+    int first = -1;
+    /* the node's tensors: every part's, for the TensorMap (the parts keep their own) */
+    strata_tensor tensors[STRATA_MAX_CORE_TENSORS];
+    strata_tag tags[STRATA_MAX_CORE_TENSORS];
+    uint32_t nt = 0;
+    for (int p = 0; p < 3; p++) {
+        if (ids[p] < 0)
+            continue;
+        const strata_kernel_entry *k = strata__callable_kernel(chip->callable, ids[p]);
+        if (k == NULL)
+            return orch_fail(chip, strata__fail(STRATA_ENOENT, "strata_chip_submit_mixed: chip callable '%s' has no "
+                                                "kernel with func_id %d (its %s part)", chip->callable->name, ids[p],
+                                                part[p]));
+        if (k->core != (p == 0 ? STRATA_AIC : STRATA_AIV))
+            return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: the %s part's kernel "
+                                                "func_id %d is an %s kernel", part[p], ids[p],
+                                                strata__core_name(k->core)));
+        const strata_task_args *a = args[p];
+        if (a) {
+            rc = strata__task_args_check(a, STRATA_MAX_CORE_TENSORS, STRATA_MAX_CORE_SCALARS, NULL);
+            if (rc)
+                return orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit_mixed (%s part, func_id %d)",
+                                                            part[p], ids[p]));
+            if (nt + a->ntensors > STRATA_MAX_CORE_TENSORS)
+                return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: its parts name more "
+                                                    "than %u tensors in all; a task takes at most %u",
+                                                    (unsigned)STRATA_MAX_CORE_TENSORS,
+                                                    (unsigned)STRATA_MAX_CORE_TENSORS));
+            for (uint32_t i = 0; i < a->ntensors; i++) {
+                tensors[nt] = a->tensors[i];
+                tags[nt++] = a->tags[i];
+            }
+        }
+        if (first < 0)
+            first = p;
+    }
+    if (first < 0)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: every func_id is -1; a mixed "
+                                            "task has at least one part"));
+    if (chip->parts_window != chip->sizes.task_window) {
+        free(chip->parts);
+        chip->parts = aligned_alloc(STRATA__CACHE_LINE, chip->sizes.task_window * 3 * sizeof chip->parts[0]);
+        chip->parts_window = chip->parts ? chip->sizes.task_window : 0;
+        if (!chip->parts)
+            return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_submit_mixed: out of host memory for "
+                                                "the parts of %llu mixed tasks",
+                                                (unsigned long long)chip->sizes.task_window));
+    }
+    chip->mixed_parts = t;
+    chip->orch_special |= STRATA__SPECIAL_MIXED;
+    rc = strata_chip_submit_task(o, ids[first], &(strata_task_args){tensors, tags, nt, NULL, 0}, NULL);
+    chip->orch_special &= ~(uint32_t)STRATA__SPECIAL_MIXED;
+    chip->mixed_parts = NULL;
+    return rc;
 }
 
 /* ---- runtime host_build_graph ----

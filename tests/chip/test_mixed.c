@@ -1,0 +1,184 @@
+/* chip.mixed: mixed tasks (strata_chip_submit_mixed) on a chip of clusters.
+ * Three kernels of one task rendezvous (each waits, bounded, for the other two
+ * to have started): they can only all succeed when they run at the same time;
+ * a mixed task is one node of the graph (a plain task reading what its parts
+ * wrote runs after all of them; a chain of mixed tasks keeps its order); a
+ * failing part fails the node and cancels what follows; refusals say why. */
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+static uint64_t *u64_at(const strata_tensor *t)
+{
+    return (uint64_t *)(uintptr_t)(t->addr + t->offset * strata_dtype_size(t->dtype));
+}
+
+/* tensors[0][scalars[0]] = 1, then wait (up to 5 s) until elements
+   scalars[1] .. scalars[1] + 2 of tensors[0] are all 1 (the rendezvous of a
+   mixed task's three parts, each setting its own element); scalars[2] != 0:
+   fail */
+static int meet(const strata_task_args *a)
+{
+    volatile uint64_t *x = u64_at(&a->tensors[0]);
+    __atomic_store_n(&x[a->scalars[0]], 1, __ATOMIC_SEQ_CST);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        uint64_t b = a->scalars[1];
+        if (__atomic_load_n(&x[b], __ATOMIC_SEQ_CST) && __atomic_load_n(&x[b + 1], __ATOMIC_SEQ_CST) &&
+            __atomic_load_n(&x[b + 2], __ATOMIC_SEQ_CST))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 5)
+            return 2;   /* the others never came: not co-scheduled */
+    }
+    return a->scalars[2] ? 1 : 0;
+}
+
+/* a plain AIV task after the mixed ones: fails unless elements 0 ..
+   scalars[0] - 1 of tensors[0] are all 1 (every part before it has run);
+   then tensors[1][0] += 1 */
+static int bump(const strata_task_args *a)
+{
+    const uint64_t *x = u64_at(&a->tensors[0]);
+    for (uint64_t i = 0; i < a->scalars[0]; i++)
+        if (x[i] != 1)
+            return 3;
+    u64_at(&a->tensors[1])[0] += 1;
+    return 0;
+}
+
+enum { F_MEET_AIC = 1, F_MEET_AIV = 2, F_BUMP = 3 };
+static const strata_kernel_entry kernels[] = {
+    {F_MEET_AIC, STRATA_AIC, meet}, {F_MEET_AIV, STRATA_AIV, meet}, {F_BUMP, STRATA_AIV, bump}};
+
+typedef struct job {
+    uint32_t ntasks;      /* mixed tasks, each with its own three elements */
+    int      fail_task;   /* -1: none */
+    int      mode;        /* 0: the rendezvous; 1: refusals */
+    int      status[8];
+} job;
+
+static job the_job;
+
+/* Mixed task k meets at elements 3k .. 3k+2 of tensors[0] (its parts write
+   them: INOUT each, so the tasks order by the buffer, one after another);
+   then a plain task bumps tensors[1][0] after reading tensors[0]. */
+static int mixed_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    job *j = &the_job;
+    strata_tag inout = STRATA_INOUT, in_out[2] = {STRATA_INPUT, STRATA_INOUT};
+    if (j->mode == 1) {
+        strata_mixed_task none = {-1, -1, -1, NULL, NULL, NULL};
+        j->status[0] = strata_chip_submit_mixed(o, &none);
+        return STRATA_OK;   /* the failed submit already failed the run */
+    }
+    for (uint32_t k = 0; k < j->ntasks; k++) {
+        uint64_t s[3][3] = {{3 * k, 3 * k, 0}, {3 * k + 1, 3 * k, 0}, {3 * k + 2, 3 * k, (int)k == j->fail_task}};
+        strata_task_args a[3];
+        for (int p = 0; p < 3; p++)
+            a[p] = (strata_task_args){&args->tensors[0], &inout, 1, s[p], 3};
+        strata_mixed_task m = {F_MEET_AIC, F_MEET_AIV, F_MEET_AIV, &a[0], &a[1], &a[2]};
+        int rc = strata_chip_submit_mixed(o, &m);
+        if (rc)
+            return rc;
+    }
+    uint64_t parts = 3ull * j->ntasks;
+    return strata_chip_submit(o, F_BUMP, &(strata_task_args){(strata_tensor *)args->tensors, in_out, 2, &parts, 1});
+}
+
+static strata_worker *cluster_worker(uint32_t clusters, strata_handle *h, strata_buffer *b)
+{
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aic_cores = clusters;
+    cfg.aiv_cores = 2 * clusters;
+    cfg.device_memory_bytes = 16 << 20;
+    strata_worker *w;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"mixed", mixed_orch, kernels, 3};
+    CHECK_OK(strata_worker_register_chip(w, &c, h));
+    CHECK_OK(strata_worker_init(w));
+    CHECK_OK(strata_worker_malloc(w, 0, 8 * 3 * 64 + 8, b));
+    return w;
+}
+
+static int run_job(strata_worker *w, strata_handle h, strata_buffer b, uint32_t ntasks)
+{
+    uint64_t zero[3 * 64 + 1] = {0};
+    CHECK_OK(strata_worker_copy_to(w, b, 0, zero, sizeof zero));
+    strata_tensor ts[2] = {{.addr = b.addr, .nbytes = 8 * 3 * 64, .dtype = STRATA_U64, .ndims = 1, .shape = {3 * 64}},
+                           {.addr = b.addr, .nbytes = 8 * 3 * 64 + 8, .dtype = STRATA_U64, .ndims = 1,
+                            .shape = {1}, .offset = 3 * 64}};
+    (void)ntasks;
+    strata_tag tags[2] = {STRATA_INOUT, STRATA_INOUT};
+    return strata_worker_run_chip(w, h, &(strata_task_args){ts, tags, 2, NULL, 0}, NULL);
+}
+
+TEST_CASE(parts_start_together)
+{
+    for (uint32_t clusters = 1; clusters <= 2; clusters++) {
+        strata_handle h;
+        strata_buffer b;
+        strata_worker *w = cluster_worker(clusters, &h, &b);
+        the_job = (job){.ntasks = 40, .fail_task = -1};
+        for (int run = 0; run < 3; run++)
+            CHECK_OK(run_job(w, h, b, the_job.ntasks));
+        uint64_t out[3 * 64 + 1];
+        CHECK_OK(strata_worker_copy_from(w, out, b, 0, sizeof out));
+        for (uint32_t i = 0; i < 3 * the_job.ntasks; i++)
+            CHECK_EQ_U64(out[i], 1);
+        CHECK_EQ_U64(out[3 * 64], 1);   /* the plain task ran after every part (the buffer is reset per run) */
+        strata_run_stats st;
+        CHECK_OK(strata_worker_stats(w, &st));
+        CHECK_EQ_U64(st.tasks_completed, 3 * (the_job.ntasks + 1));   /* a mixed task is one node */
+        strata_worker_destroy(w);
+    }
+}
+
+TEST_CASE(a_failing_part_fails_the_node)
+{
+    strata_handle h;
+    strata_buffer b;
+    strata_worker *w = cluster_worker(2, &h, &b);
+    the_job = (job){.ntasks = 10, .fail_task = 4};
+    CHECK_STATUS(run_job(w, h, b, the_job.ntasks), STRATA_ETASK);
+    CHECK_ERROR_HAS("(AIV1 part of a mixed task) of chip callable 'mixed' returned 1");
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.tasks_failed, 1);
+    CHECK_EQ_U64(st.tasks_completed, 4);
+    CHECK_EQ_U64(st.tasks_canceled, 6);   /* mixed tasks 5..9 and the plain one */
+    the_job.fail_task = -1;
+    CHECK_OK(run_job(w, h, b, the_job.ntasks));   /* the worker goes on */
+    strata_worker_destroy(w);
+}
+
+TEST_CASE(refusals)
+{
+    strata_handle h;
+    strata_buffer b;
+    strata_worker *w = cluster_worker(1, &h, &b);
+    the_job = (job){.mode = 1};
+    CHECK_STATUS(run_job(w, h, b, 0), STRATA_EINVAL);
+    CHECK_ERROR_HAS("every func_id is -1; a mixed task has at least one part");
+    strata_worker_destroy(w);
+    /* a chip without clusters */
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.device_memory_bytes = 16 << 20;
+    CHECK_OK(strata_worker_create(&cfg, &w));
+    strata_chip_callable c = {"mixed", mixed_orch, kernels, 3};
+    CHECK_OK(strata_worker_register_chip(w, &c, &h));
+    CHECK_OK(strata_worker_init(w));
+    CHECK_OK(strata_worker_malloc(w, 0, 8 * 3 * 64 + 8, &b));
+    the_job = (job){.ntasks = 1, .fail_task = -1};
+    CHECK_STATUS(run_job(w, h, b, 1), STRATA_EINVAL);
+    CHECK_ERROR_HAS("has 1 AIC and 1 AIV cores; mixed tasks need clusters of 1 AIC + 2 AIV cores");
+    strata_worker_destroy(w);
+}
+
+TEST_MAIN(CASE(parts_start_together), CASE(a_failing_part_fails_the_node), CASE(refusals))

@@ -203,6 +203,24 @@ static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *c
 
 static void fill_parts(strata__chip *chip, uint32_t slot, const strata_mixed_task *m);
 
+/* Copy a task's args into body b, packed: tensors, scalars, tags (8-byte
+   members first), element by element (a task has few, and a library call per
+   array cost more than the copy); b->view points into the copy. */
+static inline __attribute__((always_inline)) void copy_args(strata__task_body *b, const strata_task_args *a)
+{
+    strata_tensor *tensors = (strata_tensor *)(void *)b->data;
+    uint64_t *scalars = (uint64_t *)(void *)(tensors + a->ntensors);
+    strata_tag *tags = (strata_tag *)(void *)(scalars + a->nscalars);
+    for (uint32_t i = 0; i < a->ntensors; i++) {
+        tensors[i] = a->tensors[i];
+        tags[i] = a->tags[i];
+    }
+    for (uint32_t i = 0; i < a->nscalars; i++)
+        scalars[i] = a->scalars[i];
+    b->view = (strata_task_args){.tensors = tensors, .tags = tags, .ntensors = a->ntensors, .scalars = scalars,
+                                 .nscalars = a->nscalars};
+}
+
 static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int func_id,
                                                         const strata_task_args *args, uint32_t *task);
 
@@ -294,19 +312,9 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;
-    /* Packed: tensors, scalars, tags (8-byte members first). Element by element:
-       a task has few, and a library call per array cost more than the copy. */
-    strata_tensor *tensors = (strata_tensor *)(void *)body->data;
-    uint64_t *scalars = (uint64_t *)(void *)(tensors + args->ntensors);
-    strata_tag *tags = (strata_tag *)(void *)(scalars + args->nscalars);
-    for (uint32_t i = 0; i < args->ntensors; i++) {
-        tensors[i] = args->tensors[i];
-        tags[i] = args->tags[i];
-    }
-    for (uint32_t i = 0; i < args->nscalars; i++)
-        scalars[i] = args->scalars[i];
-    body->view = (strata_task_args){.tensors = tensors, .tags = tags, .ntensors = args->ntensors,
-                                    .scalars = scalars, .nscalars = args->nscalars};
+    copy_args(body, args);
+    const strata_tensor *tensors = body->view.tensors;
+    const strata_tag *tags = body->view.tags;
 
     strata__task *t = &chip->tasks[slot];
     t->id = id;
@@ -525,18 +533,7 @@ static void fill_parts(strata__chip *chip, uint32_t slot, const strata_mixed_tas
         b->fn = k ? k->fn : NULL;
         b->func_id = ids[p];
         b->core = p == 0 ? STRATA_AIC : STRATA_AIV;
-        const strata_task_args *a = args[p] ? args[p] : &none;
-        strata_tensor *tensors = (strata_tensor *)(void *)b->data;
-        uint64_t *scalars = (uint64_t *)(void *)(tensors + a->ntensors);
-        strata_tag *tags = (strata_tag *)(void *)(scalars + a->nscalars);
-        for (uint32_t i = 0; i < a->ntensors; i++) {
-            tensors[i] = a->tensors[i];
-            tags[i] = a->tags[i];
-        }
-        for (uint32_t i = 0; i < a->nscalars; i++)
-            scalars[i] = a->scalars[i];
-        b->view = (strata_task_args){.tensors = tensors, .tags = tags, .ntensors = a->ntensors, .scalars = scalars,
-                                     .nscalars = a->nscalars};
+        copy_args(b, args[p] ? args[p] : &none);
     }
 }
 

@@ -68,11 +68,12 @@ typedef struct strata_mixed_task {
     const strata_task_args *aic_args, *aiv0_args, *aiv1_args;
 } strata_mixed_task;
 
-/* Submit a mixed task. STRATA_EINVAL for a chip without clusters, a task of no
-   part, a part whose kernel is of the other core type, or more tensors in all
-   than a task takes; otherwise as strata_chip_submit. Orchestration function
-   only. */
-STRATA_API int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t);
+/* Submit a mixed task; its number in the run (as strata_chip_submit_task
+   says it) in *task (may be NULL). STRATA_EINVAL for a chip without clusters,
+   a task of no part, a part whose kernel is of the other core type, or more
+   tensors in all than a task takes; otherwise as strata_chip_submit.
+   Orchestration function only. */
+STRATA_API int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t, uint32_t *task);
 
 /* The same, saying the task's number in the run (0, 1, ... in submit order)
    in *task (may be NULL), for strata_chip_add_dep. */

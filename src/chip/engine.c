@@ -305,15 +305,18 @@ static int check_timeouts(strata__chip *chip)
         uint64_t since = strata__load_relaxed(&l->started_ns);
         if (id == 0 || since == 0 || now < since || now - since <= limit)
             continue;
+        uint64_t kernel = strata__load_relaxed(&l->running_kernel);
         if (strata__load_relaxed(&l->running_id) != id)
             continue;   /* it finished meanwhile */
         chip->hung = true;
+        static const char *const part[4] = {"", ", the AIC part of a mixed task", ", the AIV0 part of a mixed task",
+                                            ", the AIV1 part of a mixed task"};
         return strata__failure_set(&chip->failure, STRATA_ETIMEDOUT,
-                                   "task %llu (func_id %d) has run on %s core %u of chip %d for more than its "
+                                   "task %llu (func_id %d%s) has run on %s core %u of chip %d for more than its "
                                    "timeout of %llu ms; a kernel cannot be stopped at L2, so the worker is now "
                                    "FAILED and close() abandons that core thread; raise call_config.timeout_ms "
                                    "or task_timeout_ms if the kernel is just slow, or run untrusted kernels at L3",
-                                   (unsigned long long)id, chip->bodies[id & chip->mask].func_id,
+                                   (unsigned long long)id, (int)(uint32_t)kernel, part[(kernel >> 32) & 3],
                                    strata__core_name(l->core), l->index, chip->device_id,
                                    (unsigned long long)chip->run_timeout_ms);
     }

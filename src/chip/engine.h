@@ -40,6 +40,17 @@
  *   started_ns                                   timeout check       is re-checked, never trusted
  *   failure       first failing thread (CAS)     everyone (status);  relaxed status; message published
  *                                                the run's end       by `published` (core/status.h)
+ *   assigned      a cluster's AIC lane (a part   the AIV lane        release / acquire (the part's body
+ *   (AIV lane)    handed over); the AIV lane     (and its AIC lane   and parts_left); the clear is
+ *                 (cleared as it takes it)       testing the         relaxed, then a full notify of
+ *                                                cluster)            the AIC event (lane.c)
+ *   parts_left    the AIC lane (plain store      the parts' lanes    acq_rel countdown: the last part
+ *                 before handing over), each                         sees every part's status
+ *                 part's lane (RMW)
+ *   parts_status  a failing part (CAS)           the last part       relaxed, ordered by parts_left
+ *   fanout, in    the orchestrator (relaxed,     lanes               published by the acq_rel guard
+ *   host_build_   before any task of the run                         drop and the ready push that
+ *   graph         can run)                                           follow (orch.c)
  * An edge belongs to its successor and lives until the successor retires, so a
  * completer reads an edge's `next` before the decrement that may let the
  * successor finish. */
@@ -148,6 +159,7 @@ typedef struct strata__lane {
     /* Read by the orchestrator's timeout check while the run is live. */
     _Atomic uint64_t running_id;   /* 0 = no task */
     _Atomic uint64_t started_ns;
+    _Atomic uint64_t running_kernel; /* its func_id (low word) and part + 1 of a mixed task (high word), or 0 */
     /* Written by the lane, read by the orchestrator after `done` (acquire). */
     uint64_t completed, failed, canceled;
     /* A chip of clusters (lane.c, "Mixed tasks"): an AIC lane's two AIV

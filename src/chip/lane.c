@@ -33,14 +33,27 @@ int strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const 
     strata__chip *chip = lane->chip;
     const strata__task_body *body = (const strata__task_body *)(const void *)
                                     ((const char *)args - offsetof(strata__task_body, view));
-    /* a task's body, or a mixed task's part (three per slot) */
-    bool part = chip->parts && body >= chip->parts && body < chip->parts + chip->parts_window * 3;
-    uint64_t id = chip->tasks[part ? (size_t)(body - chip->parts) / 3 : (size_t)(body - chip->bodies)].id;
+    /* A task's body, or a mixed task's part (three per slot). The bodies are
+       tested first: chip->parts is made by the orchestrator at a run's first
+       mixed submit, so only a lane running a part (handed to it after that,
+       through the ready queue or `assigned`) may read it. */
+    uintptr_t from_bodies = (uintptr_t)body - (uintptr_t)chip->bodies;
+    uint32_t slot, part;
+    if (from_bodies < (chip->mask + 1) * sizeof chip->bodies[0]) {
+        slot = (uint32_t)(from_bodies / sizeof chip->bodies[0]);
+        part = 0;
+    } else {
+        size_t i = (size_t)(body - chip->parts);
+        slot = (uint32_t)(i / 3);
+        part = (uint32_t)(i % 3) + 1;
+    }
+    uint64_t id = chip->tasks[slot].id;
     uint32_t watch = chip->run_watch;
     uint64_t now = strata__now_ns();
     if (watch & STRATA__WATCH_TIMED) {
+        strata__store_relaxed(&lane->running_kernel, (uint64_t)(uint32_t)body->func_id | (uint64_t)part << 32);
         strata__store_relaxed(&lane->started_ns, now);
-        /* release: started_ns is visible to the acquire in check_timeouts() */
+        /* release: started_ns and running_kernel are visible to the acquire in check_timeouts() */
         strata__store_release(&lane->running_id, id);
     }
     if ((watch & STRATA__WATCH_TRACED) && lane->rec)
@@ -95,26 +108,39 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
  * core is free. The task completes when its last part has (parts_left counts
  * down; the last finisher completes it, with the first failing part's status). */
 
+static const char *const part_names[3] = {"AIC", "AIV0", "AIV1"};
+
 static uint32_t run_part(strata__lane *lane, uint32_t slot, int p)
 {
     strata__chip *chip = lane->chip;
     strata__task *t = &chip->tasks[slot];
     strata__task_body *body = &chip->parts[(size_t)slot * 3 + (size_t)p];
-    strata__store_relaxed(lane->current, strata__rec_current(body->func_id));
-    int rc = chip->launch(chip->dev, body->fn, &body->view);
-    strata__store_relaxed(lane->current, 0);
-    if (rc != 0) {
-        const char *why = strata_last_error();
+    int32_t status = 0;
+    /* A part handed over after the run failed is not started: it might wait
+       for a sibling that will never come (a kernel past its timeout), and a
+       lane in such a wait could not be joined at close. */
+    if (strata__failure_status(&chip->failure) != 0) {
+        status = STRATA_ECANCELED;
+    } else {
+        strata__store_relaxed(lane->current, strata__rec_current(body->func_id));
+        int rc = chip->launch(chip->dev, body->fn, &body->view);
+        strata__store_relaxed(lane->current, 0);
+        if (rc != 0) {
+            const char *why = strata_last_error();
+            status = STRATA_ETASK;
+            strata__failure_set(&chip->failure, STRATA_ETASK,
+                                "kernel func_id %d (the %s part of a mixed task) of chip callable '%s' returned %d "
+                                "in task %llu on %s core %u of chip %d%s%s; its dependent tasks were cancelled",
+                                body->func_id, part_names[p], chip->callable->name, rc, (unsigned long long)t->id,
+                                strata__core_name(lane->core), lane->index, chip->device_id, why[0] ? ": " : "",
+                                why);
+            strata__clear_error();
+        }
+    }
+    if (status != 0) {
         int32_t expect = 0;
-        atomic_compare_exchange_strong_explicit(&t->parts_status, &expect, STRATA_ETASK, memory_order_relaxed,
+        atomic_compare_exchange_strong_explicit(&t->parts_status, &expect, status, memory_order_relaxed,
                                                 memory_order_relaxed);
-        strata__failure_set(&chip->failure, STRATA_ETASK,
-                            "kernel func_id %d (%s part of a mixed task) of chip callable '%s' returned %d in task "
-                            "%llu on %s core %u of chip %d%s%s; its dependent tasks were cancelled", body->func_id,
-                            p == 0 ? "AIC" : p == 1 ? "AIV0" : "AIV1", chip->callable->name, rc,
-                            (unsigned long long)t->id, strata__core_name(lane->core), lane->index, chip->device_id,
-                            why[0] ? ": " : "", why);
-        strata__clear_error();
     }
     /* acq_rel: the last finisher sees every part's status (relaxed above, ordered by this chain) */
     if (strata__fetch_sub_acq_rel(&t->parts_left, 1) != 1)
@@ -173,9 +199,14 @@ static inline bool take_part(strata__lane *lane, uint32_t *slot)
     uint32_t part = strata__load_relaxed(&lane->assigned);
     if (__builtin_expect(part == 0, 1))
         return false;
+    strata__chip *chip = lane->chip;
     /* acquire: pairs with the release in run_mixed() */
     part = strata__load_acquire(&lane->assigned);
     strata__store_relaxed(&lane->assigned, 0);
+    /* The cluster may be free now: its AIC lane may be asleep with a mixed
+       task queued, waiting for exactly this (work_or_stop). The full notify
+       orders the store above before its look for sleepers. */
+    strata__event_notify(&chip->ready_event[STRATA_AIC]);
     *slot = run_part(lane, (part - 1) / 3, (int)((part - 1) % 3));
     return true;
 }
@@ -233,10 +264,11 @@ static void *lane_main(void *arg)
     for (;;) {
         uint32_t slot;
         /* Successors first: they are on some task's critical path. Then a part
-           of a mixed task handed to this lane (checked after every chain too:
-           its cluster's other parts may be waiting for it), then, a cluster's
-           AIC lane, a mixed task. One loop runs them all, so that run_task
-           stays inlined here. */
+           of a mixed task handed to this lane, checked after every chain too:
+           the rest of its cluster may be waiting for it, so it waits for at
+           most the chain in progress and, when the lane wakes to both, one
+           more. Then, a cluster's AIC lane, a mixed task. One loop runs them
+           all, so that run_task stays inlined here. */
         if (strata__ready_pop(from_lanes, &slot) || strata__ready_pop(from_orch, &slot) || take_part(lane, &slot) ||
             (lane->sibling[0] && take_mixed(lane, &slot))) {
             for (;;) {

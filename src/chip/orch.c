@@ -5,6 +5,7 @@
 
 #include "core/recorder.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,32 +172,50 @@ static void abandon_task(strata__chip *chip, uint32_t slot, int status)
     chip->stat_failed++;
 }
 
+/* What a submit's errors name: "strata_chip_submit(func_id 3)", or, for a
+   part of a mixed task (part 0 to 2), "strata_chip_submit_mixed(its AIV0 part,
+   func_id 3)". */
+static const char *const part_label[3] = {"its AIC part, ", "its AIV0 part, ", "its AIV1 part, "};
+#define SUBMIT_WHO      "%s(%sfunc_id %d)"
+#define SUBMIT_WHO_ARGS(part, func_id) \
+    (part) < 0 ? "strata_chip_submit" : "strata_chip_submit_mixed", (part) < 0 ? "" : part_label[part], (func_id)
+
+/* Why tensor i's buffer is refused (resolve_buffers); off the hot path. */
+static __attribute__((cold, noinline)) int bad_buffer(strata__chip *chip, int func_id, int part, uint32_t i,
+                                                      const strata_tensor *t, uint32_t buf)
+{
+    if (buf == STRATA__NONE)
+        return strata__fail(STRATA_EINVAL,
+                            SUBMIT_WHO ": tensor %u: addr 0x%llx is not the base of a live buffer of chip %d; pass "
+                            "a buffer from strata_worker_malloc or strata_chip_alloc as addr and select the view "
+                            "with offset, shape and strides",
+                            SUBMIT_WHO_ARGS(part, func_id), i, (unsigned long long)t->addr, chip->device_id);
+    const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf);
+    if (t->nbytes > b->nbytes)
+        return strata__fail(STRATA_EINVAL, SUBMIT_WHO ": tensor %u says its buffer at 0x%llx holds %llu bytes, but "
+                            "it holds %llu", SUBMIT_WHO_ARGS(part, func_id), i, (unsigned long long)t->addr,
+                            (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
+    return strata__fail(STRATA_EINVAL, SUBMIT_WHO ": tensor %u: the intermediate buffer at 0x%llx belongs to a "
+                        "scope that has already ended; use it only inside its scope, or allocate it in an outer one",
+                        SUBMIT_WHO_ARGS(part, func_id), i, (unsigned long long)t->addr);
+}
+
 /* Find each tensor's buffer: a live chip buffer whose base is the tensor's addr,
    at least as large as the tensor says, and, for an intermediate, of a scope
-   that is still open. */
-static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *chip, int func_id,
+   that is still open. part: -1, or the part of a mixed task args are (for
+   messages). */
+static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *chip, int func_id, int part,
                                                                  const strata_task_args *args, uint32_t *buf)
 {
     for (uint32_t i = 0; i < args->ntensors; i++) {
         const strata_tensor *t = &args->tensors[i];
         buf[i] = strata__tmap_buffer_find(&chip->tmap, t->addr);
         if (buf[i] == STRATA__NONE)
-            return strata__fail(STRATA_EINVAL,
-                                "strata_chip_submit(func_id %d): tensor %u: addr 0x%llx is not the base of a live "
-                                "buffer of chip %d; pass a buffer from strata_worker_malloc or strata_chip_alloc "
-                                "as addr and select the view with offset, shape and strides",
-                                func_id, i, (unsigned long long)t->addr, chip->device_id);
+            return bad_buffer(chip, func_id, part, i, t, buf[i]);
         const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
-        if (t->nbytes > b->nbytes)
-            return strata__fail(STRATA_EINVAL,
-                                "strata_chip_submit(func_id %d): tensor %u says its buffer at 0x%llx holds %llu "
-                                "bytes, but it holds %llu", func_id, i, (unsigned long long)t->addr,
-                                (unsigned long long)t->nbytes, (unsigned long long)b->nbytes);
-        if (b->kind == STRATA__BUFFER_HEAP && chip->hrec[b->owner_data & (chip->hrec_cap - 1)].closed)
-            return strata__fail(STRATA_EINVAL,
-                                "strata_chip_submit(func_id %d): tensor %u: the intermediate buffer at 0x%llx "
-                                "belongs to a scope that has already ended; use it only inside its scope, or "
-                                "allocate it in an outer one", func_id, i, (unsigned long long)t->addr);
+        if (t->nbytes > b->nbytes ||
+            (b->kind == STRATA__BUFFER_HEAP && chip->hrec[b->owner_data & (chip->hrec_cap - 1)].closed))
+            return bad_buffer(chip, func_id, part, i, t, buf[i]);
     }
     return STRATA_OK;
 }
@@ -223,6 +242,12 @@ static inline __attribute__((always_inline)) void copy_args(strata__task_body *b
 
 static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int func_id,
                                                         const strata_task_args *args, uint32_t *task);
+
+/* The public call a submit's errors name (failure paths only). */
+static const char *submit_name(const strata__chip *chip)
+{
+    return chip->mixed_parts ? "strata_chip_submit_mixed" : "strata_chip_submit";
+}
 
 int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
 {
@@ -262,7 +287,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
        recycles only heap buffers whose scope has ended, which are refused here,
        so the indices stay valid for the whole submit. */
     uint32_t buf[STRATA_MAX_CORE_TENSORS];
-    rc = resolve_buffers(chip, func_id, args, buf);
+    rc = resolve_buffers(chip, func_id, -1, args, buf);
     if (rc)
         return orch_fail(chip, rc);
     /* Retire what has finished every 16 submits, so the TensorMap sees it as
@@ -277,13 +302,14 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
         if (chip->next_id - chip->retire_next < chip->sizes.task_window)
             break;
         if (chip->host_graph)   /* nothing runs before the graph is whole: the window holds it all */
-            return orch_fail(chip, strata__fail(STRATA_ERING, "strata_chip_submit: runtime host_build_graph holds "
+            return orch_fail(chip, strata__fail(STRATA_ERING, "%s: runtime host_build_graph holds "
                                                 "a run's whole graph in the task_window ring, which has %llu slots "
-                                                "(%s); this run submits more tasks: raise it",
+                                                "(%s); this run submits more tasks: raise it", submit_name(chip),
                                                 (unsigned long long)chip->sizes.task_window,
                                                 chip->sources.task_window));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
-            return timeout_error(chip, "strata_chip_submit: waiting for a slot in the task_window ring");
+            return timeout_error(chip, chip->mixed_parts ? "strata_chip_submit_mixed: waiting for a slot in the "
+                                 "task_window ring" : "strata_chip_submit: waiting for a slot in the task_window ring");
     }
     /* A new high-water mark is recorded only after a look at what has finished
        (retirement is lazy), so the stats report what the run needed. Before
@@ -361,7 +387,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
         rc = strata__tmap_access(&chip->tmap, buf[i], id, &tensors[i], &ext[i], strata__tag_reads(tag),
                                  strata__tag_writes(tag), chip->retire_next, add_dep, &ctx);
         if (rc) {
-            orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit(func_id %d)", func_id));
+            orch_fail(chip, strata__error_prefix(rc, "%s(func_id %d)", submit_name(chip), func_id));
             /* Out of host memory, or a timeout while waiting. Edges already
                linked belong to producers that will complete normally; once they
                have, nothing touches the slot and it can be failed in place. */
@@ -428,6 +454,14 @@ int strata_chip_scope_end(strata_chip_orch *o)
 
 static int heap_stuck(strata__chip *chip, uint64_t n)
 {
+    if (chip->host_graph)
+        return strata__fail(STRATA_ERING,
+                            "heap ring is %llu bytes (%s) and a %llu-byte buffer does not fit: runtime "
+                            "host_build_graph runs nothing before the orchestration function returns, so a run's "
+                            "intermediate buffers are all held at once (%llu bytes so far); set %s to at least %llu",
+                            (unsigned long long)chip->heap.size, chip->sources.heap, (unsigned long long)n,
+                            (unsigned long long)chip->heap.used, chip->sources.heap,
+                            (unsigned long long)(chip->heap.used + n));
     uint64_t open = 0, open_bytes = 0;
     for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++) {
         const strata__heap_record *r = &chip->hrec[s & (chip->hrec_cap - 1)];
@@ -537,7 +571,7 @@ static void fill_parts(strata__chip *chip, uint32_t slot, const strata_mixed_tas
     }
 }
 
-int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t)
+int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t, uint32_t *task)
 {
     strata__clear_error();
     int rc = check_orch(o, "strata_chip_submit_mixed");
@@ -575,8 +609,12 @@ int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t)
         if (a) {
             rc = strata__task_args_check(a, STRATA_MAX_CORE_TENSORS, STRATA_MAX_CORE_SCALARS, NULL);
             if (rc)
-                return orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit_mixed (%s part, func_id %d)",
+                return orch_fail(chip, strata__error_prefix(rc, "strata_chip_submit_mixed(its %s part, func_id %d)",
                                                             part[p], ids[p]));
+            uint32_t buf[STRATA_MAX_CORE_TENSORS];   /* each part's own tensor numbers in messages */
+            rc = resolve_buffers(chip, ids[p], p, a, buf);
+            if (rc)
+                return orch_fail(chip, rc);
             if (nt + a->ntensors > STRATA_MAX_CORE_TENSORS)
                 return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: its parts name more "
                                                     "than %u tensors in all; a task takes at most %u",
@@ -604,7 +642,7 @@ int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t)
     }
     chip->mixed_parts = t;
     chip->orch_special |= STRATA__SPECIAL_MIXED;
-    rc = strata_chip_submit_task(o, ids[first], &(strata_task_args){tensors, tags, nt, NULL, 0}, NULL);
+    rc = strata_chip_submit_task(o, ids[first], &(strata_task_args){tensors, tags, nt, NULL, 0}, task);
     chip->orch_special &= ~(uint32_t)STRATA__SPECIAL_MIXED;
     chip->mixed_parts = NULL;
     return rc;
@@ -645,6 +683,10 @@ int strata_chip_add_dep(strata_chip_orch *o, uint32_t producer, uint32_t consume
                                             "tensormap_and_ringbuffer, which orders tasks by their tensors' tags; "
                                             "explicit edges need runtime \"host_build_graph\"", chip->device_id));
     uint64_t n = chip->next_id - chip->run_first_id;
+    if (n == 0)
+        return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep(%u, %u): this run has submitted no "
+                                            "task yet; submit both with strata_chip_submit_task first", producer,
+                                            consumer));
     if (producer >= n || consumer >= n)
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep(%u, %u): task %u has not been "
                                             "submitted; this run has tasks 0 to %lld so far", producer, consumer,
@@ -673,12 +715,16 @@ static void settle_all(strata__chip *chip)
     }
 }
 
-/* A task on a cycle of the graph (Kahn's algorithm: what never drops to no
-   producer left), or UINT32_MAX when there is none. in[] and order[]: n
-   entries each, first[]: n + 1, scratch. */
+/* A cycle of the graph, if it has one: Kahn's algorithm settles every task
+   not on or behind a cycle; of those left, each has a producer left, so
+   following producers from any of them reaches a cycle within n steps. The
+   cycle goes in path[] (path[0] its first task, each entry a producer of the
+   one before) and its length is returned; 0: no cycle. in[], path[]: n entries
+   each, first[]: n + 1, by_from[]: ne; scratch. */
 static uint32_t find_cycle(const strata__host_edge *e, uint32_t ne, uint32_t n, uint32_t *in, uint32_t *first,
-                           uint32_t *order, uint32_t *by_from)
+                           uint32_t *path, uint32_t *by_from)
 {
+    uint32_t *order = path;   /* Kahn's queue first */
     memset(in, 0, n * sizeof in[0]);
     memset(first, 0, (n + 1) * sizeof first[0]);
     for (uint32_t i = 0; i < ne; i++) {
@@ -702,11 +748,41 @@ static uint32_t find_cycle(const strata__host_edge *e, uint32_t ne, uint32_t n, 
                 order[tail++] = by_from[k];
     }
     if (tail == n)
-        return UINT32_MAX;
-    for (uint32_t v = 0; v < n; v++)
-        if (in[v] > 0)
-            return v;
-    return UINT32_MAX;
+        return 0;
+    uint32_t *producer = first;   /* a producer still left, of each task left */
+    uint32_t start = UINT32_MAX;
+    for (uint32_t i = 0; i < ne; i++)
+        if (in[e[i].from] > 0 && in[e[i].to] > 0) {
+            producer[e[i].to] = e[i].from;
+            start = e[i].to;
+        }
+    for (uint32_t k = 0; k < n; k++)
+        start = producer[start];
+    uint32_t len = 0, v = start;
+    do {
+        path[len++] = v;
+        v = producer[v];
+    } while (v != start && len < n);
+    return len;
+}
+
+/* "task 3 (func_id 1) -> task 4 (func_id 2) -> task 3": the cycle of
+   find_cycle in the direction its edges run, at most 8 tasks of it. */
+static void describe_cycle(const strata__chip *chip, const uint32_t *path, uint32_t len, char *out, size_t size)
+{
+    size_t at = 0;
+    uint32_t shown = len < 8 ? len : 8;
+    for (uint32_t k = 0; k <= shown && at < size; k++) {
+        /* path runs against the edges: path[0], then path[len - 1], ... path[1] */
+        uint32_t v = k == 0 || k == len ? path[0] : path[len - k];
+        if (k == shown && shown < len) {
+            at += (size_t)snprintf(out + at, size - at, " -> ... (%u tasks in all)", len);
+            break;
+        }
+        const strata__task_body *b = &chip->bodies[(chip->run_first_id + v) & chip->mask];
+        at += (size_t)snprintf(out + at, size - at, k == shown ? "%stask %u" : "%stask %u (func_id %d)",
+                               k ? " -> " : "", v, b->func_id);
+    }
 }
 
 void strata__chip_host_graph_start(strata__chip *chip, int orc)
@@ -736,12 +812,13 @@ void strata__chip_host_graph_start(strata__chip *chip, int orc)
     }
     uint32_t *in = scratch, *first = in + n, *order = first + n + 1, *by_from = order + n;
     uint32_t *count = by_from + ne;   /* n entries: edges into each task */
-    uint32_t on_cycle = find_cycle(chip->hedges, ne, n, in, first, order, by_from);
-    if (on_cycle != UINT32_MAX) {
-        const strata__task_body *b = &chip->bodies[(chip->run_first_id + on_cycle) & chip->mask];
+    uint32_t cycle = find_cycle(chip->hedges, ne, n, in, first, order, by_from);
+    if (cycle) {
+        char path[512];
+        describe_cycle(chip, order, cycle, path, sizeof path);
         strata__failure_set(&chip->failure, STRATA_EINVAL, "runtime host_build_graph: the explicit edges of chip "
-                            "callable '%s' make a cycle through task %u (func_id %d): no order can run it; nothing "
-                            "ran", chip->callable->name, on_cycle, b->func_id);
+                            "callable '%s' make a cycle, %s: no order can run it; nothing ran", chip->callable->name,
+                            path);
         free(scratch);
         settle_all(chip);
         return;
@@ -768,6 +845,8 @@ void strata__chip_host_graph_start(strata__chip *chip, int orc)
             chip->edges[e].next = strata__load_relaxed(&p->fanout);
             strata__store_relaxed(&p->fanout, e);
             chip->dep_head++;
+            if (chip->run_watch & STRATA__WATCH_TRACED)   /* the trace's dependency arrows */
+                strata__chip_note(chip, STRATA__REC_EDGE, 0, chip->run_first_id + by_from[k], id);
         }
         t->dep_end = chip->dep_head;
     }

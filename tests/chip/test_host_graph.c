@@ -34,6 +34,7 @@ typedef struct graph {
     uint32_t n, ne;
     uint32_t from[4 * MAX_TASKS], to[4 * MAX_TASKS];
     int      fail_task;      /* -1: none */
+    uint32_t nalloc;         /* 1 KiB intermediate buffers allocated first */
     int      status[8];      /* what the calls returned: submit, add_dep */
 } graph;
 
@@ -44,6 +45,12 @@ static int graph_orch(strata_chip_orch *o, const strata_task_args *args, const s
     (void)args;
     (void)cfg;
     graph *g = &the_graph;
+    for (uint32_t k = 0; k < g->nalloc; k++) {
+        strata_tensor t;
+        int rc = strata_chip_alloc(o, STRATA_U8, 1, (uint64_t[]){1024}, &t);
+        if (rc)
+            return rc;
+    }
     for (uint32_t k = 0; k < g->n; k++) {
         uint64_t s[2] = {k, (int)k == g->fail_task};
         uint32_t id = UINT32_MAX;
@@ -133,6 +140,14 @@ TEST_CASE(random_dags_follow_their_edges)
     }
 }
 
+/* The run's error names the cycle, starting at any of its tasks. */
+static void check_cycle_named(const char *a, const char *b, const char *c)
+{
+    const char *e = strata_last_error();
+    if (!strstr(e, a) && !strstr(e, b) && !(c && strstr(e, c)))
+        test_fail(__FILE__, __LINE__, "the error does not name the cycle (%s): %s", a, e);
+}
+
 TEST_CASE(refusals_run_nothing)
 {
     strata_handle h;
@@ -145,8 +160,46 @@ TEST_CASE(refusals_run_nothing)
     memcpy(the_graph.to, to, sizeof to);
     atomic_store(&ran, 0);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
-    CHECK_ERROR_HAS("make a cycle through task 3 (func_id 0)");
+    check_cycle_named("task 3 (func_id 0) -> task 4 (func_id 0) -> task 5 (func_id 0) -> task 3",
+                      "task 4 (func_id 0) -> task 5 (func_id 0) -> task 3 (func_id 0) -> task 4",
+                      "task 5 (func_id 0) -> task 3 (func_id 0) -> task 4 (func_id 0) -> task 5");
     CHECK_ERROR_HAS("nothing ran");
+    CHECK_EQ_U64(atomic_load(&ran), 0);
+    /* a cycle 3 -> 4 -> 3 with tasks behind it (4 -> 0 -> 1): the message
+       names the cycle, not a task that only waits for it */
+    random_dag(&the_graph, 6, 0, 1);
+    the_graph.ne = 4;
+    uint32_t from2[] = {3, 4, 4, 0}, to2[] = {4, 3, 0, 1};
+    memcpy(the_graph.from, from2, sizeof from2);
+    memcpy(the_graph.to, to2, sizeof to2);
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
+    check_cycle_named("make a cycle, task 3 (func_id 0) -> task 4 (func_id 0) -> task 3:",
+                      "make a cycle, task 4 (func_id 0) -> task 3 (func_id 0) -> task 4:", NULL);
+    /* a cycle longer than a message shows: its first 8 tasks and its length */
+    random_dag(&the_graph, 40, 0, 1);
+    the_graph.ne = 20;
+    for (uint32_t k = 0; k < 20; k++) {
+        the_graph.from[k] = 10 + k;
+        the_graph.to[k] = k + 1 < 20 ? 11 + k : 10;
+    }
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS(" -> ... (20 tasks in all): no order can run it");
+    CHECK_EQ_U64(atomic_load(&ran), 0);
+    /* an edge before any task */
+    random_dag(&the_graph, 0, 0, 1);
+    the_graph.ne = 1;
+    the_graph.from[0] = 0;
+    the_graph.to[0] = 1;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
+    CHECK_ERROR_HAS("strata_chip_add_dep(0, 1): this run has submitted no task yet");
+    /* intermediates that outgrow the heap ring: all are held until the graph runs */
+    strata_call_config small_heap = {.ring_heap = 4096};
+    random_dag(&the_graph, 4, 1, 1);
+    the_graph.nalloc = 5;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &small_heap), STRATA_ERING);
+    CHECK_ERROR_HAS("runtime host_build_graph runs nothing before the orchestration function returns, so a run's "
+                    "intermediate buffers are all held at once (4096 bytes so far); set call_config.ring_heap to "
+                    "at least 5120");
     CHECK_EQ_U64(atomic_load(&ran), 0);
     CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
     /* an edge to a task not submitted yet, and a task on itself */

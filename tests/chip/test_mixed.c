@@ -3,7 +3,10 @@
  * to have started): they can only all succeed when they run at the same time;
  * a mixed task is one node of the graph (a plain task reading what its parts
  * wrote runs after all of them; a chain of mixed tasks keeps its order); a
- * failing part fails the node and cancels what follows; refusals say why. */
+ * failing part fails the node and cancels what follows; a mixed task queued
+ * while its cluster's AIV cores are busy starts once they are free (a cluster
+ * freed wakes its AIC core); a part past its timeout is named as that part;
+ * refusals say why. */
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -50,14 +53,38 @@ static int bump(const strata_task_args *a)
     return 0;
 }
 
-enum { F_MEET_AIC = 1, F_MEET_AIV = 2, F_BUMP = 3 };
-static const strata_kernel_entry kernels[] = {
-    {F_MEET_AIC, STRATA_AIC, meet}, {F_MEET_AIV, STRATA_AIV, meet}, {F_BUMP, STRATA_AIV, bump}};
+static void sleep_us(uint64_t us)
+{
+    struct timespec d = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+}
+
+/* sleep scalars[0] ms */
+static int nap(const strata_task_args *a)
+{
+    sleep_us(a->scalars[0] * 1000);
+    return 0;
+}
+
+/* wait until release_hung (at most 20 s): a kernel past any timeout */
+static _Atomic int release_hung;
+static int hang(const strata_task_args *a)
+{
+    (void)a;
+    for (int i = 0; i < 20000 && !atomic_load(&release_hung); i++)
+        sleep_us(1000);
+    return 0;
+}
+
+enum { F_MEET_AIC = 1, F_MEET_AIV = 2, F_BUMP = 3, F_NAP = 4, F_HANG = 5 };
+static const strata_kernel_entry kernels[] = {{F_MEET_AIC, STRATA_AIC, meet}, {F_MEET_AIV, STRATA_AIV, meet},
+                                              {F_BUMP, STRATA_AIV, bump},     {F_NAP, STRATA_AIV, nap},
+                                              {F_HANG, STRATA_AIV, hang}};
 
 typedef struct job {
     uint32_t ntasks;      /* mixed tasks, each with its own three elements */
     int      fail_task;   /* -1: none */
-    int      mode;        /* 0: the rendezvous; 1: refusals */
+    int      mode;        /* 0: the rendezvous; 1: refusals; 2: queued behind busy AIV cores; 3: a hung part */
     int      status[8];
 } job;
 
@@ -73,8 +100,28 @@ static int mixed_orch(strata_chip_orch *o, const strata_task_args *args, const s
     strata_tag inout = STRATA_INOUT, in_out[2] = {STRATA_INPUT, STRATA_INOUT};
     if (j->mode == 1) {
         strata_mixed_task none = {-1, -1, -1, NULL, NULL, NULL};
-        j->status[0] = strata_chip_submit_mixed(o, &none);
+        j->status[0] = strata_chip_submit_mixed(o, &none, NULL);
         return STRATA_OK;   /* the failed submit already failed the run */
+    }
+    if (j->mode == 2 || j->mode == 3) {
+        /* Plain 30 ms tasks keep both AIV cores busy; then mixed tasks of
+           AIV parts only: the AIC core hands the first one's parts over at
+           once, and finds the cluster taken for the next ones until the AIV
+           cores take those parts. Mode 3: the second one's AIV1 part hangs. */
+        uint64_t ms30 = 30, ms1 = 1;
+        strata_task_args busy = {NULL, NULL, 0, &ms30, 1}, quick = {NULL, NULL, 0, &ms1, 1};
+        for (int k = 0; k < 2; k++)
+            CHECK_OK(strata_chip_submit(o, F_NAP, &busy));
+        for (uint32_t k = 0; k < j->ntasks; k++) {
+            bool hung = j->mode == 3 && k == 1;
+            strata_mixed_task m = {-1, F_NAP, hung ? F_HANG : F_NAP, NULL, &quick, &quick};
+            uint32_t task = 0;
+            int rc = strata_chip_submit_mixed(o, &m, &task);
+            if (rc)
+                return rc;
+            CHECK_EQ_U64(task, 2 + k);
+        }
+        return STRATA_OK;
     }
     for (uint32_t k = 0; k < j->ntasks; k++) {
         uint64_t s[3][3] = {{3 * k, 3 * k, 0}, {3 * k + 1, 3 * k, 0}, {3 * k + 2, 3 * k, (int)k == j->fail_task}};
@@ -82,7 +129,7 @@ static int mixed_orch(strata_chip_orch *o, const strata_task_args *args, const s
         for (int p = 0; p < 3; p++)
             a[p] = (strata_task_args){&args->tensors[0], &inout, 1, s[p], 3};
         strata_mixed_task m = {F_MEET_AIC, F_MEET_AIV, F_MEET_AIV, &a[0], &a[1], &a[2]};
-        int rc = strata_chip_submit_mixed(o, &m);
+        int rc = strata_chip_submit_mixed(o, &m, NULL);
         if (rc)
             return rc;
     }
@@ -99,7 +146,7 @@ static strata_worker *cluster_worker(uint32_t clusters, strata_handle *h, strata
     cfg.device_memory_bytes = 16 << 20;
     strata_worker *w;
     CHECK_OK(strata_worker_create(&cfg, &w));
-    strata_chip_callable c = {"mixed", mixed_orch, kernels, 3};
+    strata_chip_callable c = {"mixed", mixed_orch, kernels, 5};
     CHECK_OK(strata_worker_register_chip(w, &c, h));
     CHECK_OK(strata_worker_init(w));
     CHECK_OK(strata_worker_malloc(w, 0, 8 * 3 * 64 + 8, b));
@@ -146,7 +193,7 @@ TEST_CASE(a_failing_part_fails_the_node)
     strata_worker *w = cluster_worker(2, &h, &b);
     the_job = (job){.ntasks = 10, .fail_task = 4};
     CHECK_STATUS(run_job(w, h, b, the_job.ntasks), STRATA_ETASK);
-    CHECK_ERROR_HAS("(AIV1 part of a mixed task) of chip callable 'mixed' returned 1");
+    CHECK_ERROR_HAS("kernel func_id 2 (the AIV1 part of a mixed task) of chip callable 'mixed' returned 1");
     strata_run_stats st;
     CHECK_OK(strata_worker_stats(w, &st));
     CHECK_EQ_U64(st.tasks_failed, 1);
@@ -155,6 +202,61 @@ TEST_CASE(a_failing_part_fails_the_node)
     the_job.fail_task = -1;
     CHECK_OK(run_job(w, h, b, the_job.ntasks));   /* the worker goes on */
     strata_worker_destroy(w);
+}
+
+/* A cluster freed (its AIV cores take their parts) wakes its AIC core, which
+   sleeps with mixed tasks queued while the cluster was taken; the run would
+   hang otherwise. A timed run, on a fresh worker: the first mixed submit makes
+   the parts' storage while lanes launch timed plain tasks (ThreadSanitizer
+   watches that). */
+TEST_CASE(a_freed_cluster_wakes_its_aic_core)
+{
+    for (int run = 0; run < 5; run++) {
+        strata_handle h;
+        strata_buffer b;
+        strata_worker *w = cluster_worker(1, &h, &b);
+        the_job = (job){.ntasks = 4, .fail_task = -1, .mode = 2};
+        strata_call_config cfg = {.timeout_ms = 20000};
+        CHECK_OK(strata_worker_run_chip(w, h, NULL, &cfg));
+        strata_run_stats st;
+        CHECK_OK(strata_worker_stats(w, &st));
+        CHECK_EQ_U64(st.tasks_completed, 6);
+        strata_worker_destroy(w);
+    }
+}
+
+static int count_threads(void)
+{
+    int n = 0;
+    FILE *p = fopen("/proc/self/status", "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (p)
+        fclose(p);
+    return n;
+}
+
+/* A part past the run's timeout: the error names the part. */
+TEST_CASE(a_hung_part_is_named)
+{
+    int threads_before = count_threads();
+    atomic_store(&release_hung, 0);
+    strata_handle h;
+    strata_buffer b;
+    strata_worker *w = cluster_worker(1, &h, &b);
+    the_job = (job){.ntasks = 2, .fail_task = -1, .mode = 3};
+    strata_call_config cfg = {.timeout_ms = 200};
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ETIMEDOUT);
+    CHECK_ERROR_HAS("(func_id 5, the AIV1 part of a mixed task) has run on AIV core");
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+    test_allow_mappings(1);   /* the abandoned chip's memory, on purpose */
+    atomic_store(&release_hung, 1);
+    for (int i = 0; i < 10000 && count_threads() > threads_before; i++)
+        sleep_us(1000);
+    CHECK(count_threads() == threads_before);
 }
 
 TEST_CASE(refusals)
@@ -171,7 +273,7 @@ TEST_CASE(refusals)
     strata_worker_config_init(&cfg, 2);
     cfg.device_memory_bytes = 16 << 20;
     CHECK_OK(strata_worker_create(&cfg, &w));
-    strata_chip_callable c = {"mixed", mixed_orch, kernels, 3};
+    strata_chip_callable c = {"mixed", mixed_orch, kernels, 5};
     CHECK_OK(strata_worker_register_chip(w, &c, &h));
     CHECK_OK(strata_worker_init(w));
     CHECK_OK(strata_worker_malloc(w, 0, 8 * 3 * 64 + 8, &b));
@@ -181,4 +283,5 @@ TEST_CASE(refusals)
     strata_worker_destroy(w);
 }
 
-TEST_MAIN(CASE(parts_start_together), CASE(a_failing_part_fails_the_node), CASE(refusals))
+TEST_MAIN(CASE(parts_start_together), CASE(a_failing_part_fails_the_node), CASE(a_freed_cluster_wakes_its_aic_core),
+          CASE(a_hung_part_is_named), CASE(refusals))

@@ -73,11 +73,16 @@ typedef struct strata_task_args {
 typedef struct strata_call_config {
     uint32_t block_dim;         /* reserved for SPMD launches; 0 or 1 */
     uint32_t timeout_ms;        /* per task; 0 = the worker's default (task_timeout_ms) */
-    uint64_t ring_task_window;  /* per-run ring sizes; 0 = environment or default */
+    uint64_t ring_task_window;  /* per-run ring sizes of every scope depth; 0 = environment or default */
     uint64_t ring_heap;         /* bytes */
     uint64_t ring_dep_pool;     /* edge records */
     uint32_t trace;             /* 0: recorded while a trace is open; STRATA_TRACE_SKIP: never (strata/trace.h) */
     uint64_t user[4];           /* free for the orchestration function */
+    /* L2: each scope depth's rings (0: the run's own scope, 1, 2, and 3 for 3
+       and deeper), where nonzero, before the scalars above. */
+    uint64_t ring_task_window_by_depth[4];
+    uint64_t ring_heap_by_depth[4];
+    uint64_t ring_dep_pool_by_depth[4];
 } strata_call_config;
 
 #ifdef __cplusplus

@@ -236,6 +236,11 @@ typedef struct strata_run_info {
     uint64_t orch_ns;            /* inside the orchestration function (L3+; L2: 0) */
     uint64_t longest_task_ns;    /* the longest task, from posted to answered (L3+) */
     uint64_t longest_task;       /* its task id (1, 2, ... in submit order), 0 when none */
+    /* L2: the last run's rings of each scope depth (0: the run's own scope, 1,
+       2, and 3 for 3 and deeper): size and high-water mark (L3+: zeros) */
+    strata_ring_stats task_window_by_depth[4];
+    strata_ring_stats heap_by_depth[4];
+    strata_ring_stats dep_pool_by_depth[4];
 } strata_run_info;
 STRATA_API int strata_worker_run_info(const strata_worker *w, strata_run_info *out);
 

@@ -804,6 +804,36 @@ static int cfg_field(PyObject *o, const char *name, uint64_t *out)
     return rc;
 }
 
+/* A ring size: an int for every scope depth, or a list of four (depths 0, 1,
+   2, 3 and deeper; 0 keeps the int's or the environment's) into by_depth. */
+static int cfg_ring(PyObject *o, const char *name, uint64_t *out, uint64_t *by_depth)
+{
+    PyObject *v = PyObject_GetAttrString(o, name);
+    if (!v) {
+        PyErr_Clear();
+        return 0;
+    }
+    int rc = 0;
+    if (v == Py_None) {
+        rc = 0;
+    } else if (PyList_Check(v) || PyTuple_Check(v)) {
+        if (PySequence_Size(v) != 4) {
+            pys_raisef(STRATA_EINVAL, "CallConfig.%s: a list gives one size per scope depth (0, 1, 2, 3 and "
+                       "deeper), so it has 4 entries, not %zd", name, PySequence_Size(v));
+            rc = -1;
+        }
+        for (Py_ssize_t d = 0; rc == 0 && d < 4; d++) {
+            PyObject *e = PySequence_GetItem(v, d);
+            rc = e ? pys_u64(e, name, &by_depth[d]) : -1;
+            Py_XDECREF(e);
+        }
+    } else {
+        rc = pys_u64(v, name, out);
+    }
+    Py_DECREF(v);
+    return rc;
+}
+
 int pys_call_config_from(PyObject *o, strata_call_config *out, bool *given)
 {
     memset(out, 0, sizeof *out);
@@ -813,8 +843,9 @@ int pys_call_config_from(PyObject *o, strata_call_config *out, bool *given)
     uint64_t timeout = 0, block_dim = 0, trace = 0;
     if (cfg_field(o, "timeout_ms", &timeout) < 0 || cfg_field(o, "block_dim", &block_dim) < 0 ||
         cfg_field(o, "trace", &trace) < 0 ||
-        cfg_field(o, "ring_task_window", &out->ring_task_window) < 0 ||
-        cfg_field(o, "ring_heap", &out->ring_heap) < 0 || cfg_field(o, "ring_dep_pool", &out->ring_dep_pool) < 0)
+        cfg_ring(o, "ring_task_window", &out->ring_task_window, out->ring_task_window_by_depth) < 0 ||
+        cfg_ring(o, "ring_heap", &out->ring_heap, out->ring_heap_by_depth) < 0 ||
+        cfg_ring(o, "ring_dep_pool", &out->ring_dep_pool, out->ring_dep_pool_by_depth) < 0)
         return -1;
     if (timeout > UINT32_MAX || block_dim > UINT32_MAX || trace > UINT32_MAX) {
         pys_raise(STRATA_EINVAL, "CallConfig: timeout_ms, block_dim and trace must fit in 32 bits");

@@ -424,6 +424,18 @@ static PyObject *call_config_of(const strata_call_config *c)
                                               c->block_dim)
                       : NULL;
     Py_XDECREF(cls);
+    /* per-depth sizes read back as the lists they were given as */
+    static const char *const names[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
+    const uint64_t *by[3] = {c->ring_task_window_by_depth, c->ring_heap_by_depth, c->ring_dep_pool_by_depth};
+    for (int k = 0; r && k < 3; k++) {
+        if (!(by[k][0] | by[k][1] | by[k][2] | by[k][3]))
+            continue;
+        PyObject *list = Py_BuildValue("[KKKK]", (unsigned long long)by[k][0], (unsigned long long)by[k][1],
+                                       (unsigned long long)by[k][2], (unsigned long long)by[k][3]);
+        if (!list || PyObject_SetAttrString(r, names[k], list) < 0)
+            Py_CLEAR(r);
+        Py_XDECREF(list);
+    }
     return r;
 }
 

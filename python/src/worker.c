@@ -840,6 +840,25 @@ static PyObject *worker_stats(PyObject *self, PyObject *unused)
                                          "longest_task_ns", (unsigned long long)info.longest_task_ns, "longest_task",
                                          (unsigned long long)info.longest_task)
                          : NULL;
+    if (last && w->level == 2) {
+        /* a chip's rings of each scope depth (0, 1, 2, 3 and deeper) */
+        PyObject *depths = PyList_New(0);
+        for (int k = 0; depths && k < 4; k++) {
+            PyObject *one = Py_BuildValue("{s:{s:K,s:K},s:{s:K,s:K},s:{s:K,s:K}}", "task_window", "size",
+                                          (unsigned long long)info.task_window_by_depth[k].size, "high_water",
+                                          (unsigned long long)info.task_window_by_depth[k].high_water, "heap",
+                                          "size", (unsigned long long)info.heap_by_depth[k].size, "high_water",
+                                          (unsigned long long)info.heap_by_depth[k].high_water, "dep_pool", "size",
+                                          (unsigned long long)info.dep_pool_by_depth[k].size, "high_water",
+                                          (unsigned long long)info.dep_pool_by_depth[k].high_water);
+            if (!one || PyList_Append(depths, one) < 0)
+                Py_CLEAR(depths);
+            Py_XDECREF(one);
+        }
+        if (!depths || PyDict_SetItemString(last, "rings_by_depth", depths) < 0)
+            Py_CLEAR(last);
+        Py_XDECREF(depths);
+    }
     if (!last || PyDict_SetItemString(d, "last_run", last) < 0) {
         Py_XDECREF(last);
         Py_DECREF(d);

@@ -38,9 +38,10 @@ _RING_NAMES = {
 
 class CallConfig:
     """Per-run or per-task settings: timeout_ms (0: the worker's default) and
-    ring sizes (0: environment or default). runtime_env takes the followed
-    runtime's ring names; a list of per-scope-depth sizes is accepted and sized
-    by its largest entry until Strata has rings per scope depth."""
+    ring sizes (0: environment or default). Each ring size is an int for every
+    scope depth, or a list of four, one per depth (0, 1, 2, 3 and deeper; a 0
+    entry keeps the environment's), as the followed runtime's runtime_env has
+    them; runtime_env takes its names (ring_* and PTO2_RING_*)."""
 
     __slots__ = ("timeout_ms", "block_dim", "ring_task_window", "ring_heap", "ring_dep_pool", "trace")
 
@@ -57,8 +58,13 @@ class CallConfig:
                 raise InvalidArgumentError(f"runtime_env key {key!r}: known keys are "
                                            + ", ".join(sorted(_RING_NAMES)))
             if isinstance(value, (list, tuple)):
-                value = max(value)
-            setattr(self, _RING_NAMES[key], int(value))
+                if len(value) != 4:
+                    raise InvalidArgumentError(f"runtime_env[{key!r}]: a list gives one size per scope depth "
+                                               f"(0, 1, 2, 3 and deeper), so it has 4 entries, not {len(value)}")
+                value = [int(v) for v in value]
+            else:
+                value = int(value)
+            setattr(self, _RING_NAMES[key], value)
 
     def __repr__(self):
         return ("CallConfig(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__

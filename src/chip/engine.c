@@ -3,6 +3,7 @@
 
 #include "core/recorder.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,107 +14,200 @@
 
 /* ---- rings ---- */
 
+static void unplace_heap(strata__chip *chip, strata__depth_ring *r)
+{
+    if (r->heap_addr)
+        chip->platform->mem_free(chip->dev, r->heap_addr, r->heap_placed);
+    r->heap_addr = 0;
+    r->heap_placed = 0;
+}
+
 static void free_rings(strata__chip *chip)
 {
     free(chip->tasks);
     free(chip->bodies);
     free(chip->parts);
-    chip->parts = NULL;
-    chip->parts_window = 0;
     free(chip->edges);
     chip->tasks = NULL;
     chip->bodies = NULL;
+    chip->parts = NULL;
     chip->edges = NULL;
-    if (chip->heap_addr)
-        chip->platform->mem_free(chip->dev, chip->heap_addr, chip->sizes.heap);
-    chip->heap_addr = 0;
-    memset(&chip->sizes, 0, sizeof chip->sizes);
+    chip->parts_slots = 0;
+    chip->nslots = 0;
+    chip->nedges = 0;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++)
+        unplace_heap(chip, &chip->ring[d]);
+    memset(chip->sizes, 0, sizeof chip->sizes);
 }
 
-/* Make the rings `want` big. Between runs only: no lane touches tasks, bodies or
-   edges then (the queues are empty and sized for the largest window). */
+int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
+{
+    uint64_t size = chip->sizes[r->depth].heap;
+    if (r->heap_addr && r->heap_placed == size)
+        return STRATA_OK;
+    unplace_heap(chip, r);
+    int rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
+    if (rc) {
+        r->heap_addr = 0;
+        return strata__error_prefix(rc, "placing the %llu-byte heap ring of scope depth %u (%s) in chip memory",
+                                    (unsigned long long)size, r->depth, chip->sources[r->depth].heap);
+    }
+    r->heap_placed = size;
+    strata__heap_ring_reset(&r->heap, size);
+    return STRATA_OK;
+}
+
+/* Make the rings `want` big (one entry per depth). Between runs only: no lane
+   touches tasks, bodies or edges then (the queues are empty and sized for the
+   largest windows). */
 static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
 {
-    if (chip->sizes.task_window != want->task_window) {
+    uint64_t slots = 0, edges = 0;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        slots += want[d].task_window;
+        edges += want[d].dep_pool;
+    }
+    if (slots > STRATA__WINDOW_TOTAL_MAX) {
+        char what[4 * 24] = "";
+        for (uint32_t d = 0, at = 0; d < STRATA__DEPTHS; d++)
+            at += (uint32_t)snprintf(what + at, sizeof what - at, "%s%llu", d ? ", " : "",
+                                     (unsigned long long)want[d].task_window);
+        return strata__fail(STRATA_EINVAL, "the task_window rings of the four scope depths have %s slots, %llu in "
+                            "all; together they may have at most %u: lower %s or the deeper depths' values",
+                            what, (unsigned long long)slots, STRATA__WINDOW_TOTAL_MAX, chip->sources[0].task_window);
+    }
+    if (chip->nslots != slots) {
         free(chip->tasks);
         free(chip->bodies);
-        chip->tasks = aligned_alloc(STRATA__CACHE_LINE, want->task_window * sizeof chip->tasks[0]);
-        chip->bodies = aligned_alloc(STRATA__CACHE_LINE, want->task_window * sizeof chip->bodies[0]);
+        free(chip->parts);   /* remade for these slots by the next mixed submit */
+        chip->parts = NULL;
+        chip->parts_slots = 0;
+        chip->nslots = 0;
+        chip->tasks = aligned_alloc(STRATA__CACHE_LINE, slots * sizeof chip->tasks[0]);
+        chip->bodies = aligned_alloc(STRATA__CACHE_LINE, slots * sizeof chip->bodies[0]);
         if (!chip->tasks || !chip->bodies) {
             free_rings(chip);
-            return strata__fail(STRATA_ENOMEM, "out of host memory for a task window of %llu slots "
-                                "(%zu bytes each); lower %s", (unsigned long long)want->task_window,
-                                sizeof chip->tasks[0] + sizeof chip->bodies[0], chip->sources.task_window);
+            return strata__fail(STRATA_ENOMEM, "out of host memory for task windows of %llu slots in all "
+                                "(%zu bytes each); lower %s", (unsigned long long)slots,
+                                sizeof chip->tasks[0] + sizeof chip->bodies[0], chip->sources[0].task_window);
         }
-        memset(chip->tasks, 0, want->task_window * sizeof chip->tasks[0]);
-        chip->sizes.task_window = want->task_window;
-        chip->mask = want->task_window - 1;
-        free(chip->parts);   /* remade for this window by the next mixed submit */
-        chip->parts = NULL;
-        chip->parts_window = 0;
+        memset(chip->tasks, 0, slots * sizeof chip->tasks[0]);
+        chip->nslots = (uint32_t)slots;
     }
-    if (chip->sizes.dep_pool != want->dep_pool) {
+    if (chip->nedges != edges) {
         free(chip->edges);
-        chip->edges = strata__malloc(want->dep_pool * sizeof chip->edges[0]);
+        chip->nedges = 0;
+        chip->edges = strata__malloc(edges * sizeof chip->edges[0]);
         if (!chip->edges) {
             free_rings(chip);
-            return strata__fail(STRATA_ENOMEM, "out of host memory for a dep_pool ring of %llu edges; "
-                                "lower %s", (unsigned long long)want->dep_pool, chip->sources.dep_pool);
+            return strata__fail(STRATA_ENOMEM, "out of host memory for dep_pool rings of %llu edges in all; "
+                                "lower %s", (unsigned long long)edges, chip->sources[0].dep_pool);
         }
-        chip->sizes.dep_pool = want->dep_pool;
+        chip->nedges = edges;
     }
-    if (chip->sizes.heap != want->heap) {
-        if (chip->heap_addr)
-            chip->platform->mem_free(chip->dev, chip->heap_addr, chip->sizes.heap);
-        chip->heap_addr = 0;
-        chip->sizes.heap = 0;
-        int rc = chip->platform->mem_alloc(chip->dev, want->heap, &chip->heap_addr);
-        if (rc) {
-            chip->heap_addr = 0;
-            return strata__error_prefix(rc, "placing the %llu-byte heap ring (%s) in chip memory",
-                                        (unsigned long long)want->heap, chip->sources.heap);
-        }
-        chip->sizes.heap = want->heap;
+    uint64_t base = 0, dep_base = 0;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        strata__depth_ring *r = &chip->ring[d];
+        r->base = (uint32_t)base;
+        r->window = want[d].task_window;
+        r->mask = want[d].task_window - 1;
+        r->dep_base = dep_base;
+        r->dep_size = want[d].dep_pool;
+        base += want[d].task_window;
+        dep_base += want[d].dep_pool;
+        if (chip->sizes[d].heap != want[d].heap)
+            unplace_heap(chip, r);   /* placed again at its first use */
+        chip->sizes[d] = want[d];
     }
-    strata__heap_ring_reset(&chip->heap, chip->sizes.heap);
+    int rc = strata__chip_place_heap(chip, &chip->ring[0]);
+    if (rc)
+        return rc;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++)
+        if (chip->ring[d].heap_addr)
+            strata__heap_ring_reset(&chip->ring[d].heap, chip->sizes[d].heap);
     return STRATA_OK;
 }
 
-/* Ring sizes of one run: call_config, else the chip's defaults. */
+/* Where a ring's size comes from (strata__ring_sources): `field` is the
+   call_config field's name, `var` the variable's. */
+static void name_source(char *out, size_t size, uint32_t d, const char *var, bool listed, const char *field,
+                        uint64_t scalar, uint64_t by_depth)
+{
+    static const char *const depth_name[STRATA__DEPTHS] = {"0", "1", "2", "3 and deeper"};
+    if (by_depth)
+        snprintf(out, size, "call_config.%s_by_depth[%u]", field, d);
+    else if (scalar)
+        snprintf(out, size, "call_config.%s", field);
+    else if (listed)
+        snprintf(out, size, "%s's value for scope depth %s", var, depth_name[d]);
+    else
+        snprintf(out, size, "%s", var);
+}
+
+/* One call_config value for a ring (a scalar, depth -1, or a depth's entry):
+   checked; `range` says what is allowed, `zero` what 0 keeps. */
+static int config_value(const char *field, int32_t depth, uint64_t v, uint64_t min, uint64_t max, bool pow2,
+                        const char *range, const char *zero)
+{
+    if (v == 0 || (v >= min && v <= max && (!pow2 || (v & (v - 1)) == 0)))
+        return STRATA_OK;
+    char name[64];
+    if (depth < 0)
+        snprintf(name, sizeof name, "call_config.%s", field);
+    else
+        snprintf(name, sizeof name, "call_config.%s_by_depth[%d]", field, depth);
+    return strata__fail(STRATA_EINVAL, "%s is %llu; it must be %s (0 keeps %s)", name, (unsigned long long)v, range,
+                        depth < 0 ? zero : "the scalar field, else the environment");
+}
+
+/* Ring sizes of one run, per depth: call_config's entry for the depth, else
+   its scalar, else the chip's defaults (environment, built in). */
 static int run_sizes(strata__chip *chip, const strata_call_config *cfg, strata__ring_sizes *out)
 {
-    *out = chip->defaults;
-    chip->sources = (strata__ring_sources){"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
-    if (cfg->ring_task_window) {
-        uint64_t v = cfg->ring_task_window;
-        if (v < STRATA__WINDOW_MIN || v > STRATA__WINDOW_MAX || (v & (v - 1)))
-            return strata__fail(STRATA_EINVAL, "call_config.ring_task_window is %llu; it must be a power of two "
-                                "between %u and %u (0 keeps PTO2_RING_TASK_WINDOW or the default)",
-                                (unsigned long long)v, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX);
-        out->task_window = v;
-        chip->sources.task_window = "call_config.ring_task_window";
+    uint64_t lo, hi;
+    chip->platform->mem_range(chip->dev, &lo, &hi);
+    const uint64_t heap_max = (hi - lo) / 2;
+    char window_range[64], dep_range[64], heap_range[96];
+    snprintf(window_range, sizeof window_range, "a power of two between %u and %u", STRATA__WINDOW_MIN,
+             STRATA__WINDOW_MAX);
+    snprintf(dep_range, sizeof dep_range, "between %u and %u edges", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX);
+    snprintf(heap_range, sizeof heap_range, "between %u bytes and half the chip memory, %llu bytes",
+             STRATA__HEAP_MIN, (unsigned long long)heap_max);
+    int rc = config_value("ring_task_window", -1, cfg->ring_task_window, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX,
+                          true, window_range, "PTO2_RING_TASK_WINDOW or the default");
+    if (rc == STRATA_OK)
+        rc = config_value("ring_dep_pool", -1, cfg->ring_dep_pool, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false,
+                          dep_range, "PTO2_RING_DEP_POOL or the default");
+    if (rc == STRATA_OK)
+        rc = config_value("ring_heap", -1, cfg->ring_heap, STRATA__HEAP_MIN, heap_max, false, heap_range,
+                          "PTO2_RING_HEAP or the default");
+    for (uint32_t d = 0; rc == STRATA_OK && d < STRATA__DEPTHS; d++) {
+        uint64_t w = cfg->ring_task_window_by_depth[d], h = cfg->ring_heap_by_depth[d],
+                 e = cfg->ring_dep_pool_by_depth[d];
+        rc = config_value("ring_task_window", (int32_t)d, w, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true,
+                          window_range, "");
+        if (rc == STRATA_OK)
+            rc = config_value("ring_dep_pool", (int32_t)d, e, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false,
+                              dep_range, "");
+        if (rc == STRATA_OK)
+            rc = config_value("ring_heap", (int32_t)d, h, STRATA__HEAP_MIN, heap_max, false, heap_range, "");
+        if (rc)
+            break;
+        strata__ring_sizes *o = &out[d];
+        *o = chip->defaults.depth[d];
+        o->task_window = w ? w : cfg->ring_task_window ? cfg->ring_task_window : o->task_window;
+        o->dep_pool = e ? e : cfg->ring_dep_pool ? cfg->ring_dep_pool : o->dep_pool;
+        uint64_t heap = h ? h : cfg->ring_heap ? cfg->ring_heap : o->heap;
+        o->heap = (heap + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+        strata__ring_sources *src = &chip->sources[d];
+        name_source(src->task_window, sizeof src->task_window, d, "PTO2_RING_TASK_WINDOW",
+                    chip->defaults.env_listed[0], "ring_task_window", cfg->ring_task_window, w);
+        name_source(src->heap, sizeof src->heap, d, "PTO2_RING_HEAP", chip->defaults.env_listed[1], "ring_heap",
+                    cfg->ring_heap, h);
+        name_source(src->dep_pool, sizeof src->dep_pool, d, "PTO2_RING_DEP_POOL", chip->defaults.env_listed[2],
+                    "ring_dep_pool", cfg->ring_dep_pool, e);
     }
-    if (cfg->ring_dep_pool) {
-        uint64_t v = cfg->ring_dep_pool;
-        if (v < STRATA__DEP_POOL_MIN || v > STRATA__DEP_POOL_MAX)
-            return strata__fail(STRATA_EINVAL, "call_config.ring_dep_pool is %llu; it must be between %u and %u "
-                                "edges (0 keeps PTO2_RING_DEP_POOL or the default)",
-                                (unsigned long long)v, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX);
-        out->dep_pool = v;
-        chip->sources.dep_pool = "call_config.ring_dep_pool";
-    }
-    if (cfg->ring_heap) {
-        uint64_t v = cfg->ring_heap;
-        uint64_t lo, hi;
-        chip->platform->mem_range(chip->dev, &lo, &hi);
-        if (v < STRATA__HEAP_MIN || v > (hi - lo) / 2)
-            return strata__fail(STRATA_EINVAL, "call_config.ring_heap is %llu; it must be between %u bytes and half "
-                                "the chip memory, %llu bytes (0 keeps PTO2_RING_HEAP or the default)",
-                                (unsigned long long)v, STRATA__HEAP_MIN, (unsigned long long)((hi - lo) / 2));
-        out->heap = (v + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-        chip->sources.heap = "call_config.ring_heap";
-    }
-    return STRATA_OK;
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -123,7 +217,7 @@ static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static strata__chip *abandoned;
 
 int strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes, void *memory,
-                      uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
+                      uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_config *defaults,
                       uint32_t task_timeout_ms, strata__chip **out)
 {
     strata__chip *chip = aligned_alloc(STRATA__CACHE_LINE,
@@ -137,8 +231,17 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     chip->ncores[STRATA_AIV] = aiv_cores;
     chip->defaults = *defaults;
     chip->task_timeout_ms = task_timeout_ms;
-    chip->next_id = chip->retire_next = 1;   /* ids start at 1: 0 means "none" */
-    chip->sources = (strata__ring_sources){"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        strata__depth_ring *r = &chip->ring[d];
+        r->depth = d;
+        r->next = r->retire_next = 1;   /* local ids start at 1: id 0 means "none" */
+        chip->live_from[d] = STRATA__TASK_ID(d, 1);
+        snprintf(chip->sources[d].task_window, sizeof chip->sources[d].task_window, "PTO2_RING_TASK_WINDOW");
+        snprintf(chip->sources[d].heap, sizeof chip->sources[d].heap, "PTO2_RING_HEAP");
+        snprintf(chip->sources[d].dep_pool, sizeof chip->sources[d].dep_pool, "PTO2_RING_DEP_POOL");
+    }
+    chip->cur = &chip->ring[0];
+    chip->rings_used = 1;
 
     int rc = strata__tmap_init(&chip->tmap);
     if (rc) {
@@ -147,7 +250,7 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     }
     rc = platform->open(device_id, memory_bytes, memory, &chip->dev);
     if (rc == STRATA_OK)
-        rc = size_rings(chip, defaults);
+        rc = size_rings(chip, defaults->depth);
     chip->clusters = aiv_cores == 2 * aic_cores;
     for (int t = 0; rc == STRATA_OK && t < 3; t++) {
         rc = strata__ready_queue_init(&chip->orch_queues[t], 2ull * STRATA__WINDOW_MAX);
@@ -155,14 +258,17 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
             rc = strata__ready_queue_init(&chip->lane_queues[t], 2ull * STRATA__WINDOW_MAX);
     }
     if (rc == STRATA_OK) {
-        chip->hrec_cap = 64;
-        chip->hrec = strata__malloc(chip->hrec_cap * sizeof chip->hrec[0]);
+        bool ok = true;
+        for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+            chip->ring[d].hrec_cap = 64;
+            chip->ring[d].hrec = strata__malloc(chip->ring[d].hrec_cap * sizeof chip->ring[d].hrec[0]);
+            ok = ok && chip->ring[d].hrec;
+        }
         chip->scopes_cap = 16;
         chip->scopes = strata__malloc(chip->scopes_cap * sizeof chip->scopes[0]);
-        if (!chip->hrec || !chip->scopes)
-            rc = strata__fail(STRATA_ENOMEM, "out of host memory for the heap records and scope stack of chip %d "
-                              "(%zu bytes)", device_id,
-                              chip->hrec_cap * sizeof chip->hrec[0] + chip->scopes_cap * sizeof chip->scopes[0]);
+        if (!ok || !chip->scopes)
+            rc = strata__fail(STRATA_ENOMEM, "out of host memory for the heap records and scope stack of chip %d",
+                              device_id);
     }
     if (rc == STRATA_OK)
         rc = strata__lanes_start(chip);
@@ -202,7 +308,8 @@ bool strata__chip_close(strata__chip *chip)
     }
     strata__tmap_destroy(&chip->tmap);
     strata__failure_reset(&chip->failure);
-    free(chip->hrec);
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++)
+        free(chip->ring[d].hrec);
     free(chip->scopes);
     free(chip->lanes);
     free(chip->attached);
@@ -257,40 +364,90 @@ uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t 
 
 /* ---- retirement (orchestrator) ---- */
 
-static void recycle_heap(strata__chip *chip)
+/* Recycle r's oldest buffers whose scope ended and whose users all retired
+   (in allocation order: the ring frees in order). */
+static inline __attribute__((always_inline)) void recycle_heap(strata__chip *chip, strata__depth_ring *r)
 {
-    while (chip->hrec_head < chip->hrec_next) {
-        strata__heap_record *r = &chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)];
-        if (!r->closed)
+    while (r->hrec_head < r->hrec_next) {
+        strata__heap_record *h = &r->hrec[r->hrec_head & (r->hrec_cap - 1)];
+        if (!h->closed)
             break;
-        strata__buffer *b = strata__tmap_buffer(&chip->tmap, r->buffer);
-        if (b->last_user >= chip->retire_next)
+        /* Its users retire in their rings' orders, not in one: the newest of
+           each ring must have retired. */
+        const strata__buffer *b = strata__tmap_buffer(&chip->tmap, h->buffer);
+        if (!strata__retired(chip, b->last_user[0]) || !strata__retired(chip, b->last_user[1]) ||
+            !strata__retired(chip, b->last_user[2]) || !strata__retired(chip, b->last_user[3]))
             break;
-        strata__heap_ring_release(&chip->heap, r->offset, r->nbytes, r->charged);
-        strata__tmap_buffer_remove(&chip->tmap, r->buffer);
-        chip->hrec_head++;
+        strata__heap_ring_release(&r->heap, h->offset, h->nbytes, h->charged);
+        strata__tmap_buffer_remove(&chip->tmap, h->buffer);
+        r->hrec_head++;
     }
+}
+
+/* Retire r's finished tasks, in its own order. */
+static inline __attribute__((always_inline)) void retire_ring(strata__chip *chip, strata__depth_ring *r)
+{
+    /* locals: the stores below would otherwise make the compiler reload them */
+    uint64_t next = r->retire_next, end = r->next, dep_tail = r->dep_tail;
+    const strata__task *slots = chip->tasks + r->base;
+    while (next < end) {
+        const strata__task *t = &slots[next & r->mask];
+        /* acquire: pairs with the release of `done` in strata__chip_complete() */
+        if (!strata__load_acquire(&t->done))
+            break;
+        dep_tail = t->dep_end;
+        next++;
+    }
+    if (next != r->retire_next) {
+        r->retire_next = next;
+        r->dep_tail = dep_tail;
+        chip->live_from[r->depth] = STRATA__TASK_ID(r->depth, next);
+    }
+}
+
+/* The rings of depth 1 and deeper, then every ring's heap (strata__chip_retire). */
+static __attribute__((noinline)) void retire_deeper(strata__chip *chip)
+{
+    for (uint32_t d = 1; d < chip->rings_used; d++)
+        retire_ring(chip, &chip->ring[d]);
+    for (uint32_t d = 0; d < chip->rings_used; d++)
+        recycle_heap(chip, &chip->ring[d]);
 }
 
 void strata__chip_retire(strata__chip *chip)
 {
-    while (chip->retire_next < chip->next_id) {
-        strata__task *t = &chip->tasks[chip->retire_next & chip->mask];
-        /* acquire: pairs with the release of `done` in strata__chip_complete() */
-        if (!strata__load_acquire(&t->done))
-            break;
-        chip->dep_tail = t->dep_end;
-        chip->retire_next++;
+    /* depth 0 inline and on its own: a run without scopes has only it */
+    retire_ring(chip, &chip->ring[0]);
+    if (__builtin_expect(chip->rings_used > 1, 0)) {
+        retire_deeper(chip);
+        return;
     }
-    recycle_heap(chip);
+    recycle_heap(chip, &chip->ring[0]);
 }
 
+/* Whether every ring's tasks have all retired. */
+static bool all_retired(const strata__chip *chip)
+{
+    for (uint32_t d = 0; d < chip->rings_used; d++)
+        if (chip->ring[d].retire_next < chip->ring[d].next)
+            return false;
+    return true;
+}
+
+/* Some ring's oldest task has finished (or none is left). */
 static bool oldest_done(void *arg)
 {
     strata__chip *chip = arg;
-    if (chip->retire_next >= chip->next_id)
-        return true;
-    return strata__load_acquire(&chip->tasks[chip->retire_next & chip->mask].done) != 0;
+    bool any = false;
+    for (uint32_t d = 0; d < chip->rings_used; d++) {
+        const strata__depth_ring *r = &chip->ring[d];
+        if (r->retire_next >= r->next)
+            continue;
+        any = true;
+        if (strata__load_acquire(&chip->tasks[r->base + (r->retire_next & r->mask)].done))
+            return true;
+    }
+    return !any;
 }
 
 static int wait_progress(strata__chip *chip);
@@ -312,11 +469,12 @@ static int check_timeouts(strata__chip *chip)
         static const char *const part[4] = {"", ", the AIC part of a mixed task", ", the AIV0 part of a mixed task",
                                             ", the AIV1 part of a mixed task"};
         return strata__failure_set(&chip->failure, STRATA_ETIMEDOUT,
-                                   "task %llu (func_id %d%s) has run on %s core %u of chip %d for more than its "
+                                   "task %u (func_id %d%s) has run on %s core %u of chip %d for more than its "
                                    "timeout of %llu ms; a kernel cannot be stopped at L2, so the worker is now "
                                    "FAILED and close() abandons that core thread; raise call_config.timeout_ms "
                                    "or task_timeout_ms if the kernel is just slow, or run untrusted kernels at L3",
-                                   (unsigned long long)id, (int)(uint32_t)kernel, part[(kernel >> 32) & 3],
+                                   chip->tasks[strata__slot_of(chip, id)].number, (int)(uint32_t)kernel,
+                                   part[(kernel >> 32) & 3],
                                    strata__core_name(l->core), l->index, chip->device_id,
                                    (unsigned long long)chip->run_timeout_ms);
     }
@@ -343,9 +501,16 @@ void strata__chip_drain_hook(strata__chip *chip)
 
 void strata__chip_note_counters(strata__chip *chip)
 {
-    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, chip->next_id - chip->retire_next);
-    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_DEP_POOL, 0, chip->dep_head - chip->dep_tail);
-    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_HEAP, 0, chip->heap.used);
+    uint64_t window = 0, dep = 0, heap = 0;   /* every depth's rings together */
+    for (uint32_t d = 0; d < chip->rings_used; d++) {
+        const strata__depth_ring *r = &chip->ring[d];
+        window += r->next - r->retire_next;
+        dep += r->dep_head - r->dep_tail;
+        heap += r->heap.used;
+    }
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_TASK_WINDOW, 0, window);
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_DEP_POOL, 0, dep);
+    strata__chip_note(chip, STRATA__REC_COUNTER, STRATA__COUNTER_HEAP, 0, heap);
     uint64_t ready = 0;
     for (int t = 0; t < 3; t++)
         ready += strata__ready_depth(&chip->orch_queues[t]) + strata__ready_depth(&chip->lane_queues[t]);
@@ -391,10 +556,10 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     static const strata_call_config zero_cfg;
     if (cfg == NULL)
         cfg = &zero_cfg;
-    strata__ring_sizes want;
-    int rc = run_sizes(chip, cfg, &want);
+    strata__ring_sizes want[STRATA__DEPTHS];
+    int rc = run_sizes(chip, cfg, want);
     if (rc == STRATA_OK)
-        rc = size_rings(chip, &want);
+        rc = size_rings(chip, want);
     if (rc)
         return rc;
 
@@ -406,8 +571,13 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     chip->launch = chip->run_watch ? strata__lane_watched_launch : chip->platform->launch;
     chip->orch_special = (chip->run_watch & STRATA__WATCH_TRACED ? STRATA__SPECIAL_TRACED : 0) |
                          (chip->host_graph ? STRATA__SPECIAL_HOST_GRAPH : 0);
-    chip->high_window = chip->high_dep = 0;
-    chip->dep_head = chip->dep_tail = 0;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        strata__depth_ring *r = &chip->ring[d];
+        r->high_window = r->high_dep = 0;
+        r->dep_head = r->dep_tail = 0;
+    }
+    chip->cur = &chip->ring[0];
+    chip->rings_used = 1;
     chip->nscopes = 0;
     for (uint32_t i = 0; i < chip->nlanes; i++) {
         strata__lane *l = &chip->lanes[i];
@@ -415,7 +585,8 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     }
 
     strata_chip_orch orch = {.chip = chip};
-    chip->run_first_id = chip->next_id;
+    chip->run_first_seq = chip->seq;
+    chip->run_first_local = chip->ring[0].next;
     chip->nhedges = 0;
     strata__store_relaxed(&chip->streaming, 1);
     int orc = c->orch(&orch, args, cfg);
@@ -430,12 +601,17 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
             strata__failure_set(&chip->failure, STRATA_ETASK, "the orchestration function of chip callable "
                                 "'%s' returned %d; it must return 0 or a negative strata_status", c->name, orc);
     }
-    /* The implicit outermost scope ends with the orchestration function. */
-    for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++)
-        chip->hrec[s & (chip->hrec_cap - 1)].closed = true;
+    /* The implicit outermost scope ends with the orchestration function, and
+       with it every scope left open. */
+    for (uint32_t d = 0; d < chip->rings_used; d++) {
+        strata__depth_ring *r = &chip->ring[d];
+        for (uint64_t s = r->hrec_head; s < r->hrec_next; s++)
+            r->hrec[s & (r->hrec_cap - 1)].closed = true;
+    }
     chip->nscopes = 0;
+    chip->cur = &chip->ring[0];
 
-    while (chip->retire_next < chip->next_id) {
+    while (!all_retired(chip)) {
         if (strata__chip_wait_progress(chip))
             break;   /* hung: the failure record says which task */
     }
@@ -552,10 +728,23 @@ void strata__chip_stats(const strata__chip *chip, strata_run_stats *out)
     out->tasks_completed = chip->stat_completed;
     out->tasks_failed = chip->stat_failed;
     out->tasks_canceled = chip->stat_canceled;
-    out->task_window.size = chip->sizes.task_window;
-    out->task_window.high_water = chip->high_window;
-    out->heap.size = chip->sizes.heap;
-    out->heap.high_water = chip->heap.high_water;
-    out->dep_pool.size = chip->sizes.dep_pool;
-    out->dep_pool.high_water = chip->high_dep;
+    /* Each ring's figures: the depth nearest full (the largest share of its
+       size held at once), so a single figure still says what to raise. */
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        strata_ring_stats by[3];
+        strata__chip_depth_stats(chip, d, by);
+        strata_ring_stats *o[3] = {&out->task_window, &out->heap, &out->dep_pool};
+        for (int k = 0; k < 3; k++)
+            if (d == 0 || (double)by[k].high_water / (double)by[k].size >
+                          (double)o[k]->high_water / (double)o[k]->size)
+                *o[k] = by[k];
+    }
+}
+
+void strata__chip_depth_stats(const strata__chip *chip, uint32_t depth, strata_ring_stats out[3])
+{
+    const strata__depth_ring *r = &chip->ring[depth];
+    out[0] = (strata_ring_stats){chip->sizes[depth].task_window, r->high_window};
+    out[1] = (strata_ring_stats){chip->sizes[depth].heap, r->heap_addr ? r->heap.high_water : 0};
+    out[2] = (strata_ring_stats){chip->sizes[depth].dep_pool, r->high_dep};
 }

@@ -77,9 +77,14 @@
    wake-up is the AIC lanes' event (ready_event[core & 1]). */
 #define STRATA__CORE_MIXED 2
 
+/* Rings per scope depth (docs/design.md, "Rings per scope depth"): depth 0
+   (the run's own scope), 1, 2, and 3 or deeper share the last. */
+#define STRATA__DEPTHS 4u
+
 /* Ring limits (docs/design.md, "Rings"). */
 #define STRATA__WINDOW_MIN      1u
 #define STRATA__WINDOW_MAX      65536u
+#define STRATA__WINDOW_TOTAL_MAX 131072u        /* the four depths' windows together */
 #define STRATA__DEP_POOL_MIN    1u
 #define STRATA__DEP_POOL_MAX    (1u << 30)
 #define STRATA__HEAP_MIN        64u
@@ -97,15 +102,32 @@ enum { STRATA__WATCH_TIMED = 1, STRATA__WATCH_TRACED = 2 };
 /* chip->orch_special: one word a submit tests for the rare kinds. */
 enum { STRATA__SPECIAL_TRACED = 1, STRATA__SPECIAL_HOST_GRAPH = 2, STRATA__SPECIAL_MIXED = 4 };
 
+/* The three rings of one scope depth. */
 typedef struct strata__ring_sizes {
     uint64_t task_window, heap, dep_pool;
 } strata__ring_sizes;
 
-/* Where each ring's size of the current run came from, for messages: the
-   environment variable (or its default) or the run's call_config field. */
+/* A chip's ring defaults (built in, or PTO2_RING_* at create): each depth's
+   sizes, and whether each variable gave four values (for messages). */
+typedef struct strata__ring_config {
+    strata__ring_sizes depth[STRATA__DEPTHS];
+    bool               env_listed[3];   /* task_window, heap, dep_pool */
+    uint32_t           scope_rings;     /* rings in use, 1..STRATA__DEPTHS (STRATA_SCOPE_RINGS); depths
+                                           past the last share it (1: one ring for every depth) */
+} strata__ring_config;
+
+/* Where a ring's size of the current run came from, for messages: "PTO2_RING_HEAP"
+   (the variable or, unset, its default), "PTO2_RING_HEAP's value for scope depth
+   2", "call_config.ring_heap" or "call_config.ring_heap_by_depth[2]". */
 typedef struct strata__ring_sources {
-    const char *task_window, *heap, *dep_pool;
+    char task_window[48], heap[48], dep_pool[48];
 } strata__ring_sources;
+
+/* Task ids carry their ring: local id (from 1 in each ring, growing along its
+   ring only) times 4, plus the depth. Id 0 is "none". */
+#define STRATA__TASK_ID(depth, local) ((local) << 2 | (uint64_t)(depth))
+#define STRATA__ID_DEPTH(id)          ((uint32_t)((id) & 3u))
+#define STRATA__ID_LOCAL(id)          ((id) >> 2)
 
 /* Hot per-task state, one cache line per slot so lanes do not false-share. */
 typedef struct strata__task {
@@ -116,7 +138,8 @@ typedef struct strata__task {
     _Atomic uint32_t parts_left; /* a mixed task: parts not finished (the last one completes it) */
     _Atomic int32_t  parts_status; /* a mixed task: its first failing part's status */
     int32_t          status;     /* see the table above */
-    uint64_t         id;
+    uint64_t         id;         /* STRATA__TASK_ID */
+    uint32_t         number;     /* in its run, 0, 1, ... in submit order (messages, task numbers) */
     uint64_t         last_succ;  /* orchestrator only: dedupes edges to one successor */
     uint64_t         dep_end;    /* orchestrator only: dep_pool head after its edges */
 } strata__task;
@@ -148,6 +171,26 @@ typedef struct strata__heap_record {
     bool     closed;     /* its scope has ended */
     uint64_t offset, nbytes, charged;
 } strata__heap_record;
+
+/* The rings of one scope depth, orchestrator only. Its task window is slots
+   [base, base + window) of chip->tasks and chip->bodies, its dep pool edges
+   [dep_base, dep_base + dep_pool) of chip->edges; its heap ring is placed in
+   chip memory at its first use (depth 0: every run). Each retires in its own
+   order, so an inner scope's tasks free their slots, edges and buffers while
+   an older task of an outer scope still runs. */
+typedef struct strata__depth_ring {
+    uint32_t            depth;
+    uint32_t            base;              /* first slot */
+    uint64_t            window, mask;      /* task_window slots, task_window - 1 */
+    uint64_t            next, retire_next; /* local ids */
+    uint64_t            dep_base, dep_size, dep_head, dep_tail;
+    uint64_t            heap_addr;         /* device address, 0 while not placed */
+    uint64_t            heap_placed;       /* its size when placed */
+    strata__heap_ring   heap;
+    strata__heap_record *hrec;             /* FIFO, capacity hrec_cap (power of two) */
+    uint64_t            hrec_cap, hrec_head, hrec_next;
+    uint64_t            high_window, high_dep;
+} strata__depth_ring;
 
 typedef struct strata__chip strata__chip;
 
@@ -181,33 +224,36 @@ struct strata__chip {
     strata__cores          *cores;         /* the platform's cores running the lanes */
     int                     device_id;
     uint32_t                ncores[2];     /* AIC, AIV */
-    strata__ring_sizes      defaults;      /* environment or built-in */
-    strata__ring_sizes      sizes;         /* of the current allocation */
-    strata__ring_sources    sources;       /* of the current run's sizes */
+    strata__ring_config     defaults;      /* environment or built-in */
+    strata__ring_sizes      sizes[STRATA__DEPTHS];    /* of the current allocation */
+    strata__ring_sources    sources[STRATA__DEPTHS];  /* of the current run's sizes */
     uint32_t                task_timeout_ms;
 
-    /* rings */
-    uint64_t            mask;              /* task_window - 1 */
+    /* rings: every depth's task window and dep pool, one after another */
+    uint32_t            nslots;            /* the windows together */
     strata__task       *tasks;
     strata__task_body  *bodies;
     strata__edge       *edges;
-    uint64_t            heap_addr;         /* device address of the heap ring */
-    strata__heap_ring   heap;
+    uint64_t            nedges;
 
     /* orchestrator state (one thread) */
     const strata__callable *callable;      /* of the run in progress */
-    uint64_t            next_id, retire_next;
-    uint64_t            dep_head, dep_tail;
+    strata__depth_ring  ring[STRATA__DEPTHS];
+    strata__depth_ring *cur;               /* the ring of the open scope's depth */
+    uint32_t            rings_used;        /* depths 0 .. rings_used - 1 have had tasks this run */
+    /* The TensorMap's test of a task id: retired when below live_from[its
+       depth] (that ring's oldest unretired id). */
+    uint64_t            live_from[STRATA__DEPTHS];
+    uint64_t            seq;               /* tasks submitted since open */
+    uint64_t            run_first_seq;     /* seq at the run's start: task numbers count from it */
     strata__tensormap   tmap;
-    strata__heap_record *hrec;             /* FIFO, capacity hrec_cap (power of two) */
-    uint64_t            hrec_cap, hrec_head, hrec_next;
-    uint64_t           *scopes;            /* hrec_next at each open scope_begin */
+    uint64_t           *scopes;            /* its ring's hrec_next at each open scope_begin */
     uint32_t            nscopes, scopes_cap;
     uint64_t            run_timeout_ms;
     /* Runtime host_build_graph (orch.c): a run's whole graph is built first,
        with explicit edges, checked, then run. */
-    bool                host_graph;
-    uint64_t            run_first_id;      /* the run's first task id: its tasks are 0, 1, ... from it */
+    bool                host_graph;        /* its tasks all go to the depth-0 ring */
+    uint64_t            run_first_local;   /* the run's first local id there: its tasks are 0, 1, ... from it */
     struct strata__host_edge *hedges;      /* the run's explicit edges, in the order given */
     uint32_t            nhedges, hedges_cap;
     uint32_t            run_watch;         /* STRATA__WATCH_*: what the run records or checks; set,
@@ -222,7 +268,6 @@ struct strata__chip {
     void              (*on_wait)(void *ctx);
     void               *on_wait_ctx;
     uint64_t            waited_ns;
-    uint64_t            high_window, high_dep;
     bool                hung;              /* a task passed its timeout: lanes abandoned */
 
     strata__failure     failure;           /* first failure of the run */
@@ -236,7 +281,7 @@ struct strata__chip {
     bool                clusters;          /* aiv = 2 * aic: mixed tasks run here */
     strata__task_body  *parts;             /* mixed tasks' parts: 3 per slot (AIC, AIV0, AIV1) once one
                                               was submitted; fn NULL for a part a task lacks */
-    uint64_t            parts_window;      /* the window parts was made for */
+    uint64_t            parts_slots;       /* the slots parts was made for */
     const strata_mixed_task *mixed_parts;  /* during strata_chip_submit_mixed's submit only (orch.c) */
     uint32_t            orch_special;      /* STRATA__SPECIAL_*: what a submit must do beyond the usual;
                                               the orchestrator's own word (set at run start, and around
@@ -244,8 +289,8 @@ struct strata__chip {
     strata__event       orch_event;        /* a task completed */
     _Atomic uint32_t    stop;
     _Atomic uint32_t    streaming;         /* the orchestrator is submitting (see lane.c) */
-    /* The id of the newest task, on a line of its own: the orchestrator only
-       stores it, lanes holding off read it (lane.c). */
+    /* How many tasks were submitted (seq), on a line of its own: the
+       orchestrator only stores it, lanes holding off read it (lane.c). */
     alignas(STRATA__CACHE_LINE) _Atomic uint64_t submitted;
     strata__lane       *lanes;
     uint32_t            nlanes;
@@ -267,7 +312,7 @@ struct strata_chip_orch {
    of `defaults`, start lanes. On failure nothing is left. Must be called by the
    thread that will drive the chip. */
 int  strata__chip_open(const strata__platform *platform, int device_id, uint64_t memory_bytes, void *memory,
-                       uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_sizes *defaults,
+                       uint32_t aic_cores, uint32_t aiv_cores, const strata__ring_config *defaults,
                        uint32_t task_timeout_ms, strata__chip **out);
 /* Stop and join lanes, release everything. A chip whose task hung is abandoned
    instead (see lane.c); returns true when it was released. */
@@ -295,6 +340,8 @@ int  strata__chip_free(strata__chip *chip, uint64_t addr);
 int  strata__chip_copy(strata__chip *chip, uint64_t addr, uint64_t offset, void *host, uint64_t nbytes,
                        bool to_device);
 void strata__chip_stats(const strata__chip *chip, strata_run_stats *out);
+/* The last run's rings of one scope depth: task_window, heap, dep_pool. */
+void strata__chip_depth_stats(const strata__chip *chip, uint32_t depth, strata_ring_stats out[3]);
 
 /* Engine internals shared by engine.c, orch.c and lane.c. */
 /* The orchestrator made slot ready at submit. */
@@ -303,6 +350,20 @@ void strata__chip_make_ready(strata__chip *chip, uint32_t slot);
    run next (of the lane's core type), or STRATA__NONE. */
 uint32_t strata__chip_complete(strata__chip *chip, strata__lane *lane, uint32_t slot, int32_t status);
 void strata__chip_retire(strata__chip *chip);
+/* The slot of task `id` (any ring). */
+static inline uint32_t strata__slot_of(const strata__chip *chip, uint64_t id)
+{
+    const strata__depth_ring *r = &chip->ring[STRATA__ID_DEPTH(id)];
+    return r->base + (uint32_t)(STRATA__ID_LOCAL(id) & r->mask);
+}
+/* Whether task `id` has retired (or is 0). */
+static inline bool strata__retired(const strata__chip *chip, uint64_t id)
+{
+    return id < chip->live_from[STRATA__ID_DEPTH(id)];
+}
+/* Place the heap ring of r's depth in chip memory, if it is not (orch.c's
+   strata_chip_alloc; engine.c). */
+int  strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r);
 /* Wait until the oldest unretired task completes (or the timeout check fires).
    Returns 0, or STRATA_ETIMEDOUT once a task passed its timeout. */
 int  strata__chip_wait_progress(strata__chip *chip);

@@ -39,7 +39,7 @@ int strata__lane_watched_launch(strata__device *dev, strata_kernel_fn fn, const 
        through the ready queue or `assigned`) may read it. */
     uintptr_t from_bodies = (uintptr_t)body - (uintptr_t)chip->bodies;
     uint32_t slot, part;
-    if (from_bodies < (chip->mask + 1) * sizeof chip->bodies[0]) {
+    if (from_bodies < (uint64_t)chip->nslots * sizeof chip->bodies[0]) {
         slot = (uint32_t)(from_bodies / sizeof chip->bodies[0]);
         part = 0;
     } else {
@@ -87,10 +87,10 @@ static uint32_t run_task(strata__lane *lane, uint32_t slot)
             const char *why = strata_last_error();
             status = STRATA_ETASK;
             strata__failure_set(&chip->failure, STRATA_ETASK,
-                                "kernel func_id %d (%s) of chip callable '%s' returned %d in task %llu "
+                                "kernel func_id %d (%s) of chip callable '%s' returned %d in task %u "
                                 "on %s core %u of chip %d%s%s; its dependent tasks were cancelled",
                                 body->func_id, strata__core_name(body->core), chip->callable->name, rc,
-                                (unsigned long long)t->id, strata__core_name(lane->core), lane->index,
+                                t->number, strata__core_name(lane->core), lane->index,
                                 chip->device_id, why[0] ? ": " : "", why);
             strata__clear_error();
         }
@@ -130,8 +130,8 @@ static uint32_t run_part(strata__lane *lane, uint32_t slot, int p)
             status = STRATA_ETASK;
             strata__failure_set(&chip->failure, STRATA_ETASK,
                                 "kernel func_id %d (the %s part of a mixed task) of chip callable '%s' returned %d "
-                                "in task %llu on %s core %u of chip %d%s%s; its dependent tasks were cancelled",
-                                body->func_id, part_names[p], chip->callable->name, rc, (unsigned long long)t->id,
+                                "in task %u on %s core %u of chip %d%s%s; its dependent tasks were cancelled",
+                                body->func_id, part_names[p], chip->callable->name, rc, t->number,
                                 strata__core_name(lane->core), lane->index, chip->device_id, why[0] ? ": " : "",
                                 why);
             strata__clear_error();
@@ -155,13 +155,17 @@ static uint32_t run_mixed(strata__lane *lane, uint32_t slot)
     const strata__task_body *parts = &chip->parts[(size_t)slot * 3];
     if (strata__load_relaxed(&t->poisoned) || strata__failure_status(&chip->failure) != 0)
         return strata__chip_complete(chip, lane, slot, STRATA_ECANCELED);
-    uint32_t n = (parts[0].fn != NULL) + (parts[1].fn != NULL) + (parts[2].fn != NULL);
+    /* Which parts there are, read once, now: once the last handed part has
+       finished, the task may complete and retire and its slot take a new
+       task before this lane looks again. */
+    bool has[3] = {parts[0].fn != NULL, parts[1].fn != NULL, parts[2].fn != NULL};
+    uint32_t n = has[0] + has[1] + has[2];
     strata__store_relaxed(&t->parts_status, 0);
     /* relaxed: the releases below publish it with the part */
     strata__store_relaxed(&t->parts_left, n);
     bool handed = false;
     for (int p = 1; p <= 2; p++) {
-        if (parts[p].fn == NULL)
+        if (!has[p])
             continue;
         /* release: the part's body and the counts are visible to the sibling's acquire */
         strata__store_release(&lane->sibling[p - 1]->assigned, slot * 3 + (uint32_t)p + 1);
@@ -169,7 +173,7 @@ static uint32_t run_mixed(strata__lane *lane, uint32_t slot)
     }
     if (handed)
         strata__event_notify(&chip->ready_event[STRATA_AIV]);
-    return parts[0].fn ? run_part(lane, slot, 0) : STRATA__NONE;
+    return has[0] ? run_part(lane, slot, 0) : STRATA__NONE;
 }
 
 /* Whether an AIC lane may take a mixed task now: its cluster's AIV lanes

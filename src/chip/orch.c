@@ -59,9 +59,9 @@ static strata__task *t_of(const submit_ctx *ctx)
     return &ctx->chip->tasks[ctx->slot];
 }
 
-static bool dep_pool_full(const strata__chip *chip)
+static bool dep_pool_full(const strata__depth_ring *r)
 {
-    return chip->dep_head - chip->dep_tail >= chip->sizes.dep_pool;
+    return r->dep_head - r->dep_tail >= r->dep_size;
 }
 
 /* Back-pressure: wait until a task retires, for room in `ring` (a
@@ -71,19 +71,21 @@ static int wait_for_room(strata__chip *chip, uint32_t ring)
     if (!(chip->run_watch & STRATA__WATCH_TRACED))
         return strata__chip_wait_progress(chip);
     strata__chip_note_counters(chip);
-    strata__chip_note(chip, STRATA__REC_WAIT_BEGIN, 0, chip->next_id, ring);
+    uint64_t next = STRATA__TASK_ID(chip->cur->depth, chip->cur->next);   /* the task that waits */
+    strata__chip_note(chip, STRATA__REC_WAIT_BEGIN, 0, next, ring);
     int rc = strata__chip_wait_progress(chip);
-    strata__chip_note(chip, STRATA__REC_WAIT_END, 0, chip->next_id, ring);
+    strata__chip_note(chip, STRATA__REC_WAIT_END, 0, next, ring);
     strata__chip_note_counters(chip);
     return rc;
 }
 
 /* Whether producer has finished, so the new task needs no edge to it; poisons
    the new task when the producer failed. */
-static inline __attribute__((always_inline)) bool producer_finished(submit_ctx *ctx, uint64_t producer)
+static inline __attribute__((always_inline)) bool producer_finished(submit_ctx *ctx, uint64_t producer,
+                                                                     uint32_t slot)
 {
     strata__chip *chip = ctx->chip;
-    if (producer < chip->retire_next)
+    if (strata__retired(chip, producer))
         return true;                            /* retired: finished and ordered already */
     if (!ctx->retired) {
         /* Submit retires only now and then (see strata_chip_submit); a task with
@@ -91,10 +93,10 @@ static inline __attribute__((always_inline)) bool producer_finished(submit_ctx *
            their slots (lines the lanes are writing). */
         ctx->retired = true;
         strata__chip_retire(chip);
-        if (producer < chip->retire_next)
+        if (strata__retired(chip, producer))
             return true;
     }
-    strata__task *p = &chip->tasks[producer & chip->mask];
+    strata__task *p = &chip->tasks[slot];
     /* acquire: if we see CLOSED, the producer's status is visible */
     if (strata__load_acquire(&p->fanout) != STRATA__EDGE_CLOSED)
         return false;
@@ -104,32 +106,35 @@ static inline __attribute__((always_inline)) bool producer_finished(submit_ctx *
 }
 
 /* Make task ctx->id follow `producer`: one edge in the producer's fanout list. */
-static int add_dep(void *arg, uint64_t producer)
+static int add_dep(void *arg, uint64_t producer, uint32_t slot)
 {
     submit_ctx *ctx = arg;
     strata__chip *chip = ctx->chip;
-    if (producer_finished(ctx, producer))
+    if (producer_finished(ctx, producer, slot))
         return STRATA_OK;                       /* no edge, no atomics */
-    strata__task *p = &chip->tasks[producer & chip->mask];
+    strata__task *p = &chip->tasks[slot];
     if (p->last_succ == ctx->id)
         return STRATA_OK;                       /* one edge per producer is enough */
     p->last_succ = ctx->id;
 
     /* A full dep_pool holds edges of tasks in flight, this one's included. The
-       oldest task can always finish and free its edges, and once this producer
-       has finished no edge is needed: so waiting always ends, and a task never
-       needs more edges at once than it has producers still running. */
-    while (dep_pool_full(chip)) {
+       oldest task of the ring can always finish and free its edges, and once
+       this producer has finished no edge is needed: so waiting always ends,
+       and a task never needs more edges at once than it has producers still
+       running. The edge comes from the consumer's ring (freed when it
+       retires, in its ring's order). */
+    strata__depth_ring *r = chip->cur;
+    while (dep_pool_full(r)) {
         strata__chip_retire(chip);
-        if (!dep_pool_full(chip))
+        if (!dep_pool_full(r))
             break;
-        if (producer_finished(ctx, producer))
+        if (producer_finished(ctx, producer, slot))
             return STRATA_OK;
         if (wait_for_room(chip, STRATA__COUNTER_DEP_POOL))
             return timeout_error(chip, "waiting for room in the dep_pool ring");
     }
 
-    uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
+    uint32_t e = (uint32_t)(r->dep_base + r->dep_head % r->dep_size);
     strata__task *t = t_of(ctx);
     chip->edges[e].succ_slot = ctx->slot;
     /* acquire: as in producer_finished(); it may have finished meanwhile */
@@ -147,15 +152,15 @@ static int add_dep(void *arg, uint64_t producer)
                                                   memory_order_acquire))
             break;
     }
-    chip->dep_head++;
+    r->dep_head++;
     ctx->linked++;
     if (__builtin_expect(chip->run_watch & STRATA__WATCH_TRACED, 0))   /* a traced run records the edge */
         strata__chip_note(chip, STRATA__REC_EDGE, 0, producer, ctx->id);
-    if (chip->dep_head - chip->dep_tail > chip->high_dep) {
+    if (r->dep_head - r->dep_tail > r->high_dep) {
         strata__chip_retire(chip);   /* as for the window's mark, see strata_chip_submit */
-        uint64_t used = chip->dep_head - chip->dep_tail;
-        if (used > chip->high_dep)
-            chip->high_dep = used;
+        uint64_t used = r->dep_head - r->dep_tail;
+        if (used > r->high_dep)
+            r->high_dep = used;
     }
     return STRATA_OK;
 }
@@ -165,7 +170,7 @@ static int add_dep(void *arg, uint64_t producer)
 static void abandon_task(strata__chip *chip, uint32_t slot, int status)
 {
     strata__task *t = &chip->tasks[slot];
-    t->dep_end = chip->dep_head;
+    t->dep_end = chip->cur->dep_head;
     t->status = status;
     strata__store_relaxed(&t->fanout, STRATA__EDGE_CLOSED);
     strata__store_release(&t->done, 1);
@@ -179,6 +184,14 @@ static const char *const part_label[3] = {"its AIC part, ", "its AIV0 part, ", "
 #define SUBMIT_WHO      "%s(%sfunc_id %d)"
 #define SUBMIT_WHO_ARGS(part, func_id) \
     (part) < 0 ? "strata_chip_submit" : "strata_chip_submit_mixed", (part) < 0 ? "" : part_label[part], (func_id)
+
+/* The heap record of an intermediate buffer: owner_data is its index in its
+   depth's FIFO, times 4, plus the depth. */
+static inline strata__heap_record *heap_record_of(strata__chip *chip, const strata__buffer *b)
+{
+    strata__depth_ring *r = &chip->ring[b->owner_data & 3];
+    return &r->hrec[(b->owner_data >> 2) & (r->hrec_cap - 1)];
+}
 
 /* Why tensor i's buffer is refused (resolve_buffers); off the hot path. */
 static __attribute__((cold, noinline)) int bad_buffer(strata__chip *chip, int func_id, int part, uint32_t i,
@@ -214,7 +227,7 @@ static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *c
             return bad_buffer(chip, func_id, part, i, t, buf[i]);
         const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);
         if (t->nbytes > b->nbytes ||
-            (b->kind == STRATA__BUFFER_HEAP && chip->hrec[b->owner_data & (chip->hrec_cap - 1)].closed))
+            (b->kind == STRATA__BUFFER_HEAP && heap_record_of(chip, b)->closed))
             return bad_buffer(chip, func_id, part, i, t, buf[i]);
     }
     return STRATA_OK;
@@ -295,46 +308,48 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
        cross-core miss when they are close behind (a submit with producers also
        retires before its first dependency check, see producer_finished). Then a
        slot in the task window: back-pressure until the oldest task retires. */
-    if ((chip->next_id & 15) == 0)
+    strata__depth_ring *r = chip->cur;   /* the ring of the open scope's depth */
+    if ((chip->seq & 15) == 0)
         strata__chip_retire(chip);
-    while (chip->next_id - chip->retire_next >= chip->sizes.task_window) {
+    while (r->next - r->retire_next >= r->window) {
         strata__chip_retire(chip);
-        if (chip->next_id - chip->retire_next < chip->sizes.task_window)
+        if (r->next - r->retire_next < r->window)
             break;
         if (chip->host_graph)   /* nothing runs before the graph is whole: the window holds it all */
             return orch_fail(chip, strata__fail(STRATA_ERING, "%s: runtime host_build_graph holds "
                                                 "a run's whole graph in the task_window ring, which has %llu slots "
                                                 "(%s); this run submits more tasks: raise it", submit_name(chip),
-                                                (unsigned long long)chip->sizes.task_window,
-                                                chip->sources.task_window));
+                                                (unsigned long long)r->window, chip->sources[0].task_window));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
             return timeout_error(chip, chip->mixed_parts ? "strata_chip_submit_mixed: waiting for a slot in the "
                                  "task_window ring" : "strata_chip_submit: waiting for a slot in the task_window ring");
     }
     /* A new high-water mark is recorded only after a look at what has finished
        (retirement is lazy), so the stats report what the run needed. Before
-       next_id moves: retirement must not reach the slot being filled. */
-    if (chip->next_id + 1 - chip->retire_next > chip->high_window) {
+       next moves: retirement must not reach the slot being filled. */
+    if (r->next + 1 - r->retire_next > r->high_window) {
         strata__chip_retire(chip);
-        uint64_t inflight = chip->next_id + 1 - chip->retire_next;
-        if (inflight > chip->high_window)
-            chip->high_window = inflight;
+        uint64_t inflight = r->next + 1 - r->retire_next;
+        if (inflight > r->high_window)
+            r->high_window = inflight;
     }
-    uint64_t id = chip->next_id++;
-    strata__store_relaxed(&chip->submitted, id);   /* a hint for lanes holding off */
-    uint32_t slot = (uint32_t)(id & chip->mask);
+    uint64_t local = r->next++;
+    uint64_t id = STRATA__TASK_ID(r->depth, local);
+    uint64_t number = chip->seq++ - chip->run_first_seq;
+    strata__store_relaxed(&chip->submitted, chip->seq);   /* a hint for lanes holding off */
+    uint32_t slot = r->base + (uint32_t)(local & r->mask);
 
     strata__task_body *body = &chip->bodies[slot];
     /* Ask for the lines of the slot four ahead now, for writing: the lane read
        them last, and their transfer then overlaps the submits in between.
        (bench/l2_overhead: ~10 % off independent, fan-out and Cholesky.) */
-    uint32_t ahead = (uint32_t)((id + 4) & chip->mask);
+    uint32_t ahead = r->base + (uint32_t)((local + 4) & r->mask);
     __builtin_prefetch(&chip->tasks[ahead], 1);
     __builtin_prefetch(&chip->bodies[ahead], 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + STRATA__CACHE_LINE, 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + 2 * STRATA__CACHE_LINE, 1);
     /* and, one per submit, the slots the next retirement will look at */
-    __builtin_prefetch(&chip->tasks[(chip->retire_next + (id & 15)) & chip->mask]);
+    __builtin_prefetch(&chip->tasks[r->base + ((r->retire_next + (local & 15)) & r->mask)]);
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;
@@ -344,6 +359,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
 
     strata__task *t = &chip->tasks[slot];
     t->id = id;
+    t->number = (uint32_t)number;
     t->status = STRATA_OK;
     t->last_succ = 0;
     strata__store_relaxed(&t->pending, STRATA__PENDING_GUARD);  /* see chip/engine.h */
@@ -370,13 +386,13 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
        tmap_access (dep_pool back-pressure): a second line of defence behind the
        scope check in resolve_buffers(). */
     for (uint32_t i = 0; i < args->ntensors; i++)
-        strata__tmap_buffer(&chip->tmap, buf[i])->last_user = id;
+        strata__tmap_buffer(&chip->tmap, buf[i])->last_user[r->depth] = id;
     if (task)
-        *task = (uint32_t)(id - chip->run_first_id);
+        *task = (uint32_t)number;
     if (__builtin_expect(special & STRATA__SPECIAL_HOST_GRAPH, 0)) {
         /* ordered by explicit edges only; held (pending at GUARD) until the
            orchestration function returns and the graph is checked */
-        t->dep_end = chip->dep_head;
+        t->dep_end = r->dep_head;
         return STRATA_OK;
     }
     submit_ctx ctx = {.chip = chip, .id = id, .slot = slot, .func_id = func_id};
@@ -384,8 +400,8 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
         strata_tag tag = tags[i];
         if (tag == STRATA_NO_DEP)
             continue;
-        rc = strata__tmap_access(&chip->tmap, buf[i], id, &tensors[i], &ext[i], strata__tag_reads(tag),
-                                 strata__tag_writes(tag), chip->retire_next, add_dep, &ctx);
+        rc = strata__tmap_access(&chip->tmap, buf[i], id, slot, &tensors[i], &ext[i], strata__tag_reads(tag),
+                                 strata__tag_writes(tag), chip->live_from, add_dep, &ctx);
         if (rc) {
             orch_fail(chip, strata__error_prefix(rc, "%s(func_id %d)", submit_name(chip), func_id));
             /* Out of host memory, or a timeout while waiting. Edges already
@@ -399,7 +415,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
             return rc;
         }
     }
-    t->dep_end = chip->dep_head;
+    t->dep_end = r->dep_head;
     /* No edge linked: no other thread knows this task, so the guard can be
        dropped without an atomic read-modify-write (the push publishes). */
     if (ctx.linked == 0) {
@@ -418,6 +434,26 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
 
 /* ---- scopes and intermediate buffers ---- */
 
+/* The ring of scope depth `depth` (0: the run's own scope): depths past the
+   last ring in use share it; under host_build_graph every depth uses the
+   first. */
+static strata__depth_ring *ring_of_depth(strata__chip *chip, uint32_t depth)
+{
+    uint32_t last = chip->host_graph ? 0 : chip->defaults.scope_rings - 1;
+    return &chip->ring[depth < last ? depth : last];
+}
+
+/* "scope depth 2", or "scope depth 5 (the ring of depth 3 and deeper)" */
+static const char *depth_words(strata__chip *chip, char *buf, size_t size)
+{
+    uint32_t depth = chip->nscopes, ring = ring_of_depth(chip, depth)->depth;
+    if (ring != depth)
+        snprintf(buf, size, "scope depth %u (the ring of depth %u and deeper)", depth, ring);
+    else
+        snprintf(buf, size, "scope depth %u", depth);
+    return buf;
+}
+
 int strata_chip_scope_begin(strata_chip_orch *o)
 {
     strata__clear_error();
@@ -428,7 +464,11 @@ int strata_chip_scope_begin(strata_chip_orch *o)
     rc = STRATA__RESERVE(chip->scopes, chip->nscopes, chip->scopes_cap, 16, "the scope stack");
     if (rc)
         return orch_fail(chip, strata__error_prefix(rc, "strata_chip_scope_begin"));
-    chip->scopes[chip->nscopes++] = chip->hrec_next;
+    strata__depth_ring *r = ring_of_depth(chip, chip->nscopes + 1);
+    chip->scopes[chip->nscopes++] = r->hrec_next;
+    chip->cur = r;
+    if (r->depth + 1 > chip->rings_used)
+        chip->rings_used = r->depth + 1;
     return STRATA_OK;
 }
 
@@ -443,41 +483,54 @@ int strata_chip_scope_end(strata_chip_orch *o)
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_scope_end without a matching "
                                             "strata_chip_scope_begin in the orchestration function of chip "
                                             "callable '%s' on chip %d", chip->callable->name, chip->device_id));
+    strata__depth_ring *r = ring_of_depth(chip, chip->nscopes);
     uint64_t first = chip->scopes[--chip->nscopes];
-    if (first < chip->hrec_head)
-        first = chip->hrec_head;
-    for (uint64_t s = first; s < chip->hrec_next; s++)
-        chip->hrec[s & (chip->hrec_cap - 1)].closed = true;
+    if (first < r->hrec_head)
+        first = r->hrec_head;
+    for (uint64_t s = first; s < r->hrec_next; s++)
+        r->hrec[s & (r->hrec_cap - 1)].closed = true;
+    chip->cur = ring_of_depth(chip, chip->nscopes);
     strata__chip_retire(chip);   /* never blocks: recycles what is free already */
     return STRATA_OK;
 }
 
-static int heap_stuck(strata__chip *chip, uint64_t n)
+static int heap_stuck(strata__chip *chip, strata__depth_ring *r, uint64_t n)
 {
+    const char *source = chip->sources[r->depth].heap;
+    char where[96];
+    depth_words(chip, where, sizeof where);
     if (chip->host_graph)
         return strata__fail(STRATA_ERING,
                             "heap ring is %llu bytes (%s) and a %llu-byte buffer does not fit: runtime "
                             "host_build_graph runs nothing before the orchestration function returns, so a run's "
                             "intermediate buffers are all held at once (%llu bytes so far); set %s to at least %llu",
-                            (unsigned long long)chip->heap.size, chip->sources.heap, (unsigned long long)n,
-                            (unsigned long long)chip->heap.used, chip->sources.heap,
-                            (unsigned long long)(chip->heap.used + n));
+                            (unsigned long long)r->heap.size, source, (unsigned long long)n,
+                            (unsigned long long)r->heap.used, source, (unsigned long long)(r->heap.used + n));
     uint64_t open = 0, open_bytes = 0;
-    for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++) {
-        const strata__heap_record *r = &chip->hrec[s & (chip->hrec_cap - 1)];
-        if (!r->closed) {
+    for (uint64_t s = r->hrec_head; s < r->hrec_next; s++) {
+        const strata__heap_record *h = &r->hrec[s & (r->hrec_cap - 1)];
+        if (!h->closed) {
             open++;
-            open_bytes += r->nbytes;
+            open_bytes += h->nbytes;
         }
     }
     return strata__fail(STRATA_ERING,
-                        "heap ring is %llu bytes (%s) and a %llu-byte buffer does not fit: "
+                        "heap ring of %s is %llu bytes (%s) and a %llu-byte buffer does not fit: "
                         "%llu bytes are held, %llu of them by %llu buffers whose scope has not ended, and "
                         "nothing running can free the space; end scopes sooner with strata_chip_scope_end, or "
-                        "set %s to at least %llu",
-                        (unsigned long long)chip->heap.size, chip->sources.heap, (unsigned long long)n,
-                        (unsigned long long)chip->heap.used, (unsigned long long)open_bytes,
-                        (unsigned long long)open, chip->sources.heap, (unsigned long long)(chip->heap.used + n));
+                        "set %s to at least %llu", where,
+                        (unsigned long long)r->heap.size, source, (unsigned long long)n,
+                        (unsigned long long)r->heap.used, (unsigned long long)open_bytes,
+                        (unsigned long long)open, source, (unsigned long long)(r->heap.used + n));
+}
+
+/* Whether no task of the run is in flight in any ring. */
+static bool nothing_in_flight(const strata__chip *chip)
+{
+    for (uint32_t d = 0; d < chip->rings_used; d++)
+        if (chip->ring[d].retire_next != chip->ring[d].next)
+            return false;
+    return true;
 }
 
 int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, const uint64_t *shape,
@@ -499,52 +552,59 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
     for (uint32_t i = 0; i < ndims; i++)
         if (shape[i] == 0)
             return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_alloc: shape[%u] is 0", i));
+    /* the ring of the open scope's depth, placed in chip memory at its first use */
+    strata__depth_ring *r = chip->cur;
+    rc = strata__chip_place_heap(chip, r);
+    if (rc)
+        return orch_fail(chip, strata__error_prefix(rc, "strata_chip_alloc"));
     uint64_t n = (t.nbytes + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-    if (n < t.nbytes || n > chip->heap.size)
+    if (n < t.nbytes || n > r->heap.size) {
+        char where[96];
         return orch_fail(chip, strata__fail(STRATA_ERING,
-                                            "heap ring is %llu bytes (%s); a %llu-byte buffer can never fit; "
-                                            "set %s to at least %llu", (unsigned long long)chip->heap.size,
-                                            chip->sources.heap, (unsigned long long)t.nbytes, chip->sources.heap,
+                                            "heap ring of %s is %llu bytes (%s); a %llu-byte buffer can never "
+                                            "fit; set %s to at least %llu", depth_words(chip, where, sizeof where),
+                                            (unsigned long long)r->heap.size, chip->sources[r->depth].heap,
+                                            (unsigned long long)t.nbytes, chip->sources[r->depth].heap,
                                             (unsigned long long)n));
-    if (chip->hrec_next - chip->hrec_head == chip->hrec_cap) {
-        strata__heap_record *p = strata__malloc(2 * chip->hrec_cap * sizeof p[0]);
+    }
+    if (r->hrec_next - r->hrec_head == r->hrec_cap) {
+        strata__heap_record *p = strata__malloc(2 * r->hrec_cap * sizeof p[0]);
         if (!p)
             return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_alloc: out of host memory growing the "
                                                 "heap records to %llu entries",
-                                                (unsigned long long)(2 * chip->hrec_cap)));
-        for (uint64_t s = chip->hrec_head; s < chip->hrec_next; s++)
-            p[s & (2 * chip->hrec_cap - 1)] = chip->hrec[s & (chip->hrec_cap - 1)];
-        free(chip->hrec);
-        chip->hrec = p;
-        chip->hrec_cap *= 2;
+                                                (unsigned long long)(2 * r->hrec_cap)));
+        for (uint64_t s = r->hrec_head; s < r->hrec_next; s++)
+            p[s & (2 * r->hrec_cap - 1)] = r->hrec[s & (r->hrec_cap - 1)];
+        free(r->hrec);
+        r->hrec = p;
+        r->hrec_cap *= 2;
     }
     uint64_t offset, charged;
     strata__heap_ring before;
     for (;;) {
         strata__chip_retire(chip);
-        before = chip->heap;   /* the state to restore if registering fails */
-        if (strata__heap_ring_alloc(&chip->heap, n, &offset, &charged))
+        before = r->heap;   /* the state to restore if registering fails */
+        if (strata__heap_ring_alloc(&r->heap, n, &offset, &charged))
             break;
-        /* Waiting helps only if the oldest buffer's scope has ended: the ring
-           frees in order, so its users retiring is the only way forward. */
-        bool oldest_closed = chip->hrec_head < chip->hrec_next &&
-                             chip->hrec[chip->hrec_head & (chip->hrec_cap - 1)].closed;
-        if (!oldest_closed || chip->retire_next == chip->next_id || chip->host_graph)
-            return orch_fail(chip, heap_stuck(chip, n));   /* host_build_graph: nothing runs before it returns */
+        /* Waiting helps only if the ring's oldest buffer's scope has ended: the
+           ring frees in order, so its users retiring is the only way forward. */
+        bool oldest_closed = r->hrec_head < r->hrec_next && r->hrec[r->hrec_head & (r->hrec_cap - 1)].closed;
+        if (!oldest_closed || nothing_in_flight(chip) || chip->host_graph)
+            return orch_fail(chip, heap_stuck(chip, r, n));   /* host_build_graph: nothing runs before it returns */
         if (wait_for_room(chip, STRATA__COUNTER_HEAP))
             return timeout_error(chip, "strata_chip_alloc: waiting for room in the heap ring");
     }
-    uint64_t addr = chip->heap_addr + offset;
+    uint64_t addr = r->heap_addr + offset;
     uint32_t index;
     rc = strata__tmap_buffer_add(&chip->tmap, addr, n, STRATA__BUFFER_HEAP, &index);
     if (rc) {
         /* give the bytes back: this allocation is the newest, so undo it */
-        before.high_water = chip->heap.high_water;
-        chip->heap = before;
+        before.high_water = r->heap.high_water;
+        r->heap = before;
         return orch_fail(chip, rc);
     }
-    strata__tmap_buffer(&chip->tmap, index)->owner_data = chip->hrec_next;
-    chip->hrec[chip->hrec_next++ & (chip->hrec_cap - 1)] =
+    strata__tmap_buffer(&chip->tmap, index)->owner_data = r->hrec_next << 2 | r->depth;   /* heap_record_of() */
+    r->hrec[r->hrec_next++ & (r->hrec_cap - 1)] =
         (strata__heap_record){.buffer = index, .closed = false, .offset = offset, .nbytes = n, .charged = charged};
     t.addr = addr;
     t.nbytes = n;
@@ -631,14 +691,13 @@ int strata_chip_submit_mixed(strata_chip_orch *o, const strata_mixed_task *t, ui
     if (first < 0)
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_submit_mixed: every func_id is -1; a mixed "
                                             "task has at least one part"));
-    if (chip->parts_window != chip->sizes.task_window) {
+    if (chip->parts_slots != chip->nslots) {
         free(chip->parts);
-        chip->parts = aligned_alloc(STRATA__CACHE_LINE, chip->sizes.task_window * 3 * sizeof chip->parts[0]);
-        chip->parts_window = chip->parts ? chip->sizes.task_window : 0;
+        chip->parts = aligned_alloc(STRATA__CACHE_LINE, (size_t)chip->nslots * 3 * sizeof chip->parts[0]);
+        chip->parts_slots = chip->parts ? chip->nslots : 0;
         if (!chip->parts)
             return orch_fail(chip, strata__fail(STRATA_ENOMEM, "strata_chip_submit_mixed: out of host memory for "
-                                                "the parts of %llu mixed tasks",
-                                                (unsigned long long)chip->sizes.task_window));
+                                                "the parts of %u mixed tasks", chip->nslots));
     }
     chip->mixed_parts = t;
     chip->orch_special |= STRATA__SPECIAL_MIXED;
@@ -682,7 +741,7 @@ int strata_chip_add_dep(strata_chip_orch *o, uint32_t producer, uint32_t consume
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep: chip %d runs runtime "
                                             "tensormap_and_ringbuffer, which orders tasks by their tensors' tags; "
                                             "explicit edges need runtime \"host_build_graph\"", chip->device_id));
-    uint64_t n = chip->next_id - chip->run_first_id;
+    uint64_t n = chip->ring[0].next - chip->run_first_local;
     if (n == 0)
         return orch_fail(chip, strata__fail(STRATA_EINVAL, "strata_chip_add_dep(%u, %u): this run has submitted no "
                                             "task yet; submit both with strata_chip_submit_task first", producer,
@@ -705,9 +764,10 @@ int strata_chip_add_dep(strata_chip_orch *o, uint32_t producer, uint32_t consume
    free to retire. */
 static void settle_all(strata__chip *chip)
 {
-    for (uint64_t id = chip->run_first_id; id < chip->next_id; id++) {
-        strata__task *t = &chip->tasks[id & chip->mask];
-        t->dep_end = chip->dep_head;
+    strata__depth_ring *r = &chip->ring[0];
+    for (uint64_t local = chip->run_first_local; local < r->next; local++) {
+        strata__task *t = &chip->tasks[r->base + (local & r->mask)];
+        t->dep_end = r->dep_head;
         t->status = STRATA_ECANCELED;
         strata__store_relaxed(&t->fanout, STRATA__EDGE_CLOSED);
         strata__store_release(&t->done, 1);
@@ -779,7 +839,8 @@ static void describe_cycle(const strata__chip *chip, const uint32_t *path, uint3
             at += (size_t)snprintf(out + at, size - at, " -> ... (%u tasks in all)", len);
             break;
         }
-        const strata__task_body *b = &chip->bodies[(chip->run_first_id + v) & chip->mask];
+        const strata__depth_ring *r = &chip->ring[0];
+        const strata__task_body *b = &chip->bodies[r->base + ((chip->run_first_local + v) & r->mask)];
         at += (size_t)snprintf(out + at, size - at, k == shown ? "%stask %u" : "%stask %u (func_id %d)",
                                k ? " -> " : "", v, b->func_id);
     }
@@ -787,7 +848,9 @@ static void describe_cycle(const strata__chip *chip, const uint32_t *path, uint3
 
 void strata__chip_host_graph_start(strata__chip *chip, int orc)
 {
-    uint64_t n64 = chip->next_id - chip->run_first_id;
+    /* every task of the run is in the depth-0 ring (ring_of_depth) */
+    strata__depth_ring *r = &chip->ring[0];
+    uint64_t n64 = r->next - chip->run_first_local;
     uint32_t n = (uint32_t)n64, ne = chip->nhedges;
     if (n == 0)
         return;
@@ -795,11 +858,11 @@ void strata__chip_host_graph_start(strata__chip *chip, int orc)
         settle_all(chip);   /* the orchestration function failed: nothing of its graph runs */
         return;
     }
-    uint64_t free_edges = chip->sizes.dep_pool - (chip->dep_head - chip->dep_tail);
+    uint64_t free_edges = r->dep_size - (r->dep_head - r->dep_tail);
     if (ne > free_edges) {
         strata__failure_set(&chip->failure, STRATA_ERING, "runtime host_build_graph: the run's %u explicit edges do "
                             "not fit the dep_pool ring (%llu edge records, %s); raise it; nothing ran", ne,
-                            (unsigned long long)chip->sizes.dep_pool, chip->sources.dep_pool);
+                            (unsigned long long)r->dep_size, chip->sources[0].dep_pool);
         settle_all(chip);
         return;
     }
@@ -835,30 +898,32 @@ void strata__chip_host_graph_start(strata__chip *chip, int orc)
     for (uint32_t i = 0; i < ne; i++)   /* by_from[] now: producers by consumer */
         by_from[first[chip->hedges[i].to] + count[chip->hedges[i].to]++] = chip->hedges[i].from;
     for (uint32_t v = 0; v < n; v++) {
-        uint64_t id = chip->run_first_id + v;
-        strata__task *t = &chip->tasks[id & chip->mask];
+        uint64_t local = chip->run_first_local + v;
+        uint32_t slot = r->base + (uint32_t)(local & r->mask);
+        strata__task *t = &chip->tasks[slot];
         for (uint32_t k = first[v]; k < first[v + 1]; k++) {
-            strata__task *p = &chip->tasks[(chip->run_first_id + by_from[k]) & chip->mask];
-            uint32_t e = (uint32_t)(chip->dep_head % chip->sizes.dep_pool);
-            chip->edges[e].succ_slot = (uint32_t)(id & chip->mask);
+            uint64_t from = chip->run_first_local + by_from[k];
+            strata__task *p = &chip->tasks[r->base + (from & r->mask)];
+            uint32_t e = (uint32_t)(r->dep_base + r->dep_head % r->dep_size);
+            chip->edges[e].succ_slot = slot;
             /* relaxed: no task of the run runs yet; the ready push below publishes */
             chip->edges[e].next = strata__load_relaxed(&p->fanout);
             strata__store_relaxed(&p->fanout, e);
-            chip->dep_head++;
+            r->dep_head++;
             if (chip->run_watch & STRATA__WATCH_TRACED)   /* the trace's dependency arrows */
-                strata__chip_note(chip, STRATA__REC_EDGE, 0, chip->run_first_id + by_from[k], id);
+                strata__chip_note(chip, STRATA__REC_EDGE, 0, STRATA__TASK_ID(0, from), t->id);
         }
-        t->dep_end = chip->dep_head;
+        t->dep_end = r->dep_head;
     }
-    if (chip->dep_head - chip->dep_tail > chip->high_dep)
-        chip->high_dep = chip->dep_head - chip->dep_tail;
-    if (n64 > chip->high_window)
-        chip->high_window = n64;
+    if (r->dep_head - r->dep_tail > r->high_dep)
+        r->high_dep = r->dep_head - r->dep_tail;
+    if (n64 > r->high_window)
+        r->high_window = n64;
     /* Drop each guard as a submit does: a task whose producers all finished
        meanwhile (they run from the first drop on) is made ready exactly once,
        by whoever brings it to zero. */
     for (uint32_t v = 0; v < n; v++) {
-        uint32_t slot = (uint32_t)((chip->run_first_id + v) & chip->mask);
+        uint32_t slot = r->base + (uint32_t)((chip->run_first_local + v) & r->mask);
         uint32_t drop = STRATA__PENDING_GUARD - count[v];
         /* acq_rel: as in submit (chip/engine.h) */
         if (strata__fetch_sub_acq_rel(&chip->tasks[slot].pending, drop) == drop)

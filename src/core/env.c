@@ -3,7 +3,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/status.h"
 
@@ -63,4 +65,48 @@ int strata__env_u64(const char *name, uint64_t min, uint64_t max, bool power_of_
     if (text == NULL || text[0] == '\0')
         return STRATA_OK;
     return strata__parse_u64(name, text, min, max, power_of_two, allow_suffix, out);
+}
+
+int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool power_of_two, bool allow_suffix,
+                         uint64_t *out, uint32_t n, bool *listed)
+{
+    const char *text = getenv(name);
+    *listed = false;
+    if (text == NULL || text[0] == '\0')
+        return STRATA_OK;
+    if (strchr(text, ',') == NULL) {
+        uint64_t v = 0;
+        int rc = strata__parse_u64(name, text, min, max, power_of_two, allow_suffix, &v);
+        for (uint32_t i = 0; rc == STRATA_OK && i < n; i++)
+            out[i] = v;
+        return rc;
+    }
+    uint64_t v[16];
+    uint32_t count = 0;
+    const char *p = text;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char one[64], what[96];
+        if (count == n || len >= sizeof one || n > 16)
+            break;
+        memcpy(one, p, len);
+        one[len] = '\0';
+        snprintf(what, sizeof what, "%s's value %u", name, count + 1);
+        int rc = strata__parse_u64(what, one, min, max, power_of_two, allow_suffix, &v[count]);
+        if (rc)
+            return rc;
+        count++;
+        if (!comma) {
+            if (count != n)
+                break;
+            for (uint32_t i = 0; i < n; i++)
+                out[i] = v[i];
+            *listed = true;
+            return STRATA_OK;
+        }
+        p = comma + 1;
+    }
+    return strata__fail(STRATA_EINVAL, "%s is \"%s\"; it must be one value or %u comma-separated values (one "
+                        "per scope depth: 0, 1, 2, 3 and deeper)", name, text, n);
 }

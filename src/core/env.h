@@ -12,6 +12,12 @@
 int strata__env_u64(const char *name, uint64_t min, uint64_t max, bool power_of_two,
                     bool allow_suffix, uint64_t *out);
 
+/* The same for a variable that holds one value or `n` comma-separated values
+   (one per ring, say): one value fills every out[i]; *listed says which form
+   it was. Unset or empty leaves out[] alone. */
+int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool power_of_two, bool allow_suffix,
+                         uint64_t *out, uint32_t n, bool *listed);
+
 /* Parse text the same way (shared with call_config checks); `what` names the
    source in messages. */
 int strata__parse_u64(const char *what, const char *text, uint64_t min, uint64_t max,

@@ -192,13 +192,13 @@ static int alloc_access(strata__tensormap *m, uint32_t *out)
    report each live access it must follow, drop stale ones and, for a writer,
    those it covers. */
 static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint32_t *link, uint64_t task, const strata_tensor *view,
-                const strata__extent *ext, bool reads, bool writes, uint64_t retired_below, strata__dep_fn dep,
+                const strata__extent *ext, bool reads, bool writes, const uint64_t *live_from, strata__dep_fn dep,
                 void *ctx)
 {
     while (*link != STRATA__NONE) {
         uint32_t ai = *link;
         strata__access *a = &m->accesses[ai];
-        if (a->task < retired_below) {          /* stale: its task retired */
+        if (a->task < live_from[a->task & 3]) { /* stale: its task retired */
             *link = a->next;
             free_access(m, ai);
             continue;
@@ -209,7 +209,7 @@ static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint
                            ((ext->dense && a->ext.dense) ||   /* both fill their meeting intervals */
                             strata__views_overlap(view, ext, a->view, &a->ext, m->scratch));
         if (must_follow) {
-            int rc = dep(ctx, a->task);
+            int rc = dep(ctx, a->task, a->slot);
             if (rc)
                 return rc;
         }
@@ -229,42 +229,48 @@ static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint
     return STRATA_OK;
 }
 
-/* Drop the stale readers of b. The list is newest first, so every entry past
-   the first stale one is stale too. The next drop comes after twice as many
-   reads as survive this one (at least 32): amortised O(1) per read. */
-static void prune_readers(strata__tensormap *m, strata__buffer *b, uint64_t retired_below)
+/* Drop the stale readers of b (anywhere in the list: rings retire
+   independently). The next drop comes after twice as many reads as survive
+   this one (at least 32): amortised O(1) per read. */
+static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_t *live_from)
 {
     uint32_t live = 0, *link = &b->readers;
-    while (*link != STRATA__NONE && m->accesses[*link].task >= retired_below) {
-        link = &m->accesses[*link].next;
-        live++;
+    while (*link != STRATA__NONE) {
+        uint32_t ai = *link;
+        if (m->accesses[ai].task < live_from[m->accesses[ai].task & 3]) {
+            *link = m->accesses[ai].next;
+            free_access(m, ai);
+        } else {
+            link = &m->accesses[ai].next;
+            live++;
+        }
     }
-    free_list(m, link);
     b->reads_since_prune = 0;
     b->prune_after = live > 16 ? 2 * live : 32;
 }
 
-int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
+int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uint32_t slot,
                         const strata_tensor *view, const strata__extent *ext, bool reads,
-                        bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx)
+                        bool writes, const uint64_t live_from[4], strata__dep_fn dep, void *ctx)
 {
     uint32_t fresh = STRATA__NONE;
     int rc = alloc_access(m, &fresh);   /* first: the pool may move */
     if (rc)
         return rc;
     strata__buffer *b = &m->buffers[index];
-    rc = walk(m, &b->writers, task, view, ext, reads, writes, retired_below, dep, ctx);
+    rc = walk(m, &b->writers, task, view, ext, reads, writes, live_from, dep, ctx);
     if (rc == STRATA_OK && writes)      /* read after read orders nothing */
-        rc = walk(m, &b->readers, task, view, ext, reads, writes, retired_below, dep, ctx);
+        rc = walk(m, &b->readers, task, view, ext, reads, writes, live_from, dep, ctx);
     if (rc) {
         free_access(m, fresh);
         return rc;
     }
     if (!writes && ++b->reads_since_prune >= (b->prune_after ? b->prune_after : 32))
-        prune_readers(m, b, retired_below);   /* no writer walks them */
+        prune_readers(m, b, live_from);   /* no writer walks them */
     uint32_t *head = writes ? &b->writers : &b->readers;
     strata__access *a = &m->accesses[fresh];
     a->task = task;
+    a->slot = slot;
     a->view = view;
     a->ext = *ext;
     a->covered = 0;

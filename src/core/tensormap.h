@@ -16,8 +16,11 @@
  * - An access whose task has retired is stale; stale entries are dropped lazily,
  *   when a later lookup walks past them, and the readers of a buffer that is
  *   only read (which no writer walks) every so many reads, so the lists stay
- *   as long as what is live (twice, at most). Task ids only grow along a run,
- *   so each list is ordered newest first. Nothing else ever removes a live entry
+ *   as long as what is live (twice, at most). A task id's low two bits name
+ *   its ring (the chip engine's scope depths, chip/engine.h): it is stale when
+ *   below live_from[its two low bits]. Rings retire independently, so a list
+ *   (newest first) may hold a stale entry before a live one; pruning filters
+ *   the whole list. Nothing else ever removes a live entry
  *   except writers that together cover it, each ordered after it already
  *   (strata__view_covered_blocks): any later access that overlaps its bytes
  *   overlaps one of those writers and follows it. So a buffer read whole and
@@ -37,6 +40,7 @@
 
 typedef struct strata__access {
     uint64_t             task;     /* id of the task that made the access */
+    uint32_t             slot;     /* the owner's word for where that task lives (dep's third argument) */
     const strata_tensor *view;     /* that task's copy of the tensor; valid until it retires */
     strata__extent       ext;
     uint64_t             covered;  /* blocks of ext later writers that follow it wrote */
@@ -46,7 +50,7 @@ typedef struct strata__access {
 
 typedef struct strata__buffer {
     uint64_t addr, nbytes;         /* the registered range */
-    uint64_t last_user;            /* last task id that named it; 0 = none */
+    uint64_t last_user[4];         /* last task id of each ring (a task id's low bits) that named it; 0 = none */
     uint32_t writers, readers;     /* heads of its access lists, newest first */
     uint32_t reads_since_prune;    /* readers added since the stale ones were dropped */
     uint32_t prune_after;          /* ... and how many more trigger the next drop; 0 = 32 */
@@ -86,14 +90,15 @@ void strata__tmap_forget_accesses(strata__tensormap *m);
 
 /* Called for each earlier task the new access must follow; returns 0 or a status
    that stops the walk. */
-typedef int (*strata__dep_fn)(void *ctx, uint64_t producer);
+typedef int (*strata__dep_fn)(void *ctx, uint64_t producer, uint32_t producer_slot);
 
-/* Record that task `task` accesses `view` (extent `ext`) of buffer `index`,
-   reading and/or writing. First reports every earlier live access it must follow
-   (RAW, WAR, WAW) through dep(); entries of tasks below `retired_below` are stale
-   and dropped. Returns 0, a status from dep(), or STRATA_ENOMEM. */
-int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task,
+/* Record that task `task` (in `slot`, handed back to dep() with its id)
+   accesses `view` (extent `ext`) of buffer `index`, reading and/or writing. First reports every earlier live access it must follow
+   (RAW, WAR, WAW) through dep(); entries of tasks below live_from[task & 3] are
+   stale and dropped (one ring: four equal entries). Returns 0, a status from
+   dep(), or STRATA_ENOMEM. */
+int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uint32_t slot,
                         const strata_tensor *view, const strata__extent *ext, bool reads,
-                        bool writes, uint64_t retired_below, strata__dep_fn dep, void *ctx);
+                        bool writes, const uint64_t live_from[4], strata__dep_fn dep, void *ctx);
 
 #endif

@@ -598,8 +598,9 @@ typedef struct link_ctx {
     uint32_t      t;
 } link_ctx;
 
-static int link_dep(void *arg, uint64_t producer)
+static int link_dep(void *arg, uint64_t producer, uint32_t unused_slot)
 {
+    (void)unused_slot;   /* a task's slot follows from its id here */
     link_ctx *ctx = arg;
     strata__node *n = ctx->n;
     /* producer >= done_watermark + 1 (the TensorMap skips older ids), so its
@@ -858,13 +859,15 @@ static int submit(strata_orch *o, const char *call, strata__reg_kind kind, strat
     }
     /* The task reads and writes the union of its members' tensors. */
     link_ctx lc = {n, t};
+    /* one ring: the same watermark whatever a task id's low bits say */
+    uint64_t w = (uint64_t)n->done_watermark + 1;
+    const uint64_t live_from[4] = {w, w, w, w};
     for (uint32_t i = 0; rc == STRATA_OK && i < nt; i++) {
         strata_tag tag = task->tags[i];
         if (tag == STRATA_NO_DEP)
             continue;
-        rc = strata__tmap_access(&n->buffers, buf[i], (uint64_t)t + 1, &task->tensors[i], &ext[i],
-                                 strata__tag_reads(tag), strata__tag_writes(tag), (uint64_t)n->done_watermark + 1,
-                                 link_dep, &lc);
+        rc = strata__tmap_access(&n->buffers, buf[i], (uint64_t)t + 1, 0, &task->tensors[i], &ext[i],
+                                 strata__tag_reads(tag), strata__tag_writes(tag), live_from, link_dep, &lc);
     }
     if (!small) {
         free(ext);

@@ -150,7 +150,7 @@ typedef struct strata__node_edge {
 typedef struct strata__node {
     strata_worker_config   cfg;          /* the worker's copy */
     int                    level;
-    strata__ring_sizes     chip_rings;   /* ring defaults of every chip child */
+    strata__ring_config    chip_rings;   /* ring defaults of every chip child */
     /* shared host heap: mapped at create, valid until close */
     uint8_t               *heap;
     uint64_t               heap_bytes;

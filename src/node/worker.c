@@ -48,7 +48,7 @@ struct strata_worker {
     char                *runtime_name;
     int                 *device_ids;
     const strata__platform *platform;
-    strata__ring_sizes   rings;        /* from the environment at create, or defaults */
+    strata__ring_config  rings;        /* from the environment at create, or defaults */
     strata_state         state;
     strata__callable   **callables;    /* handle h is callables[h - 1]; each owned */
     uint32_t             ncallables, callables_cap;
@@ -237,23 +237,41 @@ static int check_config(const strata_worker_config *cfg)
     return STRATA_OK;
 }
 
-/* Ring sizes: built-in defaults, then PTO2_RING_* from the environment. */
-static int read_ring_env(uint64_t memory_bytes, strata__ring_sizes *r)
+/* Ring sizes of every scope depth: built-in defaults, then PTO2_RING_* from
+   the environment (one value for every depth, or four). */
+static int read_ring_env(uint64_t memory_bytes, strata__ring_config *r)
 {
-    r->task_window = STRATA__DEFAULT_WINDOW;
-    r->dep_pool = STRATA__DEFAULT_DEP_POOL;
-    r->heap = STRATA__DEFAULT_HEAP < memory_bytes / 2 ? STRATA__DEFAULT_HEAP : memory_bytes / 2;
-    r->heap &= ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-    int rc = strata__env_u64("PTO2_RING_TASK_WINDOW", STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true, false,
-                             &r->task_window);
+    uint64_t window[STRATA__DEPTHS], heap[STRATA__DEPTHS], dep[STRATA__DEPTHS];
+    uint64_t heap_default = STRATA__DEFAULT_HEAP < memory_bytes / 2 ? STRATA__DEFAULT_HEAP : memory_bytes / 2;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        window[d] = STRATA__DEFAULT_WINDOW;
+        dep[d] = STRATA__DEFAULT_DEP_POOL;
+        heap[d] = heap_default & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+    }
+    int rc = strata__env_u64_list("PTO2_RING_TASK_WINDOW", STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true, false,
+                                  window, STRATA__DEPTHS, &r->env_listed[0]);
     if (rc == STRATA_OK)
-        rc = strata__env_u64("PTO2_RING_HEAP", STRATA__HEAP_MIN, memory_bytes / 2, false, true, &r->heap);
+        rc = strata__env_u64_list("PTO2_RING_HEAP", STRATA__HEAP_MIN, memory_bytes / 2, false, true, heap,
+                                  STRATA__DEPTHS, &r->env_listed[1]);
     if (rc == STRATA_OK)
-        rc = strata__env_u64("PTO2_RING_DEP_POOL", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false, true,
-                             &r->dep_pool);
+        rc = strata__env_u64_list("PTO2_RING_DEP_POOL", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false, true,
+                                  dep, STRATA__DEPTHS, &r->env_listed[2]);
+    uint64_t scope_rings = STRATA__DEPTHS;
+    if (rc == STRATA_OK)
+        rc = strata__env_u64("STRATA_SCOPE_RINGS", 1, STRATA__DEPTHS, false, false, &scope_rings);
+    r->scope_rings = (uint32_t)scope_rings;
     if (rc)
         return strata__error_prefix(rc, "strata_worker_create");
-    r->heap = (r->heap + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+    uint64_t slots = 0;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        r->depth[d] = (strata__ring_sizes){window[d], (heap[d] + STRATA__DEVICE_ALIGN - 1) &
+                                                      ~(uint64_t)(STRATA__DEVICE_ALIGN - 1), dep[d]};
+        slots += window[d];
+    }
+    if (slots > STRATA__WINDOW_TOTAL_MAX)
+        return strata__fail(STRATA_EINVAL, "strata_worker_create: PTO2_RING_TASK_WINDOW gives the four scope depths "
+                            "%llu slots in all; together they may have at most %u", (unsigned long long)slots,
+                            STRATA__WINDOW_TOTAL_MAX);
     return STRATA_OK;
 }
 
@@ -369,10 +387,13 @@ int strata_worker_init(strata_worker *w)
     }
     strata__chip_stats(w->chip, &w->last_stats);
     w->state = STRATA_STATE_READY;
-    strata__log(STRATA__LOG_INFO, "chip %d ready: %u AIC + %u AIV cores, %llu bytes of chip memory, rings "
-                "task_window %llu, heap %llu, dep_pool %llu", w->cfg.device_id, w->cfg.aic_cores, w->cfg.aiv_cores,
-                (unsigned long long)w->cfg.device_memory_bytes, (unsigned long long)w->rings.task_window,
-                (unsigned long long)w->rings.heap, (unsigned long long)w->rings.dep_pool);
+    const strata__ring_sizes *r0 = &w->rings.depth[0];
+    strata__log(STRATA__LOG_INFO, "chip %d ready: %u AIC + %u AIV cores, %llu bytes of chip memory, rings of "
+                "scope depth 0 task_window %llu, heap %llu, dep_pool %llu%s", w->cfg.device_id, w->cfg.aic_cores,
+                w->cfg.aiv_cores, (unsigned long long)w->cfg.device_memory_bytes, (unsigned long long)r0->task_window,
+                (unsigned long long)r0->heap, (unsigned long long)r0->dep_pool,
+                w->rings.env_listed[0] || w->rings.env_listed[1] || w->rings.env_listed[2]
+                    ? " (deeper depths: PTO2_RING_* lists)" : " (every depth alike)");
     return STRATA_OK;
 }
 
@@ -802,6 +823,14 @@ int strata_worker_run_info(const strata_worker *w, strata_run_info *out)
         info.orch_ns = w->node->run_orch_ns;
         info.longest_task_ns = w->node->run_longest_ns;
         info.longest_task = w->node->run_longest_task;
+    } else if (w->chip) {
+        for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+            strata_ring_stats by[3];
+            strata__chip_depth_stats(w->chip, d, by);
+            info.task_window_by_depth[d] = by[0];
+            info.heap_by_depth[d] = by[1];
+            info.dep_pool_by_depth[d] = by[2];
+        }
     }
     /* as much as the caller's struct holds: a program built against an older
        header gets the fields it knows */

@@ -285,7 +285,7 @@ static void release_and_wait(strata_worker *w, int threads_before)
     CHECK(test_now_ns() - t0 < 10 * 1000000000ull);
     CHECK_OK(strata_worker_close(w));   /* idempotent */
     strata_worker_destroy(w);
-    test_allow_mappings(1);   /* the abandoned chip's memory, on purpose */
+    test_allow_mappings(2);   /* the abandoned chip's memory and task bodies, on purpose */
     atomic_store(&release_hung, 1);
     uint64_t deadline = test_now_ns() + 10000000000ull;
     while (count_threads() > threads_before && test_now_ns() < deadline)

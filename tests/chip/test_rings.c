@@ -1,11 +1,14 @@
 /* chip.rings: the task window, heap and dep_pool rings: back-pressure, scopes
- * recycling intermediates, requests that can never fit, high-water marks. */
+ * recycling intermediates, requests that can never fit, high-water marks; the
+ * rings of each scope depth: an inner scope looping in small rings beside a
+ * task of the outer scope that runs the whole time, a buffer used at two
+ * depths, messages that name the depth and where its size came from. */
 #include "harness.h"
 
 #include <stdatomic.h>
 #include <time.h>
 
-enum { PRODUCE = 0, ACCUMULATE = 1, NOP = 2, SLOW = 3 };
+enum { PRODUCE = 0, ACCUMULATE = 1, NOP = 2, SLOW = 3, WAIT_COUNT = 4, COUNT = 5, STEADY = 6 };
 
 static uint64_t *u64_at(const strata_tensor *t)
 {
@@ -40,10 +43,48 @@ static int slow(const strata_task_args *a)
     return 0;
 }
 
+/* The inner loop's progress, and the outer task that waits for all of it. */
+static _Atomic uint64_t counted;
+static uint64_t count_goal;
+
+/* tensors[1][0] += tensors[0][0]; one more iteration counted */
+static int count(const strata_task_args *a)
+{
+    *u64_at(&a->tensors[1]) += *u64_at(&a->tensors[0]);
+    atomic_fetch_add(&counted, 1);
+    return 0;
+}
+
+/* runs until the inner loop has counted count_goal iterations (at most 60 s:
+   then it fails, and the run with it) */
+static int wait_count(const strata_task_args *a)
+{
+    (void)a;
+    for (int i = 0; i < 60000 && atomic_load(&counted) < count_goal; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&counted) < count_goal;
+}
+
+/* reads tensors[0][0] (it must be scalars[0]), waits 50 ms, reads it again:
+   fails if the bytes changed under it */
+static int steady(const strata_task_args *a)
+{
+    uint64_t before = *(volatile uint64_t *)u64_at(&a->tensors[0]);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    uint64_t after = *(volatile uint64_t *)u64_at(&a->tensors[0]);
+    return before != a->scalars[0] || after != a->scalars[0];
+}
+
 static const strata_kernel_entry kernels[] = {{PRODUCE, STRATA_AIV, produce},
                                               {ACCUMULATE, STRATA_AIC, accumulate},
                                               {NOP, STRATA_AIV, nop},
-                                              {SLOW, STRATA_AIV, slow}};
+                                              {SLOW, STRATA_AIV, slow},
+                                              {WAIT_COUNT, STRATA_AIV, wait_count},
+                                              {COUNT, STRATA_AIC, count},
+                                              {STEADY, STRATA_AIV, steady}};
 
 /* The scenario each orchestration function plays, set by the test. */
 static uint64_t n_iterations;
@@ -78,7 +119,7 @@ static int loop_orch(strata_chip_orch *o, const strata_task_args *args, const st
 
 static strata_handle register_orch(strata_worker *w, const char *name, strata_chip_orch_fn orch)
 {
-    strata_chip_callable c = {name, orch, kernels, 4};
+    strata_chip_callable c = {name, orch, kernels, 7};
     strata_handle h;
     CHECK_OK(strata_worker_register_chip(w, &c, &h));
     return h;
@@ -157,6 +198,7 @@ TEST_CASE(scopes_recycle_heap)
 static uint64_t alloc_bytes;
 static int alloc_count;
 static bool end_scopes;
+static int alloc_depth = 1;   /* scopes each allocation is nested in, with end_scopes */
 
 static int alloc_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
 {
@@ -165,13 +207,15 @@ static int alloc_orch(strata_chip_orch *o, const strata_task_args *args, const s
     for (int i = 0; i < alloc_count; i++) {
         strata_tensor t;
         uint64_t shape = alloc_bytes;
-        int rc = end_scopes ? strata_chip_scope_begin(o) : 0;
+        int rc = 0;
+        for (int d = 0; end_scopes && rc == 0 && d < alloc_depth; d++)
+            rc = strata_chip_scope_begin(o);
         if (rc == 0)
             rc = strata_chip_alloc(o, STRATA_U8, 1, &shape, &t);
         strata_tag tag = STRATA_OUTPUT;
         if (rc == 0)
             rc = strata_chip_submit(o, NOP, &(strata_task_args){&t, &tag, 1, NULL, 0});
-        if (rc == 0 && end_scopes)
+        for (int d = 0; end_scopes && rc == 0 && d < alloc_depth; d++)
             rc = strata_chip_scope_end(o);
         if (rc)
             return orch_status = rc;
@@ -196,7 +240,7 @@ TEST_CASE(buffer_larger_than_heap_fails_fast)
     uint64_t t0 = test_now_ns();
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ERING);
     CHECK(test_now_ns() - t0 < 5000000000ull);
-    CHECK_ERROR_HAS("heap ring is 4096 bytes (call_config.ring_heap)");
+    CHECK_ERROR_HAS("heap ring of scope depth 1 is 4096 bytes (call_config.ring_heap)");
     CHECK_ERROR_HAS("8192-byte buffer can never fit");
     CHECK_ERROR_HAS("set call_config.ring_heap to at least 8192");
     CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
@@ -222,7 +266,7 @@ TEST_CASE(heap_held_by_open_scope_fails_fast)
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ERING);
     CHECK(test_now_ns() - t0 < 5000000000ull);
     CHECK_STATUS(orch_status, STRATA_ERING);
-    CHECK_ERROR_HAS("heap ring is 4096 bytes (call_config.ring_heap)");
+    CHECK_ERROR_HAS("heap ring of scope depth 0 is 4096 bytes (call_config.ring_heap)");
     CHECK_ERROR_HAS("4 buffers whose scope has not ended");
     CHECK_ERROR_HAS("strata_chip_scope_end");
     end_scopes = true;
@@ -309,7 +353,7 @@ TEST_CASE(messages_name_the_variable)
     alloc_count = 1;
     end_scopes = true;
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ERING);
-    CHECK_ERROR_HAS("heap ring is 4096 bytes (PTO2_RING_HEAP)");
+    CHECK_ERROR_HAS("heap ring of scope depth 1 is 4096 bytes (PTO2_RING_HEAP)");
     CHECK_ERROR_HAS("set PTO2_RING_HEAP to at least 8192");
     CHECK_OK(strata_worker_close(w));
     strata_worker_destroy(w);
@@ -338,6 +382,178 @@ TEST_CASE(bad_call_config_sizes)
     strata_worker_destroy(w);
 }
 
+/* ---- rings per scope depth ---- */
+
+/* A task of the outer scope runs the whole time (it waits for the inner loop
+   to finish); an inner scope loops 10,000 times in rings of 16 slots, 16 edges
+   and 1 KiB of heap per depth, allocating 64 bytes each time: 640 KB through
+   a 1 KiB ring. Each depth's ring retires on its own, so the loop never waits
+   for the outer task, and never fails. */
+static int outer_inner_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tensor acc = args->tensors[0];
+    int rc = strata_chip_scope_begin(o);   /* the outer scope: depth 1 */
+    if (rc == 0)
+        rc = strata_chip_submit(o, WAIT_COUNT, NULL);
+    for (uint64_t i = 1; rc == 0 && i <= n_iterations; i++) {
+        strata_tensor tmp;
+        uint64_t eight = 8;
+        rc = strata_chip_scope_begin(o);   /* the inner scope: depth 2 */
+        if (rc == 0)
+            rc = strata_chip_alloc(o, STRATA_U64, 1, &eight, &tmp);
+        strata_tag out = STRATA_OUTPUT;
+        if (rc == 0)
+            rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&tmp, &out, 1, &i, 1});
+        strata_tensor t2[2] = {tmp, acc};
+        strata_tag tags2[2] = {STRATA_INPUT, STRATA_INOUT};
+        if (rc == 0)
+            rc = strata_chip_submit(o, COUNT, &(strata_task_args){t2, tags2, 2, NULL, 0});
+        if (rc == 0)
+            rc = strata_chip_scope_end(o);
+    }
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    return orch_status = rc;
+}
+
+TEST_CASE(inner_scope_loops_beside_a_long_outer_task)
+{
+    strata_worker *w = test_worker(1, 2);   /* the outer task holds one AIV core */
+    strata_handle h = register_orch(w, "outer_inner", outer_inner_orch);
+    strata_buffer acc = test_malloc(w, 64);
+    n_iterations = 10000;
+    for (int run = 0; run < 2; run++) {
+        atomic_store(&counted, 0);
+        count_goal = n_iterations;
+        strata_call_config cfg = {0};
+        cfg.ring_task_window = 16;
+        cfg.ring_dep_pool = 16;
+        cfg.ring_heap = 1024;
+        CHECK_EQ_U64(run_loop(w, h, acc, &cfg), n_iterations * (n_iterations + 1) / 2);
+        strata_run_info info = {.size = sizeof info};
+        CHECK_OK(strata_worker_run_info(w, &info));
+        CHECK_EQ_U64(info.task_window_by_depth[1].high_water, 1);      /* the outer task */
+        CHECK_EQ_U64(info.task_window_by_depth[2].size, 16);
+        CHECK(info.task_window_by_depth[2].high_water <= 16);
+        CHECK(info.heap_by_depth[2].high_water <= 1024);                /* 640 KB went through it */
+        CHECK(info.dep_pool_by_depth[2].high_water <= 16);
+        CHECK_EQ_U64(info.task_window_by_depth[0].high_water, 0);      /* nothing at depth 0 */
+    }
+    strata_run_stats st;
+    CHECK_OK(strata_worker_stats(w, &st));
+    CHECK_EQ_U64(st.tasks_completed, 2 * (2 * n_iterations + 1));
+    CHECK_OK(strata_worker_free(w, acc));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+}
+
+/* An intermediate of depth 1 read by a slow task of depth 2 and then by a quick
+   one of depth 1: the quick one retires first (its ring is another), but the
+   bytes are reused only after the slow one too has finished. The next scope
+   of depth 1 allocates in a heap that holds one buffer, so it gets the same
+   bytes and writes them at once. */
+static int two_depths_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)args;
+    (void)cfg;
+    uint64_t seven = 7, nine = 9, elems = 128;   /* 1 KiB: the whole heap of depth 1 */
+    strata_tensor tmp, again;
+    strata_tag out = STRATA_OUTPUT, in = STRATA_INPUT;
+    int rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_alloc(o, STRATA_U64, 1, &elems, &tmp);
+    if (rc == 0)
+        rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&tmp, &out, 1, &seven, 1});
+    if (rc == 0)
+        rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_submit(o, STEADY, &(strata_task_args){&tmp, &in, 1, &seven, 1});
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    if (rc == 0)
+        rc = strata_chip_submit(o, NOP, &(strata_task_args){&tmp, &in, 1, NULL, 0});
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    if (rc == 0)
+        rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_alloc(o, STRATA_U64, 1, &elems, &again);
+    if (rc == 0 && again.addr != tmp.addr)
+        rc = STRATA_EINVAL;   /* the heap holds one buffer: the same bytes */
+    if (rc == 0)
+        rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&again, &out, 1, &nine, 1});
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    return orch_status = rc;
+}
+
+TEST_CASE(a_buffer_used_at_two_depths_waits_for_both)
+{
+    strata_worker *w = test_worker(1, 2);
+    strata_handle h = register_orch(w, "two_depths", two_depths_orch);
+    strata_call_config cfg = {0};
+    cfg.ring_heap_by_depth[1] = 1024;
+    for (int run = 0; run < 5; run++)
+        CHECK_OK(strata_worker_run_chip(w, h, NULL, &cfg));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+}
+
+/* Messages name the depth and where its size came from: a list in the
+   environment, a per-depth call_config entry, the ring shared by depth 3 and
+   deeper; bad lists and entries are refused saying why. */
+TEST_CASE(messages_name_the_depth)
+{
+    test_setenv("PTO2_RING_HEAP", "4096,4096,2048,4096");
+    strata_worker *w = test_worker(1, 1);
+    test_setenv("PTO2_RING_HEAP", NULL);
+    strata_handle h = register_alloc(w);
+    alloc_bytes = 3000;
+    alloc_count = 1;
+    end_scopes = true;
+    alloc_depth = 2;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ERING);
+    CHECK_ERROR_HAS("heap ring of scope depth 2 is 2048 bytes (PTO2_RING_HEAP's value for scope depth 2); a "
+                    "3000-byte buffer can never fit; set PTO2_RING_HEAP's value for scope depth 2 to at least 3008");
+    alloc_depth = 1;
+    CHECK_OK(strata_worker_run_chip(w, h, NULL, NULL));   /* depth 1 has 4096 bytes */
+    strata_call_config cfg = {0};
+    cfg.ring_heap_by_depth[1] = 1024;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ERING);
+    CHECK_ERROR_HAS("heap ring of scope depth 1 is 1024 bytes (call_config.ring_heap_by_depth[1])");
+    alloc_depth = 5;
+    cfg.ring_heap_by_depth[1] = 0;
+    cfg.ring_heap_by_depth[3] = 2048;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ERING);
+    CHECK_ERROR_HAS("heap ring of scope depth 5 (the ring of depth 3 and deeper) is 2048 bytes "
+                    "(call_config.ring_heap_by_depth[3])");
+    alloc_depth = 1;
+    cfg.ring_heap_by_depth[3] = 0;
+    cfg.ring_task_window_by_depth[2] = 3;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_EINVAL);
+    CHECK_ERROR_HAS("call_config.ring_task_window_by_depth[2] is 3; it must be a power of two");
+    cfg.ring_task_window_by_depth[0] = cfg.ring_task_window_by_depth[1] = cfg.ring_task_window_by_depth[2] = 65536;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_EINVAL);
+    CHECK_ERROR_HAS("the task_window rings of the four scope depths have 65536, 65536, 65536, 1024 slots, 197632 in "
+                    "all; together they may have at most 131072");
+    CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
+    CHECK_OK(strata_worker_run_chip(w, h, NULL, NULL));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+    /* a list of the wrong length */
+    test_setenv("PTO2_RING_DEP_POOL", "64,64");
+    strata_worker_config wc;
+    strata_worker_config_init(&wc, 2);
+    CHECK_STATUS(strata_worker_create(&wc, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL is \"64,64\"; it must be one value or 4 comma-separated values");
+    test_setenv("PTO2_RING_DEP_POOL", "64,64,0,64");
+    CHECK_STATUS(strata_worker_create(&wc, &w), STRATA_EINVAL);
+    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL's value 3 is \"0\"");
+    test_setenv("PTO2_RING_DEP_POOL", NULL);
+}
+
 TEST_MAIN(CASE(backpressure_tiny_rings_100k_tasks), CASE(scopes_recycle_heap), CASE(buffer_larger_than_heap_fails_fast),
           CASE(heap_held_by_open_scope_fails_fast), CASE(task_with_more_producers_than_dep_pool),
-          CASE(messages_name_the_variable), CASE(bad_call_config_sizes))
+          CASE(messages_name_the_variable), CASE(bad_call_config_sizes), CASE(inner_scope_loops_beside_a_long_outer_task),
+          CASE(a_buffer_used_at_two_depths_waits_for_both), CASE(messages_name_the_depth))

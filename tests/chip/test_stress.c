@@ -34,6 +34,9 @@ enum {
     MASK_WORDS = INTER_BYTES_MAX / 64,
     FUNC_AIC = 0,
     FUNC_AIV = 1,
+    FUNC_NOP_AIC = 2,            /* the idle parts of a mixed task */
+    FUNC_NOP_AIV = 3,
+    MAX_DEPTH = 6,               /* scopes nest this deep at most (the engine's rings: 4) */
 };
 
 #define LOG_SENTINEL 0xA5A5F00DDEADBEEFull
@@ -231,6 +234,12 @@ static int kernel_aic(const strata_task_args *a)
     return kernel_checksum(a);
 }
 
+static int kernel_nop(const strata_task_args *a)
+{
+    (void)a;
+    return 0;
+}
+
 static int kernel_aiv(const strata_task_args *a)
 {
     return kernel_checksum(a);
@@ -256,6 +265,11 @@ typedef struct op {
     uint32_t log_at;      /* where the log tensor goes among the task's tensors */
     uint64_t seed, spin, fail;
     view     v[MAX_VIEWS];
+    /* a mixed task (a chip of clusters): the kernel runs as part `part` (0 AIC,
+       1 AIV0, 2 AIV1) with the views; the other parts present in `nops` (bit
+       per part) run a kernel that does nothing */
+    bool     mixed;
+    uint32_t part, nops;
     /* OP_ALLOC */
     uint32_t inter;
 } op;
@@ -266,6 +280,8 @@ typedef struct gen_params {
     bool     heap;            /* scopes with intermediates */
     uint32_t inter_elems_max; /* U64 elements, a multiple of 8, <= 64 */
     uint32_t allocs_per_scope;
+    uint32_t max_depth;       /* scopes nest up to this (0: 2, as with heap) and open without heap too */
+    uint32_t mixed_percent;   /* share of tasks submitted as mixed tasks */
 } gen_params;
 
 typedef struct program {
@@ -373,6 +389,11 @@ static op *new_task(program *p, rng *r, const gen_params *g)
     op *o = new_op(p, OP_TASK);
     o->task = p->ntasks++;
     o->func = below(r, 100) < g->aiv_percent ? FUNC_AIV : FUNC_AIC;
+    o->mixed = g->mixed_percent && below(r, 100) < g->mixed_percent;
+    if (o->mixed) {
+        o->part = o->func == FUNC_AIC ? 0 : 1 + (uint32_t)below(r, 2);
+        o->nops = (uint32_t)below(r, 8) & ~(1u << o->part);
+    }
     o->seed = rng_next(r);
     uint64_t x = below(r, 100);
     /* nanoseconds; the rare long ones outlast a scheduler tick, so kernels overlap
@@ -410,7 +431,7 @@ static void random_task(program *p, rng *r, const gen_params *g, const uint32_t 
 
 typedef struct scope_state {
     uint32_t depth;
-    uint32_t left[3];           /* tasks left in the scope at each depth */
+    uint32_t left[MAX_DEPTH + 1]; /* tasks left in the scope at each depth */
     uint32_t allocs_left;       /* in the outermost scope, nested ones included */
     uint32_t active[16], active_depth[16], nactive;
 } scope_state;
@@ -475,19 +496,22 @@ static void generate(program *p, uint64_t seed, const gen_params *g)
     p->inter_bytes_total = 0;
     rng r = {seed * 0x2545F4914F6CDD1Dull + 17};
     scope_state s = {0};
+    /* heap alone: scopes of depth 1 and 2, as before max_depth (same seeds) */
+    uint32_t max_depth = g->max_depth ? g->max_depth : 2, deeper = g->max_depth ? 25 : 10;
+    CHECK(max_depth <= MAX_DEPTH);
     while (p->ntasks < g->ntasks) {
-        if (g->heap) {
+        if (g->heap || g->max_depth) {
             if (s.depth == 0 && below(&r, 100) < 30) {
                 new_op(p, OP_SCOPE_BEGIN);
                 s.depth = 1;
                 s.left[1] = 1 + (uint32_t)below(&r, 8);
-                s.allocs_left = 1 + (uint32_t)below(&r, g->allocs_per_scope);
-            } else if (s.depth == 1 && below(&r, 100) < 10) {
+                s.allocs_left = g->heap ? 1 + (uint32_t)below(&r, g->allocs_per_scope) : 0;
+            } else if (s.depth >= 1 && s.depth < max_depth && below(&r, 100) < deeper) {
                 new_op(p, OP_SCOPE_BEGIN);
-                s.depth = 2;
-                s.left[2] = 1 + (uint32_t)below(&r, 6);
+                s.depth++;
+                s.left[s.depth] = 1 + (uint32_t)below(&r, 6);
             }
-            if (s.depth > 0 && s.allocs_left > 0 && below(&r, 100) < 50)
+            if (g->heap && s.depth > 0 && s.allocs_left > 0 && below(&r, 100) < 50)
                 alloc_inter(p, &r, g, &s);
         }
         if (p->ntasks < g->ntasks)
@@ -567,7 +591,26 @@ static int orchestrate(strata_chip_orch *orch, const strata_task_args *args, con
             strata_tag tags[MAX_VIEWS + 1];
             uint32_t n = build_task(o, base, size, p->log.addr, ts, tags);
             uint64_t sc[3] = {o->seed, o->spin, o->fail};
-            rc = strata_chip_submit(orch, o->func, &(strata_task_args){ts, tags, n, sc, 3});
+            strata_task_args a = {ts, tags, n, sc, 3};
+            if (o->mixed) {
+                static const strata_task_args none;
+                int id[3] = {-1, -1, -1};
+                const strata_task_args *pa[3] = {NULL, NULL, NULL};
+                for (uint32_t part = 0; part < 3; part++)
+                    if (o->nops & (1u << part)) {
+                        id[part] = part == 0 ? FUNC_NOP_AIC : FUNC_NOP_AIV;
+                        pa[part] = &none;
+                    }
+                id[o->part] = o->func;
+                pa[o->part] = &a;
+                strata_mixed_task m = {id[0], id[1], id[2], pa[0], pa[1], pa[2]};
+                uint32_t number = UINT32_MAX;
+                rc = strata_chip_submit_mixed(orch, &m, &number);
+                if (rc == STRATA_OK && number != p->submitted)
+                    rc = STRATA_EINVAL;   /* task numbers count every submit of the run */
+            } else {
+                rc = strata_chip_submit(orch, o->func, &a);
+            }
             if (rc == STRATA_OK)
                 p->submitted++;
             break;
@@ -659,8 +702,11 @@ static const char *dtype_name(strata_dtype dtype)
 
 static void dump_task(const op *o)
 {
-    fprintf(stderr, "  task %u (func_id %d, seed 0x%llx, spin %llu ns):\n", o->task, o->func,
+    fprintf(stderr, "  task %u (func_id %d, seed 0x%llx, spin %llu ns", o->task, o->func,
             (unsigned long long)o->seed, (unsigned long long)o->spin);
+    if (o->mixed)
+        fprintf(stderr, ", mixed: the kernel as part %u, idle parts 0x%x", o->part, o->nops);
+    fprintf(stderr, "):\n");
     for (uint32_t i = 0; i < o->nviews; i++) {
         const strata_tensor *t = &o->v[i].t;
         fprintf(stderr, "    %s %s %u, %s offset %llu shape", tag_name(o->v[i].tag),
@@ -740,8 +786,10 @@ static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
     static const strata_kernel_entry kernels[] = {
         {FUNC_AIC, STRATA_AIC, kernel_aic},
         {FUNC_AIV, STRATA_AIV, kernel_aiv},
+        {FUNC_NOP_AIC, STRATA_AIC, kernel_nop},
+        {FUNC_NOP_AIV, STRATA_AIV, kernel_nop},
     };
-    strata_chip_callable c = {"stress", orchestrate, kernels, 2};
+    strata_chip_callable c = {"stress", orchestrate, kernels, 4};
     CHECK_OK(strata_worker_register_chip(g->w, &c, &g->h));
     for (int b = 0; b < NBUF; b++)
         g->bufs[b] = test_malloc(g->w, BUF_BYTES);
@@ -997,6 +1045,69 @@ TEST_CASE(random_dags_heap_scopes)
     rig_close(&g);
 }
 
+/* Scopes nested up to six deep (the engine's rings: depths 0, 1, 2 and 3 and
+   deeper), with intermediates at every depth: each depth's tasks, edges and
+   buffers retire in their own ring, while dependencies cross rings freely.
+   Per-depth sizes (call_config.*_by_depth) tiny for some depths and default
+   for others, and the scalars for every depth. */
+TEST_CASE(random_dags_deep_scopes)
+{
+    static const struct { uint64_t window[4], dep[4], heap[4]; uint64_t scalar_window; } rings[] = {
+        {{0}, {0}, {4096, 4096, 4096, 4096}, 0},
+        {{4, 2, 8, 1}, {3, 1, 8, 2}, {4096, 4096, 4096, 4096}, 0},
+        {{0, 0, 2, 2}, {0, 0, 1, 1}, {0, 4096, 4096, 8192}, 0},
+        {{0}, {0}, {4096, 4096, 4096, 4096}, 4},
+        {{16, 1, 1, 1}, {0}, {8192, 4096, 4096, 4096}, 0},
+    };
+    rig g;
+    rig_open(&g, 2, 3);
+    uint64_t n = sizeof rings / sizeof rings[0];
+    uint32_t deepest = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        gen_params gp = {.ntasks = 300, .aiv_percent = 50, .heap = true, .allocs_per_scope = 4,
+                         .inter_elems_max = 64, .max_depth = MAX_DEPTH};
+        strata_call_config cc = {0};
+        cc.ring_task_window = rings[seed % n].scalar_window;
+        for (int d = 0; d < 4; d++) {
+            cc.ring_task_window_by_depth[d] = rings[seed % n].window[d];
+            cc.ring_dep_pool_by_depth[d] = rings[seed % n].dep[d];
+            cc.ring_heap_by_depth[d] = rings[seed % n].heap[d];
+        }
+        char what[64];
+        snprintf(what, sizeof what, "deep scopes, ring set %llu", (unsigned long long)(seed % n));
+        run_seed(&g, 5000 + seed, &gp, &cc, what);
+        uint32_t depth = 0;
+        for (uint32_t i = 0; i < g.p->nops; i++) {
+            depth += g.p->ops[i].kind == OP_SCOPE_BEGIN;
+            depth -= g.p->ops[i].kind == OP_SCOPE_END;
+            if (depth > deepest)
+                deepest = depth;
+        }
+    }
+    CHECK(deepest >= 4);   /* the clamped ring saw scopes of more than one depth */
+    rig_close(&g);
+}
+
+/* Mixed tasks on a chip of two clusters (2 AIC + 4 AIV cores): a third of the
+   tasks are mixed, their kernel in one part and idle kernels in some others,
+   among plain tasks, in scopes of random depth and tiny windows: one node of
+   the graph each, ordered like any task. */
+TEST_CASE(random_dags_mixed_tasks)
+{
+    rig g;
+    rig_open(&g, 2, 4);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        gen_params gp = {.ntasks = 250, .aiv_percent = 50, .mixed_percent = 35, .heap = seed % 2 == 0,
+                         .allocs_per_scope = 4, .inter_elems_max = 64, .max_depth = seed % 4 ? 5 : 0};
+        strata_call_config cc = {0};
+        cc.ring_task_window = seed % 3 == 0 ? 4 : 0;
+        cc.ring_dep_pool = seed % 3 == 0 ? 3 : 0;
+        cc.ring_heap = 4096;
+        run_seed(&g, 6000 + seed, &gp, &cc, seed % 3 == 0 ? "mixed tasks, task_window 4" : "mixed tasks");
+    }
+    rig_close(&g);
+}
+
 /* One AIC and one AIV core: the two lanes still race each other. */
 TEST_CASE(random_dags_one_core_each)
 {
@@ -1158,5 +1269,6 @@ TEST_CASE(oracle_detects_misordering)
 }
 
 TEST_MAIN(CASE(random_dags_default_rings), CASE(random_dags_tiny_rings), CASE(random_dags_heap_scopes),
+          CASE(random_dags_deep_scopes), CASE(random_dags_mixed_tasks),
           CASE(random_dags_one_core_each), CASE(random_dags_four_aiv), CASE(random_dags_failure_cancels_dependents),
           CASE(random_dags_tiny_dep_pool), CASE(oracle_detects_misordering))

@@ -92,9 +92,15 @@ typedef struct deps {
     uint64_t got[16];
     int n;
 } deps;
-static int collect(void *ctx, uint64_t producer)
+/* The slot an access is recorded with: handed back with its task id. */
+#define SLOT(task) ((uint32_t)((task) * 7u))
+
+static int collect(void *ctx, uint64_t producer, uint32_t slot)
 {
     deps *d = ctx;
+    if (slot != SLOT(producer))
+        test_fail(__FILE__, __LINE__, "task %llu came back with slot %u, not %u", (unsigned long long)producer, slot,
+                  SLOT(producer));
     d->got[d->n++] = producer;
     return 0;
 }
@@ -116,6 +122,9 @@ static void one_buffer_init(one_buffer *o)
     CHECK_OK(strata__tensor_check(&o->whole, 0, &o->e));
 }
 
+/* One ring: every task id's watermark the same. */
+#define ALL(w) ((const uint64_t[4]){(w), (w), (w), (w)})
+
 /* RAW, WAR and WAW follow from the access list; covered entries are dropped and
    stale ones (retired tasks) never reported. */
 TEST_CASE(access_rules)
@@ -123,21 +132,21 @@ TEST_CASE(access_rules)
     one_buffer o;
     one_buffer_init(&o);
     deps d = {0};
-    CHECK_OK(strata__tmap_access(&o.m, o.b, 1, &o.whole, &o.e, false, true, 1, collect, &d));   /* W1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 1, SLOT(1), &o.whole, &o.e, false, true, ALL(1), collect, &d));   /* W1 */
     CHECK_EQ_U64(d.n, 0);
-    CHECK_OK(strata__tmap_access(&o.m, o.b, 2, &o.whole, &o.e, true, false, 1, collect, &d));   /* R2: RAW on 1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 2, SLOT(2), &o.whole, &o.e, true, false, ALL(1), collect, &d));   /* R2: RAW on 1 */
     CHECK_EQ_U64(d.n, 1);
     CHECK_EQ_U64(d.got[0], 1);
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&o.m, o.b, 3, &o.whole, &o.e, true, false, 1, collect, &d));   /* R3: RAW on 1 only */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 3, SLOT(3), &o.whole, &o.e, true, false, ALL(1), collect, &d));   /* R3: RAW on 1 only */
     CHECK_EQ_U64(d.n, 1);
     CHECK_EQ_U64(d.got[0], 1);
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&o.m, o.b, 4, &o.whole, &o.e, false, true, 1, collect, &d));   /* W4: WAR 3, 2, WAW 1 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 4, SLOT(4), &o.whole, &o.e, false, true, ALL(1), collect, &d));   /* W4: WAR 3, 2, WAW 1 */
     CHECK_EQ_U64(d.n, 3);
     CHECK_EQ_U64(o.m.live_accesses, 1);   /* W4 covers all three: they were dropped */
     d.n = 0;
-    CHECK_OK(strata__tmap_access(&o.m, o.b, 5, &o.whole, &o.e, true, false, 5, collect, &d));   /* 4 retired: stale */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 5, SLOT(5), &o.whole, &o.e, true, false, ALL(5), collect, &d));   /* 4 retired: stale */
     CHECK_EQ_U64(d.n, 0);
     CHECK_EQ_U64(o.m.live_accesses, 1);
     strata__tmap_destroy(&o.m);
@@ -155,18 +164,49 @@ TEST_CASE(read_only_buffer_stays_small)
     uint64_t task = 1;
     for (; task <= 100000; task++) {
         uint64_t retired_below = task > 8 ? task - 8 : 1;   /* 8 readers in flight */
-        CHECK_OK(strata__tmap_access(&o.m, o.b, task, &o.whole, &o.e, true, false, retired_below, collect, &d));
+        CHECK_OK(strata__tmap_access(&o.m, o.b, task, SLOT(task), &o.whole, &o.e, true, false, ALL(retired_below), collect, &d));
         CHECK_EQ_U64(d.n, 0);   /* nothing wrote it */
     }
     CHECK(o.m.high_accesses <= 64);
     CHECK(o.m.live_accesses <= 64);
     /* a writer follows the live readers (tasks task-8 .. task-1), no stale one */
-    CHECK_OK(strata__tmap_access(&o.m, o.b, task, &o.whole, &o.e, false, true, task - 8, collect, &d));
+    CHECK_OK(strata__tmap_access(&o.m, o.b, task, SLOT(task), &o.whole, &o.e, false, true, ALL(task - 8), collect, &d));
     CHECK_EQ_U64(d.n, 8);
     for (int i = 0; i < d.n; i++)
         CHECK(d.got[i] >= task - 8 && d.got[i] < task);
     strata__tmap_destroy(&o.m);
 }
 
-TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(heap_ring_random_fifo),
+/* Ids of two rings (low two bits: the ring, as the chip engine's scope
+   depths): ring 1's readers come and retire by the thousand while one reader
+   of ring 0, older than all of them, stays live. Pruning drops the stale ones
+   wherever they are in the list, keeps the live one, and a writer follows it. */
+TEST_CASE(rings_retire_independently)
+{
+    one_buffer o;
+    one_buffer_init(&o);
+    deps d = {0};
+    uint64_t live[4] = {1 << 2 | 0, 1 << 2 | 1, 1 << 2 | 2, 1 << 2 | 3};
+    uint64_t outer = 1 << 2 | 0;   /* ring 0, local 1: live throughout */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, outer, SLOT(outer), &o.whole, &o.e, true, false, live, collect, &d));
+    uint64_t local = 1;
+    for (; local <= 10000; local++) {
+        live[1] = (local > 4 ? local - 4 : 1) << 2 | 1;   /* ring 1: 4 readers in flight */
+        CHECK_OK(strata__tmap_access(&o.m, o.b, local << 2 | 1, SLOT(local << 2 | 1), &o.whole, &o.e, true, false, live, collect, &d));
+    }
+    CHECK(o.m.high_accesses <= 64);
+    /* a writer of ring 2 follows the outer reader and ring 1's live ones */
+    d.n = 0;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, 1 << 2 | 2, SLOT(1 << 2 | 2), &o.whole, &o.e, false, true, live, collect, &d));
+    CHECK_EQ_U64(d.n, 6);   /* ring 1's locals 9996 .. 10000, and the outer one */
+    int saw_outer = 0;
+    for (int i = 0; i < d.n; i++) {
+        saw_outer += d.got[i] == outer;
+        CHECK(d.got[i] == outer || (d.got[i] & 3) == 1);
+    }
+    CHECK_EQ_U64(saw_outer, 1);
+    strata__tmap_destroy(&o.m);
+}
+
+TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
           CASE(buffer_registry), CASE(access_rules))

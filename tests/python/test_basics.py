@@ -289,7 +289,7 @@ def test_run_passes_args_and_config_through():
     with Worker(level=3) as w:
         w.init()
         ta, cfg = TaskArgs(), CallConfig(timeout_ms=5000, runtime_env={"ring_task_window": [64, 32, 16, 16]})
-        assert cfg.ring_task_window == 64
+        assert cfg.ring_task_window == [64, 32, 16, 16]
         w.run(lambda o, a, c: got.append((a, c)), ta, cfg)
         assert got == [(ta, cfg)]
         w.run(lambda o, a, c: got.append((a, c)))
@@ -589,6 +589,30 @@ def test_stats_say_what_the_last_run_and_each_child_did():
         assert [c["worker"] for c in s["children"]] == [0, 1]
         assert sum(c["tasks"] for c in s["children"]) == 2
         assert all(c["pid"] == w.child_pid(c["worker"]) and c["restarts"] == 0 for c in s["children"])
+
+
+def test_ring_sizes_per_scope_depth(chip_callable):
+    # a list sizes each scope depth's rings (0, 1, 2, 3 and deeper); the chip
+    # checks each entry and names it, and reports every depth's rings
+    with Worker(level=2, device_id=0) as w:
+        w.init()
+        h = w.register(chip_callable)
+        buf = w.malloc(8 * 8)
+        ta = TaskArgs()
+        ta.add_tensor(buf.tensor((8,), DataType.INT64), TensorArgType.INOUT)
+        ta.add_scalar(1)
+        with pytest.raises(strata.InvalidArgumentError, match=r"ring_task_window_by_depth\[1\] is 3"):
+            w.run(h, ta, CallConfig(ring_task_window=[64, 3, 16, 16]))
+        w.run(h, ta, CallConfig(runtime_env={"PTO2_RING_TASK_WINDOW": [64, 32, 16, 8], "ring_heap": 1 << 20}))
+        depths = w.stats()["last_run"]["rings_by_depth"]
+        assert [d["task_window"]["size"] for d in depths] == [64, 32, 16, 8]
+        assert [d["heap"]["size"] for d in depths] == [1 << 20] * 4
+        assert depths[0]["task_window"]["high_water"] >= 1
+        with pytest.raises(strata.InvalidArgumentError, match="so it has 4 entries, not 2"):
+            CallConfig(runtime_env={"ring_heap": [1, 2]})
+        with pytest.raises(strata.InvalidArgumentError, match="so it has 4 entries, not 3"):
+            w.run(h, ta, CallConfig(ring_dep_pool=[8, 8, 8]))
+        w.free(buf)
 
 
 def test_the_runtimes_built_in():

@@ -253,9 +253,9 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
         rc = size_rings(chip, defaults->depth);
     chip->clusters = aiv_cores == 2 * aic_cores;
     for (int t = 0; rc == STRATA_OK && t < 3; t++) {
-        rc = strata__ready_queue_init(&chip->orch_queues[t], 2ull * STRATA__WINDOW_MAX);
+        rc = strata__ready_queue_init(&chip->orch_queues[t], STRATA__WINDOW_TOTAL_MAX);   /* sched.h */
         if (rc == STRATA_OK)
-            rc = strata__ready_queue_init(&chip->lane_queues[t], 2ull * STRATA__WINDOW_MAX);
+            rc = strata__ready_queue_init(&chip->lane_queues[t], STRATA__WINDOW_TOTAL_MAX);
     }
     if (rc == STRATA_OK) {
         bool ok = true;

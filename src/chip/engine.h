@@ -6,8 +6,10 @@
  * its own queue per core type), and a lane that completes a task runs one
  * successor it made ready next and pushes the others (into the lanes' queue).
  *
- * A task lives in one slot of the task window from submit to retirement. Its
- * life, and who moves it:
+ * A task lives in one slot of the task window of its scope depth's ring
+ * (strata__depth_ring: each depth retires in its own order) from submit to
+ * retirement; lanes and ready queues name it by its slot alone. Its life, and
+ * who moves it:
  *   submit (orchestrator): fill args, pending = GUARD, link an edge into every
  *     producer's fanout list (a completing producer takes 1 from pending), then
  *     take GUARD - edges: one read-modify-write per task, not one per edge.
@@ -19,8 +21,9 @@
  *   run (a lane): call the kernel, or skip it when poisoned or the run failed.
  *   complete (that lane): status, close fanout (exchange to CLOSED), decrement
  *     every successor, set done (release).
- *   retire (orchestrator, in id order): free the slot and the edges the task
- *     owned; heap buffers whose scope ended and whose users retired recycle.
+ *   retire (orchestrator, in id order within each ring): free the slot and
+ *     the edges the task owned; heap buffers whose scope ended and whose users
+ *     (in every ring) retired recycle.
  *
  *   word          writer                        reader              ordering
  *   pending       orchestrator (plain store of   same                acq_rel: the last decrement sees all;

@@ -61,11 +61,14 @@ bool strata__ready_pop(strata__ready_queue *q, uint32_t *slot)
         if (diff < 0)
             return false;   /* not pushed yet: empty, or its pusher is still writing */
         if (diff == 0) {
-            /* relaxed CAS: the acquire above already ordered the slot read; the
-               cell is not refilled for a whole lap (see sched.h) */
-            if (atomic_compare_exchange_weak_explicit(&q->dequeue, &pos, pos + 1, memory_order_relaxed,
+            /* The slot is read before the claim, never after (see sched.h):
+               ordered after the acquire of seq, and, by the claim's release,
+               before anything that follows the claim (the refill of the cell
+               comes only after the task has run). */
+            uint32_t s = strata__load_relaxed(&c->slot);
+            if (atomic_compare_exchange_weak_explicit(&q->dequeue, &pos, pos + 1, memory_order_release,
                                                       memory_order_relaxed)) {
-                *slot = strata__load_relaxed(&c->slot);   /* ordered by the acquire of seq */
+                *slot = s;
                 return true;
             }
         } else {

@@ -13,14 +13,18 @@
  *   dequeue     poppers (CAS)        poppers, peek      relaxed    next position to take
  *
  * Why a popper never frees its cell, and a pusher never waits for one: a task
- * is pushed at most once and stays in the task window until it has run. While
- * task T waits to be read by its popper it cannot retire, so every task pushed
- * after T has an id within one window of T's (older ones still alive, newer
- * ones admitted by the window): fewer than twice the largest window of them.
- * The capacity is twice the largest window, so a cell is refilled only after
- * its popper read it, even a popper stalled between its CAS and its read of
- * the slot. seq values of the previous lap differ from
- * pos + 1 by the capacity, so they read as "not yet pushed". */
+ * is pushed at most once and, until a popper claims it, it has not run, so it
+ * holds its slot of the task windows. Entries not yet claimed are therefore
+ * at most the task slots of every scope depth together (at most
+ * STRATA__WINDOW_TOTAL_MAX), and the capacity is at least that: a push
+ * refills a cell only once its previous entry was claimed. A popper reads the
+ * slot before its claim (a CAS that succeeds only while the entry is still
+ * unclaimed, so the slot it read is that entry's) and never touches the cell
+ * after it; the claim's release orders that read before the task runs, and so
+ * before whatever refill follows. (Rings retire independently, so tasks pushed
+ * after a claimed entry are not bounded by one window: a popper that read
+ * after its claim could find the cell refilled.) seq values of the previous
+ * lap differ from pos + 1 by the capacity, so they read as "not yet pushed". */
 #ifndef STRATA_CHIP_SCHED_H
 #define STRATA_CHIP_SCHED_H
 
@@ -45,7 +49,7 @@ typedef struct strata__ready_queue {
     alignas(STRATA__CACHE_LINE) _Atomic uint64_t dequeue;
 } strata__ready_queue;
 
-/* capacity: a power of two, at least twice the largest task window */
+/* capacity: a power of two, at least the task slots of every depth together */
 int  strata__ready_queue_init(strata__ready_queue *q, uint64_t capacity);
 void strata__ready_queue_destroy(strata__ready_queue *q);
 void strata__ready_push(strata__ready_queue *q, uint32_t slot);

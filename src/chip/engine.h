@@ -182,7 +182,7 @@ typedef struct strata__heap_record {
    order, so an inner scope's tasks free their slots, edges and buffers while
    an older task of an outer scope still runs. */
 typedef struct strata__depth_ring {
-    uint32_t            depth;
+    alignas(STRATA__CACHE_LINE) uint32_t depth;   /* lines of their own: see the chip's layout */
     uint32_t            base;              /* first slot */
     uint64_t            window, mask;      /* task_window slots, task_window - 1 */
     uint64_t            next, retire_next; /* local ids */
@@ -239,7 +239,11 @@ struct strata__chip {
     strata__edge       *edges;
     uint64_t            nedges;
 
-    /* orchestrator state (one thread) */
+    /* orchestrator state (one thread). The rings' words change at every
+       submit, so they start a cache line of their own: on the line of
+       `bodies` and `edges`, which every lane reads for every task, they cost
+       a miss per task on each side (bench/l2_overhead independent: 42 ->
+       55 ns per task). */
     const strata__callable *callable;      /* of the run in progress */
     strata__depth_ring  ring[STRATA__DEPTHS];
     strata__depth_ring *cur;               /* the ring of the open scope's depth */
@@ -259,7 +263,9 @@ struct strata__chip {
     uint64_t            run_first_local;   /* the run's first local id there: its tasks are 0, 1, ... from it */
     struct strata__host_edge *hedges;      /* the run's explicit edges, in the order given */
     uint32_t            nhedges, hedges_cap;
-    uint32_t            run_watch;         /* STRATA__WATCH_*: what the run records or checks; set,
+    /* read by lanes at every task, written between runs: apart from the
+       orchestrator's words above */
+    alignas(STRATA__CACHE_LINE) uint32_t run_watch; /* STRATA__WATCH_*: what the run records or checks; set,
                                               with launch, before its first task is pushed */
     /* The run's kernel launch: the platform's, or, for a timed or traced run,
        strata__lane_watched_launch around it, so an unwatched kernel pays no

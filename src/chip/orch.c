@@ -333,23 +333,27 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
         if (inflight > r->high_window)
             r->high_window = inflight;
     }
-    uint64_t local = r->next++;
-    uint64_t id = STRATA__TASK_ID(r->depth, local);
-    uint64_t number = chip->seq++ - chip->run_first_seq;
-    strata__store_relaxed(&chip->submitted, chip->seq);   /* a hint for lanes holding off */
-    uint32_t slot = r->base + (uint32_t)(local & r->mask);
+    /* The ring's words in locals: the stores below (to uint64_t fields of
+       other structs, as far as the compiler knows) would make it reload them. */
+    const uint64_t local = r->next++, mask = r->mask, retire_next = r->retire_next;
+    const uint32_t base = r->base, depth = r->depth;
+    const uint64_t id = STRATA__TASK_ID(depth, local);
+    const uint64_t seq = chip->seq++;
+    strata__store_relaxed(&chip->submitted, seq);   /* a hint for lanes holding off */
+    const uint32_t number = (uint32_t)(seq - chip->run_first_seq);
+    const uint32_t slot = base + (uint32_t)(local & mask);
 
     strata__task_body *body = &chip->bodies[slot];
     /* Ask for the lines of the slot four ahead now, for writing: the lane read
        them last, and their transfer then overlaps the submits in between.
        (bench/l2_overhead: ~10 % off independent, fan-out and Cholesky.) */
-    uint32_t ahead = r->base + (uint32_t)((local + 4) & r->mask);
+    uint32_t ahead = base + (uint32_t)((local + 4) & mask);
     __builtin_prefetch(&chip->tasks[ahead], 1);
     __builtin_prefetch(&chip->bodies[ahead], 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + STRATA__CACHE_LINE, 1);
     __builtin_prefetch((const char *)&chip->bodies[ahead] + 2 * STRATA__CACHE_LINE, 1);
     /* and, one per submit, the slots the next retirement will look at */
-    __builtin_prefetch(&chip->tasks[r->base + ((r->retire_next + (local & 15)) & r->mask)]);
+    __builtin_prefetch(&chip->tasks[base + ((retire_next + (local & 15)) & mask)]);
     body->fn = k->fn;
     body->func_id = func_id;
     body->core = k->core;
@@ -359,7 +363,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
 
     strata__task *t = &chip->tasks[slot];
     t->id = id;
-    t->number = (uint32_t)number;
+    t->number = number;
     t->status = STRATA_OK;
     t->last_succ = 0;
     strata__store_relaxed(&t->pending, STRATA__PENDING_GUARD);  /* see chip/engine.h */
@@ -386,9 +390,9 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
        tmap_access (dep_pool back-pressure): a second line of defence behind the
        scope check in resolve_buffers(). */
     for (uint32_t i = 0; i < args->ntensors; i++)
-        strata__tmap_buffer(&chip->tmap, buf[i])->last_user[r->depth] = id;
+        strata__tmap_buffer(&chip->tmap, buf[i])->last_user[depth] = id;
     if (task)
-        *task = (uint32_t)number;
+        *task = number;
     if (__builtin_expect(special & STRATA__SPECIAL_HOST_GRAPH, 0)) {
         /* ordered by explicit edges only; held (pending at GUARD) until the
            orchestration function returns and the graph is checked */

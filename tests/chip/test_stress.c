@@ -9,6 +9,10 @@
  * in its own slot of a log buffer, a tensor tagged NO_DEP (no other task ever
  * touches that slot, so that use is safe).
  *
+ * Variants: scopes nested up to six deep with per-depth ring sizes, mixed
+ * tasks on a chip of clusters, and runtime host_build_graph with the order
+ * given as explicit edges.
+ *
  * The same program then runs sequentially, in submission order, on host arrays
  * with the same kernel. A dependency the engine missed or ordered wrongly shows
  * as a wrong log entry (a task read bytes it should not have seen: RAW or WAR)
@@ -621,6 +625,25 @@ static int orchestrate(strata_chip_orch *orch, const strata_task_args *args, con
             return rc;
         }
     }
+    if (cfg->user[1]) {
+        /* runtime host_build_graph: the tags order nothing there, so the
+           program's order is given as explicit edges, one for every pair of
+           tasks that conflict (the tag rules), listed consumer by consumer,
+           newest producer first */
+        for (uint32_t i = 0; i < p->nops; i++) {
+            const op *c = &p->ops[i];
+            for (uint32_t j = i; c->kind == OP_TASK && j-- > 0;) {
+                const op *o = &p->ops[j];
+                if (o->kind != OP_TASK || !tasks_conflict(o, c))
+                    continue;
+                int rc = strata_chip_add_dep(orch, o->task, c->task);
+                if (rc) {
+                    p->failed_op = (int32_t)i;
+                    return rc;
+                }
+            }
+        }
+    }
     return 0;
 }
 
@@ -779,10 +802,19 @@ typedef struct rig {
     char           msg[4096];         /* strata_last_error() right after the last run */
 } rig;
 
-static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
+/* A worker of runtime `runtime` (NULL: the default), as test_worker makes it. */
+static void rig_open_runtime(rig *g, uint32_t aic, uint32_t aiv, const char *runtime)
 {
     memset(g, 0, sizeof *g);
-    g->w = test_worker(aic, aiv);
+    strata_worker_config cfg;
+    strata_worker_config_init(&cfg, 2);
+    cfg.aic_cores = aic;
+    cfg.aiv_cores = aiv;
+    cfg.device_memory_bytes = 256ull << 20;
+    if (runtime)
+        cfg.runtime = runtime;
+    CHECK_OK(strata_worker_create(&cfg, &g->w));
+    CHECK_OK(strata_worker_init(g->w));
     static const strata_kernel_entry kernels[] = {
         {FUNC_AIC, STRATA_AIC, kernel_aic},
         {FUNC_AIV, STRATA_AIV, kernel_aiv},
@@ -802,6 +834,11 @@ static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
     atomic_store(&kernels_running_max, 0);
     atomic_store(&kernels_overlapped, 0);
     g->t0 = test_now_ns();
+}
+
+static void rig_open(rig *g, uint32_t aic, uint32_t aiv)
+{
+    rig_open_runtime(g, aic, aiv, NULL);
 }
 
 /* Generate the program of `seed` and load its initial state into the chip. */
@@ -1108,6 +1145,28 @@ TEST_CASE(random_dags_mixed_tasks)
     rig_close(&g);
 }
 
+/* Runtime host_build_graph: the same random programs (scopes of random
+   depth, no intermediates: that runtime holds every one until the graph
+   runs), ordered by explicit edges between every pair of conflicting tasks,
+   built whole before anything runs; on plain lanes and on a chip of clusters
+   with mixed tasks among them. */
+TEST_CASE(random_dags_explicit_edges)
+{
+    for (int clusters = 0; clusters <= 1; clusters++) {
+        rig g;
+        rig_open_runtime(&g, 2, clusters ? 4 : 3, "host_build_graph");
+        for (uint64_t seed = 1; seed <= 30; seed++) {
+            gen_params gp = {.ntasks = 200, .aiv_percent = 50, .mixed_percent = clusters ? 30 : 0,
+                             .max_depth = seed % 2 ? 4 : 0};
+            strata_call_config cc = {0};
+            cc.ring_dep_pool = 1u << 16;   /* every conflicting pair: up to ntasks^2 / 2 edges */
+            cc.user[1] = 1;
+            run_seed(&g, 7000 + seed, &gp, &cc, clusters ? "explicit edges, mixed tasks" : "explicit edges");
+        }
+        rig_close(&g);
+    }
+}
+
 /* One AIC and one AIV core: the two lanes still race each other. */
 TEST_CASE(random_dags_one_core_each)
 {
@@ -1269,6 +1328,6 @@ TEST_CASE(oracle_detects_misordering)
 }
 
 TEST_MAIN(CASE(random_dags_default_rings), CASE(random_dags_tiny_rings), CASE(random_dags_heap_scopes),
-          CASE(random_dags_deep_scopes), CASE(random_dags_mixed_tasks),
+          CASE(random_dags_deep_scopes), CASE(random_dags_mixed_tasks), CASE(random_dags_explicit_edges),
           CASE(random_dags_one_core_each), CASE(random_dags_four_aiv), CASE(random_dags_failure_cancels_dependents),
           CASE(random_dags_tiny_dep_pool), CASE(oracle_detects_misordering))

@@ -37,10 +37,17 @@ static int check_orch(strata_chip_orch *o, const char *call)
 
 /* The error a call returns when a wait found a task past its timeout: the run's
    first failure says which task, on which core. */
-static int timeout_error(strata__chip *chip, const char *call)
+static int timeout_error(strata__chip *chip, const char *call, const char *ring)
 {
     int status = strata__failure_raise(&chip->failure);
-    return strata__error_prefix(status ? status : STRATA_ETIMEDOUT, "%s", call);
+    return strata__error_prefix(status ? status : STRATA_ETIMEDOUT, "%s: waiting for room in the %s ring of scope "
+                                "depth %u", call, ring, chip->cur->depth);
+}
+
+/* The public call a submit's errors name (failure paths only). */
+static const char *submit_name(const strata__chip *chip)
+{
+    return chip->mixed_parts ? "strata_chip_submit_mixed" : "strata_chip_submit";
 }
 
 /* ---- dependencies ---- */
@@ -131,7 +138,7 @@ static int add_dep(void *arg, uint64_t producer, uint32_t slot)
         if (producer_finished(ctx, producer, slot))
             return STRATA_OK;
         if (wait_for_room(chip, STRATA__COUNTER_DEP_POOL))
-            return timeout_error(chip, "waiting for room in the dep_pool ring");
+            return timeout_error(chip, submit_name(chip), "dep_pool");
     }
 
     uint32_t e = (uint32_t)(r->dep_base + r->dep_head % r->dep_size);
@@ -256,11 +263,6 @@ static inline __attribute__((always_inline)) void copy_args(strata__task_body *b
 static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int func_id,
                                                         const strata_task_args *args, uint32_t *task);
 
-/* The public call a submit's errors name (failure paths only). */
-static const char *submit_name(const strata__chip *chip)
-{
-    return chip->mixed_parts ? "strata_chip_submit_mixed" : "strata_chip_submit";
-}
 
 int strata_chip_submit(strata_chip_orch *o, int func_id, const strata_task_args *args)
 {
@@ -321,8 +323,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
                                                 "(%s); this run submits more tasks: raise it", submit_name(chip),
                                                 (unsigned long long)r->window, chip->sources[0].task_window));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
-            return timeout_error(chip, chip->mixed_parts ? "strata_chip_submit_mixed: waiting for a slot in the "
-                                 "task_window ring" : "strata_chip_submit: waiting for a slot in the task_window ring");
+            return timeout_error(chip, submit_name(chip), "task_window");
     }
     /* A new high-water mark is recorded only after a look at what has finished
        (retirement is lazy), so the stats report what the run needed. Before
@@ -596,7 +597,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         if (!oldest_closed || nothing_in_flight(chip) || chip->host_graph)
             return orch_fail(chip, heap_stuck(chip, r, n));   /* host_build_graph: nothing runs before it returns */
         if (wait_for_room(chip, STRATA__COUNTER_HEAP))
-            return timeout_error(chip, "strata_chip_alloc: waiting for room in the heap ring");
+            return timeout_error(chip, "strata_chip_alloc", "heap");
     }
     uint64_t addr = r->heap_addr + offset;
     uint32_t index;

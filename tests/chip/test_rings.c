@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-enum { PRODUCE = 0, ACCUMULATE = 1, NOP = 2, SLOW = 3, WAIT_COUNT = 4, COUNT = 5, STEADY = 6 };
+enum { PRODUCE = 0, ACCUMULATE = 1, NOP = 2, SLOW = 3, WAIT_COUNT = 4, COUNT = 5, STEADY = 6, HANG = 7 };
 
 static uint64_t *u64_at(const strata_tensor *t)
 {
@@ -78,13 +78,26 @@ static int steady(const strata_task_args *a)
     return before != a->scalars[0] || after != a->scalars[0];
 }
 
+/* runs until release_hung (at most 20 s): a kernel past any timeout */
+static _Atomic int release_hung;
+static int hang(const strata_task_args *a)
+{
+    (void)a;
+    for (int i = 0; i < 20000 && !atomic_load(&release_hung); i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 static const strata_kernel_entry kernels[] = {{PRODUCE, STRATA_AIV, produce},
                                               {ACCUMULATE, STRATA_AIC, accumulate},
                                               {NOP, STRATA_AIV, nop},
                                               {SLOW, STRATA_AIV, slow},
                                               {WAIT_COUNT, STRATA_AIV, wait_count},
                                               {COUNT, STRATA_AIC, count},
-                                              {STEADY, STRATA_AIV, steady}};
+                                              {STEADY, STRATA_AIV, steady},
+                                              {HANG, STRATA_AIV, hang}};
 
 /* The scenario each orchestration function plays, set by the test. */
 static uint64_t n_iterations;
@@ -119,7 +132,7 @@ static int loop_orch(strata_chip_orch *o, const strata_task_args *args, const st
 
 static strata_handle register_orch(strata_worker *w, const char *name, strata_chip_orch_fn orch)
 {
-    strata_chip_callable c = {name, orch, kernels, 7};
+    strata_chip_callable c = {name, orch, kernels, 8};
     strata_handle h;
     CHECK_OK(strata_worker_register_chip(w, &c, &h));
     return h;
@@ -553,7 +566,62 @@ TEST_CASE(messages_name_the_depth)
     test_setenv("PTO2_RING_DEP_POOL", NULL);
 }
 
+/* A submit that waits for room behind a task past its timeout returns
+   ETIMEDOUT saying which ring of which depth it waited for (the run returns
+   the timeout itself, naming the task). */
+static char waited_why[512];
+static int hang_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)args;
+    (void)cfg;
+    int rc = strata_chip_scope_begin(o);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = strata_chip_submit(o, HANG, NULL);   /* the third waits: 2 slots at depth 1 */
+    snprintf(waited_why, sizeof waited_why, "%s", strata_last_error());
+    return rc;
+}
+
+static int count_threads(void)
+{
+    int n = 0;
+    FILE *p = fopen("/proc/self/status", "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (p)
+        fclose(p);
+    return n;
+}
+
+TEST_CASE(a_wait_for_room_past_the_timeout_names_the_ring)
+{
+    int threads_before = count_threads();
+    atomic_store(&release_hung, 0);
+    strata_worker *w = test_worker(1, 2);
+    strata_handle h = register_orch(w, "hangs", hang_orch);
+    strata_call_config cfg = {0};
+    cfg.timeout_ms = 100;
+    cfg.ring_task_window_by_depth[1] = 2;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ETIMEDOUT);
+    CHECK_ERROR_HAS("has run on AIV core");
+    if (!strstr(waited_why, "strata_chip_submit: waiting for room in the task_window ring of scope depth 1"))
+        test_fail(__FILE__, __LINE__, "the waiting submit said: %s", waited_why);
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
+    /* the abandoned chip's memory, on purpose (its task bodies, 3074 slots
+       here, stay under the harness's 16 MiB mark) */
+    test_allow_mappings(1);
+    atomic_store(&release_hung, 1);
+    for (int i = 0; i < 10000 && count_threads() > threads_before; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(count_threads() == threads_before);
+}
+
 TEST_MAIN(CASE(backpressure_tiny_rings_100k_tasks), CASE(scopes_recycle_heap), CASE(buffer_larger_than_heap_fails_fast),
           CASE(heap_held_by_open_scope_fails_fast), CASE(task_with_more_producers_than_dep_pool),
           CASE(messages_name_the_variable), CASE(bad_call_config_sizes), CASE(inner_scope_loops_beside_a_long_outer_task),
-          CASE(a_buffer_used_at_two_depths_waits_for_both), CASE(messages_name_the_depth))
+          CASE(a_buffer_used_at_two_depths_waits_for_both), CASE(messages_name_the_depth),
+          CASE(a_wait_for_room_past_the_timeout_names_the_ring))

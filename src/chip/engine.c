@@ -50,7 +50,7 @@ int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
     if (rc) {
         r->heap_addr = 0;
         return strata__error_prefix(rc, "placing the %llu-byte heap ring of scope depth %u (%s) in chip memory",
-                                    (unsigned long long)size, r->depth, chip->sources[r->depth].heap);
+                                    (unsigned long long)size, r->depth, strata__ring_source(chip, r->depth, STRATA__RING_HEAP));
     }
     r->heap_placed = size;
     strata__heap_ring_reset(&r->heap, size);
@@ -74,7 +74,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
                                      (unsigned long long)want[d].task_window);
         return strata__fail(STRATA_EINVAL, "the task_window rings of the four scope depths have %s slots, %llu in "
                             "all; together they may have at most %u: lower %s or the deeper depths' values",
-                            what, (unsigned long long)slots, STRATA__WINDOW_TOTAL_MAX, chip->sources[0].task_window);
+                            what, (unsigned long long)slots, STRATA__WINDOW_TOTAL_MAX, strata__ring_source(chip, 0, STRATA__RING_WINDOW));
     }
     if (chip->nslots != slots) {
         free(chip->tasks);
@@ -89,7 +89,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for task windows of %llu slots in all "
                                 "(%zu bytes each); lower %s", (unsigned long long)slots,
-                                sizeof chip->tasks[0] + sizeof chip->bodies[0], chip->sources[0].task_window);
+                                sizeof chip->tasks[0] + sizeof chip->bodies[0], strata__ring_source(chip, 0, STRATA__RING_WINDOW));
         }
         memset(chip->tasks, 0, slots * sizeof chip->tasks[0]);
         chip->nslots = (uint32_t)slots;
@@ -101,7 +101,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         if (!chip->edges) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for dep_pool rings of %llu edges in all; "
-                                "lower %s", (unsigned long long)edges, chip->sources[0].dep_pool);
+                                "lower %s", (unsigned long long)edges, strata__ring_source(chip, 0, STRATA__RING_DEP));
         }
         chip->nedges = edges;
     }
@@ -128,36 +128,62 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
     return STRATA_OK;
 }
 
-/* Where a ring's size comes from (strata__ring_sources): `field` is the
-   call_config field's name, `var` the variable's. */
-static void name_source(char *out, size_t size, uint32_t d, const char *var, bool listed, const char *field,
-                        uint64_t scalar, uint64_t by_depth)
+/* Where a ring's size came from, in words (strata__ring_sources), made only
+   when a message needs it: runs record a kind per ring (source_kind). */
+const char *strata__ring_source(strata__chip *chip, uint32_t d, int which)
 {
+    static const char *const var[3] = {"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
+    static const char *const field[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
     static const char *const depth_name[STRATA__DEPTHS] = {"0", "1", "2", "3 and deeper"};
-    if (by_depth)
-        snprintf(out, size, "call_config.%s_by_depth[%u]", field, d);
-    else if (scalar)
-        snprintf(out, size, "call_config.%s", field);
-    else if (listed)
-        snprintf(out, size, "%s's value for scope depth %s", var, depth_name[d]);
-    else
-        snprintf(out, size, "%s", var);
+    strata__ring_sources *src = &chip->sources[d];
+    char *out = which == STRATA__RING_WINDOW ? src->task_window : which == STRATA__RING_HEAP ? src->heap
+                                                                                              : src->dep_pool;
+    size_t size = sizeof src->heap;
+    switch (chip->source_kind[d][which]) {
+    case STRATA__SOURCE_CONFIG_DEPTH:
+        snprintf(out, size, "call_config.%s_by_depth[%u]", field[which], d);
+        break;
+    case STRATA__SOURCE_CONFIG:
+        snprintf(out, size, "call_config.%s", field[which]);
+        break;
+    case STRATA__SOURCE_ENV_LIST:
+        snprintf(out, size, "%s's value for scope depth %s", var[which], depth_name[d]);
+        break;
+    default:
+        snprintf(out, size, "%s", var[which]);
+        break;
+    }
+    return out;
 }
 
 /* One call_config value for a ring (a scalar, depth -1, or a depth's entry):
-   checked; `range` says what is allowed, `zero` what 0 keeps. */
-static int config_value(const char *field, int32_t depth, uint64_t v, uint64_t min, uint64_t max, bool pow2,
-                        const char *range, const char *zero)
+   checked (0 passes: it keeps what comes next). */
+static int config_value(int which, int32_t depth, uint64_t v, uint64_t min, uint64_t max)
 {
+    bool pow2 = which == STRATA__RING_WINDOW;
     if (v == 0 || (v >= min && v <= max && (!pow2 || (v & (v - 1)) == 0)))
         return STRATA_OK;
-    char name[64];
+    static const char *const field[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
+    static const char *const var[3] = {"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
+    char name[64], range[96], zero[64];
     if (depth < 0)
-        snprintf(name, sizeof name, "call_config.%s", field);
+        snprintf(name, sizeof name, "call_config.%s", field[which]);
     else
-        snprintf(name, sizeof name, "call_config.%s_by_depth[%d]", field, depth);
+        snprintf(name, sizeof name, "call_config.%s_by_depth[%d]", field[which], depth);
+    if (which == STRATA__RING_WINDOW)
+        snprintf(range, sizeof range, "a power of two between %llu and %llu", (unsigned long long)min,
+                 (unsigned long long)max);
+    else if (which == STRATA__RING_DEP)
+        snprintf(range, sizeof range, "between %llu and %llu edges", (unsigned long long)min, (unsigned long long)max);
+    else
+        snprintf(range, sizeof range, "between %llu bytes and half the chip memory, %llu bytes",
+                 (unsigned long long)min, (unsigned long long)max);
+    if (depth < 0)
+        snprintf(zero, sizeof zero, "%s or the default", var[which]);
+    else
+        snprintf(zero, sizeof zero, "the scalar field, else the environment");
     return strata__fail(STRATA_EINVAL, "%s is %llu; it must be %s (0 keeps %s)", name, (unsigned long long)v, range,
-                        depth < 0 ? zero : "the scalar field, else the environment");
+                        zero);
 }
 
 /* Ring sizes of one run, per depth: call_config's entry for the depth, else
@@ -167,47 +193,33 @@ static int run_sizes(strata__chip *chip, const strata_call_config *cfg, strata__
     uint64_t lo, hi;
     chip->platform->mem_range(chip->dev, &lo, &hi);
     const uint64_t heap_max = (hi - lo) / 2;
-    char window_range[64], dep_range[64], heap_range[96];
-    snprintf(window_range, sizeof window_range, "a power of two between %u and %u", STRATA__WINDOW_MIN,
-             STRATA__WINDOW_MAX);
-    snprintf(dep_range, sizeof dep_range, "between %u and %u edges", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX);
-    snprintf(heap_range, sizeof heap_range, "between %u bytes and half the chip memory, %llu bytes",
-             STRATA__HEAP_MIN, (unsigned long long)heap_max);
-    int rc = config_value("ring_task_window", -1, cfg->ring_task_window, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX,
-                          true, window_range, "PTO2_RING_TASK_WINDOW or the default");
-    if (rc == STRATA_OK)
-        rc = config_value("ring_dep_pool", -1, cfg->ring_dep_pool, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false,
-                          dep_range, "PTO2_RING_DEP_POOL or the default");
-    if (rc == STRATA_OK)
-        rc = config_value("ring_heap", -1, cfg->ring_heap, STRATA__HEAP_MIN, heap_max, false, heap_range,
-                          "PTO2_RING_HEAP or the default");
-    for (uint32_t d = 0; rc == STRATA_OK && d < STRATA__DEPTHS; d++) {
-        uint64_t w = cfg->ring_task_window_by_depth[d], h = cfg->ring_heap_by_depth[d],
-                 e = cfg->ring_dep_pool_by_depth[d];
-        rc = config_value("ring_task_window", (int32_t)d, w, STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true,
-                          window_range, "");
-        if (rc == STRATA_OK)
-            rc = config_value("ring_dep_pool", (int32_t)d, e, STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false,
-                              dep_range, "");
-        if (rc == STRATA_OK)
-            rc = config_value("ring_heap", (int32_t)d, h, STRATA__HEAP_MIN, heap_max, false, heap_range, "");
+    const uint64_t scalar[3] = {cfg->ring_task_window, cfg->ring_heap, cfg->ring_dep_pool};
+    const uint64_t *by_depth[3] = {cfg->ring_task_window_by_depth, cfg->ring_heap_by_depth,
+                                   cfg->ring_dep_pool_by_depth};
+    const uint64_t min[3] = {STRATA__WINDOW_MIN, STRATA__HEAP_MIN, STRATA__DEP_POOL_MIN};
+    const uint64_t max[3] = {STRATA__WINDOW_MAX, heap_max, STRATA__DEP_POOL_MAX};
+    for (int k = 0; k < 3; k++) {
+        int rc = config_value(k, -1, scalar[k], min[k], max[k]);
+        for (uint32_t d = 0; rc == STRATA_OK && d < STRATA__DEPTHS; d++)
+            rc = config_value(k, (int32_t)d, by_depth[k][d], min[k], max[k]);
         if (rc)
-            break;
-        strata__ring_sizes *o = &out[d];
-        *o = chip->defaults.depth[d];
-        o->task_window = w ? w : cfg->ring_task_window ? cfg->ring_task_window : o->task_window;
-        o->dep_pool = e ? e : cfg->ring_dep_pool ? cfg->ring_dep_pool : o->dep_pool;
-        uint64_t heap = h ? h : cfg->ring_heap ? cfg->ring_heap : o->heap;
-        o->heap = (heap + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
-        strata__ring_sources *src = &chip->sources[d];
-        name_source(src->task_window, sizeof src->task_window, d, "PTO2_RING_TASK_WINDOW",
-                    chip->defaults.env_listed[0], "ring_task_window", cfg->ring_task_window, w);
-        name_source(src->heap, sizeof src->heap, d, "PTO2_RING_HEAP", chip->defaults.env_listed[1], "ring_heap",
-                    cfg->ring_heap, h);
-        name_source(src->dep_pool, sizeof src->dep_pool, d, "PTO2_RING_DEP_POOL", chip->defaults.env_listed[2],
-                    "ring_dep_pool", cfg->ring_dep_pool, e);
+            return rc;
     }
-    return rc;
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        const strata__ring_sizes *def = &chip->defaults.depth[d];
+        const uint64_t fallback[3] = {def->task_window, def->heap, def->dep_pool};
+        uint64_t v[3];
+        for (int k = 0; k < 3; k++) {
+            v[k] = by_depth[k][d] ? by_depth[k][d] : scalar[k] ? scalar[k] : fallback[k];
+            chip->source_kind[d][k] = by_depth[k][d] ? STRATA__SOURCE_CONFIG_DEPTH
+                                      : scalar[k]    ? STRATA__SOURCE_CONFIG
+                                      : chip->defaults.env_listed[k] ? STRATA__SOURCE_ENV_LIST
+                                                                     : STRATA__SOURCE_ENV;
+        }
+        out[d] = (strata__ring_sizes){v[0], (v[1] + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1),
+                                      v[2]};
+    }
+    return STRATA_OK;
 }
 
 /* ---- open / close ---- */
@@ -236,9 +248,6 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
         r->depth = d;
         r->next = r->retire_next = 1;   /* local ids start at 1: id 0 means "none" */
         chip->live_from[d] = STRATA__TASK_ID(d, 1);
-        snprintf(chip->sources[d].task_window, sizeof chip->sources[d].task_window, "PTO2_RING_TASK_WINDOW");
-        snprintf(chip->sources[d].heap, sizeof chip->sources[d].heap, "PTO2_RING_HEAP");
-        snprintf(chip->sources[d].dep_pool, sizeof chip->sources[d].dep_pool, "PTO2_RING_DEP_POOL");
     }
     chip->cur = &chip->ring[0];
     chip->rings_used = 1;

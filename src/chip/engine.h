@@ -121,10 +121,13 @@ typedef struct strata__ring_config {
 
 /* Where a ring's size of the current run came from, for messages: "PTO2_RING_HEAP"
    (the variable or, unset, its default), "PTO2_RING_HEAP's value for scope depth
-   2", "call_config.ring_heap" or "call_config.ring_heap_by_depth[2]". */
+   2", "call_config.ring_heap" or "call_config.ring_heap_by_depth[2]". Made by
+   strata__ring_source() when a message needs it; a run records only a kind. */
 typedef struct strata__ring_sources {
     char task_window[48], heap[48], dep_pool[48];
 } strata__ring_sources;
+enum { STRATA__RING_WINDOW, STRATA__RING_HEAP, STRATA__RING_DEP };
+enum { STRATA__SOURCE_ENV, STRATA__SOURCE_ENV_LIST, STRATA__SOURCE_CONFIG, STRATA__SOURCE_CONFIG_DEPTH };
 
 /* Task ids carry their ring: local id (from 1 in each ring, growing along its
    ring only) times 4, plus the depth. Id 0 is "none". */
@@ -229,7 +232,8 @@ struct strata__chip {
     uint32_t                ncores[2];     /* AIC, AIV */
     strata__ring_config     defaults;      /* environment or built-in */
     strata__ring_sizes      sizes[STRATA__DEPTHS];    /* of the current allocation */
-    strata__ring_sources    sources[STRATA__DEPTHS];  /* of the current run's sizes */
+    uint8_t                 source_kind[STRATA__DEPTHS][3];  /* STRATA__SOURCE_* of each ring's size this run */
+    strata__ring_sources    sources[STRATA__DEPTHS];  /* their words (strata__ring_source) */
     uint32_t                task_timeout_ms;
 
     /* rings: every depth's task window and dep pool, one after another */
@@ -370,6 +374,9 @@ static inline bool strata__retired(const strata__chip *chip, uint64_t id)
 {
     return id < chip->live_from[STRATA__ID_DEPTH(id)];
 }
+/* Where ring `which` (STRATA__RING_*) of scope depth d got its size in this
+   run, in words, for a message. */
+const char *strata__ring_source(strata__chip *chip, uint32_t d, int which);
 /* Place the heap ring of r's depth in chip memory, if it is not (orch.c's
    strata_chip_alloc; engine.c). */
 int  strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r);

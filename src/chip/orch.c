@@ -321,7 +321,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
             return orch_fail(chip, strata__fail(STRATA_ERING, "%s: runtime host_build_graph holds "
                                                 "a run's whole graph in the task_window ring, which has %llu slots "
                                                 "(%s); this run submits more tasks: raise it", submit_name(chip),
-                                                (unsigned long long)r->window, chip->sources[0].task_window));
+                                                (unsigned long long)r->window, strata__ring_source(chip, 0, STRATA__RING_WINDOW)));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
             return timeout_error(chip, submit_name(chip), "task_window");
     }
@@ -501,7 +501,7 @@ int strata_chip_scope_end(strata_chip_orch *o)
 
 static int heap_stuck(strata__chip *chip, strata__depth_ring *r, uint64_t n)
 {
-    const char *source = chip->sources[r->depth].heap;
+    const char *source = strata__ring_source(chip, r->depth, STRATA__RING_HEAP);
     char where[96];
     depth_words(chip, where, sizeof where);
     if (chip->host_graph)
@@ -568,8 +568,8 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         return orch_fail(chip, strata__fail(STRATA_ERING,
                                             "heap ring of %s is %llu bytes (%s); a %llu-byte buffer can never "
                                             "fit; set %s to at least %llu", depth_words(chip, where, sizeof where),
-                                            (unsigned long long)r->heap.size, chip->sources[r->depth].heap,
-                                            (unsigned long long)t.nbytes, chip->sources[r->depth].heap,
+                                            (unsigned long long)r->heap.size, strata__ring_source(chip, r->depth, STRATA__RING_HEAP),
+                                            (unsigned long long)t.nbytes, strata__ring_source(chip, r->depth, STRATA__RING_HEAP),
                                             (unsigned long long)n));
     }
     if (r->hrec_next - r->hrec_head == r->hrec_cap) {
@@ -867,7 +867,7 @@ void strata__chip_host_graph_start(strata__chip *chip, int orc)
     if (ne > free_edges) {
         strata__failure_set(&chip->failure, STRATA_ERING, "runtime host_build_graph: the run's %u explicit edges do "
                             "not fit the dep_pool ring (%llu edge records, %s); raise it; nothing ran", ne,
-                            (unsigned long long)r->dep_size, chip->sources[0].dep_pool);
+                            (unsigned long long)r->dep_size, strata__ring_source(chip, 0, STRATA__RING_DEP));
         settle_all(chip);
         return;
     }

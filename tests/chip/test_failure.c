@@ -238,19 +238,6 @@ static int hang_orch(strata_chip_orch *o, const strata_task_args *args, const st
     return strata_chip_submit(o, 5, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
 }
 
-static int count_threads(void)
-{
-    int n = 0;
-    FILE *p = fopen("/proc/self/status", "r");
-    char line[256];
-    while (p && fgets(line, sizeof line, p))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (p)
-        fclose(p);
-    return n;
-}
-
 /* Run the hanging kernel once on a worker whose task_timeout_ms is
    worker_timeout_ms, with a run timeout of run_timeout_ms; the run must return
    STRATA_ETIMEDOUT naming `expect_ms`. Returns the worker, now FAILED. */
@@ -287,15 +274,12 @@ static void release_and_wait(strata_worker *w, int threads_before)
     strata_worker_destroy(w);
     test_allow_mappings(2);   /* the abandoned chip's memory and task bodies, on purpose */
     atomic_store(&release_hung, 1);
-    uint64_t deadline = test_now_ns() + 10000000000ull;
-    while (count_threads() > threads_before && test_now_ns() < deadline)
-        sleep_us(1000);
-    CHECK(count_threads() == threads_before);
+    CHECK(test_wait_for_threads(threads_before, 10000));
 }
 
 TEST_CASE(hung_kernel_times_out)
 {
-    int threads_before = count_threads();
+    int threads_before = test_thread_count();
     strata_worker *w = run_until_timeout(0, 100, 100);
     CHECK_ERROR_HAS("FAILED");
     CHECK_STATUS(strata_worker_run_chip(w, 1, NULL, NULL), STRATA_EFAILED);
@@ -310,7 +294,7 @@ TEST_CASE(hung_kernel_times_out)
 /* The worker's task_timeout_ms applies when the run's config says 0. */
 TEST_CASE(worker_default_timeout)
 {
-    int threads_before = count_threads();
+    int threads_before = test_thread_count();
     release_and_wait(run_until_timeout(50, 0, 50), threads_before);
 }
 

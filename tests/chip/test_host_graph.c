@@ -140,6 +140,15 @@ TEST_CASE(random_dags_follow_their_edges)
     }
 }
 
+/* n tasks and one edge, from -> to. */
+static void one_edge_graph(uint32_t n, uint32_t from, uint32_t to)
+{
+    random_dag(&the_graph, n, 0, 1);
+    the_graph.ne = 1;
+    the_graph.from[0] = from;
+    the_graph.to[0] = to;
+}
+
 /* The run's error names the cycle, starting at any of its tasks. */
 static void check_cycle_named(const char *a, const char *b, const char *c)
 {
@@ -186,10 +195,7 @@ TEST_CASE(refusals_run_nothing)
     CHECK_ERROR_HAS(" -> ... (20 tasks in all): no order can run it");
     CHECK_EQ_U64(atomic_load(&ran), 0);
     /* an edge before any task */
-    random_dag(&the_graph, 0, 0, 1);
-    the_graph.ne = 1;
-    the_graph.from[0] = 0;
-    the_graph.to[0] = 1;
+    one_edge_graph(0, 0, 1);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
     CHECK_ERROR_HAS("strata_chip_add_dep(0, 1): this run has submitted no task yet");
     /* intermediates that outgrow the heap ring: all are held until the graph runs */
@@ -203,10 +209,7 @@ TEST_CASE(refusals_run_nothing)
     CHECK_EQ_U64(atomic_load(&ran), 0);
     CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
     /* an edge to a task not submitted yet, and a task on itself */
-    random_dag(&the_graph, 4, 0, 1);
-    the_graph.ne = 1;
-    the_graph.from[0] = 1;
-    the_graph.to[0] = 9;
+    one_edge_graph(4, 1, 9);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);
     CHECK_ERROR_HAS("strata_chip_add_dep(1, 9): task 9 has not been submitted; this run has tasks 0 to 3");
     CHECK_EQ_U64(atomic_load(&ran), 0);

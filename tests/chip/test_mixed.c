@@ -225,23 +225,10 @@ TEST_CASE(a_freed_cluster_wakes_its_aic_core)
     }
 }
 
-static int count_threads(void)
-{
-    int n = 0;
-    FILE *p = fopen("/proc/self/status", "r");
-    char line[256];
-    while (p && fgets(line, sizeof line, p))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (p)
-        fclose(p);
-    return n;
-}
-
 /* A part past the run's timeout: the error names the part. */
 TEST_CASE(a_hung_part_is_named)
 {
-    int threads_before = count_threads();
+    int threads_before = test_thread_count();
     atomic_store(&release_hung, 0);
     strata_handle h;
     strata_buffer b;
@@ -254,9 +241,7 @@ TEST_CASE(a_hung_part_is_named)
     strata_worker_destroy(w);
     test_allow_mappings(3);   /* the abandoned chip's memory, task bodies and mixed parts, on purpose */
     atomic_store(&release_hung, 1);
-    for (int i = 0; i < 10000 && count_threads() > threads_before; i++)
-        sleep_us(1000);
-    CHECK(count_threads() == threads_before);
+    CHECK(test_wait_for_threads(threads_before, 10000));
 }
 
 TEST_CASE(refusals)

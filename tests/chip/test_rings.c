@@ -581,22 +581,9 @@ static int hang_orch(strata_chip_orch *o, const strata_task_args *args, const st
     return rc;
 }
 
-static int count_threads(void)
-{
-    int n = 0;
-    FILE *p = fopen("/proc/self/status", "r");
-    char line[256];
-    while (p && fgets(line, sizeof line, p))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (p)
-        fclose(p);
-    return n;
-}
-
 TEST_CASE(a_wait_for_room_past_the_timeout_names_the_ring)
 {
-    int threads_before = count_threads();
+    int threads_before = test_thread_count();
     atomic_store(&release_hung, 0);
     strata_worker *w = test_worker(1, 2);
     strata_handle h = register_orch(w, "hangs", hang_orch);
@@ -613,11 +600,7 @@ TEST_CASE(a_wait_for_room_past_the_timeout_names_the_ring)
        here, stay under the harness's 16 MiB mark) */
     test_allow_mappings(1);
     atomic_store(&release_hung, 1);
-    for (int i = 0; i < 10000 && count_threads() > threads_before; i++) {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    CHECK(count_threads() == threads_before);
+    CHECK(test_wait_for_threads(threads_before, 10000));
 }
 
 TEST_MAIN(CASE(backpressure_tiny_rings_100k_tasks), CASE(scopes_recycle_heap), CASE(buffer_larger_than_heap_fails_fast),

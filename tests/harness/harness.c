@@ -95,6 +95,20 @@ static snapshot take_snapshot(void)
     return s;
 }
 
+int test_thread_count(void)
+{
+    return count_dir("/proc/self/task");
+}
+
+bool test_wait_for_threads(int n, unsigned timeout_ms)
+{
+    for (unsigned i = 0; i < timeout_ms && test_thread_count() > n; i++) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    return test_thread_count() <= n;
+}
+
 static void *nothing(void *arg)
 {
     return arg;

@@ -39,6 +39,12 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
 /* The running case leaves n large mappings behind on purpose (a chip abandoned
    to a hung kernel keeps its memory). */
 void test_allow_mappings(int n);
+/* The process's threads now (/proc/self/task). */
+int test_thread_count(void);
+/* Wait up to timeout_ms for the process to have at most n threads (a core
+   thread abandoned to a hung kernel leaves once the kernel returns); true when
+   it does. */
+bool test_wait_for_threads(int n, unsigned timeout_ms);
 /* Skip the running case (exit 77) with a reason. */
 void test_skip(const char *reason) __attribute__((noreturn));
 

@@ -381,9 +381,9 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
         }
         if (special & STRATA__SPECIAL_TRACED) {   /* before its edges and any lane */
             strata__chip_note(chip, STRATA__REC_SUBMIT, 0, id, (uint64_t)func_id);
-            if ((id & 63) == 0)
+            if ((seq & 63) == 0)
                 strata__chip_note_counters(chip);
-            if ((id & 1023) == 0)
+            if ((seq & 1023) == 0)
                 strata__chip_drain_hook(chip);   /* a level-2 worker's rings to the trace as they fill */
         }
     }

@@ -47,6 +47,7 @@ int strata__rec_reader_init(strata__rec_reader *r, const strata__rec_area *area,
     r->batch_at = strata__calloc(r->nrings, sizeof r->batch_at[0]);
     r->batch_len = strata__calloc(r->nrings, sizeof r->batch_len[0]);
     bool kernels = r->nrings > 1;   /* an area with cores */
+    r->ring_ids = kernels;
     r->edges = kernels ? strata__calloc(STRATA__DRAIN_PENDING, sizeof r->edges[0]) : NULL;
     r->ended = kernels ? strata__calloc(STRATA__DRAIN_KERNELS, sizeof r->ended[0]) : NULL;
     if (!r->cursors || !r->open || !r->depth || (dispatch && !r->pending) || !r->batch || !r->batch_at ||
@@ -346,6 +347,13 @@ static void posted(strata__rec_reader *r, int pid, uint32_t track, const strata_
     }
 }
 
+/* Where task id goes in the tables kept by id: consecutive tasks of one ring
+   take consecutive places, so a window of recent tasks does not collide. */
+static inline uint64_t id_key(const strata__rec_reader *r, uint64_t id)
+{
+    return r->ring_ids ? (id >> 2) + (id & 3) * 1021 : id;
+}
+
 /* Kernels: each one's submit arrow from the orchestrator ends where it starts;
    each edge the orchestrator linked (kept by its consumer until then) is an
    arrow from the producer's kernel to it. In time order the producer's end
@@ -355,7 +363,7 @@ static void edge_linked(strata__rec_reader *r, const strata__rec_copy *e)
     if (!r->edges)
         return;
     for (uint32_t k = 0; k < 8; k++) {
-        uint32_t at = (uint32_t)((e->arg + k) % STRATA__DRAIN_PENDING);
+        uint32_t at = (uint32_t)((id_key(r, e->arg) + k) % STRATA__DRAIN_PENDING);
         if (r->edges[at].consumer == 0) {
             r->edges[at].producer = e->id;
             r->edges[at].consumer = e->arg;
@@ -368,7 +376,7 @@ static void edge_linked(strata__rec_reader *r, const strata__rec_copy *e)
    submit, once it starts; whether it was submitted in this trace. */
 static bool submit_arrow(strata__rec_reader *r, int pid, uint64_t id)
 {
-    uint32_t at = (uint32_t)(id % STRATA__DRAIN_KERNELS);
+    uint32_t at = (uint32_t)(id_key(r, id) % STRATA__DRAIN_KERNELS);
     if (r->submitted[at].id != id || id == 0)
         return false;
     strata__trace_flow(pid, r->track_base, r->submitted[at].ts_ns, "submit", submit_flow(r->source, id), true);
@@ -383,12 +391,12 @@ static void kernel_began(strata__rec_reader *r, int pid, uint32_t track, const s
     if (!r->edges)
         return;
     for (uint32_t k = 0; k < 8; k++) {
-        uint32_t at = (uint32_t)((e->id + k) % STRATA__DRAIN_PENDING);
+        uint32_t at = (uint32_t)((id_key(r, e->id) + k) % STRATA__DRAIN_PENDING);
         if (r->edges[at].consumer != e->id)
             continue;
         uint64_t p = r->edges[at].producer;
         r->edges[at].consumer = 0;
-        const __typeof__(r->ended[0]) *end = &r->ended[p % STRATA__DRAIN_KERNELS];
+        const __typeof__(r->ended[0]) *end = &r->ended[id_key(r, p) % STRATA__DRAIN_KERNELS];
         if (end->id != p)
             continue;   /* its end was not read (lost, or long ago): no arrow */
         uint64_t flow = (uint64_t)1 << 52 | (uint64_t)(r->source & 0xff) << 44 | (r->next_flow++ & 0xfffffffffffull);
@@ -439,7 +447,7 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
     case STRATA__REC_KERNEL_END:
         end_slice(r, pid, track, STRATA__REC_KERNEL_BEGIN, e);
         if (r->ended) {
-            uint32_t at = (uint32_t)(e->id % STRATA__DRAIN_KERNELS);
+            uint32_t at = (uint32_t)(id_key(r, e->id) % STRATA__DRAIN_KERNELS);
             r->ended[at].id = e->id;
             r->ended[at].end_ns = e->ts_ns;
             r->ended[at].track = track;
@@ -449,7 +457,7 @@ static void one_event(strata__rec_reader *r, int pid, uint32_t ring, const strat
         end_slice(r, pid, track, STRATA__REC_WAIT_BEGIN, e);
         break;
     case STRATA__REC_SUBMIT: {
-        uint32_t at = (uint32_t)(e->id % STRATA__DRAIN_KERNELS);
+        uint32_t at = (uint32_t)(id_key(r, e->id) % STRATA__DRAIN_KERNELS);
         r->submitted[at].id = e->id;
         r->submitted[at].ts_ns = e->ts_ns;
         break;

@@ -88,6 +88,7 @@ typedef struct strata__rec_reader {
     /* submits not started yet: a submit's arrow is drawn when its task starts
        (posted at level 3+, begun on a core), never for one that did not */
     struct { uint64_t id, ts_ns; } *submitted;              /* STRATA__DRAIN_KERNELS, by id */
+    bool ring_ids;   /* a chip's area: task ids are local id * 4 + scope depth (chip/engine.h) */
 } strata__rec_reader;
 
 /* Set r up to read area (whose memory outlives r), of nrings rings of

@@ -516,6 +516,46 @@ TEST_CASE(level2_kernel_arrows_follow_the_chain)
     scratch_remove();
 }
 
+/* 3000 kernels in a chain inside a scope (the ring of depth 1, whose task
+   ids are local id * 4 + 1), queued behind a first one that waits until all
+   are submitted: each gets its submit arrow and its dependency arrow, and
+   the counters are sampled as often as at depth 0. */
+static int scoped_chain_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag tag = STRATA_INOUT;
+    atomic_store(&chain_gate, 0);
+    int rc = strata_chip_scope_begin(o);
+    for (int k = 0; rc == 0 && k < 3000; k++)
+        rc = strata_chip_submit(o, k == 0 ? 8 : 7, &(strata_task_args){args->tensors, &tag, 1, NULL, 0});
+    atomic_store(&chain_gate, 1);
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    return rc;
+}
+
+TEST_CASE(level2_scoped_tasks_keep_their_arrows)
+{
+    char path[512];
+    scratch_path(path, sizeof path, "scoped.json");
+    strata_chip_callable c = {"scoped_chain", scoped_chain_orch, chain16_kernels, 2};
+    strata_handle h;
+    strata_buffer b;
+    strata_tensor t;
+    strata_worker *w = l2_worker(&c, 1, &h, &b, &t);
+    strata_tag tag = STRATA_INOUT;
+    strata_call_config cfg = {0};
+    cfg.ring_task_window_by_depth[1] = 4096;
+    CHECK_OK(strata_trace_begin(path));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, &cfg));
+    CHECK_OK(strata_trace_end());
+    strata_worker_destroy(w);
+    const char *expect[] = {"--kernels", "3000", "--kernel-arrows", "2999", "--kernel-submit-arrows", "3000",
+                            "--min-counters", "40", NULL};
+    CHECK(check_trace(path, expect));
+    scratch_remove();
+}
+
 /* Resident memory of this process, bytes. */
 static uint64_t resident_bytes(void)
 {
@@ -688,4 +728,4 @@ TEST_CASE(level4_tree_in_one_trace)
 }
 
 TEST_MAIN(CASE(fork_while_tracing), CASE(memory_stays_flat_while_tracing), CASE(level2_kernel_arrows_follow_the_chain), CASE(level4_tree_in_one_trace), CASE(level2_kernels_on_their_cores), CASE(dag_slices_and_flows), CASE(death_in_kernel_recorded_and_traced), CASE(flight_recorder_without_trace),
-          CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals))
+          CASE(strata_trace_variable_and_a_second_window), CASE(trace_refusals), CASE(level2_scoped_tasks_keep_their_arrows))

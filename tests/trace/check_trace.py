@@ -213,6 +213,15 @@ def check_trace(path, args):
                   and ("AIC core" in track(ends["s"]) or "AIV core" in track(ends["s"])))
         if got != args.kernel_arrows:
             fail("%d dependency arrows between kernels, not %d" % (got, args.kernel_arrows))
+    if args.kernel_submit_arrows is not None:
+        got = sum(1 for (name, fid), ends in flows.items() if name == "submit" and len(ends) == 2
+                  and ("AIC core" in track(ends["f"]) or "AIV core" in track(ends["f"])))
+        if got != args.kernel_submit_arrows:
+            fail("%d submit arrows reach kernels, not %d" % (got, args.kernel_submit_arrows))
+    if args.min_counters is not None:
+        got = sum(1 for e in body if e["ph"] == "C")
+        if got < args.min_counters:
+            fail("%d counter samples, not at least %d" % (got, args.min_counters))
     names = {e["name"] for e in slices}
     for c in (args.callables.split(",") if args.callables else []):
         if not any(n == c or n.startswith(c + ":") for n in names):
@@ -266,6 +275,8 @@ def main():
     ap.add_argument("--callables")
     ap.add_argument("--kernels", type=int)
     ap.add_argument("--kernel-arrows", type=int)
+    ap.add_argument("--kernel-submit-arrows", type=int, help="submit arrows that end on a core")
+    ap.add_argument("--min-counters", type=int, help="at least this many counter samples")
     ap.add_argument("--deep-chip-tasks", type=int)
     ap.add_argument("--deep-sub-tasks", type=int)
     ap.add_argument("--deep-dispatch", type=int)

@@ -40,6 +40,26 @@ static void free_rings(strata__chip *chip)
     memset(chip->sizes, 0, sizeof chip->sizes);
 }
 
+/* How many rings the chip uses: STRATA_SCOPE_RINGS, or one under
+   host_build_graph (every task of a run in the depth-0 ring). */
+static uint32_t rings_in_use(const strata__chip *chip)
+{
+    return chip->host_graph ? 1 : chip->defaults.scope_rings;
+}
+
+const char *strata__ring_name(const strata__chip *chip, uint32_t d, char *buf, size_t size)
+{
+    if (chip->host_graph)
+        snprintf(buf, size, "scope depth 0 (runtime host_build_graph keeps every depth there)");
+    else if (d + 1 == rings_in_use(chip) && d + 1 < STRATA__DEPTHS)
+        snprintf(buf, size, "scope depth %u and deeper (STRATA_SCOPE_RINGS is %u)", d, d + 1);
+    else if (d + 1 == STRATA__DEPTHS)
+        snprintf(buf, size, "scope depth %u and deeper", d);
+    else
+        snprintf(buf, size, "scope depth %u", d);
+    return buf;
+}
+
 int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
 {
     uint64_t size = chip->sizes[r->depth].heap;
@@ -49,32 +69,39 @@ int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
     int rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
     if (rc) {
         r->heap_addr = 0;
-        return strata__error_prefix(rc, "placing the %llu-byte heap ring of scope depth %u (%s) in chip memory",
-                                    (unsigned long long)size, r->depth, strata__ring_source(chip, r->depth, STRATA__RING_HEAP));
+        char name[96];
+        return strata__error_prefix(rc, "placing the %llu-byte heap ring of %s (%s) in chip memory, at its first "
+                                    "intermediate buffer; lower that size, or free chip memory",
+                                    (unsigned long long)size, strata__ring_name(chip, r->depth, name, sizeof name),
+                                    strata__ring_source(chip, r->depth, STRATA__RING_HEAP));
     }
     r->heap_placed = size;
     strata__heap_ring_reset(&r->heap, size);
     return STRATA_OK;
 }
 
+bool strata__chip_unplace_deeper_heaps(strata__chip *chip)
+{
+    bool any = false;
+    for (uint32_t d = 1; d < STRATA__DEPTHS; d++) {
+        any = any || chip->ring[d].heap_addr;
+        unplace_heap(chip, &chip->ring[d]);
+    }
+    return any;
+}
+
 /* Make the rings `want` big (one entry per depth). Between runs only: no lane
    touches tasks, bodies or edges then (the queues are empty and sized for the
    largest windows). */
-static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
+static int size_rings(strata__chip *chip, const strata__ring_sizes *want_all)
 {
+    /* only the rings in use get slots, edges and (at their first use) heap */
+    strata__ring_sizes want[STRATA__DEPTHS];
     uint64_t slots = 0, edges = 0;
     for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
-        slots += want[d].task_window;
+        want[d] = d < rings_in_use(chip) ? want_all[d] : (strata__ring_sizes){0, 0, 0};
+        slots += want[d].task_window;   /* at most STRATA__WINDOW_TOTAL_MAX */
         edges += want[d].dep_pool;
-    }
-    if (slots > STRATA__WINDOW_TOTAL_MAX) {
-        char what[4 * 24] = "";
-        for (uint32_t d = 0, at = 0; d < STRATA__DEPTHS; d++)
-            at += (uint32_t)snprintf(what + at, sizeof what - at, "%s%llu", d ? ", " : "",
-                                     (unsigned long long)want[d].task_window);
-        return strata__fail(STRATA_EINVAL, "the task_window rings of the four scope depths have %s slots, %llu in "
-                            "all; together they may have at most %u: lower %s or the deeper depths' values",
-                            what, (unsigned long long)slots, STRATA__WINDOW_TOTAL_MAX, strata__ring_source(chip, 0, STRATA__RING_WINDOW));
     }
     if (chip->nslots != slots) {
         free(chip->tasks);
@@ -110,13 +137,13 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want)
         strata__depth_ring *r = &chip->ring[d];
         r->base = (uint32_t)base;
         r->window = want[d].task_window;
-        r->mask = want[d].task_window - 1;
+        r->mask = want[d].task_window ? want[d].task_window - 1 : 0;
         r->dep_base = dep_base;
         r->dep_size = want[d].dep_pool;
         base += want[d].task_window;
         dep_base += want[d].dep_pool;
         if (chip->sizes[d].heap != want[d].heap)
-            unplace_heap(chip, r);   /* placed again at its first use */
+            unplace_heap(chip, r);   /* placed again at its first use (depth 0: below) */
         chip->sizes[d] = want[d];
     }
     int rc = strata__chip_place_heap(chip, &chip->ring[0]);
@@ -679,6 +706,12 @@ int strata__chip_malloc(strata__chip *chip, uint64_t nbytes, uint64_t *addr)
     if (nbytes == 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_malloc: nbytes is 0; ask for at least 1 byte");
     int rc = chip->platform->mem_alloc(chip->dev, nbytes, addr);
+    if (rc && strata__chip_unplace_deeper_heaps(chip)) {
+        /* the heaps of deeper scopes stay placed between runs, holding
+           nothing: the program's own buffers come first */
+        strata__clear_error();
+        rc = chip->platform->mem_alloc(chip->dev, nbytes, addr);
+    }
     if (rc)
         return rc;
     uint32_t index;
@@ -739,13 +772,14 @@ void strata__chip_stats(const strata__chip *chip, strata_run_stats *out)
     out->tasks_canceled = chip->stat_canceled;
     /* Each ring's figures: the depth nearest full (the largest share of its
        size held at once), so a single figure still says what to raise. */
-    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+    for (uint32_t d = 0; d < rings_in_use(chip); d++) {
         strata_ring_stats by[3];
         strata__chip_depth_stats(chip, d, by);
         strata_ring_stats *o[3] = {&out->task_window, &out->heap, &out->dep_pool};
         for (int k = 0; k < 3; k++)
-            if (d == 0 || (double)by[k].high_water / (double)by[k].size >
-                          (double)o[k]->high_water / (double)o[k]->size)
+            if (d == 0 || (by[k].size && o[k]->size &&
+                           (double)by[k].high_water / (double)by[k].size >
+                               (double)o[k]->high_water / (double)o[k]->size))
                 *o[k] = by[k];
     }
 }

@@ -87,7 +87,7 @@
 /* Ring limits (docs/design.md, "Rings"). */
 #define STRATA__WINDOW_MIN      1u
 #define STRATA__WINDOW_MAX      65536u
-#define STRATA__WINDOW_TOTAL_MAX 131072u        /* the four depths' windows together */
+#define STRATA__WINDOW_TOTAL_MAX (STRATA__DEPTHS * STRATA__WINDOW_MAX)   /* every depth's slots together */
 #define STRATA__DEP_POOL_MIN    1u
 #define STRATA__DEP_POOL_MAX    (1u << 30)
 #define STRATA__HEAP_MIN        64u
@@ -377,6 +377,12 @@ static inline bool strata__retired(const strata__chip *chip, uint64_t id)
 /* Where ring `which` (STRATA__RING_*) of scope depth d got its size in this
    run, in words, for a message. */
 const char *strata__ring_source(strata__chip *chip, uint32_t d, int which);
+/* "scope depth 2", "scope depth 3 and deeper", ...: the depths ring d
+   serves, for messages (buf: at least 96 bytes). */
+const char *strata__ring_name(const strata__chip *chip, uint32_t d, char *buf, size_t size);
+/* Give the heap rings of depth 1 and deeper back to chip memory (between
+   runs: they hold nothing then); true when one was placed. */
+bool strata__chip_unplace_deeper_heaps(strata__chip *chip);
 /* Place the heap ring of r's depth in chip memory, if it is not (orch.c's
    strata_chip_alloc; engine.c). */
 int  strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r);

@@ -37,11 +37,16 @@ static int check_orch(strata_chip_orch *o, const char *call)
 
 /* The error a call returns when a wait found a task past its timeout: the run's
    first failure says which task, on which core. */
-static int timeout_error(strata__chip *chip, const char *call, const char *ring)
+static const char *depth_words(strata__chip *chip, char *buf, size_t size);
+
+static int timeout_error(strata__chip *chip, const char *call, int which)
 {
+    static const char *const ring[3] = {"task_window", "heap", "dep_pool"};
     int status = strata__failure_raise(&chip->failure);
-    return strata__error_prefix(status ? status : STRATA_ETIMEDOUT, "%s: waiting for room in the %s ring of scope "
-                                "depth %u", call, ring, chip->cur->depth);
+    char where[128];
+    return strata__error_prefix(status ? status : STRATA_ETIMEDOUT, "%s: waiting for room in the %s ring of %s (%s)",
+                                call, ring[which], depth_words(chip, where, sizeof where),
+                                strata__ring_source(chip, chip->cur->depth, which));
 }
 
 /* The public call a submit's errors name (failure paths only). */
@@ -138,7 +143,7 @@ static int add_dep(void *arg, uint64_t producer, uint32_t slot)
         if (producer_finished(ctx, producer, slot))
             return STRATA_OK;
         if (wait_for_room(chip, STRATA__COUNTER_DEP_POOL))
-            return timeout_error(chip, submit_name(chip), "dep_pool");
+            return timeout_error(chip, submit_name(chip), STRATA__RING_DEP);
     }
 
     uint32_t e = (uint32_t)(r->dep_base + r->dep_head % r->dep_size);
@@ -323,7 +328,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
                                                 "(%s); this run submits more tasks: raise it", submit_name(chip),
                                                 (unsigned long long)r->window, strata__ring_source(chip, 0, STRATA__RING_WINDOW)));
         if (wait_for_room(chip, STRATA__COUNTER_TASK_WINDOW))
-            return timeout_error(chip, submit_name(chip), "task_window");
+            return timeout_error(chip, submit_name(chip), STRATA__RING_WINDOW);
     }
     /* A new high-water mark is recorded only after a look at what has finished
        (retirement is lazy), so the stats report what the run needed. Before
@@ -448,11 +453,18 @@ static strata__depth_ring *ring_of_depth(strata__chip *chip, uint32_t depth)
     return &chip->ring[depth < last ? depth : last];
 }
 
-/* "scope depth 2", or "scope depth 5 (the ring of depth 3 and deeper)" */
+/* The open scope's depth and, where it shares one, whose ring it uses:
+   "scope depth 2", "scope depth 5 (the ring of depth 3 and deeper)". */
 static const char *depth_words(strata__chip *chip, char *buf, size_t size)
 {
     uint32_t depth = chip->nscopes, ring = ring_of_depth(chip, depth)->depth;
-    if (ring != depth)
+    if (chip->host_graph && depth > 0)
+        snprintf(buf, size, "scope depth %u (runtime host_build_graph keeps every depth in the ring of depth 0)",
+                 depth);
+    else if (ring != depth && ring + 1 < STRATA__DEPTHS)
+        snprintf(buf, size, "scope depth %u (the ring of depth %u and deeper: STRATA_SCOPE_RINGS is %u)", depth,
+                 ring, ring + 1);
+    else if (ring != depth)
         snprintf(buf, size, "scope depth %u (the ring of depth %u and deeper)", depth, ring);
     else
         snprintf(buf, size, "scope depth %u", depth);
@@ -502,7 +514,7 @@ int strata_chip_scope_end(strata_chip_orch *o)
 static int heap_stuck(strata__chip *chip, strata__depth_ring *r, uint64_t n)
 {
     const char *source = strata__ring_source(chip, r->depth, STRATA__RING_HEAP);
-    char where[96];
+    char where[128];
     depth_words(chip, where, sizeof where);
     if (chip->host_graph)
         return strata__fail(STRATA_ERING,
@@ -564,7 +576,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         return orch_fail(chip, strata__error_prefix(rc, "strata_chip_alloc"));
     uint64_t n = (t.nbytes + STRATA__DEVICE_ALIGN - 1) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
     if (n < t.nbytes || n > r->heap.size) {
-        char where[96];
+        char where[128];
         return orch_fail(chip, strata__fail(STRATA_ERING,
                                             "heap ring of %s is %llu bytes (%s); a %llu-byte buffer can never "
                                             "fit; set %s to at least %llu", depth_words(chip, where, sizeof where),
@@ -597,7 +609,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         if (!oldest_closed || nothing_in_flight(chip) || chip->host_graph)
             return orch_fail(chip, heap_stuck(chip, r, n));   /* host_build_graph: nothing runs before it returns */
         if (wait_for_room(chip, STRATA__COUNTER_HEAP))
-            return timeout_error(chip, "strata_chip_alloc", "heap");
+            return timeout_error(chip, "strata_chip_alloc", STRATA__RING_HEAP);
     }
     uint64_t addr = r->heap_addr + offset;
     uint32_t index;

@@ -61,12 +61,13 @@ bool strata__ready_pop(strata__ready_queue *q, uint32_t *slot)
         if (diff < 0)
             return false;   /* not pushed yet: empty, or its pusher is still writing */
         if (diff == 0) {
-            /* The slot is read before the claim, never after (see sched.h):
-               ordered after the acquire of seq, and, by the claim's release,
-               before anything that follows the claim (the refill of the cell
-               comes only after the task has run). */
+            /* The slot is read before the claim, never after (see sched.h),
+               ordered after the acquire of seq. acq_rel: the claims form one
+               chain, so a popper's read comes before every later claim, and
+               through them before the runs and retirements that let a
+               pusher refill the cell (free on x86: the same instruction). */
             uint32_t s = strata__load_relaxed(&c->slot);
-            if (atomic_compare_exchange_weak_explicit(&q->dequeue, &pos, pos + 1, memory_order_release,
+            if (atomic_compare_exchange_weak_explicit(&q->dequeue, &pos, pos + 1, memory_order_acq_rel,
                                                       memory_order_relaxed)) {
                 *slot = s;
                 return true;

@@ -20,11 +20,14 @@
  * refills a cell only once its previous entry was claimed. A popper reads the
  * slot before its claim (a CAS that succeeds only while the entry is still
  * unclaimed, so the slot it read is that entry's) and never touches the cell
- * after it; the claim's release orders that read before the task runs, and so
- * before whatever refill follows. (Rings retire independently, so tasks pushed
- * after a claimed entry are not bounded by one window: a popper that read
- * after its claim could find the cell refilled.) seq values of the previous
- * lap differ from pos + 1 by the capacity, so they read as "not yet pushed". */
+ * after it. What keeps a refill from overtaking that read is the count above
+ * (the refill of a cell needs its entry claimed, and the task run and retired
+ * or more than the slots unclaimed), with the claims chained acq_rel so that
+ * the read comes before everything that follows them. (Rings retire
+ * independently, so the tasks pushed after a claimed entry are not bounded by
+ * one window: a popper that read after its claim could find the cell
+ * refilled.) seq values of the previous lap differ from pos + 1 by the
+ * capacity, so they read as "not yet pushed". */
 #ifndef STRATA_CHIP_SCHED_H
 #define STRATA_CHIP_SCHED_H
 

@@ -242,11 +242,17 @@ static int check_config(const strata_worker_config *cfg)
 static int read_ring_env(uint64_t memory_bytes, strata__ring_config *r)
 {
     uint64_t window[STRATA__DEPTHS], heap[STRATA__DEPTHS], dep[STRATA__DEPTHS];
-    uint64_t heap_default = STRATA__DEFAULT_HEAP < memory_bytes / 2 ? STRATA__DEFAULT_HEAP : memory_bytes / 2;
+    /* Heaps by default: depth 0's at most half the chip memory, each deeper
+       one's at most an eighth, so that all four leave room for the program's
+       own buffers (a deeper heap is placed only when its depth first
+       allocates). */
     for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        uint64_t cap = d == 0 ? memory_bytes / 2 : memory_bytes / 8;
         window[d] = STRATA__DEFAULT_WINDOW;
         dep[d] = STRATA__DEFAULT_DEP_POOL;
-        heap[d] = heap_default & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+        heap[d] = (STRATA__DEFAULT_HEAP < cap ? STRATA__DEFAULT_HEAP : cap) & ~(uint64_t)(STRATA__DEVICE_ALIGN - 1);
+        if (heap[d] < STRATA__HEAP_MIN)
+            heap[d] = STRATA__HEAP_MIN;
     }
     int rc = strata__env_u64_list("PTO2_RING_TASK_WINDOW", STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true, false,
                                   window, STRATA__DEPTHS, &r->env_listed[0]);
@@ -262,16 +268,9 @@ static int read_ring_env(uint64_t memory_bytes, strata__ring_config *r)
     r->scope_rings = (uint32_t)scope_rings;
     if (rc)
         return strata__error_prefix(rc, "strata_worker_create");
-    uint64_t slots = 0;
-    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++)
         r->depth[d] = (strata__ring_sizes){window[d], (heap[d] + STRATA__DEVICE_ALIGN - 1) &
                                                       ~(uint64_t)(STRATA__DEVICE_ALIGN - 1), dep[d]};
-        slots += window[d];
-    }
-    if (slots > STRATA__WINDOW_TOTAL_MAX)
-        return strata__fail(STRATA_EINVAL, "strata_worker_create: PTO2_RING_TASK_WINDOW gives the four scope depths "
-                            "%llu slots in all; together they may have at most %u", (unsigned long long)slots,
-                            STRATA__WINDOW_TOTAL_MAX);
     return STRATA_OK;
 }
 

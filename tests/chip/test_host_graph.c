@@ -34,7 +34,9 @@ typedef struct graph {
     uint32_t n, ne;
     uint32_t from[4 * MAX_TASKS], to[4 * MAX_TASKS];
     int      fail_task;      /* -1: none */
-    uint32_t nalloc;         /* 1 KiB intermediate buffers allocated first */
+    uint32_t nalloc;         /* intermediate buffers allocated first (alloc_bytes each, default 1 KiB) */
+    uint64_t alloc_bytes;
+    uint32_t alloc_depth;    /* in scopes this deep */
     int      status[8];      /* what the calls returned: submit, add_dep */
 } graph;
 
@@ -45,12 +47,18 @@ static int graph_orch(strata_chip_orch *o, const strata_task_args *args, const s
     (void)args;
     (void)cfg;
     graph *g = &the_graph;
+    for (uint32_t d = 0; d < g->alloc_depth; d++)
+        if (strata_chip_scope_begin(o))
+            return STRATA_ERING;
     for (uint32_t k = 0; k < g->nalloc; k++) {
         strata_tensor t;
-        int rc = strata_chip_alloc(o, STRATA_U8, 1, (uint64_t[]){1024}, &t);
+        int rc = strata_chip_alloc(o, STRATA_U8, 1, (uint64_t[]){g->alloc_bytes ? g->alloc_bytes : 1024}, &t);
         if (rc)
             return rc;
     }
+    for (uint32_t d = 0; d < g->alloc_depth; d++)
+        if (strata_chip_scope_end(o))
+            return STRATA_ERING;
     for (uint32_t k = 0; k < g->n; k++) {
         uint64_t s[2] = {k, (int)k == g->fail_task};
         uint32_t id = UINT32_MAX;
@@ -208,6 +216,14 @@ TEST_CASE(refusals_run_nothing)
                     "at least 5120");
     CHECK_EQ_U64(atomic_load(&ran), 0);
     CHECK_EQ_U64(strata_worker_state(w), STRATA_STATE_READY);
+    /* every scope depth uses the depth-0 ring there, and the message says so */
+    random_dag(&the_graph, 2, 1, 1);
+    the_graph.nalloc = 1;
+    the_graph.alloc_bytes = 8192;
+    the_graph.alloc_depth = 2;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &small_heap), STRATA_ERING);
+    CHECK_ERROR_HAS("heap ring of scope depth 2 (runtime host_build_graph keeps every depth in the ring of depth 0) "
+                    "is 4096 bytes (call_config.ring_heap); a 8192-byte buffer can never fit");
     /* an edge to a task not submitted yet, and a task on itself */
     one_edge_graph(4, 1, 9);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_EINVAL);

@@ -4,6 +4,10 @@
  *   - one chip buffer of 64 bytes per datum (data of a dag_group share one
  *     buffer, a 64-byte slot each, so a task that reads a whole group, the
  *     fan-in reducer, passes it as one tensor: a task takes at most 32);
+ *     or, with --layout views, every datum a view of one chip buffer, as
+ *     kernels name tiles of one matrix: a 64-byte slot of it each, and for
+ *     Cholesky an 8 x 8 tile of one (8T) x (8T) byte matrix (a 2-D view with
+ *     a row stride); the rows are named "<dag>/views";
  *   - one chip callable whose orchestration function walks the DAG and submits
  *     every task with tags INPUT / OUTPUT / INOUT from the access modes and a
  *     kernel that returns 0.
@@ -40,13 +44,18 @@
 enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFFSET = 2, K_TILE = 4 };
 
 typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
+typedef enum layout { LAYOUT_BUFFERS, LAYOUT_VIEWS } layout;
 
 typedef struct options {
     bench_dag_cli c;             /* what every DAG program takes (common.h) */
     uint32_t      aic, aiv;
     placement     place;
+    layout        layout;
     uint64_t      window, dep_pool;
 } options;
+
+/* Cholesky's tiles as views of one matrix: 8 x 8 bytes each. */
+#define VIEW_TILE 8u
 
 /* ---- time ---- */
 
@@ -150,8 +159,72 @@ static void plan_free(plan *p, strata_worker *w)
     memset(p, 0, sizeof *p);
 }
 
+/* Tile (i, j) of Cholesky's T x T tile matrix from its datum number (the
+   inverse of dag_cholesky_tile). */
+static void cholesky_tile_of(uint32_t datum, uint32_t *i, uint32_t *j)
+{
+    uint32_t r = 0;
+    while ((r + 1) * (r + 2) / 2 <= datum)
+        r++;
+    *i = r;
+    *j = datum - r * (r + 1) / 2;
+}
+
+/* --layout views: every datum a view of one chip buffer (see the top). */
+static int plan_build_views(plan *p, const dag *d, strata_worker *w)
+{
+    bool tiles = strncmp(d->name, "cholesky", 8) == 0;
+    uint32_t t = 0;
+    while (tiles && t * (t + 1) / 2 < d->ndata)
+        t++;
+    uint64_t side = (uint64_t)t * VIEW_TILE;   /* the matrix is side x side bytes */
+    uint64_t bytes = tiles ? side * side : (uint64_t)(d->ndata ? d->ndata : 1) * DATUM_BYTES;
+    int s = strata_worker_malloc(w, 0, bytes, &p->buffers[0]);
+    if (s)
+        return fail("strata_worker_malloc", s);
+    p->nbuffers = 1;
+    const strata_buffer *b = &p->buffers[0];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < d->ntasks; k++) {
+        const dag_task *task = &d->tasks[k];
+        p->first[k] = n;
+        uint32_t prev_datum = UINT32_MAX;
+        for (uint32_t a = 0; a < task->naccess; a++) {
+            const dag_access *acc = &d->accesses[task->first + a];
+            strata_tag tag = tag_of(acc->mode);
+            strata_tensor ten;
+            if (tiles) {
+                uint32_t i, j;
+                cholesky_tile_of(acc->datum, &i, &j);
+                uint64_t shape[2] = {VIEW_TILE, VIEW_TILE};
+                ten = strata_tensor_make((const void *)(uintptr_t)b->addr, STRATA_U8, 2, shape);
+                ten.strides[0] = (int64_t)side;
+                ten.offset = (uint64_t)i * VIEW_TILE * side + (uint64_t)j * VIEW_TILE;
+            } else {
+                /* the next slot, same mode: one tensor (the fan-in's group) */
+                if (n > p->first[k] && prev_datum != UINT32_MAX && acc->datum == prev_datum + 1 &&
+                    p->tags[n - 1] == tag) {
+                    p->tensors[n - 1].shape[0] += DATUM_BYTES;
+                    prev_datum = acc->datum;
+                    continue;
+                }
+                uint64_t shape[1] = {DATUM_BYTES};
+                ten = strata_tensor_make((const void *)(uintptr_t)b->addr, STRATA_U8, 1, shape);
+                ten.offset = (uint64_t)acc->datum * DATUM_BYTES;
+            }
+            ten.nbytes = b->nbytes;
+            p->tensors[n] = ten;
+            p->tags[n] = tag;
+            n++;
+            prev_datum = acc->datum;
+        }
+    }
+    p->first[d->ntasks] = n;
+    return 0;
+}
+
 /* Allocate the buffers and build every task's tensors. */
-static int plan_build(plan *p, const dag *d, strata_worker *w, placement place, bool real)
+static int plan_build(plan *p, const dag *d, strata_worker *w, placement place, layout lay, bool real)
 {
     memset(p, 0, sizeof *p);
     p->d = d;
@@ -169,6 +242,12 @@ static int plan_build(plan *p, const dag *d, strata_worker *w, placement place, 
     if (!buf_of || !slot_of || !p->buffers || !p->tensors || !p->tags || !p->first || !p->func) {
         fprintf(stderr, "l2_overhead: out of host memory for DAG %s\n", d->name);
         rc = 1;
+        goto out;
+    }
+    if (lay == LAYOUT_VIEWS) {
+        for (uint32_t t = 0; t < d->ntasks; t++)
+            p->func[t] = place == PLACE_ALT && (t & 1) ? K_EMPTY_AIC : K_EMPTY_AIV;
+        rc = plan_build_views(p, d, w);
         goto out;
     }
     for (uint32_t i = 0; i < d->ndata; i++)
@@ -268,7 +347,7 @@ static int load_tiles(strata_worker *w, const plan *p, const float *input)
 static int run_workload(const dag *d, const options *opt, result *res)
 {
     memset(res, 0, sizeof *res);
-    snprintf(res->name, sizeof res->name, "%s", d->name);
+    snprintf(res->name, sizeof res->name, "%.40s%s", d->name, opt->layout == LAYOUT_VIEWS ? "/views" : "");
     res->ntasks = d->ntasks;
     res->edges = dag_count_edges(d);
     res->path = dag_critical_path(d);
@@ -304,7 +383,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         fail("strata_worker_register_chip", rc);
         goto close;
     }
-    if (plan_build(&p, d, w, opt->place, opt->c.real))
+    if (plan_build(&p, d, w, opt->place, opt->layout, opt->c.real))
         goto close;
     /* --real: the input tiles, loaded into the chip before every run (untimed) */
     float *input = NULL;
@@ -442,13 +521,15 @@ static void usage(FILE *f)
                         "  --aiv N, --threads N   AIV core threads (default 1)\n"
                         "  --aic N          AIC core threads (default 1)\n"
                         "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
+                        "  --layout buffers|views   a chip buffer per datum (default), or every datum a\n"
+                        "                   view of one buffer (Cholesky: 8 x 8 tiles of one matrix)\n"
                         "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
                         "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.aic = 1, .aiv = 1, .place = PLACE_AIV, .window = 4096, .dep_pool = 0};
+    *o = (options){.aic = 1, .aiv = 1, .place = PLACE_AIV, .layout = LAYOUT_BUFFERS, .window = 4096, .dep_pool = 0};
     bench_dag_cli_init(&o->c, argc, argv);
     if (o->c.quick)
         o->window = 256;
@@ -463,7 +544,8 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stdout);
             exit(0);
         }
-        static const char *const own[] = {"--aiv", "--threads", "--aic", "--place", "--window", "--dep-pool"};
+        static const char *const own[] = {"--aiv", "--threads", "--aic", "--place", "--layout", "--window",
+                                          "--dep-pool"};
         bool known = false;
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
             known |= strcmp(a, own[k]) == 0;
@@ -488,6 +570,13 @@ static int parse_args(int argc, char **argv, options *o)
                 o->place = PLACE_ALT;
             else
                 ok = false;
+        } else if (strcmp(a, "--layout") == 0) {
+            if (strcmp(v, "buffers") == 0)
+                o->layout = LAYOUT_BUFFERS;
+            else if (strcmp(v, "views") == 0)
+                o->layout = LAYOUT_VIEWS;
+            else
+                ok = false;
         } else if (strcmp(a, "--window") == 0) {
             ok = bench_parse_u32(v, &x) && x >= 1 && (x & (x - 1)) == 0 && x <= 65536;
             o->window = x;
@@ -499,6 +588,10 @@ static int parse_args(int argc, char **argv, options *o)
             fprintf(stderr, "l2_overhead: bad value '%s' for %s\n", v, a);
             return 1;
         }
+    }
+    if (o->c.real && o->layout == LAYOUT_VIEWS) {
+        fprintf(stderr, "l2_overhead: --real runs its float tiles in buffers of their own (drop --layout views)\n");
+        return 1;
     }
     if (o->c.real && o->c.verify) {
         fprintf(stderr, "l2_overhead: --verify logs the order of empty tasks; with --real the factor check "
@@ -541,9 +634,10 @@ int main(int argc, char **argv)
         snprintf(warm, sizeof warm, "%u run(s)", opt.c.warmup ? opt.c.warmup : 1);
     else
         snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.c.warmup_tasks);
-    printf("# lanes: %u AIC + %u AIV, tasks on %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
+    printf("# lanes: %u AIC + %u AIV, tasks on %s; data: %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
            "; warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
-           opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately", opt.window, opt.dep_pool,
+           opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately",
+           opt.layout == LAYOUT_VIEWS ? "views of one buffer" : "a buffer per datum", opt.window, opt.dep_pool,
            warm, opt.c.reps, opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
     printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
            "median", "min", "submit", "window", "dep_pool");

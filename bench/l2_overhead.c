@@ -198,7 +198,8 @@ static int plan_build_views(plan *p, const dag *d, strata_worker *w)
                 cholesky_tile_of(acc->datum, &i, &j);
                 uint64_t shape[2] = {VIEW_TILE, VIEW_TILE};
                 ten = strata_tensor_make((const void *)(uintptr_t)b->addr, STRATA_U8, 2, shape);
-                ten.strides[0] = (int64_t)side;
+                ten.strides[0] = (int64_t)side;   /* rows of the matrix, */
+                ten.strides[1] = 1;                 /* contiguous within (strides all 0 would mean "dense") */
                 ten.offset = (uint64_t)i * VIEW_TILE * side + (uint64_t)j * VIEW_TILE;
             } else {
                 /* the next slot, same mode: one tensor (the fan-in's group) */

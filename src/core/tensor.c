@@ -253,20 +253,61 @@ static uint64_t view_runs(const strata_tensor *t, uint64_t *runs, uint64_t *run_
             return 0;
     }
     uint64_t idx[STRATA_MAX_DIMS] = {0};
+    bool sorted = true;
     for (uint64_t r = 0; r < nruns; r++) {
         uint64_t e = t->offset;
         for (int i = 0; i <= inner; i++)
             e += idx[i] * st[i];
         runs[r] = t->addr + e * es;
+        sorted = sorted && (r == 0 || runs[r] >= runs[r - 1]);
         for (int i = inner; i >= 0; i--) {
             if (++idx[i] < t->shape[i])
                 break;
             idx[i] = 0;
         }
     }
-    qsort(runs, nruns, sizeof runs[0], cmp_u64);
+    if (!sorted)   /* row-major views (strides not increasing) come out sorted already */
+        qsort(runs, nruns, sizeof runs[0], cmp_u64);
     *run_bytes = run_elems * es;
     return nruns;
+}
+
+/* Two views of one base with the same element size and strides, each a box
+   of the same row-major lattice (innermost stride 1, each stride a multiple
+   of the next, every coordinate of the box below its dimension's span
+   s[k-1] / s[k]): an element's coordinates are then its address's digits in
+   that mixed radix, so the boxes share an element exactly when their
+   coordinate intervals meet in every dimension. The tiles of one matrix are
+   such boxes. Returns 0 or 1, or -1 when the views are not of this kind. */
+static int lattice_overlap(const strata_tensor *a, const strata_tensor *b)
+{
+    uint32_t n = a->ndims;
+    if (n != b->ndims || n < 2 || a->addr != b->addr || strata_dtype_size(a->dtype) != strata_dtype_size(b->dtype))
+        return -1;
+    uint64_t sa[STRATA_MAX_DIMS], sb[STRATA_MAX_DIMS];
+    effective_strides(a, sa);
+    effective_strides(b, sb);
+    if (sa[n - 1] != 1)
+        return -1;
+    for (uint32_t k = 0; k < n; k++)
+        if (sa[k] != sb[k] || sa[k] == 0 || (k > 0 && sa[k - 1] % sa[k] != 0))
+            return -1;
+    uint64_t ca[STRATA_MAX_DIMS], cb[STRATA_MAX_DIMS], ra = a->offset, rb = b->offset;
+    for (uint32_t k = 0; k < n; k++) {
+        ca[k] = ra / sa[k];
+        cb[k] = rb / sa[k];
+        ra %= sa[k];
+        rb %= sa[k];
+        if (k > 0) {   /* the box stays inside its dimension's span */
+            uint64_t span = sa[k - 1] / sa[k];
+            if (ca[k] + a->shape[k] > span || cb[k] + b->shape[k] > span)
+                return -1;
+        }
+    }
+    for (uint32_t k = 0; k < n; k++)
+        if (ca[k] + a->shape[k] <= cb[k] || cb[k] + b->shape[k] <= ca[k])
+            return 0;
+    return 1;
 }
 
 bool strata__views_overlap(const strata_tensor *a, const strata__extent *ea,
@@ -277,6 +318,9 @@ bool strata__views_overlap(const strata_tensor *a, const strata__extent *ea,
         return false;
     if (ea->dense && eb->dense)
         return true;   /* both fill their intervals, and the intervals meet */
+    int boxes = lattice_overlap(a, b);
+    if (boxes >= 0)
+        return boxes;
     /* A dense view is one run: its whole interval. */
     uint64_t la = ea->hi - ea->lo, lb = eb->hi - eb->lo, na = 1, nb = 1;
     scratch->a[0] = ea->lo;

@@ -424,14 +424,24 @@ static PyObject *call_config_of(const strata_call_config *c)
                                               c->block_dim)
                       : NULL;
     Py_XDECREF(cls);
-    /* per-depth sizes read back as the lists they were given as */
+    if (r) {   /* the trace choice travels too */
+        PyObject *trace = PyLong_FromUnsignedLong(c->trace);
+        if (!trace || PyObject_SetAttrString(r, "trace", trace) < 0)
+            Py_CLEAR(r);
+        Py_XDECREF(trace);
+    }
+    /* per-depth sizes read back as lists of four; a depth without its own
+       entry shows the scalar, which it took (Python holds one or the other) */
     static const char *const names[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
     const uint64_t *by[3] = {c->ring_task_window_by_depth, c->ring_heap_by_depth, c->ring_dep_pool_by_depth};
+    const uint64_t scalar[3] = {c->ring_task_window, c->ring_heap, c->ring_dep_pool};
     for (int k = 0; r && k < 3; k++) {
         if (!(by[k][0] | by[k][1] | by[k][2] | by[k][3]))
             continue;
-        PyObject *list = Py_BuildValue("[KKKK]", (unsigned long long)by[k][0], (unsigned long long)by[k][1],
-                                       (unsigned long long)by[k][2], (unsigned long long)by[k][3]);
+        unsigned long long v[4];
+        for (int d = 0; d < 4; d++)
+            v[d] = (unsigned long long)(by[k][d] ? by[k][d] : scalar[k]);
+        PyObject *list = Py_BuildValue("[KKKK]", v[0], v[1], v[2], v[3]);
         if (!list || PyObject_SetAttrString(r, names[k], list) < 0)
             Py_CLEAR(r);
         Py_XDECREF(list);

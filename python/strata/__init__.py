@@ -57,6 +57,9 @@ class CallConfig:
             if key not in _RING_NAMES:
                 raise InvalidArgumentError(f"runtime_env key {key!r}: known keys are "
                                            + ", ".join(sorted(_RING_NAMES)))
+            if getattr(self, _RING_NAMES[key]):
+                raise InvalidArgumentError(f"runtime_env[{key!r}]: {_RING_NAMES[key]} is given already; give it "
+                                           "once, as an int for every scope depth or a list of four")
             if isinstance(value, (list, tuple)):
                 if len(value) != 4:
                     raise InvalidArgumentError(f"runtime_env[{key!r}]: a list gives one size per scope depth "

@@ -67,13 +67,28 @@ int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
         return STRATA_OK;
     unplace_heap(chip, r);
     int rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
+    bool gave_back = false;
+    for (uint32_t d = 0; rc && d < STRATA__DEPTHS; d++) {
+        /* another depth's heap that holds nothing (placed by an earlier run
+           with other sizes): give it back, it is placed again when used */
+        strata__depth_ring *o = &chip->ring[d];
+        if (o != r && o->heap_addr && o->hrec_head == o->hrec_next) {
+            unplace_heap(chip, o);
+            gave_back = true;
+        }
+    }
+    if (rc && gave_back) {
+        strata__clear_error();
+        rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
+    }
     if (rc) {
         r->heap_addr = 0;
         char name[96];
-        return strata__error_prefix(rc, "placing the %llu-byte heap ring of %s (%s) in chip memory, at its first "
-                                    "intermediate buffer; lower that size, or free chip memory",
-                                    (unsigned long long)size, strata__ring_name(chip, r->depth, name, sizeof name),
-                                    strata__ring_source(chip, r->depth, STRATA__RING_HEAP));
+        return strata__error_prefix(rc, "placing the %llu-byte heap ring of %s (%s) in chip memory, %s; lower that "
+                                    "size, or free chip memory", (unsigned long long)size,
+                                    strata__ring_name(chip, r->depth, name, sizeof name),
+                                    strata__ring_source(chip, r->depth, STRATA__RING_HEAP),
+                                    r->depth == 0 ? "for the run" : "at its first intermediate buffer");
     }
     r->heap_placed = size;
     strata__heap_ring_reset(&r->heap, size);
@@ -115,8 +130,10 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want_all)
         if (!chip->tasks || !chip->bodies) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for task windows of %llu slots in all "
-                                "(%zu bytes each); lower %s", (unsigned long long)slots,
-                                sizeof chip->tasks[0] + sizeof chip->bodies[0], strata__ring_source(chip, 0, STRATA__RING_WINDOW));
+                                "(%zu bytes each); lower the task_window sizes (PTO2_RING_TASK_WINDOW, "
+                                "call_config.ring_task_window or its _by_depth entries) or use fewer rings "
+                                "(STRATA_SCOPE_RINGS)", (unsigned long long)slots,
+                                sizeof chip->tasks[0] + sizeof chip->bodies[0]);
         }
         memset(chip->tasks, 0, slots * sizeof chip->tasks[0]);
         chip->nslots = (uint32_t)slots;
@@ -128,7 +145,9 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want_all)
         if (!chip->edges) {
             free_rings(chip);
             return strata__fail(STRATA_ENOMEM, "out of host memory for dep_pool rings of %llu edges in all; "
-                                "lower %s", (unsigned long long)edges, strata__ring_source(chip, 0, STRATA__RING_DEP));
+                                "lower the dep_pool sizes (PTO2_RING_DEP_POOL, call_config.ring_dep_pool or its "
+                                "_by_depth entries) or use fewer rings (STRATA_SCOPE_RINGS)",
+                                (unsigned long long)edges);
         }
         chip->nedges = edges;
     }
@@ -251,6 +270,8 @@ static int run_sizes(strata__chip *chip, const strata_call_config *cfg, strata__
 
 /* ---- open / close ---- */
 
+static void keep_depth_stats(strata__chip *chip);
+
 /* Global state: chips abandoned by close because a kernel hung (see below). */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static strata__chip *abandoned;
@@ -308,6 +329,8 @@ int strata__chip_open(const strata__platform *platform, int device_id, uint64_t 
     }
     if (rc == STRATA_OK)
         rc = strata__lanes_start(chip);
+    if (rc == STRATA_OK)
+        keep_depth_stats(chip);   /* the sizes, before any run */
     if (rc) {
         strata__chip_close(chip);
         return rc;
@@ -474,6 +497,8 @@ static bool all_retired(const strata__chip *chip)
 static bool oldest_done(void *arg)
 {
     strata__chip *chip = arg;
+    if (chip->await_word && strata__load_acquire(chip->await_word) == chip->await_value)
+        return true;
     bool any = false;
     for (uint32_t d = 0; d < chip->rings_used; d++) {
         const strata__depth_ring *r = &chip->ring[d];
@@ -487,6 +512,15 @@ static bool oldest_done(void *arg)
 }
 
 static int wait_progress(strata__chip *chip);
+
+int strata__chip_wait_for(strata__chip *chip, _Atomic uint32_t *word, uint32_t value)
+{
+    chip->await_word = word;
+    chip->await_value = value;
+    int rc = strata__chip_wait_progress(chip);
+    chip->await_word = NULL;
+    return rc;
+}
 
 /* A task running longer than the run's timeout makes the chip hung. */
 static int check_timeouts(strata__chip *chip)
@@ -662,6 +696,7 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     }
     if (!chip->hung)
         chip->callable = NULL;   /* a hung lane may still name it in a message */
+    keep_depth_stats(chip);
     rc = strata__failure_raise(&chip->failure);
     if (rc == STRATA_OK)
         strata__clear_error();   /* a call the orchestration function recovered from */
@@ -784,10 +819,20 @@ void strata__chip_stats(const strata__chip *chip, strata_run_stats *out)
     }
 }
 
+/* The run's rings, kept when it ends: a later strata_worker_malloc may give
+   a deeper heap back, and its figures with it. */
+static void keep_depth_stats(strata__chip *chip)
+{
+    for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
+        const strata__depth_ring *r = &chip->ring[d];
+        chip->last_rings[d][0] = (strata_ring_stats){chip->sizes[d].task_window, r->high_window};
+        chip->last_rings[d][1] = (strata_ring_stats){chip->sizes[d].heap, r->heap_addr ? r->heap.high_water : 0};
+        chip->last_rings[d][2] = (strata_ring_stats){chip->sizes[d].dep_pool, r->high_dep};
+    }
+}
+
 void strata__chip_depth_stats(const strata__chip *chip, uint32_t depth, strata_ring_stats out[3])
 {
-    const strata__depth_ring *r = &chip->ring[depth];
-    out[0] = (strata_ring_stats){chip->sizes[depth].task_window, r->high_window};
-    out[1] = (strata_ring_stats){chip->sizes[depth].heap, r->heap_addr ? r->heap.high_water : 0};
-    out[2] = (strata_ring_stats){chip->sizes[depth].dep_pool, r->high_dep};
+    for (int k = 0; k < 3; k++)
+        out[k] = chip->last_rings[depth][k];
 }

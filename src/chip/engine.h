@@ -261,6 +261,14 @@ struct strata__chip {
     uint64_t           *scopes;            /* its ring's hrec_next at each open scope_begin */
     uint32_t            nscopes, scopes_cap;
     uint64_t            run_timeout_ms;
+    /* A wait for progress also ends when this word holds this value
+       (acquire): the fanout of a producer a dep_pool wait needs, or the
+       pending count an abandoned submit waits down to. NULL: none. A ring's
+       oldest task may itself wait for the submit that waits (an outer task
+       waiting for an inner loop), so progress cannot mean "an oldest task
+       finished" alone. */
+    _Atomic uint32_t   *await_word;
+    uint32_t            await_value;
     /* Runtime host_build_graph (orch.c): a run's whole graph is built first,
        with explicit edges, checked, then run. */
     bool                host_graph;        /* its tasks all go to the depth-0 ring */
@@ -310,6 +318,7 @@ struct strata__chip {
     uint32_t            ndetached;         /* lanes close abandoned in a hung kernel */
 
     uint64_t            stat_completed, stat_failed, stat_canceled;
+    strata_ring_stats   last_rings[STRATA__DEPTHS][3];   /* the last run's, by depth: window, heap, dep_pool */
     struct strata__rec_area *rec;          /* its events (strata__chip_set_recorder), or NULL */
     strata__chip       *next_abandoned;    /* see strata__chip_close() */
     uint32_t           *attached;          /* TensorMap indexes of external buffers */
@@ -386,9 +395,11 @@ bool strata__chip_unplace_deeper_heaps(strata__chip *chip);
 /* Place the heap ring of r's depth in chip memory, if it is not (orch.c's
    strata_chip_alloc; engine.c). */
 int  strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r);
-/* Wait until the oldest unretired task completes (or the timeout check fires).
-   Returns 0, or STRATA_ETIMEDOUT once a task passed its timeout. */
+/* Wait until some ring's oldest unretired task completes (or the timeout
+   check fires). Returns 0, or STRATA_ETIMEDOUT once a task passed its timeout. */
 int  strata__chip_wait_progress(strata__chip *chip);
+/* The same, also ending when *word == value (see await_word). */
+int  strata__chip_wait_for(strata__chip *chip, _Atomic uint32_t *word, uint32_t value);
 int  strata__lanes_start(strata__chip *chip);
 void strata__lanes_stop(strata__chip *chip);
 /* A timed or traced run's launch (chip->launch): the lane's bookkeeping around

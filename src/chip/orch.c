@@ -77,18 +77,24 @@ static bool dep_pool_full(const strata__depth_ring *r)
 }
 
 /* Back-pressure: wait until a task retires, for room in `ring` (a
-   strata__rec_counter); a traced run records the wait and the rings' fill. */
-static int wait_for_room(strata__chip *chip, uint32_t ring)
+   strata__rec_counter), or until *word == value (word may be NULL); a traced
+   run records the wait and the rings' fill. */
+static int wait_for_room_or(strata__chip *chip, uint32_t ring, _Atomic uint32_t *word, uint32_t value)
 {
     if (!(chip->run_watch & STRATA__WATCH_TRACED))
-        return strata__chip_wait_progress(chip);
+        return word ? strata__chip_wait_for(chip, word, value) : strata__chip_wait_progress(chip);
     strata__chip_note_counters(chip);
     uint64_t next = STRATA__TASK_ID(chip->cur->depth, chip->cur->next);   /* the task that waits */
     strata__chip_note(chip, STRATA__REC_WAIT_BEGIN, 0, next, ring);
-    int rc = strata__chip_wait_progress(chip);
+    int rc = word ? strata__chip_wait_for(chip, word, value) : strata__chip_wait_progress(chip);
     strata__chip_note(chip, STRATA__REC_WAIT_END, 0, next, ring);
     strata__chip_note_counters(chip);
     return rc;
+}
+
+static int wait_for_room(strata__chip *chip, uint32_t ring)
+{
+    return wait_for_room_or(chip, ring, NULL, 0);
 }
 
 /* Whether producer has finished, so the new task needs no edge to it; poisons
@@ -142,7 +148,9 @@ static int add_dep(void *arg, uint64_t producer, uint32_t slot)
             break;
         if (producer_finished(ctx, producer, slot))
             return STRATA_OK;
-        if (wait_for_room(chip, STRATA__COUNTER_DEP_POOL))
+        /* room, or this producer done (then no edge is needed): the ring's
+           oldest task may be waiting for this very submit */
+        if (wait_for_room_or(chip, STRATA__COUNTER_DEP_POOL, &chip->tasks[slot].fanout, STRATA__EDGE_CLOSED))
             return timeout_error(chip, submit_name(chip), STRATA__RING_DEP);
     }
 
@@ -418,7 +426,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
                linked belong to producers that will complete normally; once they
                have, nothing touches the slot and it can be failed in place. */
             while (strata__load_acquire(&t->pending) != STRATA__PENDING_GUARD - ctx.linked && !chip->hung)
-                if (strata__chip_wait_progress(chip))
+                if (strata__chip_wait_for(chip, &t->pending, STRATA__PENDING_GUARD - ctx.linked))
                     break;
             if (!chip->hung)
                 abandon_task(chip, slot, rc);

@@ -68,7 +68,7 @@ int strata__env_u64(const char *name, uint64_t min, uint64_t max, bool power_of_
 }
 
 int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool power_of_two, bool allow_suffix,
-                         uint64_t *out, uint32_t n, bool *listed)
+                         uint64_t *out, uint32_t n, const char *const *entry, bool *listed)
 {
     const char *text = getenv(name);
     *listed = false;
@@ -87,12 +87,12 @@ int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool powe
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char one[64], what[96];
+        char one[64], what[128];
         if (count == n || len >= sizeof one || n > 16)
             break;
         memcpy(one, p, len);
         one[len] = '\0';
-        snprintf(what, sizeof what, "%s's value %u", name, count + 1);
+        snprintf(what, sizeof what, "%s's value for %s", name, entry[count]);
         int rc = strata__parse_u64(what, one, min, max, power_of_two, allow_suffix, &v[count]);
         if (rc)
             return rc;
@@ -108,5 +108,5 @@ int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool powe
         p = comma + 1;
     }
     return strata__fail(STRATA_EINVAL, "%s is \"%s\"; it must be one value or %u comma-separated values (one "
-                        "per scope depth: 0, 1, 2, 3 and deeper)", name, text, n);
+                        "for each of %s ... %s)", name, text, n, entry[0], entry[n - 1]);
 }

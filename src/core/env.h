@@ -13,10 +13,11 @@ int strata__env_u64(const char *name, uint64_t min, uint64_t max, bool power_of_
                     bool allow_suffix, uint64_t *out);
 
 /* The same for a variable that holds one value or `n` comma-separated values
-   (one per ring, say): one value fills every out[i]; *listed says which form
-   it was. Unset or empty leaves out[] alone. */
+   (one per ring, say; entry[i] names value i in messages, "scope depth 2"):
+   one value fills every out[i]; *listed says which form it was. Unset or
+   empty leaves out[] alone. */
 int strata__env_u64_list(const char *name, uint64_t min, uint64_t max, bool power_of_two, bool allow_suffix,
-                         uint64_t *out, uint32_t n, bool *listed);
+                         uint64_t *out, uint32_t n, const char *const *entry, bool *listed);
 
 /* Parse text the same way (shared with call_config checks); `what` names the
    source in messages. */

@@ -254,14 +254,16 @@ static int read_ring_env(uint64_t memory_bytes, strata__ring_config *r)
         if (heap[d] < STRATA__HEAP_MIN)
             heap[d] = STRATA__HEAP_MIN;
     }
+    static const char *const depth[STRATA__DEPTHS] = {"scope depth 0", "scope depth 1", "scope depth 2",
+                                                      "scope depth 3 and deeper"};
     int rc = strata__env_u64_list("PTO2_RING_TASK_WINDOW", STRATA__WINDOW_MIN, STRATA__WINDOW_MAX, true, false,
-                                  window, STRATA__DEPTHS, &r->env_listed[0]);
+                                  window, STRATA__DEPTHS, depth, &r->env_listed[0]);
     if (rc == STRATA_OK)
         rc = strata__env_u64_list("PTO2_RING_HEAP", STRATA__HEAP_MIN, memory_bytes / 2, false, true, heap,
-                                  STRATA__DEPTHS, &r->env_listed[1]);
+                                  STRATA__DEPTHS, depth, &r->env_listed[1]);
     if (rc == STRATA_OK)
         rc = strata__env_u64_list("PTO2_RING_DEP_POOL", STRATA__DEP_POOL_MIN, STRATA__DEP_POOL_MAX, false, true,
-                                  dep, STRATA__DEPTHS, &r->env_listed[2]);
+                                  dep, STRATA__DEPTHS, depth, &r->env_listed[2]);
     uint64_t scope_rings = STRATA__DEPTHS;
     if (rc == STRATA_OK)
         rc = strata__env_u64("STRATA_SCOPE_RINGS", 1, STRATA__DEPTHS, false, false, &scope_rings);

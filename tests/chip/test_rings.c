@@ -555,11 +555,60 @@ TEST_CASE(messages_name_the_depth)
     strata_worker_config wc;
     strata_worker_config_init(&wc, 2);
     CHECK_STATUS(strata_worker_create(&wc, &w), STRATA_EINVAL);
-    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL is \"64,64\"; it must be one value or 4 comma-separated values");
+    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL is \"64,64\"; it must be one value or 4 comma-separated values (one for "
+                    "each of scope depth 0 ... scope depth 3 and deeper)");
     test_setenv("PTO2_RING_DEP_POOL", "64,64,0,64");
     CHECK_STATUS(strata_worker_create(&wc, &w), STRATA_EINVAL);
-    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL's value 3 is \"0\"");
+    CHECK_ERROR_HAS("PTO2_RING_DEP_POOL's value for scope depth 2 is \"0\"");
     test_setenv("PTO2_RING_DEP_POOL", NULL);
+}
+
+/* A task of depth 1 waits for the task of depth 2 below; that task reads two
+   buffers written by two slow tasks of depth 1, and depth 2's dep pool holds
+   one edge. Its second edge waits for room, which only its own retirement
+   would make: the wait must end when that producer finishes, since the oldest
+   task of depth 1 waits for this very submit's task. */
+static int awaited_producer_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
+{
+    (void)cfg;
+    strata_tag out = STRATA_OUTPUT, in_inout[2] = {STRATA_INPUT, STRATA_INOUT};
+    int rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_submit(o, WAIT_COUNT, NULL);
+    for (int k = 0; rc == 0 && k < 2; k++)
+        rc = strata_chip_submit(o, SLOW, &(strata_task_args){&args->tensors[k], &out, 1, NULL, 0});
+    if (rc == 0)
+        rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_submit(o, COUNT, &(strata_task_args){(strata_tensor *)args->tensors, in_inout, 2, NULL, 0});
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    return rc;
+}
+
+TEST_CASE(a_dep_pool_wait_ends_when_its_producer_does)
+{
+    strata_worker *w = test_worker(1, 3);   /* the waiting task and both slow ones at once */
+    strata_handle h = register_orch(w, "awaited", awaited_producer_orch);
+    strata_buffer b[2] = {test_malloc(w, 64), test_malloc(w, 64)};
+    strata_tensor t[2] = {test_tensor(b[0], STRATA_U64), test_tensor(b[1], STRATA_U64)};
+    strata_tag tags[2] = {STRATA_INOUT, STRATA_INOUT};
+    strata_call_config cfg = {0};
+    cfg.ring_dep_pool_by_depth[2] = 1;
+    for (int run = 0; run < 3; run++) {
+        atomic_store(&counted, 0);
+        count_goal = 1;
+        uint64_t t0 = test_now_ns();
+        CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){t, tags, 2, NULL, 0}, &cfg));
+        CHECK(test_now_ns() - t0 < 10ull * 1000000000);   /* the slow tasks take 20 ms */
+        CHECK_EQ_U64(atomic_load(&counted), 1);
+    }
+    for (int k = 0; k < 2; k++)
+        CHECK_OK(strata_worker_free(w, b[k]));
+    CHECK_OK(strata_worker_close(w));
+    strata_worker_destroy(w);
 }
 
 /* An intermediate in each of four nested scopes (depths 1 to 4). */
@@ -585,8 +634,9 @@ static int nested_alloc_orch(strata_chip_orch *o, const strata_task_args *args, 
 
 /* Heaps of deeper scopes by default: each at most an eighth of the chip
    memory, placed at its depth's first intermediate and kept between runs,
-   but given back when the program's own buffer needs the memory. A 128 MiB
-   chip: depth 0's heap 64 MiB, the others 16 MiB each. */
+   but given back when the program's own buffer needs the memory, or when
+   another depth's heap does (a heap that holds nothing). A 128 MiB chip:
+   depth 0's heap 64 MiB, the others 16 MiB each. */
 TEST_CASE(deeper_heaps_leave_room_for_the_programs_buffers)
 {
     strata_worker_config wc;
@@ -604,15 +654,30 @@ TEST_CASE(deeper_heaps_leave_room_for_the_programs_buffers)
         CHECK_EQ_U64(info.heap_by_depth[d].size, 16ull << 20);
         CHECK(info.heap_by_depth[d].high_water >= 1024);
     }
-    /* 16 MiB are free; a 40 MiB buffer takes the deeper heaps' memory back */
+    /* 16 MiB are free; a 40 MiB buffer takes the deeper heaps' memory back,
+       and the last run's figures stay as they were */
     strata_buffer big;
     CHECK_OK(strata_worker_malloc(w, 0, 40ull << 20, &big));
-    /* with it held, 24 MiB are free: depth 1's heap fits, depth 2's does not */
+    strata_run_info again = {.size = sizeof again};
+    CHECK_OK(strata_worker_run_info(w, &again));
+    CHECK(memcmp(&info, &again, sizeof info) == 0);
+    /* with it held, 24 MiB are free: depth 1's heap fits; depth 2's takes
+       the memory of depth 0's, which holds nothing in this run */
+    CHECK_OK(strata_worker_run_chip(w, h, NULL, NULL));
+    CHECK_OK(strata_worker_free(w, big));
+    /* 110 MiB held: depth 0's heap cannot be placed for the run */
+    CHECK_OK(strata_worker_malloc(w, 0, 110ull << 20, &big));
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ENOMEM);
-    CHECK_ERROR_HAS("placing the 16777216-byte heap ring of scope depth 2 (PTO2_RING_HEAP) in chip memory, at its "
-                    "first intermediate buffer; lower that size, or free chip memory");
+    CHECK_ERROR_HAS("placing the 67108864-byte heap ring of scope depth 0 (PTO2_RING_HEAP) in chip memory, for the "
+                    "run; lower that size, or free chip memory");
+    /* heaps of 8 MiB: depths 0 and 1 fit, depth 2 takes depth 0's, depth 3
+       finds nothing left to take */
     strata_call_config cfg = {0};
-    cfg.ring_heap_by_depth[2] = cfg.ring_heap_by_depth[3] = 4096;
+    cfg.ring_heap = 8ull << 20;
+    CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ENOMEM);
+    CHECK_ERROR_HAS("placing the 8388608-byte heap ring of scope depth 3 and deeper (call_config.ring_heap) in chip "
+                    "memory, at its first intermediate buffer");
+    cfg.ring_heap_by_depth[3] = 4096;   /* depths 3 and 4: 1 KiB each */
     CHECK_OK(strata_worker_run_chip(w, h, NULL, &cfg));
     CHECK_OK(strata_worker_free(w, big));
     CHECK_OK(strata_worker_close(w));
@@ -693,4 +758,4 @@ TEST_MAIN(CASE(backpressure_tiny_rings_100k_tasks), CASE(scopes_recycle_heap), C
           CASE(messages_name_the_variable), CASE(bad_call_config_sizes), CASE(inner_scope_loops_beside_a_long_outer_task),
           CASE(a_buffer_used_at_two_depths_waits_for_both), CASE(messages_name_the_depth),
           CASE(a_wait_for_room_past_the_timeout_names_the_ring), CASE(deeper_heaps_leave_room_for_the_programs_buffers),
-          CASE(fewer_rings_share_the_last))
+          CASE(fewer_rings_share_the_last), CASE(a_dep_pool_wait_ends_when_its_producer_does))

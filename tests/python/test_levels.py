@@ -60,6 +60,36 @@ def test_orchestration_runs_on_each_child(chip_callable):
     assert wait_until(lambda: not descendants(os.getpid()))
 
 
+def test_a_config_reaches_the_level3_orchestration_function_whole(chip_callable):
+    # per-depth ring lists, a scalar and the trace choice cross the process
+    # boundary and read back as given
+    top, chips = _tree(chip_callable, n=1)
+
+    def l3_orch(orch, args, config):
+        got = (config.ring_heap, config.ring_task_window, config.trace, config.timeout_ms)
+        if got != ([0, 4096, 0, 8192], 64, strata.TRACE_SKIP, 5000):
+            raise AssertionError("the level-3 orchestration function got %r" % (got,))
+        orch.submit_next_level(chips[orch.worker], args, config, worker=0)
+
+    h = top.register(l3_orch)
+    top.init()
+    x = top.host_zeros((8,), "int64")
+
+    def l4_orch(orch, args, config):
+        ta = TaskArgs()
+        ta.add_tensor(x, TensorArgType.INOUT)
+        ta.add_scalar(1)
+        cfg = CallConfig(ring_heap=[0, 4096, 0, 8192], ring_task_window=64, timeout_ms=5000,
+                         trace=strata.TRACE_SKIP)
+        orch.submit_next_level(h, ta, cfg, worker=0)
+
+    top.run(l4_orch)
+    assert (x == 1).all()
+    with pytest.raises(strata.InvalidArgumentError, match="ring_heap is given already"):
+        CallConfig(ring_heap=1 << 20, runtime_env={"PTO2_RING_HEAP": [0, 4096, 0, 0]})
+    top.close()
+
+
 def test_a_raising_orchestration_function_names_its_path(chip_callable):
     top, _ = _tree(chip_callable, n=1)
 

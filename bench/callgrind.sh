@@ -57,7 +57,8 @@
 # Environment: N (20000: tasks of independent and chain, ~tasks of fanout),
 # REPS (4 for those; Cholesky runs enough reps to time ~20000 tasks),
 # PEER_THREADS (2: --threads of the peers), CALLGRIND_KEEP=dir keeps the
-# callgrind.out files and logs there.
+# callgrind.out files and logs there, L2_ARGS: more options of l2_overhead
+# (L2_ARGS="--layout views": every datum a view of one buffer).
 set -eu
 
 PEERS=
@@ -237,9 +238,9 @@ for wl in $WORKLOADS; do
     PROG=$BIN
     WRAP=
     # shellcheck disable=SC2086
-    run "${wl}_base" $args --reps 0
+    run "${wl}_base" $args ${L2_ARGS:-} --reps 0
     # shellcheck disable=SC2086
-    run "${wl}_meas" $args --reps "$reps"
+    run "${wl}_meas" $args ${L2_ARGS:-} --reps "$reps"
     tasks=$(awk 'NF >= 10 && $2 ~ /^[0-9]+$/ { print $2; exit }' "$OUT/${wl}_meas.log")
     echo $((tasks * reps)) >"$OUT/${wl}_tasks"
     [ -n "$PEERS" ] && printf "%-13s " strata

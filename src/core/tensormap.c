@@ -41,8 +41,13 @@ int strata__tmap_init(strata__tensormap *m)
     return STRATA_OK;
 }
 
+static void free_grid(strata__tensormap *m, strata__buffer *b);
+
 void strata__tmap_destroy(strata__tensormap *m)
 {
+    for (uint32_t i = 0; i < m->nbuffers && m->accesses; i++)
+        if (m->buffers[i].kind != 0 && m->buffers[i].grid)
+            free_grid(m, &m->buffers[i]);
     free(m->slots);
     free(m->buffers);
     free(m->accesses);
@@ -139,6 +144,8 @@ void strata__tmap_forget_accesses(strata__tensormap *m)
             continue;
         free_list(m, &m->buffers[i].writers);
         free_list(m, &m->buffers[i].readers);
+        if (m->buffers[i].grid)
+            free_grid(m, &m->buffers[i]);
     }
 }
 
@@ -147,6 +154,8 @@ void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
     strata__buffer *b = &m->buffers[index];
     free_list(m, &b->writers);
     free_list(m, &b->readers);
+    if (b->grid)
+        free_grid(m, b);
     /* Delete from the open-addressing table with backward shift, so no tombstones
        accumulate over thousands of runs. */
     uint32_t mask = m->nslots - 1, h = hash_addr(b->addr, m->nslots);
@@ -168,18 +177,26 @@ void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
     m->free_buffer = index;
 }
 
-static int alloc_access(strata__tensormap *m, uint32_t *out)
+static __attribute__((noinline)) int grow_accesses(strata__tensormap *m)
 {
-    if (m->free_access == STRATA__NONE) {
-        uint32_t n = m->naccesses ? m->naccesses * 2 : 256;
-        strata__access *a = strata__realloc(m->accesses, n * sizeof a[0]);
-        if (!a)
-            return strata__fail(STRATA_ENOMEM, "out of host memory growing the TensorMap to %u entries", n);
-        for (uint32_t i = m->naccesses; i < n; i++)
-            a[i].next = i + 1 < n ? i + 1 : STRATA__NONE;
-        m->free_access = m->naccesses;
-        m->accesses = a;
-        m->naccesses = n;
+    uint32_t n = m->naccesses ? m->naccesses * 2 : 256;
+    strata__access *a = strata__realloc(m->accesses, n * sizeof a[0]);
+    if (!a)
+        return strata__fail(STRATA_ENOMEM, "out of host memory growing the TensorMap to %u entries", n);
+    for (uint32_t i = m->naccesses; i < n; i++)
+        a[i].next = i + 1 < n ? i + 1 : STRATA__NONE;
+    m->free_access = m->naccesses;
+    m->accesses = a;
+    m->naccesses = n;
+    return STRATA_OK;
+}
+
+static inline __attribute__((always_inline)) int alloc_access(strata__tensormap *m, uint32_t *out)
+{
+    if (__builtin_expect(m->free_access == STRATA__NONE, 0)) {
+        int rc = grow_accesses(m);
+        if (rc)
+            return rc;
     }
     *out = m->free_access;
     m->free_access = m->accesses[*out].next;
@@ -249,21 +266,289 @@ static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_
     b->prune_after = live > 16 ? 2 * live : 32;
 }
 
+/* ---- cells (see core/tensormap.h) ---- */
+
+static inline bool stale(const strata__tensormap *m, uint32_t ai, const uint64_t *live_from)
+{
+    uint64_t t = m->accesses[ai].task;
+    return t < live_from[t & 3];
+}
+
+static void free_grid(strata__tensormap *m, strata__buffer *b)
+{
+    strata__grid *g = b->grid;
+    for (uint32_t i = 0; i < g->cap; i++) {
+        strata__cell *c = &g->cells[i];
+        if (c->id == 0)
+            continue;
+        if (c->writer != STRATA__NONE)
+            free_access(m, c->writer);
+        free_list(m, &c->readers);
+    }
+    free(g->cells);
+    free(g);
+    b->grid = NULL;
+}
+
+/* Move every access of b's cells into b's lists and drop the grid: an access
+   that is not a whole number of its cells comes. */
+static void flatten(strata__tensormap *m, strata__buffer *b)
+{
+    strata__grid *g = b->grid;
+    for (uint32_t i = 0; i < g->cap; i++) {
+        strata__cell *c = &g->cells[i];
+        if (c->id == 0)
+            continue;
+        if (c->writer != STRATA__NONE) {
+            m->accesses[c->writer].next = b->writers;
+            b->writers = c->writer;
+        }
+        for (uint32_t a = c->readers; a != STRATA__NONE;) {
+            uint32_t next = m->accesses[a].next;
+            m->accesses[a].next = b->readers;
+            b->readers = a;
+            a = next;
+        }
+    }
+    free(g->cells);
+    free(g);
+    b->grid = NULL;
+}
+
+/* The cells an access covers, when it is a whole number of b's cells:
+   *first and *count. */
+static inline bool cells_of(const strata__buffer *b, const strata__extent *ext, uint64_t *first, uint64_t *count)
+{
+    const strata__grid *g = b->grid;
+    if (!ext->dense || ext->lo < b->addr + g->origin)
+        return false;
+    uint64_t from = ext->lo - b->addr - g->origin, len = ext->hi - ext->lo;
+    if (from % g->bytes != 0 || len % g->bytes != 0)
+        return false;
+    *first = from / g->bytes;
+    *count = len / g->bytes;
+    return true;
+}
+
+static inline uint32_t cell_hash(uint64_t id, uint32_t cap)
+{
+    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+/* The record of cell `id` (number + 1), made if it has none; NULL when out of
+   memory. Records whose accesses have all retired are dropped when the table
+   would otherwise grow. */
+static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id, const uint64_t *live_from)
+{
+    for (uint32_t h = cell_hash(id, g->cap);; h = (h + 1) & (g->cap - 1)) {
+        if (g->cells[h].id == id)
+            return &g->cells[h];
+        if (g->cells[h].id == 0)
+            break;
+    }
+    if ((g->ncells + 1) * 2 > g->cap) {
+        /* rebuild: keep the cells with a live access, at twice the size when
+           they still fill half of it */
+        uint32_t live = 0;
+        for (uint32_t i = 0; i < g->cap; i++) {
+            strata__cell *c = &g->cells[i];
+            if (c->id == 0)
+                continue;
+            if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
+                free_access(m, c->writer);
+                c->writer = STRATA__NONE;
+            }
+            uint32_t *link = &c->readers;
+            while (*link != STRATA__NONE) {
+                uint32_t a = *link;
+                if (stale(m, a, live_from)) {
+                    *link = m->accesses[a].next;
+                    free_access(m, a);
+                } else {
+                    link = &m->accesses[a].next;
+                }
+            }
+            if (c->writer == STRATA__NONE && c->readers == STRATA__NONE)
+                c->id = 0;   /* nothing live: no record needed */
+            else
+                live++;
+        }
+        uint32_t cap = (live + 1) * 2 > g->cap / 2 ? g->cap * 2 : g->cap;
+        strata__cell *cells = strata__calloc(cap, sizeof cells[0]);
+        if (!cells)
+            return NULL;
+        for (uint32_t i = 0; i < g->cap; i++) {
+            if (g->cells[i].id == 0)
+                continue;
+            uint32_t h = cell_hash(g->cells[i].id, cap);
+            while (cells[h].id != 0)
+                h = (h + 1) & (cap - 1);
+            cells[h] = g->cells[i];
+        }
+        free(g->cells);
+        g->cells = cells;
+        g->cap = cap;
+        g->ncells = live;
+    }
+    uint32_t h = cell_hash(id, g->cap);
+    while (g->cells[h].id != 0)
+        h = (h + 1) & (g->cap - 1);
+    g->cells[h] = (strata__cell){.id = id, .writer = STRATA__NONE, .readers = STRATA__NONE};
+    g->ncells++;
+    return &g->cells[h];
+}
+
+/* An access that covers cells first .. first + count - 1 of b: first every
+   dependency (a writer follows the cell's newest writer and its readers since,
+   a reader the newest writer), then the cells' records change (a writer
+   becomes the cell's only entry: anything later that meets the cell meets it
+   and follows it). On a failing dep() nothing has changed. */
+static int cells_access(strata__tensormap *m, strata__buffer *b, uint64_t first, uint64_t count, uint64_t task,
+                        uint32_t slot, const strata_tensor *view, const strata__extent *ext, bool writes,
+                        const uint64_t *live_from, strata__dep_fn dep, void *ctx)
+{
+    strata__grid *g = b->grid;
+    for (uint64_t k = 0; k < count; k++) {
+        strata__cell *c = cell_at(m, g, first + k + 1, live_from);
+        if (!c)
+            return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
+        if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
+            free_access(m, c->writer);
+            c->writer = STRATA__NONE;
+        }
+        if (c->writer != STRATA__NONE && m->accesses[c->writer].task != task) {
+            int rc = dep(ctx, m->accesses[c->writer].task, m->accesses[c->writer].slot);
+            if (rc)
+                return rc;
+        }
+        if (!writes)
+            continue;
+        for (uint32_t a = c->readers; a != STRATA__NONE; a = m->accesses[a].next) {
+            if (stale(m, a, live_from) || m->accesses[a].task == task)
+                continue;
+            int rc = dep(ctx, m->accesses[a].task, m->accesses[a].slot);
+            if (rc)
+                return rc;
+        }
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        uint32_t fresh;
+        int rc = alloc_access(m, &fresh);
+        if (rc)
+            return rc;   /* the accesses entered so far stay: more order, never less */
+        strata__cell *c = cell_at(m, g, first + k + 1, live_from);   /* the table may have been rebuilt */
+        if (!c) {
+            free_access(m, fresh);
+            return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
+        }
+        strata__access *a = &m->accesses[fresh];
+        *a = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext, .writes = writes,
+                              .next = STRATA__NONE};
+        if (writes) {
+            if (c->writer != STRATA__NONE)
+                free_access(m, c->writer);
+            free_list(m, &c->readers);
+            c->writer = fresh;
+            c->reads_since_prune = 0;
+            continue;
+        }
+        a->next = c->readers;
+        c->readers = fresh;
+        if (++c->reads_since_prune >= (c->prune_after ? c->prune_after : 32)) {
+            uint32_t live = 0, *link = &c->readers;   /* a cell only read: drop its retired readers */
+            while (*link != STRATA__NONE) {
+                uint32_t r = *link;
+                if (stale(m, r, live_from)) {
+                    *link = m->accesses[r].next;
+                    free_access(m, r);
+                } else {
+                    link = &m->accesses[r].next;
+                    live++;
+                }
+            }
+            c->reads_since_prune = 0;
+            c->prune_after = live > 16 ? 2 * live : 32;
+        }
+    }
+    return STRATA_OK;
+}
+
+/* An access to a buffer with cells: kept by its cells, or, when it is not a
+   whole number of them, STRATA__NOT_CELLS after the buffer went back to its
+   lists. */
+#define STRATA__NOT_CELLS 1
+static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
+                                                 uint32_t slot, const strata_tensor *view,
+                                                 const strata__extent *ext, bool writes, const uint64_t *live_from,
+                                                 strata__dep_fn dep, void *ctx)
+{
+    uint64_t first, count;
+    if (cells_of(b, ext, &first, &count))
+        return cells_access(m, b, first, count, task, slot, view, ext, writes, live_from, dep, ctx);
+    flatten(m, b);   /* not its cells: the lists decide, as for any buffer */
+    return STRATA__NOT_CELLS;
+}
+
+/* Whether b, with no live access in its lists, should take cells for ext: a
+   contiguous view of part of it. */
+static inline bool wants_cells(const strata__buffer *b, const strata__extent *ext)
+{
+    /* part of it first: a view of a whole buffer (a buffer per datum) stops there */
+    return (ext->lo != b->addr || ext->hi - ext->lo != b->nbytes) && b->writers == STRATA__NONE &&
+           b->readers == STRATA__NONE && ext->dense;
+}
+
+static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata__extent *ext)
+{
+    strata__grid *g = strata__calloc(1, sizeof *g);
+    strata__cell *cells = strata__calloc(64, sizeof cells[0]);
+    if (!g || !cells) {
+        free(g);
+        free(cells);
+        return strata__fail(STRATA_ENOMEM, "out of host memory for a buffer's cells");
+    }
+    /* Cells as large as possible but no larger than what the first view's
+       length and offset are multiples of (a power of two; three slots at
+       slot 2 make cells of one slot), unless that cuts it in more than 16:
+       then the view itself is a cell. */
+    uint64_t len = ext->hi - ext->lo, off = ext->lo - b->addr;
+    uint64_t cell = len & (~len + 1), at = off ? off & (~off + 1) : cell;
+    if (at < cell)
+        cell = at;
+    g->bytes = len / cell <= 16 ? cell : len;
+    g->origin = off % g->bytes;
+    g->cells = cells;
+    g->cap = 64;
+    b->grid = g;
+    return STRATA_OK;
+}
+
 int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uint32_t slot,
                         const strata_tensor *view, const strata__extent *ext, bool reads,
                         bool writes, const uint64_t live_from[4], strata__dep_fn dep, void *ctx)
 {
+    strata__buffer *b = &m->buffers[index];
+    if (__builtin_expect(b->grid != NULL, 0)) {
+        int rc = grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
+        if (rc != STRATA__NOT_CELLS)
+            return rc;
+    }
     uint32_t fresh = STRATA__NONE;
     int rc = alloc_access(m, &fresh);   /* first: the pool may move */
     if (rc)
         return rc;
-    strata__buffer *b = &m->buffers[index];
     rc = walk(m, &b->writers, task, view, ext, reads, writes, live_from, dep, ctx);
     if (rc == STRATA_OK && writes)      /* read after read orders nothing */
         rc = walk(m, &b->readers, task, view, ext, reads, writes, live_from, dep, ctx);
     if (rc) {
         free_access(m, fresh);
         return rc;
+    }
+    if (__builtin_expect(wants_cells(b, ext), 0)) {
+        /* nothing live in its lists: a grid of this view's size from here on */
+        free_access(m, fresh);
+        rc = start_cells(b, ext);
+        return rc ? rc : grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
     }
     if (!writes && ++b->reads_since_prune >= (b->prune_after ? b->prune_after : 32))
         prune_readers(m, b, live_from);   /* no writer walks them */

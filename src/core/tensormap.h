@@ -27,6 +27,16 @@
  *   then rewritten slice by slice (a fan-in) does not keep every old reader.
  * - No cap: a buffer may have any number of readers and writers; the entry pool
  *   grows. Once warm, lookups allocate nothing.
+ *
+ * Cells: a buffer named by contiguous views that are parts of it (slots of one
+ * buffer, rows of a cache) gets a grid of cells of the first such view's size
+ * once it has no live access; from then on an access that is a whole number of
+ * aligned cells is kept per cell (each cell: its newest writer and its readers
+ * since), so it looks only at the accesses of its own cells, however many are
+ * live in the buffer. Cells partition the bytes and such an access touches
+ * exactly the bytes of its cells, so two of them overlap exactly when they
+ * share a cell. Any other access (a strided view, another size or alignment)
+ * turns the buffer back into its two lists first ("flatten").
  * Not thread-safe: owned by one orchestrator thread. */
 #ifndef STRATA_CORE_TENSORMAP_H
 #define STRATA_CORE_TENSORMAP_H
@@ -48,6 +58,20 @@ typedef struct strata__access {
     uint32_t             writes;   /* 1: wrote (and maybe read); 0: read only */
 } strata__access;
 
+/* One cell of a buffer's grid (tensormap.c). */
+typedef struct strata__cell {
+    uint64_t id;                   /* cell number + 1; 0: an empty record */
+    uint32_t writer;               /* its newest writer's access, or STRATA__NONE */
+    uint32_t readers;              /* accesses that read it since, newest first */
+    uint32_t reads_since_prune, prune_after;
+} strata__cell;
+
+typedef struct strata__grid {
+    uint64_t      origin, bytes;   /* cell k: bytes [addr + origin + k * bytes, ... + bytes) */
+    strata__cell *cells;           /* open addressing by id, cap a power of two */
+    uint32_t      ncells, cap;
+} strata__grid;
+
 typedef struct strata__buffer {
     uint64_t addr, nbytes;         /* the registered range */
     uint64_t last_user[4];         /* last task id of each ring (a task id's low bits) that named it; 0 = none */
@@ -56,6 +80,7 @@ typedef struct strata__buffer {
     uint32_t prune_after;          /* ... and how many more trigger the next drop; 0 = 32 */
     uint32_t kind;                 /* owner's tag: user buffer, heap buffer, ...; 0 = a free record */
     uint64_t owner_data;           /* owner's use (the heap record of a heap buffer) */
+    strata__grid *grid;            /* its cells, or NULL: its accesses are in the two lists */
 } strata__buffer;
 
 typedef struct strata__tensormap {

@@ -286,6 +286,7 @@ typedef struct gen_params {
     uint32_t allocs_per_scope;
     uint32_t max_depth;       /* scopes nest up to this (0: 2, as with heap) and open without heap too */
     uint32_t mixed_percent;   /* share of tasks submitted as mixed tasks */
+    uint32_t slot_percent;    /* share of views that are whole aligned slots (the TensorMap's cells) */
 } gen_params;
 
 typedef struct program {
@@ -308,6 +309,21 @@ static uint64_t buf_bytes(const program *p, uint32_t buf)
 
 /* A random view of a buffer of nbytes: 1-D ranges, the whole buffer, strided
    2-D views (rows may interleave or overlap) and 3-D views, of several dtypes. */
+/* 1 to 3 whole 64-byte slots at a slot boundary, as U64 (a buffer of slots,
+   one per datum; sometimes 32-byte halves: a grid of another size). */
+static strata_tensor slot_view(rng *r, uint64_t nbytes)
+{
+    uint64_t slot = below(r, 100) < 97 ? 64 : 32, nslots = nbytes / slot;
+    uint64_t count = 1 + below(r, nslots < 3 ? nslots : 3);
+    uint64_t first = below(r, nslots - count + 1);
+    uint64_t shape[1] = {count * slot / 8};
+    strata_tensor t = strata_tensor_make((const void *)(uintptr_t)8, STRATA_U64, 1, shape);
+    t.addr = 0;
+    t.nbytes = nbytes;
+    t.offset = first * slot / 8;
+    return t;
+}
+
 static strata_tensor random_view(rng *r, uint64_t nbytes)
 {
     static const strata_dtype dtypes[] = {STRATA_U64, STRATA_U64, STRATA_U64, STRATA_U64, STRATA_U64,
@@ -427,7 +443,8 @@ static void random_task(program *p, rng *r, const gen_params *g, const uint32_t 
         view v = {0};
         v.buf = nactive && below(r, 100) < 40 ? NBUF + active[below(r, nactive)] : (uint32_t)below(r, NBUF);
         v.tag = random_tag(r);
-        v.t = random_view(r, buf_bytes(p, v.buf));
+        v.t = g->slot_percent && below(r, 100) < g->slot_percent ? slot_view(r, buf_bytes(p, v.buf))
+                                                                 : random_view(r, buf_bytes(p, v.buf));
         add_view(o, v);
     }
     o->log_at = (uint32_t)below(r, o->nviews + 1);
@@ -1167,6 +1184,25 @@ TEST_CASE(random_dags_explicit_edges)
     }
 }
 
+/* Views that are mostly whole 64-byte slots of a buffer (the TensorMap then
+   keeps the buffer's accesses per slot), some of other slot sizes and some
+   arbitrary (the buffer goes back to its lists, and later to slots again). */
+TEST_CASE(random_dags_slot_views)
+{
+    rig g;
+    rig_open(&g, 2, 3);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        gen_params gp = {.ntasks = 300, .aiv_percent = 50, .slot_percent = seed % 4 ? 99 : 80,
+                         .heap = seed % 2 == 0, .allocs_per_scope = 4, .inter_elems_max = 64};
+        strata_call_config cc = {0};
+        cc.ring_task_window = seed % 3 == 0 ? 8 : 0;
+        cc.ring_dep_pool = seed % 3 == 0 ? 7 : 0;
+        cc.ring_heap = 4096;
+        run_seed(&g, 8000 + seed, &gp, &cc, "slot views");
+    }
+    rig_close(&g);
+}
+
 /* One AIC and one AIV core: the two lanes still race each other. */
 TEST_CASE(random_dags_one_core_each)
 {
@@ -1329,5 +1365,6 @@ TEST_CASE(oracle_detects_misordering)
 
 TEST_MAIN(CASE(random_dags_default_rings), CASE(random_dags_tiny_rings), CASE(random_dags_heap_scopes),
           CASE(random_dags_deep_scopes), CASE(random_dags_mixed_tasks), CASE(random_dags_explicit_edges),
+          CASE(random_dags_slot_views),
           CASE(random_dags_one_core_each), CASE(random_dags_four_aiv), CASE(random_dags_failure_cancels_dependents),
           CASE(random_dags_tiny_dep_pool), CASE(oracle_detects_misordering))

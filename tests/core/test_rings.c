@@ -89,7 +89,7 @@ TEST_CASE(buffer_registry)
 }
 
 typedef struct deps {
-    uint64_t got[16];
+    uint64_t got[64];
     int n;
 } deps;
 /* The slot an access is recorded with: handed back with its task id. */
@@ -101,6 +101,8 @@ static int collect(void *ctx, uint64_t producer, uint32_t slot)
     if (slot != SLOT(producer))
         test_fail(__FILE__, __LINE__, "task %llu came back with slot %u, not %u", (unsigned long long)producer, slot,
                   SLOT(producer));
+    if (d->n == 64)
+        test_fail(__FILE__, __LINE__, "more than 64 dependencies reported");
     d->got[d->n++] = producer;
     return 0;
 }
@@ -208,5 +210,95 @@ TEST_CASE(rings_retire_independently)
     strata__tmap_destroy(&o.m);
 }
 
-TEST_MAIN(CASE(heap_ring_fifo), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
+/* A view of 4 U64 (32 bytes) of the one buffer, from element `at`. */
+static strata_tensor slot32(uint64_t at, strata__extent *e)
+{
+    uint64_t shape[1] = {4};
+    strata_tensor t = strata_tensor_make((void *)0x1000, STRATA_U64, 1, shape);
+    t.nbytes = 256;
+    t.offset = at;
+    CHECK_OK(strata__tensor_check(&t, 0, e));
+    return t;
+}
+
+static bool got_task(const deps *d, uint64_t task)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->got[i] == task)
+            return true;
+    return false;
+}
+
+/* Cells: 32-byte slots of one buffer, written and read as tasks go by, keep
+   each access to its own slot's entries: no order between slots, the right
+   order within one, few entries live; a view that is not a whole number of
+   slots (strided) sees exactly the live accesses it meets; a whole-buffer
+   writer follows every slot's live readers; and once nothing is live the
+   slots come back. */
+TEST_CASE(cells_of_one_buffer)
+{
+    one_buffer o;
+    one_buffer_init(&o);
+    deps d = {0};
+    strata_tensor v[8];
+    strata__extent e[8];
+    for (int k = 0; k < 8; k++)
+        v[k] = slot32(4 * (uint64_t)k, &e[k]);
+    /* 1000 writers, slot by slot, 7 in flight: no order between them */
+    uint64_t task = 1;
+    for (; task <= 1000; task++) {
+        uint64_t live = task > 7 ? task - 7 : 1;
+        CHECK_OK(strata__tmap_access(&o.m, o.b, task, SLOT(task), &v[task % 8], &e[task % 8], false, true, ALL(live),
+                                     collect, &d));
+        CHECK_EQ_U64(d.n, 0);
+    }
+    CHECK(o.m.high_accesses <= 64);
+    /* within a slot: a reader follows its writer, a writer its readers */
+    uint64_t w = task++;   /* writes slot 3 */
+    CHECK_OK(strata__tmap_access(&o.m, o.b, w, SLOT(w), &v[3], &e[3], false, true, ALL(w - 8), collect, &d));
+    d.n = 0;
+    uint64_t r1 = task++, r2 = task++;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, r1, SLOT(r1), &v[3], &e[3], true, false, ALL(w - 8), collect, &d));
+    CHECK_OK(strata__tmap_access(&o.m, o.b, r2, SLOT(r2), &v[3], &e[3], true, false, ALL(w - 8), collect, &d));
+    CHECK_EQ_U64(d.n, 2);
+    CHECK(d.got[0] == w && d.got[1] == w);
+    d.n = 0;
+    /* a writer of all 8 slots (one conforming view of 64 bytes... of 256):
+       follows every live writer and reader it meets */
+    uint64_t all = task++;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, all, SLOT(all), &o.whole, &o.e, false, true, ALL(w - 8), collect, &d));
+    CHECK(got_task(&d, w) && got_task(&d, r1) && got_task(&d, r2));
+    for (uint64_t t = w - 8; t < w; t++)   /* the slot writers still live (slot 3's: w now) */
+        CHECK(t % 8 == 3 || got_task(&d, t));
+    d.n = 0;
+    /* a strided reader (not whole slots: the buffer goes back to its lists)
+       meets slots 1 and 6 only: it follows the whole-buffer writer alone */
+    uint64_t shape[2] = {2, 1};
+    strata_tensor odd = strata_tensor_make((void *)0x1000, STRATA_U64, 2, shape);
+    odd.nbytes = 256;
+    odd.strides[0] = 20;
+    odd.strides[1] = 1;
+    odd.offset = 5;   /* elements 5 and 25: slots 1 and 6 */
+    strata__extent oe;
+    CHECK_OK(strata__tensor_check(&odd, 0, &oe));
+    uint64_t s = task++;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, s, SLOT(s), &odd, &oe, true, false, ALL(w - 8), collect, &d));
+    CHECK(d.n >= 1);   /* once per cell the writer had: the engine keeps one edge */
+    for (int i = 0; i < d.n; i++)
+        CHECK_EQ_U64(d.got[i], all);
+    d.n = 0;
+    /* a writer of slot 6 follows the strided reader and the whole writer */
+    uint64_t w6 = task++;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, w6, SLOT(w6), &v[6], &e[6], false, true, ALL(w - 8), collect, &d));
+    CHECK(got_task(&d, s) && got_task(&d, all));
+    d.n = 0;
+    /* everything retired: slots again, and nothing to follow */
+    uint64_t fresh = task++;
+    CHECK_OK(strata__tmap_access(&o.m, o.b, fresh, SLOT(fresh), &v[2], &e[2], false, true, ALL(fresh), collect, &d));
+    CHECK_EQ_U64(d.n, 0);
+    CHECK(o.m.buffers[o.b].grid != NULL);
+    strata__tmap_destroy(&o.m);
+}
+
+TEST_MAIN(CASE(heap_ring_fifo), CASE(cells_of_one_buffer), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
           CASE(buffer_registry), CASE(access_rules))

@@ -272,40 +272,46 @@ static uint64_t view_runs(const strata_tensor *t, uint64_t *runs, uint64_t *run_
     return nruns;
 }
 
-/* Two views of one base with the same element size and strides, each a box
-   of the same row-major lattice (innermost stride 1, each stride a multiple
-   of the next, every coordinate of the box below its dimension's span
-   s[k-1] / s[k]): an element's coordinates are then its address's digits in
-   that mixed radix, so the boxes share an element exactly when their
-   coordinate intervals meet in every dimension. The tiles of one matrix are
-   such boxes. Returns 0 or 1, or -1 when the views are not of this kind. */
+bool strata__view_box(const strata_tensor *t, strata__box *out)
+{
+    uint32_t n = t->ndims;
+    if (n < 2 || n > STRATA_MAX_DIMS)
+        return false;
+    effective_strides(t, out->st);
+    if (out->st[n - 1] != 1 || out->st[0] == 0)
+        return false;
+    for (uint32_t k = 1; k < n; k++)
+        if (out->st[k] == 0 || out->st[k - 1] % out->st[k] != 0)
+            return false;
+    uint64_t r = t->offset;
+    for (uint32_t k = 0; k < n; k++) {
+        out->c[k] = r / out->st[k];
+        r %= out->st[k];
+        out->shape[k] = t->shape[k];
+        if (k > 0 && out->c[k] + t->shape[k] > out->st[k - 1] / out->st[k])
+            return false;   /* runs past its dimension's span: not a box */
+    }
+    out->ndims = n;
+    out->es = (uint32_t)strata_dtype_size(t->dtype);
+    return true;
+}
+
+/* Two views of one base that are boxes of one lattice (strata__view_box, same
+   element size and strides): an element's coordinates are then its address's
+   digits in that mixed radix, so the boxes share an element exactly when
+   their coordinate intervals meet in every dimension. Returns 0 or 1, or -1
+   when the views are not of this kind. */
 static int lattice_overlap(const strata_tensor *a, const strata_tensor *b)
 {
-    uint32_t n = a->ndims;
-    if (n != b->ndims || n < 2 || a->addr != b->addr || strata_dtype_size(a->dtype) != strata_dtype_size(b->dtype))
+    strata__box x, y;
+    if (a->ndims != b->ndims || a->addr != b->addr || !strata__view_box(a, &x) || !strata__view_box(b, &y) ||
+        x.es != y.es)
         return -1;
-    uint64_t sa[STRATA_MAX_DIMS], sb[STRATA_MAX_DIMS];
-    effective_strides(a, sa);
-    effective_strides(b, sb);
-    if (sa[n - 1] != 1)
-        return -1;
-    for (uint32_t k = 0; k < n; k++)
-        if (sa[k] != sb[k] || sa[k] == 0 || (k > 0 && sa[k - 1] % sa[k] != 0))
+    for (uint32_t k = 0; k < x.ndims; k++)
+        if (x.st[k] != y.st[k])
             return -1;
-    uint64_t ca[STRATA_MAX_DIMS], cb[STRATA_MAX_DIMS], ra = a->offset, rb = b->offset;
-    for (uint32_t k = 0; k < n; k++) {
-        ca[k] = ra / sa[k];
-        cb[k] = rb / sa[k];
-        ra %= sa[k];
-        rb %= sa[k];
-        if (k > 0) {   /* the box stays inside its dimension's span */
-            uint64_t span = sa[k - 1] / sa[k];
-            if (ca[k] + a->shape[k] > span || cb[k] + b->shape[k] > span)
-                return -1;
-        }
-    }
-    for (uint32_t k = 0; k < n; k++)
-        if (ca[k] + a->shape[k] <= cb[k] || cb[k] + b->shape[k] <= ca[k])
+    for (uint32_t k = 0; k < x.ndims; k++)
+        if (x.c[k] + x.shape[k] <= y.c[k] || y.c[k] + y.shape[k] <= x.c[k])
             return 0;
     return 1;
 }

@@ -50,6 +50,20 @@ bool strata__views_overlap(const strata_tensor *a, const strata__extent *ea,
                            const strata_tensor *b, const strata__extent *eb,
                            strata__overlap_scratch *scratch);
 
+/* A view as a box of a row-major lattice: innermost stride 1, each stride a
+   multiple of the next, every coordinate of the box inside its dimension's
+   span st[k-1] / st[k]. The tiles of one matrix are such boxes, and two boxes
+   of one lattice (same element size and strides) share an element exactly when
+   their coordinate intervals meet in every dimension. */
+typedef struct strata__box {
+    uint32_t ndims, es;                   /* dimensions, element size */
+    uint64_t st[STRATA_MAX_DIMS];         /* strides, elements */
+    uint64_t c[STRATA_MAX_DIMS];          /* the box's first coordinates */
+    uint64_t shape[STRATA_MAX_DIMS];
+} strata__box;
+/* Fill *out when t (at least 2 dimensions) is such a box; false otherwise. */
+bool strata__view_box(const strata_tensor *t, strata__box *out);
+
 /* Whether view a touches every byte that view b touches (used to drop TensorMap
    entries a new writer makes redundant). Conservative: false when unsure. */
 bool strata__view_covers(const strata__extent *ea, const strata__extent *eb);

@@ -315,19 +315,62 @@ static void flatten(strata__tensormap *m, strata__buffer *b)
     b->grid = NULL;
 }
 
-/* The cells an access covers, when it is a whole number of b's cells:
-   *first and *count. */
-static inline bool cells_of(const strata__buffer *b, const strata__extent *ext, uint64_t *first, uint64_t *count)
+/* The cells an access covers, as ranges of cell coordinates [lo, hi) per
+   dimension (one dimension for a grid of bytes); a cell's number is the sum
+   of its coordinates times mult[]. */
+typedef struct cell_range {
+    uint32_t n;
+    uint64_t lo[STRATA_MAX_DIMS], hi[STRATA_MAX_DIMS], mult[STRATA_MAX_DIMS];
+} cell_range;
+
+/* Whether view (extent ext) is a whole number of b's cells, and which. */
+static bool cells_of(const strata__buffer *b, const strata_tensor *view, const strata__extent *ext, cell_range *r)
 {
     const strata__grid *g = b->grid;
-    if (!ext->dense || ext->lo < b->addr + g->origin)
+    if (!g->lattice) {
+        if (!ext->dense || ext->lo < b->addr + g->origin)
+            return false;
+        uint64_t from = ext->lo - b->addr - g->origin, len = ext->hi - ext->lo;
+        if (from % g->bytes != 0 || len % g->bytes != 0)
+            return false;
+        r->n = 1;
+        r->lo[0] = from / g->bytes;
+        r->hi[0] = r->lo[0] + len / g->bytes;
+        r->mult[0] = 1;
+        return true;
+    }
+    strata__box x;
+    if (view->ndims != g->box.ndims || !strata__view_box(view, &x) || x.es != g->box.es)
         return false;
-    uint64_t from = ext->lo - b->addr - g->origin, len = ext->hi - ext->lo;
-    if (from % g->bytes != 0 || len % g->bytes != 0)
-        return false;
-    *first = from / g->bytes;
-    *count = len / g->bytes;
+    for (uint32_t k = 0; k < x.ndims; k++) {
+        if (x.st[k] != g->box.st[k] || x.c[k] < g->at[k] || (x.c[k] - g->at[k]) % g->cell[k] != 0 ||
+            x.shape[k] % g->cell[k] != 0)
+            return false;
+        r->lo[k] = (x.c[k] - g->at[k]) / g->cell[k];
+        r->hi[k] = r->lo[k] + x.shape[k] / g->cell[k];
+        r->mult[k] = g->mult[k];
+    }
+    r->n = x.ndims;
     return true;
+}
+
+/* The cells of r in turn: *q starts at r's lower corner; false after the last. */
+static inline bool next_cell(const cell_range *r, uint64_t *q)
+{
+    for (uint32_t k = r->n; k-- > 0;) {
+        if (++q[k] < r->hi[k])
+            return true;
+        q[k] = r->lo[k];
+    }
+    return false;
+}
+
+static inline uint64_t cell_id(const cell_range *r, const uint64_t *q)
+{
+    uint64_t id = 1;   /* 0 marks an empty record */
+    for (uint32_t k = 0; k < r->n; k++)
+        id += q[k] * r->mult[k];
+    return id;
 }
 
 static inline uint32_t cell_hash(uint64_t id, uint32_t cap)
@@ -403,13 +446,15 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
    a reader the newest writer), then the cells' records change (a writer
    becomes the cell's only entry: anything later that meets the cell meets it
    and follows it). On a failing dep() nothing has changed. */
-static int cells_access(strata__tensormap *m, strata__buffer *b, uint64_t first, uint64_t count, uint64_t task,
-                        uint32_t slot, const strata_tensor *view, const strata__extent *ext, bool writes,
-                        const uint64_t *live_from, strata__dep_fn dep, void *ctx)
+static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_range *r, uint64_t task, uint32_t slot,
+                        const strata_tensor *view, const strata__extent *ext, bool writes, const uint64_t *live_from,
+                        strata__dep_fn dep, void *ctx)
 {
     strata__grid *g = b->grid;
-    for (uint64_t k = 0; k < count; k++) {
-        strata__cell *c = cell_at(m, g, first + k + 1, live_from);
+    uint64_t q[STRATA_MAX_DIMS];
+    memcpy(q, r->lo, sizeof q);
+    do {
+        strata__cell *c = cell_at(m, g, cell_id(r, q), live_from);
         if (!c)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
         if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
@@ -430,13 +475,14 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, uint64_t first,
             if (rc)
                 return rc;
         }
-    }
-    for (uint64_t k = 0; k < count; k++) {
+    } while (next_cell(r, q));
+    memcpy(q, r->lo, sizeof q);
+    do {
         uint32_t fresh;
         int rc = alloc_access(m, &fresh);
         if (rc)
             return rc;   /* the accesses entered so far stay: more order, never less */
-        strata__cell *c = cell_at(m, g, first + k + 1, live_from);   /* the table may have been rebuilt */
+        strata__cell *c = cell_at(m, g, cell_id(r, q), live_from);   /* the table may have been rebuilt */
         if (!c) {
             free_access(m, fresh);
             return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
@@ -457,19 +503,19 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, uint64_t first,
         if (++c->reads_since_prune >= (c->prune_after ? c->prune_after : 32)) {
             uint32_t live = 0, *link = &c->readers;   /* a cell only read: drop its retired readers */
             while (*link != STRATA__NONE) {
-                uint32_t r = *link;
-                if (stale(m, r, live_from)) {
-                    *link = m->accesses[r].next;
-                    free_access(m, r);
+                uint32_t x = *link;
+                if (stale(m, x, live_from)) {
+                    *link = m->accesses[x].next;
+                    free_access(m, x);
                 } else {
-                    link = &m->accesses[r].next;
+                    link = &m->accesses[x].next;
                     live++;
                 }
             }
             c->reads_since_prune = 0;
             c->prune_after = live > 16 ? 2 * live : 32;
         }
-    }
+    } while (next_cell(r, q));
     return STRATA_OK;
 }
 
@@ -482,23 +528,37 @@ static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__b
                                                  const strata__extent *ext, bool writes, const uint64_t *live_from,
                                                  strata__dep_fn dep, void *ctx)
 {
-    uint64_t first, count;
-    if (cells_of(b, ext, &first, &count))
-        return cells_access(m, b, first, count, task, slot, view, ext, writes, live_from, dep, ctx);
+    cell_range r;
+    if (cells_of(b, view, ext, &r))
+        return cells_access(m, b, &r, task, slot, view, ext, writes, live_from, dep, ctx);
     flatten(m, b);   /* not its cells: the lists decide, as for any buffer */
     return STRATA__NOT_CELLS;
 }
 
-/* Whether b, with no live access in its lists, should take cells for ext: a
-   contiguous view of part of it. */
-static inline bool wants_cells(const strata__buffer *b, const strata__extent *ext)
+/* Whether b, with no live access in its lists, should take cells for a view:
+   part of it, and contiguous or a box of a lattice (*box, then). */
+static inline bool wants_cells(const strata__buffer *b, const strata_tensor *view, const strata__extent *ext,
+                               strata__box *box)
 {
     /* part of it first: a view of a whole buffer (a buffer per datum) stops there */
-    return (ext->lo != b->addr || ext->hi - ext->lo != b->nbytes) && b->writers == STRATA__NONE &&
-           b->readers == STRATA__NONE && ext->dense;
+    if ((ext->lo == b->addr && ext->hi - ext->lo == b->nbytes) || b->writers != STRATA__NONE ||
+        b->readers != STRATA__NONE)
+        return false;
+    box->ndims = 0;
+    return ext->dense || strata__view_box(view, box);
 }
 
-static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata__extent *ext)
+/* The largest power of two that divides both n and at (n when at is 0),
+   or n when that would cut n in more than 16. */
+static uint64_t cell_size(uint64_t n, uint64_t at)
+{
+    uint64_t cell = n & (~n + 1), lowest = at ? at & (~at + 1) : cell;
+    if (lowest < cell)
+        cell = lowest;
+    return n / cell <= 16 ? cell : n;
+}
+
+static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata__extent *ext, const strata__box *box)
 {
     strata__grid *g = strata__calloc(1, sizeof *g);
     strata__cell *cells = strata__calloc(64, sizeof cells[0]);
@@ -507,16 +567,28 @@ static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata
         free(cells);
         return strata__fail(STRATA_ENOMEM, "out of host memory for a buffer's cells");
     }
-    /* Cells as large as possible but no larger than what the first view's
-       length and offset are multiples of (a power of two; three slots at
-       slot 2 make cells of one slot), unless that cuts it in more than 16:
-       then the view itself is a cell. */
-    uint64_t len = ext->hi - ext->lo, off = ext->lo - b->addr;
-    uint64_t cell = len & (~len + 1), at = off ? off & (~off + 1) : cell;
-    if (at < cell)
-        cell = at;
-    g->bytes = len / cell <= 16 ? cell : len;
-    g->origin = off % g->bytes;
+    if (box->ndims == 0) {
+        /* contiguous: cells of bytes, as large as the first view's length
+           and offset allow (three slots at slot 2 make cells of one slot) */
+        uint64_t len = ext->hi - ext->lo, off = ext->lo - b->addr;
+        g->bytes = cell_size(len, off);
+        g->origin = off % g->bytes;
+    } else {
+        /* a box of a lattice: cells of boxes, as large as it allows in each
+           dimension; a cell's number weighs each coordinate by the cells
+           that fit the dimensions after it (+1: a box may start anywhere
+           below its span) */
+        g->lattice = true;
+        g->box = *box;
+        uint64_t mult = 1;
+        for (uint32_t k = box->ndims; k-- > 0;) {
+            g->cell[k] = cell_size(box->shape[k], box->c[k]);
+            g->at[k] = box->c[k] % g->cell[k];
+            g->mult[k] = mult;
+            if (k > 0)
+                mult *= box->st[k - 1] / box->st[k] / g->cell[k] + 1;
+        }
+    }
     g->cells = cells;
     g->cap = 64;
     b->grid = g;
@@ -544,10 +616,11 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uin
         free_access(m, fresh);
         return rc;
     }
-    if (__builtin_expect(wants_cells(b, ext), 0)) {
-        /* nothing live in its lists: a grid of this view's size from here on */
+    strata__box box;
+    if (__builtin_expect(wants_cells(b, view, ext, &box), 0)) {
+        /* nothing live in its lists: a grid of this view's cells from here on */
         free_access(m, fresh);
-        rc = start_cells(b, ext);
+        rc = start_cells(b, ext, &box);
         return rc ? rc : grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
     }
     if (!writes && ++b->reads_since_prune >= (b->prune_after ? b->prune_after : 32))

@@ -29,8 +29,9 @@
  *   grows. Once warm, lookups allocate nothing.
  *
  * Cells: a buffer named by contiguous views that are parts of it (slots of one
- * buffer, rows of a cache) gets a grid of cells of the first such view's size
- * once it has no live access; from then on an access that is a whole number of
+ * buffer, rows of a cache), or by boxes of a row-major lattice (tiles of a
+ * matrix), gets a grid of cells sized by the first such view once it has no
+ * live access; from then on an access that is a whole number of
  * aligned cells is kept per cell (each cell: its newest writer and its readers
  * since), so it looks only at the accesses of its own cells, however many are
  * live in the buffer. Cells partition the bytes and such an access touches
@@ -66,8 +67,15 @@ typedef struct strata__cell {
     uint32_t reads_since_prune, prune_after;
 } strata__cell;
 
+/* A buffer's grid: of bytes (contiguous views), or of boxes of a row-major
+   lattice (strided views: the tiles of a matrix; core/tensor.h, strata__box). */
 typedef struct strata__grid {
-    uint64_t      origin, bytes;   /* cell k: bytes [addr + origin + k * bytes, ... + bytes) */
+    bool          lattice;
+    uint64_t      origin, bytes;   /* bytes: cell k is [addr + origin + k * bytes, ... + bytes) */
+    strata__box   box;             /* lattice: its element size and strides (box.es, box.st) */
+    uint64_t      cell[STRATA_MAX_DIMS];   /* lattice: a cell's shape, */
+    uint64_t      at[STRATA_MAX_DIMS];     /* the coordinates cells start at, modulo cell[], */
+    uint64_t      mult[STRATA_MAX_DIMS];   /* and what a cell coordinate weighs in its number */
     strata__cell *cells;           /* open addressing by id, cap a power of two */
     uint32_t      ncells, cap;
 } strata__grid;

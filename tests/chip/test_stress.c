@@ -309,10 +309,31 @@ static uint64_t buf_bytes(const program *p, uint32_t buf)
 
 /* A random view of a buffer of nbytes: 1-D ranges, the whole buffer, strided
    2-D views (rows may interleave or overlap) and 3-D views, of several dtypes. */
-/* 1 to 3 whole 64-byte slots at a slot boundary, as U64 (a buffer of slots,
-   one per datum; sometimes 32-byte halves: a grid of another size). */
-static strata_tensor slot_view(rng *r, uint64_t nbytes)
+/* A tile of the buffer seen as a matrix of U64 rows of 8 (64 bytes): 2 x 4
+   or 4 x 4 elements (sometimes 2 x 2: a grid of another size) at a multiple
+   of its shape, as tiled kernels name tiles of one matrix. */
+static strata_tensor tile_view(rng *r, uint64_t nbytes)
 {
+    uint64_t rows = nbytes / 64, th = below(r, 100) < 50 ? 2 : 4, tw = below(r, 100) < 95 ? 4 : 2;
+    if (rows < th)
+        th = rows;
+    uint64_t shape[2] = {th, tw};
+    strata_tensor t = strata_tensor_make((const void *)(uintptr_t)8, STRATA_U64, 2, shape);
+    t.addr = 0;
+    t.nbytes = nbytes;
+    t.strides[0] = 8;
+    t.strides[1] = 1;
+    t.offset = below(r, rows / th) * th * 8 + below(r, 8 / tw) * tw;
+    return t;
+}
+
+/* 1 to 3 whole 64-byte slots at a slot boundary, as U64 (a buffer of slots,
+   one per datum; sometimes 32-byte halves: a grid of another size); or, for
+   even buffers, a tile (tile_view). */
+static strata_tensor slot_view(rng *r, uint32_t buf, uint64_t nbytes)
+{
+    if (buf % 2 == 0)
+        return tile_view(r, nbytes);
     uint64_t slot = below(r, 100) < 97 ? 64 : 32, nslots = nbytes / slot;
     uint64_t count = 1 + below(r, nslots < 3 ? nslots : 3);
     uint64_t first = below(r, nslots - count + 1);
@@ -443,7 +464,7 @@ static void random_task(program *p, rng *r, const gen_params *g, const uint32_t 
         view v = {0};
         v.buf = nactive && below(r, 100) < 40 ? NBUF + active[below(r, nactive)] : (uint32_t)below(r, NBUF);
         v.tag = random_tag(r);
-        v.t = g->slot_percent && below(r, 100) < g->slot_percent ? slot_view(r, buf_bytes(p, v.buf))
+        v.t = g->slot_percent && below(r, 100) < g->slot_percent ? slot_view(r, v.buf, buf_bytes(p, v.buf))
                                                                  : random_view(r, buf_bytes(p, v.buf));
         add_view(o, v);
     }
@@ -1184,9 +1205,11 @@ TEST_CASE(random_dags_explicit_edges)
     }
 }
 
-/* Views that are mostly whole 64-byte slots of a buffer (the TensorMap then
-   keeps the buffer's accesses per slot), some of other slot sizes and some
-   arbitrary (the buffer goes back to its lists, and later to slots again). */
+/* Views that are mostly whole 64-byte slots (odd buffers) or tiles (even
+   buffers) of a buffer (the
+   TensorMap then keeps the buffer's accesses per cell), some of other sizes
+   and some arbitrary (the buffer goes back to its lists, and later to cells
+   again). */
 TEST_CASE(random_dags_slot_views)
 {
     rig g;

@@ -249,12 +249,19 @@ static inline __attribute__((always_inline)) int walk(strata__tensormap *m, uint
 /* Drop the stale readers of b (anywhere in the list: rings retire
    independently). The next drop comes after twice as many reads as survive
    this one (at least 32): amortised O(1) per read. */
-static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_t *live_from)
+static inline bool stale(const strata__tensormap *m, uint32_t ai, const uint64_t *live_from)
 {
-    uint32_t live = 0, *link = &b->readers;
+    uint64_t t = m->accesses[ai].task;
+    return t < live_from[t & 3];
+}
+
+/* Drop the stale entries of the list at *link; returns how many are left. */
+static uint32_t drop_stale(strata__tensormap *m, uint32_t *link, const uint64_t *live_from)
+{
+    uint32_t live = 0;
     while (*link != STRATA__NONE) {
         uint32_t ai = *link;
-        if (m->accesses[ai].task < live_from[m->accesses[ai].task & 3]) {
+        if (stale(m, ai, live_from)) {
             *link = m->accesses[ai].next;
             free_access(m, ai);
         } else {
@@ -262,17 +269,23 @@ static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_
             live++;
         }
     }
+    return live;
+}
+
+/* The next drop of a list only read comes after twice as many reads as
+   survive this one (at least 32). */
+static inline uint32_t next_prune(uint32_t live)
+{
+    return live > 16 ? 2 * live : 32;
+}
+
+static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_t *live_from)
+{
     b->reads_since_prune = 0;
-    b->prune_after = live > 16 ? 2 * live : 32;
+    b->prune_after = next_prune(drop_stale(m, &b->readers, live_from));
 }
 
 /* ---- cells (see core/tensormap.h) ---- */
-
-static inline bool stale(const strata__tensormap *m, uint32_t ai, const uint64_t *live_from)
-{
-    uint64_t t = m->accesses[ai].task;
-    return t < live_from[t & 3];
-}
 
 static void free_grid(strata__tensormap *m, strata__buffer *b)
 {
@@ -401,16 +414,7 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
                 free_access(m, c->writer);
                 c->writer = STRATA__NONE;
             }
-            uint32_t *link = &c->readers;
-            while (*link != STRATA__NONE) {
-                uint32_t a = *link;
-                if (stale(m, a, live_from)) {
-                    *link = m->accesses[a].next;
-                    free_access(m, a);
-                } else {
-                    link = &m->accesses[a].next;
-                }
-            }
+            drop_stale(m, &c->readers, live_from);
             if (c->writer == STRATA__NONE && c->readers == STRATA__NONE)
                 c->id = 0;   /* nothing live: no record needed */
             else
@@ -501,19 +505,8 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
         a->next = c->readers;
         c->readers = fresh;
         if (++c->reads_since_prune >= (c->prune_after ? c->prune_after : 32)) {
-            uint32_t live = 0, *link = &c->readers;   /* a cell only read: drop its retired readers */
-            while (*link != STRATA__NONE) {
-                uint32_t x = *link;
-                if (stale(m, x, live_from)) {
-                    *link = m->accesses[x].next;
-                    free_access(m, x);
-                } else {
-                    link = &m->accesses[x].next;
-                    live++;
-                }
-            }
-            c->reads_since_prune = 0;
-            c->prune_after = live > 16 ? 2 * live : 32;
+            c->reads_since_prune = 0;   /* a cell only read: drop its retired readers */
+            c->prune_after = next_prune(drop_stale(m, &c->readers, live_from));
         }
     } while (next_cell(r, q));
     return STRATA_OK;

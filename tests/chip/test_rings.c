@@ -104,26 +104,33 @@ static uint64_t n_iterations;
 static uint64_t tmp_elems = 1;
 static int orch_status;
 
+/* In a scope of its own: an intermediate of `elems` U64 gets i from a
+   producer task, and kernel `consumer` adds it into acc. */
+static int produce_and_add(strata_chip_orch *o, strata_tensor acc, uint64_t i, uint64_t elems, int consumer)
+{
+    strata_tensor tmp;
+    int rc = strata_chip_scope_begin(o);
+    if (rc == 0)
+        rc = strata_chip_alloc(o, STRATA_U64, 1, &elems, &tmp);
+    strata_tag out = STRATA_OUTPUT;
+    if (rc == 0)
+        rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&tmp, &out, 1, &i, 1});
+    strata_tensor t2[2] = {tmp, acc};
+    strata_tag tags2[2] = {STRATA_INPUT, STRATA_INOUT};
+    if (rc == 0)
+        rc = strata_chip_submit(o, consumer, &(strata_task_args){t2, tags2, 2, NULL, 0});
+    if (rc == 0)
+        rc = strata_chip_scope_end(o);
+    return rc;
+}
+
 /* For each i: in a scope, an intermediate gets i from a producer task and is
    added into the accumulator (args tensor 0) by a second task. */
 static int loop_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
 {
     (void)cfg;
-    strata_tensor acc = args->tensors[0];
     for (uint64_t i = 1; i <= n_iterations; i++) {
-        strata_tensor tmp;
-        int rc = strata_chip_scope_begin(o);
-        if (rc == 0)
-            rc = strata_chip_alloc(o, STRATA_U64, 1, &tmp_elems, &tmp);
-        strata_tag ptag = STRATA_OUTPUT;
-        if (rc == 0)
-            rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&tmp, &ptag, 1, &i, 1});
-        strata_tensor t2[2] = {tmp, acc};
-        strata_tag tags2[2] = {STRATA_INPUT, STRATA_INOUT};
-        if (rc == 0)
-            rc = strata_chip_submit(o, ACCUMULATE, &(strata_task_args){t2, tags2, 2, NULL, 0});
-        if (rc == 0)
-            rc = strata_chip_scope_end(o);
+        int rc = produce_and_add(o, args->tensors[0], i, tmp_elems, ACCUMULATE);
         if (rc)
             return orch_status = rc;
     }
@@ -239,6 +246,23 @@ static int alloc_orch(strata_chip_orch *o, const strata_task_args *args, const s
 static strata_handle register_alloc(strata_worker *w)
 {
     return register_orch(w, "alloc", alloc_orch);
+}
+
+/* A worker of 1 AIC + 1 AIV core created with environment variable `var` set
+   to `value` (then unset), running alloc_orch: `count` allocations of `bytes`,
+   each in its own scopes `depth` deep. */
+static strata_worker *alloc_worker(const char *var, const char *value, uint64_t bytes, int count, int depth,
+                                   strata_handle *h)
+{
+    test_setenv(var, value);
+    strata_worker *w = test_worker(1, 1);
+    test_setenv(var, NULL);
+    *h = register_alloc(w);
+    alloc_bytes = bytes;
+    alloc_count = count;
+    end_scopes = true;
+    alloc_depth = depth;
+    return w;
 }
 
 TEST_CASE(buffer_larger_than_heap_fails_fast)
@@ -358,13 +382,8 @@ TEST_CASE(task_with_more_producers_than_dep_pool)
 /* A heap sized by the environment is named by its variable. */
 TEST_CASE(messages_name_the_variable)
 {
-    test_setenv("PTO2_RING_HEAP", "4096");
-    strata_worker *w = test_worker(1, 1);
-    test_setenv("PTO2_RING_HEAP", NULL);
-    strata_handle h = register_alloc(w);
-    alloc_bytes = 8192;
-    alloc_count = 1;
-    end_scopes = true;
+    strata_handle h;
+    strata_worker *w = alloc_worker("PTO2_RING_HEAP", "4096", 8192, 1, 1, &h);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ERING);
     CHECK_ERROR_HAS("heap ring of scope depth 1 is 4096 bytes (PTO2_RING_HEAP)");
     CHECK_ERROR_HAS("set PTO2_RING_HEAP to at least 8192");
@@ -405,26 +424,11 @@ TEST_CASE(bad_call_config_sizes)
 static int outer_inner_orch(strata_chip_orch *o, const strata_task_args *args, const strata_call_config *cfg)
 {
     (void)cfg;
-    strata_tensor acc = args->tensors[0];
     int rc = strata_chip_scope_begin(o);   /* the outer scope: depth 1 */
     if (rc == 0)
         rc = strata_chip_submit(o, WAIT_COUNT, NULL);
-    for (uint64_t i = 1; rc == 0 && i <= n_iterations; i++) {
-        strata_tensor tmp;
-        uint64_t eight = 8;
-        rc = strata_chip_scope_begin(o);   /* the inner scope: depth 2 */
-        if (rc == 0)
-            rc = strata_chip_alloc(o, STRATA_U64, 1, &eight, &tmp);
-        strata_tag out = STRATA_OUTPUT;
-        if (rc == 0)
-            rc = strata_chip_submit(o, PRODUCE, &(strata_task_args){&tmp, &out, 1, &i, 1});
-        strata_tensor t2[2] = {tmp, acc};
-        strata_tag tags2[2] = {STRATA_INPUT, STRATA_INOUT};
-        if (rc == 0)
-            rc = strata_chip_submit(o, COUNT, &(strata_task_args){t2, tags2, 2, NULL, 0});
-        if (rc == 0)
-            rc = strata_chip_scope_end(o);
-    }
+    for (uint64_t i = 1; rc == 0 && i <= n_iterations; i++)
+        rc = produce_and_add(o, args->tensors[0], i, 8, COUNT);   /* the inner scope: depth 2 */
     if (rc == 0)
         rc = strata_chip_scope_end(o);
     return orch_status = rc;
@@ -518,14 +522,8 @@ TEST_CASE(a_buffer_used_at_two_depths_waits_for_both)
    deeper; bad lists and entries are refused saying why. */
 TEST_CASE(messages_name_the_depth)
 {
-    test_setenv("PTO2_RING_HEAP", "4096,4096,2048,4096");
-    strata_worker *w = test_worker(1, 1);
-    test_setenv("PTO2_RING_HEAP", NULL);
-    strata_handle h = register_alloc(w);
-    alloc_bytes = 3000;
-    alloc_count = 1;
-    end_scopes = true;
-    alloc_depth = 2;
+    strata_handle h;
+    strata_worker *w = alloc_worker("PTO2_RING_HEAP", "4096,4096,2048,4096", 3000, 1, 2, &h);
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, NULL), STRATA_ERING);
     CHECK_ERROR_HAS("heap ring of scope depth 2 is 2048 bytes (PTO2_RING_HEAP's value for scope depth 2); a "
                     "3000-byte buffer can never fit; set PTO2_RING_HEAP's value for scope depth 2 to at least 3008");
@@ -688,14 +686,8 @@ TEST_CASE(deeper_heaps_leave_room_for_the_programs_buffers)
    the rings in use take memory, and one depth's largest window works. */
 TEST_CASE(fewer_rings_share_the_last)
 {
-    test_setenv("STRATA_SCOPE_RINGS", "2");
-    strata_worker *w = test_worker(1, 1);
-    test_setenv("STRATA_SCOPE_RINGS", NULL);
-    strata_handle h = register_alloc(w);
-    alloc_bytes = 8192;
-    alloc_count = 1;
-    end_scopes = true;
-    alloc_depth = 3;
+    strata_handle h;
+    strata_worker *w = alloc_worker("STRATA_SCOPE_RINGS", "2", 8192, 1, 3, &h);
     strata_call_config cfg = {0};
     cfg.ring_heap = 4096;
     CHECK_STATUS(strata_worker_run_chip(w, h, NULL, &cfg), STRATA_ERING);

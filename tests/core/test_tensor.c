@@ -127,6 +127,19 @@ static void touch_bytes(const strata_tensor *t, uint8_t *bits, uint64_t base)
     }
 }
 
+/* Whether views a and b (of nb bytes from base) share a byte: ba and bb
+   (zeroed, nb each) get the bytes each touches. */
+static bool bytes_meet(const strata_tensor *a, const strata_tensor *b, uint64_t base, uint8_t *ba, uint8_t *bb,
+                       size_t nb)
+{
+    touch_bytes(a, ba, base);
+    touch_bytes(b, bb, base);
+    bool meet = false;
+    for (size_t i = 0; i < nb; i++)
+        meet |= ba[i] && bb[i];
+    return meet;
+}
+
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next_rand(void)
 {
@@ -172,11 +185,7 @@ TEST_CASE(overlap_matches_brute_force)
         CHECK_OK(strata__tensor_check(&a, 0, &ea));
         CHECK_OK(strata__tensor_check(&b, 0, &eb));
         uint8_t ba[NB] = {0}, bb[NB] = {0};
-        touch_bytes(&a, ba, base);
-        touch_bytes(&b, bb, base);
-        bool truth = false;
-        for (int i = 0; i < NB; i++)
-            truth |= ba[i] && bb[i];
+        bool truth = bytes_meet(&a, &b, base, ba, bb, NB);
         bool got = strata__views_overlap(&a, &ea, &b, &eb, &scratch);
         if (got != truth) {
             for (int k = 0; k < 2; k++) {
@@ -223,25 +232,20 @@ TEST_CASE(overlap_matches_brute_force)
 static strata_tensor random_box(uint64_t base, uint64_t nbytes, strata_dtype dt, uint32_t nd, const uint64_t *span)
 {
     for (;;) {
-        strata_tensor t;
-        memset(&t, 0, sizeof t);
-        t.addr = base;
-        t.nbytes = nbytes;
-        t.dtype = dt;
-        t.ndims = nd;
-        uint64_t stride = 1;
+        int64_t strides[STRATA_MAX_DIMS];
+        uint64_t shape[STRATA_MAX_DIMS], offset = 0, stride = 1;
         for (uint32_t k = nd; k-- > 0;) {
-            t.strides[k] = (int64_t)stride;
+            strides[k] = (int64_t)stride;
             if (k > 0)
                 stride *= span[k];
         }
-        t.offset = 0;
         for (uint32_t k = 0; k < nd; k++) {
             uint64_t limit = k == 0 ? 4 : span[k];
             uint64_t c = next_rand() % limit;
-            t.shape[k] = 1 + next_rand() % (next_rand() % 8 == 0 ? limit : (limit - c));
-            t.offset += c * (uint64_t)t.strides[k];
+            shape[k] = 1 + next_rand() % (next_rand() % 8 == 0 ? limit : (limit - c));
+            offset += c * (uint64_t)strides[k];
         }
+        strata_tensor t = view(base, nbytes, dt, offset, nd, shape, strides);
         if (strata__tensor_check(&t, 0, NULL) == STRATA_OK)
             return t;
     }
@@ -271,11 +275,7 @@ TEST_CASE(lattice_boxes_match_brute_force)
         static uint8_t ba[NB], bb[NB];
         memset(ba, 0, sizeof ba);
         memset(bb, 0, sizeof bb);
-        touch_bytes(&a, ba, base);
-        touch_bytes(&b, bb, base);
-        bool truth = false;
-        for (int i = 0; i < NB; i++)
-            truth |= ba[i] && bb[i];
+        bool truth = bytes_meet(&a, &b, base, ba, bb, NB);
         bool got = strata__views_overlap(&a, &ea, &b, &eb, &scratch);
         if (got != truth)
             test_fail(__FILE__, __LINE__, "trial %d: boxes of dims %u: overlap says %d, the bytes say %d", trial, nd,

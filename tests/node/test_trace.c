@@ -497,23 +497,31 @@ static int chain16_orch(strata_chip_orch *o, const strata_task_args *args, const
 
 static const strata_kernel_entry chain16_kernels[] = {{7, STRATA_AIV, inc_kernel}, {8, STRATA_AIV, gated_kernel}};
 
-TEST_CASE(level2_kernel_arrows_follow_the_chain)
+/* One traced run of a chain callable (chain16_kernels) on a level-2 worker
+   with cfg (may be NULL); the trace must pass check_trace with expect. */
+static void traced_chain_run(const char *name, strata_chip_orch_fn orch, const strata_call_config *cfg,
+                             const char *const *expect)
 {
     char path[512];
     scratch_path(path, sizeof path, "chain.json");
-    strata_chip_callable c = {"chain16", chain16_orch, chain16_kernels, 2};
+    strata_chip_callable c = {name, orch, chain16_kernels, 2};
     strata_handle h;
     strata_buffer b;
     strata_tensor t;
     strata_worker *w = l2_worker(&c, 1, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     CHECK_OK(strata_trace_begin(path));
-    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, cfg));
     CHECK_OK(strata_trace_end());
     strata_worker_destroy(w);
-    const char *expect[] = {"--kernels", "16", "--kernel-arrows", "15", NULL};
     CHECK(check_trace(path, expect));
     scratch_remove();
+}
+
+TEST_CASE(level2_kernel_arrows_follow_the_chain)
+{
+    const char *expect[] = {"--kernels", "16", "--kernel-arrows", "15", NULL};
+    traced_chain_run("chain16", chain16_orch, NULL, expect);
 }
 
 /* 3000 kernels in a chain inside a scope (the ring of depth 1, whose task
@@ -536,24 +544,11 @@ static int scoped_chain_orch(strata_chip_orch *o, const strata_task_args *args, 
 
 TEST_CASE(level2_scoped_tasks_keep_their_arrows)
 {
-    char path[512];
-    scratch_path(path, sizeof path, "scoped.json");
-    strata_chip_callable c = {"scoped_chain", scoped_chain_orch, chain16_kernels, 2};
-    strata_handle h;
-    strata_buffer b;
-    strata_tensor t;
-    strata_worker *w = l2_worker(&c, 1, &h, &b, &t);
-    strata_tag tag = STRATA_INOUT;
     strata_call_config cfg = {0};
     cfg.ring_task_window_by_depth[1] = 4096;
-    CHECK_OK(strata_trace_begin(path));
-    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, &cfg));
-    CHECK_OK(strata_trace_end());
-    strata_worker_destroy(w);
     const char *expect[] = {"--kernels", "3000", "--kernel-arrows", "2999", "--kernel-submit-arrows", "3000",
                             "--min-counters", "40", NULL};
-    CHECK(check_trace(path, expect));
-    scratch_remove();
+    traced_chain_run("scoped_chain", scoped_chain_orch, &cfg, expect);
 }
 
 /* Resident memory of this process, bytes. */

@@ -19,6 +19,14 @@ from conftest import UNDER_ASAN, alive, descendants, wait_until
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _add_one(x):
+    """TaskArgs for the chip callable: add 1 to every element of x."""
+    ta = TaskArgs()
+    ta.add_tensor(x, TensorArgType.INOUT)
+    ta.add_scalar(1)
+    return ta
+
+
 def _tree(chip_callable, n=2):
     """A level-4 Worker over n level-3 Workers (one chip, one SUB child each);
     chips[w]: the chip callable's handle on level-3 Worker w."""
@@ -76,9 +84,7 @@ def test_a_config_reaches_the_level3_orchestration_function_whole(chip_callable)
     x = top.host_zeros((8,), "int64")
 
     def l4_orch(orch, args, config):
-        ta = TaskArgs()
-        ta.add_tensor(x, TensorArgType.INOUT)
-        ta.add_scalar(1)
+        ta = _add_one(x)
         cfg = CallConfig(ring_heap=[0, 4096, 0, 8192], ring_task_window=64, timeout_ms=5000,
                          trace=strata.TRACE_SKIP)
         orch.submit_next_level(h, ta, cfg, worker=0)
@@ -118,10 +124,7 @@ def test_a_killed_level3_child_is_replaced(chip_callable):
     x = top.host_zeros((4,), "int64")
 
     def l4_orch(orch, args, config):
-        ta = TaskArgs()
-        ta.add_tensor(x, TensorArgType.INOUT)
-        ta.add_scalar(1)
-        orch.submit_next_level(h, ta, CallConfig(), worker=0)
+        orch.submit_next_level(h, _add_one(x), CallConfig(), worker=0)
 
     top.run(l4_orch)
     l3 = top.child_pid(0)

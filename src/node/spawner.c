@@ -546,7 +546,14 @@ void strata__spawner_forget(strata__node *n)
 /* How the spawner ended, after it has (for a message); NULL when unknown. */
 char *strata__spawner_describe_end(strata__node *n)
 {
-    if (n->spawner_pidfd >= 0) {
+    if (n->spawner_pidfd < 0)
+        return NULL;
+    /* Its robust mutex reads "owner died" as soon as the kernel has released
+       the process's futexes, which is before the process is a zombie that
+       waitid can see: give it up to a second to get there (its pidfd turns
+       readable then), so the message says how it ended. */
+    uint64_t deadline = strata__now_ns() + 1000000000ull;
+    for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
         long r = syscall(SYS_waitid, P_PIDFD, n->spawner_pidfd, &si, WEXITED | WNOHANG | WNOWAIT, NULL);
@@ -555,6 +562,10 @@ char *strata__spawner_describe_end(strata__node *n)
                 return strata__format("exited with status %d", si.si_status);
             return strata__format("was killed by signal %d (%s)", si.si_status, strsignal(si.si_status));
         }
+        uint64_t now = strata__now_ns();
+        if (r != 0 || now >= deadline)
+            return NULL;
+        struct pollfd p = {.fd = n->spawner_pidfd, .events = POLLIN};
+        (void)poll(&p, 1, (int)((deadline - now) / 1000000ull) + 1);   /* EINTR: look again */
     }
-    return NULL;
 }

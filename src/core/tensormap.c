@@ -336,7 +336,12 @@ typedef struct cell_range {
     uint64_t lo[STRATA_MAX_DIMS], hi[STRATA_MAX_DIMS], mult[STRATA_MAX_DIMS];
 } cell_range;
 
-/* Whether view (extent ext) is a whole number of b's cells, and which. */
+/* The most cells one access may take: each is a record of its own, so a view
+   of many (a whole buffer of small slots) is decided in the lists instead. */
+#define STRATA__CELLS_PER_ACCESS 64u
+
+/* Whether view (extent ext) is a whole number of b's cells, at most
+   STRATA__CELLS_PER_ACCESS of them, and which. */
 static bool cells_of(const strata__buffer *b, const strata_tensor *view, const strata__extent *ext, cell_range *r)
 {
     const strata__grid *g = b->grid;
@@ -345,6 +350,8 @@ static bool cells_of(const strata__buffer *b, const strata_tensor *view, const s
             return false;
         uint64_t from = ext->lo - b->addr - g->origin, len = ext->hi - ext->lo;
         if (from % g->bytes != 0 || len % g->bytes != 0)
+            return false;
+        if (len / g->bytes > STRATA__CELLS_PER_ACCESS)
             return false;
         r->n = 1;
         r->lo[0] = from / g->bytes;
@@ -355,6 +362,7 @@ static bool cells_of(const strata__buffer *b, const strata_tensor *view, const s
     strata__box x;
     if (view->ndims != g->box.ndims || !strata__view_box(view, &x) || x.es != g->box.es)
         return false;
+    uint64_t cells = 1;
     for (uint32_t k = 0; k < x.ndims; k++) {
         if (x.st[k] != g->box.st[k] || x.c[k] < g->at[k] || (x.c[k] - g->at[k]) % g->cell[k] != 0 ||
             x.shape[k] % g->cell[k] != 0)
@@ -362,6 +370,9 @@ static bool cells_of(const strata__buffer *b, const strata_tensor *view, const s
         r->lo[k] = (x.c[k] - g->at[k]) / g->cell[k];
         r->hi[k] = r->lo[k] + x.shape[k] / g->cell[k];
         r->mult[k] = g->mult[k];
+        cells *= r->hi[k] - r->lo[k];
+        if (cells > STRATA__CELLS_PER_ACCESS)
+            return false;
     }
     r->n = x.ndims;
     return true;
@@ -404,8 +415,23 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
     }
     if ((g->ncells + 1) * 2 > g->cap) {
         /* rebuild: keep the cells with a live access, at twice the size when
-           they still fill half of it */
+           they still fill half of it. Counted first without a change, so
+           that a failed allocation leaves the table as it was (a record
+           emptied in place would break the probe chains behind it). */
         uint32_t live = 0;
+        for (uint32_t i = 0; i < g->cap; i++) {
+            const strata__cell *c = &g->cells[i];
+            if (c->id == 0)
+                continue;
+            bool any = c->writer != STRATA__NONE && !stale(m, c->writer, live_from);
+            for (uint32_t a = c->readers; !any && a != STRATA__NONE; a = m->accesses[a].next)
+                any = !stale(m, a, live_from);
+            live += any;
+        }
+        uint32_t cap = (live + 1) * 2 > g->cap / 2 ? g->cap * 2 : g->cap;
+        strata__cell *cells = strata__calloc(cap, sizeof cells[0]);
+        if (!cells)
+            return NULL;
         for (uint32_t i = 0; i < g->cap; i++) {
             strata__cell *c = &g->cells[i];
             if (c->id == 0)
@@ -416,21 +442,11 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
             }
             drop_stale(m, &c->readers, live_from);
             if (c->writer == STRATA__NONE && c->readers == STRATA__NONE)
-                c->id = 0;   /* nothing live: no record needed */
-            else
-                live++;
-        }
-        uint32_t cap = (live + 1) * 2 > g->cap / 2 ? g->cap * 2 : g->cap;
-        strata__cell *cells = strata__calloc(cap, sizeof cells[0]);
-        if (!cells)
-            return NULL;
-        for (uint32_t i = 0; i < g->cap; i++) {
-            if (g->cells[i].id == 0)
-                continue;
-            uint32_t h = cell_hash(g->cells[i].id, cap);
+                continue;   /* nothing live: no record needed */
+            uint32_t h = cell_hash(c->id, cap);
             while (cells[h].id != 0)
                 h = (h + 1) & (cap - 1);
-            cells[h] = g->cells[i];
+            cells[h] = *c;
         }
         free(g->cells);
         g->cells = cells;
@@ -573,9 +589,12 @@ static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata
            below its span) */
         g->lattice = true;
         g->box = *box;
-        uint64_t mult = 1;
+        uint64_t mult = 1, per_view = 1;
+        for (uint32_t k = 0; k < box->ndims; k++)
+            per_view *= box->shape[k] / cell_size(box->shape[k], box->c[k]);
+        bool whole = per_view > STRATA__CELLS_PER_ACCESS;   /* then the first view is one cell */
         for (uint32_t k = box->ndims; k-- > 0;) {
-            g->cell[k] = cell_size(box->shape[k], box->c[k]);
+            g->cell[k] = whole ? box->shape[k] : cell_size(box->shape[k], box->c[k]);
             g->at[k] = box->c[k] % g->cell[k];
             g->mult[k] = mult;
             if (k > 0)
@@ -611,10 +630,15 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uin
     }
     strata__box box;
     if (__builtin_expect(wants_cells(b, view, ext, &box), 0)) {
-        /* nothing live in its lists: a grid of this view's cells from here on */
-        free_access(m, fresh);
+        /* nothing live in its lists: a grid of this view's cells from here on
+           (the view fits it; were it refused, the lists take it below) */
         rc = start_cells(b, ext, &box);
-        return rc ? rc : grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
+        if (rc == STRATA_OK)
+            rc = grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
+        if (rc != STRATA__NOT_CELLS) {
+            free_access(m, fresh);
+            return rc;
+        }
     }
     if (!writes && ++b->reads_since_prune >= (b->prune_after ? b->prune_after : 32))
         prune_readers(m, b, live_from);   /* no writer walks them */

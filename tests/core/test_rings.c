@@ -300,5 +300,34 @@ TEST_CASE(cells_of_one_buffer)
     strata__tmap_destroy(&o.m);
 }
 
-TEST_MAIN(CASE(heap_ring_fifo), CASE(cells_of_one_buffer), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
+/* A view of many cells (a whole buffer of 4-byte cells) is decided in the
+   lists: one entry per access, not one per cell. */
+TEST_CASE(a_view_of_many_cells_takes_one_entry)
+{
+    strata__tensormap m;
+    CHECK_OK(strata__tmap_init(&m));
+    uint32_t b;
+    CHECK_OK(strata__tmap_buffer_add(&m, 0x100000, 1 << 20, 1, &b));
+    deps d = {0};
+    uint64_t one[1] = {1}, all[1] = {(1 << 20) / 4};
+    strata_tensor first = strata_tensor_make((void *)0x100000, STRATA_U32, 1, one), whole;
+    first.nbytes = 1 << 20;
+    whole = strata_tensor_make((void *)0x100000, STRATA_U32, 1, all);
+    strata__extent ef, ew;
+    CHECK_OK(strata__tensor_check(&first, 0, &ef));
+    CHECK_OK(strata__tensor_check(&whole, 0, &ew));
+    CHECK_OK(strata__tmap_access(&m, b, 1, SLOT(1), &first, &ef, false, true, ALL(1), collect, &d));
+    CHECK(m.buffers[b].grid != NULL);   /* 4-byte cells */
+    for (uint64_t t = 2; t <= 5; t++)
+        CHECK_OK(strata__tmap_access(&m, b, t, SLOT(t), &whole, &ew, true, false, ALL(1), collect, &d));
+    CHECK(m.live_accesses <= 5);
+    d.n = 0;
+    CHECK_OK(strata__tmap_access(&m, b, 6, SLOT(6), &whole, &ew, false, true, ALL(1), collect, &d));
+    CHECK(d.n <= 5);
+    for (uint64_t t = 1; t <= 5; t++)
+        CHECK(got_task(&d, t));
+    strata__tmap_destroy(&m);
+}
+
+TEST_MAIN(CASE(heap_ring_fifo), CASE(cells_of_one_buffer), CASE(a_view_of_many_cells_takes_one_entry), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
           CASE(buffer_registry), CASE(access_rules))

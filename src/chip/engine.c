@@ -40,18 +40,11 @@ static void free_rings(strata__chip *chip)
     memset(chip->sizes, 0, sizeof chip->sizes);
 }
 
-/* How many rings the chip uses: STRATA_SCOPE_RINGS, or one under
-   host_build_graph (every task of a run in the depth-0 ring). */
-static uint32_t rings_in_use(const strata__chip *chip)
-{
-    return chip->host_graph ? 1 : chip->defaults.scope_rings;
-}
-
 const char *strata__ring_name(const strata__chip *chip, uint32_t d, char *buf, size_t size)
 {
     if (chip->host_graph)
         snprintf(buf, size, "scope depth 0 (runtime host_build_graph keeps every depth there)");
-    else if (d + 1 == rings_in_use(chip) && d + 1 < STRATA__DEPTHS)
+    else if (d + 1 == strata__rings_in_use(chip) && d + 1 < STRATA__DEPTHS)
         snprintf(buf, size, "scope depth %u and deeper (STRATA_SCOPE_RINGS is %u)", d, d + 1);
     else if (d + 1 == STRATA__DEPTHS)
         snprintf(buf, size, "scope depth %u and deeper", d);
@@ -67,17 +60,9 @@ int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
         return STRATA_OK;
     unplace_heap(chip, r);
     int rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
-    bool gave_back = false;
-    for (uint32_t d = 0; rc && d < STRATA__DEPTHS; d++) {
-        /* another depth's heap that holds nothing (placed by an earlier run
-           with other sizes): give it back, it is placed again when used */
-        strata__depth_ring *o = &chip->ring[d];
-        if (o != r && o->heap_addr && o->hrec_head == o->hrec_next) {
-            unplace_heap(chip, o);
-            gave_back = true;
-        }
-    }
-    if (rc && gave_back) {
+    /* another depth's heap that holds nothing (placed by an earlier run with
+       other sizes) makes room: it is placed again when used */
+    if (rc && strata__chip_give_back_idle_heaps(chip, 0, r)) {
         strata__clear_error();
         rc = chip->platform->mem_alloc(chip->dev, size, &r->heap_addr);
     }
@@ -95,12 +80,15 @@ int strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r)
     return STRATA_OK;
 }
 
-bool strata__chip_unplace_deeper_heaps(strata__chip *chip)
+bool strata__chip_give_back_idle_heaps(strata__chip *chip, uint32_t from, const strata__depth_ring *except)
 {
     bool any = false;
-    for (uint32_t d = 1; d < STRATA__DEPTHS; d++) {
-        any = any || chip->ring[d].heap_addr;
-        unplace_heap(chip, &chip->ring[d]);
+    for (uint32_t d = from; d < STRATA__DEPTHS; d++) {
+        strata__depth_ring *o = &chip->ring[d];
+        if (o != except && o->heap_addr && o->hrec_head == o->hrec_next) {
+            unplace_heap(chip, o);
+            any = true;
+        }
     }
     return any;
 }
@@ -114,7 +102,7 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want_all)
     strata__ring_sizes want[STRATA__DEPTHS];
     uint64_t slots = 0, edges = 0;
     for (uint32_t d = 0; d < STRATA__DEPTHS; d++) {
-        want[d] = d < rings_in_use(chip) ? want_all[d] : (strata__ring_sizes){0, 0, 0};
+        want[d] = d < strata__rings_in_use(chip) ? want_all[d] : (strata__ring_sizes){0, 0, 0};
         slots += want[d].task_window;   /* at most STRATA__WINDOW_TOTAL_MAX */
         edges += want[d].dep_pool;
     }
@@ -174,12 +162,14 @@ static int size_rings(strata__chip *chip, const strata__ring_sizes *want_all)
     return STRATA_OK;
 }
 
+/* Each ring's variable and call_config field, by STRATA__RING_*. */
+static const char *const ring_var[3] = {"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
+static const char *const ring_field[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
+
 /* Where a ring's size came from, in words (strata__ring_sources), made only
    when a message needs it: runs record a kind per ring (source_kind). */
 const char *strata__ring_source(strata__chip *chip, uint32_t d, int which)
 {
-    static const char *const var[3] = {"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
-    static const char *const field[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
     static const char *const depth_name[STRATA__DEPTHS] = {"0", "1", "2", "3 and deeper"};
     strata__ring_sources *src = &chip->sources[d];
     char *out = which == STRATA__RING_WINDOW ? src->task_window : which == STRATA__RING_HEAP ? src->heap
@@ -187,16 +177,16 @@ const char *strata__ring_source(strata__chip *chip, uint32_t d, int which)
     size_t size = sizeof src->heap;
     switch (chip->source_kind[d][which]) {
     case STRATA__SOURCE_CONFIG_DEPTH:
-        snprintf(out, size, "call_config.%s_by_depth[%u]", field[which], d);
+        snprintf(out, size, "call_config.%s_by_depth[%u]", ring_field[which], d);
         break;
     case STRATA__SOURCE_CONFIG:
-        snprintf(out, size, "call_config.%s", field[which]);
+        snprintf(out, size, "call_config.%s", ring_field[which]);
         break;
     case STRATA__SOURCE_ENV_LIST:
-        snprintf(out, size, "%s's value for scope depth %s", var[which], depth_name[d]);
+        snprintf(out, size, "%s's value for scope depth %s", ring_var[which], depth_name[d]);
         break;
     default:
-        snprintf(out, size, "%s", var[which]);
+        snprintf(out, size, "%s", ring_var[which]);
         break;
     }
     return out;
@@ -209,13 +199,11 @@ static int config_value(int which, int32_t depth, uint64_t v, uint64_t min, uint
     bool pow2 = which == STRATA__RING_WINDOW;
     if (v == 0 || (v >= min && v <= max && (!pow2 || (v & (v - 1)) == 0)))
         return STRATA_OK;
-    static const char *const field[3] = {"ring_task_window", "ring_heap", "ring_dep_pool"};
-    static const char *const var[3] = {"PTO2_RING_TASK_WINDOW", "PTO2_RING_HEAP", "PTO2_RING_DEP_POOL"};
     char name[64], range[96], zero[64];
     if (depth < 0)
-        snprintf(name, sizeof name, "call_config.%s", field[which]);
+        snprintf(name, sizeof name, "call_config.%s", ring_field[which]);
     else
-        snprintf(name, sizeof name, "call_config.%s_by_depth[%d]", field[which], depth);
+        snprintf(name, sizeof name, "call_config.%s_by_depth[%d]", ring_field[which], depth);
     if (which == STRATA__RING_WINDOW)
         snprintf(range, sizeof range, "a power of two between %llu and %llu", (unsigned long long)min,
                  (unsigned long long)max);
@@ -225,7 +213,7 @@ static int config_value(int which, int32_t depth, uint64_t v, uint64_t min, uint
         snprintf(range, sizeof range, "between %llu bytes and half the chip memory, %llu bytes",
                  (unsigned long long)min, (unsigned long long)max);
     if (depth < 0)
-        snprintf(zero, sizeof zero, "%s or the default", var[which]);
+        snprintf(zero, sizeof zero, "%s or the default", ring_var[which]);
     else
         snprintf(zero, sizeof zero, "the scalar field, else the environment");
     return strata__fail(STRATA_EINVAL, "%s is %llu; it must be %s (0 keeps %s)", name, (unsigned long long)v, range,
@@ -484,15 +472,6 @@ void strata__chip_retire(strata__chip *chip)
     recycle_heap(chip, &chip->ring[0]);
 }
 
-/* Whether every ring's tasks have all retired. */
-static bool all_retired(const strata__chip *chip)
-{
-    for (uint32_t d = 0; d < chip->rings_used; d++)
-        if (chip->ring[d].retire_next < chip->ring[d].next)
-            return false;
-    return true;
-}
-
 /* Some ring's oldest task has finished (or none is left). */
 static bool oldest_done(void *arg)
 {
@@ -681,7 +660,7 @@ int strata__chip_run(strata__chip *chip, const strata__callable *c, const strata
     chip->nscopes = 0;
     chip->cur = &chip->ring[0];
 
-    while (!all_retired(chip)) {
+    while (!strata__chip_all_retired(chip)) {
         if (strata__chip_wait_progress(chip))
             break;   /* hung: the failure record says which task */
     }
@@ -741,7 +720,7 @@ int strata__chip_malloc(strata__chip *chip, uint64_t nbytes, uint64_t *addr)
     if (nbytes == 0)
         return strata__fail(STRATA_EINVAL, "strata_worker_malloc: nbytes is 0; ask for at least 1 byte");
     int rc = chip->platform->mem_alloc(chip->dev, nbytes, addr);
-    if (rc && strata__chip_unplace_deeper_heaps(chip)) {
+    if (rc && strata__chip_give_back_idle_heaps(chip, 1, NULL)) {
         /* the heaps of deeper scopes stay placed between runs, holding
            nothing: the program's own buffers come first */
         strata__clear_error();
@@ -807,7 +786,7 @@ void strata__chip_stats(const strata__chip *chip, strata_run_stats *out)
     out->tasks_canceled = chip->stat_canceled;
     /* Each ring's figures: the depth nearest full (the largest share of its
        size held at once), so a single figure still says what to raise. */
-    for (uint32_t d = 0; d < rings_in_use(chip); d++) {
+    for (uint32_t d = 0; d < strata__rings_in_use(chip); d++) {
         strata_ring_stats by[3];
         strata__chip_depth_stats(chip, d, by);
         strata_ring_stats *o[3] = {&out->task_window, &out->heap, &out->dep_pool};

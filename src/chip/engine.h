@@ -378,6 +378,20 @@ static inline uint32_t strata__slot_of(const strata__chip *chip, uint64_t id)
     const strata__depth_ring *r = &chip->ring[STRATA__ID_DEPTH(id)];
     return r->base + (uint32_t)(STRATA__ID_LOCAL(id) & r->mask);
 }
+/* How many rings the chip uses: STRATA_SCOPE_RINGS, or one under
+   host_build_graph (every task of a run in the depth-0 ring). */
+static inline uint32_t strata__rings_in_use(const strata__chip *chip)
+{
+    return chip->host_graph ? 1 : chip->defaults.scope_rings;
+}
+/* Whether every task submitted so far, in every ring, has retired. */
+static inline bool strata__chip_all_retired(const strata__chip *chip)
+{
+    for (uint32_t d = 0; d < chip->rings_used; d++)
+        if (chip->ring[d].retire_next != chip->ring[d].next)
+            return false;
+    return true;
+}
 /* Whether task `id` has retired (or is 0). */
 static inline bool strata__retired(const strata__chip *chip, uint64_t id)
 {
@@ -389,9 +403,10 @@ const char *strata__ring_source(strata__chip *chip, uint32_t d, int which);
 /* "scope depth 2", "scope depth 3 and deeper", ...: the depths ring d
    serves, for messages (buf: at least 96 bytes). */
 const char *strata__ring_name(const strata__chip *chip, uint32_t d, char *buf, size_t size);
-/* Give the heap rings of depth 1 and deeper back to chip memory (between
-   runs: they hold nothing then); true when one was placed. */
-bool strata__chip_unplace_deeper_heaps(strata__chip *chip);
+/* Give back to chip memory the heap rings of depth `from` and deeper, other
+   than `except` (may be NULL), that hold no buffer (a deeper ring between
+   runs, or one an earlier run sized); true when one was placed. */
+bool strata__chip_give_back_idle_heaps(strata__chip *chip, uint32_t from, const strata__depth_ring *except);
 /* Place the heap ring of r's depth in chip memory, if it is not (orch.c's
    strata_chip_alloc; engine.c). */
 int  strata__chip_place_heap(strata__chip *chip, strata__depth_ring *r);

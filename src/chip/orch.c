@@ -457,7 +457,7 @@ static inline __attribute__((always_inline)) int submit(strata_chip_orch *o, int
    first. */
 static strata__depth_ring *ring_of_depth(strata__chip *chip, uint32_t depth)
 {
-    uint32_t last = chip->host_graph ? 0 : chip->defaults.scope_rings - 1;
+    uint32_t last = strata__rings_in_use(chip) - 1;
     return &chip->ring[depth < last ? depth : last];
 }
 
@@ -549,15 +549,6 @@ static int heap_stuck(strata__chip *chip, strata__depth_ring *r, uint64_t n)
                         (unsigned long long)open, source, (unsigned long long)(r->heap.used + n));
 }
 
-/* Whether no task of the run is in flight in any ring. */
-static bool nothing_in_flight(const strata__chip *chip)
-{
-    for (uint32_t d = 0; d < chip->rings_used; d++)
-        if (chip->ring[d].retire_next != chip->ring[d].next)
-            return false;
-    return true;
-}
-
 int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, const uint64_t *shape,
                       strata_tensor *out)
 {
@@ -614,7 +605,7 @@ int strata_chip_alloc(strata_chip_orch *o, strata_dtype dtype, uint32_t ndims, c
         /* Waiting helps only if the ring's oldest buffer's scope has ended: the
            ring frees in order, so its users retiring is the only way forward. */
         bool oldest_closed = r->hrec_head < r->hrec_next && r->hrec[r->hrec_head & (r->hrec_cap - 1)].closed;
-        if (!oldest_closed || nothing_in_flight(chip) || chip->host_graph)
+        if (!oldest_closed || strata__chip_all_retired(chip) || chip->host_graph)
             return orch_fail(chip, heap_stuck(chip, r, n));   /* host_build_graph: nothing runs before it returns */
         if (wait_for_room(chip, STRATA__COUNTER_HEAP))
             return timeout_error(chip, "strata_chip_alloc", STRATA__RING_HEAP);

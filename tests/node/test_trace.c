@@ -593,7 +593,13 @@ TEST_CASE(memory_stays_flat_while_tracing)
     strata_worker *w = l2_worker(&c, 64, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     wide_rounds = 2048;   /* 131072 tasks a run */
-    CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));   /* warm */
+    /* warm, until the ready queues have been round once: their cells are
+       touched as their positions advance (2 MiB each: every scope depth's
+       slots), and how the pushes split between the queues varies with the
+       machine's load */
+    const int warm = 4;
+    for (int r = 0; r < warm; r++)
+        CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
     uint64_t before = resident_bytes();
     CHECK_OK(strata_trace_begin("/dev/null"));
     CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
@@ -618,7 +624,7 @@ TEST_CASE(memory_stays_flat_while_tracing)
     CHECK(third <= first + slack);
     uint64_t out[64];
     CHECK_OK(strata_worker_copy_from(w, out, b, 0, sizeof out));
-    CHECK_EQ_U64(out[0], 4 * 2048);
+    CHECK_EQ_U64(out[0], (uint64_t)(warm + 3) * 2048);   /* every run: 2048 increments of each element */
     strata_worker_destroy(w);
 }
 

@@ -1,8 +1,15 @@
 /* What the benchmarks share: see common.h. */
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L   /* clock_gettime, strtok_r: however it is built */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* clock_gettime, strtok_r, syscall: however it is built */
 #endif
 #include "common.h"
+
+#include <linux/filter.h>
+#include <linux/perf_event.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,7 +123,7 @@ int bench_dag_cli_option(bench_dag_cli *c, const char *prog, int argc, char **ar
         return 1;
     }
     static const char *const with_value[] = {"--only", "--reps", "--warmup", "--min-tasks",
-                                             "--n", "--width", "--rounds", "--tiles"};
+                                             "--n", "--width", "--rounds", "--tiles", "--syscall-cost"};
     size_t k = 0;
     while (k < sizeof with_value / sizeof with_value[0] && strcmp(a, with_value[k]) != 0)
         k++;
@@ -135,6 +142,7 @@ int bench_dag_cli_option(bench_dag_cli *c, const char *prog, int argc, char **ar
     case 4: ok = bench_parse_u32(v, &c->n); break;
     case 5: ok = bench_parse_u32(v, &c->width) && c->width >= 1; break;
     case 6: ok = bench_parse_u32(v, &c->rounds); break;
+    case 8: ok = bench_parse_u32(v, &c->syscall_cost_ns); break;
     default: ok = bench_parse_u32_list(v, c->tiles, sizeof c->tiles / sizeof c->tiles[0], &c->ntiles); break;
     }
     if (!ok) {
@@ -158,6 +166,8 @@ void bench_dag_cli_usage(FILE *f, const char *prog, const char *extra)
             "  --width N        fan-out width (default 64)\n"
             "  --rounds N       fan-out/fan-in rounds (default 1500)\n"
             "  --tiles LIST     Cholesky tile counts T, comma-separated (default 8,16,24)\n"
+            "  --syscall-cost NS  make every system call cost about NS ns (a seccomp filter), to\n"
+            "                   measure as on a machine kind whose system calls are slow\n"
             "%s"
             "  --verify         one more run per workload that checks the order tasks ran in\n"
             "  --samples        print every timed run's ns/task\n"
@@ -283,4 +293,181 @@ bool bench_proc_stat(int pid, char *state, int *ppid)
     *state = st;
     *ppid = pp;
     return true;
+}
+
+/* ---- system calls, counted by the kernel ---- */
+
+static char syscalls_why[256] = "not opened";
+
+/* The id of the raw_syscalls:sys_enter tracepoint, from tracefs or debugfs;
+   -1 with the reason in syscalls_why. */
+static long long sys_enter_id(void)
+{
+    static const char *const paths[] = {"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+                                        "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        FILE *f = fopen(paths[i], "re");
+        if (!f)
+            continue;
+        long long id = -1;
+        if (fscanf(f, "%lld", &id) != 1)
+            id = -1;
+        fclose(f);
+        if (id >= 0)
+            return id;
+    }
+    snprintf(syscalls_why, sizeof syscalls_why,
+             "no raw_syscalls:sys_enter tracepoint (as root: mount -t tracefs nodev /sys/kernel/tracing)");
+    return -1;
+}
+
+int bench_syscalls_open(void)
+{
+    long long id = sys_enter_id();
+    if (id < 0)
+        return -1;
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.type = PERF_TYPE_TRACEPOINT;
+    a.config = (unsigned long long)id;
+    a.inherit = 1;   /* threads and processes created from now on count too */
+    a.disabled = 0;
+    /* this process (0), any CPU (-1) */
+    long fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0) {
+        snprintf(syscalls_why, sizeof syscalls_why, "perf_event_open on raw_syscalls:sys_enter: %s%s", strerror(errno),
+                 errno == EACCES || errno == EPERM ? " (needs root or kernel.perf_event_paranoid <= 1)" : "");
+        return -1;
+    }
+    syscalls_why[0] = '\0';
+    return (int)fd;
+}
+
+long long bench_syscalls_read(int fd)
+{
+    if (fd < 0)
+        return -1;
+    /* Read of an inherited counter: the kernel adds the counts of the
+       threads and processes that inherited it, live or ended. */
+    unsigned long long v = 0;
+    if (read(fd, &v, sizeof v) != (ssize_t)sizeof v)
+        return -1;
+    return (long long)v;
+}
+
+long long bench_syscalls_between(long long before, long long after)
+{
+    if (before < 0 || after < 0)
+        return -1;
+    return after - before - 1;   /* the read that returned `after` */
+}
+
+const char *bench_syscalls_why(void)
+{
+    return syscalls_why;
+}
+
+void bench_syscalls_close(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ---- a machine whose system calls cost more ---- */
+
+int bench_dag_cli_apply_syscall_cost(const bench_dag_cli *c, const char *prog)
+{
+    char why[160];
+    if (c->syscall_cost_ns && bench_syscall_tax(c->syscall_cost_ns, why, sizeof why) != 0) {
+        fprintf(stderr, "%s: --syscall-cost: %s\n", prog, why);
+        return 1;
+    }
+    printf("# a system call (getppid) costs %.0f ns%s\n", bench_syscall_cost_ns(),
+           c->syscall_cost_ns ? " (raised by --syscall-cost)" : "");
+    return 0;
+}
+
+double bench_syscall_cost_ns(void)
+{
+    enum { LOOPS = 5, CALLS = 20000 };
+    uint64_t t[LOOPS];
+    for (int k = 0; k < LOOPS; k++) {
+        uint64_t t0 = bench_now_ns();
+        for (int i = 0; i < CALLS; i++)
+            (void)syscall(SYS_getppid);
+        t[k] = bench_now_ns() - t0;
+    }
+    return (double)bench_median_u64(t, LOOPS) / CALLS;
+}
+
+/* A filter of `ops` no-op instructions (A += 1, which the kernel's
+   constant-action cache cannot see through, so it runs on every call), then
+   allow. */
+static int install_tax(uint32_t ops)
+{
+    struct sock_filter *f = calloc((size_t)ops + 1, sizeof *f);
+    if (!f)
+        return -1;
+    for (uint32_t i = 0; i < ops; i++)
+        f[i] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, 1);
+    f[ops] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {.len = (unsigned short)(ops + 1), .filter = f};
+    int rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0
+                 ? 0 : -1;
+    int err = errno;
+    free(f);
+    errno = err;
+    return rc;
+}
+
+int bench_syscall_tax(double target_ns, char *why, size_t cap)
+{
+    enum { PROBE_OPS = 2000, MAX_OPS = 4000 };   /* a filter holds at most 4096 instructions */
+    double base = bench_syscall_cost_ns();
+    if (target_ns <= base)
+        return 0;
+    /* Calibrate in a child, since a filter cannot be removed: the cost of
+       PROBE_OPS instructions per call, back through a pipe. */
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(why, cap, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, cap, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        double per_op = -1;
+        if (install_tax(PROBE_OPS) == 0)
+            per_op = (bench_syscall_cost_ns() - base) / PROBE_OPS;
+        ssize_t w = write(fds[1], &per_op, sizeof per_op);
+        _exit(w == (ssize_t)sizeof per_op ? 0 : 1);
+    }
+    close(fds[1]);
+    double per_op = -1;
+    ssize_t r = read(fds[0], &per_op, sizeof per_op);
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (r != (ssize_t)sizeof per_op || per_op <= 0) {
+        snprintf(why, cap, "a seccomp filter could not be installed or measured (PR_SET_SECCOMP)");
+        return -1;
+    }
+    /* as many full filters as needed, then the rest */
+    double ops = (target_ns - base) / per_op;
+    while (ops >= 1) {
+        uint32_t n = ops > MAX_OPS ? MAX_OPS : (uint32_t)ops;
+        if (install_tax(n) != 0) {
+            snprintf(why, cap, "PR_SET_SECCOMP: %s", strerror(errno));
+            return -1;
+        }
+        ops -= n;
+    }
+    return 0;
 }

@@ -36,6 +36,7 @@ typedef struct bench_dag_cli {
     bool        verify, quick, samples;
     bool        real;             /* Cholesky only, with real float kernels (tiles.h) */
     const char *only;             /* comma-separated names or prefixes; NULL = all */
+    uint32_t    syscall_cost_ns;  /* --syscall-cost: emulate slower system calls (bench_syscall_tax); 0 = no */
 } bench_dag_cli;
 
 /* Defaults, then the --real and --quick presets wherever they stand in argv, so
@@ -50,6 +51,10 @@ const char *bench_option_value(const char *prog, int argc, char **argv, int *i);
 /* The --help lines of the shared options; `extra`, a program's own lines, goes
    before the modes. */
 void bench_dag_cli_usage(FILE *f, const char *prog, const char *extra);
+/* --syscall-cost: make system calls cost c->syscall_cost_ns from now on (before
+   the program creates a thread) and print what one costs on a "#" line; 0, or
+   1 after printing why it cannot. Without the option, prints the cost only. */
+int  bench_dag_cli_apply_syscall_cost(const bench_dag_cli *c, const char *prog);
 /* Whether workload `name` runs: chosen by --only, and Cholesky with --real. */
 bool bench_dag_cli_selects(const bench_dag_cli *c, const char *name);
 /* The timed runs (raised so that at least min_tasks tasks are timed) and the
@@ -71,6 +76,36 @@ long bench_rss_kib(void);
 /* The state letter and parent pid of process pid (/proc/<pid>/stat); false
    when it does not exist. */
 bool bench_proc_stat(int pid, char *state, int *ppid);
+
+/* ---- system calls, counted by the kernel ----
+   A counter of every system call entered by this process and by every thread
+   and process it creates afterwards (children, their threads, a spawner and
+   the spawner's children), through the raw_syscalls:sys_enter tracepoint and
+   perf_event_open with inherit. Open it before creating the workers it is to
+   see. It needs tracefs (or debugfs) mounted and the right to open a
+   tracepoint (root or perf_event_paranoid <= 1); without them open returns
+   -1 and bench_syscalls_why says why (the benchmark prints "n/a"). */
+int  bench_syscalls_open(void);
+/* The count so far; -1 when the counter is not open. Reading it is one
+   system call of its own (a read), which bench_syscalls_between subtracts. */
+long long bench_syscalls_read(int fd);
+/* System calls between two reads, less the read that took the second one. */
+long long bench_syscalls_between(long long before, long long after);
+const char *bench_syscalls_why(void);
+void bench_syscalls_close(int fd);
+
+/* ---- a machine whose system calls cost more ----
+   What one system call (getppid) costs this process now, ns: the median of a
+   few loops. */
+double bench_syscall_cost_ns(void);
+/* Make every later system call of this process, and of every thread and
+   process it creates afterwards, cost about target_ns: a seccomp filter that
+   allows everything after a run of no-op instructions, sized by a forked
+   calibration child. It emulates a machine kind whose system calls are slow
+   (mitigations, a hypervisor) on one where they are cheap. It cannot be
+   undone; call it before creating any thread. 0, or -1 with why (at most
+   cap bytes) when the kernel refuses. */
+int bench_syscall_tax(double target_ns, char *why, size_t cap);
 
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);

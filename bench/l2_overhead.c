@@ -329,8 +329,13 @@ typedef struct result {
     uint32_t ntasks, reps;
     int64_t  edges, path;
     double   median_ns, min_ns, submit_ns;   /* per task */
+    double   syscalls;                       /* per task, every thread of the timed runs; < 0: not counted */
     strata_run_stats st;
 } result;
+
+/* The system call counter (bench_syscalls_open), opened before any worker so
+   that it sees their threads; -1 where it cannot be opened. */
+static int syscalls_fd = -1;
 
 /* ---- one workload ---- */
 
@@ -422,12 +427,16 @@ static int run_workload(const dag *d, const options *opt, result *res)
             fail("strata_worker_run_chip (warm-up)", rc);
             goto free_plan;
         }
+    long long calls = 0;
     for (uint32_t r = 0; r < reps; r++) {
         if (input && load_tiles(w, &p, input))
             goto free_plan;
+        long long sc0 = bench_syscalls_read(syscalls_fd);
         uint64_t t0 = bench_now_ns();
         rc = strata_worker_run_chip(w, h, NULL, &cc);
         uint64_t t1 = bench_now_ns();
+        long long run_calls = bench_syscalls_between(sc0, bench_syscalls_read(syscalls_fd));
+        calls = calls < 0 || run_calls < 0 ? -1 : calls + run_calls;
         if (rc) {
             fail("strata_worker_run_chip", rc);
             goto free_plan;
@@ -448,6 +457,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
         goto free_plan;
     }
     bench_per_task(samples, submits, reps, d->ntasks, &res->median_ns, &res->min_ns, &res->submit_ns);
+    res->syscalls = calls < 0 || reps == 0 || d->ntasks == 0 ? -1.0 : (double)calls / ((double)reps * d->ntasks);
 
     if (input && reps) {
         /* the last run's factor against a double-precision reference */
@@ -506,9 +516,12 @@ static void print_result(const result *r, bool verified, bool factored)
         printf("%-16s %8u tasks  (no timed runs)\n", r->name, r->ntasks);
         return;
     }
-    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f   %5" PRIu64 "/%-5" PRIu64
+    char sys[32] = "n/a";
+    if (r->syscalls >= 0)
+        snprintf(sys, sizeof sys, "%.4f", r->syscalls);
+    printf("%-16s %8u %8" PRId64 " %6" PRId64 " %6u %10.1f %10.1f %10.1f %9s   %5" PRIu64 "/%-5" PRIu64
            " %6" PRIu64 "/%-6" PRIu64 "%s%s\n",
-           r->name, r->ntasks, r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns,
+           r->name, r->ntasks, r->edges, r->path, r->reps, r->median_ns, r->min_ns, r->submit_ns, sys,
            r->st.task_window.high_water, r->st.task_window.size, r->st.dep_pool.high_water, r->st.dep_pool.size,
            verified ? "  order ok" : "", factored ? "  factor ok" : "");
     fflush(stdout);
@@ -630,6 +643,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt))
         return 2;
     print_machine();
+    if (bench_dag_cli_apply_syscall_cost(&opt.c, "l2_overhead"))
+        return 2;
     char warm[64];
     if (opt.c.warmup || opt.c.warmup_tasks == 0)
         snprintf(warm, sizeof warm, "%u run(s)", opt.c.warmup ? opt.c.warmup : 1);
@@ -640,11 +655,15 @@ int main(int argc, char **argv)
            opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately",
            opt.layout == LAYOUT_VIEWS ? "views of one buffer" : "a buffer per datum", opt.window, opt.dep_pool,
            warm, opt.c.reps, opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
-    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
-           "median", "min", "submit", "window", "dep_pool");
-    printf("%-16s %8s %8s %6s %6s %10s %10s %10s   %11s %13s\n", "", "", "", "", "", "ns/task", "ns/task",
-           "ns/task", "high/size", "high/size");
+    syscalls_fd = bench_syscalls_open();
+    if (syscalls_fd < 0)
+        printf("# system calls: not counted: %s\n", bench_syscalls_why());
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s %9s   %11s %13s\n", "workload", "tasks", "edges", "path", "reps",
+           "median", "min", "submit", "sys/task", "window", "dep_pool");
+    printf("%-16s %8s %8s %6s %6s %10s %10s %10s %9s   %11s %13s\n", "", "", "", "", "", "ns/task", "ns/task",
+           "ns/task", "calls", "high/size", "high/size");
 
     int status = dag_suite_run(&opt.c, "l2_overhead", run_and_print, &opt);
+    bench_syscalls_close(syscalls_fd);
     return status;
 }

@@ -58,11 +58,26 @@
 #define PROG "l3_dispatch"
 #define MAX_CHILDREN 4
 
+/* The system call counter (bench_syscalls_open), opened before the workers so
+   that it sees their threads and children; -1 where it cannot be opened. */
+static int syscalls_fd = -1;
+
+/* System calls per unit ("n/a" without the counter) into buf. */
+static const char *per(char *buf, size_t cap, long long calls, uint64_t units)
+{
+    if (calls < 0 || units == 0)
+        snprintf(buf, cap, "n/a");
+    else
+        snprintf(buf, cap, "%.3f", (double)calls / (double)units);
+    return buf;
+}
+
 typedef struct options {
     uint32_t runs, warmup;          /* round trips */
     uint32_t batch, batch_runs;     /* throughput: tasks per run, timed runs */
     uint32_t big, big_runs;         /* throughput: one large run, how many times */
     uint32_t idle_samples;          /* first run after 1 s idle */
+    uint32_t syscall_cost_ns;       /* --syscall-cost: emulate slower system calls; 0 = no */
     uint32_t idle_secs[2], nidle;   /* idle CPU windows */
     bool     quick, samples;
     const char *only;               /* comma-separated section names; NULL = all */
@@ -416,6 +431,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t cv0 = children_vcsw(b);
+    long long sc0 = bench_syscalls_read(syscalls_fd);
     for (uint32_t r = 0; r < opt->runs; r++) {
         uint64_t t0 = bench_now_ns();
         rc = strata_worker_run(b->w, orch, b, NULL, NULL);
@@ -426,6 +442,7 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
         }
         s[r] = t1 - t0;
     }
+    long long calls = bench_syscalls_between(sc0, bench_syscalls_read(syscalls_fd));
     uint64_t cv1 = children_vcsw(b);
     getrusage(RUSAGE_SELF, &ru1);
     if (check_completed(b, name, before, (uint64_t)ntasks * (opt->warmup + opt->runs))) {
@@ -444,9 +461,11 @@ static int round_trip(bench *b, const char *name, strata_orch_fn orch, uint32_t 
     while (fast < n && s[fast] <= 10000)
         fast++;
     double pv = n ? (double)(ru1.ru_nvcsw - ru0.ru_nvcsw) / n : 0, cv = n ? (double)(cv1 - cv0) / n : 0;
-    printf("%-22s %7u %8.2f %8.2f %8.2f %8.2f %8.2f %9.1f %8.2f %7.1f   %6.3f %6.3f\n", name, n, n ? us(s[0]) : 0.0,
-           us(bench_percentile(s, n, 0.5)), us(bench_percentile(s, n, 0.9)), us(bench_percentile(s, n, 0.99)), us(bench_percentile(s, n, 0.999)),
-           n ? us(s[n - 1]) : 0.0, n ? us(sum / n) : 0.0, n ? 100.0 * fast / n : 0.0, pv, cv);
+    char sys[32];
+    printf("%-22s %7u %8.2f %8.2f %8.2f %8.2f %8.2f %9.1f %8.2f %7.1f   %6.3f %6.3f %8s\n", name, n,
+           n ? us(s[0]) : 0.0, us(bench_percentile(s, n, 0.5)), us(bench_percentile(s, n, 0.9)),
+           us(bench_percentile(s, n, 0.99)), us(bench_percentile(s, n, 0.999)), n ? us(s[n - 1]) : 0.0,
+           n ? us(sum / n) : 0.0, n ? 100.0 * fast / n : 0.0, pv, cv, per(sys, sizeof sys, calls, n));
     fflush(stdout);
     free(s);
     return 0;
@@ -471,6 +490,7 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
             free(s);
             return bench_fail(PROG, "strata_worker_run (warm-up)", rc);
         }
+    long long sc0 = bench_syscalls_read(syscalls_fd);
     for (uint32_t r = 0; r < runs; r++) {
         uint64_t t0 = bench_now_ns();
         rc = strata_worker_run(b->w, orch_batch, b, NULL, NULL);
@@ -484,6 +504,7 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
             printf("  %-28s run %u: %10.1f us  %8.3f us/task  %10.0f tasks/s\n", name, r, us(s[r]),
                    us(s[r]) / ntasks, ntasks * 1e9 / (double)s[r]);
     }
+    long long calls = bench_syscalls_between(sc0, bench_syscalls_read(syscalls_fd));
     if (check_completed(b, name, before, (uint64_t)ntasks * (warmup + runs))) {
         free(s);
         return 1;
@@ -491,8 +512,10 @@ static int throughput(bench *b, const char *name, uint32_t ntasks, uint32_t spre
     qsort(s, runs, sizeof s[0], bench_cmp_u64);
     if (runs) {
         uint64_t med = bench_percentile(s, runs, 0.5);
-        printf("%-30s %6u %6u %10.1f %10.1f %10.1f %9.3f %9.3f %11.0f\n", name, ntasks, runs, us(s[0]), us(med),
-               us(bench_percentile(s, runs, 0.9)), us(med) / ntasks, us(s[0]) / ntasks, ntasks * 1e9 / (double)med);
+        char sys[32];
+        printf("%-30s %6u %6u %10.1f %10.1f %10.1f %9.3f %9.3f %11.0f %9s\n", name, ntasks, runs, us(s[0]), us(med),
+               us(bench_percentile(s, runs, 0.9)), us(med) / ntasks, us(s[0]) / ntasks, ntasks * 1e9 / (double)med,
+               per(sys, sizeof sys, calls, (uint64_t)runs * ntasks));
     }
     fflush(stdout);
     free(s);
@@ -614,6 +637,8 @@ static void usage(FILE *f)
             "  --only LIST       sections to run, comma-separated: roundtrip, after-idle, idle-cpu,\n"
             "                    throughput (default: all)\n"
             "  --samples         print every round trip\n"
+            "  --syscall-cost NS make every system call cost about NS ns (a seccomp filter), to\n"
+            "                    measure as on a machine kind whose system calls are slow\n"
             "  --quick           small counts, 1 s idle only, for the smoke test\n");
 }
 
@@ -671,6 +696,7 @@ static int parse_args(int argc, char **argv, options *o)
                         : strcmp(a, "--big") == 0          ? &o->big
                         : strcmp(a, "--big-runs") == 0     ? &o->big_runs
                         : strcmp(a, "--idle-samples") == 0 ? &o->idle_samples
+                        : strcmp(a, "--syscall-cost") == 0 ? &o->syscall_cost_ns
                                                            : NULL;
         if (!dst) {
             fprintf(stderr, "l3_dispatch: unknown option %s\n", a);
@@ -706,7 +732,17 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt))
         return 2;
     print_machine();
+    char why[160];
+    if (opt.syscall_cost_ns && bench_syscall_tax(opt.syscall_cost_ns, why, sizeof why) != 0) {
+        fprintf(stderr, "l3_dispatch: --syscall-cost: %s\n", why);
+        return 2;
+    }
+    printf("# a system call (getppid) costs %.0f ns%s\n", bench_syscall_cost_ns(),
+           opt.syscall_cost_ns ? " (raised by --syscall-cost)" : "");
     int failures = 0;
+    syscalls_fd = bench_syscalls_open();
+    if (syscalls_fd < 0)
+        printf("# system calls: not counted: %s\n", bench_syscalls_why());
 
     /* Worker A: 1 chip child + 1 SUB child. */
     bench a;
@@ -715,9 +751,9 @@ int main(int argc, char **argv)
     if (bench_selected(opt.only, "roundtrip", false)) {
         printf("\n# 1. round trip of one strata_worker_run (1 chip child + 1 SUB child); warm-up %u runs; "
                "times in us; <=10us = %% of runs that took at most 10 us; csw/run = voluntary context "
-               "switches per run (parent, children)\n", opt.warmup);
-        printf("%-22s %7s %8s %8s %8s %8s %8s %9s %8s %7s   %6s %6s\n", "run", "runs", "min", "median", "p90",
-               "p99", "p99.9", "max", "mean", "<=10us", "parent", "child");
+               "switches per run (parent, children); sys/run = system calls per run, all processes\n", opt.warmup);
+        printf("%-22s %7s %8s %8s %8s %8s %8s %9s %8s %7s   %6s %6s %8s\n", "run", "runs", "min", "median", "p90",
+               "p99", "p99.9", "max", "mean", "<=10us", "parent", "child", "sys/run");
         failures += round_trip(&a, "empty run (no task)", bench_orch_nothing, 0, &opt);
         failures += round_trip(&a, "one chip task", orch_one_chip, 1, &opt);
         failures += round_trip(&a, "chip task, 1 core task", orch_one_chip_core, 1, &opt);
@@ -743,16 +779,20 @@ int main(int argc, char **argv)
     failures += bench_close(&a);
 
     /* Worker B: 2 chip children. */
-    if (!bench_selected(opt.only, "throughput", false) && !bench_selected(opt.only, "idle-cpu", false))
+    if (!bench_selected(opt.only, "throughput", false) && !bench_selected(opt.only, "idle-cpu", false)) {
+        bench_syscalls_close(syscalls_fd);
         return failures ? 1 : 0;
+    }
     bench b;
-    if (bench_open(&b, 2, 0))
+    if (bench_open(&b, 2, 0)) {
+        bench_syscalls_close(syscalls_fd);
         return 1;
+    }
     if (bench_selected(opt.only, "throughput", false)) {
         uint32_t bw = opt.quick ? 5 : 100;
         printf("\n# 2. throughput: independent empty chip tasks, one run each (2 chip children); times in us\n");
-        printf("%-30s %6s %6s %10s %10s %10s %9s %9s %11s\n", "tasks on", "tasks", "runs", "min", "median", "p90",
-               "us/task", "min", "tasks/s");
+        printf("%-30s %6s %6s %10s %10s %10s %9s %9s %11s %9s\n", "tasks on", "tasks", "runs", "min", "median", "p90",
+               "us/task", "min", "tasks/s", "sys/task");
         failures += throughput(&b, "chips 0,1 alternating", opt.batch, 2, bw, opt.batch_runs, false);
         failures += throughput(&b, "chip 0 only", opt.batch, 1, bw, opt.batch_runs, false);
         if (opt.big_runs) {
@@ -766,5 +806,6 @@ int main(int argc, char **argv)
             failures += idle_cpu(&b, "2 chips", opt.idle_secs[k]);
     }
     failures += bench_close(&b);
+    bench_syscalls_close(syscalls_fd);
     return failures ? 1 : 0;
 }

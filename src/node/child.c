@@ -46,10 +46,12 @@ static void mark_forked_copy(void)
     forked_copy = true;
 }
 
-/* Whether this process is a copy of the child rather than the child. */
+/* Whether this process is a copy of the child rather than the child. Once per
+   SUB task: strata__self_pid costs no system call, and a copy made without
+   the atfork handlers (a raw clone) still gets its own pid from it. */
 static bool not_the_child(void)
 {
-    return forked_copy || getpid() != self_pid;
+    return forked_copy || strata__self_pid() != self_pid;
 }
 
 bool strata__child_parent_alive(void)
@@ -132,7 +134,7 @@ static void fault_at_start(const strata__child *c)
 void strata__child_start(strata__child *c, pid_t spawner)
 {
     spawner_pid = spawner;
-    self_pid = getpid();
+    self_pid = strata__self_pid();
     strata__record_child_started(c);
     /* This process may descend from a child of a level above (a worker child's
        own children): whatever it inherited, it is the child now. */

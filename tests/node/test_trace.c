@@ -593,13 +593,19 @@ TEST_CASE(memory_stays_flat_while_tracing)
     strata_worker *w = l2_worker(&c, 64, &h, &b, &t);
     strata_tag tag = STRATA_INOUT;
     wide_rounds = 2048;   /* 131072 tasks a run */
-    /* warm, until the ready queues have been round once: their cells are
-       touched as their positions advance (2 MiB each: every scope depth's
-       slots), and how the pushes split between the queues varies with the
-       machine's load */
-    const int warm = 4;
-    for (int r = 0; r < warm; r++)
+    /* Warm until untraced runs no longer grow resident memory. The ready
+       queues' cells are touched as their positions advance (2 MiB each: every
+       scope depth's slots) until each queue has been round once, and how the
+       pushes split between the queues varies with the machine's load: a queue
+       that gets a few pushes a run touches a few new pages a run, for tens of
+       runs. So: two runs in a row that grow it by less than 16 KiB, at most
+       64 runs. */
+    int warm = 0;
+    for (int still = 0; still < 2 && warm < 64; warm++) {
+        uint64_t last = resident_bytes();
         CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));
+        still = resident_bytes() < last + (16u << 10) ? still + 1 : 0;
+    }
     uint64_t before = resident_bytes();
     CHECK_OK(strata_trace_begin("/dev/null"));
     CHECK_OK(strata_worker_run_chip(w, h, &(strata_task_args){&t, &tag, 1, NULL, 0}, NULL));

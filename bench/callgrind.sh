@@ -3,7 +3,7 @@
 # same for the peer runtimes of bench/peers (OpenMP on libgomp and on LLVM
 # libomp, StarPU).
 #
-#   bench/callgrind.sh [--peers DIR] [BUILD_DIR] [WORKLOAD...]
+#   bench/callgrind.sh [--peers DIR] [--layout buffers|views] [BUILD_DIR] [WORKLOAD...]
 #
 # BUILD_DIR defaults to build (e.g. /tmp/build-bench); WORKLOADs default to
 # "chain cholesky16" and may be independent, chain, fanout or choleskyT.
@@ -13,6 +13,10 @@
 # bench/peers/build.sh DIR and bench/peers/build_starpu.sh DIR. The table then
 # gets a first column naming the backend ("strata" for l2_overhead); a peer
 # whose program is missing, or whose run fails, gets a row that says so.
+# --layout views runs l2_overhead and every peer with --layout views (every
+# datum a view or section of one buffer, array or partitioned handle; the rows
+# are named WORKLOAD/views); buffers, the default, is each program's default.
+# A --layout in L2_ARGS counts the same (the peers get it too).
 #
 # For each workload it runs l2_overhead twice under valgrind --tool=callgrind:
 # once with only the warm-up run (--reps 0) and once with the warm-up plus REPS
@@ -58,22 +62,44 @@
 # REPS (4 for those; Cholesky runs enough reps to time ~20000 tasks),
 # PEER_THREADS (2: --threads of the peers), CALLGRIND_KEEP=dir keeps the
 # callgrind.out files and logs there, L2_ARGS: more options of l2_overhead
-# (L2_ARGS="--layout views": every datum a view of one buffer).
+# (L2_ARGS="--layout views" is the same as --layout views).
 set -eu
 
 PEERS=
-case ${1:-} in
-    --peers)
-        PEERS=${2:-}
-        [ -n "$PEERS" ] || { echo "callgrind.sh: --peers needs a directory" >&2; exit 1; }
-        shift 2
-        ;;
-    --peers=*)
-        PEERS=${1#--peers=}
-        [ -n "$PEERS" ] || { echo "callgrind.sh: --peers needs a directory" >&2; exit 1; }
-        shift
-        ;;
+LAYOUT=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --peers | --layout)
+            if [ $# -lt 2 ] || [ -z "$2" ]; then
+                echo "callgrind.sh: $1 needs a value" >&2
+                exit 1
+            fi
+            if [ "$1" = --peers ]; then PEERS=$2; else LAYOUT=$2; fi
+            shift 2
+            ;;
+        --peers=*)
+            PEERS=${1#--peers=}
+            [ -n "$PEERS" ] || { echo "callgrind.sh: --peers needs a directory" >&2; exit 1; }
+            shift
+            ;;
+        --layout=*) LAYOUT=${1#--layout=}; shift ;;
+        *) break ;;
+    esac
+done
+# a --layout in L2_ARGS (the last one) when the option is not given
+if [ -z "$LAYOUT" ]; then
+    prev=
+    for word in ${L2_ARGS:-}; do
+        [ "$prev" = --layout ] && LAYOUT=$word
+        prev=$word
+    done
+fi
+case $LAYOUT in
+    '' | buffers | views) ;;
+    *) echo "callgrind.sh: --layout must be buffers or views, not '$LAYOUT'" >&2; exit 1 ;;
 esac
+LAYOUT_ARGS=
+[ -n "$LAYOUT" ] && LAYOUT_ARGS="--layout $LAYOUT"
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 WORKLOADS=${*:-chain cholesky16}
@@ -190,19 +216,19 @@ peer() {
             set -- "$@" --sched "${be#starpu-}" ;;
     esac
     if [ ! -x "$PROG" ]; then
-        printf "%-13s %-14s %s\n" "$be" "$wl" "not run: $PROG not found"
+        printf "%-13s %-18s %s\n" "$be" "$wl" "not run: $PROG not found"
         return 0
     fi
-    key=${be}_${wl}
+    key=$(printf "%s_%s" "$be" "$wl" | tr / -)   # wl may be WORKLOAD/views
     # a failed peer run (its log goes to stderr) gets a row; the script goes on
     if ! (run "${key}_base" "$@" --threads "$PEER_THREADS" --reps 0 &&
         run "${key}_meas" "$@" --threads "$PEER_THREADS" --reps "$reps"); then
-        printf "%-13s %-14s %s\n" "$be" "$wl" "failed: $PROG under valgrind (its log is on stderr)"
+        printf "%-13s %-18s %s\n" "$be" "$wl" "failed: $PROG under valgrind (its log is on stderr)"
         return 0
     fi
     tasks=$(log_tasks "$OUT/${key}_meas.log")
     if [ -z "$tasks" ]; then
-        printf "%-13s %-14s %s\n" "$be" "$wl" "failed: no result row in $PROG's output"
+        printf "%-13s %-18s %s\n" "$be" "$wl" "failed: no result row in $PROG's output"
         return 0
     fi
     # shellcheck disable=SC2046 # four numbers, split on purpose
@@ -211,16 +237,17 @@ peer() {
         -v mark="$mark" 'BEGIN {
         t = n * r
         nw = m2 == "-" ? "-" : sprintf("%.0f", (m2 - b2) / t)
-        printf "%-13s %-14s %7d %5d %9.0f%s%9s %9s %9s\n", be, wl, n, r, (m1 - b1) / t, mark, nw, "-", "-" }'
+        printf "%-13s %-18s %7d %5d %9.0f%s%9s %9s %9s\n", be, wl, n, r, (m1 - b1) / t, mark, nw, "-", "-" }'
 }
 
 echo "# valgrind $(valgrind --version | sed 's/valgrind-//'), $BIN"
 if [ -n "$PEERS" ]; then
     echo "# peers: $PEERS, --threads $PEER_THREADS; OpenMP: OMP_WAIT_POLICY=passive, libgomp GOMP_SPINCOUNT=0, libomp KMP_BLOCKTIME=0, ${PIN:-not pinned (no taskset): libomp polls}"
     echo "# *: all includes polls that cannot be switched off (libomp: taskwait; StarPU: idle workers)"
-    printf "%-13s " backend
 fi
-printf "%-14s %7s %5s %9s %9s %9s %9s\n" workload tasks reps all no-wait orch lanes
+[ -n "$LAYOUT" ] && echo "# layout: $LAYOUT (every program runs with --layout $LAYOUT)"
+[ -n "$PEERS" ] && printf "%-13s " backend
+printf "%-18s %7s %5s %9s %9s %9s %9s\n" workload tasks reps all no-wait orch lanes
 for wl in $WORKLOADS; do
     reps=$REPS
     case $wl in
@@ -235,6 +262,10 @@ for wl in $WORKLOADS; do
             ;;
         *) echo "callgrind.sh: unknown workload $wl" >&2; exit 1 ;;
     esac
+    # the row's name, as the programs name it: WORKLOAD/views with views
+    label=$wl
+    [ "$LAYOUT" = views ] && label=$wl/views
+    args="$args $LAYOUT_ARGS"
     PROG=$BIN
     WRAP=
     # shellcheck disable=SC2086
@@ -246,14 +277,14 @@ for wl in $WORKLOADS; do
     [ -n "$PEERS" ] && printf "%-13s " strata
     # shellcheck disable=SC2046 # eight numbers, split on purpose
     set -- $(sums "${wl}_base") $(sums "${wl}_meas")
-    awk -v wl="$wl" -v n="$tasks" -v r="$reps" -v b1="$1" -v b2="$2" -v b3="$3" -v b4="$4" \
+    awk -v wl="$label" -v n="$tasks" -v r="$reps" -v b1="$1" -v b2="$2" -v b3="$3" -v b4="$4" \
         -v m1="$5" -v m2="$6" -v m3="$7" -v m4="$8" 'BEGIN {
         t = n * r
-        printf "%-14s %7d %5d %9.0f %9.0f %9.0f %9.0f\n", wl, n, r, (m1 - b1) / t, (m2 - b2) / t, (m3 - b3) / t, (m4 - b4) / t }'
+        printf "%-18s %7d %5d %9.0f %9.0f %9.0f %9.0f\n", wl, n, r, (m1 - b1) / t, (m2 - b2) / t, (m3 - b3) / t, (m4 - b4) / t }'
     if [ -n "$PEERS" ]; then
         for be in libgomp libomp starpu-lws starpu-eager; do
             # shellcheck disable=SC2086
-            peer "$be" "$wl" "$reps" $args
+            peer "$be" "$label" "$reps" $args
         done
     fi
 done
@@ -270,7 +301,9 @@ profile() {
 for wl in $WORKLOADS; do
     t=$(cat "$OUT/${wl}_tasks")
     echo
-    echo "# Ir per task by function (self), ${wl}: measured minus base run, all threads"
+    label=$wl
+    [ "$LAYOUT" = views ] && label=$wl/views
+    echo "# Ir per task by function (self), ${label}: measured minus base run, all threads"
     profile "${wl}_base" >"$OUT/${wl}_base.prof"
     profile "${wl}_meas" >"$OUT/${wl}_meas.prof"
     awk -v t="$t" 'NR == FNR { base[$2] += $1; next } { meas[$2] += $1 }

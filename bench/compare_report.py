@@ -4,15 +4,17 @@
     python3 bench/compare_report.py [--title LINE] [--svg PATH] OUTDIR
 
 OUTDIR is bench/compare's --out: raw/<backend>.r<round>.txt (stdout of
-l2_overhead, omp_dag or starpu_dag) and status.tsv (backend, round, state,
-detail). Every program prints a header line starting with "workload" whose
+l2_overhead, omp_dag or starpu_dag; raw/<backend>.views.r<round>.txt for the
+runs with --layout views, whose rows are named <workload>/views) and status.tsv
+(backend, round, state, detail and, when there, layout). Every program prints a header line starting with "workload" whose
 columns include "median" and "min" (ns/task), then one row per workload:
 name, tasks, edges, path, reps, median, min, ... For each workload and backend the
 table gives the median across rounds of the per-round median, the min across
 rounds of the per-round min, the range of the per-round medians, and the peer's
 median divided by Strata's ("3.2x": Strata is 3.2 times faster). The chart
 (OUTDIR/compare.svg unless --svg) shows the medians on a log scale, with a tick
-at each min. Standard library only.
+at each min. A workload's views row follows its buffers row. Standard library
+only.
 """
 
 import argparse
@@ -37,7 +39,13 @@ COLORS = {
     "starpu-lws": "#2ca02c",
     "starpu-eager": "#98df8a",
 }
-RAW_RE = re.compile(r"^(?P<backend>[a-z0-9-]+)\.r(?P<round>\d+)\.txt$")
+RAW_RE = re.compile(r"^(?P<backend>[a-z0-9-]+)(?:\.(?P<layout>views))?\.r(?P<round>\d+)\.txt$")
+VIEWS_SUFFIX = "/views"
+
+
+def layout_of(workload):
+    """"views" for the rows of --layout views ("cholesky16/views"), else "buffers"."""
+    return "views" if workload.endswith(VIEWS_SUFFIX) else "buffers"
 
 
 def parse_output(path):
@@ -65,7 +73,8 @@ def parse_output(path):
 
 
 def read_status(outdir, part=""):
-    """[(backend, round, state, detail)] from status<part>.tsv."""
+    """[(backend, round, state, detail, layout)] from status<part>.tsv; layout is
+    "buffers" where the file has no layout column."""
     path = os.path.join(outdir, "status%s.tsv" % part)
     out = []
     if not os.path.exists(path):
@@ -75,12 +84,13 @@ def read_status(outdir, part=""):
             parts = line.rstrip("\n").split("\t")
             if i == 0 or len(parts) < 3:
                 continue
-            out.append((parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
+            out.append((parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else "",
+                        parts[4] if len(parts) > 4 and parts[4] else "buffers"))
     return out
 
 
 def collect(outdir, status, part=""):
-    failed_runs = {(b, r) for b, r, st, _ in status if st != "ok"}
+    failed_runs = {(b, r, lay) for b, r, st, _, lay in status if st != "ok"}
     data = {}  # backend -> workload -> list of (round, tasks, median, min)
     order = []  # workloads in first-seen order (Strata's first)
     rawdir = os.path.join(outdir, "raw" + part)
@@ -89,15 +99,24 @@ def collect(outdir, status, part=""):
         for name in os.listdir(rawdir):
             m = RAW_RE.match(name)
             if m:
-                files.append((m.group("backend"), int(m.group("round")), os.path.join(rawdir, name)))
-    files.sort(key=lambda x: (BACKENDS.index(x[0]) if x[0] in BACKENDS else 99, x[1]))
-    for backend, rnd, path in files:
-        if (backend, str(rnd)) in failed_runs:
+                files.append((m.group("backend"), int(m.group("round")), m.group("layout") or "buffers",
+                              os.path.join(rawdir, name)))
+    files.sort(key=lambda x: (BACKENDS.index(x[0]) if x[0] in BACKENDS else 99, x[1], x[2]))
+    for backend, rnd, lay, path in files:
+        if (backend, str(rnd), lay) in failed_runs:
             continue  # a failed run's partial output is not mixed in
         for wl, (tasks, med, mn) in parse_output(path).items():
             data.setdefault(backend, {}).setdefault(wl, []).append((rnd, tasks, med, mn))
             if wl not in order:
                 order.append(wl)
+    # each workload's views row right after its buffers row
+    bases = []
+    for wl in order:
+        base = wl[:-len(VIEWS_SUFFIX)] if layout_of(wl) == "views" else wl
+        if base not in bases:
+            bases.append(base)
+    order.sort(key=lambda wl: (bases.index(wl[:-len(VIEWS_SUFFIX)] if layout_of(wl) == "views" else wl),
+                               layout_of(wl) == "views"))
     return data, order
 
 
@@ -166,14 +185,14 @@ def print_table(summary, order, notes, rounds_by_backend, title):
             name = wl if first else ""
             tk = str(tasks) if first and tasks is not None else ""
             first = False
+            rounds = rounds_by_backend.get((b, layout_of(wl)), 0)
             if v is None:
                 why = notes.get(b, "ran, but printed no parsable row for this workload: see raw/")
-                rows.append([name, tk, LABELS[b], f"0/{rounds_by_backend.get(b, 0)}", "-", "-", "-",
-                             "-", why])
+                rows.append([name, tk, LABELS[b], f"0/{rounds}", "-", "-", "-", "-", why])
                 continue
             ratio = "-" if b == "strata" else fmt_ratio(
                 v["median"] / strata["median"] if strata and strata["median"] > 0 else None)
-            rows.append([name, tk, LABELS[b], f"{v['n']}/{rounds_by_backend.get(b, v['n'])}",
+            rows.append([name, tk, LABELS[b], f"{v['n']}/{rounds or v['n']}",
                          fmt_ns(v["median"]), fmt_ns(v["min"]), f"{fmt_ns(v['lo'])}..{fmt_ns(v['hi'])}",
                          ratio, ""])
     widths = [max(len(r[i]) for r in rows + [head + [""], unit + [""]]) for i in range(8)]
@@ -199,17 +218,20 @@ def print_table(summary, order, notes, rounds_by_backend, title):
     print()
     print("median: median over rounds of each round's median ns/task; min: lowest ns/task of any timed run;")
     print("vs Strata: peer median / Strata median (above 1x: Strata is faster).")
-    # Geometric mean of the ratios over the workloads both have.
-    gm = []
-    for b in BACKENDS[1:]:
-        rs = [summary[wl][b]["median"] / summary[wl]["strata"]["median"]
-              for wl in order if b in summary.get(wl, {}) and "strata" in summary.get(wl, {})
-              and summary[wl]["strata"]["median"] > 0]
-        if rs:
-            g = math.exp(sum(math.log(x) for x in rs) / len(rs))
-            gm.append(f"{LABELS[b]} {fmt_ratio(g)}")
-    if gm:
-        print("geometric mean of peer/Strata over workloads: " + ", ".join(gm))
+    # Geometric mean of the ratios over the workloads both have, per layout.
+    layouts = [lay for lay in ("buffers", "views") if any(layout_of(wl) == lay for wl in order)]
+    for lay in layouts:
+        gm = []
+        for b in BACKENDS[1:]:
+            rs = [summary[wl][b]["median"] / summary[wl]["strata"]["median"]
+                  for wl in order if layout_of(wl) == lay and b in summary.get(wl, {})
+                  and "strata" in summary.get(wl, {}) and summary[wl]["strata"]["median"] > 0]
+            if rs:
+                g = math.exp(sum(math.log(x) for x in rs) / len(rs))
+                gm.append(f"{LABELS[b]} {fmt_ratio(g)}")
+        if gm:
+            which = f" ({lay})" if len(layouts) > 1 or lay == "views" else ""
+            print(f"geometric mean of peer/Strata over workloads{which}: " + ", ".join(gm))
     for b in BACKENDS:
         if b in notes:
             print(f"NOTE {LABELS[b]}: {notes[b]}")
@@ -289,7 +311,12 @@ def write_svg(path, summary, order, notes, title):
                 o.append(f'<line x1="{x + 1:.1f}" y1="{ym:.1f}" x2="{x + bar_w - 1:.1f}" y2="{ym:.1f}" '
                          f'stroke="#000" stroke-width="2"/>')
         cx = x0 + nb * bar_w / 2
-        o.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{esc(wl)}</text>')
+        # "cholesky16/views": the layout on a second line, so that labels fit a group
+        base, _, lay = wl.partition("/")
+        o.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{esc(base)}</text>')
+        if lay:
+            o.append(f'<text x="{cx:.1f}" y="{top + plot_h + 29}" text-anchor="middle" '
+                     f'fill="#555">{esc("/" + lay)}</text>')
     # legend
     lx = left + plot_w + 20
     for i, b in enumerate(BACKENDS):
@@ -323,10 +350,10 @@ def main():
     data, order = collect(args.outdir, status, args.part)
     summary = summarize(data, order)
     notes = backend_notes(status, data)
-    rounds_by_backend = {}
-    for b, r, st, _ in status:
+    rounds_by_backend = {}  # (backend, layout) -> runs
+    for b, r, st, _, lay in status:
         if st != "build-failed":
-            rounds_by_backend[b] = rounds_by_backend.get(b, 0) + 1
+            rounds_by_backend[(b, lay)] = rounds_by_backend.get((b, lay), 0) + 1
     if not order:
         print(args.title)
         print("compare_report: no results parsed from " + os.path.join(args.outdir, "raw" + args.part))

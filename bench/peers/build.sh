@@ -2,6 +2,9 @@
 # Builds the OpenMP peer of bench/l2_overhead (bench/peers/omp_dag.c) twice:
 #   OUT/omp_dag_gomp  gcc   -fopenmp         (GNU libgomp)
 #   OUT/omp_dag_llvm  clang -fopenmp=libomp  (LLVM libomp, with an rpath to it)
+# and bench/peers/omp_sections.c the same two ways (OUT/omp_sections_gomp,
+# OUT/omp_sections_llvm: which depend clauses on sections of one array order
+# two tasks, what omp_dag --layout views relies on).
 # OUT is $1, default /tmp/strata-peers. Installs gcc, clang and libomp-dev with
 # apt-get when dpkg says one is missing (needs root, or sudo). Not part of the
 # project's CMake build: CI machines may not have libomp.
@@ -58,6 +61,9 @@ set -x
 gcc -O3 -fopenmp "${warn[@]}" -o "$out/omp_dag_gomp" "${src[@]}" -lm
 clang -O3 -fopenmp=libomp "${warn[@]}" -o "$out/omp_dag_llvm" "${src[@]}" -lm \
     -L"$omp_dir" -Wl,-rpath,"$omp_dir"
+gcc -O2 -fopenmp "${warn[@]}" -o "$out/omp_sections_gomp" "$here/omp_sections.c"
+clang -O2 -fopenmp=libomp "${warn[@]}" -o "$out/omp_sections_llvm" "$here/omp_sections.c" \
+    -L"$omp_dir" -Wl,-rpath,"$omp_dir"
 { set +x; } 2>/dev/null
 
 # ---- check which runtime each binary loads ----
@@ -67,4 +73,5 @@ ldd "$out/omp_dag_llvm" | grep -q "$omp_dir/libomp" || {
     ldd "$out/omp_dag_llvm" >&2
     exit 1
 }
-echo "build.sh: built $out/omp_dag_gomp (libgomp) and $out/omp_dag_llvm (libomp from $omp_dir)"
+echo "build.sh: built $out/omp_dag_gomp (libgomp) and $out/omp_dag_llvm (libomp from $omp_dir)," \
+    "$out/omp_sections_gomp and $out/omp_sections_llvm"

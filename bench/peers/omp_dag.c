@@ -29,6 +29,32 @@
  * a reducer that names the group, and array sections that overlap without
  * being identical are unspecified.)
  *
+ * --layout views (rows named "<dag>/views", as l2_overhead names them): every
+ * datum is a section of ONE array instead, as a program whose data live in
+ * one allocation names them. Independent, chain and fan-out/fan-in: datum d is
+ * the 64-byte section g_bytes[d*64 : 64] (depend(inout: g_bytes[d*64:64])),
+ * the reducer naming its 64 sections one by one. Cholesky: tile (i, j) is the
+ * 8 x 8 block of one (8T) x (8T) byte matrix, named with a 2-D array section,
+ * depend(inout: A[i*8 : 8][j*8 : 8]) on `unsigned char (*A)[8T]`: the form of
+ * the OpenMP Examples' blocked matrix multiply (task_dep.5, depend(in:
+ * A[i:BS][k:BS])), which is how users name the tiles of one matrix. The other
+ * form users write, the tile's first element (depend(inout: A[i*8][j*8])),
+ * gives both runtimes the same dependence: libgomp and LLVM libomp key a
+ * dependence by the list item's start address alone (libgomp's hash of
+ * depend addresses, libomp's kmp_depend_info.base_addr; the length is not
+ * compared), which is what the OpenMP standard asks for identical list items
+ * and leaves unspecified for sections that overlap with different starts.
+ * bench/peers/omp_sections.c shows it: out a[64:64] then in a[0:4096] are NOT
+ * ordered (different starts), out a[0:64] then in a[0:4096] are (same start);
+ * 2-D blocks likewise. So the fan-in reducer cannot name the group as one
+ * section (it would be ordered after the one consumer whose slot starts where
+ * the group does), and no tile or slot here overlaps another: every datum has
+ * one start address, the same in every task that names it. With views the
+ * runtimes therefore see one address per datum, as with buffers; what changes
+ * is only the addresses (slots of one array; tiles of one matrix, rows of 8T
+ * bytes apart) and the code that computes them. --real keeps separate tiles
+ * (--layout buffers only).
+ *
  * Timing, as l2_overhead: per workload, untimed warm-up runs (at least one and
  * at least 100000 tasks), then `reps` timed runs (more for small DAGs, so that
  * at least --min-tasks tasks are timed). A run is: create every task of the
@@ -76,11 +102,13 @@
 /* ---- options ---- */
 
 typedef enum dep_mode { DEPS_FIXED, DEPS_ITERATOR } dep_mode;
+typedef enum layout { LAYOUT_BUFFERS, LAYOUT_VIEWS } layout;
 
 typedef struct options {
     bench_dag_cli c;             /* what every DAG program takes (common.h) */
     uint32_t      threads;
     dep_mode      deps;
+    layout        layout;
 } options;
 
 /* ---- the DAG as depend lists ---- */
@@ -109,6 +137,16 @@ typedef struct datum {
 } datum;
 
 static datum *g_data;             /* the addresses the depend clauses name */
+
+/* --layout views: the one array every datum is a section of: 64-byte slots,
+   or, for Cholesky, the g_side x g_side byte matrix whose VIEW_TILE x
+   VIEW_TILE tile (i, j), datum dag_cholesky_tile(i, j), starts at row
+   g_tile_row0[datum] = 8i and column g_tile_col0[datum] = 8j. */
+#define DATUM_BYTES 64u
+#define VIEW_TILE 8u
+static unsigned char *g_bytes;
+static uint32_t       g_side;
+static uint32_t      *g_tile_row0, *g_tile_col0;
 
 /* --real: the tiles the kernels work on (datum d is tile d; the depend clauses
    still name g_data[d], one address per datum as before) and the DAG, for
@@ -177,6 +215,9 @@ static int plan_build(plan *p, const dag *d, dep_mode mode)
 static uint32_t        *g_log;
 static _Atomic uint32_t g_logpos;
 
+/* --layout buffers: the elements of g_data[] */
+#define DEPEND_ITEM(k) g_data[ids[k]]
+
 #define SUBMIT_NAME submit_empty
 #define TASK_BODY {}
 #include "omp_dag_submit.inc"
@@ -200,11 +241,93 @@ static void real_task(const plan *p, uint32_t t)
 #undef SUBMIT_NAME
 #undef TASK_BODY
 
+#define LOG_BODY { g_log[atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed)] = t; }
+
 #define SUBMIT_NAME submit_logging
-#define TASK_BODY { g_log[atomic_fetch_add_explicit(&g_logpos, 1, memory_order_relaxed)] = t; }
+#define TASK_BODY LOG_BODY
 #include "omp_dag_submit.inc"
 #undef SUBMIT_NAME
 #undef TASK_BODY
+#undef DEPEND_ITEM
+
+/* --layout views: 64-byte sections of g_bytes */
+#define DEPEND_ITEM(k) g_bytes[(size_t)ids[k] * DATUM_BYTES : DATUM_BYTES]
+
+#define SUBMIT_NAME submit_empty_slots
+#define TASK_BODY {}
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+
+#define SUBMIT_NAME submit_logging_slots
+#define TASK_BODY LOG_BODY
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+#undef DEPEND_ITEM
+
+/* --layout views, Cholesky: 2-D sections of the matrix g_bytes. gcc 12 does
+   not count a use in a depend clause as a use of `matrix` (-Wunused-variable),
+   hence the (void). */
+#define SUBMIT_PROLOGUE                                                         \
+    unsigned char (*matrix)[g_side] = (unsigned char (*)[g_side])g_bytes;       \
+    (void)matrix;
+#define DEPEND_ITEM(k) matrix[g_tile_row0[ids[k]] : VIEW_TILE][g_tile_col0[ids[k]] : VIEW_TILE]
+
+#define SUBMIT_NAME submit_empty_tiles
+#define TASK_BODY {}
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+
+#define SUBMIT_NAME submit_logging_tiles
+#define TASK_BODY LOG_BODY
+#include "omp_dag_submit.inc"
+#undef SUBMIT_NAME
+#undef TASK_BODY
+#undef DEPEND_ITEM
+#undef SUBMIT_PROLOGUE
+#undef LOG_BODY
+
+typedef void (*submit_fn)(const plan *p);
+
+/* --layout views: the one array, and for Cholesky the tiles' corners. */
+static int views_alloc(const dag *d)
+{
+    size_t bytes = (size_t)(d->ndata ? d->ndata : 1) * DATUM_BYTES;
+    if (strncmp(d->name, "cholesky", 8) == 0) {
+        uint32_t tiles = 0;
+        while ((uint64_t)tiles * (tiles + 1) / 2 < d->ndata)
+            tiles++;
+        g_side = tiles * VIEW_TILE;
+        bytes = (size_t)g_side * g_side;
+        g_tile_row0 = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof g_tile_row0[0]);
+        g_tile_col0 = malloc((size_t)(d->ndata ? d->ndata : 1) * sizeof g_tile_col0[0]);
+        if (!g_tile_row0 || !g_tile_col0)
+            return 1;
+        for (uint32_t i = 0; i < tiles; i++)
+            for (uint32_t j = 0; j <= i; j++) {
+                g_tile_row0[dag_cholesky_tile(i, j)] = i * VIEW_TILE;
+                g_tile_col0[dag_cholesky_tile(i, j)] = j * VIEW_TILE;
+            }
+    }
+    bytes = (bytes + 63) / 64 * 64;   /* aligned_alloc wants a multiple of the alignment */
+    g_bytes = aligned_alloc(64, bytes ? bytes : 64);
+    if (!g_bytes)
+        return 1;
+    memset(g_bytes, 0, bytes);
+    return 0;
+}
+
+static void views_free(void)
+{
+    free(g_bytes);
+    free(g_tile_row0);
+    free(g_tile_col0);
+    g_bytes = NULL;
+    g_tile_row0 = g_tile_col0 = NULL;
+    g_side = 0;
+}
 
 /* ---- one workload ---- */
 
@@ -219,7 +342,7 @@ typedef struct result {
 static int run_workload(const dag *d, const options *opt, result *res)
 {
     memset(res, 0, sizeof *res);
-    snprintf(res->name, sizeof res->name, "%s", d->name);
+    snprintf(res->name, sizeof res->name, "%.40s%s", d->name, opt->layout == LAYOUT_VIEWS ? "/views" : "");
     res->ntasks = d->ntasks;
     res->edges = dag_count_edges(d);
     res->path = dag_critical_path(d);
@@ -232,12 +355,23 @@ static int run_workload(const dag *d, const options *opt, result *res)
     uint64_t *samples = NULL, *submits = NULL;
     float *input = NULL;   /* --real: the input tiles */
     uint32_t tiles = 0;
-    g_data = aligned_alloc(64, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
-    if (!g_data) {
-        fprintf(stderr, "omp_dag: out of memory\n");
-        goto out;
+    submit_fn submit_timed = submit_empty, submit_verify = submit_logging;
+    if (opt->layout == LAYOUT_VIEWS) {
+        if (views_alloc(d)) {
+            fprintf(stderr, "omp_dag: out of memory\n");
+            goto out;
+        }
+        bool tiles_of_matrix = g_side != 0;
+        submit_timed = tiles_of_matrix ? submit_empty_tiles : submit_empty_slots;
+        submit_verify = tiles_of_matrix ? submit_logging_tiles : submit_logging_slots;
+    } else {
+        g_data = aligned_alloc(64, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
+        if (!g_data) {
+            fprintf(stderr, "omp_dag: out of memory\n");
+            goto out;
+        }
+        memset(g_data, 0, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
     }
-    memset(g_data, 0, (size_t)(d->ndata ? d->ndata : 1) * sizeof g_data[0]);
     if (opt->c.real) {
         while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
             tiles++;
@@ -248,6 +382,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
             fprintf(stderr, "omp_dag: out of memory for the tiles\n");
             goto out;
         }
+        submit_timed = submit_real;
     }
 
     uint32_t reps, warmup;
@@ -269,22 +404,16 @@ static int run_workload(const dag *d, const options *opt, result *res)
     {
         team = omp_get_num_threads();
         for (uint32_t r = 0; r < warmup; r++) {
-            if (input) {
+            if (input)
                 memcpy(g_tiles, input, (size_t)d->ndata * TILE_BYTES);
-                submit_real(&p);
-            } else {
-                submit_empty(&p);
-            }
+            submit_timed(&p);
 #pragma omp taskwait
         }
         for (uint32_t r = 0; r < reps; r++) {
             if (input)
                 memcpy(g_tiles, input, (size_t)d->ndata * TILE_BYTES);   /* untimed */
             uint64_t t0 = bench_now_ns();
-            if (input)
-                submit_real(&p);
-            else
-                submit_empty(&p);
+            submit_timed(&p);
             uint64_t t1 = bench_now_ns();
 #pragma omp taskwait
             uint64_t t2 = bench_now_ns();
@@ -292,7 +421,7 @@ static int run_workload(const dag *d, const options *opt, result *res)
             submits[r] = t1 - t0;
         }
         if (opt->c.verify) {
-            submit_logging(&p);
+            submit_verify(&p);
 #pragma omp taskwait
         }
     }
@@ -330,6 +459,7 @@ out:
     g_log = NULL;
     free(g_data);
     g_data = NULL;
+    views_free();
     free(input);
     free(g_tiles);
     g_tiles = NULL;
@@ -360,12 +490,15 @@ static void usage(FILE *f)
     bench_dag_cli_usage(f, "omp_dag",
                         "  --threads N      OpenMP threads (omp_set_num_threads; default 2)\n"
                         "  --deps MODE      fixed (default): a pragma with a fixed depend list per task shape;\n"
-                        "                   iterator: OpenMP 5.0 iterator dependences for every task\n");
+                        "                   iterator: OpenMP 5.0 iterator dependences for every task\n"
+                        "  --layout buffers|views   a 64-byte element of an array per datum (default), or\n"
+                        "                   every datum an array section of one array (Cholesky: 2-D\n"
+                        "                   sections, 8 x 8 tiles of one matrix); rows <dag>/views\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.threads = 2, .deps = DEPS_FIXED};
+    *o = (options){.threads = 2, .deps = DEPS_FIXED, .layout = LAYOUT_BUFFERS};
     bench_dag_cli_init(&o->c, argc, argv);
     for (int i = 1; i < argc; i++) {
         int taken = bench_dag_cli_option(&o->c, "omp_dag", argc, argv, &i);
@@ -378,7 +511,7 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stdout);
             exit(0);
         }
-        static const char *const own[] = {"--threads", "--deps"};
+        static const char *const own[] = {"--threads", "--deps", "--layout"};
         bool known = false;
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
             known |= strcmp(a, own[k]) == 0;
@@ -393,6 +526,13 @@ static int parse_args(int argc, char **argv, options *o)
         bool ok = true;
         if (strcmp(a, "--threads") == 0) {
             ok = bench_parse_u32(v, &o->threads) && o->threads >= 1 && o->threads <= 256;
+        } else if (strcmp(a, "--layout") == 0) {
+            if (strcmp(v, "buffers") == 0)
+                o->layout = LAYOUT_BUFFERS;
+            else if (strcmp(v, "views") == 0)
+                o->layout = LAYOUT_VIEWS;
+            else
+                ok = false;
         } else if (strcmp(v, "fixed") == 0) {
             o->deps = DEPS_FIXED;
         } else if (strcmp(v, "iterator") == 0) {
@@ -404,6 +544,10 @@ static int parse_args(int argc, char **argv, options *o)
             fprintf(stderr, "%s: bad value '%s' for %s\n", "omp_dag", v, a);
             return 1;
         }
+    }
+    if (o->c.real && o->layout == LAYOUT_VIEWS) {
+        fprintf(stderr, "omp_dag: --real runs its float tiles apart (drop --layout views)\n");
+        return 1;
     }
     return 0;
 }
@@ -450,9 +594,9 @@ static void print_machine(const options *o)
     else
         snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", o->c.warmup_tasks);
     printf("# threads: %u (omp parallel + single; the creating thread runs tasks too); depend: %s; "
-           "warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
+           "data: %s; warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
            o->threads, o->deps == DEPS_FIXED ? "fixed lists (iterator for other shapes)" : "iterator",
-           warm, o->c.reps, o->c.min_tasks, o->c.quick ? ", --quick" : "");
+           o->layout == LAYOUT_VIEWS ? "sections of one array" : "an element of an array per datum", warm, o->c.reps, o->c.min_tasks, o->c.quick ? ", --quick" : "");
 }
 
 /* One workload of dag_suite_run: run it and print its row. */

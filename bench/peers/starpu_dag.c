@@ -12,6 +12,22 @@
  *     passes the group as one tensor because a Strata task takes at most 32;
  *     StarPU could only do the same by partitioning one handle with a filter,
  *     which adds partition/unpartition work of its own.)
+ *     With --layout views (rows named "<dag>/views", as l2_overhead names
+ *     them), the data are parts of ONE registered piece of data, partitioned
+ *     with StarPU's data filters as its users partition a vector or a matrix
+ *     into blocks: independent, chain and fan-out/fan-in register one vector
+ *     of ndata 64-byte elements (starpu_vector_data_register) and split it
+ *     with starpu_vector_filter_block into ndata one-element children;
+ *     Cholesky registers one (8T) x (8T) byte matrix
+ *     (starpu_matrix_data_register, row-major, ld 8T) and splits it with
+ *     starpu_data_map_filters(starpu_matrix_filter_vertical_block: T row
+ *     blocks, then starpu_matrix_filter_block: T column blocks), the
+ *     partitioning of StarPU's own examples/cholesky; tile (i, j) is
+ *     starpu_data_get_sub_data(matrix, 2, i, j). Tasks name the sub-handles
+ *     (the reducer its 64 children one by one: a partitioned handle cannot be
+ *     named while its children are in use); the whole is unpartitioned and
+ *     unregistered after the workload. The partitioning is done once, before
+ *     timing. --real keeps a handle per tile (--layout buffers only).
  *   - one codelet per distinct access signature (count and modes, in order:
  *     W; RW; R,W; R,RW; R,R,RW; R x64,W), with STARPU_R / STARPU_W / STARPU_RW
  *     from the access modes (dyn_modes past STARPU_NMAXBUFS), where = STARPU_CPU,
@@ -62,12 +78,18 @@
 #define PROG "starpu_dag"
 
 typedef enum api { API_INSERT, API_SUBMIT } api;
+typedef enum layout { LAYOUT_BUFFERS, LAYOUT_VIEWS } layout;
+
+/* --layout views: Cholesky's tiles are 8 x 8 bytes of one matrix, as in
+   l2_overhead. */
+#define VIEW_TILE 8u
 
 typedef struct options {
     bench_dag_cli c;             /* what every DAG program takes (common.h) */
     uint32_t      threads;
     const char   *sched;
     api           api;
+    layout        layout;
 } options;
 
 /* ---- small helpers (bench/common.c needs Strata's headers) ---- */
@@ -130,8 +152,10 @@ typedef struct plan {
     uint8_t              *mem;       /* ndata x datum_bytes */
     size_t                datum_bytes;   /* DATUM_BYTES, or TILE_BYTES with --real */
     uint32_t             *kind;      /* ntasks: the cl_arg of --real */
-    starpu_data_handle_t *handle;    /* ndata */
+    starpu_data_handle_t *handle;    /* ndata: registered ones, or the children of `whole` */
     uint32_t              nregistered;
+    starpu_data_handle_t  whole;     /* --layout views: the one vector or matrix, partitioned */
+    bool                  partitioned;
     starpu_data_handle_t *args;      /* naccesses: every task's handles, packed as dag.accesses */
     uint32_t             *sig;       /* ntasks: index into cls */
     uint32_t             *index;     /* ntasks: 0 .. ntasks-1, the cl_arg of --verify */
@@ -149,6 +173,10 @@ static void plan_free(plan *p)
 {
     for (uint32_t i = 0; i < p->nregistered; i++)
         starpu_data_unregister(p->handle[i]);
+    if (p->partitioned) {
+        starpu_data_unpartition(p->whole, STARPU_MAIN_RAM);
+        starpu_data_unregister(p->whole);
+    }
     for (uint32_t c = 0; c < p->ncls; c++) {
         free(p->cls[c]->modes);
         free(p->cls[c]->cl[0].dyn_modes);
@@ -237,14 +265,49 @@ static uint32_t signature_of(plan *p, const dag_task *task, uint32_t *cap)
     return p->ncls - 1;
 }
 
+/* --layout views: register the one vector or matrix and partition it; datum
+   i's handle is its child (see the top). tiles: Cholesky's T (p->mem holds the
+   (8T) x (8T) matrix), or 0 (p->mem holds ndata 64-byte slots). */
+static void register_views(plan *p, uint32_t tiles)
+{
+    const dag *d = p->d;
+    if (d->ndata == 0)
+        return;
+    if (tiles) {
+        uint32_t side = tiles * VIEW_TILE;
+        starpu_matrix_data_register(&p->whole, STARPU_MAIN_RAM, (uintptr_t)p->mem, side, side, side, 1);
+        struct starpu_data_filter rows = {.filter_func = starpu_matrix_filter_vertical_block, .nchildren = tiles};
+        struct starpu_data_filter cols = {.filter_func = starpu_matrix_filter_block, .nchildren = tiles};
+        starpu_data_map_filters(p->whole, 2, &rows, &cols);
+        for (uint32_t i = 0; i < tiles; i++)
+            for (uint32_t j = 0; j <= i; j++)
+                p->handle[dag_cholesky_tile(i, j)] = starpu_data_get_sub_data(p->whole, 2, i, j);
+    } else {
+        starpu_vector_data_register(&p->whole, STARPU_MAIN_RAM, (uintptr_t)p->mem, d->ndata, DATUM_BYTES);
+        struct starpu_data_filter slots = {.filter_func = starpu_vector_filter_block, .nchildren = d->ndata};
+        starpu_data_partition(p->whole, &slots);
+        for (uint32_t i = 0; i < d->ndata; i++)
+            p->handle[i] = starpu_data_get_sub_data(p->whole, 1, i);
+    }
+    p->partitioned = true;
+}
+
 /* Register the handles, make the codelets and every task's handle array. */
-static int plan_build(plan *p, const dag *d, bool real)
+static int plan_build(plan *p, const dag *d, bool real, layout lay)
 {
     memset(p, 0, sizeof *p);
     p->d = d;
     p->datum_bytes = real ? TILE_BYTES : DATUM_BYTES;
     size_t ndata = d->ndata ? d->ndata : 1;
-    p->mem = aligned_alloc(64, ndata * p->datum_bytes);
+    size_t mem_bytes = ndata * p->datum_bytes;
+    uint32_t tiles = 0;   /* views: Cholesky's T, 0 for the slot workloads */
+    if (lay == LAYOUT_VIEWS && strncmp(d->name, "cholesky", 8) == 0) {
+        while ((uint64_t)tiles * (tiles + 1) / 2 < d->ndata)
+            tiles++;
+        mem_bytes = (size_t)tiles * VIEW_TILE * tiles * VIEW_TILE;
+        mem_bytes = mem_bytes ? (mem_bytes + 63) / 64 * 64 : 64;
+    }
+    p->mem = aligned_alloc(64, mem_bytes);
     p->kind = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof p->kind[0]);
     p->handle = malloc(ndata * sizeof p->handle[0]);
     p->args = malloc((size_t)(d->naccesses ? d->naccesses : 1) * sizeof p->args[0]);
@@ -255,11 +318,15 @@ static int plan_build(plan *p, const dag *d, bool real)
         plan_free(p);
         return 1;
     }
-    memset(p->mem, 0, ndata * p->datum_bytes);
-    for (uint32_t i = 0; i < d->ndata; i++) {
-        starpu_variable_data_register(&p->handle[i], STARPU_MAIN_RAM,
-                                      (uintptr_t)(p->mem + (size_t)i * p->datum_bytes), p->datum_bytes);
-        p->nregistered++;
+    memset(p->mem, 0, mem_bytes);
+    if (lay == LAYOUT_VIEWS) {
+        register_views(p, tiles);
+    } else {
+        for (uint32_t i = 0; i < d->ndata; i++) {
+            starpu_variable_data_register(&p->handle[i], STARPU_MAIN_RAM,
+                                          (uintptr_t)(p->mem + (size_t)i * p->datum_bytes), p->datum_bytes);
+            p->nregistered++;
+        }
     }
     for (uint32_t a = 0; a < d->naccesses; a++)
         p->args[a] = p->handle[d->accesses[a].datum];
@@ -356,13 +423,13 @@ typedef struct result {
 static int run_workload(const dag *d, const options *opt, result *res)
 {
     memset(res, 0, sizeof *res);
-    snprintf(res->name, sizeof res->name, "%s", d->name);
+    snprintf(res->name, sizeof res->name, "%.40s%s", d->name, opt->layout == LAYOUT_VIEWS ? "/views" : "");
     res->ntasks = d->ntasks;
     res->edges = dag_count_edges(d);
     res->path = dag_critical_path(d);
 
     plan p;
-    if (plan_build(&p, d, opt->c.real))
+    if (plan_build(&p, d, opt->c.real, opt->layout))
         return 1;
     /* --real: the input tiles, copied into the registered memory before every
        run (untimed; every task has finished and all data lives in main RAM) */
@@ -464,12 +531,15 @@ static void usage(FILE *f)
                         "  --threads N      CPU workers: STARPU_NCPU (default 2)\n"
                         "  --sched NAME     scheduler: STARPU_SCHED (default lws; eager, ...)\n"
                         "  --api insert|submit   starpu_task_insert (default), or starpu_task_create +\n"
-                        "                   starpu_task_submit\n");
+                        "                   starpu_task_submit\n"
+                        "  --layout buffers|views   a registered handle per datum (default), or every\n"
+                        "                   datum a child of one partitioned vector (Cholesky: an\n"
+                        "                   8 x 8 block of one matrix); rows <dag>/views\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.threads = 2, .sched = "lws", .api = API_INSERT};
+    *o = (options){.threads = 2, .sched = "lws", .api = API_INSERT, .layout = LAYOUT_BUFFERS};
     bench_dag_cli_init(&o->c, argc, argv);
     for (int i = 1; i < argc; i++) {
         int taken = bench_dag_cli_option(&o->c, PROG, argc, argv, &i);
@@ -482,7 +552,8 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stdout);
             exit(0);
         }
-        if (strcmp(a, "--threads") != 0 && strcmp(a, "--sched") != 0 && strcmp(a, "--api") != 0) {
+        if (strcmp(a, "--threads") != 0 && strcmp(a, "--sched") != 0 && strcmp(a, "--api") != 0 &&
+            strcmp(a, "--layout") != 0) {
             fprintf(stderr, PROG ": unknown option %s\n", a);
             usage(stderr);
             return 1;
@@ -497,6 +568,13 @@ static int parse_args(int argc, char **argv, options *o)
             ok = v[0] != '\0' && strlen(v) < 64;
             if (ok)
                 o->sched = v;
+        } else if (strcmp(a, "--layout") == 0) {
+            if (strcmp(v, "buffers") == 0)
+                o->layout = LAYOUT_BUFFERS;
+            else if (strcmp(v, "views") == 0)
+                o->layout = LAYOUT_VIEWS;
+            else
+                ok = false;
         } else if (strcmp(v, "insert") == 0) {
             o->api = API_INSERT;
         } else if (strcmp(v, "submit") == 0) {
@@ -508,6 +586,10 @@ static int parse_args(int argc, char **argv, options *o)
             fprintf(stderr, PROG ": bad value '%s' for %s\n", v, a);
             return 1;
         }
+    }
+    if (o->c.real && o->layout == LAYOUT_VIEWS) {
+        fprintf(stderr, PROG ": --real registers its float tiles apart (drop --layout views)\n");
+        return 1;
     }
     return 0;
 }
@@ -549,10 +631,12 @@ int main(int argc, char **argv)
         snprintf(warm, sizeof warm, "%u run(s)", opt.c.warmup ? opt.c.warmup : 1);
     else
         snprintf(warm, sizeof warm, ">= %" PRIu64 " tasks", opt.c.warmup_tasks);
-    printf("# workers: %u CPU (STARPU_NCPU=%u), %u in all; sched %s; %s; warm-up %s, reps %u (>= %" PRIu64
+    printf("# workers: %u CPU (STARPU_NCPU=%u), %u in all; sched %s; %s; data: %s; warm-up %s, reps %u (>= %" PRIu64
            " tasks timed)%s\n",
            ncpus, opt.threads, starpu_worker_get_count(), pol && pol->policy_name ? pol->policy_name : "?",
-           opt.api == API_INSERT ? "starpu_task_insert" : "starpu_task_create + starpu_task_submit", warm, opt.c.reps,
+           opt.api == API_INSERT ? "starpu_task_insert" : "starpu_task_create + starpu_task_submit",
+           opt.layout == LAYOUT_VIEWS ? "children of one partitioned vector/matrix" : "a handle per datum", warm,
+           opt.c.reps,
            opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
     if (ncpus != opt.threads)
         printf("# note: asked for %u CPU workers, StarPU started %u\n", opt.threads, ncpus);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the OpenMP peer of bench/l2_overhead (bench/peers/omp_dag.c) twice:
-#   OUT/omp_dag_gomp  gcc   -fopenmp         (GNU libgomp)
-#   OUT/omp_dag_llvm  clang -fopenmp=libomp  (LLVM libomp, with an rpath to it)
+# Builds the OpenMP peers twice each, of bench/l2_overhead (bench/peers/omp_dag.c)
+# and of bench/taskbench (bench/peers/taskbench_omp.c, the METG sweep):
+#   OUT/omp_dag_gomp, OUT/taskbench_gomp  gcc   -fopenmp         (GNU libgomp)
+#   OUT/omp_dag_llvm, OUT/taskbench_llvm  clang -fopenmp=libomp  (LLVM libomp, with an rpath to it)
 # and bench/peers/omp_sections.c the same two ways (OUT/omp_sections_gomp,
 # OUT/omp_sections_llvm: which depend clauses on sections of one array order
 # two tasks, what omp_dag --layout views relies on).
@@ -57,6 +58,8 @@ mkdir -p "$out"
 src=("$bench/dag.c" "$bench/common.c" "$bench/tiles.c" "$here/omp_dag.c")
 warn=(-std=c11 -Wall -Wextra -Werror)
 
+tb_src=("$bench/taskbench_graph.c" "$bench/common.c" "$here/taskbench_omp.c")
+
 set -x
 gcc -O3 -fopenmp "${warn[@]}" -o "$out/omp_dag_gomp" "${src[@]}" -lm
 clang -O3 -fopenmp=libomp "${warn[@]}" -o "$out/omp_dag_llvm" "${src[@]}" -lm \
@@ -64,14 +67,19 @@ clang -O3 -fopenmp=libomp "${warn[@]}" -o "$out/omp_dag_llvm" "${src[@]}" -lm \
 gcc -O2 -fopenmp "${warn[@]}" -o "$out/omp_sections_gomp" "$here/omp_sections.c"
 clang -O2 -fopenmp=libomp "${warn[@]}" -o "$out/omp_sections_llvm" "$here/omp_sections.c" \
     -L"$omp_dir" -Wl,-rpath,"$omp_dir"
+gcc -O3 -fopenmp -pthread "${warn[@]}" -o "$out/taskbench_gomp" "${tb_src[@]}" -lm
+clang -O3 -fopenmp=libomp -pthread "${warn[@]}" -o "$out/taskbench_llvm" "${tb_src[@]}" -lm \
+    -L"$omp_dir" -Wl,-rpath,"$omp_dir"
 { set +x; } 2>/dev/null
 
 # ---- check which runtime each binary loads ----
-ldd "$out/omp_dag_gomp" | grep -q 'libgomp' || { echo "build.sh: omp_dag_gomp does not load libgomp" >&2; exit 1; }
-ldd "$out/omp_dag_llvm" | grep -q "$omp_dir/libomp" || {
-    echo "build.sh: omp_dag_llvm does not load $omp_dir/libomp*" >&2
-    ldd "$out/omp_dag_llvm" >&2
-    exit 1
-}
-echo "build.sh: built $out/omp_dag_gomp (libgomp) and $out/omp_dag_llvm (libomp from $omp_dir)," \
-    "$out/omp_sections_gomp and $out/omp_sections_llvm"
+for prog in omp_dag taskbench; do
+    ldd "$out/${prog}_gomp" | grep 'libgomp' >/dev/null || { echo "build.sh: ${prog}_gomp does not load libgomp" >&2; exit 1; }
+    ldd "$out/${prog}_llvm" | grep "$omp_dir/libomp" >/dev/null || {
+        echo "build.sh: ${prog}_llvm does not load $omp_dir/libomp*" >&2
+        ldd "$out/${prog}_llvm" >&2
+        exit 1
+    }
+done
+echo "build.sh: built $out/omp_dag_gomp, $out/taskbench_gomp (libgomp) and $out/omp_dag_llvm," \
+    "$out/taskbench_llvm (libomp from $omp_dir), $out/omp_sections_gomp and $out/omp_sections_llvm"

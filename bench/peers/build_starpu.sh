@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Build the StarPU peer of l2_overhead: bench/peers/starpu_dag.c on the DAGs of
-# bench/dag.c, against the distribution's StarPU (Debian: libstarpu-dev, 1.3.x).
+# Build the StarPU peers against the distribution's StarPU (Debian: libstarpu-dev,
+# 1.3.x): of l2_overhead, bench/peers/starpu_dag.c on the DAGs of bench/dag.c; of
+# taskbench (the METG sweep), bench/peers/taskbench_starpu.c.
 #
 #   bash bench/peers/build_starpu.sh [OUTDIR]      (default /tmp/strata-peers)
 #
 # Installs libstarpu-dev, pkg-config and gcc with apt-get when missing (needs
-# root, as on the project's machines). Leaves OUTDIR/starpu_dag. Does not touch
-# the CMake build: StarPU is not a dependency of Strata.
+# root, as on the project's machines). Leaves OUTDIR/starpu_dag and
+# OUTDIR/taskbench_starpu. Does not touch the CMake build: StarPU is not a
+# dependency of Strata.
 set -euo pipefail
 
 out=${1:-/tmp/strata-peers}
@@ -60,4 +62,7 @@ fi
 
 "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O3 "${warn[@]}" "${cflags[@]}" -I"$bench" \
     "$bench/dag.c" "$bench/common.c" "$bench/tiles.c" "$here/starpu_dag.c" -o "$out/starpu_dag" "${libs[@]}" -lm
-echo "build_starpu: built $out/starpu_dag (flags: ${warn[*]})" >&2
+"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -pthread "${warn[@]}" "${cflags[@]}" -I"$bench" \
+    "$bench/taskbench_graph.c" "$bench/common.c" "$here/taskbench_starpu.c" -o "$out/taskbench_starpu" \
+    "${libs[@]}" -lm
+echo "build_starpu: built $out/starpu_dag and $out/taskbench_starpu (flags: ${warn[*]})" >&2

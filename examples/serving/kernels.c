@@ -199,7 +199,7 @@ static int k_kv_append(const strata_task_args *a)
 {
     RETURN_IF_EMPTY();
     static const char K[] = "kv_append";
-    mat k, v, kc, vc;
+    mat k = {0}, v = {0}, kc = {0}, vc = {0};   /* gcc -O3 cannot see get_mat fill them */
     int rc;
     if ((rc = get_mat(a, 0, K, &k)) || (rc = get_mat(a, 1, K, &v)) || (rc = get_mat(a, 2, K, &kc)) ||
         (rc = get_mat(a, 3, K, &vc)) || (rc = want(&k, k.rows, SV_HEAD_DIM, K, "k")) ||

@@ -376,15 +376,15 @@ void bench_syscalls_close(int fd)
 
 /* ---- a machine whose system calls cost more ---- */
 
-int bench_dag_cli_apply_syscall_cost(const bench_dag_cli *c, const char *prog)
+int bench_apply_syscall_cost(const char *prog, uint32_t target_ns)
 {
     char why[160];
-    if (c->syscall_cost_ns && bench_syscall_tax(c->syscall_cost_ns, why, sizeof why) != 0) {
+    if (target_ns && bench_syscall_tax(target_ns, why, sizeof why) != 0) {
         fprintf(stderr, "%s: --syscall-cost: %s\n", prog, why);
         return 1;
     }
     printf("# a system call (getppid) costs %.0f ns%s\n", bench_syscall_cost_ns(),
-           c->syscall_cost_ns ? " (raised by --syscall-cost)" : "");
+           target_ns ? " (raised by --syscall-cost)" : "");
     return 0;
 }
 

@@ -51,10 +51,6 @@ const char *bench_option_value(const char *prog, int argc, char **argv, int *i);
 /* The --help lines of the shared options; `extra`, a program's own lines, goes
    before the modes. */
 void bench_dag_cli_usage(FILE *f, const char *prog, const char *extra);
-/* --syscall-cost: make system calls cost c->syscall_cost_ns from now on (before
-   the program creates a thread) and print what one costs on a "#" line; 0, or
-   1 after printing why it cannot. Without the option, prints the cost only. */
-int  bench_dag_cli_apply_syscall_cost(const bench_dag_cli *c, const char *prog);
 /* Whether workload `name` runs: chosen by --only, and Cholesky with --real. */
 bool bench_dag_cli_selects(const bench_dag_cli *c, const char *name);
 /* The timed runs (raised so that at least min_tasks tasks are timed) and the
@@ -106,6 +102,10 @@ double bench_syscall_cost_ns(void);
    undone; call it before creating any thread. 0, or -1 with why (at most
    cap bytes) when the kernel refuses. */
 int bench_syscall_tax(double target_ns, char *why, size_t cap);
+/* --syscall-cost of every program: make system calls cost target_ns from now
+   on (0: leave them) and print what one costs on a "#" line; 0, or 1 after
+   printing why it cannot. Call it before the program creates a thread. */
+int bench_apply_syscall_cost(const char *prog, uint32_t target_ns);
 
 /* "# <runtime>, <n> online CPUs, <CPU model><extra>" on stdout. */
 void bench_print_machine(const char *runtime, const char *extra);

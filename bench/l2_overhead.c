@@ -643,7 +643,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt))
         return 2;
     print_machine();
-    if (bench_dag_cli_apply_syscall_cost(&opt.c, "l2_overhead"))
+    if (bench_apply_syscall_cost("l2_overhead", opt.c.syscall_cost_ns))
         return 2;
     char warm[64];
     if (opt.c.warmup || opt.c.warmup_tasks == 0)

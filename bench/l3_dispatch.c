@@ -732,13 +732,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt))
         return 2;
     print_machine();
-    char why[160];
-    if (opt.syscall_cost_ns && bench_syscall_tax(opt.syscall_cost_ns, why, sizeof why) != 0) {
-        fprintf(stderr, "l3_dispatch: --syscall-cost: %s\n", why);
+    if (bench_apply_syscall_cost(PROG, opt.syscall_cost_ns))
         return 2;
-    }
-    printf("# a system call (getppid) costs %.0f ns%s\n", bench_syscall_cost_ns(),
-           opt.syscall_cost_ns ? " (raised by --syscall-cost)" : "");
     int failures = 0;
     syscalls_fd = bench_syscalls_open();
     if (syscalls_fd < 0)

@@ -615,6 +615,9 @@ int main(int argc, char **argv)
     options opt;
     if (parse_args(argc, argv, &opt))
         return 2;
+    /* before the first parallel region makes the team's threads */
+    if (bench_apply_syscall_cost("omp_dag", opt.c.syscall_cost_ns))
+        return 2;
     omp_set_dynamic(0);
     omp_set_num_threads((int)opt.threads);
     print_machine(&opt);

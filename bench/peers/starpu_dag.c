@@ -610,6 +610,9 @@ int main(int argc, char **argv)
     options opt;
     if (parse_args(argc, argv, &opt))
         return 2;
+    /* before starpu_init makes its workers */
+    if (bench_apply_syscall_cost(PROG, opt.c.syscall_cost_ns))
+        return 2;
 
     char ncpu[16];
     snprintf(ncpu, sizeof ncpu, "%u", opt.threads);

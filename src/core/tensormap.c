@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/sys.h"
 
 /* Buffers are 64-byte aligned. The 4 KiB page of an address is hashed
    (Fibonacci hashing) to a block of 64 slots and a rotation within it; the
@@ -42,6 +44,7 @@ int strata__tmap_init(strata__tensormap *m)
 }
 
 static void free_grid(strata__tensormap *m, strata__buffer *b);
+static void clear_records(strata__tensormap *m, strata__grid *g);
 
 void strata__tmap_destroy(strata__tensormap *m)
 {
@@ -52,6 +55,8 @@ void strata__tmap_destroy(strata__tensormap *m)
     free(m->buffers);
     free(m->accesses);
     free(m->scratch);
+    if (m->spare_cells)
+        munmap(m->spare_cells, m->spare_ncells * sizeof m->spare_cells[0]);
     memset(m, 0, sizeof *m);
 }
 
@@ -145,7 +150,7 @@ void strata__tmap_forget_accesses(strata__tensormap *m)
         free_list(m, &m->buffers[i].writers);
         free_list(m, &m->buffers[i].readers);
         if (m->buffers[i].grid)
-            free_grid(m, &m->buffers[i]);
+            clear_records(m, m->buffers[i].grid);   /* the next run likely names the same cells */
     }
 }
 
@@ -287,19 +292,69 @@ static void prune_readers(strata__tensormap *m, strata__buffer *b, const uint64_
 
 /* ---- cells (see core/tensormap.h) ---- */
 
-static void free_grid(strata__tensormap *m, strata__buffer *b)
+/* The records a walk over every cell must visit: the used range of a direct
+   table, the whole of a hash table. */
+static strata__cell *records_begin(const strata__grid *g)
 {
-    strata__grid *g = b->grid;
-    for (uint32_t i = 0; i < g->cap; i++) {
-        strata__cell *c = &g->cells[i];
+    return g->ndirect ? g->cells + g->used_lo : g->cells;
+}
+
+static strata__cell *records_end(const strata__grid *g)
+{
+    return g->ndirect ? g->cells + g->used_hi : g->cells + g->cap;
+}
+
+/* A direct table of more than this many bytes is mapped rather than
+   allocated, so that only the pages of cells in use take memory (an unused
+   record reads as zero, id 0); a smaller one is allocated zeroed. */
+#define DIRECT_MAPPED_BYTES (64u << 10)
+
+static bool direct_mapped(uint64_t ndirect)
+{
+    return ndirect * sizeof(strata__cell) > DIRECT_MAPPED_BYTES;
+}
+
+/* Give back g's records. A mapped direct table is kept as the tensormap's
+   spare (zeroed where it was used), so that a buffer that goes from views to
+   whole accesses and back every run maps nothing after the first: a system
+   call on every run is what the spare is for. */
+static void free_records(strata__tensormap *m, strata__grid *g)
+{
+    if (!g->ndirect || !direct_mapped(g->ndirect)) {
+        free(g->cells);
+        return;
+    }
+    if (m->spare_cells && m->spare_ncells >= g->ndirect) {
+        munmap(g->cells, g->ndirect * sizeof g->cells[0]);
+        return;
+    }
+    if (m->spare_cells)
+        munmap(m->spare_cells, m->spare_ncells * sizeof m->spare_cells[0]);
+    memset(g->cells + g->used_lo, 0, (g->used_hi - g->used_lo) * sizeof g->cells[0]);
+    m->spare_cells = g->cells;
+    m->spare_ncells = g->ndirect;
+}
+
+/* Free every access of b's cells and leave the records empty. */
+static void clear_records(strata__tensormap *m, strata__grid *g)
+{
+    for (strata__cell *c = records_begin(g); c != records_end(g); c++) {
         if (c->id == 0)
             continue;
         if (c->writer != STRATA__NONE)
             free_access(m, c->writer);
         free_list(m, &c->readers);
+        *c = (strata__cell){0};
     }
-    free(g->cells);
-    free(g);
+    g->ncells = 0;
+    g->used_lo = g->used_hi = g->sweep = 0;
+}
+
+static void free_grid(strata__tensormap *m, strata__buffer *b)
+{
+    clear_records(m, b->grid);
+    free_records(m, b->grid);
+    free(b->grid);
     b->grid = NULL;
 }
 
@@ -308,8 +363,7 @@ static void free_grid(strata__tensormap *m, strata__buffer *b)
 static void flatten(strata__tensormap *m, strata__buffer *b)
 {
     strata__grid *g = b->grid;
-    for (uint32_t i = 0; i < g->cap; i++) {
-        strata__cell *c = &g->cells[i];
+    for (strata__cell *c = records_begin(g); c != records_end(g); c++) {
         if (c->id == 0)
             continue;
         if (c->writer != STRATA__NONE) {
@@ -323,7 +377,7 @@ static void flatten(strata__tensormap *m, strata__buffer *b)
             a = next;
         }
     }
-    free(g->cells);
+    free_records(m, g);
     free(g);
     b->grid = NULL;
 }
@@ -402,22 +456,19 @@ static inline uint32_t cell_hash(uint64_t id, uint32_t cap)
     return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
 }
 
-/* The record of cell `id` (number + 1), made if it has none; NULL when out of
-   memory. Records whose accesses have all retired are dropped when the table
-   would otherwise grow. */
-static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id, const uint64_t *live_from)
+/* Make a record for cell `id`, which has none; NULL when out of memory. When
+   the table would pass half full, it is rebuilt first: the records whose
+   accesses have all retired are dropped, and the table doubles until the live
+   ones fill at most an eighth of it, so that a rebuild comes only after as
+   many new cells as three eighths of the table (scanning and clearing it costs
+   a few records' worth per new cell). */
+static __attribute__((noinline)) strata__cell *new_cell(strata__tensormap *m, strata__grid *g, uint64_t id,
+                                                        const uint64_t *live_from)
 {
-    for (uint32_t h = cell_hash(id, g->cap);; h = (h + 1) & (g->cap - 1)) {
-        if (g->cells[h].id == id)
-            return &g->cells[h];
-        if (g->cells[h].id == 0)
-            break;
-    }
     if ((g->ncells + 1) * 2 > g->cap) {
-        /* rebuild: keep the cells with a live access, at twice the size when
-           they still fill half of it. Counted first without a change, so
-           that a failed allocation leaves the table as it was (a record
-           emptied in place would break the probe chains behind it). */
+        /* Counted first without a change, so that a failed allocation leaves
+           the table as it was (a record emptied in place would break the
+           probe chains behind it). */
         uint32_t live = 0;
         for (uint32_t i = 0; i < g->cap; i++) {
             const strata__cell *c = &g->cells[i];
@@ -428,7 +479,9 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
                 any = !stale(m, a, live_from);
             live += any;
         }
-        uint32_t cap = (live + 1) * 2 > g->cap / 2 ? g->cap * 2 : g->cap;
+        uint32_t cap = g->cap;
+        while ((uint64_t)(live + 1) * 8 > cap)
+            cap *= 2;
         strata__cell *cells = strata__calloc(cap, sizeof cells[0]);
         if (!cells)
             return NULL;
@@ -461,11 +514,128 @@ static strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id,
     return &g->cells[h];
 }
 
-/* An access that covers cells first .. first + count - 1 of b: first every
-   dependency (a writer follows the cell's newest writer and its readers since,
-   a reader the newest writer), then the cells' records change (a writer
-   becomes the cell's only entry: anything later that meets the cell meets it
-   and follows it). On a failing dep() nothing has changed. */
+/* The record of cell `id` (number + 1), made if it has none; NULL when out of
+   memory. A record stays where it is until the next new_cell. */
+static inline strata__cell *cell_at(strata__tensormap *m, strata__grid *g, uint64_t id, const uint64_t *live_from)
+{
+    if (g->ndirect) {
+        /* by number (cells_of checked id <= ndirect) */
+        strata__cell *c = &g->cells[id - 1];
+        if (__builtin_expect(c->id == 0, 0)) {
+            c->id = id;
+            c->writer = c->readers = STRATA__NONE;
+            if (g->used_hi == 0) {
+                g->used_lo = id - 1;
+                g->used_hi = id;
+            } else if (id - 1 < g->used_lo) {
+                g->used_lo = id - 1;
+            } else if (id > g->used_hi) {
+                g->used_hi = id;
+            }
+        }
+        return c;
+    }
+    for (uint32_t h = cell_hash(id, g->cap);; h = (h + 1) & (g->cap - 1)) {
+        if (g->cells[h].id == id)
+            return &g->cells[h];
+        if (g->cells[h].id == 0)
+            return new_cell(m, g, id, live_from);
+    }
+}
+
+/* Every dependency of an access to cell c: a writer follows the cell's newest
+   writer and its readers since, a reader the newest writer. Drops a retired
+   newest writer. */
+static inline int cell_deps(strata__tensormap *m, strata__cell *c, uint64_t task, bool writes,
+                            const uint64_t *live_from, strata__dep_fn dep, void *ctx)
+{
+    if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
+        free_access(m, c->writer);
+        c->writer = STRATA__NONE;
+    }
+    if (c->writer != STRATA__NONE && m->accesses[c->writer].task != task) {
+        int rc = dep(ctx, m->accesses[c->writer].task, m->accesses[c->writer].slot);
+        if (rc)
+            return rc;
+    }
+    if (!writes)
+        return STRATA_OK;
+    for (uint32_t a = c->readers; a != STRATA__NONE; a = m->accesses[a].next) {
+        if (stale(m, a, live_from) || m->accesses[a].task == task)
+            continue;
+        int rc = dep(ctx, m->accesses[a].task, m->accesses[a].slot);
+        if (rc)
+            return rc;
+    }
+    return STRATA_OK;
+}
+
+/* Enter access `fresh` in cell c: a writer becomes the cell's only entry
+   (anything later that meets the cell meets it and follows it), a reader
+   joins its readers. */
+static inline void cell_enter(strata__tensormap *m, strata__cell *c, uint32_t fresh, bool writes,
+                              const uint64_t *live_from)
+{
+    if (writes) {
+        if (c->writer != STRATA__NONE)
+            free_access(m, c->writer);
+        free_list(m, &c->readers);
+        c->writer = fresh;
+        c->reads_since_prune = 0;
+        return;
+    }
+    m->accesses[fresh].next = c->readers;
+    c->readers = fresh;
+    if (++c->reads_since_prune >= (c->prune_after ? c->prune_after : 32)) {
+        c->reads_since_prune = 0;   /* a cell only read: drop its retired readers */
+        c->prune_after = next_prune(drop_stale(m, &c->readers, live_from));
+    }
+}
+
+/* A direct table's sweep: drop what retired in the next two records, round
+   the used range, so that cells no access names again give their entries
+   back (a hash table does so when it is rebuilt). */
+static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *live_from)
+{
+    for (int k = 0; k < 2; k++) {
+        if (g->sweep < g->used_lo || g->sweep >= g->used_hi)
+            g->sweep = g->used_lo;
+        strata__cell *c = &g->cells[g->sweep++];
+        if (c->id == 0)
+            continue;   /* a record never used (all zero: its writer would read as access 0) */
+        if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
+            free_access(m, c->writer);
+            c->writer = STRATA__NONE;
+        }
+        if (c->readers != STRATA__NONE)
+            drop_stale(m, &c->readers, live_from);
+    }
+}
+
+/* The common case, an access of exactly one cell: one lookup. On a failing
+   dep() nothing has changed but a new empty record. */
+static int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id, uint64_t task, uint32_t slot,
+                           const strata_tensor *view, const strata__extent *ext, bool writes,
+                           const uint64_t *live_from, strata__dep_fn dep, void *ctx)
+{
+    strata__cell *c = cell_at(m, g, id, live_from);
+    if (!c)
+        return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
+    int rc = cell_deps(m, c, task, writes, live_from, dep, ctx);
+    uint32_t fresh;
+    if (rc || (rc = alloc_access(m, &fresh)))   /* the access pool may move; the cells do not */
+        return rc;
+    m->accesses[fresh] = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext,
+                                          .writes = writes, .next = STRATA__NONE};
+    cell_enter(m, c, fresh, writes, live_from);
+    if (g->ndirect)
+        sweep(m, g, live_from);
+    return STRATA_OK;
+}
+
+/* An access that covers the cells of r: first every dependency, then the
+   cells' records change. On a failing dep() nothing has changed but new empty
+   records. */
 static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_range *r, uint64_t task, uint32_t slot,
                         const strata_tensor *view, const strata__extent *ext, bool writes, const uint64_t *live_from,
                         strata__dep_fn dep, void *ctx)
@@ -477,24 +647,9 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
         strata__cell *c = cell_at(m, g, cell_id(r, q), live_from);
         if (!c)
             return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
-        if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
-            free_access(m, c->writer);
-            c->writer = STRATA__NONE;
-        }
-        if (c->writer != STRATA__NONE && m->accesses[c->writer].task != task) {
-            int rc = dep(ctx, m->accesses[c->writer].task, m->accesses[c->writer].slot);
-            if (rc)
-                return rc;
-        }
-        if (!writes)
-            continue;
-        for (uint32_t a = c->readers; a != STRATA__NONE; a = m->accesses[a].next) {
-            if (stale(m, a, live_from) || m->accesses[a].task == task)
-                continue;
-            int rc = dep(ctx, m->accesses[a].task, m->accesses[a].slot);
-            if (rc)
-                return rc;
-        }
+        int rc = cell_deps(m, c, task, writes, live_from, dep, ctx);
+        if (rc)
+            return rc;
     } while (next_cell(r, q));
     memcpy(q, r->lo, sizeof q);
     do {
@@ -507,23 +662,11 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
             free_access(m, fresh);
             return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
         }
-        strata__access *a = &m->accesses[fresh];
-        *a = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext, .writes = writes,
-                              .next = STRATA__NONE};
-        if (writes) {
-            if (c->writer != STRATA__NONE)
-                free_access(m, c->writer);
-            free_list(m, &c->readers);
-            c->writer = fresh;
-            c->reads_since_prune = 0;
-            continue;
-        }
-        a->next = c->readers;
-        c->readers = fresh;
-        if (++c->reads_since_prune >= (c->prune_after ? c->prune_after : 32)) {
-            c->reads_since_prune = 0;   /* a cell only read: drop its retired readers */
-            c->prune_after = next_prune(drop_stale(m, &c->readers, live_from));
-        }
+        m->accesses[fresh] = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext,
+                                              .writes = writes, .next = STRATA__NONE};
+        cell_enter(m, c, fresh, writes, live_from);
+        if (g->ndirect)
+            sweep(m, g, live_from);
     } while (next_cell(r, q));
     return STRATA_OK;
 }
@@ -538,8 +681,21 @@ static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__b
                                                  strata__dep_fn dep, void *ctx)
 {
     cell_range r;
-    if (cells_of(b, view, ext, &r))
+    if (cells_of(b, view, ext, &r)) {
+        bool one = true;
+        uint64_t last = 1;   /* the highest cell id of the access */
+        for (uint32_t k = 0; k < r.n; k++) {
+            one &= r.hi[k] == r.lo[k] + 1;
+            last += (r.hi[k] - 1) * r.mult[k];
+        }
+        if (b->grid->ndirect && last > b->grid->ndirect)
+            goto not_cells;   /* beyond the table: cannot happen inside the buffer, but cheap to refuse */
+        if (one)
+            return one_cell_access(m, b->grid, cell_id(&r, r.lo), task, slot, view, ext, writes, live_from, dep,
+                                   ctx);
         return cells_access(m, b, &r, task, slot, view, ext, writes, live_from, dep, ctx);
+    }
+not_cells:
     flatten(m, b);   /* not its cells: the lists decide, as for any buffer */
     return STRATA__NOT_CELLS;
 }
@@ -567,7 +723,7 @@ static uint64_t cell_size(uint64_t n, uint64_t at)
     return n / cell <= 16 ? cell : n;
 }
 
-static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata__extent *ext, const strata__box *box)
+static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__buffer *b, const strata__extent *ext, const strata__box *box)
 {
     strata__grid *g = strata__calloc(1, sizeof *g);
     strata__cell *cells = strata__calloc(64, sizeof cells[0]);
@@ -601,6 +757,33 @@ static __attribute__((noinline)) int start_cells(strata__buffer *b, const strata
                 mult *= box->st[k - 1] / box->st[k] / g->cell[k] + 1;
         }
     }
+    /* How many cells the buffer holds: ids 1 .. n. A lattice's first
+       coordinate is bounded by the buffer's size, the others by mult[]. */
+    uint64_t n = 0;
+    if (!g->lattice)
+        n = (b->nbytes - g->origin + g->bytes - 1) / g->bytes;
+    else if (__builtin_mul_overflow(b->nbytes / g->box.es / g->box.st[0] / g->cell[0] + 1, g->mult[0], &n))
+        n = UINT64_MAX;
+    if (n <= STRATA__DIRECT_CELLS) {
+        /* by number */
+        void *table = NULL;
+        if (!direct_mapped(n)) {
+            table = strata__calloc(n, sizeof cells[0]);
+        } else if (m->spare_cells && m->spare_ncells >= n) {
+            table = m->spare_cells;
+            n = m->spare_ncells;
+            m->spare_cells = NULL;
+        } else {
+            table = strata__sys_mmap(n * sizeof cells[0], PROT_READ | PROT_WRITE, MAP_PRIVATE);
+            if (table == MAP_FAILED)
+                table = NULL;
+        }
+        if (table) {   /* else the hash table serves */
+            free(cells);
+            cells = table;
+            g->ndirect = n;
+        }
+    }
     g->cells = cells;
     g->cap = 64;
     b->grid = g;
@@ -632,7 +815,7 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uin
     if (__builtin_expect(wants_cells(b, view, ext, &box), 0)) {
         /* nothing live in its lists: a grid of this view's cells from here on
            (the view fits it; were it refused, the lists take it below) */
-        rc = start_cells(b, ext, &box);
+        rc = start_cells(m, b, ext, &box);
         if (rc == STRATA_OK)
             rc = grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
         if (rc != STRATA__NOT_CELLS) {

@@ -38,6 +38,16 @@
  * exactly the bytes of its cells, so two of them overlap exactly when they
  * share a cell. Any other access (a strided view, another size or alignment)
  * turns the buffer back into its two lists first ("flatten").
+ * A buffer of at most STRATA__DIRECT_CELLS cells finds a cell's record by its
+ * number (a table allocated zeroed when small, else mapped, so that only the
+ * pages of cells in use take memory; a mapped table a grid gives up is kept as
+ * the tensormap's spare for the next grid, so that a buffer flattened and
+ * started again every run maps nothing after the first); a larger one by a
+ * hash of it. Either way nothing else walks the
+ * records but a rebuild of the hash table (when it fills) and a sweep of the
+ * direct one (two records per access, which drops what retired in cells no
+ * longer named). Between node-level runs the records are cleared and the grid
+ * is kept.
  * Not thread-safe: owned by one orchestrator thread. */
 #ifndef STRATA_CORE_TENSORMAP_H
 #define STRATA_CORE_TENSORMAP_H
@@ -59,6 +69,9 @@ typedef struct strata__access {
     uint32_t             writes;   /* 1: wrote (and maybe read); 0: read only */
 } strata__access;
 
+/* The most cells a buffer's grid numbers directly (24 MiB of address space). */
+#define STRATA__DIRECT_CELLS (1u << 20)
+
 /* One cell of a buffer's grid (tensormap.c). */
 typedef struct strata__cell {
     uint64_t id;                   /* cell number + 1; 0: an empty record */
@@ -76,8 +89,15 @@ typedef struct strata__grid {
     uint64_t      cell[STRATA_MAX_DIMS];   /* lattice: a cell's shape, */
     uint64_t      at[STRATA_MAX_DIMS];     /* the coordinates cells start at, modulo cell[], */
     uint64_t      mult[STRATA_MAX_DIMS];   /* and what a cell coordinate weighs in its number */
-    strata__cell *cells;           /* open addressing by id, cap a power of two */
+    /* The records: by number when the buffer has at most
+       STRATA__DIRECT_CELLS cells (ndirect of them, cell id - 1 indexes
+       cells[], mapped lazily), else open addressing by id (cap a power of
+       two, ncells in use). */
+    strata__cell *cells;
     uint32_t      ncells, cap;
+    uint64_t      ndirect;         /* 0: open addressing */
+    uint64_t      used_lo, used_hi; /* direct: the records ever used lie in [used_lo, used_hi) */
+    uint64_t      sweep;           /* direct: the next record whose retired accesses are dropped */
 } strata__grid;
 
 typedef struct strata__buffer {
@@ -101,6 +121,8 @@ typedef struct strata__tensormap {
     uint32_t        naccesses, free_access;
     uint64_t        live_accesses, high_accesses;
     strata__overlap_scratch *scratch;
+    strata__cell   *spare_cells;   /* a mapped direct table no grid uses, all zero; or NULL */
+    uint64_t        spare_ncells;
 } strata__tensormap;
 
 int  strata__tmap_init(strata__tensormap *m);

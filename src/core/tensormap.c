@@ -592,24 +592,25 @@ static inline void cell_enter(strata__tensormap *m, strata__cell *c, uint32_t fr
     }
 }
 
-/* A direct table's sweep: drop what retired in the next two records, round
-   the used range, so that cells no access names again give their entries
-   back (a hash table does so when it is rebuilt). */
+/* A direct table's sweep: drop what retired in the next record, round the
+   used range, so that cells no access names again give their entries back (a
+   hash table does so when it is rebuilt). A reader list is dropped only once
+   its newest entry has retired: a cell still in use prunes its own readers
+   (cell_enter), and walking every list here cost more than the lookups on
+   DAGs whose tiles many tasks read (Cholesky). */
 static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *live_from)
 {
-    for (int k = 0; k < 2; k++) {
-        if (g->sweep < g->used_lo || g->sweep >= g->used_hi)
-            g->sweep = g->used_lo;
-        strata__cell *c = &g->cells[g->sweep++];
-        if (c->id == 0)
-            continue;   /* a record never used (all zero: its writer would read as access 0) */
-        if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
-            free_access(m, c->writer);
-            c->writer = STRATA__NONE;
-        }
-        if (c->readers != STRATA__NONE)
-            drop_stale(m, &c->readers, live_from);
+    if (g->sweep < g->used_lo || g->sweep >= g->used_hi)
+        g->sweep = g->used_lo;
+    strata__cell *c = &g->cells[g->sweep++];
+    if (c->id == 0)
+        return;   /* a record never used (all zero: its writer would read as access 0) */
+    if (c->writer != STRATA__NONE && stale(m, c->writer, live_from)) {
+        free_access(m, c->writer);
+        c->writer = STRATA__NONE;
     }
+    if (c->readers != STRATA__NONE && stale(m, c->readers, live_from))
+        drop_stale(m, &c->readers, live_from);
 }
 
 /* The common case, an access of exactly one cell: one lookup. On a failing

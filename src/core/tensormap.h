@@ -45,7 +45,7 @@
  * started again every run maps nothing after the first); a larger one by a
  * hash of it. Either way nothing else walks the
  * records but a rebuild of the hash table (when it fills) and a sweep of the
- * direct one (two records per access, which drops what retired in cells no
+ * direct one (a record per access, which drops what retired in cells no
  * longer named). Between node-level runs the records are cleared and the grid
  * is kept.
  * Not thread-safe: owned by one orchestrator thread. */

@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,7 +388,74 @@ int bench_apply_syscall_cost(const char *prog, uint32_t target_ns)
     }
     printf("# a system call (getppid) costs %.0f ns%s\n", bench_syscall_cost_ns(),
            target_ns ? " (raised by --syscall-cost)" : "");
+    /* what this process's threads pay to pass a cache line back and forth:
+       where the machine placed them (a VM's vCPUs on one core's siblings, on
+       cores far apart, or on one CPU) shows here */
+    printf("# a cache line between two threads: %.0f ns a round trip\n", bench_cache_line_ns());
     return 0;
+}
+
+/* The core-to-core ping-pong of bench_cache_line_ns: one line, two threads,
+   each waiting for the other's number before it writes its own. */
+enum { PINGS = 20000 };
+static _Alignas(64) _Atomic uint64_t ping_line;
+
+static void await_ping(uint64_t want)
+{
+    for (unsigned spins = 1; atomic_load_explicit(&ping_line, memory_order_acquire) != want; spins++)
+        if (spins % 1024 == 0)
+            sched_yield();   /* the two threads share one CPU: let the other run */
+}
+
+static void *pong_main(void *arg)
+{
+    (void)arg;
+    for (uint64_t i = 1; i < 2 * PINGS; i += 2) {
+        await_ping(i);
+        atomic_store_explicit(&ping_line, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+double bench_cache_line_ns(void)
+{
+    enum { LOOPS = 3 };
+    /* the two threads on the process's first two CPUs (the calling thread's
+       own mask is restored after), so that the figure is the machine's and
+       not where the scheduler happened to start a thread */
+    cpu_set_t mine, a, b;
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0 || CPU_COUNT(&mine) < 2)
+        return -1;
+    CPU_ZERO(&a);
+    CPU_ZERO(&b);
+    for (int cpu = 0, found = 0; cpu < CPU_SETSIZE && found < 2; cpu++)
+        if (CPU_ISSET(cpu, &mine))
+            CPU_SET(cpu, found++ ? &b : &a);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setaffinity_np(&attr, sizeof b, &b);
+    sched_setaffinity(0, sizeof a, &a);
+    uint64_t t[LOOPS];
+    for (int k = 0; k < LOOPS; k++) {
+        atomic_store(&ping_line, 0);
+        pthread_t pong;
+        if (pthread_create(&pong, &attr, pong_main, NULL) != 0) {
+            sched_setaffinity(0, sizeof mine, &mine);
+            pthread_attr_destroy(&attr);
+            return -1;
+        }
+        uint64_t t0 = bench_now_ns();
+        for (uint64_t i = 0; i < 2 * PINGS; i += 2) {
+            await_ping(i);
+            atomic_store_explicit(&ping_line, i + 1, memory_order_release);
+        }
+        await_ping(2 * PINGS);
+        t[k] = bench_now_ns() - t0;
+        pthread_join(pong, NULL);
+    }
+    sched_setaffinity(0, sizeof mine, &mine);
+    pthread_attr_destroy(&attr);
+    return (double)bench_median_u64(t, LOOPS) / PINGS;
 }
 
 double bench_syscall_cost_ns(void)

@@ -94,6 +94,10 @@ void bench_syscalls_close(int fd);
    What one system call (getppid) costs this process now, ns: the median of a
    few loops. */
 double bench_syscall_cost_ns(void);
+/* Nanoseconds for two threads of this process, on its first two CPUs, to
+   pass one cache line there and back (a ping-pong, median of three loops);
+   -1 with fewer than two CPUs or when no thread starts. */
+double bench_cache_line_ns(void);
 /* Make every later system call of this process, and of every thread and
    process it creates afterwards, cost about target_ns: a seccomp filter that
    allows everything after a run of no-op instructions, sized by a forked

@@ -95,6 +95,20 @@ int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent 
             return STRATA_OK;
         }
     }
+    /* and a valid 2-D row-major view with a row stride (a tile of a matrix) */
+    if (t->ndims == 2 && t->strides[1] == 1 && t->strides[0] > 0 && es && t->addr && t->shape[0] &&
+        t->shape[1]) {
+        uint64_t st0 = (uint64_t)t->strides[0], rows, last, end_bytes;
+        if (!__builtin_mul_overflow(t->shape[0] - 1, st0, &rows) &&
+            !__builtin_add_overflow(t->offset, rows + t->shape[1], &last) && rows + t->shape[1] > rows &&
+            !__builtin_mul_overflow(last, (uint64_t)es, &end_bytes) && end_bytes <= t->nbytes &&
+            t->addr + end_bytes >= t->addr) {
+            if (ext)   /* dense: its rows follow each other */
+                *ext = (strata__extent){t->addr + t->offset * es, t->addr + end_bytes,
+                                        t->shape[0] == 1 || st0 == t->shape[1]};
+            return STRATA_OK;
+        }
+    }
     if (es == 0)
         return strata__fail(STRATA_EINVAL,
                             "tensor %u: dtype %d is not a strata_dtype (was it made by "

@@ -96,7 +96,9 @@ void bench_syscalls_close(int fd);
 double bench_syscall_cost_ns(void);
 /* Nanoseconds for two threads of this process, on its first two CPUs, to
    pass one cache line there and back (a ping-pong, median of three loops);
-   -1 with fewer than two CPUs or when no thread starts. */
+   -1 with fewer than two CPUs, when no thread starts, or when the environment
+   has BENCH_NO_CACHE_LINE (bench/callgrind.sh sets it: under valgrind the
+   ping-pong's spins are millions of instructions that vary from run to run). */
 double bench_cache_line_ns(void);
 /* Make every later system call of this process, and of every thread and
    process it creates afterwards, cost about target_ns: a seccomp filter that

@@ -234,13 +234,23 @@ static void took_answer(strata__node *n, strata__child *c, peer *p)
     memcpy(&h, p->in, sizeof h);
     if (h.magic != STRATA__MPI_MAGIC || h.seq != p->seq)
         return;   /* damaged: mpi_reply says so */
+    /* The offsets this answer allows: the request came after it was sent and
+       the answer left before it came. The best estimate, held inside them,
+       places this answer's events inside [sent_at, t2] on this host's clock:
+       a task's slice never starts before its submit arrow, nor overlaps the
+       rank's previous task, whatever the estimate's error. */
+    int64_t offset = p->offset_ns;
     if (h.sent_ns >= h.received_ns && t2 >= p->sent_at) {
         uint64_t served = h.sent_ns - h.received_ns, total = t2 - p->sent_at;
         uint64_t rtt = total > served ? total - served : 0;
+        int64_t lo = (int64_t)h.sent_ns - (int64_t)t2, hi = (int64_t)h.received_ns - (int64_t)p->sent_at;
         if (p->best_rtt_ns == 0 || rtt < p->best_rtt_ns) {
             p->best_rtt_ns = rtt ? rtt : 1;
-            p->offset_ns = ((int64_t)(h.received_ns - p->sent_at) + (int64_t)(h.sent_ns - t2)) / 2;
+            p->offset_ns = lo + (hi - lo) / 2;
         }
+        offset = p->offset_ns;
+        if (lo <= hi)
+            offset = offset < lo ? lo : offset > hi ? hi : offset;
     }
     if (h.events_len == 0 || h.events_len > INT32_MAX)
         return;
@@ -256,7 +266,7 @@ static void took_answer(strata__node *n, strata__child *c, peer *p)
     if (into) {
         MPI_Recv(into, (int)h.events_len, MPI_BYTE, c->rank, STRATA__TAG_TRACE, strata__mpi_comm,
                  MPI_STATUS_IGNORE);
-        strata__record_import(n, c, into, h.events_len, p->offset_ns);
+        strata__record_import(n, c, into, h.events_len, offset);
     } else {
         MPI_Recv(NULL, 0, MPI_BYTE, c->rank, STRATA__TAG_TRACE, strata__mpi_comm, MPI_STATUS_IGNORE);
     }

@@ -615,7 +615,7 @@ static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *
 
 /* The common case, an access of exactly one cell: one lookup. On a failing
    dep() nothing has changed but a new empty record. */
-static int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id, uint64_t task, uint32_t slot,
+static inline __attribute__((always_inline)) int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id, uint64_t task, uint32_t slot,
                            const strata_tensor *view, const strata__extent *ext, bool writes,
                            const uint64_t *live_from, strata__dep_fn dep, void *ctx)
 {
@@ -672,14 +672,49 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
     return STRATA_OK;
 }
 
-/* An access to a buffer with cells: kept by its cells, or, when it is not a
-   whole number of them, STRATA__NOT_CELLS after the buffer went back to its
-   lists. */
+/* The common access of a grid, exactly one cell whose edges are powers of
+   two: a slot of a buffer of slots (a dense view of one cell of bytes), or a
+   tile of a matrix (a 2-D view with the grid's row stride, dtype and cell
+   shape, at a cell's corner). Its number in *id, from shifts and at most one
+   division; false for anything else, which cells_of() decides. The tile's
+   box test is strata__view_box's: its columns stay inside their row
+   (c1 + shape[1] <= st0). */
+static inline bool one_cell(const strata__buffer *b, const strata_tensor *view, const strata__extent *ext,
+                            uint64_t *id)
+{
+    const strata__grid *g = b->grid;
+    if (!g->pow2)
+        return false;
+    if (!g->lattice) {
+        uint64_t from = ext->lo - b->addr - g->origin;
+        if (!ext->dense || ext->hi - ext->lo != g->bytes || ext->lo < b->addr + g->origin ||
+            (from & (g->bytes - 1)) != 0)
+            return false;
+        *id = 1 + (from >> g->shift[0]);
+    } else {
+        uint64_t st0 = g->box.st[0];
+        if (view->ndims != 2 || view->strides[1] != 1 || (uint64_t)view->strides[0] != st0 ||
+            view->dtype != g->dtype || view->shape[0] != g->cell[0] || view->shape[1] != g->cell[1])
+            return false;
+        uint64_t c0 = view->offset / st0, c1 = view->offset % st0;
+        if (c1 + view->shape[1] > st0 || c0 < g->at[0] || c1 < g->at[1])
+            return false;
+        uint64_t q0 = c0 - g->at[0], q1 = c1 - g->at[1];
+        if (((q0 & (g->cell[0] - 1)) | (q1 & (g->cell[1] - 1))) != 0)
+            return false;
+        *id = 1 + (q0 >> g->shift[0]) * g->mult[0] + (q1 >> g->shift[1]) * g->mult[1];
+    }
+    return g->ndirect == 0 || *id <= g->ndirect;
+}
+
+/* An access to a buffer with cells that is not one_cell()'s: by
+   cells_of(), or, when it is not a whole number of cells, STRATA__NOT_CELLS
+   after the buffer went back to its lists. */
 #define STRATA__NOT_CELLS 1
-static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
-                                                 uint32_t slot, const strata_tensor *view,
-                                                 const strata__extent *ext, bool writes, const uint64_t *live_from,
-                                                 strata__dep_fn dep, void *ctx)
+static __attribute__((noinline)) int cells_or_lists(strata__tensormap *m, strata__buffer *b, uint64_t task,
+                                                    uint32_t slot, const strata_tensor *view,
+                                                    const strata__extent *ext, bool writes,
+                                                    const uint64_t *live_from, strata__dep_fn dep, void *ctx)
 {
     cell_range r;
     if (cells_of(b, view, ext, &r)) {
@@ -699,6 +734,19 @@ static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__b
 not_cells:
     flatten(m, b);   /* not its cells: the lists decide, as for any buffer */
     return STRATA__NOT_CELLS;
+}
+
+/* An access to a buffer with cells: one_cell()'s at once, anything else by
+   cells_or_lists(). */
+static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
+                                                 uint32_t slot, const strata_tensor *view,
+                                                 const strata__extent *ext, bool writes, const uint64_t *live_from,
+                                                 strata__dep_fn dep, void *ctx)
+{
+    uint64_t id;
+    if (one_cell(b, view, ext, &id))
+        return one_cell_access(m, b->grid, id, task, slot, view, ext, writes, live_from, dep, ctx);
+    return cells_or_lists(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
 }
 
 /* Whether b, with no live access in its lists, should take cells for a view:
@@ -724,7 +772,8 @@ static uint64_t cell_size(uint64_t n, uint64_t at)
     return n / cell <= 16 ? cell : n;
 }
 
-static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__buffer *b, const strata__extent *ext, const strata__box *box)
+static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__buffer *b, const strata_tensor *view,
+                                                 const strata__extent *ext, const strata__box *box)
 {
     strata__grid *g = strata__calloc(1, sizeof *g);
     strata__cell *cells = strata__calloc(64, sizeof cells[0]);
@@ -739,6 +788,8 @@ static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__b
         uint64_t len = ext->hi - ext->lo, off = ext->lo - b->addr;
         g->bytes = cell_size(len, off);
         g->origin = off % g->bytes;
+        g->pow2 = (g->bytes & (g->bytes - 1)) == 0;
+        g->shift[0] = (uint8_t)__builtin_ctzll(g->bytes);
     } else {
         /* a box of a lattice: cells of boxes, as large as it allows in each
            dimension; a cell's number weighs each coordinate by the cells
@@ -756,6 +807,12 @@ static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__b
             g->mult[k] = mult;
             if (k > 0)
                 mult *= box->st[k - 1] / box->st[k] / g->cell[k] + 1;
+        }
+        g->dtype = view->dtype;
+        g->pow2 = box->ndims == 2;
+        for (uint32_t k = 0; k < box->ndims && g->pow2; k++) {
+            g->pow2 = (g->cell[k] & (g->cell[k] - 1)) == 0;
+            g->shift[k] = (uint8_t)__builtin_ctzll(g->cell[k]);
         }
     }
     /* How many cells the buffer holds: ids 1 .. n. A lattice's first
@@ -816,7 +873,7 @@ int strata__tmap_access(strata__tensormap *m, uint32_t index, uint64_t task, uin
     if (__builtin_expect(wants_cells(b, view, ext, &box), 0)) {
         /* nothing live in its lists: a grid of this view's cells from here on
            (the view fits it; were it refused, the lists take it below) */
-        rc = start_cells(m, b, ext, &box);
+        rc = start_cells(m, b, view, ext, &box);
         if (rc == STRATA_OK)
             rc = grid_access(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
         if (rc != STRATA__NOT_CELLS) {

@@ -89,6 +89,12 @@ typedef struct strata__grid {
     uint64_t      cell[STRATA_MAX_DIMS];   /* lattice: a cell's shape, */
     uint64_t      at[STRATA_MAX_DIMS];     /* the coordinates cells start at, modulo cell[], */
     uint64_t      mult[STRATA_MAX_DIMS];   /* and what a cell coordinate weighs in its number */
+    /* cells whose edges are powers of two, of bytes or of a 2-D lattice (the
+       slots of a buffer, the tiles of a matrix): an access of one cell is
+       numbered by one_cell() without strata__view_box */
+    bool          pow2;
+    strata_dtype  dtype;           /* lattice: the first view's; a tile of another dtype takes the general path */
+    uint8_t       shift[2];        /* bytes == 1 << shift[0]; lattice: cell[k] == 1 << shift[k] */
     /* The records: by number when the buffer has at most
        STRATA__DIRECT_CELLS cells (ndirect of them, cell id - 1 indexes
        cells[], mapped lazily), else open addressing by id (cap a power of

@@ -738,7 +738,7 @@ not_cells:
 
 /* An access to a buffer with cells: one_cell()'s at once, anything else by
    cells_or_lists(). */
-static __attribute__((noinline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
+static inline __attribute__((always_inline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
                                                  uint32_t slot, const strata_tensor *view,
                                                  const strata__extent *ext, bool writes, const uint64_t *live_from,
                                                  strata__dep_fn dep, void *ctx)

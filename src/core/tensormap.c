@@ -672,11 +672,24 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
     return STRATA_OK;
 }
 
+/* offset / box.st[0]: a multiply instead of a divide instruction (tens of
+   cycles, once per tile access) where offset and the row stride fit 32 bits,
+   which makes it exact (Lemire, Kaser and Kurz, "Faster remainder by direct
+   computation", 2019). */
+static inline uint64_t row_of(const strata__grid *g, uint64_t offset)
+{
+#ifdef __SIZEOF_INT128__
+    if (g->row_magic && offset >> 32 == 0)
+        return (uint64_t)(((unsigned __int128)offset * g->row_magic) >> 64);
+#endif
+    return offset / g->box.st[0];
+}
+
 /* The common access of a grid, exactly one cell whose edges are powers of
    two: a slot of a buffer of slots (a dense view of one cell of bytes), or a
    tile of a matrix (a 2-D view with the grid's row stride, dtype and cell
-   shape, at a cell's corner). Its number in *id, from shifts and at most one
-   division; false for anything else, which cells_of() decides. The tile's
+   shape, at a cell's corner). Its number in *id, from shifts and a multiply
+   (row_of); false for anything else, which cells_of() decides. The tile's
    box test is strata__view_box's: its columns stay inside their row
    (c1 + shape[1] <= st0). */
 static inline bool one_cell(const strata__buffer *b, const strata_tensor *view, const strata__extent *ext,
@@ -696,7 +709,7 @@ static inline bool one_cell(const strata__buffer *b, const strata_tensor *view, 
         if (view->ndims != 2 || view->strides[1] != 1 || (uint64_t)view->strides[0] != st0 ||
             view->dtype != g->dtype || view->shape[0] != g->cell[0] || view->shape[1] != g->cell[1])
             return false;
-        uint64_t c0 = view->offset / st0, c1 = view->offset % st0;
+        uint64_t c0 = row_of(g, view->offset), c1 = view->offset - c0 * st0;
         if (c1 + view->shape[1] > st0 || c0 < g->at[0] || c1 < g->at[1])
             return false;
         uint64_t q0 = c0 - g->at[0], q1 = c1 - g->at[1];
@@ -809,6 +822,8 @@ static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__b
                 mult *= box->st[k - 1] / box->st[k] / g->cell[k] + 1;
         }
         g->dtype = view->dtype;
+        if (box->st[0] >= 2 && box->st[0] >> 32 == 0)
+            g->row_magic = UINT64_MAX / box->st[0] + 1;
         g->pow2 = box->ndims == 2;
         for (uint32_t k = 0; k < box->ndims && g->pow2; k++) {
             g->pow2 = (g->cell[k] & (g->cell[k] - 1)) == 0;

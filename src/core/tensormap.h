@@ -95,6 +95,7 @@ typedef struct strata__grid {
     bool          pow2;
     strata_dtype  dtype;           /* lattice: the first view's; a tile of another dtype takes the general path */
     uint8_t       shift[2];        /* bytes == 1 << shift[0]; lattice: cell[k] == 1 << shift[k] */
+    uint64_t      row_magic;       /* lattice: 2^64 / box.st[0], rounded up, when 2 <= st[0] < 2^32; else 0 */
     /* The records: by number when the buffer has at most
        STRATA__DIRECT_CELLS cells (ndirect of them, cell id - 1 indexes
        cells[], mapped lazily), else open addressing by id (cap a power of

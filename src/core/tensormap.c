@@ -615,9 +615,11 @@ static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *
 
 /* The common case, an access of exactly one cell: one lookup. On a failing
    dep() nothing has changed but a new empty record. */
-static inline __attribute__((always_inline)) int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id, uint64_t task, uint32_t slot,
-                           const strata_tensor *view, const strata__extent *ext, bool writes,
-                           const uint64_t *live_from, strata__dep_fn dep, void *ctx)
+static inline __attribute__((always_inline)) int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id,
+                                                                 uint64_t task, uint32_t slot,
+                                                                 const strata_tensor *view, const strata__extent *ext,
+                                                                 bool writes, const uint64_t *live_from,
+                                                                 strata__dep_fn dep, void *ctx)
 {
     strata__cell *c = cell_at(m, g, id, live_from);
     if (!c)
@@ -752,9 +754,9 @@ not_cells:
 /* An access to a buffer with cells: one_cell()'s at once, anything else by
    cells_or_lists(). */
 static inline __attribute__((always_inline)) int grid_access(strata__tensormap *m, strata__buffer *b, uint64_t task,
-                                                 uint32_t slot, const strata_tensor *view,
-                                                 const strata__extent *ext, bool writes, const uint64_t *live_from,
-                                                 strata__dep_fn dep, void *ctx)
+                                                             uint32_t slot, const strata_tensor *view,
+                                                             const strata__extent *ext, bool writes,
+                                                             const uint64_t *live_from, strata__dep_fn dep, void *ctx)
 {
     uint64_t id;
     if (one_cell(b, view, ext, &id))

@@ -178,7 +178,8 @@ static strata_tensor phase_view(const phase *p, uint64_t base, uint64_t nbytes)
     }
     if (p->kind == SLOTS || (p->kind == MIXED && next_rand() % 3 == 0)) {
         uint64_t s = p->kind == SLOTS ? p->size : 1 + next_rand() % 64;
-        uint64_t n = next_rand() % 16 == 0 ? 2 * s : s, at = s * (next_rand() % (NB / s - 2));   /* room for 2s + s - 1 */
+        /* at most NB / s - 3 slots in: room for 2s more and a misalignment below s */
+        uint64_t n = next_rand() % 16 == 0 ? 2 * s : s, at = s * (next_rand() % (NB / s - 2));
         if (next_rand() % 16 == 0)
             at += next_rand() % s;   /* misaligned */
         uint64_t shape[1] = {n};

@@ -31,6 +31,19 @@ void *strata__realloc(void *p, size_t n)
     return refused() ? NULL : realloc(p, n);
 }
 
+void *strata__aligned_alloc(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (refused())
+        return NULL;
+    int rc = posix_memalign(&p, align, n);
+    if (rc) {
+        errno = rc;
+        return NULL;
+    }
+    return p;
+}
+
 char *strata__strdup(const char *s)
 {
     return refused() ? NULL : strdup(s);

@@ -11,6 +11,8 @@
 void *strata__malloc(size_t n);
 void *strata__calloc(size_t count, size_t size);
 void *strata__realloc(void *p, size_t n);
+/* n bytes at a multiple of align (a power of two, at least sizeof(void *)). */
+void *strata__aligned_alloc(size_t align, size_t n);
 char *strata__strdup(const char *s);
 char *strata__strndup(const char *s, size_t n);
 

@@ -18,9 +18,14 @@ static const char *const dtype_names[] = {
 };
 #define NDTYPES (sizeof dtype_sizes / sizeof dtype_sizes[0])
 
-size_t strata_dtype_size(strata_dtype dtype)
+static inline size_t dtype_size(strata_dtype dtype)
 {
     return (unsigned)dtype < NDTYPES ? dtype_sizes[dtype] : 0;
+}
+
+size_t strata_dtype_size(strata_dtype dtype)
+{
+    return dtype_size(dtype);
 }
 
 const char *strata__dtype_name(strata_dtype dtype)
@@ -45,14 +50,14 @@ strata_tensor strata_tensor_make(const void *addr, strata_dtype dtype, uint32_t 
 {
     strata_tensor t;
     memset(&t, 0, sizeof t);
-    if (ndims == 0 || ndims > STRATA_MAX_DIMS || shape == NULL || strata_dtype_size(dtype) == 0) {
+    if (ndims == 0 || ndims > STRATA_MAX_DIMS || shape == NULL || dtype_size(dtype) == 0) {
         t.dtype = (strata_dtype)NDTYPES; /* out of range: every submit rejects it */
         return t;
     }
     t.addr = (uint64_t)(uintptr_t)addr;
     t.dtype = dtype;
     t.ndims = ndims;
-    uint64_t n = strata_dtype_size(dtype);
+    uint64_t n = dtype_size(dtype);
     for (uint32_t i = 0; i < ndims; i++) {
         t.shape[i] = shape[i];
         if (__builtin_mul_overflow(n, shape[i], &n))
@@ -80,11 +85,14 @@ static void effective_strides(const strata_tensor *t, uint64_t *st)
     }
 }
 
-int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent *ext)
+/* The common views without the general loops: a valid 1-D contiguous view,
+   and a valid 2-D row-major view with a row stride (a tile of a matrix).
+   True, with *ext filled when ext is not NULL, for such a view; false for
+   anything else, including every invalid view, which check_general() then
+   decides and explains. Inlined where tensors are checked one after another. */
+static inline __attribute__((always_inline)) bool common_view(const strata_tensor *t, strata__extent *ext)
 {
-    size_t es = strata_dtype_size(t->dtype);
-    /* The common case, a valid 1-D contiguous view, without the general loops;
-       anything else (including every error) takes the general path below. */
+    size_t es = dtype_size(t->dtype);
     if (t->ndims == 1 && (uint64_t)t->strides[0] <= 1 && es && t->addr && t->shape[0]) {
         uint64_t end, end_bytes;   /* elements, bytes; a multiply, not a divide */
         if (!__builtin_add_overflow(t->offset, t->shape[0], &end) &&
@@ -92,10 +100,10 @@ int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent 
             t->addr + end_bytes >= t->addr) {
             if (ext)
                 *ext = (strata__extent){t->addr + t->offset * es, t->addr + end_bytes, true};
-            return STRATA_OK;
+            return true;
         }
+        return false;
     }
-    /* and a valid 2-D row-major view with a row stride (a tile of a matrix) */
     if (t->ndims == 2 && t->strides[1] == 1 && t->strides[0] > 0 && es && t->addr && t->shape[0] &&
         t->shape[1]) {
         uint64_t st0 = (uint64_t)t->strides[0], rows, last, end_bytes;
@@ -106,9 +114,16 @@ int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent 
             if (ext)   /* dense: its rows follow each other */
                 *ext = (strata__extent){t->addr + t->offset * es, t->addr + end_bytes,
                                         t->shape[0] == 1 || st0 == t->shape[1]};
-            return STRATA_OK;
+            return true;
         }
     }
+    return false;
+}
+
+/* Any view: common_view()'s answer, or the general loops and every error. */
+static __attribute__((noinline)) int check_general(const strata_tensor *t, uint32_t index, strata__extent *ext)
+{
+    size_t es = dtype_size(t->dtype);
     if (es == 0)
         return strata__fail(STRATA_EINVAL,
                             "tensor %u: dtype %d is not a strata_dtype (was it made by "
@@ -169,6 +184,11 @@ int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent 
     return STRATA_OK;
 }
 
+int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent *ext)
+{
+    return common_view(t, ext) ? STRATA_OK : check_general(t, index, ext);
+}
+
 int strata__task_args_check(const strata_task_args *args, uint32_t max_tensors,
                             uint32_t max_scalars, strata__extent *exts)
 {
@@ -190,9 +210,12 @@ int strata__task_args_check(const strata_task_args *args, uint32_t max_tensors,
         if ((unsigned)args->tags[i] > STRATA_NO_DEP)
             return strata__fail(STRATA_EINVAL, "tensor %u: tag %d is not a strata_tag", i,
                                 (int)args->tags[i]);
-        int rc = strata__tensor_check(&args->tensors[i], i, exts ? &exts[i] : NULL);
-        if (rc)
-            return rc;
+        strata__extent *ext = exts ? &exts[i] : NULL;
+        if (!common_view(&args->tensors[i], ext)) {
+            int rc = check_general(&args->tensors[i], i, ext);
+            if (rc)
+                return rc;
+        }
     }
     return STRATA_OK;
 }
@@ -249,7 +272,7 @@ static uint64_t view_runs(const strata_tensor *t, uint64_t *runs, uint64_t *run_
 {
     uint64_t st[STRATA_MAX_DIMS];
     effective_strides(t, st);
-    size_t es = strata_dtype_size(t->dtype);
+    size_t es = dtype_size(t->dtype);
     /* Fold trailing dimensions that are contiguous with each other into one run. */
     int inner = (int)t->ndims - 1;
     uint64_t run_elems = 1;
@@ -306,7 +329,7 @@ bool strata__view_box(const strata_tensor *t, strata__box *out)
             return false;   /* runs past its dimension's span: not a box */
     }
     out->ndims = n;
-    out->es = (uint32_t)strata_dtype_size(t->dtype);
+    out->es = (uint32_t)dtype_size(t->dtype);
     return true;
 }
 

@@ -185,9 +185,13 @@ void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index)
 static __attribute__((noinline)) int grow_accesses(strata__tensormap *m)
 {
     uint32_t n = m->naccesses ? m->naccesses * 2 : 256;
-    strata__access *a = strata__realloc(m->accesses, n * sizeof a[0]);
+    /* at a cache line's start: an entry is one line, not two halves */
+    strata__access *a = strata__aligned_alloc(64, n * sizeof a[0]);
     if (!a)
         return strata__fail(STRATA_ENOMEM, "out of host memory growing the TensorMap to %u entries", n);
+    if (m->naccesses)
+        memcpy(a, m->accesses, m->naccesses * sizeof a[0]);
+    free(m->accesses);
     for (uint32_t i = m->naccesses; i < n; i++)
         a[i].next = i + 1 < n ? i + 1 : STRATA__NONE;
     m->free_access = m->naccesses;
@@ -358,22 +362,35 @@ static void free_grid(strata__tensormap *m, strata__buffer *b)
     b->grid = NULL;
 }
 
-/* Move every access of b's cells into b's lists and drop the grid: an access
-   that is not a whole number of its cells comes. */
-static void flatten(strata__tensormap *m, strata__buffer *b)
+/* Move access a of a cell to the list at *head, or free it when its task
+   has retired. A cell's access carries no extent (cells decide without
+   one), so the lists get it from the view, which its task still holds. */
+static void to_list(strata__tensormap *m, uint32_t a, uint32_t *head, const uint64_t *live_from)
+{
+    strata__access *x = &m->accesses[a];
+    if (stale(m, a, live_from)) {   /* its view may be gone */
+        free_access(m, a);
+        return;
+    }
+    (void)strata__tensor_check(x->view, 0, &x->ext);   /* it passed when the task was submitted */
+    x->covered = 0;
+    x->next = *head;
+    *head = a;
+}
+
+/* Move every live access of b's cells into b's lists and drop the grid: an
+   access that is not a whole number of its cells comes. */
+static void flatten(strata__tensormap *m, strata__buffer *b, const uint64_t *live_from)
 {
     strata__grid *g = b->grid;
     for (strata__cell *c = records_begin(g); c != records_end(g); c++) {
         if (c->id == 0)
             continue;
-        if (c->writer != STRATA__NONE) {
-            m->accesses[c->writer].next = b->writers;
-            b->writers = c->writer;
-        }
+        if (c->writer != STRATA__NONE)
+            to_list(m, c->writer, &b->writers, live_from);
         for (uint32_t a = c->readers; a != STRATA__NONE;) {
             uint32_t next = m->accesses[a].next;
-            m->accesses[a].next = b->readers;
-            b->readers = a;
+            to_list(m, a, &b->readers, live_from);
             a = next;
         }
     }
@@ -592,14 +609,19 @@ static inline void cell_enter(strata__tensormap *m, strata__cell *c, uint32_t fr
     }
 }
 
-/* A direct table's sweep: drop what retired in the next record, round the
-   used range, so that cells no access names again give their entries back (a
-   hash table does so when it is rebuilt). A reader list is dropped only once
-   its newest entry has retired: a cell still in use prunes its own readers
-   (cell_enter), and walking every list here cost more than the lookups on
-   DAGs whose tiles many tasks read (Cholesky). */
+/* A direct table's sweep: every SWEEP_EVERY accesses, drop what retired in
+   the next record, round the used range, so that cells no access names again
+   give their entries back (a hash table does so when it is rebuilt). A reader
+   list is dropped only once its newest entry has retired: a cell still in use
+   prunes its own readers (cell_enter), and walking every list here cost more
+   than the lookups on DAGs whose tiles many tasks read (Cholesky). A step
+   every access cost Cholesky on tiles 17 instructions and a third of a cache
+   miss per access, for cells that name every record again anyway. */
+#define SWEEP_EVERY 4u   /* a power of two */
 static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *live_from)
 {
+    if ((++g->since_sweep & (SWEEP_EVERY - 1)) != 0)
+        return;
     if (g->sweep < g->used_lo || g->sweep >= g->used_hi)
         g->sweep = g->used_lo;
     strata__cell *c = &g->cells[g->sweep++];
@@ -613,12 +635,23 @@ static inline void sweep(strata__tensormap *m, strata__grid *g, const uint64_t *
         drop_stale(m, &c->readers, live_from);
 }
 
+/* Fill a cell's new access: no extent, which only the lists use (to_list). */
+static inline void enter_cell_access(strata__access *a, uint64_t task, uint32_t slot, const strata_tensor *view,
+                                     bool writes)
+{
+    a->task = task;
+    a->slot = slot;
+    a->view = view;
+    a->writes = writes;
+    a->next = STRATA__NONE;
+}
+
 /* The common case, an access of exactly one cell: one lookup. On a failing
    dep() nothing has changed but a new empty record. */
 static inline __attribute__((always_inline)) int one_cell_access(strata__tensormap *m, strata__grid *g, uint64_t id,
                                                                  uint64_t task, uint32_t slot,
-                                                                 const strata_tensor *view, const strata__extent *ext,
-                                                                 bool writes, const uint64_t *live_from,
+                                                                 const strata_tensor *view, bool writes,
+                                                                 const uint64_t *live_from,
                                                                  strata__dep_fn dep, void *ctx)
 {
     strata__cell *c = cell_at(m, g, id, live_from);
@@ -628,8 +661,7 @@ static inline __attribute__((always_inline)) int one_cell_access(strata__tensorm
     uint32_t fresh;
     if (rc || (rc = alloc_access(m, &fresh)))   /* the access pool may move; the cells do not */
         return rc;
-    m->accesses[fresh] = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext,
-                                          .writes = writes, .next = STRATA__NONE};
+    enter_cell_access(&m->accesses[fresh], task, slot, view, writes);
     cell_enter(m, c, fresh, writes, live_from);
     if (g->ndirect)
         sweep(m, g, live_from);
@@ -640,8 +672,8 @@ static inline __attribute__((always_inline)) int one_cell_access(strata__tensorm
    cells' records change. On a failing dep() nothing has changed but new empty
    records. */
 static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_range *r, uint64_t task, uint32_t slot,
-                        const strata_tensor *view, const strata__extent *ext, bool writes, const uint64_t *live_from,
-                        strata__dep_fn dep, void *ctx)
+                        const strata_tensor *view, bool writes, const uint64_t *live_from, strata__dep_fn dep,
+                        void *ctx)
 {
     strata__grid *g = b->grid;
     uint64_t q[STRATA_MAX_DIMS];
@@ -665,8 +697,7 @@ static int cells_access(strata__tensormap *m, strata__buffer *b, const cell_rang
             free_access(m, fresh);
             return strata__fail(STRATA_ENOMEM, "out of host memory growing a buffer's cells");
         }
-        m->accesses[fresh] = (strata__access){.task = task, .slot = slot, .view = view, .ext = *ext,
-                                              .writes = writes, .next = STRATA__NONE};
+        enter_cell_access(&m->accesses[fresh], task, slot, view, writes);
         cell_enter(m, c, fresh, writes, live_from);
         if (g->ndirect)
             sweep(m, g, live_from);
@@ -712,12 +743,12 @@ static inline bool one_cell(const strata__buffer *b, const strata_tensor *view, 
             view->dtype != g->dtype || view->shape[0] != g->cell[0] || view->shape[1] != g->cell[1])
             return false;
         uint64_t c0 = row_of(g, view->offset), c1 = view->offset - c0 * st0;
-        if (c1 + view->shape[1] > st0 || c0 < g->at[0] || c1 < g->at[1])
-            return false;
+        /* A coordinate below at[k] wraps q[k] to a negative that is not a
+           multiple of cell[k] (at[k] < cell[k]), so the mask test refuses it. */
         uint64_t q0 = c0 - g->at[0], q1 = c1 - g->at[1];
-        if (((q0 & (g->cell[0] - 1)) | (q1 & (g->cell[1] - 1))) != 0)
+        if (c1 > g->last_c1 || ((q0 & (g->cell[0] - 1)) | (q1 & (g->cell[1] - 1))) != 0)
             return false;
-        *id = 1 + (q0 >> g->shift[0]) * g->mult[0] + (q1 >> g->shift[1]) * g->mult[1];
+        *id = 1 + (q0 >> g->shift[0]) * g->mult[0] + (q1 >> g->shift[1]);   /* mult[1] is 1 */
     }
     return g->ndirect == 0 || *id <= g->ndirect;
 }
@@ -742,12 +773,11 @@ static __attribute__((noinline)) int cells_or_lists(strata__tensormap *m, strata
         if (b->grid->ndirect && last > b->grid->ndirect)
             goto not_cells;   /* beyond the table: cannot happen inside the buffer, but cheap to refuse */
         if (one)
-            return one_cell_access(m, b->grid, cell_id(&r, r.lo), task, slot, view, ext, writes, live_from, dep,
-                                   ctx);
-        return cells_access(m, b, &r, task, slot, view, ext, writes, live_from, dep, ctx);
+            return one_cell_access(m, b->grid, cell_id(&r, r.lo), task, slot, view, writes, live_from, dep, ctx);
+        return cells_access(m, b, &r, task, slot, view, writes, live_from, dep, ctx);
     }
 not_cells:
-    flatten(m, b);   /* not its cells: the lists decide, as for any buffer */
+    flatten(m, b, live_from);   /* not its cells: the lists decide, as for any buffer */
     return STRATA__NOT_CELLS;
 }
 
@@ -760,7 +790,7 @@ static inline __attribute__((always_inline)) int grid_access(strata__tensormap *
 {
     uint64_t id;
     if (one_cell(b, view, ext, &id))
-        return one_cell_access(m, b->grid, id, task, slot, view, ext, writes, live_from, dep, ctx);
+        return one_cell_access(m, b->grid, id, task, slot, view, writes, live_from, dep, ctx);
     return cells_or_lists(m, b, task, slot, view, ext, writes, live_from, dep, ctx);
 }
 
@@ -827,6 +857,8 @@ static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__b
         if (box->st[0] >= 2 && box->st[0] >> 32 == 0)
             g->row_magic = UINT64_MAX / box->st[0] + 1;
         g->pow2 = box->ndims == 2;
+        if (g->pow2)
+            g->last_c1 = box->st[0] - g->cell[1];   /* the box test made st[0] >= shape[1] >= cell[1] */
         for (uint32_t k = 0; k < box->ndims && g->pow2; k++) {
             g->pow2 = (g->cell[k] & (g->cell[k] - 1)) == 0;
             g->shift[k] = (uint8_t)__builtin_ctzll(g->cell[k]);

@@ -45,8 +45,8 @@
  * started again every run maps nothing after the first); a larger one by a
  * hash of it. Either way nothing else walks the
  * records but a rebuild of the hash table (when it fills) and a sweep of the
- * direct one (a record per access, which drops what retired in cells no
- * longer named). Between node-level runs the records are cleared and the grid
+ * direct one (a record every fourth access, which drops what retired in cells
+ * no longer named). Between node-level runs the records are cleared and the grid
  * is kept.
  * Not thread-safe: owned by one orchestrator thread. */
 #ifndef STRATA_CORE_TENSORMAP_H
@@ -63,11 +63,12 @@ typedef struct strata__access {
     uint64_t             task;     /* id of the task that made the access */
     uint32_t             slot;     /* the owner's word for where that task lives (dep's third argument) */
     const strata_tensor *view;     /* that task's copy of the tensor; valid until it retires */
-    strata__extent       ext;
+    strata__extent       ext;      /* its bytes, in a list; a cell's access has none (flatten() sets it) */
     uint64_t             covered;  /* blocks of ext later writers that follow it wrote */
     uint32_t             next;     /* next access of the same buffer, or STRATA__NONE */
     uint32_t             writes;   /* 1: wrote (and maybe read); 0: read only */
 } strata__access;
+_Static_assert(sizeof(strata__access) == 64, "an access is one cache line (the pool is line-aligned)");
 
 /* The most cells a buffer's grid numbers directly (24 MiB of address space). */
 #define STRATA__DIRECT_CELLS (1u << 20)
@@ -95,6 +96,7 @@ typedef struct strata__grid {
     bool          pow2;
     strata_dtype  dtype;           /* lattice: the first view's; a tile of another dtype takes the general path */
     uint8_t       shift[2];        /* bytes == 1 << shift[0]; lattice: cell[k] == 1 << shift[k] */
+    uint64_t      last_c1;         /* lattice: the last column a tile may start at (st[0] - cell[1]) */
     uint64_t      row_magic;       /* lattice: 2^64 / box.st[0], rounded up, when 2 <= st[0] < 2^32; else 0 */
     /* The records: by number when the buffer has at most
        STRATA__DIRECT_CELLS cells (ndirect of them, cell id - 1 indexes
@@ -105,6 +107,7 @@ typedef struct strata__grid {
     uint64_t      ndirect;         /* 0: open addressing */
     uint64_t      used_lo, used_hi; /* direct: the records ever used lie in [used_lo, used_hi) */
     uint64_t      sweep;           /* direct: the next record whose retired accesses are dropped */
+    uint32_t      since_sweep;     /* direct: accesses counted towards the next sweep step */
 } strata__grid;
 
 typedef struct strata__buffer {

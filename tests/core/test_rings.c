@@ -3,6 +3,7 @@
 
 #include "core/ring.h"
 #include "core/tensormap.h"
+#include "views.h"
 
 TEST_CASE(heap_ring_fifo)
 {
@@ -329,5 +330,99 @@ TEST_CASE(a_view_of_many_cells_takes_one_entry)
     strata__tmap_destroy(&m);
 }
 
-TEST_MAIN(CASE(heap_ring_fifo), CASE(cells_of_one_buffer), CASE(a_view_of_many_cells_takes_one_entry), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
+/* A 16 x 16 tile of a 64 x 64 F32 matrix at element (r, c). */
+static strata_tensor tile16(uint64_t r, uint64_t c, strata__extent *e)
+{
+    uint64_t shape[2] = {16, 16};
+    int64_t strides[2] = {64, 1};
+    strata_tensor t = view(0x100000, 64 * 64 * 4, STRATA_F32, r * 64 + c, 2, shape, strides);
+    CHECK_OK(strata__tensor_check(&t, 0, e));
+    return t;
+}
+
+/* Tiles whose grid does not start at the matrix's corner: the first tile, at
+   (3, 5), makes cells of whole 16 x 16 tiles from there (it is cut by no
+   smaller power of two). Tiles of that grid are one cell each and order only
+   with their own cell. A tile off the grid (above or left of where cells
+   start, or between two cells) turns the buffer back into its lists, which
+   order it after every tile it meets. */
+TEST_CASE(tiles_off_the_matrix_corner)
+{
+    static const struct {
+        uint64_t r, c, n, after[2];   /* the tile, and the n tasks it must follow */
+    } off[] = {
+        {1, 5, 1, {4}},        /* a row above the grid: meets task 4's tile (rows 3..18) */
+        {3, 2, 1, {4}},        /* columns left of it */
+        {3, 13, 2, {4, 2}},    /* half across two cells of one row */
+        {11, 5, 2, {4, 3}},    /* half across two cells of one column */
+    };
+    for (size_t k = 0; k < sizeof off / sizeof off[0]; k++) {
+        strata__tensormap m;
+        CHECK_OK(strata__tmap_init(&m));
+        uint32_t b;
+        CHECK_OK(strata__tmap_buffer_add(&m, 0x100000, 64 * 64 * 4, 1, &b));
+        deps d = {0};
+        strata__extent e[5];
+        strata_tensor t[5] = {tile16(3, 5, &e[0]), tile16(3, 21, &e[1]), tile16(19, 5, &e[2]), tile16(3, 5, &e[3]),
+                              tile16(off[k].r, off[k].c, &e[4])};
+        for (uint64_t w = 0; w < 3; w++) {   /* three cells: no order between them */
+            CHECK_OK(strata__tmap_access(&m, b, w + 1, SLOT(w + 1), &t[w], &e[w], false, true, ALL(1), collect, &d));
+            CHECK_EQ_U64(d.n, 0);
+        }
+        const strata__grid *g = m.buffers[b].grid;
+        CHECK(g != NULL && g->lattice && g->pow2);
+        CHECK_EQ_U64(g->at[0], 3);
+        CHECK_EQ_U64(g->at[1], 5);
+        CHECK_OK(strata__tmap_access(&m, b, 4, SLOT(4), &t[3], &e[3], true, true, ALL(1), collect, &d));
+        CHECK_EQ_U64(d.n, 1);   /* the first tile's cell again: after task 1 only */
+        CHECK_EQ_U64(d.got[0], 1);
+        d.n = 0;
+        CHECK_OK(strata__tmap_access(&m, b, 5, SLOT(5), &t[4], &e[4], true, false, ALL(1), collect, &d));
+        CHECK(m.buffers[b].grid == NULL);   /* not a cell of the grid: back to the lists */
+        CHECK_EQ_U64(d.n, off[k].n);
+        for (uint64_t a = 0; a < off[k].n; a++)
+            CHECK(got_task(&d, off[k].after[a]));
+        strata__tmap_destroy(&m);
+    }
+}
+
+/* Cells one phase named and later ones never name again give back the
+   entries of their retired tasks (the direct table's sweep): 512 slots
+   written once each, then four slots written 8,192 times, 8 tasks in flight. */
+TEST_CASE(cells_no_longer_named_give_back_their_entries)
+{
+    strata__tensormap m;
+    CHECK_OK(strata__tmap_init(&m));
+    uint32_t b;
+    CHECK_OK(strata__tmap_buffer_add(&m, 0x100000, 512 * 64, 1, &b));
+    static strata_tensor slot[512];
+    static strata__extent e[512];
+    for (uint64_t k = 0; k < 512; k++) {
+        uint64_t shape[1] = {16};
+        slot[k] = view(0x100000, 512 * 64, STRATA_F32, 16 * k, 1, shape, NULL);
+        CHECK_OK(strata__tensor_check(&slot[k], 0, &e[k]));
+    }
+    deps d = {0};
+    uint64_t task = 1;
+    for (; task <= 512; task++) {
+        uint64_t live = task > 8 ? task - 8 : 1;
+        CHECK_OK(strata__tmap_access(&m, b, task, SLOT(task), &slot[task - 1], &e[task - 1], false, true, ALL(live),
+                                     collect, &d));
+    }
+    CHECK(m.buffers[b].grid != NULL && m.buffers[b].grid->ndirect != 0);
+    CHECK(m.live_accesses >= 256);   /* the slots the sweep has not reached yet hold their writers */
+    for (uint64_t end = task + 8192; task < end; task++) {
+        d.n = 0;
+        CHECK_OK(strata__tmap_access(&m, b, task, SLOT(task), &slot[task % 4], &e[task % 4], false, true,
+                                     ALL(task - 8), collect, &d));
+        CHECK_EQ_U64(d.n, task >= 517);   /* after its slot's writer 4 tasks back, still in flight */
+        if (d.n)
+            CHECK_EQ_U64(d.got[0], task - 4);
+    }
+    CHECK(m.live_accesses <= 16);
+    strata__tmap_destroy(&m);
+}
+
+TEST_MAIN(CASE(heap_ring_fifo), CASE(cells_of_one_buffer), CASE(a_view_of_many_cells_takes_one_entry), CASE(tiles_off_the_matrix_corner),
+          CASE(cells_no_longer_named_give_back_their_entries), CASE(read_only_buffer_stays_small), CASE(rings_retire_independently), CASE(heap_ring_random_fifo),
           CASE(buffer_registry), CASE(access_rules))

@@ -7,7 +7,12 @@
  *     or, with --layout views, every datum a view of one chip buffer, as
  *     kernels name tiles of one matrix: a 64-byte slot of it each, and for
  *     Cholesky an 8 x 8 tile of one (8T) x (8T) byte matrix (a 2-D view with
- *     a row stride); the rows are named "<dag>/views";
+ *     a row stride); the rows are named "<dag>/views"; with --layout both,
+ *     the two on one worker, their runs alternating (buffers, views, views,
+ *     buffers, ...), and a line with the median ratio views / buffers of
+ *     the back-to-back pairs: what one layout costs against the other, with
+ *     the machine's slow phases (minutes in which every run is slower) on
+ *     both alike, which separate processes cannot promise;
  *   - one chip callable whose orchestration function walks the DAG and submits
  *     every task with tags INPUT / OUTPUT / INOUT from the access modes and a
  *     kernel that returns 0.
@@ -44,7 +49,7 @@
 enum { K_EMPTY_AIV = 0, K_EMPTY_AIC = 1, K_LOG_AIV = 2, K_LOG_AIC = 3, K_LOG_OFFSET = 2, K_TILE = 4 };
 
 typedef enum placement { PLACE_AIV, PLACE_ALT } placement;
-typedef enum layout { LAYOUT_BUFFERS, LAYOUT_VIEWS } layout;
+typedef enum layout { LAYOUT_BUFFERS, LAYOUT_VIEWS, LAYOUT_BOTH } layout;
 
 typedef struct options {
     bench_dag_cli c;             /* what every DAG program takes (common.h) */
@@ -350,13 +355,64 @@ static int load_tiles(strata_worker *w, const plan *p, const float *input)
     return 0;
 }
 
-static int run_workload(const dag *d, const options *opt, result *res)
+/* The layouts a run of the program times: one, or both (--layout both). */
+static uint32_t layouts_of(const options *opt, layout *lays)
 {
-    memset(res, 0, sizeof *res);
-    snprintf(res->name, sizeof res->name, "%.40s%s", d->name, opt->layout == LAYOUT_VIEWS ? "/views" : "");
-    res->ntasks = d->ntasks;
-    res->edges = dag_count_edges(d);
-    res->path = dag_critical_path(d);
+    if (opt->layout != LAYOUT_BOTH) {
+        lays[0] = opt->layout;
+        return 1;
+    }
+    lays[0] = LAYOUT_BUFFERS;
+    lays[1] = LAYOUT_VIEWS;
+    return 2;
+}
+
+/* --verify: one more run of plan p whose kernels log the order they start in,
+   checked against the DAG. */
+static int verify_order(strata_worker *w, strata_handle h, plan *p, strata_call_config *cc, const char *name)
+{
+    const dag *d = p->d;
+    g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
+    if (!g_log) {
+        fprintf(stderr, "l2_overhead: out of host memory\n");
+        return 1;
+    }
+    atomic_store(&g_logpos, 0);
+    p->verify = true;
+    cc->user[0] = (uint64_t)(uintptr_t)p;
+    int rc = strata_worker_run_chip(w, h, NULL, cc);
+    p->verify = false;
+    char why[200];
+    uint32_t logged = atomic_load(&g_logpos);
+    bool ok = rc == 0 && dag_check_order(d, g_log, logged, why, sizeof why);
+    free(g_log);
+    g_log = NULL;
+    if (rc)
+        return fail("strata_worker_run_chip (verify)", rc);
+    if (!ok) {
+        fprintf(stderr, "l2_overhead: %s: the order tasks ran in breaks a dependency: %s\n", name, why);
+        return 1;
+    }
+    return 0;
+}
+
+/* Run workload d on one worker in each layout of opt (res[k] for the k-th of
+   layouts_of), returns 0 or 1 after a message. With two layouts both plans
+   live on the worker at once and their runs alternate, the order swapped
+   every repetition, so that the machine's phases (minutes in which a cache
+   line costs several times more) fall on both alike; *ratio is then the
+   median over repetitions of views / buffers, each pair taken back to back. */
+static int run_workload(const dag *d, const options *opt, result *res, double *ratio)
+{
+    layout lays[2];
+    const uint32_t nlay = layouts_of(opt, lays);
+    memset(res, 0, nlay * sizeof res[0]);
+    for (uint32_t k = 0; k < nlay; k++) {
+        snprintf(res[k].name, sizeof res[k].name, "%.40s%s", d->name, lays[k] == LAYOUT_VIEWS ? "/views" : "");
+        res[k].ntasks = d->ntasks;
+        res[k].edges = dag_count_edges(d);
+        res[k].path = dag_critical_path(d);
+    }
 
     strata_worker_config wc;
     strata_worker_config_init(&wc, 2);
@@ -382,127 +438,135 @@ static int run_workload(const dag *d, const options *opt, result *res)
     };
     strata_chip_callable callable = {"l2_overhead", orchestrate, kernels, sizeof kernels / sizeof kernels[0]};
     strata_handle h;
-    plan p;
+    plan p[2];
+    memset(p, 0, sizeof p);
     int ret = 1;
-    uint64_t *samples = NULL, *submits = NULL;
+    uint64_t *samples[2] = {NULL, NULL}, *submits[2] = {NULL, NULL};
+    float *input = NULL;
     if ((rc = strata_worker_register_chip(w, &callable, &h))) {
         fail("strata_worker_register_chip", rc);
         goto close;
     }
-    if (plan_build(&p, d, w, opt->place, opt->layout, opt->c.real))
-        goto close;
+    for (uint32_t k = 0; k < nlay; k++)
+        if (plan_build(&p[k], d, w, opt->place, lays[k], opt->c.real))
+            goto free_plans;
     /* --real: the input tiles, loaded into the chip before every run (untimed) */
-    float *input = NULL;
     uint32_t tiles = 0;
     while ((uint64_t)(tiles + 1) * (tiles + 2) / 2 <= d->ndata)
         tiles++;
     if (opt->c.real && (input = tiles_input(tiles)) == NULL) {
         fprintf(stderr, "l2_overhead: out of host memory for the input tiles\n");
-        goto free_plan;
+        goto free_plans;
     }
 
     strata_call_config cc;
     memset(&cc, 0, sizeof cc);
     cc.ring_task_window = opt->window;
     cc.ring_dep_pool = opt->dep_pool;
-    cc.user[0] = (uint64_t)(uintptr_t)&p;
 
     /* Warm-up: at least one run and warmup_tasks tasks. The first ~10 ms of a
        process run several times slower (thread placement, clocks), so one run
        of a small DAG is not enough. */
     uint32_t reps, warmup;
     bench_dag_cli_runs(&opt->c, d->ntasks, &reps, &warmup);
-    res->reps = reps;
-    samples = malloc((size_t)(reps ? reps : 1) * sizeof samples[0]);
-    submits = malloc((size_t)(reps ? reps : 1) * sizeof submits[0]);
-    if (!samples || !submits) {
-        fprintf(stderr, "l2_overhead: out of host memory\n");
-        goto free_plan;
+    for (uint32_t k = 0; k < nlay; k++) {
+        res[k].reps = reps;
+        samples[k] = malloc((size_t)(reps ? reps : 1) * sizeof samples[k][0]);
+        submits[k] = malloc((size_t)(reps ? reps : 1) * sizeof submits[k][0]);
+        if (!samples[k] || !submits[k]) {
+            fprintf(stderr, "l2_overhead: out of host memory\n");
+            goto free_plans;
+        }
     }
 
     strata_run_stats before, after;
     strata_worker_stats(w, &before);
     for (uint32_t r = 0; r < warmup; r++)
-        if ((input && load_tiles(w, &p, input)) || (rc = strata_worker_run_chip(w, h, NULL, &cc))) {
-            fail("strata_worker_run_chip (warm-up)", rc);
-            goto free_plan;
+        for (uint32_t k = 0; k < nlay; k++) {
+            cc.user[0] = (uint64_t)(uintptr_t)&p[k];
+            if ((input && load_tiles(w, &p[k], input)) || (rc = strata_worker_run_chip(w, h, NULL, &cc))) {
+                fail("strata_worker_run_chip (warm-up)", rc);
+                goto free_plans;
+            }
         }
-    long long calls = 0;
+    long long calls[2] = {0, 0};
     for (uint32_t r = 0; r < reps; r++) {
-        if (input && load_tiles(w, &p, input))
-            goto free_plan;
-        long long sc0 = bench_syscalls_read(syscalls_fd);
-        uint64_t t0 = bench_now_ns();
-        rc = strata_worker_run_chip(w, h, NULL, &cc);
-        uint64_t t1 = bench_now_ns();
-        long long run_calls = bench_syscalls_between(sc0, bench_syscalls_read(syscalls_fd));
-        calls = calls < 0 || run_calls < 0 ? -1 : calls + run_calls;
-        if (rc) {
-            fail("strata_worker_run_chip", rc);
-            goto free_plan;
+        for (uint32_t i = 0; i < nlay; i++) {
+            uint32_t k = (r & 1) ? nlay - 1 - i : i;   /* ABBA: neither layout always goes first */
+            if (input && load_tiles(w, &p[k], input))
+                goto free_plans;
+            cc.user[0] = (uint64_t)(uintptr_t)&p[k];
+            long long sc0 = bench_syscalls_read(syscalls_fd);
+            uint64_t t0 = bench_now_ns();
+            rc = strata_worker_run_chip(w, h, NULL, &cc);
+            uint64_t t1 = bench_now_ns();
+            long long run_calls = bench_syscalls_between(sc0, bench_syscalls_read(syscalls_fd));
+            calls[k] = calls[k] < 0 || run_calls < 0 ? -1 : calls[k] + run_calls;
+            if (rc) {
+                fail("strata_worker_run_chip", rc);
+                goto free_plans;
+            }
+            samples[k][r] = t1 - t0;
+            submits[k][r] = p[k].orch_end_ns - t0;
+            if (opt->c.samples)
+                bench_print_sample(res[k].name, r, samples[k][r], submits[k][r], d->ntasks);
         }
-        samples[r] = t1 - t0;
-        submits[r] = p.orch_end_ns - t0;
-        if (opt->c.samples)
-            bench_print_sample(d->name, r, samples[r], submits[r], d->ntasks);
     }
     strata_worker_stats(w, &after);
-    res->st = after;
-    uint64_t expect = (uint64_t)d->ntasks * (warmup + reps);
+    uint64_t expect = (uint64_t)d->ntasks * (warmup + reps) * nlay;
     if (after.tasks_completed - before.tasks_completed != expect || after.tasks_failed != before.tasks_failed ||
         after.tasks_canceled != before.tasks_canceled) {
         fprintf(stderr, "l2_overhead: %s: %" PRIu64 " tasks completed (%" PRIu64 " failed, %" PRIu64
                 " cancelled), expected %" PRIu64 "\n", d->name, after.tasks_completed - before.tasks_completed,
                 after.tasks_failed - before.tasks_failed, after.tasks_canceled - before.tasks_canceled, expect);
-        goto free_plan;
+        goto free_plans;
     }
-    bench_per_task(samples, submits, reps, d->ntasks, &res->median_ns, &res->min_ns, &res->submit_ns);
-    res->syscalls = calls < 0 || reps == 0 || d->ntasks == 0 ? -1.0 : (double)calls / ((double)reps * d->ntasks);
-
+    /* the pairs' ratios first: bench_per_task sorts the samples */
+    *ratio = 0;
+    if (nlay == 2 && reps) {
+        uint64_t *q = malloc(reps * sizeof q[0]);   /* views / buffers, parts per million */
+        if (!q) {
+            fprintf(stderr, "l2_overhead: out of host memory\n");
+            goto free_plans;
+        }
+        for (uint32_t r = 0; r < reps; r++)
+            q[r] = samples[0][r] ? samples[1][r] * 1000000 / samples[0][r] : 0;
+        *ratio = (double)bench_median_u64(q, reps) / 1e6;
+        free(q);
+    }
+    for (uint32_t k = 0; k < nlay; k++) {
+        res[k].st = after;
+        bench_per_task(samples[k], submits[k], reps, d->ntasks, &res[k].median_ns, &res[k].min_ns,
+                       &res[k].submit_ns);
+        res[k].syscalls = calls[k] < 0 || reps == 0 || d->ntasks == 0 ? -1.0
+                                                                      : (double)calls[k] / ((double)reps * d->ntasks);
+    }
     if (input && reps) {
         /* the last run's factor against a double-precision reference */
         for (uint32_t i = 0; i < d->ndata; i++)
-            if ((rc = strata_worker_copy_from(w, input + (size_t)i * TILE_FLOATS, p.buffers[i], 0, TILE_BYTES))) {
+            if ((rc = strata_worker_copy_from(w, input + (size_t)i * TILE_FLOATS, p[0].buffers[i], 0, TILE_BYTES))) {
                 fail("strata_worker_copy_from", rc);
-                goto free_plan;
+                goto free_plans;
             }
         char why[200];
         if (!tiles_check(tiles, input, why, sizeof why)) {
             fprintf(stderr, "l2_overhead: %s: wrong factor: %s\n", d->name, why);
-            goto free_plan;
+            goto free_plans;
         }
     }
 
-    if (opt->c.verify) {
-        g_log = malloc((size_t)(d->ntasks ? d->ntasks : 1) * sizeof g_log[0]);
-        if (!g_log) {
-            fprintf(stderr, "l2_overhead: out of host memory\n");
-            goto free_plan;
-        }
-        atomic_store(&g_logpos, 0);
-        p.verify = true;
-        rc = strata_worker_run_chip(w, h, NULL, &cc);
-        p.verify = false;
-        char why[200];
-        uint32_t logged = atomic_load(&g_logpos);
-        bool ok = rc == 0 && dag_check_order(d, g_log, logged, why, sizeof why);
-        free(g_log);
-        g_log = NULL;
-        if (rc) {
-            fail("strata_worker_run_chip (verify)", rc);
-            goto free_plan;
-        }
-        if (!ok) {
-            fprintf(stderr, "l2_overhead: %s: the order tasks ran in breaks a dependency: %s\n", d->name, why);
-            goto free_plan;
-        }
-    }
+    if (opt->c.verify)
+        for (uint32_t k = 0; k < nlay; k++)
+            if (verify_order(w, h, &p[k], &cc, res[k].name))
+                goto free_plans;
     ret = 0;
-free_plan:
+free_plans:
     free(input);
-    free(samples);
-    free(submits);
-    plan_free(&p, w);
+    for (uint32_t k = 0; k < nlay; k++) {
+        free(samples[k]);
+        free(submits[k]);
+        plan_free(&p[k], w);
+    }
 close:
     if ((rc = strata_worker_close(w)) && ret == 0)
         ret = fail("strata_worker_close", rc);
@@ -535,8 +599,10 @@ static void usage(FILE *f)
                         "  --aiv N, --threads N   AIV core threads (default 1)\n"
                         "  --aic N          AIC core threads (default 1)\n"
                         "  --place aiv|alt  all tasks on AIV (default), or alternate AIC/AIV by task index\n"
-                        "  --layout buffers|views   a chip buffer per datum (default), or every datum a\n"
-                        "                   view of one buffer (Cholesky: 8 x 8 tiles of one matrix)\n"
+                        "  --layout buffers|views|both   a chip buffer per datum (default), or every datum\n"
+                        "                   a view of one buffer (Cholesky: 8 x 8 tiles of one matrix), or\n"
+                        "                   both on one worker, their runs alternating, with the median\n"
+                        "                   ratio of back-to-back pairs\n"
                         "  --window N       call_config.ring_task_window, power of two (default 4096)\n"
                         "  --dep-pool N     call_config.ring_dep_pool (default 4 x window)\n");
 }
@@ -589,6 +655,8 @@ static int parse_args(int argc, char **argv, options *o)
                 o->layout = LAYOUT_BUFFERS;
             else if (strcmp(v, "views") == 0)
                 o->layout = LAYOUT_VIEWS;
+            else if (strcmp(v, "both") == 0)
+                o->layout = LAYOUT_BOTH;
             else
                 ok = false;
         } else if (strcmp(a, "--window") == 0) {
@@ -603,7 +671,7 @@ static int parse_args(int argc, char **argv, options *o)
             return 1;
         }
     }
-    if (o->c.real && o->layout == LAYOUT_VIEWS) {
+    if (o->c.real && o->layout != LAYOUT_BUFFERS) {
         fprintf(stderr, "l2_overhead: --real runs its float tiles in buffers of their own (drop --layout views)\n");
         return 1;
     }
@@ -630,10 +698,17 @@ static void print_machine(void)
 static int run_and_print(void *ctx, const dag *d)
 {
     const options *opt = ctx;
-    result r;
-    if (run_workload(d, opt, &r))
+    result r[2];
+    double ratio;
+    if (run_workload(d, opt, r, &ratio))
         return 1;
-    print_result(&r, opt->c.verify, opt->c.real);
+    print_result(&r[0], opt->c.verify, opt->c.real);
+    if (opt->layout == LAYOUT_BOTH) {
+        print_result(&r[1], opt->c.verify, opt->c.real);
+        if (r[0].reps)
+            printf("# %s: views / buffers %.3f (median of %u back-to-back pairs of runs)\n", d->name, ratio,
+                   r[0].reps);
+    }
     return 0;
 }
 
@@ -653,7 +728,10 @@ int main(int argc, char **argv)
     printf("# lanes: %u AIC + %u AIV, tasks on %s; data: %s; rings: task_window %" PRIu64 ", dep_pool %" PRIu64
            "; warm-up %s, reps %u (>= %" PRIu64 " tasks timed)%s\n",
            opt.aic, opt.aiv, opt.place == PLACE_AIV ? "AIV" : "AIC/AIV alternately",
-           opt.layout == LAYOUT_VIEWS ? "views of one buffer" : "a buffer per datum", opt.window, opt.dep_pool,
+           opt.layout == LAYOUT_VIEWS   ? "views of one buffer"
+           : opt.layout == LAYOUT_BOTH ? "a buffer per datum and views of one buffer, runs alternating"
+                                       : "a buffer per datum",
+           opt.window, opt.dep_pool,
            warm, opt.c.reps, opt.c.min_tasks, opt.c.quick ? ", --quick" : "");
     syscalls_fd = bench_syscalls_open();
     if (syscalls_fd < 0)

@@ -45,8 +45,8 @@
  * started again every run maps nothing after the first); a larger one by a
  * hash of it. Either way nothing else walks the
  * records but a rebuild of the hash table (when it fills) and a sweep of the
- * direct one (a record every fourth access, which drops what retired in cells
- * no longer named). Between node-level runs the records are cleared and the grid
+ * direct one (a record per access, which drops what retired in cells no
+ * longer named). Between node-level runs the records are cleared and the grid
  * is kept.
  * Not thread-safe: owned by one orchestrator thread. */
 #ifndef STRATA_CORE_TENSORMAP_H
@@ -107,7 +107,6 @@ typedef struct strata__grid {
     uint64_t      ndirect;         /* 0: open addressing */
     uint64_t      used_lo, used_hi; /* direct: the records ever used lie in [used_lo, used_hi) */
     uint64_t      sweep;           /* direct: the next record whose retired accesses are dropped */
-    uint32_t      since_sweep;     /* direct: accesses counted towards the next sweep step */
 } strata__grid;
 
 typedef struct strata__buffer {

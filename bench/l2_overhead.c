@@ -407,11 +407,12 @@ static int run_workload(const dag *d, const options *opt, result *res, double *r
     layout lays[2];
     const uint32_t nlay = layouts_of(opt, lays);
     memset(res, 0, nlay * sizeof res[0]);
+    const int64_t edges = dag_count_edges(d), path = dag_critical_path(d);
     for (uint32_t k = 0; k < nlay; k++) {
         snprintf(res[k].name, sizeof res[k].name, "%.40s%s", d->name, lays[k] == LAYOUT_VIEWS ? "/views" : "");
         res[k].ntasks = d->ntasks;
-        res[k].edges = dag_count_edges(d);
-        res[k].path = dag_critical_path(d);
+        res[k].edges = edges;
+        res[k].path = path;
     }
 
     strata_worker_config wc;

@@ -744,7 +744,7 @@ static inline bool one_cell(const strata__buffer *b, const strata_tensor *view, 
         /* A coordinate below at[k] wraps q[k] to a negative that is not a
            multiple of cell[k] (at[k] < cell[k]), so the mask test refuses it. */
         uint64_t q0 = c0 - g->at[0], q1 = c1 - g->at[1];
-        if (c1 > g->last_c1 || ((q0 & (g->cell[0] - 1)) | (q1 & (g->cell[1] - 1))) != 0)
+        if (c1 + g->cell[1] > st0 || ((q0 & (g->cell[0] - 1)) | (q1 & (g->cell[1] - 1))) != 0)
             return false;
         *id = 1 + (q0 >> g->shift[0]) * g->mult[0] + (q1 >> g->shift[1]);   /* mult[1] is 1 */
     }
@@ -855,8 +855,6 @@ static __attribute__((noinline)) int start_cells(strata__tensormap *m, strata__b
         if (box->st[0] >= 2 && box->st[0] >> 32 == 0)
             g->row_magic = UINT64_MAX / box->st[0] + 1;
         g->pow2 = box->ndims == 2;
-        if (g->pow2)
-            g->last_c1 = box->st[0] - g->cell[1];   /* the box test made st[0] >= shape[1] >= cell[1] */
         for (uint32_t k = 0; k < box->ndims && g->pow2; k++) {
             g->pow2 = (g->cell[k] & (g->cell[k] - 1)) == 0;
             g->shift[k] = (uint8_t)__builtin_ctzll(g->cell[k]);

@@ -96,7 +96,6 @@ typedef struct strata__grid {
     bool          pow2;
     strata_dtype  dtype;           /* lattice: the first view's; a tile of another dtype takes the general path */
     uint8_t       shift[2];        /* bytes == 1 << shift[0]; lattice: cell[k] == 1 << shift[k] */
-    uint64_t      last_c1;         /* lattice: the last column a tile may start at (st[0] - cell[1]) */
     uint64_t      row_magic;       /* lattice: 2^64 / box.st[0], rounded up, when 2 <= st[0] < 2^32; else 0 */
     /* The records: by number when the buffer has at most
        STRATA__DIRECT_CELLS cells (ndirect of them, cell id - 1 indexes

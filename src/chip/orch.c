@@ -242,7 +242,7 @@ static inline __attribute__((always_inline)) int resolve_buffers(strata__chip *c
 {
     for (uint32_t i = 0; i < args->ntensors; i++) {
         const strata_tensor *t = &args->tensors[i];
-        buf[i] = strata__tmap_buffer_find(&chip->tmap, t->addr);
+        buf[i] = strata__tmap_buffer_find_next(&chip->tmap, t->addr);
         if (buf[i] == STRATA__NONE)
             return bad_buffer(chip, func_id, part, i, t, buf[i]);
         const strata__buffer *b = strata__tmap_buffer(&chip->tmap, buf[i]);

@@ -9,21 +9,22 @@
 #include "core/status.h"
 #include "core/sys.h"
 
-/* Buffers are 64-byte aligned. The 4 KiB page of an address is hashed
-   (Fibonacci hashing) to a block of 64 slots and a rotation within it; the
-   address's 64-byte line in the page, rotated, picks the slot. Buffers next to
-   each other in memory, which a program tends to name one after another, then
-   share the slot table's cache lines (bench/l2_overhead independent: ~6 %
-   faster), while pages, and buffers that each start a page, still scatter
-   over the whole table. */
-static uint32_t hash_addr(uint64_t addr, uint32_t nslots)
+/* The home slot of a buffer's base: Fibonacci hashing (Knuth), the top bits
+   of addr times 2^64 / phi. Bases in arithmetic progression (buffers
+   allocated one after another, of one size) land spread over the whole
+   table, so linear probing finds each within a slot or two at any load this
+   table allows (at most half full).
+   An earlier hash sent the 64 lines of a 4 KiB page to one block of 64
+   slots, so that buffers named one after another shared the table's cache
+   lines. Pages packed with small buffers then filled whole blocks, and a
+   buffer whose home fell in such a run (the one matrix that every tile of a
+   DAG names, registered after 100,000 small buffers) was found after up to
+   a hundred probes, each reading another buffer's record: a process whose
+   address layout put it there ran those views at 1.6x the time per task
+   (docs/performance.md, "A slow mode that was a hash table"). */
+static inline uint32_t hash_addr(uint64_t addr, uint32_t nslots)
 {
-    uint64_t h = (addr >> 12) * 0x9E3779B97F4A7C15ull;
-    uint32_t line = (uint32_t)((addr >> 6) + (h >> 26)) & 63;
-    if (nslots < 128)
-        return (uint32_t)((h >> 32) ^ line) & (nslots - 1);
-    uint32_t block = (uint32_t)(h >> 32) & (nslots / 64 - 1);
-    return block * 64 + line;
+    return (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> (64 - __builtin_ctz(nslots)));
 }
 
 int strata__tmap_init(strata__tensormap *m)
@@ -82,13 +83,28 @@ static int grow_slots(strata__tensormap *m)
     return STRATA_OK;
 }
 
-uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr)
+/* The buffer whose base is addr, or STRATA__NONE; *probes: the slots read. */
+static inline uint32_t lookup(const strata__tensormap *m, uint64_t addr, uint32_t *probes)
 {
-    for (uint32_t h = hash_addr(addr, m->nslots);; h = (h + 1) & (m->nslots - 1)) {
+    *probes = 1;
+    for (uint32_t h = hash_addr(addr, m->nslots);; h = (h + 1) & (m->nslots - 1), ++*probes) {
         uint32_t b = m->slots[h];
         if (b == STRATA__NONE || m->buffers[b].addr == addr)
             return b;
     }
+}
+
+uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr)
+{
+    uint32_t probes;
+    return lookup(m, addr, &probes);
+}
+
+uint32_t strata__tmap_buffer_probes(const strata__tensormap *m, uint64_t addr)
+{
+    uint32_t probes;
+    (void)lookup(m, addr, &probes);
+    return probes;
 }
 
 int strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbytes, uint32_t kind,

@@ -125,6 +125,7 @@ typedef struct strata__tensormap {
     uint32_t        nused;
     strata__buffer *buffers;       /* pool; indices are stable */
     uint32_t        nbuffers, free_buffer;
+    uint32_t        last_found;    /* strata__tmap_buffer_find_next's last answer */
     strata__access *accesses;      /* pool; indices are stable */
     uint32_t        naccesses, free_access;
     uint64_t        live_accesses, high_accesses;
@@ -141,6 +142,28 @@ int  strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbyte
                              uint32_t *index);
 /* The buffer whose base is addr, or STRATA__NONE. */
 uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr);
+/* strata__tmap_buffer_find for the stream of lookups of one thread (a chip's
+   submits): first the buffer it found last and the record after that one,
+   which catch the usual orders without a hash (views of one buffer; buffers
+   named in the order they were registered, whose records are consecutive),
+   then the hash. Not for a registry that several threads look up at once. */
+static inline uint32_t strata__tmap_buffer_find_next(strata__tensormap *m, uint64_t addr)
+{
+    uint32_t g = m->last_found;
+    if (g + 1 < m->nbuffers) {   /* records g and g + 1 exist; kind 0: a free record (addr unset) */
+        if (m->buffers[g].kind != 0 && m->buffers[g].addr == addr)
+            return g;
+        if (m->buffers[g + 1].kind != 0 && m->buffers[g + 1].addr == addr)
+            return m->last_found = g + 1;
+    }
+    uint32_t b = strata__tmap_buffer_find(m, addr);
+    if (b != STRATA__NONE)
+        m->last_found = b;
+    return b;
+}
+/* How many registry slots a lookup of addr reads (strata__tmap_buffer_find's
+   cost; the registry's tests bound it). */
+uint32_t strata__tmap_buffer_probes(const strata__tensormap *m, uint64_t addr);
 /* Forget a buffer and its accesses. */
 void strata__tmap_buffer_remove(strata__tensormap *m, uint32_t index);
 static inline strata__buffer *strata__tmap_buffer(strata__tensormap *m, uint32_t index)

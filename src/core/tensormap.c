@@ -12,8 +12,9 @@
 /* The home slot of a buffer's base: Fibonacci hashing (Knuth), the top bits
    of addr times 2^64 / phi. Bases in arithmetic progression (buffers
    allocated one after another, of one size) land spread over the whole
-   table, so linear probing finds each within a slot or two at any load this
-   table allows (at most half full).
+   table, so that linear probing finds buffers packed one after another
+   within a slot or two, and others as it would random keys (the table is at
+   most half full).
    An earlier hash sent the 64 lines of a 4 KiB page to one block of 64
    slots, so that buffers named one after another shared the table's cache
    lines. Pages packed with small buffers then filled whole blocks, and a

@@ -2,7 +2,7 @@
  * buffer; and the registry of live buffers it is keyed by.
  *
  * Every tensor names its buffer's base as addr. Buffers never overlap, so the base
- * is a canonical key: one hash lookup per tensor finds the buffer (which also
+ * is a canonical key: one lookup per tensor finds the buffer (which also
  * proves the tensor lies in memory the engine knows) and its list of accesses.
  * Overlap between views of one buffer is decided exactly, strided views included
  * (core/tensor.h).
@@ -149,12 +149,14 @@ uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr);
    then the hash. Not for a registry that several threads look up at once. */
 static inline uint32_t strata__tmap_buffer_find_next(strata__tensormap *m, uint64_t addr)
 {
+    /* kind 0: a free record, whose addr is stale or was never set; a live
+       record's addr is in the hash, so a guess answers as the hash would */
     uint32_t g = m->last_found;
-    if (g + 1 < m->nbuffers) {   /* records g and g + 1 exist; kind 0: a free record (addr unset) */
-        if (m->buffers[g].kind != 0 && m->buffers[g].addr == addr)
-            return g;
-        if (m->buffers[g + 1].kind != 0 && m->buffers[g + 1].addr == addr)
-            return m->last_found = g + 1;
+    if (g < m->nbuffers && m->buffers[g].kind != 0 && m->buffers[g].addr == addr)
+        return g;
+    if (g + 1 < m->nbuffers && m->buffers[g + 1].kind != 0 && m->buffers[g + 1].addr == addr) {
+        m->last_found = g + 1;
+        return g + 1;
     }
     uint32_t b = strata__tmap_buffer_find(m, addr);
     if (b != STRATA__NONE)

@@ -118,7 +118,7 @@ TEST_CASE(registry_finds_every_base_in_few_probes)
     static const struct { uint64_t stride; uint32_t most; } cases[] = {{64, 4}, {4096, 4}, {1u << 20, 24}};
     for (uint32_t s = 0; s < 3; s++) {
         for (uint32_t layout = 0; layout < 4; layout++) {
-            /* a base at another page and 2 MiB offset each time */
+            /* a base 2.6 MiB (an odd number of pages) further each time */
             uint64_t base = 0x7f0000000000ull + (uint64_t)layout * 0x2a5000u, stride = cases[s].stride;
             uint32_t worst_small = 0, worst_large = 0;
             strata__tensormap m;

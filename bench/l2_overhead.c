@@ -673,7 +673,7 @@ static int parse_args(int argc, char **argv, options *o)
         }
     }
     if (o->c.real && o->layout != LAYOUT_BUFFERS) {
-        fprintf(stderr, "l2_overhead: --real runs its float tiles in buffers of their own (drop --layout views)\n");
+        fprintf(stderr, "l2_overhead: --real runs its float tiles in buffers of their own (use --layout buffers)\n");
         return 1;
     }
     if (o->c.real && o->c.verify) {

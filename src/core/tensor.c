@@ -184,9 +184,15 @@ static __attribute__((noinline)) int check_general(const strata_tensor *t, uint3
     return STRATA_OK;
 }
 
-int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent *ext)
+/* strata__tensor_check, inlined into the loop over a task's tensors. */
+static inline __attribute__((always_inline)) int check(const strata_tensor *t, uint32_t index, strata__extent *ext)
 {
     return common_view(t, ext) ? STRATA_OK : check_general(t, index, ext);
+}
+
+int strata__tensor_check(const strata_tensor *t, uint32_t index, strata__extent *ext)
+{
+    return check(t, index, ext);
 }
 
 int strata__task_args_check(const strata_task_args *args, uint32_t max_tensors,
@@ -210,12 +216,9 @@ int strata__task_args_check(const strata_task_args *args, uint32_t max_tensors,
         if ((unsigned)args->tags[i] > STRATA_NO_DEP)
             return strata__fail(STRATA_EINVAL, "tensor %u: tag %d is not a strata_tag", i,
                                 (int)args->tags[i]);
-        strata__extent *ext = exts ? &exts[i] : NULL;
-        if (!common_view(&args->tensors[i], ext)) {
-            int rc = check_general(&args->tensors[i], i, ext);
-            if (rc)
-                return rc;
-        }
+        int rc = check(&args->tensors[i], i, exts ? &exts[i] : NULL);
+        if (rc)
+            return rc;
     }
     return STRATA_OK;
 }

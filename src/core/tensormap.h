@@ -142,6 +142,14 @@ int  strata__tmap_buffer_add(strata__tensormap *m, uint64_t addr, uint64_t nbyte
                              uint32_t *index);
 /* The buffer whose base is addr, or STRATA__NONE. */
 uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr);
+/* Whether record i holds the live buffer whose base is addr. */
+static inline bool strata__tmap_record_is(const strata__tensormap *m, uint32_t i, uint64_t addr)
+{
+    /* kind 0: a free record, whose addr is stale or was never set; a live
+       record's addr is in the hash, so a guess answers as the hash would */
+    return i < m->nbuffers && m->buffers[i].kind != 0 && m->buffers[i].addr == addr;
+}
+
 /* strata__tmap_buffer_find for the stream of lookups of one thread (a chip's
    submits): first the buffer it found last and the record after that one,
    which catch the usual orders without a hash (views of one buffer; buffers
@@ -149,12 +157,10 @@ uint32_t strata__tmap_buffer_find(const strata__tensormap *m, uint64_t addr);
    then the hash. Not for a registry that several threads look up at once. */
 static inline uint32_t strata__tmap_buffer_find_next(strata__tensormap *m, uint64_t addr)
 {
-    /* kind 0: a free record, whose addr is stale or was never set; a live
-       record's addr is in the hash, so a guess answers as the hash would */
     uint32_t g = m->last_found;
-    if (g < m->nbuffers && m->buffers[g].kind != 0 && m->buffers[g].addr == addr)
+    if (strata__tmap_record_is(m, g, addr))
         return g;
-    if (g + 1 < m->nbuffers && m->buffers[g + 1].kind != 0 && m->buffers[g + 1].addr == addr) {
+    if (strata__tmap_record_is(m, g + 1, addr)) {
         m->last_found = g + 1;
         return g + 1;
     }
